@@ -1,0 +1,131 @@
+//! Borrowing JSON helpers. An object is read as a list of `(key, raw value)` pairs: values stay
+//! unparsed text (`&RawValue`, syntax-checked by serde_json) until a rule needs them, so
+//! validation costs little more than one parse and never builds a DOM.
+
+use std::{borrow::Cow, fmt};
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// A JSON string, borrowed from the input when it has no escapes.
+pub(crate) struct Str<'a>(pub(crate) Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Str<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StrVisitor;
+        impl<'de> Visitor<'de> for StrVisitor {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(StrVisitor)
+    }
+}
+
+/// A JSON object as its members in input order, values unparsed.
+pub(crate) struct Object<'a> {
+    pub(crate) members: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+impl<'de> Deserialize<'de> for Object<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = Object<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(16).min(64));
+                while let Some(Str(key)) = map.next_key::<Str<'de>>()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    members.push((key, value));
+                }
+                Ok(Object { members })
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
+impl<'a> Object<'a> {
+    /// Keys that appear more than once, each reported once, with the raw value of a repeat.
+    pub(crate) fn duplicates(&self) -> Vec<(&str, &'a RawValue)> {
+        if self.members.len() < 2 {
+            return Vec::new();
+        }
+        let mut order: Vec<usize> = (0..self.members.len()).collect();
+        order.sort_by(|&a, &b| self.members[a].0.cmp(&self.members[b].0).then(a.cmp(&b)));
+        let mut found = Vec::new();
+        for pair in order.windows(2) {
+            let (first, second) = (&self.members[pair[0]], &self.members[pair[1]]);
+            if first.0 == second.0 && found.last().is_none_or(|(k, _)| *k != first.0.as_ref()) {
+                found.push((first.0.as_ref(), second.1));
+            }
+        }
+        found
+    }
+}
+
+/// The JSON type of a raw value, read from its first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Null,
+    Bool,
+    Number,
+    String,
+    Array,
+    Object,
+}
+
+impl Kind {
+    pub(crate) fn of(raw: &RawValue) -> Kind {
+        match raw.get().trim_start().as_bytes().first() {
+            Some(b'n') => Kind::Null,
+            Some(b't' | b'f') => Kind::Bool,
+            Some(b'"') => Kind::String,
+            Some(b'[') => Kind::Array,
+            Some(b'{') => Kind::Object,
+            _ => Kind::Number,
+        }
+    }
+
+    /// The type's name with an article, for messages ("found a number").
+    pub(crate) fn described(self) -> &'static str {
+        match self {
+            Kind::Null => "null",
+            Kind::Bool => "a boolean",
+            Kind::Number => "a number",
+            Kind::String => "a string",
+            Kind::Array => "an array",
+            Kind::Object => "an object",
+        }
+    }
+}
+
+/// Reads a raw value known to be a JSON string.
+pub(crate) fn string(raw: &RawValue) -> Option<Cow<'_, str>> {
+    serde_json::from_str::<Str<'_>>(raw.get()).ok().map(|s| s.0)
+}
+
+/// Parses a raw value known to be a JSON object.
+pub(crate) fn object(raw: &RawValue) -> Option<Object<'_>> {
+    serde_json::from_str::<Object<'_>>(raw.get()).ok()
+}
+
+/// The byte offset of `part` inside `base`, when `part` is a slice of it.
+pub(crate) fn offset_in(base: &str, part: &str) -> Option<usize> {
+    let start = base.as_ptr() as usize;
+    let at = part.as_ptr() as usize;
+    (at >= start && at + part.len() <= start + base.len()).then(|| at - start)
+}

@@ -1,0 +1,107 @@
+//! The command line, as clap sees it. Raw arguments only; commands turn them into settings.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Deliver SaaS tenant audit events into AWS CloudTrail Lake, or into a local lake that speaks the
+/// same APIs.
+#[derive(Debug, Parser)]
+#[command(name = "klarity-audit", version, about, long_about = None, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command understands.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// Load the application catalog from this directory of *.toml files instead of the one built
+    /// into the binary. Adding an application is adding one file there.
+    #[arg(long, global = true, value_name = "DIR", env = "KLARITY_CATALOG_DIR")]
+    pub(crate) catalog_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Check audit events against CloudTrail Lake's integration schema and the application catalog.
+    ///
+    /// Each FILE holds one JSON object, a JSON array of them, or NDJSON (one object per line).
+    /// An object may be a bare eventData, the seed's {"eventData": {...}} wrapper, a PutAuditEvents
+    /// entry {"id", "eventData": "<json string>", "eventDataChecksum"}, or a whole PutAuditEvents
+    /// body {"auditEvents": [...]}. A directory means every *.json, *.jsonl and *.ndjson file in it.
+    /// Every problem is printed as FILE:LINE:COLUMN: PATH: MESSAGE [Code/rule], where Code is the
+    /// PutAuditEvents error CloudTrail would return.
+    ///
+    /// Exit status: 0 when every event is valid, 1 when any is not, 2 on errors (unreadable file).
+    #[command(after_help = "Examples:\n  klarity-audit validate event.json\n  \
+        klarity-audit validate --stage submit --recipient 123456789012 events.ndjson\n  \
+        producer | klarity-audit validate --json -")]
+    Validate(ValidateArgs),
+
+    /// List the applications of the catalog: event sources, event types, request parameters.
+    ///
+    /// Without arguments, prints every application and its event types. With APP (a name such as
+    /// AutoBackup, an event source, or a file name such as autobackup), prints that application's
+    /// event types with their typed request parameters and an example event; EVENT_TYPE narrows it
+    /// to one type.
+    #[command(
+        after_help = "Examples:\n  klarity-audit catalog\n  klarity-audit catalog autobackup\n  \
+        klarity-audit catalog com.nordcloudapp.com.maestro deployment.created\n  klarity-audit catalog --json"
+    )]
+    Catalog(CatalogArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ValidateArgs {
+    /// Files or directories to check; `-` reads standard input.
+    #[arg(value_name = "FILE", required = true)]
+    pub(crate) files: Vec<PathBuf>,
+
+    /// Which contract to check: `put` is the complete event CloudTrail's PutAuditEvents takes
+    /// (recipientAccountId required); `submit` is what an application sends to the relay, which
+    /// fills recipientAccountId from the tenant's channel.
+    #[arg(long, value_enum, default_value_t = StageArg::Put)]
+    pub(crate) stage: StageArg,
+
+    /// The AWS account that owns the channel; recipientAccountId must equal it.
+    #[arg(long, value_name = "ACCOUNT_ID")]
+    pub(crate) recipient: Option<String>,
+
+    /// Check only CloudTrail's schema, not the application catalog (for events of other sources).
+    #[arg(long)]
+    pub(crate) no_catalog: bool,
+
+    /// Print a JSON report instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// Print only the summary line (and the exit status).
+    #[arg(long, short, conflicts_with = "json")]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum StageArg {
+    /// As an application submits it to the relay.
+    Submit,
+    /// As sent to PutAuditEvents.
+    Put,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CatalogArgs {
+    /// An application: its name, event source, or catalog file name.
+    #[arg(value_name = "APP")]
+    pub(crate) app: Option<String>,
+
+    /// One event type of APP.
+    #[arg(value_name = "EVENT_TYPE", requires = "app")]
+    pub(crate) event_type: Option<String>,
+
+    /// Print the catalog (or the selected part) as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}

@@ -1,0 +1,17 @@
+//! One module per command. Each turns raw arguments into settings, does the work, and returns the
+//! exit code; errors bubble up as `anyhow` with context.
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+
+mod catalog;
+mod validate;
+
+/// Runs the command line's command.
+pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate(args) => validate::run(&cli.global, &args),
+        Command::Catalog(args) => catalog::run(&cli.global, &args),
+    }
+}

@@ -1,0 +1,34 @@
+//! `klarity-audit`: the command-line entry point. `main` parses arguments, runs one command and
+//! maps the outcome to an exit code: 0 success, 1 "checked and found problems", 2 an error.
+
+use std::{io::Write, process::ExitCode};
+
+use clap::Parser;
+
+mod catalog_source;
+mod cli;
+mod commands;
+mod input;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    match commands::run(args) {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            let _ = writeln!(std::io::stderr(), "error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A closed pipe (`klarity-audit catalog | head`) is not a failure.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
