@@ -76,6 +76,9 @@ pub(crate) enum Item<'a> {
 
 /// Splits an input into its documents: an array's elements, a single value, or NDJSON lines.
 pub(crate) fn split(text: &str) -> Vec<Item<'_>> {
+    if text.trim().is_empty() {
+        return Vec::new();
+    }
     match serde_json::from_str::<&RawValue>(text) {
         Ok(raw) if raw.get().starts_with('[') => {
             match serde_json::from_str::<Vec<&RawValue>>(raw.get()) {

@@ -1,0 +1,6 @@
+//! End-to-end tests of the `klarity-audit` binary: each runs the built executable in its own
+//! temporary directory and asserts on its exit status and output.
+
+mod catalog;
+mod support;
+mod validate;
