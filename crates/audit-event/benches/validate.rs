@@ -43,13 +43,8 @@ fn event() -> String {
 fn bench(c: &mut Criterion) {
     let catalog = Catalog::embedded();
     let text = event();
-    let validator = Validator::new(Stage::Put)
-        .with_catalog(&catalog)
-        .with_channel_owner("123456789012");
-    assert!(
-        validator.validate(&text).is_valid(),
-        "the benchmark event must be valid"
-    );
+    let validator = Validator::new(Stage::Put).with_catalog(&catalog).with_channel_owner("123456789012");
+    assert!(validator.validate(&text).is_valid(), "the benchmark event must be valid");
     let entry = AuditEvent::new("0190a6b4-2222-7a3f-9d2b-5e8f1a2b3c4f", text.clone());
 
     let mut group = c.benchmark_group(format!("event_{}B", text.len()));

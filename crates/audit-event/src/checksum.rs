@@ -26,10 +26,7 @@ mod tests {
     #[test]
     fn reference_vector() {
         let data = br#"{"version":"1.0"}"#;
-        assert_eq!(
-            checksum(data),
-            "woI/t3bfqrSL+gajMAXQKmBJLYd2LNtmycQVX5f7ql0="
-        );
+        assert_eq!(checksum(data), "woI/t3bfqrSL+gajMAXQKmBJLYd2LNtmycQVX5f7ql0=");
         assert!(verify(data, "woI/t3bfqrSL+gajMAXQKmBJLYd2LNtmycQVX5f7ql0="));
     }
 

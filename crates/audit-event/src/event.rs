@@ -46,11 +46,7 @@ pub struct EventData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_message: Option<String>,
     /// IPv4 or IPv6 address the request came from.
-    #[serde(
-        default,
-        rename = "sourceIPAddress",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "sourceIPAddress", skip_serializing_if = "Option::is_none")]
     pub source_ip_address: Option<String>,
     /// The AWS account that owns the channel (filled by the relay).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,11 +73,7 @@ pub struct UserIdentity {
 impl UserIdentity {
     /// An identity of `kind` (e.g. `USER`) for `principal_id`.
     pub fn new(kind: impl Into<String>, principal_id: impl Into<String>) -> Self {
-        UserIdentity {
-            kind: kind.into(),
-            principal_id: principal_id.into(),
-            details: None,
-        }
+        UserIdentity { kind: kind.into(), principal_id: principal_id.into(), details: None }
     }
 }
 
@@ -165,28 +157,19 @@ impl EventBuilder {
 
     /// Adds a request parameter.
     pub fn param(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.event
-            .request_parameters
-            .get_or_insert_with(Map::new)
-            .insert(key.into(), value.into());
+        self.event.request_parameters.get_or_insert_with(Map::new).insert(key.into(), value.into());
         self
     }
 
     /// Adds a response element.
     pub fn response(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.event
-            .response_elements
-            .get_or_insert_with(Map::new)
-            .insert(key.into(), value.into());
+        self.event.response_elements.get_or_insert_with(Map::new).insert(key.into(), value.into());
         self
     }
 
     /// Adds a field of `additionalEventData`.
     pub fn additional(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.event
-            .additional_event_data
-            .get_or_insert_with(Map::new)
-            .insert(key.into(), value.into());
+        self.event.additional_event_data.get_or_insert_with(Map::new).insert(key.into(), value.into());
         self
     }
 
@@ -229,12 +212,6 @@ impl EventBuilder {
     pub fn build_with(self, validator: &Validator<'_>) -> Result<EventData, InvalidEvent> {
         let json = self.event.to_json();
         let checked = validator.validate(&json);
-        if checked.is_valid() {
-            Ok(self.event)
-        } else {
-            Err(InvalidEvent {
-                violations: checked.violations,
-            })
-        }
+        if checked.is_valid() { Ok(self.event) } else { Err(InvalidEvent { violations: checked.violations }) }
     }
 }

@@ -50,18 +50,10 @@ pub struct Addendum {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_fields: Option<String>,
     /// The original `UID` (with `UPDATED_DATA`).
-    #[serde(
-        default,
-        rename = "originalUID",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "originalUID", skip_serializing_if = "Option::is_none")]
     pub original_uid: Option<String>,
     /// The original `eventID` (with `UPDATED_DATA`).
-    #[serde(
-        default,
-        rename = "originalEventID",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "originalEventID", skip_serializing_if = "Option::is_none")]
     pub original_event_id: Option<String>,
 }
 

@@ -171,14 +171,7 @@ impl Violation {
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: {} [{}/{}]",
-            self.path,
-            self.message,
-            self.code(),
-            self.rule
-        )
+        write!(f, "{}: {} [{}/{}]", self.path, self.message, self.code(), self.rule)
     }
 }
 

@@ -47,10 +47,8 @@ pub(crate) enum Command {
     /// AutoBackup, an event source, or a file name such as autobackup), prints that application's
     /// event types with their typed request parameters and an example event; EVENT_TYPE narrows it
     /// to one type.
-    #[command(
-        after_help = "Examples:\n  klarity-audit catalog\n  klarity-audit catalog autobackup\n  \
-        klarity-audit catalog com.nordcloudapp.com.maestro deployment.created\n  klarity-audit catalog --json"
-    )]
+    #[command(after_help = "Examples:\n  klarity-audit catalog\n  klarity-audit catalog autobackup\n  \
+        klarity-audit catalog com.nordcloudapp.com.maestro deployment.created\n  klarity-audit catalog --json")]
     Catalog(CatalogArgs),
 }
 

@@ -128,9 +128,7 @@ impl ParamType {
     /// A short description for messages and listings, e.g. "a UUID".
     pub fn describe(&self) -> String {
         match self {
-            ParamType::String {
-                max_length: Some(n),
-            } => format!("a string of at most {n} characters"),
+            ParamType::String { max_length: Some(n) } => format!("a string of at most {n} characters"),
             ParamType::String { max_length: None } => "a string".into(),
             ParamType::Integer { min, max } => match (min, max) {
                 (Some(lo), Some(hi)) => format!("an integer from {lo} to {hi}"),
@@ -166,24 +164,14 @@ impl ParamType {
     /// Checks a raw JSON value; the error completes "requestParameters.x …".
     pub(crate) fn check(&self, raw: &RawValue) -> Result<(), String> {
         let kind = Kind::of(raw);
-        let wrong = || {
-            Err(format!(
-                "must be {}, found {}",
-                self.describe(),
-                kind.described()
-            ))
-        };
+        let wrong = || Err(format!("must be {}, found {}", self.describe(), kind.described()));
         match self {
             ParamType::Integer { min, max } => {
                 if kind != Kind::Number {
                     return wrong();
                 }
                 let Ok(n) = serde_json::from_str::<i64>(raw.get()) else {
-                    return Err(format!(
-                        "must be {}, found {}",
-                        self.describe(),
-                        raw.get().trim()
-                    ));
+                    return Err(format!("must be {}, found {}", self.describe(), raw.get().trim()));
                 };
                 if min.is_some_and(|lo| n < lo) || max.is_some_and(|hi| n > hi) {
                     return Err(format!("is {n}; it must be {}", self.describe()));
@@ -205,10 +193,7 @@ impl ParamType {
                 let ok = match self {
                     ParamType::String { max_length } => match max_length {
                         Some(n) if value.chars().count() > *n => {
-                            return Err(format!(
-                                "is {} characters long; the limit is {n}",
-                                value.chars().count()
-                            ));
+                            return Err(format!("is {} characters long; the limit is {n}", value.chars().count()));
                         }
                         _ => true,
                     },
@@ -220,29 +205,14 @@ impl ParamType {
                         if values.iter().any(|v| *v == value) {
                             true
                         } else {
-                            let hint = crate::suggest::did_you_mean(suggest(
-                                &value,
-                                values.iter().map(String::as_str),
-                            ));
-                            return Err(format!(
-                                "is {}; it must be one of {}{hint}",
-                                quote(&value),
-                                values.join(", ")
-                            ));
+                            let hint = crate::suggest::did_you_mean(suggest(&value, values.iter().map(String::as_str)));
+                            return Err(format!("is {}; it must be one of {}{hint}", quote(&value), values.join(", ")));
                         }
                     }
                     ParamType::Timestamp => EventTime::parse(&value).is_ok(),
                     ParamType::Integer { .. } | ParamType::Boolean => unreachable!("handled above"),
                 };
-                if ok {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "is {}, which is not {}",
-                        quote(&value),
-                        self.describe()
-                    ))
-                }
+                if ok { Ok(()) } else { Err(format!("is {}, which is not {}", quote(&value), self.describe())) }
             }
         }
     }
@@ -252,30 +222,16 @@ impl ParamType {
 /// known partition, a service, and a resource.
 pub fn is_arn(s: &str) -> bool {
     let mut parts = s.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some(service), Some(_region), Some(account), Some(resource)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let (Some("arn"), Some(partition), Some(service), Some(_region), Some(account), Some(resource)) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return false;
     };
     matches!(
         partition,
-        "aws"
-            | "aws-cn"
-            | "aws-us-gov"
-            | "aws-iso"
-            | "aws-iso-b"
-            | "aws-iso-e"
-            | "aws-iso-f"
-            | "aws-eusc"
+        "aws" | "aws-cn" | "aws-us-gov" | "aws-iso" | "aws-iso-b" | "aws-iso-e" | "aws-iso-f" | "aws-eusc"
     ) && !service.is_empty()
-        && service
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && service.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && (account.is_empty() || is_account_id(account) || account == "aws")
         && !resource.is_empty()
 }
@@ -285,13 +241,9 @@ pub fn is_arn(s: &str) -> bool {
 pub fn is_region(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() >= 3
-        && parts[..parts.len() - 1]
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[..parts.len() - 1].iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
         && parts[0].len() == 2
-        && parts
-            .last()
-            .is_some_and(|n| !n.is_empty() && n.len() <= 2 && n.bytes().all(|b| b.is_ascii_digit()))
+        && parts.last().is_some_and(|n| !n.is_empty() && n.len() <= 2 && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 impl Catalog {
@@ -301,8 +253,7 @@ impl Catalog {
     ///
     /// Only if the embedded files are invalid, which the crate's tests rule out.
     pub fn embedded() -> Catalog {
-        Catalog::from_files(embedded::EMBEDDED.iter().copied())
-            .expect("the embedded catalog is valid (tested)")
+        Catalog::from_files(embedded::EMBEDDED.iter().copied()).expect("the embedded catalog is valid (tested)")
     }
 
     /// The names and contents of the embedded catalog files.
@@ -311,16 +262,11 @@ impl Catalog {
     }
 
     /// Builds a catalog from `(file name, TOML text)` pairs, checking every file.
-    pub fn from_files<'f>(
-        files: impl IntoIterator<Item = (&'f str, &'f str)>,
-    ) -> Result<Catalog, CatalogError> {
+    pub fn from_files<'f>(files: impl IntoIterator<Item = (&'f str, &'f str)>) -> Result<Catalog, CatalogError> {
         let mut applications: Vec<Application> = Vec::new();
         for (file, text) in files {
             let app = load_application(file, text)?;
-            if let Some(other) = applications
-                .iter()
-                .find(|a| a.event_source == app.event_source)
-            {
+            if let Some(other) = applications.iter().find(|a| a.event_source == app.event_source) {
                 return Err(CatalogError::DuplicateSource {
                     event_source: app.event_source,
                     first: other.file.clone(),
@@ -345,9 +291,7 @@ impl Catalog {
 
     /// The application that owns `event_source`.
     pub fn application(&self, event_source: &str) -> Option<&Application> {
-        self.applications
-            .iter()
-            .find(|a| a.event_source == event_source)
+        self.applications.iter().find(|a| a.event_source == event_source)
     }
 
     /// The known event source `given` most likely meant, e.g. `com.nordcloudapp.klarity` →
@@ -356,11 +300,7 @@ impl Catalog {
         let sources = self.applications.iter().map(|a| a.event_source.as_str());
         suggest(given, sources.clone()).or_else(|| {
             let last = given.rsplit('.').next()?;
-            sources.clone().find(|s| {
-                s.rsplit('.')
-                    .next()
-                    .is_some_and(|l| l.eq_ignore_ascii_case(last))
-            })
+            sources.clone().find(|s| s.rsplit('.').next().is_some_and(|l| l.eq_ignore_ascii_case(last)))
         })
     }
 
@@ -376,12 +316,7 @@ impl Catalog {
                     return Err(CatalogError::InvalidExample {
                         file: app.file.clone(),
                         event_type: event_type.name.clone(),
-                        problems: checked
-                            .violations
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join("; "),
+                        problems: checked.violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
                     });
                 }
             }
@@ -452,22 +387,15 @@ struct ParamFile {
 }
 
 fn load_application(file: &str, text: &str) -> Result<Application, CatalogError> {
-    let invalid = |message: String| CatalogError::Invalid {
-        file: file.to_owned(),
-        message,
-    };
-    let parsed: AppFile = toml::from_str(text).map_err(|err| CatalogError::Parse {
-        file: file.to_owned(),
-        message: err.to_string(),
-    })?;
+    let invalid = |message: String| CatalogError::Invalid { file: file.to_owned(), message };
+    let parsed: AppFile =
+        toml::from_str(text).map_err(|err| CatalogError::Parse { file: file.to_owned(), message: err.to_string() })?;
 
     if parsed.event_source.is_empty() || parsed.event_source.chars().count() > 1024 {
         return Err(invalid("event_source must be 1 to 1024 characters".into()));
     }
     if parsed.event_types.is_empty() {
-        return Err(invalid(
-            "an application needs at least one [[event_types]] entry".into(),
-        ));
+        return Err(invalid("an application needs at least one [[event_types]] entry".into()));
     }
     let mut event_types: Vec<EventType> = Vec::new();
     for ty in parsed.event_types {
@@ -495,19 +423,14 @@ fn load_application(file: &str, text: &str) -> Result<Application, CatalogError>
             params.insert(name.clone(), convert_param(name, spec).map_err(&context)?);
         }
         let mut example = ty.example;
-        for (key, value) in [
-            ("eventSource", &parsed.event_source),
-            ("eventName", &ty.name),
-        ] {
+        for (key, value) in [("eventSource", &parsed.event_source), ("eventName", &ty.name)] {
             match example.get(key) {
                 None => {
                     example.insert(key.to_owned(), Value::String(value.clone()));
                 }
                 Some(Value::String(s)) if s == value => {}
                 Some(other) => {
-                    return Err(context(format!(
-                        "the example's {key} is {other}, expected {value:?}"
-                    )));
+                    return Err(context(format!("the example's {key} is {other}, expected {value:?}")));
                 }
             }
         }
@@ -536,48 +459,31 @@ fn convert_param(name: &str, spec: &ParamFile) -> Result<Parameter, String> {
             ("max", spec.max.is_some()),
             ("values", spec.values.is_some()),
         ];
-        match given
-            .iter()
-            .find(|(key, set)| *set && !allowed.contains(key))
-        {
-            Some((key, _)) => Err(format!(
-                "parameter {name:?}: {key} does not apply to type {:?}",
-                spec.kind
-            )),
+        match given.iter().find(|(key, set)| *set && !allowed.contains(key)) {
+            Some((key, _)) => Err(format!("parameter {name:?}: {key} does not apply to type {:?}", spec.kind)),
             None => Ok(()),
         }
     };
     let kind = match spec.kind.as_str() {
         "string" => {
             only(&["max_length"])?;
-            ParamType::String {
-                max_length: spec.max_length,
-            }
+            ParamType::String { max_length: spec.max_length }
         }
         "integer" => {
             only(&["min", "max"])?;
             if let (Some(lo), Some(hi)) = (spec.min, spec.max)
                 && lo > hi
             {
-                return Err(format!(
-                    "parameter {name:?}: min {lo} is greater than max {hi}"
-                ));
+                return Err(format!("parameter {name:?}: min {lo} is greater than max {hi}"));
             }
-            ParamType::Integer {
-                min: spec.min,
-                max: spec.max,
-            }
+            ParamType::Integer { min: spec.min, max: spec.max }
         }
         "enum" => {
             only(&["values"])?;
             match &spec.values {
-                Some(values) if !values.is_empty() => ParamType::Enum {
-                    values: values.clone(),
-                },
+                Some(values) if !values.is_empty() => ParamType::Enum { values: values.clone() },
                 _ => {
-                    return Err(format!(
-                        "parameter {name:?}: an enum needs a non-empty values list"
-                    ));
+                    return Err(format!("parameter {name:?}: an enum needs a non-empty values list"));
                 }
             }
         }
@@ -598,12 +504,7 @@ fn convert_param(name: &str, spec: &ParamFile) -> Result<Parameter, String> {
             }
         }
     };
-    Ok(Parameter {
-        name: name.to_owned(),
-        kind,
-        required: spec.required,
-        description: spec.description.clone(),
-    })
+    Ok(Parameter { name: name.to_owned(), kind, required: spec.required, description: spec.description.clone() })
 }
 
 #[cfg(test)]

@@ -29,11 +29,7 @@ impl AuditEvent {
     pub fn new(id: impl Into<String>, event_data: impl Into<String>) -> AuditEvent {
         let event_data = event_data.into();
         let event_data_checksum = Some(checksum::checksum(event_data.as_bytes()));
-        AuditEvent {
-            id: id.into(),
-            event_data,
-            event_data_checksum,
-        }
+        AuditEvent { id: id.into(), event_data, event_data_checksum }
     }
 
     /// Validates the entry: its checksum (when present) and its `eventData`.
@@ -143,20 +139,10 @@ pub fn check_entry_id(id: &str) -> Result<(), String> {
         return Err("is empty; it must be 1 to 128 characters".into());
     }
     if id.len() > limits::MAX_ENTRY_ID_LEN {
-        return Err(format!(
-            "is {} characters long; the limit is {}",
-            id.chars().count(),
-            limits::MAX_ENTRY_ID_LEN
-        ));
+        return Err(format!("is {} characters long; the limit is {}", id.chars().count(), limits::MAX_ENTRY_ID_LEN));
     }
-    if let Some(bad) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'))
-    {
-        return Err(format!(
-            "{} contains {bad:?}; only letters, digits, '-' and '_' are allowed",
-            quote(id)
-        ));
+    if let Some(bad) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_')) {
+        return Err(format!("{} contains {bad:?}; only letters, digits, '-' and '_' are allowed", quote(id)));
     }
     Ok(())
 }
@@ -164,39 +150,23 @@ pub fn check_entry_id(id: &str) -> Result<(), String> {
 /// Checks the request-level rules of a `PutAuditEvents` request whose body was `body_len` bytes.
 pub fn check_request(request: &PutAuditEventsRequest, body_len: usize) -> Vec<RequestViolation> {
     let mut found = Vec::new();
-    let mut push = |rule, path: String, message: String| {
-        found.push(RequestViolation {
-            rule,
-            path,
-            message,
-        })
-    };
+    let mut push = |rule, path: String, message: String| found.push(RequestViolation { rule, path, message });
     let n = request.audit_events.len();
     if n == 0 {
-        push(
-            RequestRule::NoEvents,
-            "auditEvents".into(),
-            "is empty; send 1 to 100 events".into(),
-        );
+        push(RequestRule::NoEvents, "auditEvents".into(), "is empty; send 1 to 100 events".into());
     }
     if n > limits::MAX_EVENTS_PER_REQUEST {
         push(
             RequestRule::TooManyEvents,
             "auditEvents".into(),
-            format!(
-                "has {n} events; one request carries at most {}",
-                limits::MAX_EVENTS_PER_REQUEST
-            ),
+            format!("has {n} events; one request carries at most {}", limits::MAX_EVENTS_PER_REQUEST),
         );
     }
     if body_len > limits::MAX_REQUEST_BYTES {
         push(
             RequestRule::TooLarge,
             "auditEvents".into(),
-            format!(
-                "the request is {body_len} bytes; the limit is {} bytes (1 MiB)",
-                limits::MAX_REQUEST_BYTES
-            ),
+            format!("the request is {body_len} bytes; the limit is {} bytes (1 MiB)", limits::MAX_REQUEST_BYTES),
         );
     }
     let mut seen = HashSet::with_capacity(n);
@@ -209,10 +179,7 @@ pub fn check_request(request: &PutAuditEventsRequest, body_len: usize) -> Vec<Re
             push(
                 RequestRule::DuplicateId,
                 format!("auditEvents[{i}].id"),
-                format!(
-                    "{} is used by more than one entry; ids must be unique within a request",
-                    quote(&entry.id)
-                ),
+                format!("{} is used by more than one entry; ids must be unique within a request", quote(&entry.id)),
             );
         }
     }
@@ -229,9 +196,7 @@ pub fn request_size(entries: &[AuditEvent]) -> usize {
 
 /// The serialized size of one entry inside a request body.
 pub fn entry_size(entry: &AuditEvent) -> usize {
-    serde_json::to_vec(entry)
-        .map(|v| v.len())
-        .unwrap_or(usize::MAX / 2)
+    serde_json::to_vec(entry).map(|v| v.len()).unwrap_or(usize::MAX / 2)
 }
 
 #[cfg(test)]

@@ -6,10 +6,7 @@ const EVENT: &str = r#"{"version":"v1","userIdentity":{"type":"USER","principalI
 #[test]
 fn a_new_entry_carries_its_checksum_and_is_valid() {
     let entry = AuditEvent::new("e1", EVENT);
-    assert_eq!(
-        entry.event_data_checksum.as_deref(),
-        Some(checksum(EVENT.as_bytes()).as_str())
-    );
+    assert_eq!(entry.event_data_checksum.as_deref(), Some(checksum(EVENT.as_bytes()).as_str()));
     assert!(entry.validate(&Validator::new(Stage::Put)).is_valid());
 }
 
@@ -29,32 +26,15 @@ fn a_wrong_checksum_is_invalid_checksum() {
 
 #[test]
 fn entry_ids() {
-    for ok in [
-        "a",
-        "0190a6b4-2222-7a3f-9d2b-5e8f1a2b3c4d",
-        "A_b-9",
-        &"x".repeat(128),
-    ] {
+    for ok in ["a", "0190a6b4-2222-7a3f-9d2b-5e8f1a2b3c4d", "A_b-9", &"x".repeat(128)] {
         assert_eq!(check_entry_id(ok), Ok(()), "{ok}");
     }
     let cases = [
         ("", "is empty; it must be 1 to 128 characters"),
-        (
-            &"x".repeat(129) as &str,
-            "is 129 characters long; the limit is 128",
-        ),
-        (
-            "ev 1",
-            "\"ev 1\" contains ' '; only letters, digits, '-' and '_' are allowed",
-        ),
-        (
-            "ev.1",
-            "\"ev.1\" contains '.'; only letters, digits, '-' and '_' are allowed",
-        ),
-        (
-            "évé",
-            "\"évé\" contains 'é'; only letters, digits, '-' and '_' are allowed",
-        ),
+        (&"x".repeat(129) as &str, "is 129 characters long; the limit is 128"),
+        ("ev 1", "\"ev 1\" contains ' '; only letters, digits, '-' and '_' are allowed"),
+        ("ev.1", "\"ev.1\" contains '.'; only letters, digits, '-' and '_' are allowed"),
+        ("évé", "\"évé\" contains 'é'; only letters, digits, '-' and '_' are allowed"),
     ];
     for (id, why) in cases {
         assert_eq!(check_entry_id(id), Err(why.to_owned()), "{id:?}");
@@ -62,35 +42,24 @@ fn entry_ids() {
 }
 
 fn request(ids: &[&str]) -> PutAuditEventsRequest {
-    PutAuditEventsRequest {
-        audit_events: ids.iter().map(|id| AuditEvent::new(*id, EVENT)).collect(),
-    }
+    PutAuditEventsRequest { audit_events: ids.iter().map(|id| AuditEvent::new(*id, EVENT)).collect() }
 }
 
 fn rules(request: &PutAuditEventsRequest, body_len: usize) -> Vec<(RequestRule, String)> {
-    check_request(request, body_len)
-        .into_iter()
-        .map(|v| (v.rule, v.path))
-        .collect()
+    check_request(request, body_len).into_iter().map(|v| (v.rule, v.path)).collect()
 }
 
 #[test]
 fn request_rules() {
     assert_eq!(rules(&request(&["a", "b"]), 1000), vec![]);
-    assert_eq!(
-        rules(&request(&[]), 20),
-        vec![(RequestRule::NoEvents, "auditEvents".into())]
-    );
+    assert_eq!(rules(&request(&[]), 20), vec![(RequestRule::NoEvents, "auditEvents".into())]);
 
     let hundred: Vec<String> = (0..100).map(|i| format!("e{i}")).collect();
     let ids: Vec<&str> = hundred.iter().map(String::as_str).collect();
     assert_eq!(rules(&request(&ids), 1000), vec![]);
     let hundred_one: Vec<String> = (0..101).map(|i| format!("e{i}")).collect();
     let ids: Vec<&str> = hundred_one.iter().map(String::as_str).collect();
-    assert_eq!(
-        rules(&request(&ids), 1000),
-        vec![(RequestRule::TooManyEvents, "auditEvents".into())]
-    );
+    assert_eq!(rules(&request(&ids), 1000), vec![(RequestRule::TooManyEvents, "auditEvents".into())]);
 
     assert_eq!(rules(&request(&["a"]), limits::MAX_REQUEST_BYTES), vec![]);
     assert_eq!(
@@ -113,17 +82,9 @@ fn request_rules() {
 fn request_size_is_exact() {
     for n in [0usize, 1, 2, 7, 100] {
         let entries: Vec<AuditEvent> = (0..n)
-            .map(|i| {
-                AuditEvent::new(
-                    format!("id-{i}"),
-                    EVENT.replace("\"u\"", &format!("\"u\\\"{i}\"")),
-                )
-            })
+            .map(|i| AuditEvent::new(format!("id-{i}"), EVENT.replace("\"u\"", &format!("\"u\\\"{i}\""))))
             .collect();
-        let body = serde_json::to_vec(&PutAuditEventsRequest {
-            audit_events: entries.clone(),
-        })
-        .unwrap();
+        let body = serde_json::to_vec(&PutAuditEventsRequest { audit_events: entries.clone() }).unwrap();
         assert_eq!(request_size(&entries), body.len(), "{n} entries");
     }
 }
@@ -131,19 +92,13 @@ fn request_size_is_exact() {
 #[test]
 fn wire_names_match_the_api() {
     let entry = AuditEvent::new("e1", "{}");
-    let json = serde_json::to_value(PutAuditEventsRequest {
-        audit_events: vec![entry],
-    })
-    .unwrap();
+    let json = serde_json::to_value(PutAuditEventsRequest { audit_events: vec![entry] }).unwrap();
     assert!(json["auditEvents"][0]["eventDataChecksum"].is_string());
     assert_eq!(json["auditEvents"][0]["eventData"], "{}");
     let response: PutAuditEventsResponse = serde_json::from_str(
         r#"{"successful":[{"id":"e1","eventID":"7c1d3f4e-0000-4000-8000-000000000001"}],"failed":[{"id":"e2","errorCode":"InvalidData","errorMessage":"bad"}]}"#,
     )
     .unwrap();
-    assert_eq!(
-        response.successful[0].event_id,
-        "7c1d3f4e-0000-4000-8000-000000000001"
-    );
+    assert_eq!(response.successful[0].event_id, "7c1d3f4e-0000-4000-8000-000000000001");
     assert_eq!(response.failed[0].error_code, "InvalidData");
 }

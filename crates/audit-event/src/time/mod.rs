@@ -51,29 +51,17 @@ impl EventTime {
             return err("it must start with a 4-digit year".into());
         }
         if year_len != 4 {
-            return err(format!(
-                "the year must have 4 digits, found {year_len} ({:?})",
-                &text[..year_len]
-            ));
+            return err(format!("the year must have 4 digits, found {year_len} ({:?})", &text[..year_len]));
         }
-        let field = |start: usize,
-                     len: usize,
-                     sep: Option<u8>,
-                     what: &str|
-         -> Result<u32, EventTimeError> {
-            let digits = b
-                .get(start..start + len)
-                .filter(|d| d.iter().all(u8::is_ascii_digit));
+        let field = |start: usize, len: usize, sep: Option<u8>, what: &str| -> Result<u32, EventTimeError> {
+            let digits = b.get(start..start + len).filter(|d| d.iter().all(u8::is_ascii_digit));
             let Some(digits) = digits else {
                 return Err(EventTimeError(format!("the {what} must have {len} digits")));
             };
             if let Some(sep) = sep
                 && b.get(start + len) != Some(&sep)
             {
-                return Err(EventTimeError(format!(
-                    "expected '{}' after the {what}",
-                    sep as char
-                )));
+                return Err(EventTimeError(format!("expected '{}' after the {what}", sep as char)));
             }
             Ok(digits.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0')))
         };
@@ -98,16 +86,12 @@ impl EventTime {
         let mut pos = 19;
         let mut nanos = 0u32;
         if b.get(pos) == Some(&b'.') {
-            let digits = b[pos + 1..]
-                .iter()
-                .take_while(|c| c.is_ascii_digit())
-                .count();
+            let digits = b[pos + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
             if !(1..=9).contains(&digits) {
                 return err("the fraction of a second must have 1 to 9 digits".into());
             }
             let frac = &b[pos + 1..pos + 1 + digits];
-            nanos = frac.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'))
-                * 10u32.pow(9 - digits as u32);
+            nanos = frac.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0')) * 10u32.pow(9 - digits as u32);
             pos += 1 + digits;
         }
         match &b[pos..] {
@@ -142,28 +126,19 @@ impl EventTime {
             return err(format!("the second {second:02} is not 00–59"));
         }
         let days = days_from_civil(year as i64, month, day);
-        let secs =
-            days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second);
+        let secs = days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second);
         Ok(EventTime { secs, nanos })
     }
 
     /// The current time.
     pub fn now() -> EventTime {
-        let since = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO);
-        EventTime {
-            secs: since.as_secs() as i64,
-            nanos: since.subsec_nanos(),
-        }
+        let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+        EventTime { secs: since.as_secs() as i64, nanos: since.subsec_nanos() }
     }
 
     /// An instant from seconds and nanoseconds since the Unix epoch (nanoseconds are capped).
     pub fn from_unix(secs: i64, nanos: u32) -> EventTime {
-        EventTime {
-            secs,
-            nanos: nanos.min(999_999_999),
-        }
+        EventTime { secs, nanos: nanos.min(999_999_999) }
     }
 
     /// Whole seconds since the Unix epoch.

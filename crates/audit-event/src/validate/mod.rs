@@ -96,30 +96,15 @@ struct Field {
 }
 
 const fn field(name: &'static str, shape: Shape, presence: Presence, hint: &'static str) -> Field {
-    Field {
-        name,
-        shape,
-        presence,
-        hint,
-    }
+    Field { name, shape, presence, hint }
 }
 
 use Presence::{Optional, Required, RequiredAtPut};
 
 /// The integration event schema (`eventData`), in CloudTrail's order.
 const EVENT_FIELDS: [Field; 14] = [
-    field(
-        "version",
-        Shape::Text(256),
-        Required,
-        "the event's version from its source, e.g. \"v1\"",
-    ),
-    field(
-        "userIdentity",
-        Shape::Identity,
-        Required,
-        "an object with \"type\" and \"principalId\"",
-    ),
+    field("version", Shape::Text(256), Required, "the event's version from its source, e.g. \"v1\""),
+    field("userIdentity", Shape::Identity, Required, "an object with \"type\" and \"principalId\""),
     field("userAgent", Shape::Text(1024), Optional, ""),
     field(
         "eventSource",
@@ -127,36 +112,11 @@ const EVENT_FIELDS: [Field; 14] = [
         Required,
         "the application's event source, e.g. \"com.nordcloudapp.com.autobackup\"",
     ),
-    field(
-        "eventName",
-        Shape::Text(1024),
-        Required,
-        "the event type, e.g. \"backup.started\"",
-    ),
-    field(
-        "eventTime",
-        Shape::Time,
-        Required,
-        "when it happened, YYYY-MM-DDTHH:MM:SSZ in UTC",
-    ),
-    field(
-        "UID",
-        Shape::Text(1024),
-        Required,
-        "the source's unique id of the request, e.g. a UUID",
-    ),
-    field(
-        "requestParameters",
-        Shape::Object(Some(limits::MAX_REQUEST_PARAMETERS_BYTES)),
-        Optional,
-        "",
-    ),
-    field(
-        "responseElements",
-        Shape::Object(Some(limits::MAX_RESPONSE_ELEMENTS_BYTES)),
-        Optional,
-        "",
-    ),
+    field("eventName", Shape::Text(1024), Required, "the event type, e.g. \"backup.started\""),
+    field("eventTime", Shape::Time, Required, "when it happened, YYYY-MM-DDTHH:MM:SSZ in UTC"),
+    field("UID", Shape::Text(1024), Required, "the source's unique id of the request, e.g. a UUID"),
+    field("requestParameters", Shape::Object(Some(limits::MAX_REQUEST_PARAMETERS_BYTES)), Optional, ""),
+    field("responseElements", Shape::Object(Some(limits::MAX_RESPONSE_ELEMENTS_BYTES)), Optional, ""),
     field("errorCode", Shape::Text(256), Optional, ""),
     field("errorMessage", Shape::Text(256), Optional, ""),
     field("sourceIPAddress", Shape::Ip, Optional, ""),
@@ -166,28 +126,13 @@ const EVENT_FIELDS: [Field; 14] = [
         RequiredAtPut,
         "the 12-digit AWS account id that owns the channel (the relay fills it for submitted events)",
     ),
-    field(
-        "additionalEventData",
-        Shape::Object(Some(limits::MAX_ADDITIONAL_EVENT_DATA_BYTES)),
-        Optional,
-        "",
-    ),
+    field("additionalEventData", Shape::Object(Some(limits::MAX_ADDITIONAL_EVENT_DATA_BYTES)), Optional, ""),
 ];
 
 /// `eventData.userIdentity`.
 const IDENTITY_FIELDS: [Field; 3] = [
-    field(
-        "type",
-        Shape::Text(128),
-        Required,
-        "the kind of identity, e.g. \"USER\" or \"SERVICE\"",
-    ),
-    field(
-        "principalId",
-        Shape::Text(1024),
-        Required,
-        "the actor's unique id, e.g. an e-mail address",
-    ),
+    field("type", Shape::Text(128), Required, "the kind of identity, e.g. \"USER\" or \"SERVICE\""),
+    field("principalId", Shape::Text(1024), Required, "the actor's unique id, e.g. an e-mail address"),
     field("details", Shape::Object(None), Optional, ""),
 ];
 
@@ -199,11 +144,7 @@ const IDX_REQUEST_PARAMETERS: usize = 7;
 impl<'c> Validator<'c> {
     /// A validator for `stage`, with no catalog and no known channel owner.
     pub fn new(stage: Stage) -> Self {
-        Validator {
-            catalog: None,
-            stage,
-            channel_owner: None,
-        }
+        Validator { catalog: None, stage, channel_owner: None }
     }
 
     /// Also checks events against the application catalog.
@@ -230,10 +171,7 @@ impl<'c> Validator<'c> {
 
     /// Validates one `eventData` JSON text. Never panics; every problem becomes a [`Violation`].
     pub fn validate<'a>(&self, text: &'a str) -> Checked<'a> {
-        let mut run = Run {
-            text,
-            violations: Vec::new(),
-        };
+        let mut run = Run { text, violations: Vec::new() };
         let mut checked = Checked::default();
 
         if text.len() > limits::MAX_REQUEST_BYTES {
@@ -317,12 +255,7 @@ struct Run<'t> {
 
 impl<'t> Run<'t> {
     fn push(&mut self, path: &str, rule: Rule, message: String, offset: Option<usize>) {
-        self.violations.push(Violation {
-            path: path.to_owned(),
-            rule,
-            message,
-            offset,
-        });
+        self.violations.push(Violation { path: path.to_owned(), rule, message, offset });
     }
 
     fn offset(&self, raw: &RawValue) -> Option<usize> {
@@ -340,12 +273,7 @@ impl<'t> Run<'t> {
                         .map(Kind::of)
                         .map(Kind::described)
                         .unwrap_or("something else");
-                    self.push(
-                        "eventData",
-                        Rule::NotObject,
-                        format!("must be a JSON object, found {kind}"),
-                        Some(0),
-                    );
+                    self.push("eventData", Rule::NotObject, format!("must be a JSON object, found {kind}"), Some(0));
                 } else {
                     self.push(
                         "eventData",
@@ -386,10 +314,7 @@ impl<'t> Run<'t> {
                 None => {
                     let hint = did_you_mean(suggest(key, specs.iter().map(|s| s.name)));
                     let known = if hint.is_empty() {
-                        format!(
-                            "; the fields are {}",
-                            specs.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
-                        )
+                        format!("; the fields are {}", specs.iter().map(|s| s.name).collect::<Vec<_>>().join(", "))
                     } else {
                         String::new()
                     };
@@ -423,12 +348,7 @@ impl<'t> Run<'t> {
             Some(raw) if Kind::of(raw) != Kind::Null => raw,
             Some(raw) => {
                 if presence == Required {
-                    self.push(
-                        path,
-                        Rule::Required,
-                        format!("is null; {expected} is required"),
-                        self.offset(raw),
-                    );
+                    self.push(path, Rule::Required, format!("is null; {expected} is required"), self.offset(raw));
                 }
                 return FieldValue::Absent;
             }
@@ -437,10 +357,7 @@ impl<'t> Run<'t> {
                     self.push(
                         path,
                         Rule::Required,
-                        format!(
-                            "is required but missing; add {:?}: {}",
-                            spec.name, spec.hint
-                        ),
+                        format!("is required but missing; add {:?}: {}", spec.name, spec.hint),
                         None,
                     );
                 }
@@ -452,12 +369,7 @@ impl<'t> Run<'t> {
         match shape {
             Shape::Object(max) => {
                 if kind != Kind::Object {
-                    self.push(
-                        path,
-                        Rule::Type,
-                        format!("must be a JSON object, found {}", kind.described()),
-                        offset,
-                    );
+                    self.push(path, Rule::Type, format!("must be a JSON object, found {}", kind.described()), offset);
                     return FieldValue::Invalid;
                 }
                 if let Some(max) = max {
@@ -488,10 +400,7 @@ impl<'t> Run<'t> {
                     self.push(
                         path,
                         Rule::Type,
-                        format!(
-                            "must be a JSON object with \"type\" and \"principalId\", found {}",
-                            kind.described()
-                        ),
+                        format!("must be a JSON object with \"type\" and \"principalId\", found {}", kind.described()),
                         offset,
                     );
                     return FieldValue::Invalid;
@@ -503,10 +412,7 @@ impl<'t> Run<'t> {
                 for (spec, slot) in IDENTITY_FIELDS.iter().zip(slots) {
                     let child = format!("{path}.{}", spec.name);
                     let value = self.check_field(&child, spec, spec.presence, slot, text);
-                    if matches!(value, FieldValue::Absent)
-                        && spec.presence == Required
-                        && slot.is_none()
-                    {
+                    if matches!(value, FieldValue::Absent) && spec.presence == Required && slot.is_none() {
                         // Point a missing member at the object it belongs to.
                         if let Some(last) = self.violations.last_mut() {
                             last.offset = last.offset.or(offset);
@@ -517,12 +423,7 @@ impl<'t> Run<'t> {
             }
             Shape::Text(_) | Shape::Time | Shape::Ip | Shape::Account => {
                 if kind != Kind::String {
-                    self.push(
-                        path,
-                        Rule::Type,
-                        format!("must be a string, found {}", kind.described()),
-                        offset,
-                    );
+                    self.push(path, Rule::Type, format!("must be a string, found {}", kind.described()), offset);
                     return FieldValue::Invalid;
                 }
                 let Some(value) = raw::string(raw) else {
@@ -530,12 +431,7 @@ impl<'t> Run<'t> {
                 };
                 if value.is_empty() {
                     if presence == Required {
-                        self.push(
-                            path,
-                            Rule::Required,
-                            "is empty; a non-empty string is required".into(),
-                            offset,
-                        );
+                        self.push(path, Rule::Required, "is empty; a non-empty string is required".into(), offset);
                     }
                     return FieldValue::Invalid;
                 }
@@ -573,10 +469,7 @@ impl<'t> Run<'t> {
                     self.push(
                         path,
                         Rule::EventTime,
-                        format!(
-                            "{} is not a valid eventTime: {why}; expected {EVENT_TIME_FORM}",
-                            quote(&value)
-                        ),
+                        format!("{} is not a valid eventTime: {why}; expected {EVENT_TIME_FORM}", quote(&value)),
                         offset,
                     );
                     FieldValue::Invalid
@@ -599,10 +492,7 @@ impl<'t> Run<'t> {
                     self.push(
                         path,
                         Rule::AccountId,
-                        format!(
-                            "{} is not an AWS account id; it must be exactly 12 digits",
-                            quote(&value)
-                        ),
+                        format!("{} is not an AWS account id; it must be exactly 12 digits", quote(&value)),
                         offset,
                     );
                     return FieldValue::Invalid;
@@ -615,32 +505,18 @@ impl<'t> Run<'t> {
 
     /// The catalog's rules: a known event source, an event type of that source, the UID form and
     /// the typed request parameters.
-    fn check_catalog(
-        &mut self,
-        catalog: &Catalog,
-        checked: &Checked<'_>,
-        slots: &[Option<&RawValue>],
-        text: &str,
-    ) {
+    fn check_catalog(&mut self, catalog: &Catalog, checked: &Checked<'_>, slots: &[Option<&RawValue>], text: &str) {
         let Some(source) = checked.event_source.as_deref() else {
             return;
         };
         let source_offset = slots[IDX_EVENT_SOURCE].and_then(|raw| raw::offset_in(text, raw.get()));
         let Some(app) = catalog.application(source) else {
             let hint = did_you_mean(catalog.suggest_source(source));
-            let known = catalog
-                .applications()
-                .iter()
-                .map(|a| a.event_source.as_str())
-                .collect::<Vec<_>>()
-                .join(", ");
+            let known = catalog.applications().iter().map(|a| a.event_source.as_str()).collect::<Vec<_>>().join(", ");
             self.push(
                 "eventData.eventSource",
                 Rule::CatalogEventSource,
-                format!(
-                    "{} is not an event source of the catalog{hint} (known: {known})",
-                    quote(source)
-                ),
+                format!("{} is not an event source of the catalog{hint} (known: {known})", quote(source)),
                 source_offset,
             );
             return;
@@ -685,9 +561,7 @@ impl<'t> Run<'t> {
         let params_raw = slots[IDX_REQUEST_PARAMETERS].filter(|raw| Kind::of(raw) != Kind::Null);
         let params_offset = params_raw.and_then(|raw| raw::offset_in(text, raw.get()));
         let given = match params_raw {
-            Some(raw) if Kind::of(raw) == Kind::Object => {
-                raw::object(raw).map(|o| o.members).unwrap_or_default()
-            }
+            Some(raw) if Kind::of(raw) == Kind::Object => raw::object(raw).map(|o| o.members).unwrap_or_default(),
             Some(_) => return, // Already reported as a type error.
             None => Vec::new(),
         };
@@ -696,25 +570,13 @@ impl<'t> Run<'t> {
             match event_type.parameter(key) {
                 Some(param) => {
                     if let Err(why) = param.kind.check(raw) {
-                        self.push(
-                            &path,
-                            Rule::CatalogParameterType,
-                            why,
-                            raw::offset_in(text, raw.get()),
-                        );
+                        self.push(&path, Rule::CatalogParameterType, why, raw::offset_in(text, raw.get()));
                     }
                 }
                 None => {
-                    let hint = did_you_mean(suggest(
-                        key,
-                        event_type.parameters.iter().map(|p| p.name.as_str()),
-                    ));
+                    let hint = did_you_mean(suggest(key, event_type.parameters.iter().map(|p| p.name.as_str())));
                     let known = if hint.is_empty() {
-                        let names: Vec<&str> = event_type
-                            .parameters
-                            .iter()
-                            .map(|p| p.name.as_str())
-                            .collect();
+                        let names: Vec<&str> = event_type.parameters.iter().map(|p| p.name.as_str()).collect();
                         if names.is_empty() {
                             "; it takes no request parameters".to_owned()
                         } else {
@@ -726,10 +588,7 @@ impl<'t> Run<'t> {
                     self.push(
                         &path,
                         Rule::CatalogParameterUnknown,
-                        format!(
-                            "is not a request parameter of {}{hint}{known}",
-                            event_type.name
-                        ),
+                        format!("is not a request parameter of {}{hint}{known}", event_type.name),
                         raw::offset_in(text, raw.get()),
                     );
                 }
@@ -740,11 +599,7 @@ impl<'t> Run<'t> {
                 self.push(
                     &format!("eventData.requestParameters.{}", param.name),
                     Rule::CatalogParameterMissing,
-                    format!(
-                        "is required by {} but missing ({})",
-                        event_type.name,
-                        param.kind.describe()
-                    ),
+                    format!("is required by {} but missing ({})", event_type.name, param.kind.describe()),
                     params_offset,
                 );
             }
@@ -772,11 +627,7 @@ pub(crate) fn offset_of_line_column(text: &str, line: usize, column: usize) -> O
     if line == 0 {
         return None;
     }
-    let line_start = if line == 1 {
-        0
-    } else {
-        text.match_indices('\n').nth(line - 2).map(|(i, _)| i + 1)?
-    };
+    let line_start = if line == 1 { 0 } else { text.match_indices('\n').nth(line - 2).map(|(i, _)| i + 1)? };
     Some((line_start + column.saturating_sub(1)).min(text.len()))
 }
 

@@ -38,9 +38,7 @@ fn with(path: &str, value: Option<Value>) -> Value {
     let last = parts.pop().unwrap();
     let mut cursor = &mut event;
     for p in parts {
-        cursor = cursor
-            .get_mut(p)
-            .unwrap_or_else(|| panic!("no {p} in base event"));
+        cursor = cursor.get_mut(p).unwrap_or_else(|| panic!("no {p} in base event"));
     }
     let object = cursor.as_object_mut().unwrap();
     match value {
@@ -60,21 +58,13 @@ fn run(validator: &Validator<'_>, text: &str) -> Vec<Violation> {
 }
 
 fn violations(validator: &Validator<'_>, text: &str) -> Vec<(String, Rule)> {
-    validator
-        .validate(text)
-        .violations
-        .into_iter()
-        .map(|v| (v.path, v.rule))
-        .collect()
+    validator.validate(text).violations.into_iter().map(|v| (v.path, v.rule)).collect()
 }
 
 #[track_caller]
 fn check(validator: &Validator<'_>, text: &str, expected: &[(&str, Rule)]) {
     let got = violations(validator, text);
-    let expected: Vec<(String, Rule)> = expected
-        .iter()
-        .map(|(p, r)| ((*p).to_owned(), *r))
-        .collect();
+    let expected: Vec<(String, Rule)> = expected.iter().map(|(p, r)| ((*p).to_owned(), *r)).collect();
     assert_eq!(got, expected, "input: {}", &text[..text.len().min(300)]);
 }
 
@@ -90,9 +80,7 @@ fn the_base_event_is_valid_in_every_mode() {
         Validator::new(Stage::Put),
         Validator::new(Stage::Submit),
         Validator::new(Stage::Put).with_catalog(&catalog),
-        Validator::new(Stage::Put)
-            .with_catalog(&catalog)
-            .with_channel_owner("123456789012"),
+        Validator::new(Stage::Put).with_catalog(&catalog).with_channel_owner("123456789012"),
     ] {
         check(&validator, &text, &[]);
     }
@@ -110,17 +98,8 @@ fn malformed_json_and_non_objects() {
     check(&schema(), "null", &[("eventData", Rule::NotObject)]);
 
     let v = run(&schema(), "{\n  \"version\": \"v1\",\n}");
-    assert_eq!(
-        v[0].offset,
-        Some(21),
-        "points at the closing brace after the trailing comma"
-    );
-    assert!(
-        v[0].message
-            .starts_with("is not well-formed JSON: trailing comma"),
-        "{}",
-        v[0].message
-    );
+    assert_eq!(v[0].offset, Some(21), "points at the closing brace after the trailing comma");
+    assert!(v[0].message.starts_with("is not well-formed JSON: trailing comma"), "{}", v[0].message);
 }
 
 #[test]
@@ -139,22 +118,10 @@ fn every_required_field() {
     for path in required {
         let full = format!("eventData.{path}");
         // Missing, null, and (for strings) empty: all FieldNotFound.
-        check(
-            &schema(),
-            &with(path, None).to_string(),
-            &[(&full, Rule::Required)],
-        );
-        check(
-            &schema(),
-            &with(path, Some(Value::Null)).to_string(),
-            &[(&full, Rule::Required)],
-        );
+        check(&schema(), &with(path, None).to_string(), &[(&full, Rule::Required)]);
+        check(&schema(), &with(path, Some(Value::Null)).to_string(), &[(&full, Rule::Required)]);
         if path != "userIdentity" {
-            check(
-                &schema(),
-                &with(path, Some(json!(""))).to_string(),
-                &[(&full, Rule::Required)],
-            );
+            check(&schema(), &with(path, Some(json!(""))).to_string(), &[(&full, Rule::Required)]);
         }
     }
     let missing = run(&schema(), &with("UID", None).to_string());
@@ -186,18 +153,10 @@ fn optional_fields_may_be_absent_or_null() {
 fn recipient_is_optional_only_when_submitted_to_the_relay() {
     let text = with("recipientAccountId", None).to_string();
     check(&Validator::new(Stage::Submit), &text, &[]);
-    check(
-        &Validator::new(Stage::Put),
-        &text,
-        &[("eventData.recipientAccountId", Rule::Required)],
-    );
+    check(&Validator::new(Stage::Put), &text, &[("eventData.recipientAccountId", Rule::Required)]);
     // When present it is checked in both stages.
     let bad = with("recipientAccountId", Some(json!("1234"))).to_string();
-    check(
-        &Validator::new(Stage::Submit),
-        &bad,
-        &[("eventData.recipientAccountId", Rule::AccountId)],
-    );
+    check(&Validator::new(Stage::Submit), &bad, &[("eventData.recipientAccountId", Rule::AccountId)]);
 }
 
 #[test]
@@ -223,11 +182,7 @@ fn wrong_types() {
     ];
     for (path, value) in cases {
         let full = format!("eventData.{path}");
-        check(
-            &schema(),
-            &with(path, Some(value)).to_string(),
-            &[(&full, Rule::Type)],
-        );
+        check(&schema(), &with(path, Some(value)).to_string(), &[(&full, Rule::Type)]);
     }
     let v = run(&schema(), &with("eventTime", Some(json!(5))).to_string());
     assert_eq!(v[0].message, "must be a string, found a number");
@@ -248,32 +203,14 @@ fn every_length_limit_at_and_over_its_boundary() {
     ];
     for (path, max) in limits {
         let full = format!("eventData.{path}");
-        check(
-            &schema(),
-            &with(path, Some(json!("x".repeat(max)))).to_string(),
-            &[],
-        );
+        check(&schema(), &with(path, Some(json!("x".repeat(max)))).to_string(), &[]);
         // Characters, not bytes: `max` two-byte characters still fit.
-        check(
-            &schema(),
-            &with(path, Some(json!("é".repeat(max)))).to_string(),
-            &[],
-        );
-        check(
-            &schema(),
-            &with(path, Some(json!("x".repeat(max + 1)))).to_string(),
-            &[(&full, Rule::MaxLength)],
-        );
-        let v = run(
-            &schema(),
-            &with(path, Some(json!("é".repeat(max + 1)))).to_string(),
-        );
+        check(&schema(), &with(path, Some(json!("é".repeat(max)))).to_string(), &[]);
+        check(&schema(), &with(path, Some(json!("x".repeat(max + 1)))).to_string(), &[(&full, Rule::MaxLength)]);
+        let v = run(&schema(), &with(path, Some(json!("é".repeat(max + 1)))).to_string());
         assert_eq!(v[0].rule, Rule::MaxLength);
         assert_eq!(v[0].code(), ErrorCode::FieldTooLong);
-        assert_eq!(
-            v[0].message,
-            format!("is {} characters long; the limit is {max}", max + 1)
-        );
+        assert_eq!(v[0].message, format!("is {} characters long; the limit is {max}", max + 1));
     }
 }
 
@@ -284,27 +221,14 @@ fn object_size_limits() {
         json!({"p": "x".repeat(bytes - 8)})
     }
     assert_eq!(object_of(100).to_string().len(), 100);
-    for (path, max) in [
-        ("requestParameters", 100 * 1024),
-        ("responseElements", 100 * 1024),
-        ("additionalEventData", 28 * 1024),
-    ] {
+    for (path, max) in
+        [("requestParameters", 100 * 1024), ("responseElements", 100 * 1024), ("additionalEventData", 28 * 1024)]
+    {
         let full = format!("eventData.{path}");
-        check(
-            &schema(),
-            &with(path, Some(object_of(max))).to_string(),
-            &[],
-        );
-        check(
-            &schema(),
-            &with(path, Some(object_of(max + 1))).to_string(),
-            &[(&full, Rule::MaxSize)],
-        );
+        check(&schema(), &with(path, Some(object_of(max))).to_string(), &[]);
+        check(&schema(), &with(path, Some(object_of(max + 1))).to_string(), &[(&full, Rule::MaxSize)]);
     }
-    let v = run(
-        &schema(),
-        &with("additionalEventData", Some(object_of(30_000))).to_string(),
-    );
+    let v = run(&schema(), &with("additionalEventData", Some(object_of(30_000))).to_string());
     assert_eq!(v[0].code(), ErrorCode::FieldTooLong);
     assert_eq!(
         v[0].message,
@@ -314,26 +238,17 @@ fn object_size_limits() {
 
 #[test]
 fn an_event_larger_than_a_request_is_refused_unparsed() {
-    let huge = format!(
-        "{{\"version\":\"{}\"}}",
-        "x".repeat(limits::MAX_REQUEST_BYTES)
-    );
+    let huge = format!("{{\"version\":\"{}\"}}", "x".repeat(limits::MAX_REQUEST_BYTES));
     check(&schema(), &huge, &[("eventData", Rule::EventSize)]);
 }
 
 #[test]
 fn unknown_fields_are_named_with_a_suggestion() {
-    let v = run(
-        &schema(),
-        &with("sourceIpAddress", Some(json!("1.2.3.4"))).to_string(),
-    );
+    let v = run(&schema(), &with("sourceIpAddress", Some(json!("1.2.3.4"))).to_string());
     assert_eq!(v.len(), 1);
     assert_eq!(v[0].path, "eventData.sourceIpAddress");
     assert_eq!(v[0].rule, Rule::UnknownField);
-    assert_eq!(
-        v[0].message,
-        "is not a field of the integration event schema; did you mean \"sourceIPAddress\"?"
-    );
+    assert_eq!(v[0].message, "is not a field of the integration event schema; did you mean \"sourceIPAddress\"?");
 
     check(
         &schema(),
@@ -341,104 +256,40 @@ fn unknown_fields_are_named_with_a_suggestion() {
         &[("eventData.userIdentity.role", Rule::UnknownField)],
     );
     let v = run(&schema(), &with("tenant", Some(json!("acme"))).to_string());
-    assert!(
-        v[0].message
-            .contains("the fields are version, userIdentity,"),
-        "{}",
-        v[0].message
-    );
+    assert!(v[0].message.contains("the fields are version, userIdentity,"), "{}", v[0].message);
     // A wrongly cased required field: unknown, and the real one missing.
     let mut event = with("UID", None);
     event["uid"] = json!("x");
-    check(
-        &schema(),
-        &event.to_string(),
-        &[
-            ("eventData.uid", Rule::UnknownField),
-            ("eventData.UID", Rule::Required),
-        ],
-    );
+    check(&schema(), &event.to_string(), &[("eventData.uid", Rule::UnknownField), ("eventData.UID", Rule::Required)]);
 }
 
 #[test]
 fn duplicate_keys() {
-    let text = base().to_string().replacen(
-        "\"version\":\"v1\"",
-        "\"version\":\"v1\",\"version\":\"v2\"",
-        1,
-    );
-    check(
-        &schema(),
-        &text,
-        &[("eventData.version", Rule::DuplicateKey)],
-    );
-    let text = base().to_string().replacen(
-        "\"region\":\"eu-west-1\"",
-        "\"region\":\"eu-west-1\",\"region\":\"us-east-1\"",
-        1,
-    );
-    check(
-        &schema(),
-        &text,
-        &[("eventData.requestParameters.region", Rule::DuplicateKey)],
-    );
+    let text = base().to_string().replacen("\"version\":\"v1\"", "\"version\":\"v1\",\"version\":\"v2\"", 1);
+    check(&schema(), &text, &[("eventData.version", Rule::DuplicateKey)]);
+    let text =
+        base().to_string().replacen("\"region\":\"eu-west-1\"", "\"region\":\"eu-west-1\",\"region\":\"us-east-1\"", 1);
+    check(&schema(), &text, &[("eventData.requestParameters.region", Rule::DuplicateKey)]);
 }
 
 #[test]
 fn event_time() {
-    check(
-        &schema(),
-        &with("eventTime", Some(json!("2024-07-12T10:55:00"))).to_string(),
-        &[],
-    );
-    check(
-        &schema(),
-        &with("eventTime", Some(json!("2024-07-12T10:55:00.123Z"))).to_string(),
-        &[],
-    );
-    for bad in [
-        "202-07-12T10:55:00",
-        "2024-07-12",
-        "12/07/2024 10:55",
-        "2024-07-12T10:55:00+01:00",
-        "yesterday",
-    ] {
-        check(
-            &schema(),
-            &with("eventTime", Some(json!(bad))).to_string(),
-            &[("eventData.eventTime", Rule::EventTime)],
-        );
+    check(&schema(), &with("eventTime", Some(json!("2024-07-12T10:55:00"))).to_string(), &[]);
+    check(&schema(), &with("eventTime", Some(json!("2024-07-12T10:55:00.123Z"))).to_string(), &[]);
+    for bad in ["202-07-12T10:55:00", "2024-07-12", "12/07/2024 10:55", "2024-07-12T10:55:00+01:00", "yesterday"] {
+        check(&schema(), &with("eventTime", Some(json!(bad))).to_string(), &[("eventData.eventTime", Rule::EventTime)]);
     }
     let text = base().to_string();
     let checked = schema().validate(&text);
-    assert_eq!(
-        checked.event_time.map(EventTime::unix_seconds),
-        Some(1_720_781_700)
-    );
+    assert_eq!(checked.event_time.map(EventTime::unix_seconds), Some(1_720_781_700));
 }
 
 #[test]
 fn source_ip_address() {
-    for ok in [
-        "203.0.113.10",
-        "::1",
-        "2001:db8::8a2e:370:7334",
-        "::ffff:192.0.2.1",
-    ] {
-        check(
-            &schema(),
-            &with("sourceIPAddress", Some(json!(ok))).to_string(),
-            &[],
-        );
+    for ok in ["203.0.113.10", "::1", "2001:db8::8a2e:370:7334", "::ffff:192.0.2.1"] {
+        check(&schema(), &with("sourceIPAddress", Some(json!(ok))).to_string(), &[]);
     }
-    for bad in [
-        "300.1.1.1",
-        "example.com",
-        "1.2.3",
-        "2001:db8:::1",
-        " 1.2.3.4",
-        "10.0.0.1/8",
-    ] {
+    for bad in ["300.1.1.1", "example.com", "1.2.3", "2001:db8:::1", " 1.2.3.4", "10.0.0.1/8"] {
         check(
             &schema(),
             &with("sourceIPAddress", Some(json!(bad))).to_string(),
@@ -449,12 +300,7 @@ fn source_ip_address() {
 
 #[test]
 fn recipient_account() {
-    for bad in [
-        "12345678901",
-        "1234567890123",
-        "12345678901a",
-        "123 456 789 0",
-    ] {
+    for bad in ["12345678901", "1234567890123", "12345678901a", "123 456 789 0"] {
         check(
             &schema(),
             &with("recipientAccountId", Some(json!(bad))).to_string(),
@@ -462,11 +308,7 @@ fn recipient_account() {
         );
     }
     let owned = Validator::new(Stage::Put).with_channel_owner("999999999999");
-    check(
-        &owned,
-        &base().to_string(),
-        &[("eventData.recipientAccountId", Rule::Recipient)],
-    );
+    check(&owned, &base().to_string(), &[("eventData.recipientAccountId", Rule::Recipient)]);
     let v = run(&owned, &base().to_string());
     assert_eq!(v[0].code(), ErrorCode::InvalidRecipient);
     assert_eq!(
@@ -510,30 +352,17 @@ fn offsets_point_at_the_value() {
 fn fields_are_returned_for_later_stages() {
     let text = base().to_string();
     let checked = schema().validate(&text);
-    assert_eq!(
-        checked.event_source.as_deref(),
-        Some("com.nordcloudapp.com.autobackup")
-    );
+    assert_eq!(checked.event_source.as_deref(), Some("com.nordcloudapp.com.autobackup"));
     assert_eq!(checked.event_name.as_deref(), Some("backup.started"));
-    assert_eq!(
-        checked.uid.as_deref(),
-        Some("0190a6b4-2222-7a3f-9d2b-5e8f1a2b3c4d")
-    );
-    assert_eq!(
-        checked.recipient_account_id.as_deref(),
-        Some("123456789012")
-    );
+    assert_eq!(checked.uid.as_deref(), Some("0190a6b4-2222-7a3f-9d2b-5e8f1a2b3c4d"));
+    assert_eq!(checked.recipient_account_id.as_deref(), Some("123456789012"));
 }
 
 // The catalog's rules.
 
 fn catalog_check(text: &str, expected: &[(&str, Rule)]) {
     let catalog = Catalog::embedded();
-    check(
-        &Validator::new(Stage::Put).with_catalog(&catalog),
-        text,
-        expected,
-    );
+    check(&Validator::new(Stage::Put).with_catalog(&catalog), text, expected);
 }
 
 #[test]
@@ -541,19 +370,11 @@ fn catalog_unknown_event_source_suggests_the_reserved_one() {
     let catalog = Catalog::embedded();
     let validator = Validator::new(Stage::Put).with_catalog(&catalog);
     // The anchors note that the reserved sources were once written without ".com".
-    let v = run(
-        &validator,
-        &with("eventSource", Some(json!("com.nordcloudapp.autobackup"))).to_string(),
-    );
+    let v = run(&validator, &with("eventSource", Some(json!("com.nordcloudapp.autobackup"))).to_string());
     assert_eq!(v.len(), 1);
     assert_eq!(v[0].rule, Rule::CatalogEventSource);
     assert_eq!(v[0].code(), ErrorCode::InvalidEventSource);
-    assert!(
-        v[0].message
-            .contains("did you mean \"com.nordcloudapp.com.autobackup\"?"),
-        "{}",
-        v[0].message
-    );
+    assert!(v[0].message.contains("did you mean \"com.nordcloudapp.com.autobackup\"?"), "{}", v[0].message);
     catalog_check(
         &with("eventSource", Some(json!("com.example.other"))).to_string(),
         &[("eventData.eventSource", Rule::CatalogEventSource)],
@@ -579,78 +400,44 @@ fn catalog_unknown_event_name() {
 
 #[test]
 fn catalog_uid_must_be_a_uuid() {
-    catalog_check(
-        &with("UID", Some(json!("UUID"))).to_string(),
-        &[("eventData.UID", Rule::CatalogUid)],
-    );
-    catalog_check(
-        &with("UID", Some(json!("0190A6B4-2222-7A3F-9D2B-5E8F1A2B3C4D"))).to_string(),
-        &[],
-    );
+    catalog_check(&with("UID", Some(json!("UUID"))).to_string(), &[("eventData.UID", Rule::CatalogUid)]);
+    catalog_check(&with("UID", Some(json!("0190A6B4-2222-7A3F-9D2B-5E8F1A2B3C4D"))).to_string(), &[]);
     // Without the catalog any non-empty UID is fine.
-    check(
-        &schema(),
-        &with("UID", Some(json!("UUID"))).to_string(),
-        &[],
-    );
+    check(&schema(), &with("UID", Some(json!("UUID"))).to_string(), &[]);
 }
 
 #[test]
 fn catalog_parameters_missing_unknown_and_mistyped() {
     catalog_check(
         &with("requestParameters.backupPolicy", None).to_string(),
-        &[(
-            "eventData.requestParameters.backupPolicy",
-            Rule::CatalogParameterMissing,
-        )],
+        &[("eventData.requestParameters.backupPolicy", Rule::CatalogParameterMissing)],
     );
     catalog_check(
         &with("requestParameters", None).to_string(),
         &[
-            (
-                "eventData.requestParameters.backupPolicy",
-                Rule::CatalogParameterMissing,
-            ),
-            (
-                "eventData.requestParameters.region",
-                Rule::CatalogParameterMissing,
-            ),
-            (
-                "eventData.requestParameters.resourceArn",
-                Rule::CatalogParameterMissing,
-            ),
-            (
-                "eventData.requestParameters.resourceType",
-                Rule::CatalogParameterMissing,
-            ),
+            ("eventData.requestParameters.backupPolicy", Rule::CatalogParameterMissing),
+            ("eventData.requestParameters.region", Rule::CatalogParameterMissing),
+            ("eventData.requestParameters.resourceArn", Rule::CatalogParameterMissing),
+            ("eventData.requestParameters.resourceType", Rule::CatalogParameterMissing),
         ],
     );
     catalog_check(
         &with("requestParameters.size", Some(json!(3))).to_string(),
-        &[(
-            "eventData.requestParameters.size",
-            Rule::CatalogParameterUnknown,
-        )],
+        &[("eventData.requestParameters.size", Rule::CatalogParameterUnknown)],
     );
     let mistyped = [
         ("requestParameters.backupPolicy", json!("UUID")),
         ("requestParameters.backupPolicy", json!(12)),
         ("requestParameters.resourceArn", json!("ARN")),
         ("requestParameters.resourceArn", json!("arn:aws:dynamodb")),
-        (
-            "requestParameters.resourceArn",
-            json!("arn:nope:dynamodb:eu-west-1:123456789012:table/x"),
-        ),
+        ("requestParameters.resourceArn", json!("arn:nope:dynamodb:eu-west-1:123456789012:table/x")),
         ("requestParameters.region", json!("Europe")),
         ("requestParameters.region", json!("eu_west_1")),
         ("requestParameters.resourceType", json!("x".repeat(129))),
     ];
     for (path, value) in mistyped {
         let full = format!("eventData.{path}");
-        catalog_check(
-            &with(path, Some(value)).to_string(),
-            &[(&full, Rule::CatalogParameterType)],
-        );
+        catalog_check(&with(path, Some(value)).to_string(), &[(&full, Rule::CatalogParameterType)]);
     }
 }
 
@@ -664,30 +451,13 @@ fn catalog_parameter_types_of_other_applications() {
                "eventTime": "2024-07-12T03:10:00Z", "UID": "0190a6b5-3333-7a3f-9d2b-5e8f1a2b3c4f", "requestParameters": params})
         .to_string()
     };
-    let ok =
-        json!({"machinesCount": 30, "updatedCount": 20, "skippedCount": 3, "noUpdatesCount": 7});
+    let ok = json!({"machinesCount": 30, "updatedCount": 20, "skippedCount": 3, "noUpdatesCount": 7});
     check(&validator, &patch(ok.clone()), &[]);
     for (key, value, message) in [
-        (
-            "machinesCount",
-            json!("30"),
-            "must be an integer ≥ 0, found a string",
-        ),
-        (
-            "machinesCount",
-            json!(30.5),
-            "must be an integer ≥ 0, found 30.5",
-        ),
-        (
-            "machinesCount",
-            json!(-1),
-            "is -1; it must be an integer ≥ 0",
-        ),
-        (
-            "machinesCount",
-            json!(null),
-            "must be an integer ≥ 0, found null",
-        ),
+        ("machinesCount", json!("30"), "must be an integer ≥ 0, found a string"),
+        ("machinesCount", json!(30.5), "must be an integer ≥ 0, found 30.5"),
+        ("machinesCount", json!(-1), "is -1; it must be an integer ≥ 0"),
+        ("machinesCount", json!(null), "must be an integer ≥ 0, found null"),
     ] {
         let mut params = ok.clone();
         params[key] = value;
@@ -707,14 +477,7 @@ fn catalog_parameter_types_of_other_applications() {
     check(&validator, &deploy(ok.clone()), &[]);
     let mut bad = ok.clone();
     bad["awsAccountId"] = json!("00000000000");
-    check(
-        &validator,
-        &deploy(bad),
-        &[(
-            "eventData.requestParameters.awsAccountId",
-            Rule::CatalogParameterType,
-        )],
-    );
+    check(&validator, &deploy(bad), &[("eventData.requestParameters.awsAccountId", Rule::CatalogParameterType)]);
 
     let image = json!({"version": "v1", "userIdentity": {"type": "USER", "principalId": "p"},
         "eventSource": "com.nordcloudapp.com.imagefactory", "eventName": "image.created",
@@ -722,10 +485,7 @@ fn catalog_parameter_types_of_other_applications() {
         "requestParameters": {"templateId": "3b9d6c1e-2f4a-4b8c-9d0e-1f2a3b4c5d6e", "osType": "windows", "osVersion": "2019", "hardening": "Level_1"}});
     let v = run(&validator, &image.to_string());
     assert_eq!(v.len(), 1);
-    assert_eq!(
-        v[0].message,
-        "is \"windows\"; it must be one of Windows, Linux; did you mean \"Windows\"?"
-    );
+    assert_eq!(v[0].message, "is \"windows\"; it must be one of Windows, Linux; did you mean \"Windows\"?");
 }
 
 #[test]
@@ -736,10 +496,7 @@ fn catalog_violations_come_with_schema_violations() {
         &event.to_string(),
         &[
             ("eventData.eventTime", Rule::EventTime),
-            (
-                "eventData.requestParameters.resourceArn",
-                Rule::CatalogParameterType,
-            ),
+            ("eventData.requestParameters.resourceArn", Rule::CatalogParameterType),
         ],
     );
 }

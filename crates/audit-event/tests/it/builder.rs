@@ -20,21 +20,11 @@ fn builds_a_valid_event_for_every_application() {
             .error("BuildFailed", "timeout"),
         EventData::builder("com.nordcloudapp.com.autobackup", "backup.completed")
             .param("resourceType", "RDS")
-            .param(
-                "resourceArn",
-                "arn:aws:rds:eu-west-1:123456789012:db:orders",
-            )
+            .param("resourceArn", "arn:aws:rds:eu-west-1:123456789012:db:orders")
             .param("region", "eu-west-1")
             .param("backupPolicy", "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d")
-            .response(
-                "recoveryPointArn",
-                "arn:aws:backup:eu-west-1:123456789012:recovery-point:x",
-            ),
-        EventData::builder(
-            "com.nordcloudapp.com.autopatcher",
-            "baselinePatching.started",
-        )
-        .param("machinesCount", 12),
+            .response("recoveryPointArn", "arn:aws:backup:eu-west-1:123456789012:recovery-point:x"),
+        EventData::builder("com.nordcloudapp.com.autopatcher", "baselinePatching.started").param("machinesCount", 12),
         EventData::builder("com.nordcloudapp.com.maestro", "deployment.completed")
             .param("deploymentId", "5c4b3a29-1807-4f6e-9d5c-4b3a29180706")
             .param("deploymentName", "lz")
@@ -60,12 +50,7 @@ fn builds_a_valid_event_for_every_application() {
         sent.recipient_account_id = Some("123456789012".into());
         let json = sent.to_json();
         assert_eq!(serde_json::from_str::<EventData>(&json).unwrap(), sent);
-        assert!(
-            Validator::new(Stage::Put)
-                .with_catalog(&catalog)
-                .validate(&json)
-                .is_valid()
-        );
+        assert!(Validator::new(Stage::Put).with_catalog(&catalog).validate(&json).is_valid());
     }
 }
 
@@ -76,46 +61,26 @@ fn uuid_version(s: &str) -> u32 {
 #[test]
 fn refuses_incomplete_events_with_every_violation() {
     let catalog = Catalog::embedded();
-    let err = EventData::builder(
-        "com.nordcloudapp.com.autopatcher",
-        "baselinePatching.completed",
-    )
-    .param("machinesCount", 30)
-    .param("noUpdatesCOunt", 7)
-    .build_for(&catalog)
-    .unwrap_err();
-    let rules: Vec<(&str, Rule)> = err
-        .violations
-        .iter()
-        .map(|v| (v.path.as_str(), v.rule))
-        .collect();
+    let err = EventData::builder("com.nordcloudapp.com.autopatcher", "baselinePatching.completed")
+        .param("machinesCount", 30)
+        .param("noUpdatesCOunt", 7)
+        .build_for(&catalog)
+        .unwrap_err();
+    let rules: Vec<(&str, Rule)> = err.violations.iter().map(|v| (v.path.as_str(), v.rule)).collect();
     assert_eq!(
         rules,
         vec![
             ("eventData.userIdentity.type", Rule::Required),
             ("eventData.userIdentity.principalId", Rule::Required),
-            (
-                "eventData.requestParameters.noUpdatesCOunt",
-                Rule::CatalogParameterUnknown
-            ),
-            (
-                "eventData.requestParameters.noUpdatesCount",
-                Rule::CatalogParameterMissing
-            ),
-            (
-                "eventData.requestParameters.skippedCount",
-                Rule::CatalogParameterMissing
-            ),
-            (
-                "eventData.requestParameters.updatedCount",
-                Rule::CatalogParameterMissing
-            ),
+            ("eventData.requestParameters.noUpdatesCOunt", Rule::CatalogParameterUnknown),
+            ("eventData.requestParameters.noUpdatesCount", Rule::CatalogParameterMissing),
+            ("eventData.requestParameters.skippedCount", Rule::CatalogParameterMissing),
+            ("eventData.requestParameters.updatedCount", Rule::CatalogParameterMissing),
         ]
     );
     assert!(
-        err.to_string().starts_with(
-            "invalid event: eventData.userIdentity.type: is empty; a non-empty string is required"
-        ),
+        err.to_string()
+            .starts_with("invalid event: eventData.userIdentity.type: is empty; a non-empty string is required"),
         "{err}"
     );
 }
@@ -128,9 +93,6 @@ fn without_a_catalog_only_the_schema_is_checked() {
         .build()
         .unwrap();
     assert_eq!(event.uid, "request-1");
-    let err = EventData::builder("", "x")
-        .user(UserIdentity::new("USER", "u"))
-        .build()
-        .unwrap_err();
+    let err = EventData::builder("", "x").user(UserIdentity::new("USER", "u")).build().unwrap_err();
     assert_eq!(err.violations[0].path, "eventData.eventSource");
 }

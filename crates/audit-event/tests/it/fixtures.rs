@@ -4,9 +4,7 @@
 use audit_event::{Catalog, Stage, Validator};
 
 fn validator(catalog: &Catalog) -> Validator<'_> {
-    Validator::new(Stage::Put)
-        .with_catalog(catalog)
-        .with_channel_owner("123456789012")
+    Validator::new(Stage::Put).with_catalog(catalog).with_channel_owner("123456789012")
 }
 
 #[test]
@@ -15,12 +13,7 @@ fn valid_fixtures() {
     for path in crate::files("valid", "json") {
         let text = std::fs::read_to_string(&path).unwrap();
         let checked = validator(&catalog).validate(&text);
-        assert!(
-            checked.is_valid(),
-            "{}: {:#?}",
-            path.display(),
-            checked.violations
-        );
+        assert!(checked.is_valid(), "{}: {:#?}", path.display(), checked.violations);
     }
 }
 
@@ -37,17 +30,8 @@ fn invalid_fixtures() {
             .violations
             .iter()
             .map(|v| {
-                let line = v
-                    .offset
-                    .map(|at| text[..at].matches('\n').count() + 1)
-                    .unwrap_or(0);
-                format!(
-                    "{} [{}/{}] line {line}: {}\n",
-                    v.path,
-                    v.code(),
-                    v.rule,
-                    v.message
-                )
+                let line = v.offset.map(|at| text[..at].matches('\n').count() + 1).unwrap_or(0);
+                format!("{} [{}/{}] line {line}: {}\n", v.path, v.code(), v.rule, v.message)
             })
             .collect();
         let expected_path = path.with_extension("expected");
@@ -57,15 +41,8 @@ fn invalid_fixtures() {
         }
         let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
         if expected != rendered {
-            mismatches.push(format!(
-                "{}:\n--- expected\n{expected}--- got\n{rendered}",
-                path.display()
-            ));
+            mismatches.push(format!("{}:\n--- expected\n{expected}--- got\n{rendered}", path.display()));
         }
     }
-    assert!(
-        mismatches.is_empty(),
-        "set UPDATE_EXPECT=1 to accept\n{}",
-        mismatches.join("\n")
-    );
+    assert!(mismatches.is_empty(), "set UPDATE_EXPECT=1 to accept\n{}", mismatches.join("\n"));
 }

@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// `tests/data/<sub>` of this crate.
 pub(crate) fn data(sub: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(sub)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(sub)
 }
 
 /// The files of a data directory with an extension, sorted.

@@ -9,27 +9,17 @@ use serde_json::{Map, Value};
 fn answer(text: &str) {
     let catalog = Catalog::embedded();
     for validator in [
-        Validator::new(Stage::Put)
-            .with_catalog(&catalog)
-            .with_channel_owner("123456789012"),
+        Validator::new(Stage::Put).with_catalog(&catalog).with_channel_owner("123456789012"),
         Validator::new(Stage::Submit),
     ] {
         let checked = validator.validate(text);
         for v in &checked.violations {
             assert!(v.path.starts_with("eventData"), "{v}");
             assert!(!v.message.is_empty(), "{v}");
-            assert!(
-                v.offset.is_none_or(|at| at <= text.len()),
-                "{v} offset beyond {}",
-                text.len()
-            );
+            assert!(v.offset.is_none_or(|at| at <= text.len()), "{v} offset beyond {}", text.len());
         }
     }
-    let entry = AuditEvent {
-        id: "x".into(),
-        event_data: text.to_owned(),
-        event_data_checksum: Some("bad".into()),
-    };
+    let entry = AuditEvent { id: "x".into(), event_data: text.to_owned(), event_data_checksum: Some("bad".into()) };
     assert!(!entry.validate(&Validator::new(Stage::Put)).is_valid());
 }
 
@@ -38,9 +28,7 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        any::<f64>()
-            .prop_filter("finite", |f| f.is_finite())
-            .prop_map(Value::from),
+        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
         ".{0,40}".prop_map(Value::String),
         prop_oneof![
             Just("2024-07-12T10:55:00Z"),

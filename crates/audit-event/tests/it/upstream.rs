@@ -11,8 +11,7 @@ fn check(app: &str, expected: Expect) {
     let path = crate::data("upstream").join(format!("{app}.example.json"));
     let text = std::fs::read_to_string(&path).unwrap();
     // The files wrap the event as {"eventData": {...}}.
-    let wrapper: std::collections::BTreeMap<String, &RawValue> =
-        serde_json::from_str(&text).unwrap();
+    let wrapper: std::collections::BTreeMap<String, &RawValue> = serde_json::from_str(&text).unwrap();
     let catalog = Catalog::embedded();
     let validator = Validator::new(Stage::Put).with_catalog(&catalog);
     let checked = validator.validate(wrapper["eventData"].get());
@@ -23,12 +22,7 @@ fn check(app: &str, expected: Expect) {
     let submit = Validator::new(Stage::Submit).with_catalog(&catalog);
     let submitted = submit.validate(wrapper["eventData"].get());
     assert_eq!(submitted.violations.len(), checked.violations.len() - 1);
-    assert!(
-        submitted
-            .violations
-            .iter()
-            .all(|v| v.path != "eventData.recipientAccountId")
-    );
+    assert!(submitted.violations.iter().all(|v| v.path != "eventData.recipientAccountId"));
 }
 
 #[test]
@@ -103,16 +97,8 @@ fn fixing_the_reported_defects_makes_them_valid() {
         "0190a6b2-4c1e-7a3f-9d2b-5e8f1a2b3c4d",
         "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d",
     ];
-    for app in [
-        "klarity",
-        "imagefactory",
-        "autobackup",
-        "autopatcher",
-        "maestro",
-    ] {
-        let text =
-            std::fs::read_to_string(crate::data("upstream").join(format!("{app}.example.json")))
-                .unwrap();
+    for app in ["klarity", "imagefactory", "autobackup", "autopatcher", "maestro"] {
+        let text = std::fs::read_to_string(crate::data("upstream").join(format!("{app}.example.json"))).unwrap();
         let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
         let event = value["eventData"].as_object_mut().unwrap();
         event.insert("eventTime".into(), "2022-07-12T10:55:00Z".into());

@@ -31,11 +31,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &CatalogArgs) -> anyhow::Result<Exi
             Some(t) => vec![t],
             None => {
                 let names: Vec<&str> = app.event_types.iter().map(|t| t.name.as_str()).collect();
-                bail!(
-                    "{} has no event type {name:?} (its event types: {})",
-                    app.name,
-                    names.join(", ")
-                );
+                bail!("{} has no event type {name:?} (its event types: {})", app.name, names.join(", "));
             }
         },
     };
@@ -66,15 +62,9 @@ fn find_app<'c>(catalog: &'c Catalog, wanted: &str) -> anyhow::Result<&'c Applic
                 || a.name.replace(' ', "").to_ascii_lowercase() == key
         })
         .with_context(|| {
-            let known: Vec<String> = catalog
-                .applications()
-                .iter()
-                .map(|a| format!("{} ({})", a.name, a.event_source))
-                .collect();
-            format!(
-                "no application {wanted:?} in the catalog (applications: {})",
-                known.join(", ")
-            )
+            let known: Vec<String> =
+                catalog.applications().iter().map(|a| format!("{} ({})", a.name, a.event_source)).collect();
+            format!("no application {wanted:?} in the catalog (applications: {})", known.join(", "))
         })
 }
 
@@ -85,21 +75,13 @@ fn overview(out: &mut impl Write, catalog: &Catalog) -> anyhow::Result<()> {
         }
         writeln!(out, "{}  {}", app.name, app.event_source)?;
         writeln!(out, "  {}", app.description)?;
-        let width = app
-            .event_types
-            .iter()
-            .map(|t| t.name.len())
-            .max()
-            .unwrap_or(0);
+        let width = app.event_types.iter().map(|t| t.name.len()).max().unwrap_or(0);
         for t in &app.event_types {
             writeln!(out, "  {:width$}  {}", t.name, t.description)?;
         }
     }
     writeln!(out)?;
-    writeln!(
-        out,
-        "Details and examples: klarity-audit catalog <APP> [EVENT_TYPE]"
-    )?;
+    writeln!(out, "Details and examples: klarity-audit catalog <APP> [EVENT_TYPE]")?;
     Ok(())
 }
 
@@ -118,12 +100,7 @@ fn details(out: &mut impl Write, app: &Application, types: &[&EventType]) -> any
         } else {
             writeln!(out, "  requestParameters:")?;
             let name_w = t.parameters.iter().map(|p| p.name.len()).max().unwrap_or(0);
-            let type_w = t
-                .parameters
-                .iter()
-                .map(|p| p.kind.name().len())
-                .max()
-                .unwrap_or(0);
+            let type_w = t.parameters.iter().map(|p| p.kind.name().len()).max().unwrap_or(0);
             for p in &t.parameters {
                 let required = if p.required { "required" } else { "optional" };
                 let extra = match &p.kind {
@@ -141,10 +118,7 @@ fn details(out: &mut impl Write, app: &Application, types: &[&EventType]) -> any
                 )?;
             }
         }
-        writeln!(
-            out,
-            "  example (as an application submits it; the relay adds recipientAccountId):"
-        )?;
+        writeln!(out, "  example (as an application submits it; the relay adds recipientAccountId):")?;
         let pretty = serde_json::to_string_pretty(&t.example)?;
         for line in pretty.lines() {
             writeln!(out, "    {line}")?;

@@ -60,11 +60,7 @@ struct Report {
 }
 
 pub(crate) fn run(global: &GlobalArgs, args: &ValidateArgs) -> anyhow::Result<ExitCode> {
-    let catalog = if args.no_catalog {
-        None
-    } else {
-        Some(catalog_source::load(global.catalog_dir.as_deref())?)
-    };
+    let catalog = if args.no_catalog { None } else { Some(catalog_source::load(global.catalog_dir.as_deref())?) };
     let stage = match args.stage {
         StageArg::Submit => Stage::Submit,
         StageArg::Put => Stage::Put,
@@ -105,9 +101,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &ValidateArgs) -> anyhow::Result<Ex
                     path: String::new(),
                     rule: "json".into(),
                     code: "InvalidData".into(),
-                    message:
-                        "holds no events (expected a JSON object, an array of objects, or NDJSON)"
-                            .into(),
+                    message: "holds no events (expected a JSON object, an array of objects, or NDJSON)".into(),
                     line: 1,
                     column: 1,
                 }],
@@ -128,11 +122,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &ValidateArgs) -> anyhow::Result<Ex
         events,
     };
     print(&report, args)?;
-    Ok(if report.valid {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if report.valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn print(report: &Report, args: &ValidateArgs) -> anyhow::Result<()> {
@@ -145,43 +135,19 @@ fn print(report: &Report, args: &ValidateArgs) -> anyhow::Result<()> {
     if !args.quiet {
         for event in &report.events {
             for p in &event.problems {
-                let path = if p.path.is_empty() {
-                    String::new()
-                } else {
-                    format!("{}: ", p.path)
-                };
-                writeln!(
-                    out,
-                    "{}:{}:{}: {path}{} [{}/{}]",
-                    event.file, p.line, p.column, p.message, p.code, p.rule
-                )?;
+                let path = if p.path.is_empty() { String::new() } else { format!("{}: ", p.path) };
+                writeln!(out, "{}:{}:{}: {path}{} [{}/{}]", event.file, p.line, p.column, p.message, p.code, p.rule)?;
             }
         }
     }
     let s = &report.summary;
-    let files = if s.files == 1 {
-        "1 file".to_owned()
-    } else {
-        format!("{} files", s.files)
-    };
-    let events = if s.events == 1 {
-        "1 event".to_owned()
-    } else {
-        format!("{} events", s.events)
-    };
+    let files = if s.files == 1 { "1 file".to_owned() } else { format!("{} files", s.files) };
+    let events = if s.events == 1 { "1 event".to_owned() } else { format!("{} events", s.events) };
     if report.valid {
         writeln!(out, "{events} in {files}: all valid")?;
     } else {
-        let problems = if s.problems == 1 {
-            "1 problem".to_owned()
-        } else {
-            format!("{} problems", s.problems)
-        };
-        writeln!(
-            out,
-            "{events} in {files}: {} valid, {} invalid ({problems})",
-            s.valid, s.invalid
-        )?;
+        let problems = if s.problems == 1 { "1 problem".to_owned() } else { format!("{} problems", s.problems) };
+        writeln!(out, "{events} in {files}: {} valid, {} invalid ({problems})", s.valid, s.invalid)?;
     }
     Ok(())
 }
@@ -201,24 +167,10 @@ struct RawRequest<'a> {
 }
 
 impl FileChecker<'_> {
-    fn report(
-        &self,
-        index: usize,
-        offset: usize,
-        id: Option<String>,
-        mut problems: Vec<Problem>,
-    ) -> EventReport {
+    fn report(&self, index: usize, offset: usize, id: Option<String>, mut problems: Vec<Problem>) -> EventReport {
         problems.sort_by_key(|p| (p.line, p.column));
         let (line, column) = self.index.line_column(offset);
-        EventReport {
-            file: self.file.to_owned(),
-            index,
-            line,
-            column,
-            id,
-            valid: problems.is_empty(),
-            problems,
-        }
+        EventReport { file: self.file.to_owned(), index, line, column, id, valid: problems.is_empty(), problems }
     }
 
     fn problem(
@@ -230,25 +182,12 @@ impl FileChecker<'_> {
         offset: usize,
     ) -> Problem {
         let (line, column) = self.index.line_column(offset);
-        Problem {
-            path: path.into(),
-            rule: rule.into(),
-            code: code.into(),
-            message: message.into(),
-            line,
-            column,
-        }
+        Problem { path: path.into(), rule: rule.into(), code: code.into(), message: message.into(), line, column }
     }
 
     /// Turns violations of a text at `base` into problems; offsets map into the file only when the
     /// validated text is a slice of it (`mappable`).
-    fn problems(
-        &self,
-        violations: Vec<Violation>,
-        prefix: &str,
-        base: usize,
-        mappable: bool,
-    ) -> Vec<Problem> {
+    fn problems(&self, violations: Vec<Violation>, prefix: &str, base: usize, mappable: bool) -> Vec<Problem> {
         violations
             .into_iter()
             .map(|v| {
@@ -256,13 +195,7 @@ impl FileChecker<'_> {
                     (true, Some(at)) => base + at,
                     _ => base,
                 };
-                self.problem(
-                    format!("{prefix}{}", v.path),
-                    v.rule.name(),
-                    v.code().as_str(),
-                    v.message,
-                    offset,
-                )
+                self.problem(format!("{prefix}{}", v.path), v.rule.name(), v.code().as_str(), v.message, offset)
             })
             .collect()
     }
@@ -271,23 +204,15 @@ impl FileChecker<'_> {
         let (raw, offset) = match item {
             Item::Json { raw, offset } => (raw, offset),
             Item::Malformed { reason, offset } => {
-                let problem = self.problem(
-                    "",
-                    "json",
-                    "InvalidData",
-                    format!("not well-formed JSON: {reason}"),
-                    offset,
-                );
+                let problem =
+                    self.problem("", "json", "InvalidData", format!("not well-formed JSON: {reason}"), offset);
                 out.push(self.report(index, offset, None, vec![problem]));
                 return;
             }
         };
         let members = serde_json::from_str::<BTreeMap<String, &RawValue>>(raw.get()).ok();
         let event_data = members.as_ref().and_then(|m| m.get("eventData"));
-        if members
-            .as_ref()
-            .is_some_and(|m| m.contains_key("auditEvents"))
-        {
+        if members.as_ref().is_some_and(|m| m.contains_key("auditEvents")) {
             self.check_request(index, raw, offset, out);
         } else if let Some(event_data) = event_data.filter(|e| e.get().starts_with('"')) {
             let _ = event_data;
@@ -296,32 +221,15 @@ impl FileChecker<'_> {
             // The seed's {"eventData": {...}} wrapper.
             let base = offset_in(self.text, event_data.get());
             let checked = self.validator.validate(event_data.get());
-            out.push(self.report(
-                index,
-                offset,
-                None,
-                self.problems(checked.violations, "", base, true),
-            ));
+            out.push(self.report(index, offset, None, self.problems(checked.violations, "", base, true)));
         } else {
             let checked = self.validator.validate(raw.get());
-            out.push(self.report(
-                index,
-                offset,
-                None,
-                self.problems(checked.violations, "", offset, true),
-            ));
+            out.push(self.report(index, offset, None, self.problems(checked.violations, "", offset, true)));
         }
     }
 
     /// A PutAuditEvents entry: `{"id", "eventData": "<json string>", "eventDataChecksum"}`.
-    fn check_entry(
-        &self,
-        index: usize,
-        raw: &RawValue,
-        offset: usize,
-        prefix: &str,
-        out: &mut Vec<EventReport>,
-    ) {
+    fn check_entry(&self, index: usize, raw: &RawValue, offset: usize, prefix: &str, out: &mut Vec<EventReport>) {
         let entry: AuditEvent = match serde_json::from_str(raw.get()) {
             Ok(entry) => entry,
             Err(err) => {
@@ -330,13 +238,7 @@ impl FileChecker<'_> {
                     index,
                     offset,
                     None,
-                    vec![self.problem(
-                        prefix.trim_end_matches('.'),
-                        "entry",
-                        "InvalidData",
-                        message,
-                        offset,
-                    )],
+                    vec![self.problem(prefix.trim_end_matches('.'), "entry", "InvalidData", message, offset)],
                 ));
                 return;
             }
@@ -357,13 +259,7 @@ impl FileChecker<'_> {
     }
 
     /// A whole PutAuditEvents body: the request's rules, then each entry.
-    fn check_request(
-        &self,
-        index: usize,
-        raw: &RawValue,
-        offset: usize,
-        out: &mut Vec<EventReport>,
-    ) {
+    fn check_request(&self, index: usize, raw: &RawValue, offset: usize, out: &mut Vec<EventReport>) {
         let request: RawRequest<'_> = match serde_json::from_str(raw.get()) {
             Ok(request) => request,
             Err(err) => {
@@ -372,45 +268,26 @@ impl FileChecker<'_> {
                     index,
                     offset,
                     None,
-                    vec![self.problem(
-                        "auditEvents",
-                        "request",
-                        "ValidationException",
-                        message,
-                        offset,
-                    )],
+                    vec![self.problem("auditEvents", "request", "ValidationException", message, offset)],
                 ));
                 return;
             }
         };
-        let entries: Vec<AuditEvent> = request
-            .audit_events
-            .iter()
-            .filter_map(|raw| serde_json::from_str(raw.get()).ok())
-            .collect();
+        let entries: Vec<AuditEvent> =
+            request.audit_events.iter().filter_map(|raw| serde_json::from_str(raw.get()).ok()).collect();
         if entries.len() == request.audit_events.len() {
-            let violations = entry::check_request(
-                &audit_event::PutAuditEventsRequest {
-                    audit_events: entries,
-                },
-                raw.get().len(),
-            );
+            let violations =
+                entry::check_request(&audit_event::PutAuditEventsRequest { audit_events: entries }, raw.get().len());
             if !violations.is_empty() {
                 let problems = violations
                     .into_iter()
-                    .map(
-                        |RequestViolation {
-                             rule,
-                             path,
-                             message,
-                         }| {
-                            let rule_name = serde_json::to_value(rule)
-                                .ok()
-                                .and_then(|v| v.as_str().map(str::to_owned))
-                                .unwrap_or_default();
-                            self.problem(path, &rule_name, rule.code(), message, offset)
-                        },
-                    )
+                    .map(|RequestViolation { rule, path, message }| {
+                        let rule_name = serde_json::to_value(rule)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default();
+                        self.problem(path, &rule_name, rule.code(), message, offset)
+                    })
                     .collect();
                 out.push(self.report(index, offset, None, problems));
             }

@@ -25,22 +25,14 @@ pub(crate) fn read_all(paths: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
     for path in paths {
         if path.as_os_str() == "-" {
             let mut text = String::new();
-            std::io::stdin()
-                .take(MAX_INPUT_BYTES)
-                .read_to_string(&mut text)
-                .context("reading standard input")?;
-            sources.push(Source {
-                name: "<stdin>".into(),
-                text,
-            });
+            std::io::stdin().take(MAX_INPUT_BYTES).read_to_string(&mut text).context("reading standard input")?;
+            sources.push(Source { name: "<stdin>".into(), text });
         } else if path.is_dir() {
             let mut files: Vec<PathBuf> = fs::read_dir(path)
                 .with_context(|| format!("reading directory {}", path.display()))?
                 .filter_map(|entry| entry.ok().map(|e| e.path()))
                 .filter(|p| {
-                    p.is_file()
-                        && p.extension()
-                            .is_some_and(|ext| ext == "json" || ext == "jsonl" || ext == "ndjson")
+                    p.is_file() && p.extension().is_some_and(|ext| ext == "json" || ext == "jsonl" || ext == "ndjson")
                 })
                 .collect();
             files.sort();
@@ -60,10 +52,7 @@ fn read_file(path: &Path) -> anyhow::Result<Source> {
     file.take(MAX_INPUT_BYTES)
         .read_to_string(&mut text)
         .with_context(|| format!("reading {} as UTF-8 text", path.display()))?;
-    Ok(Source {
-        name: path.display().to_string(),
-        text,
-    })
+    Ok(Source { name: path.display().to_string(), text })
 }
 
 /// One JSON document found in an input, or the reason a piece of it is not JSON.
@@ -80,22 +69,11 @@ pub(crate) fn split(text: &str) -> Vec<Item<'_>> {
         return Vec::new();
     }
     match serde_json::from_str::<&RawValue>(text) {
-        Ok(raw) if raw.get().starts_with('[') => {
-            match serde_json::from_str::<Vec<&RawValue>>(raw.get()) {
-                Ok(items) => items
-                    .into_iter()
-                    .map(|raw| Item::Json {
-                        raw,
-                        offset: offset_in(text, raw.get()),
-                    })
-                    .collect(),
-                Err(err) => vec![malformed(text, &err, 0)],
-            }
-        }
-        Ok(raw) => vec![Item::Json {
-            raw,
-            offset: offset_in(text, raw.get()),
-        }],
+        Ok(raw) if raw.get().starts_with('[') => match serde_json::from_str::<Vec<&RawValue>>(raw.get()) {
+            Ok(items) => items.into_iter().map(|raw| Item::Json { raw, offset: offset_in(text, raw.get()) }).collect(),
+            Err(err) => vec![malformed(text, &err, 0)],
+        },
+        Ok(raw) => vec![Item::Json { raw, offset: offset_in(text, raw.get()) }],
         Err(whole) => {
             // Several documents one per line (NDJSON), or one malformed document.
             let first_line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
@@ -108,10 +86,7 @@ pub(crate) fn split(text: &str) -> Vec<Item<'_>> {
                 let body = line.trim_end_matches(['\n', '\r']);
                 if !body.trim().is_empty() {
                     match serde_json::from_str::<&RawValue>(body) {
-                        Ok(raw) => items.push(Item::Json {
-                            raw,
-                            offset: start + offset_in(body, raw.get()),
-                        }),
+                        Ok(raw) => items.push(Item::Json { raw, offset: start + offset_in(body, raw.get()) }),
                         Err(err) => items.push(malformed(body, &err, start)),
                     }
                 }
@@ -125,32 +100,21 @@ pub(crate) fn split(text: &str) -> Vec<Item<'_>> {
 fn malformed(text: &str, err: &serde_json::Error, base: usize) -> Item<'static> {
     let offset = base + offset_of(text, err.line(), err.column());
     let reason = err.to_string();
-    let reason = reason
-        .rfind(" at line ")
-        .map_or(reason.clone(), |i| reason[..i].to_owned());
+    let reason = reason.rfind(" at line ").map_or(reason.clone(), |i| reason[..i].to_owned());
     Item::Malformed { reason, offset }
 }
 
 /// The byte offset of a serde_json (1-based) line and column.
 fn offset_of(text: &str, line: usize, column: usize) -> usize {
-    let line_start = if line <= 1 {
-        0
-    } else {
-        text.match_indices('\n')
-            .nth(line - 2)
-            .map_or(text.len(), |(i, _)| i + 1)
-    };
+    let line_start =
+        if line <= 1 { 0 } else { text.match_indices('\n').nth(line - 2).map_or(text.len(), |(i, _)| i + 1) };
     (line_start + column.saturating_sub(1)).min(text.len())
 }
 
 /// The offset of `part` inside `base` when it is a slice of it (else 0).
 pub(crate) fn offset_in(base: &str, part: &str) -> usize {
     let (start, at) = (base.as_ptr() as usize, part.as_ptr() as usize);
-    if at >= start && at + part.len() <= start + base.len() {
-        at - start
-    } else {
-        0
-    }
+    if at >= start && at + part.len() <= start + base.len() { at - start } else { 0 }
 }
 
 /// Maps byte offsets of a text to 1-based lines and columns (columns count characters).
@@ -161,9 +125,7 @@ pub(crate) struct LineIndex<'a> {
 
 impl<'a> LineIndex<'a> {
     pub(crate) fn new(text: &'a str) -> Self {
-        let starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
+        let starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
         LineIndex { text, starts }
     }
 
@@ -171,11 +133,7 @@ impl<'a> LineIndex<'a> {
         let offset = offset.min(self.text.len());
         let line = self.starts.partition_point(|&s| s <= offset).max(1);
         let start = self.starts[line - 1];
-        let column = self
-            .text
-            .get(start..offset)
-            .map_or(offset - start, |s| s.chars().count())
-            + 1;
+        let column = self.text.get(start..offset).map_or(offset - start, |s| s.chars().count()) + 1;
         (line, column)
     }
 }

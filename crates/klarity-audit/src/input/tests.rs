@@ -19,10 +19,7 @@ fn single_object_array_and_ndjson() {
 
 #[test]
 fn a_bad_ndjson_line_is_reported_where_it_breaks() {
-    assert_eq!(
-        offsets("{\"a\":1}\n{\"b\":}\n{\"c\":3}"),
-        vec![Ok(0), Err(13), Ok(15)]
-    );
+    assert_eq!(offsets("{\"a\":1}\n{\"b\":}\n{\"c\":3}"), vec![Ok(0), Err(13), Ok(15)]);
 }
 
 #[test]

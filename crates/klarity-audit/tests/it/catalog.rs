@@ -6,7 +6,13 @@ use crate::support::{Dir, catalog_dir};
 fn overview_lists_the_five_applications() {
     let out = Dir::new().run(&["catalog"], None);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    for source in ["com.nordcloudapp.com.klarity", "com.nordcloudapp.com.imagefactory", "com.nordcloudapp.com.autobackup", "com.nordcloudapp.com.autopatcher", "com.nordcloudapp.com.maestro"] {
+    for source in [
+        "com.nordcloudapp.com.klarity",
+        "com.nordcloudapp.com.imagefactory",
+        "com.nordcloudapp.com.autobackup",
+        "com.nordcloudapp.com.autopatcher",
+        "com.nordcloudapp.com.maestro",
+    ] {
         assert_eq!(out.stdout.matches(source).count(), 1, "{source}");
     }
     assert!(out.stdout.contains("  baselinePatching.completed  A baseline patching run completed"), "{}", out.stdout);
@@ -19,7 +25,11 @@ fn details_of_one_application_and_one_event_type() {
         let out = dir.run(&["catalog", app], None);
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert!(out.stdout.starts_with("AutoBackup  com.nordcloudapp.com.autobackup\n"), "{}", out.stdout);
-        assert!(out.stdout.contains("    backupPolicy  uuid        required  Identifier of the backup policy"), "{}", out.stdout);
+        assert!(
+            out.stdout.contains("    backupPolicy  uuid        required  Identifier of the backup policy"),
+            "{}",
+            out.stdout
+        );
         assert_eq!(out.stdout.matches("example (as an application submits it").count(), 3);
     }
     let out = dir.run(&["catalog", "imagefactory", "image.failed", "--json"], None);
@@ -29,7 +39,10 @@ fn details_of_one_application_and_one_event_type() {
     assert_eq!(t["example"]["errorCode"], "BuildFailed");
     let out = dir.run(&["catalog", "imagefactory", "image.deleted"], None);
     assert_eq!(out.code, 2);
-    assert_eq!(out.stderr, "error: Image Factory has no event type \"image.deleted\" (its event types: image.created, image.distributed, image.failed)\n");
+    assert_eq!(
+        out.stderr,
+        "error: Image Factory has no event type \"image.deleted\" (its event types: image.created, image.distributed, image.failed)\n"
+    );
     let out = dir.run(&["catalog", "billing"], None);
     assert_eq!(out.code, 2);
     assert!(out.stderr.starts_with("error: no application \"billing\" in the catalog (applications: AutoBackup (com.nordcloudapp.com.autobackup),"), "{}", out.stderr);
@@ -71,11 +84,12 @@ fn a_catalog_directory_with_a_sixth_application() {
     let dir = Dir::new();
     for entry in std::fs::read_dir(catalog_dir()).unwrap() {
         let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.path().join("catalog").join(path.file_name().unwrap())).or_else(|_| {
-            std::fs::create_dir_all(dir.path().join("catalog"))?;
-            std::fs::copy(&path, dir.path().join("catalog").join(path.file_name().unwrap()))
-        })
-        .unwrap();
+        std::fs::copy(&path, dir.path().join("catalog").join(path.file_name().unwrap()))
+            .or_else(|_| {
+                std::fs::create_dir_all(dir.path().join("catalog"))?;
+                std::fs::copy(&path, dir.path().join("catalog").join(path.file_name().unwrap()))
+            })
+            .unwrap();
     }
     dir.write("catalog/costguard.toml", SIXTH);
     let event = r#"{"version":"v1","userIdentity":{"type":"SERVICE","principalId":"c"},"eventSource":"com.nordcloudapp.com.costguard","eventName":"budget.exceeded","eventTime":"2024-07-12T10:55:00Z","UID":"0190a6b7-5555-7a3f-9d2b-5e8f1a2b3c4d","requestParameters":{"budgetId":"0190a6b7-5555-7a3f-9d2b-5e8f1a2b3c4e"}}"#;

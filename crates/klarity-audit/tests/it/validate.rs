@@ -38,7 +38,10 @@ fn ndjson_from_stdin_valid_and_invalid_lines() {
     let out = dir.run(&["validate", "-"], Some(&input));
     assert_eq!((out.code, out.stdout.as_str()), (0, "2 events in 1 file: all valid\n"), "{}", out.stderr);
 
-    let broken = format!("{VALID}\n{{\"version\": }}\n{}\n", VALID.replace("eu-west-1\",\"backupPolicy", "Ireland\",\"backupPolicy"));
+    let broken = format!(
+        "{VALID}\n{{\"version\": }}\n{}\n",
+        VALID.replace("eu-west-1\",\"backupPolicy", "Ireland\",\"backupPolicy")
+    );
     let out = dir.run(&["validate", "-"], Some(&broken));
     assert_eq!(out.code, 1);
     expect![[r#"
@@ -93,7 +96,15 @@ fn put_audit_events_bodies_and_entries() {
         .as_array()
         .unwrap()
         .iter()
-        .flat_map(|e| e["problems"].as_array().unwrap().iter().map(|p| (p["path"].as_str().unwrap().to_owned(), p["code"].as_str().unwrap().to_owned(), p["line"].as_u64().unwrap())))
+        .flat_map(|e| {
+            e["problems"].as_array().unwrap().iter().map(|p| {
+                (
+                    p["path"].as_str().unwrap().to_owned(),
+                    p["code"].as_str().unwrap().to_owned(),
+                    p["line"].as_u64().unwrap(),
+                )
+            })
+        })
         .filter(|(path, _, _)| !path.starts_with("auditEvents[2].eventData."))
         .collect();
     assert_eq!(
@@ -109,7 +120,8 @@ fn put_audit_events_bodies_and_entries() {
     assert_eq!(report["valid"], false);
 
     // A single entry, with a correct checksum.
-    let entry = serde_json::json!({"id": "e-1", "eventData": VALID, "eventDataChecksum": audit_event_checksum(VALID)}).to_string();
+    let entry = serde_json::json!({"id": "e-1", "eventData": VALID, "eventDataChecksum": audit_event_checksum(VALID)})
+        .to_string();
     let out = dir.run(&["validate", "-"], Some(&entry));
     assert_eq!(out.code, 0, "{}", out.stdout);
 }
@@ -131,7 +143,10 @@ fn json_report_shape() {
     for key in ["path", "rule", "code", "message", "line", "column"] {
         assert!(!problem[key].is_null(), "{key} missing in {problem}");
     }
-    assert_eq!(report["summary"], serde_json::json!({"files": 1, "events": 1, "valid": 0, "invalid": 1, "problems": 6}));
+    assert_eq!(
+        report["summary"],
+        serde_json::json!({"files": 1, "events": 1, "valid": 0, "invalid": 1, "problems": 6})
+    );
 }
 
 #[test]
