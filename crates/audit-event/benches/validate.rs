@@ -52,6 +52,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("baseline_serde_json_value_parse", |b| {
         b.iter(|| black_box(serde_json::from_str::<serde_json::Value>(black_box(&text)).is_ok()))
     });
+    group.bench_function("checksum_only", |b| b.iter(|| black_box(checksum(black_box(text.as_bytes())))));
     group.bench_function("validate_schema", |b| {
         let plain = Validator::new(Stage::Put);
         b.iter(|| black_box(plain.validate(black_box(&text)).is_valid()))

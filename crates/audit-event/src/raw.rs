@@ -60,15 +60,22 @@ impl<'de> Deserialize<'de> for Object<'de> {
 
 impl<'a> Object<'a> {
     /// Keys that appear more than once, each reported once, with the raw value of a repeat.
+    /// Allocates nothing when there are none.
     pub(crate) fn duplicates(&self) -> Vec<(&str, &'a RawValue)> {
-        if self.members.len() < 2 {
-            return Vec::new();
+        let members = &self.members;
+        let mut found: Vec<(&str, &'a RawValue)> = Vec::new();
+        if members.len() <= 32 {
+            for (i, (key, raw)) in members.iter().enumerate().skip(1) {
+                if members[..i].iter().any(|(k, _)| k == key) && !found.iter().any(|(k, _)| k == key) {
+                    found.push((key.as_ref(), *raw));
+                }
+            }
+            return found;
         }
-        let mut order: Vec<usize> = (0..self.members.len()).collect();
-        order.sort_by(|&a, &b| self.members[a].0.cmp(&self.members[b].0).then(a.cmp(&b)));
-        let mut found = Vec::new();
+        let mut order: Vec<usize> = (0..members.len()).collect();
+        order.sort_by(|&a, &b| members[a].0.cmp(&members[b].0).then(a.cmp(&b)));
         for pair in order.windows(2) {
-            let (first, second) = (&self.members[pair[0]], &self.members[pair[1]]);
+            let (first, second) = (&members[pair[0]], &members[pair[1]]);
             if first.0 == second.0 && found.last().is_none_or(|(k, _)| *k != first.0.as_ref()) {
                 found.push((first.0.as_ref(), second.1));
             }
@@ -90,7 +97,13 @@ pub(crate) enum Kind {
 
 impl Kind {
     pub(crate) fn of(raw: &RawValue) -> Kind {
-        match raw.get().trim_start().as_bytes().first() {
+        // serde_json's raw values start at the value itself; trim only in the unexpected case.
+        let text = raw.get();
+        let first = match text.as_bytes().first() {
+            Some(b' ' | b'\t' | b'\n' | b'\r') => text.trim_start().as_bytes().first(),
+            other => other,
+        };
+        match first {
             Some(b'n') => Kind::Null,
             Some(b't' | b'f') => Kind::Bool,
             Some(b'"') => Kind::String,
@@ -115,7 +128,15 @@ impl Kind {
 
 /// Reads a raw value known to be a JSON string.
 pub(crate) fn string(raw: &RawValue) -> Option<Cow<'_, str>> {
-    serde_json::from_str::<Str<'_>>(raw.get()).ok().map(|s| s.0)
+    let text = raw.get();
+    // Fast path: serde_json already checked the syntax, so a quoted text without escapes is the
+    // string itself.
+    if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+        if !inner.as_bytes().contains(&b'\\') && !inner.contains('"') {
+            return Some(Cow::Borrowed(inner));
+        }
+    }
+    serde_json::from_str::<Str<'_>>(text).ok().map(|s| s.0)
 }
 
 /// Parses a raw value known to be a JSON object.

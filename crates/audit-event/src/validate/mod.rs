@@ -5,7 +5,7 @@
 //! violation it finds together with the fields the relay and the lake need next ([`Checked`]).
 //! Bad input is data, not an error: nothing here panics or fails on any input.
 
-use std::{borrow::Cow, net::IpAddr};
+use std::{borrow::Cow, fmt, net::IpAddr};
 
 use serde_json::value::RawValue;
 
@@ -171,7 +171,7 @@ impl<'c> Validator<'c> {
 
     /// Validates one `eventData` JSON text. Never panics; every problem becomes a [`Violation`].
     pub fn validate<'a>(&self, text: &'a str) -> Checked<'a> {
-        let mut run = Run { text, violations: Vec::new() };
+        let mut run = Run { text, violations: Vec::new(), parse_parameters: self.catalog.is_some() };
         let mut checked = Checked::default();
 
         if text.len() > limits::MAX_REQUEST_BYTES {
@@ -194,13 +194,15 @@ impl<'c> Validator<'c> {
         };
 
         let slots = run.fields(&object, "eventData", &EVENT_FIELDS, text);
+        // requestParameters: `None` absent, `Some(None)` unusable, `Some(Some(members))` parsed.
+        let mut request_parameters = None;
         for (spec, slot) in EVENT_FIELDS.iter().zip(slots.iter()) {
             let presence = match (spec.presence, self.stage) {
                 (RequiredAtPut, Stage::Put) => Required,
                 (RequiredAtPut, Stage::Submit) => Optional,
                 (p, _) => p,
             };
-            let path = format!("eventData.{}", spec.name);
+            let path = FieldPath { parent: "eventData", name: spec.name };
             let value = run.check_field(&path, spec, presence, *slot, text);
             match (spec.shape, value) {
                 (Shape::Time, FieldValue::Time(t)) => checked.event_time = Some(t),
@@ -220,6 +222,8 @@ impl<'c> Validator<'c> {
                     }
                     checked.recipient_account_id = Some(account);
                 }
+                (_, FieldValue::Members(members)) => request_parameters = Some(Some(members)),
+                (Shape::Object(_), FieldValue::Invalid) => request_parameters = Some(None),
                 (_, FieldValue::Text(s)) => match spec.name {
                     "eventSource" => checked.event_source = Some(s),
                     "eventName" => checked.event_name = Some(s),
@@ -231,7 +235,7 @@ impl<'c> Validator<'c> {
         }
 
         if let Some(catalog) = self.catalog {
-            run.check_catalog(catalog, &checked, &slots, text);
+            run.check_catalog(catalog, &checked, &slots, request_parameters, text);
         }
         checked.violations = run.violations;
         checked
@@ -244,18 +248,34 @@ enum FieldValue<'a> {
     Invalid,
     Text(Cow<'a, str>),
     Time(EventTime),
+    /// The members of `requestParameters`, parsed once for the catalog's checks.
+    Members(Vec<(Cow<'a, str>, &'a RawValue)>),
     Other,
+}
+
+/// A field's JSON path, formatted only when a violation needs it.
+struct FieldPath<'p> {
+    parent: &'p str,
+    name: &'p str,
+}
+
+impl fmt::Display for FieldPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.parent, self.name)
+    }
 }
 
 /// The state of one validation: the input text and the violations so far.
 struct Run<'t> {
     text: &'t str,
     violations: Vec<Violation>,
+    /// Whether `requestParameters` is parsed (for the catalog's checks and its duplicate keys).
+    parse_parameters: bool,
 }
 
 impl<'t> Run<'t> {
-    fn push(&mut self, path: &str, rule: Rule, message: String, offset: Option<usize>) {
-        self.violations.push(Violation { path: path.to_owned(), rule, message, offset });
+    fn push(&mut self, path: impl fmt::Display, rule: Rule, message: String, offset: Option<usize>) {
+        self.violations.push(Violation { path: path.to_string(), rule, message, offset });
     }
 
     fn offset(&self, raw: &RawValue) -> Option<usize> {
@@ -296,19 +316,18 @@ impl<'t> Run<'t> {
         text: &str,
     ) -> Vec<Option<&'a RawValue>> {
         let mut slots = vec![None; specs.len()];
-        for (key, raw) in object.duplicates() {
-            self.push(
-                &format!("{parent}.{key}"),
-                Rule::DuplicateKey,
-                "appears more than once in the object; each field may appear once".into(),
-                raw::offset_in(text, raw.get()),
-            );
-        }
         for (key, raw) in &object.members {
             match specs.iter().position(|spec| spec.name == key.as_ref()) {
                 Some(i) => {
                     if slots[i].is_none() {
                         slots[i] = Some(*raw);
+                    } else {
+                        self.push(
+                            format_args!("{parent}.{key}"),
+                            Rule::DuplicateKey,
+                            "appears more than once in the object; each field may appear once".into(),
+                            raw::offset_in(text, raw.get()),
+                        );
                     }
                 }
                 None => {
@@ -319,7 +338,7 @@ impl<'t> Run<'t> {
                         String::new()
                     };
                     self.push(
-                        &format!("{parent}.{key}"),
+                        format_args!("{parent}.{key}"),
                         Rule::UnknownField,
                         format!("is not a field of the integration event schema{hint}{known}"),
                         raw::offset_in(text, raw.get()),
@@ -333,7 +352,7 @@ impl<'t> Run<'t> {
     /// Checks one known field; returns its value when the caller may want it.
     fn check_field<'a>(
         &mut self,
-        path: &str,
+        path: &FieldPath<'_>,
         spec: &Field,
         presence: Presence,
         slot: Option<&'a RawValue>,
@@ -383,17 +402,23 @@ impl<'t> Run<'t> {
                         );
                     }
                 }
-                if let Some(object) = raw::object(raw) {
-                    for (key, dup) in object.duplicates() {
-                        self.push(
-                            &format!("{path}.{key}"),
-                            Rule::DuplicateKey,
-                            "appears more than once in the object; each key may appear once".into(),
-                            self.offset(dup),
-                        );
-                    }
+                // Free-form objects are only size-checked; requestParameters is parsed when the
+                // catalog types it, and then its duplicate keys are reported too.
+                if !(self.parse_parameters && spec.name == "requestParameters") {
+                    return FieldValue::Other;
                 }
-                FieldValue::Other
+                let Some(object) = raw::object(raw) else {
+                    return FieldValue::Invalid;
+                };
+                for (key, dup) in object.duplicates() {
+                    self.push(
+                        format_args!("{path}.{key}"),
+                        Rule::DuplicateKey,
+                        "appears more than once in the object; each key may appear once".into(),
+                        self.offset(dup),
+                    );
+                }
+                FieldValue::Members(object.members)
             }
             Shape::Identity => {
                 if kind != Kind::Object {
@@ -408,9 +433,9 @@ impl<'t> Run<'t> {
                 let Some(object) = raw::object(raw) else {
                     return FieldValue::Invalid;
                 };
-                let slots = self.fields(&object, path, &IDENTITY_FIELDS, text);
+                let slots = self.fields(&object, "eventData.userIdentity", &IDENTITY_FIELDS, text);
                 for (spec, slot) in IDENTITY_FIELDS.iter().zip(slots) {
-                    let child = format!("{path}.{}", spec.name);
+                    let child = FieldPath { parent: "eventData.userIdentity", name: spec.name };
                     let value = self.check_field(&child, spec, spec.presence, slot, text);
                     if matches!(value, FieldValue::Absent) && spec.presence == Required && slot.is_none() {
                         // Point a missing member at the object it belongs to.
@@ -442,7 +467,7 @@ impl<'t> Run<'t> {
 
     fn check_text<'a>(
         &mut self,
-        path: &str,
+        path: &FieldPath<'_>,
         shape: Shape,
         value: Cow<'a, str>,
         offset: Option<usize>,
@@ -505,7 +530,14 @@ impl<'t> Run<'t> {
 
     /// The catalog's rules: a known event source, an event type of that source, the UID form and
     /// the typed request parameters.
-    fn check_catalog(&mut self, catalog: &Catalog, checked: &Checked<'_>, slots: &[Option<&RawValue>], text: &str) {
+    fn check_catalog(
+        &mut self,
+        catalog: &Catalog,
+        checked: &Checked<'_>,
+        slots: &[Option<&RawValue>],
+        request_parameters: Option<Option<Vec<(Cow<'_, str>, &RawValue)>>>,
+        text: &str,
+    ) {
         let Some(source) = checked.event_source.as_deref() else {
             return;
         };
@@ -557,16 +589,16 @@ impl<'t> Run<'t> {
             return;
         };
 
-        // Request parameters. A null or absent object means no parameters were given.
-        let params_raw = slots[IDX_REQUEST_PARAMETERS].filter(|raw| Kind::of(raw) != Kind::Null);
-        let params_offset = params_raw.and_then(|raw| raw::offset_in(text, raw.get()));
-        let given = match params_raw {
-            Some(raw) if Kind::of(raw) == Kind::Object => raw::object(raw).map(|o| o.members).unwrap_or_default(),
-            Some(_) => return, // Already reported as a type error.
+        // Request parameters. A null or absent object means no parameters were given; an unusable
+        // one was already reported.
+        let params_offset = slots[IDX_REQUEST_PARAMETERS].and_then(|raw| raw::offset_in(text, raw.get()));
+        let given = match request_parameters {
+            Some(Some(members)) => members,
+            Some(None) => return,
             None => Vec::new(),
         };
         for (key, raw) in &given {
-            let path = format!("eventData.requestParameters.{key}");
+            let path = FieldPath { parent: "eventData.requestParameters", name: key };
             match event_type.parameter(key) {
                 Some(param) => {
                     if let Err(why) = param.kind.check(raw) {

@@ -267,9 +267,22 @@ fn unknown_fields_are_named_with_a_suggestion() {
 fn duplicate_keys() {
     let text = base().to_string().replacen("\"version\":\"v1\"", "\"version\":\"v1\",\"version\":\"v2\"", 1);
     check(&schema(), &text, &[("eventData.version", Rule::DuplicateKey)]);
+    // In requestParameters when the catalog types them (the object is parsed then anyway).
     let text =
         base().to_string().replacen("\"region\":\"eu-west-1\"", "\"region\":\"eu-west-1\",\"region\":\"us-east-1\"", 1);
-    check(&schema(), &text, &[("eventData.requestParameters.region", Rule::DuplicateKey)]);
+    catalog_check(&text, &[("eventData.requestParameters.region", Rule::DuplicateKey)]);
+    check(&schema(), &text, &[]);
+    // Many keys take the sorting path.
+    let mut params: Vec<String> = (0..40).map(|i| format!("\"k{i}\":{i}")).collect();
+    params.push("\"k7\":0".into());
+    let mut event = with("requestParameters", None).to_string();
+    event.insert_str(1, &format!("\"requestParameters\":{{{}}},", params.join(",")));
+    let found = violations(&Validator::new(Stage::Put).with_catalog(&Catalog::embedded()), &event);
+    assert!(found.contains(&("eventData.requestParameters.k7".into(), Rule::DuplicateKey)), "{found:?}");
+    assert_eq!(found.iter().filter(|(_, r)| *r == Rule::DuplicateKey).count(), 1);
+    // Free-form objects are not parsed, so their duplicate keys pass.
+    let text = base().to_string().replacen("\"ok\":true", "\"ok\":true,\"ok\":false", 1);
+    check(&schema(), &text, &[]);
 }
 
 #[test]
