@@ -32,9 +32,12 @@ impl<'de> Deserialize<'de> for Str<'de> {
     }
 }
 
+/// An object's members in input order: keys decoded, values unparsed.
+pub(crate) type Members<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
+
 /// A JSON object as its members in input order, values unparsed.
 pub(crate) struct Object<'a> {
-    pub(crate) members: Vec<(Cow<'a, str>, &'a RawValue)>,
+    pub(crate) members: Members<'a>,
 }
 
 impl<'de> Deserialize<'de> for Object<'de> {
@@ -131,10 +134,11 @@ pub(crate) fn string(raw: &RawValue) -> Option<Cow<'_, str>> {
     let text = raw.get();
     // Fast path: serde_json already checked the syntax, so a quoted text without escapes is the
     // string itself.
-    if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
-        if !inner.as_bytes().contains(&b'\\') && !inner.contains('"') {
-            return Some(Cow::Borrowed(inner));
-        }
+    if let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'))
+        && !inner.as_bytes().contains(&b'\\')
+        && !inner.contains('"')
+    {
+        return Some(Cow::Borrowed(inner));
     }
     serde_json::from_str::<Str<'_>>(text).ok().map(|s| s.0)
 }

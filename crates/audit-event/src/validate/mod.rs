@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use crate::{
     catalog::{Catalog, UidFormat},
     limits,
-    raw::{self, Kind, Object},
+    raw::{self, Kind, Members, Object},
     suggest::{did_you_mean, suggest},
     time::{EVENT_TIME_FORM, EventTime},
     violation::{Rule, Violation, quote},
@@ -249,7 +249,7 @@ enum FieldValue<'a> {
     Text(Cow<'a, str>),
     Time(EventTime),
     /// The members of `requestParameters`, parsed once for the catalog's checks.
-    Members(Vec<(Cow<'a, str>, &'a RawValue)>),
+    Members(Members<'a>),
     Other,
 }
 
@@ -535,7 +535,7 @@ impl<'t> Run<'t> {
         catalog: &Catalog,
         checked: &Checked<'_>,
         slots: &[Option<&RawValue>],
-        request_parameters: Option<Option<Vec<(Cow<'_, str>, &RawValue)>>>,
+        request_parameters: Option<Option<Members<'_>>>,
         text: &str,
     ) {
         let Some(source) = checked.event_source.as_deref() else {
@@ -629,7 +629,7 @@ impl<'t> Run<'t> {
         for param in event_type.parameters.iter().filter(|p| p.required) {
             if !given.iter().any(|(key, _)| key.as_ref() == param.name) {
                 self.push(
-                    &format!("eventData.requestParameters.{}", param.name),
+                    format!("eventData.requestParameters.{}", param.name),
                     Rule::CatalogParameterMissing,
                     format!("is required by {} but missing ({})", event_type.name, param.kind.describe()),
                     params_offset,
