@@ -90,6 +90,30 @@ pub enum Rule {
 }
 
 impl Rule {
+    /// Every rule, for exhaustive tests and documentation.
+    pub const ALL: [Rule; 20] = [
+        Rule::Json,
+        Rule::NotObject,
+        Rule::Required,
+        Rule::Type,
+        Rule::MaxLength,
+        Rule::MaxSize,
+        Rule::EventSize,
+        Rule::UnknownField,
+        Rule::DuplicateKey,
+        Rule::EventTime,
+        Rule::IpAddress,
+        Rule::AccountId,
+        Rule::Recipient,
+        Rule::Checksum,
+        Rule::CatalogEventSource,
+        Rule::CatalogEventName,
+        Rule::CatalogUid,
+        Rule::CatalogParameterMissing,
+        Rule::CatalogParameterUnknown,
+        Rule::CatalogParameterType,
+    ];
+
     /// The `PutAuditEvents` per-entry error code this rule corresponds to.
     pub fn code(self) -> ErrorCode {
         use ErrorCode::*;

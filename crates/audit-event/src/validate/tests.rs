@@ -525,3 +525,52 @@ fn helpers() {
     assert_eq!(offset_of_line_column("ab\ncd", 2, 2), Some(4));
     assert_eq!(offset_of_line_column("ab", 5, 1), None);
 }
+
+/// Every rule has at least one failing case here, and the table covers `Rule::ALL`: adding a rule
+/// without a failing case fails this test. Each case must produce exactly its rule.
+#[test]
+fn every_rule_has_a_failing_case() {
+    use crate::AuditEvent;
+
+    let catalog = Catalog::embedded();
+    let validator = Validator::new(Stage::Put).with_catalog(&catalog).with_channel_owner("123456789012");
+    let dup = base().to_string().replacen("\"version\":\"v1\"", "\"version\":\"v1\",\"version\":\"v2\"", 1);
+    let cases: Vec<(Rule, String)> = vec![
+        (Rule::Json, "{\"version\":".into()),
+        (Rule::NotObject, "[1]".into()),
+        (Rule::Required, with("version", None).to_string()),
+        (Rule::Type, with("version", Some(json!(1))).to_string()),
+        (Rule::MaxLength, with("errorCode", Some(json!("E".repeat(257)))).to_string()),
+        (Rule::MaxSize, with("additionalEventData", Some(json!({"p": "x".repeat(28 * 1024)}))).to_string()),
+        (Rule::EventSize, " ".repeat(limits::MAX_REQUEST_BYTES + 1)),
+        (Rule::UnknownField, with("tenantId", Some(json!("acme"))).to_string()),
+        (Rule::DuplicateKey, dup),
+        (Rule::EventTime, with("eventTime", Some(json!("202-07-12T10:55:00"))).to_string()),
+        (Rule::IpAddress, with("sourceIPAddress", Some(json!("10.0.0.256"))).to_string()),
+        (Rule::AccountId, with("recipientAccountId", Some(json!("42"))).to_string()),
+        (Rule::Recipient, with("recipientAccountId", Some(json!("210987654321"))).to_string()),
+        (Rule::CatalogEventSource, with("eventSource", Some(json!("com.example.x"))).to_string()),
+        (Rule::CatalogEventName, with("eventName", Some(json!("backup.paused"))).to_string()),
+        (Rule::CatalogUid, with("UID", Some(json!("UUID"))).to_string()),
+        (Rule::CatalogParameterMissing, with("requestParameters.region", None).to_string()),
+        (Rule::CatalogParameterUnknown, with("requestParameters.regoin", Some(json!("eu-west-1"))).to_string()),
+        (Rule::CatalogParameterType, with("requestParameters.backupPolicy", Some(json!("UUID"))).to_string()),
+    ];
+    let mut covered: Vec<Rule> = Vec::new();
+    for (rule, text) in &cases {
+        let found: Vec<Rule> = validator.validate(text).violations.iter().map(|v| v.rule).collect();
+        assert_eq!(found, vec![*rule], "case for {rule}");
+        covered.push(*rule);
+    }
+    // The checksum rule applies to PutAuditEvents entries.
+    let mut entry = AuditEvent::new("e1", base().to_string());
+    entry.event_data_checksum = Some("AAAA".into());
+    let found: Vec<Rule> = entry.validate(&validator).violations.iter().map(|v| v.rule).collect();
+    assert_eq!(found, vec![Rule::Checksum]);
+    covered.push(Rule::Checksum);
+
+    for rule in Rule::ALL {
+        assert!(covered.contains(&rule), "no failing case for rule {rule}");
+        assert!(!rule.name().is_empty());
+    }
+}

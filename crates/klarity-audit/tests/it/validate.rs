@@ -179,3 +179,26 @@ fn errors_exit_2_with_a_reason() {
     let out = dir.run(&["validate"], None);
     assert_eq!(out.code, 2, "clap usage error");
 }
+
+/// The README's main command: every event type of the catalog, valid as sent to PutAuditEvents.
+#[test]
+fn the_shipped_example_events_cover_the_catalog_and_are_valid() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/events.ndjson");
+    let out = Dir::new().run(&["validate", examples.to_str().unwrap()], None);
+    assert_eq!((out.code, out.stdout.as_str()), (0, "15 events in 1 file: all valid\n"), "{}", out.stderr);
+    let text = std::fs::read_to_string(&examples).unwrap();
+    let mut seen: Vec<(String, String)> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|e| (e["eventSource"].as_str().unwrap().to_owned(), e["eventName"].as_str().unwrap().to_owned()))
+        .collect();
+    seen.sort();
+    let catalog = audit_event::Catalog::embedded();
+    let mut all: Vec<(String, String)> = catalog
+        .applications()
+        .iter()
+        .flat_map(|a| a.event_types.iter().map(move |t| (a.event_source.clone(), t.name.clone())))
+        .collect();
+    all.sort();
+    assert_eq!(seen, all);
+}
