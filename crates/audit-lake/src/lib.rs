@@ -1,13 +1,82 @@
-//! The local lake: an AWS-compatible CloudTrail Lake endpoint (`cloudtrail`, `cloudtrail-data`,
-//! and subsets of `sts` and `iam`) with durable storage and SQL queries, so that the AWS CLI, boto3
-//! and aws-sdk-rust work against it with only the endpoint changed.
+//! The local lake: an AWS-compatible CloudTrail Lake endpoint — `cloudtrail` (event data stores,
+//! channels, resource policies), `cloudtrail-data` (`PutAuditEvents`) and `sts`
+//! (`GetCallerIdentity`) on one port — with SigV4 authentication and durable storage, so that the
+//! AWS CLI, boto3 and aws-sdk-rust work against it with only the endpoint changed.
 //!
-//! Status: not built yet. Issues 3, 4 and 7 build it here. This crate exists now so that the
-//! workspace has its final shape and its dependency rule (`audit-lake → audit-event` only; it
-//! never links `audit-relay`) is in force from the start.
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = audit_lake::LakeConfig::default();
+//! let listener = tokio::net::TcpListener::bind(config.listen).await?;
+//! audit_lake::run(config, listener, std::future::pending()).await?;
+//! # Ok(()) }
+//! ```
 //!
 //! # Layout
 //!
-//! - (planned) `config`, `error`, `api/`, `store/`, `query/`, `catalog`.
+//! - [`config`]: [`LakeConfig`], accounts and keys (with documented local defaults).
+//! - `api/`: the wire protocols, SigV4 verification ([`api::sigv4`]) and AWS-shaped errors.
+//! - [`identity`]: access keys → [`identity::Caller`].
+//! - [`policy`]: IAM-style policy documents and their evaluation.
+//! - [`store`]: SQLite storage with a group-committing writer; its module documents the format.
+//! - [`error`]: [`AwsError`] (answered to clients) and [`LakeError`] (failures of the lake).
+//!
+//! Not built yet: STS role assumption and IAM (identity issue), SQL queries (query issue).
 
-pub use audit_event;
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod identity;
+pub mod policy;
+pub mod store;
+
+use std::{future::Future, sync::Arc};
+
+pub use config::LakeConfig;
+pub use error::{AwsError, LakeError};
+use identity::Identity;
+use store::Store;
+use tokio::net::TcpListener;
+
+/// A running lake's shared state.
+pub struct Lake {
+    /// The configuration it runs with.
+    pub config: LakeConfig,
+    /// Access keys.
+    pub identity: Identity,
+    /// Storage.
+    pub store: Store,
+    /// Serializes control-plane changes (create/update/delete), so checks and writes do not race.
+    pub(crate) control: tokio::sync::Mutex<()>,
+}
+
+impl Lake {
+    /// Opens the lake's storage under `config.data_dir`.
+    pub fn open(config: LakeConfig) -> Result<Arc<Lake>, LakeError> {
+        config.validate().map_err(LakeError::Config)?;
+        let store = Store::open(&config.data_dir)?;
+        let identity = Identity::new(&config);
+        Ok(Arc::new(Lake { config, identity, store, control: tokio::sync::Mutex::new(()) }))
+    }
+}
+
+/// Serves the lake on `listener` until `shutdown` completes, then finishes in-flight requests.
+pub async fn run(
+    config: LakeConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), LakeError> {
+    let lake = Lake::open(config)?;
+    serve(lake, listener, shutdown).await
+}
+
+/// Serves an opened lake.
+pub async fn serve(
+    lake: Arc<Lake>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), LakeError> {
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, data = %lake.store.path().display(), "The lake is listening.");
+    axum::serve(listener, api::router(lake)).with_graceful_shutdown(shutdown).await?;
+    Ok(())
+}

@@ -50,6 +50,61 @@ pub(crate) enum Command {
     #[command(after_help = "Examples:\n  klarity-audit catalog\n  klarity-audit catalog autobackup\n  \
         klarity-audit catalog com.nordcloudapp.com.maestro deployment.created\n  klarity-audit catalog --json")]
     Catalog(CatalogArgs),
+
+    /// Run the local CloudTrail Lake: the AWS APIs cloudtrail (event data stores, channels, resource
+    /// policies), cloudtrail-data (PutAuditEvents) and sts (GetCallerIdentity) on one port, with
+    /// SigV4 authentication and durable storage. Point the AWS CLI, boto3 or an AWS SDK at it with
+    /// --endpoint-url.
+    ///
+    /// Local accounts and keys (change them in the config file):
+    ///   customer 123456789012  AKIAKLARITYCUSTOMER1 / klarity-local-customer-secret-key-0001
+    ///   vendor   855341727128  AKIAKLARITYVENDOR001 / klarity-local-vendor-secret-key-0001
+    #[command(
+        after_help = "Examples:\n  klarity-audit lake\n  klarity-audit lake --listen 127.0.0.1:4599 --data-dir /tmp/lake\n  \
+        klarity-audit lake dump --store 0f9c… > events.ndjson"
+    )]
+    Lake(LakeArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(crate) struct LakeArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<LakeCommand>,
+    #[command(flatten)]
+    pub(crate) serve: LakeServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LakeCommand {
+    /// Print the stored records of an event data store as NDJSON, in ingestion order.
+    Dump(LakeDumpArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LakeServeArgs {
+    /// A TOML file with lake settings (listen, data_dir, accounts, max_clock_skew, max_body_bytes).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:4566].
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<std::net::SocketAddr>,
+    /// Directory for the lake's data [default: klarity-data/lake].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LakeDumpArgs {
+    /// The event data store's ID (the last part of its ARN) or ARN.
+    #[arg(long, value_name = "ID")]
+    pub(crate) store: String,
+    /// Directory of the lake's data [default: klarity-data/lake].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// A TOML file with lake settings (for its data_dir).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,9 @@ use clap::Parser;
 mod catalog_source;
 mod cli;
 mod commands;
+mod config;
 mod input;
+mod logging;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();

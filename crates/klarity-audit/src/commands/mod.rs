@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use crate::cli::{Cli, Command};
 
 mod catalog;
+mod lake;
 mod validate;
 
 /// Runs the command line's command.
@@ -13,5 +14,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate(args) => validate::run(&cli.global, &args),
         Command::Catalog(args) => catalog::run(&cli.global, &args),
+        Command::Lake(args) => lake::run(&args),
     }
 }

@@ -1,0 +1,241 @@
+//! `cloudtrail-data` `PutAuditEvents` (restJson1).
+
+use std::collections::HashMap;
+
+use audit_event::{
+    EventTime, PutAuditEventsRequest, Stage, Validator,
+    entry::{RequestRule, check_request},
+    record::{EVENT_CATEGORY, EVENT_TYPE, EVENT_VERSION},
+};
+use serde_json::{Value, json};
+
+use crate::{
+    Lake,
+    error::AwsError,
+    identity::Caller,
+    policy::{Decision, Policy, Request},
+    store::NewEvent,
+};
+
+/// Longest per-entry error message, as the API models it.
+const MAX_ERROR_MESSAGE: usize = 1024;
+
+pub(super) async fn put_audit_events(
+    lake: &Lake,
+    caller: &Caller,
+    query: &str,
+    body: &[u8],
+) -> Result<Value, AwsError> {
+    let params: HashMap<String, String> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let Some(channel_ref) = params.get("channelArn") else {
+        return Err(AwsError::client("ValidationException", "channelArn is required: the ARN or ID of the channel."));
+    };
+    let external_id = params.get("externalId");
+    if let Some(id) = external_id {
+        let valid =
+            (2..=1224).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || "_+=,.@:/-".contains(c));
+        if !valid {
+            return Err(AwsError::client(
+                "ValidationException",
+                "externalId must be 2 to 1224 characters of letters, digits and _+=,.@:/-.",
+            ));
+        }
+    }
+
+    // The channel, in the caller's region; by ARN (any account) or by id (the caller's account).
+    let arn = if channel_ref.starts_with("arn:") {
+        let parts: Vec<&str> = channel_ref.split(':').collect();
+        if parts.len() != 6 || parts[2] != "cloudtrail" || !parts[5].starts_with("channel/") {
+            return Err(AwsError::client(
+                "InvalidChannelARN",
+                format!("The specified channel ARN {channel_ref:?} is not a valid channel ARN."),
+            ));
+        }
+        channel_ref.clone()
+    } else {
+        if channel_ref.is_empty() || channel_ref.len() > 256 || channel_ref.contains(['/', ':']) {
+            return Err(AwsError::client(
+                "InvalidChannelARN",
+                format!("The specified channel ARN or ID {channel_ref:?} is not valid."),
+            ));
+        }
+        format!("arn:aws:cloudtrail:{}:{}:channel/{channel_ref}", caller.region, caller.account)
+    };
+    let (channel, stores) = {
+        let resources = lake.store.resources.read().expect("resources lock");
+        let Some(channel) = resources.channels.get(&arn).filter(|c| c.region == caller.region).cloned() else {
+            return Err(AwsError::client(
+                "ChannelNotFound",
+                format!("The channel {channel_ref} could not be found in {}.", caller.region),
+            ));
+        };
+        let stores: Vec<String> = channel
+            .destinations
+            .iter()
+            .filter_map(|arn| resources.stores.get(arn))
+            .filter(|s| s.status != "PENDING_DELETION")
+            .map(|s| s.id.clone())
+            .collect();
+        (channel, stores)
+    };
+
+    authorize(caller, &channel, external_id.map(String::as_str))?;
+
+    let request: PutAuditEventsRequest = serde_json::from_slice(body).map_err(|e| {
+        AwsError::client("SerializationException", format!("The request body is not a PutAuditEvents request: {e}."))
+    })?;
+    if let Some(violation) = check_request(&request, body.len()).into_iter().next() {
+        let code = match violation.rule {
+            RequestRule::DuplicateId => "DuplicatedAuditEventId",
+            _ => "ValidationException",
+        };
+        return Err(AwsError::client(code, format!("{}: {}", violation.path, violation.message)));
+    }
+
+    let validator = Validator::new(Stage::Put).with_channel_owner(channel.account.clone());
+    let ingestion = EventTime::now();
+    let ingestion_text = EventTime::from_unix(ingestion.unix_seconds(), 0).to_string();
+    let mut failed = Vec::new();
+    let mut fresh = Vec::with_capacity(request.audit_events.len());
+    let mut order = Vec::with_capacity(request.audit_events.len());
+    for entry in &request.audit_events {
+        let checked = entry.validate(&validator);
+        if let Some(first) = checked.violations.first() {
+            let mut message = checked.violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            if message.len() > MAX_ERROR_MESSAGE {
+                let mut cut = MAX_ERROR_MESSAGE - 1;
+                while !message.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                message.truncate(cut);
+                message.push('…');
+            }
+            failed.push(json!({"id": entry.id, "errorCode": first.code().as_str(), "errorMessage": message}));
+            continue;
+        }
+        if stores.is_empty() {
+            failed.push(json!({"id": entry.id, "errorCode": "AccountNotSubscribed", "errorMessage": "The channel has no active event data store."}));
+            continue;
+        }
+        let event_time = checked.event_time.unwrap_or(ingestion);
+        let event_id = uuid::Uuid::new_v4().to_string();
+        let record = record(
+            &event_id,
+            event_time,
+            &caller.region,
+            &channel.account,
+            &ingestion_text,
+            &channel.arn,
+            &entry.event_data,
+        );
+        order.push(entry.id.clone());
+        fresh.push(NewEvent { entry_id: entry.id.clone(), event_id, event_time_ms: event_time.unix_millis(), record });
+    }
+
+    let now = ingestion.unix_millis() as f64 / 1000.0;
+    let mut status =
+        lake.store.resources.read().expect("resources lock").ingestion.get(&channel.arn).cloned().unwrap_or_default();
+    status.latest_attempt_time = Some(now);
+    if let Some(last) = failed.last() {
+        status.latest_error_code = last["errorCode"].as_str().map(str::to_owned);
+    }
+    let stored = if fresh.is_empty() {
+        // Nothing to store: record the attempt (and its error) in memory only.
+        status.latest_attempt_event_id = request.audit_events.last().map(|e| e.id.clone());
+        lake.store.resources.write().expect("resources lock").ingestion.insert(channel.arn.clone(), status);
+        Vec::new()
+    } else {
+        status.latest_attempt_event_id = fresh.last().map(|e| e.event_id.clone());
+        status.latest_success_time = Some(now);
+        status.latest_success_event_id = fresh.last().map(|e| e.event_id.clone());
+        lake.store.put_events(&channel, stores, ingestion.unix_millis(), fresh, status.clone()).await.map_err(
+            |err| {
+                tracing::error!(error = %err, channel = %channel.arn, "Storing audit events failed.");
+                AwsError::internal()
+            },
+        )?
+    };
+    let successful: Vec<Value> =
+        order.iter().zip(&stored).map(|(id, s)| json!({"id": id, "eventID": s.event_id})).collect();
+    Ok(json!({"successful": successful, "failed": failed}))
+}
+
+/// The owner may call unless its policy denies it; anyone else needs an Allow from the channel's
+/// resource policy, whose `cloudtrail:ExternalId` condition sees the request's `externalId`.
+fn authorize(
+    caller: &Caller,
+    channel: &crate::store::model::Channel,
+    external_id: Option<&str>,
+) -> Result<(), AwsError> {
+    let policy = channel.resource_policy.as_deref().map(Policy::parse).transpose().map_err(|_| AwsError::internal())?;
+    let mut context = HashMap::new();
+    if let Some(id) = external_id {
+        context.insert("cloudtrail:externalid".to_owned(), id.to_owned());
+    }
+    let request = Request {
+        principal_arn: &caller.arn,
+        principal_account: &caller.account,
+        principal_aliases: &[],
+        action: "cloudtrail-data:PutAuditEvents",
+        resource: &channel.arn,
+        context,
+    };
+    let decision = policy.as_ref().map_or(Decision::NotApplicable, |p| p.evaluate(&request));
+    let owner = caller.account == channel.account;
+    match (owner, decision) {
+        (_, Decision::ExplicitDeny) => Err(denied(caller, channel, "the channel's resource policy denies it")),
+        (true, _) | (false, Decision::Allow) => Ok(()),
+        (false, Decision::NotApplicable) => Err(denied(
+            caller,
+            channel,
+            if policy.is_none() {
+                "the channel has no resource policy, so only its owner may call PutAuditEvents"
+            } else {
+                "no statement of the channel's resource policy allows this caller (check the account and the externalId)"
+            },
+        )),
+    }
+}
+
+fn denied(caller: &Caller, channel: &crate::store::model::Channel, why: &str) -> AwsError {
+    AwsError::client(
+        "ChannelInsufficientPermission",
+        format!("{} is not allowed to call PutAuditEvents on {}: {why}.", caller.arn, channel.arn),
+    )
+}
+
+/// The stored record's JSON, with the producer's `eventData` embedded as sent (it is valid JSON).
+fn record(
+    event_id: &str,
+    event_time: EventTime,
+    region: &str,
+    recipient: &str,
+    ingestion: &str,
+    channel_arn: &str,
+    event_data: &str,
+) -> String {
+    let event_time = EventTime::from_unix(event_time.unix_seconds(), 0);
+    let mut out = String::with_capacity(event_data.len() + 400);
+    out.push_str("{\"eventVersion\":\"");
+    out.push_str(EVENT_VERSION);
+    out.push_str("\",\"eventCategory\":\"");
+    out.push_str(EVENT_CATEGORY);
+    out.push_str("\",\"eventType\":\"");
+    out.push_str(EVENT_TYPE);
+    out.push_str("\",\"eventID\":\"");
+    out.push_str(event_id);
+    out.push_str("\",\"eventTime\":\"");
+    out.push_str(&event_time.to_string());
+    out.push_str("\",\"awsRegion\":\"");
+    out.push_str(region);
+    out.push_str("\",\"recipientAccountId\":\"");
+    out.push_str(recipient);
+    out.push_str("\",\"metadata\":{\"ingestionTime\":\"");
+    out.push_str(ingestion);
+    out.push_str("\",\"channelARN\":\"");
+    out.push_str(channel_arn);
+    out.push_str("\"},\"eventData\":");
+    out.push_str(event_data);
+    out.push('}');
+    out
+}

@@ -1,0 +1,345 @@
+//! The wire protocols, on one port.
+//!
+//! | protocol | recognised by | service |
+//! |---|---|---|
+//! | awsJson1_1 | `X-Amz-Target: com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.<Op>` | `cloudtrail` |
+//! | restJson1 | `POST /PutAuditEvents` | `cloudtrail-data` |
+//! | awsQuery | a form body (or query string) with `Action=` | `sts`, `iam` |
+//!
+//! Every request is authenticated with SigV4 before anything else is looked at, and bodies are
+//! bounded before they are buffered. Errors become protocol-shaped responses here, in one place
+//! ([`error_response`]), so that botocore and aws-sdk-rust raise the modelled exception types.
+
+pub mod sigv4;
+
+mod cloudtrail;
+mod cloudtrail_data;
+mod query;
+
+use std::{sync::Arc, time::SystemTime};
+
+use axum::{
+    Router,
+    body::{Body, Bytes},
+    extract::{Request, State},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
+    response::Response,
+};
+use http_body_util::{BodyExt, Limited};
+
+use crate::{Lake, error::AwsError, identity::Caller};
+
+/// The JSON 1.1 target prefix of CloudTrail.
+const CLOUDTRAIL_TARGET: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
+
+/// The router: everything goes through [`handle`].
+pub fn router(lake: Arc<Lake>) -> Router {
+    Router::new().fallback(handle).with_state(lake)
+}
+
+/// Which protocol a request speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Json,
+    RestJson,
+    Query,
+}
+
+impl Protocol {
+    fn service(self) -> &'static [&'static str] {
+        match self {
+            Protocol::Json => &["cloudtrail"],
+            Protocol::RestJson => &["cloudtrail-data"],
+            Protocol::Query => &["sts", "iam"],
+        }
+    }
+}
+
+/// A successful answer before encoding.
+pub(crate) enum Reply {
+    /// A JSON body (for the JSON protocols).
+    Json(serde_json::Value),
+    /// An XML body (for the query protocol).
+    Xml(String),
+}
+
+async fn handle(State(lake): State<Arc<Lake>>, request: Request) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (parts, body) = request.into_parts();
+    let protocol = classify(&parts.method, parts.uri.path(), &parts.headers);
+    let outcome = serve(&lake, protocol, parts, body).await;
+    let mut response = match outcome {
+        Ok(reply) => ok_response(protocol, reply),
+        Err(err) => {
+            if err.is_client() {
+                tracing::debug!(code = err.code, message = %err.message, request_id, "Refused a request.");
+            }
+            error_response(protocol.unwrap_or(Protocol::Json), &err, &request_id)
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-amzn-requestid", value);
+    }
+    response
+}
+
+fn classify(method: &Method, path: &str, headers: &HeaderMap) -> Option<Protocol> {
+    if headers.contains_key("x-amz-target") {
+        return Some(Protocol::Json);
+    }
+    if path == "/PutAuditEvents" {
+        return Some(Protocol::RestJson);
+    }
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    if path == "/" && (form || *method == Method::GET) {
+        return Some(Protocol::Query);
+    }
+    None
+}
+
+async fn serve(
+    lake: &Lake,
+    protocol: Option<Protocol>,
+    parts: axum::http::request::Parts,
+    body: Body,
+) -> Result<Reply, AwsError> {
+    // Bound the body before buffering it: first by the declared length, then while reading.
+    let max = lake.config.max_body_bytes;
+    let declared =
+        parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large(max));
+    }
+    let body: Bytes = match Limited::new(body, max).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) if err.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(too_large(max)),
+        Err(_) => return Err(AwsError::client("IncompleteBody", "The request body could not be read.")),
+    };
+
+    let caller = authenticate(lake, protocol, &parts, &body)?;
+    let Some(protocol) = protocol else {
+        return Err(AwsError::with_status(
+            404,
+            "UnknownOperationException",
+            format!(
+                "No operation matches {} {}; the lake speaks cloudtrail (X-Amz-Target), cloudtrail-data (POST /PutAuditEvents), sts and iam (Action=).",
+                parts.method,
+                parts.uri.path()
+            ),
+        ));
+    };
+    match protocol {
+        Protocol::Json => {
+            let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
+            let Some(operation) = target.strip_prefix(CLOUDTRAIL_TARGET) else {
+                return Err(AwsError::client("UnknownOperationException", format!("Unknown target {target:?}.")));
+            };
+            let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+            if !content_type.starts_with("application/x-amz-json-1.1")
+                && !content_type.starts_with("application/x-amz-json-1.0")
+            {
+                return Err(AwsError::client(
+                    "SerializationException",
+                    format!("Content-Type {content_type:?} is not supported; use application/x-amz-json-1.1."),
+                ));
+            }
+            let input = parse_json_object(&body)?;
+            cloudtrail::dispatch(lake, &caller, operation, input).await.map(Reply::Json)
+        }
+        Protocol::RestJson => {
+            if parts.method != Method::POST {
+                return Err(AwsError::with_status(405, "MethodNotAllowedException", "PutAuditEvents takes POST."));
+            }
+            let content_type =
+                parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+            if !content_type.starts_with("application/json") {
+                return Err(AwsError::with_status(
+                    415,
+                    "UnsupportedMediaTypeException",
+                    format!("Content-Type {content_type:?} is not supported; use application/json."),
+                ));
+            }
+            cloudtrail_data::put_audit_events(lake, &caller, parts.uri.query().unwrap_or(""), &body)
+                .await
+                .map(Reply::Json)
+        }
+        Protocol::Query => query::dispatch(lake, &caller, parts.uri.query().unwrap_or(""), &body).map(Reply::Xml),
+    }
+}
+
+fn too_large(max: usize) -> AwsError {
+    AwsError::with_status(
+        413,
+        "RequestEntityTooLargeException",
+        format!("The request body exceeds the lake's limit of {max} bytes."),
+    )
+}
+
+fn parse_json_object(body: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, AwsError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        Ok(_) => Err(AwsError::client("SerializationException", "The request body must be a JSON object.")),
+        Err(err) => {
+            Err(AwsError::client("SerializationException", format!("The request body is not valid JSON: {err}.")))
+        }
+    }
+}
+
+/// Verifies SigV4 and resolves the caller.
+fn authenticate(
+    lake: &Lake,
+    protocol: Option<Protocol>,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+) -> Result<Caller, AwsError> {
+    let query_protocol = protocol == Some(Protocol::Query);
+    let Some(header) = parts.headers.get(header::AUTHORIZATION) else {
+        let code = if query_protocol { "MissingAuthenticationToken" } else { "MissingAuthenticationTokenException" };
+        return Err(AwsError::with_status(403, code, "Request is missing Authentication Token"));
+    };
+    let header = header
+        .to_str()
+        .map_err(|_| AwsError::client("IncompleteSignatureException", "The Authorization header is not ASCII."))?;
+    let incomplete = |m: String| {
+        AwsError::client(if query_protocol { "IncompleteSignature" } else { "IncompleteSignatureException" }, m)
+    };
+    let auth = sigv4::parse_authorization(header).map_err(|e| match e {
+        sigv4::SigError::Malformed(m) => incomplete(m),
+        _ => incomplete("The Authorization header is not a SigV4 signature.".into()),
+    })?;
+    if !lake.identity.knows(auth.access_key_id) {
+        return Err(if query_protocol {
+            AwsError::with_status(403, "InvalidClientTokenId", "The security token included in the request is invalid.")
+        } else {
+            AwsError::with_status(
+                400,
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            )
+        });
+    }
+    let signature_error = |m: String| {
+        if query_protocol {
+            AwsError::with_status(403, "SignatureDoesNotMatch", m)
+        } else {
+            AwsError::with_status(400, "InvalidSignatureException", m)
+        }
+    };
+    if let Some(protocol) = protocol
+        && !protocol.service().contains(&auth.service)
+    {
+        return Err(signature_error(format!(
+            "Credential should be scoped to correct service: '{}'.",
+            protocol.service()[0]
+        )));
+    }
+    let amz_date = parts.headers.get("x-amz-date").and_then(|v| v.to_str().ok()).ok_or_else(|| {
+        incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.".into())
+    })?;
+    let signed_at = sigv4::parse_amz_date(amz_date)
+        .ok_or_else(|| incomplete(format!("X-Amz-Date {amz_date:?} is not YYYYMMDDTHHMMSSZ.")))?;
+    if &amz_date[..8] != auth.date {
+        return Err(signature_error(format!(
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}'.",
+            auth.date,
+            &amz_date[..8]
+        )));
+    }
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let skew = lake.config.max_clock_skew.as_secs() as i64;
+    if (now - signed_at).abs() > skew {
+        return Err(signature_error(format!(
+            "Signature expired: {amz_date} is now earlier than {} ({} - {} min.)",
+            sigv4_time(now - skew),
+            sigv4_time(now),
+            skew / 60
+        )));
+    }
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter_map(|(name, value)| value.to_str().ok().map(|v| (name.as_str().to_owned(), v.to_owned())))
+        .collect();
+    let signable = sigv4::Signable {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &headers,
+        body,
+    };
+    let key = lake
+        .identity
+        .signing_key(auth.access_key_id, auth.date, auth.region, auth.service)
+        .ok_or_else(AwsError::internal)?;
+    sigv4::verify(&signable, &auth, amz_date, &key).map_err(|e| match e {
+        sigv4::SigError::Malformed(m) => incomplete(m),
+        _ => signature_error(
+            "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.".into(),
+        ),
+    })?;
+    if parts.headers.contains_key("x-amz-security-token") {
+        // Session credentials arrive with the identity issue; a long-term key never carries a token.
+        return Err(if query_protocol {
+            AwsError::with_status(403, "InvalidClientTokenId", "The security token included in the request is invalid.")
+        } else {
+            AwsError::with_status(
+                400,
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            )
+        });
+    }
+    lake.identity.caller(auth.access_key_id, auth.region).ok_or_else(AwsError::internal)
+}
+
+fn sigv4_time(secs: i64) -> String {
+    let t = audit_event::EventTime::from_unix(secs, 0).to_string();
+    t.replace(['-', ':'], "")
+}
+
+fn ok_response(protocol: Option<Protocol>, reply: Reply) -> Response {
+    let (content_type, body) = match (protocol, reply) {
+        (Some(Protocol::RestJson), Reply::Json(v)) => ("application/json", v.to_string()),
+        (_, Reply::Json(v)) => ("application/x-amz-json-1.1", v.to_string()),
+        (_, Reply::Xml(x)) => ("text/xml", x),
+    };
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(body))
+        .expect("valid response")
+}
+
+/// Encodes an error the way the protocol's SDK parsers expect.
+fn error_response(protocol: Protocol, err: &AwsError, request_id: &str) -> Response {
+    let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let builder = Response::builder().status(status);
+    match protocol {
+        Protocol::Json => builder
+            .header(header::CONTENT_TYPE, "application/x-amz-json-1.1")
+            .body(Body::from(serde_json::json!({"__type": err.code, "message": err.message}).to_string())),
+        Protocol::RestJson => builder
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-amzn-errortype", err.code)
+            .body(Body::from(serde_json::json!({"message": err.message}).to_string())),
+        Protocol::Query => {
+            let kind = if err.is_client() { "Sender" } else { "Receiver" };
+            let xml = format!(
+                "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>{kind}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>",
+                err.code,
+                xml_escape(&err.message)
+            );
+            builder.header(header::CONTENT_TYPE, "text/xml").body(Body::from(xml))
+        }
+    }
+    .expect("valid response")
+}
+
+/// Escapes text for XML content.
+pub(crate) fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+}

@@ -1,0 +1,75 @@
+//! Who is calling: access keys, the accounts they belong to, and signing-key derivation.
+
+use std::{collections::HashMap, sync::Mutex};
+
+use crate::{api::sigv4, config::LakeConfig};
+
+/// The principal behind a verified request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The caller's account.
+    pub account: String,
+    /// The caller's ARN (`arn:aws:iam::<account>:root` for an account's root keys).
+    pub arn: String,
+    /// The region of the request's signing scope.
+    pub region: String,
+    /// The access key used.
+    pub access_key_id: String,
+}
+
+/// (access key id, date, region, service) → signing key.
+type SigningKeys = HashMap<(String, String, String, String), [u8; 32]>;
+
+struct Key {
+    account: String,
+    secret: String,
+}
+
+/// The access keys the lake honours.
+pub struct Identity {
+    keys: HashMap<String, Key>,
+    signing_keys: Mutex<SigningKeys>,
+}
+
+impl Identity {
+    /// The keys of the configured accounts.
+    pub fn new(config: &LakeConfig) -> Identity {
+        let mut keys = HashMap::new();
+        for account in &config.accounts {
+            for key in &account.keys {
+                keys.insert(
+                    key.access_key_id.clone(),
+                    Key { account: account.id.clone(), secret: key.secret_access_key.clone() },
+                );
+            }
+        }
+        Identity { keys, signing_keys: Mutex::new(HashMap::new()) }
+    }
+
+    /// Whether `access_key_id` is known.
+    pub fn knows(&self, access_key_id: &str) -> bool {
+        self.keys.contains_key(access_key_id)
+    }
+
+    /// The caller a key stands for, in a region.
+    pub fn caller(&self, access_key_id: &str, region: &str) -> Option<Caller> {
+        let key = self.keys.get(access_key_id)?;
+        Some(Caller {
+            account: key.account.clone(),
+            arn: format!("arn:aws:iam::{}:root", key.account),
+            region: region.to_owned(),
+            access_key_id: access_key_id.to_owned(),
+        })
+    }
+
+    /// The signing key for a key and scope (cached; there are few distinct scopes per day).
+    pub fn signing_key(&self, access_key_id: &str, date: &str, region: &str, service: &str) -> Option<[u8; 32]> {
+        let key = self.keys.get(access_key_id)?;
+        let cache_key = (access_key_id.to_owned(), date.to_owned(), region.to_owned(), service.to_owned());
+        let mut cache = self.signing_keys.lock().expect("signing key cache lock");
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        Some(*cache.entry(cache_key).or_insert_with(|| sigv4::signing_key(&key.secret, date, region, service)))
+    }
+}

@@ -1,0 +1,382 @@
+//! Durable storage: one SQLite database (WAL mode, `synchronous=FULL`) in the data directory.
+//!
+//! # On-disk format
+//!
+//! - `resources(arn PRIMARY KEY, kind, body)`: event data stores and channels as JSON (`model`).
+//! - `ingestion_status(channel_arn PRIMARY KEY, body)`: the latest ingestion per channel.
+//! - `ingested(channel_id, entry_id, event_id) PRIMARY KEY (channel_id, entry_id)`: the
+//!   de-duplication ledger: the eventID first assigned to each entry id of a channel.
+//! - `events(seq PRIMARY KEY, store_id, event_id, event_time_ms, ingestion_time_ms, record)`: one
+//!   row per event and destination store; `record` is the stored record's JSON (`eventData` as
+//!   the producer sent it).
+//!
+//! # Durability and crash recovery
+//!
+//! Every write goes through one writer thread that group-commits: it takes all queued jobs (up to a
+//! bound), writes them in one transaction and commits; with `synchronous=FULL` the commit returns
+//! after the WAL is fsynced. Only then are the callers answered, so an acknowledged
+//! `PutAuditEvents` is on disk. A crash before the commit loses only unacknowledged work; SQLite's
+//! WAL recovery on the next open restores the last committed state. Re-sending an entry id on a
+//! channel stores nothing and returns the eventID first assigned — stricter than AWS, which does
+//! not de-duplicate across requests.
+
+pub mod model;
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+    thread,
+};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::LakeError;
+use model::{Channel, EventDataStore, IngestionStatus};
+
+/// The database file name inside the data directory.
+pub const DB_FILE: &str = "lake.db";
+
+/// The most jobs committed in one transaction.
+const MAX_JOBS_PER_COMMIT: usize = 256;
+
+/// An event ready to store.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The producer's entry id (de-duplication key within the channel).
+    pub entry_id: String,
+    /// The eventID to assign if the entry is new.
+    pub event_id: String,
+    /// `eventData.eventTime`, milliseconds since the epoch.
+    pub event_time_ms: i64,
+    /// The stored record's JSON.
+    pub record: String,
+}
+
+/// The outcome of storing one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The eventID of the stored event (the first one assigned, for a repeated entry id).
+    pub event_id: String,
+    /// Whether the entry id had been stored before (nothing was written).
+    pub duplicate: bool,
+}
+
+enum Job {
+    Events {
+        channel_id: String,
+        channel_arn: String,
+        stores: Vec<String>,
+        ingestion_time_ms: i64,
+        events: Vec<NewEvent>,
+        status: IngestionStatus,
+        done: oneshot::Sender<Result<Vec<Stored>, LakeError>>,
+    },
+    PutResource {
+        arn: String,
+        kind: &'static str,
+        body: String,
+        done: oneshot::Sender<Result<(), LakeError>>,
+    },
+    DeleteResource {
+        arn: String,
+        done: oneshot::Sender<Result<(), LakeError>>,
+    },
+}
+
+/// Resources held in memory for reads; every change is written through the writer first.
+#[derive(Debug, Default)]
+pub struct Resources {
+    /// Event data stores by ARN.
+    pub stores: HashMap<String, EventDataStore>,
+    /// Channels by ARN.
+    pub channels: HashMap<String, Channel>,
+    /// Ingestion status by channel ARN.
+    pub ingestion: HashMap<String, IngestionStatus>,
+}
+
+/// The storage handle; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    jobs: mpsc::Sender<Job>,
+    /// Resources, for reads. Writers update it after the commit.
+    pub resources: Arc<RwLock<Resources>>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `dir`, loads resources and starts the writer.
+    pub fn open(dir: &Path) -> Result<Store, LakeError> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(DB_FILE);
+        let conn = open_connection(&path)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS resources (arn TEXT PRIMARY KEY, kind TEXT NOT NULL, body TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS ingestion_status (channel_arn TEXT PRIMARY KEY, body TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS ingested (channel_id TEXT NOT NULL, entry_id TEXT NOT NULL, event_id TEXT NOT NULL,
+                 PRIMARY KEY (channel_id, entry_id)) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, store_id TEXT NOT NULL, event_id TEXT NOT NULL,
+                 event_time_ms INTEGER NOT NULL, ingestion_time_ms INTEGER NOT NULL, record TEXT NOT NULL);
+             CREATE INDEX IF NOT EXISTS events_by_store_time ON events (store_id, event_time_ms);",
+        )?;
+        let resources = load_resources(&conn)?;
+        let (jobs, rx) = mpsc::channel(1024);
+        thread::Builder::new().name("lake-writer".into()).spawn(move || writer(conn, rx))?;
+        Ok(Store { jobs, resources: Arc::new(RwLock::new(resources)), path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Stores `events` of a channel into each of `stores` (store ids), durably, de-duplicating on
+    /// (channel, entry id), and records the channel's ingestion status.
+    pub async fn put_events(
+        &self,
+        channel: &Channel,
+        stores: Vec<String>,
+        ingestion_time_ms: i64,
+        events: Vec<NewEvent>,
+        status: IngestionStatus,
+    ) -> Result<Vec<Stored>, LakeError> {
+        let (done, wait) = oneshot::channel();
+        let job = Job::Events {
+            channel_id: channel.id.clone(),
+            channel_arn: channel.arn.clone(),
+            stores,
+            ingestion_time_ms,
+            events,
+            status: status.clone(),
+            done,
+        };
+        self.jobs.send(job).await.map_err(|_| LakeError::WriterGone)?;
+        let stored = wait.await.map_err(|_| LakeError::WriterGone)??;
+        self.resources.write().expect("resources lock").ingestion.insert(channel.arn.clone(), status);
+        Ok(stored)
+    }
+
+    /// Creates or replaces an event data store, durably.
+    pub async fn put_store(&self, store: EventDataStore) -> Result<(), LakeError> {
+        self.put_resource(&store.arn, "eventdatastore", serde_json::to_string(&store).expect("serializable")).await?;
+        self.resources.write().expect("resources lock").stores.insert(store.arn.clone(), store);
+        Ok(())
+    }
+
+    /// Creates or replaces a channel, durably.
+    pub async fn put_channel(&self, channel: Channel) -> Result<(), LakeError> {
+        self.put_resource(&channel.arn, "channel", serde_json::to_string(&channel).expect("serializable")).await?;
+        self.resources.write().expect("resources lock").channels.insert(channel.arn.clone(), channel);
+        Ok(())
+    }
+
+    /// Deletes a channel, durably.
+    pub async fn delete_channel(&self, arn: &str) -> Result<(), LakeError> {
+        let (done, wait) = oneshot::channel();
+        self.jobs.send(Job::DeleteResource { arn: arn.to_owned(), done }).await.map_err(|_| LakeError::WriterGone)?;
+        wait.await.map_err(|_| LakeError::WriterGone)??;
+        let mut resources = self.resources.write().expect("resources lock");
+        resources.channels.remove(arn);
+        resources.ingestion.remove(arn);
+        Ok(())
+    }
+
+    async fn put_resource(&self, arn: &str, kind: &'static str, body: String) -> Result<(), LakeError> {
+        let (done, wait) = oneshot::channel();
+        self.jobs
+            .send(Job::PutResource { arn: arn.to_owned(), kind, body, done })
+            .await
+            .map_err(|_| LakeError::WriterGone)?;
+        wait.await.map_err(|_| LakeError::WriterGone)?
+    }
+
+    /// Reads the stored records of an event data store (by id) in ingestion order, calling `each`
+    /// with every record's JSON. Opens its own read connection; safe while the lake runs.
+    pub fn scan_store(path: &Path, store_id: &str, mut each: impl FnMut(&str) -> bool) -> Result<u64, LakeError> {
+        let conn = open_connection(path)?;
+        let mut stmt = conn.prepare("SELECT record FROM events WHERE store_id = ?1 ORDER BY seq")?;
+        let mut rows = stmt.query(params![store_id])?;
+        let mut n = 0;
+        while let Some(row) = rows.next()? {
+            let record: String = row.get(0)?;
+            n += 1;
+            if !each(&record) {
+                break;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Loads the resources of a database without starting a writer (for offline tools).
+    pub fn read_resources(path: &Path) -> Result<Resources, LakeError> {
+        load_resources(&open_connection(path)?)
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, LakeError> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "busy_timeout", 5000)?;
+    Ok(conn)
+}
+
+fn load_resources(conn: &Connection) -> Result<Resources, LakeError> {
+    let mut resources = Resources::default();
+    let mut stmt = conn.prepare("SELECT arn, kind, body FROM resources")?;
+    let rows =
+        stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?)))?;
+    for row in rows {
+        let (arn, kind, body) = row?;
+        let corrupt = |e: serde_json::Error| LakeError::Corrupt(format!("resource {arn}: {e}"));
+        match kind.as_str() {
+            "eventdatastore" => {
+                resources.stores.insert(arn.clone(), serde_json::from_str(&body).map_err(corrupt)?);
+            }
+            "channel" => {
+                resources.channels.insert(arn.clone(), serde_json::from_str(&body).map_err(corrupt)?);
+            }
+            other => return Err(LakeError::Corrupt(format!("resource {arn} has unknown kind {other}"))),
+        }
+    }
+    let mut stmt = conn.prepare("SELECT channel_arn, body FROM ingestion_status")?;
+    let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+    for row in rows {
+        let (arn, body) = row?;
+        let status =
+            serde_json::from_str(&body).map_err(|e| LakeError::Corrupt(format!("ingestion status of {arn}: {e}")))?;
+        resources.ingestion.insert(arn, status);
+    }
+    Ok(resources)
+}
+
+/// The writer thread: group-commits queued jobs until every sender is gone.
+fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
+    while let Some(job) = rx.blocking_recv() {
+        batch.push(job);
+        while batch.len() < MAX_JOBS_PER_COMMIT {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcome = commit(&mut conn, &mut batch);
+        for (job, result) in batch.drain(..).zip(outcome) {
+            match (job, result) {
+                (Job::Events { done, .. }, Outcome::Events(r)) => {
+                    let _ = done.send(r);
+                }
+                (Job::PutResource { done, .. } | Job::DeleteResource { done, .. }, Outcome::Unit(r)) => {
+                    let _ = done.send(r);
+                }
+                _ => unreachable!("outcomes follow jobs"),
+            }
+        }
+    }
+}
+
+enum Outcome {
+    Events(Result<Vec<Stored>, LakeError>),
+    Unit(Result<(), LakeError>),
+}
+
+/// Writes a batch of jobs in one transaction. On a failed commit every job fails.
+fn commit(conn: &mut Connection, batch: &mut [Job]) -> Vec<Outcome> {
+    let result = (|| -> Result<Vec<Option<Vec<Stored>>>, rusqlite::Error> {
+        let tx = conn.transaction()?;
+        let mut results = Vec::with_capacity(batch.len());
+        {
+            let mut ledger_insert = tx.prepare_cached(
+                "INSERT INTO ingested (channel_id, entry_id, event_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            )?;
+            let mut ledger_get =
+                tx.prepare_cached("SELECT event_id FROM ingested WHERE channel_id = ?1 AND entry_id = ?2")?;
+            let mut event_insert = tx.prepare_cached(
+                "INSERT INTO events (store_id, event_id, event_time_ms, ingestion_time_ms, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for job in batch.iter() {
+                match job {
+                    Job::Events { channel_id, channel_arn, stores, ingestion_time_ms, events, status, .. } => {
+                        let mut stored = Vec::with_capacity(events.len());
+                        for event in events {
+                            if ledger_insert.execute(params![channel_id, event.entry_id, event.event_id])? == 0 {
+                                let first: String =
+                                    ledger_get.query_row(params![channel_id, event.entry_id], |row| row.get(0))?;
+                                stored.push(Stored { event_id: first, duplicate: true });
+                                continue;
+                            }
+                            for store in stores {
+                                event_insert.execute(params![
+                                    store,
+                                    event.event_id,
+                                    event.event_time_ms,
+                                    ingestion_time_ms,
+                                    event.record
+                                ])?;
+                            }
+                            stored.push(Stored { event_id: event.event_id.clone(), duplicate: false });
+                        }
+                        tx.execute(
+                            "INSERT INTO ingestion_status (channel_arn, body) VALUES (?1, ?2)
+                             ON CONFLICT (channel_arn) DO UPDATE SET body = excluded.body",
+                            params![channel_arn, serde_json::to_string(status).expect("serializable")],
+                        )?;
+                        results.push(Some(stored));
+                    }
+                    Job::PutResource { arn, kind, body, .. } => {
+                        tx.execute(
+                            "INSERT INTO resources (arn, kind, body) VALUES (?1, ?2, ?3)
+                             ON CONFLICT (arn) DO UPDATE SET kind = excluded.kind, body = excluded.body",
+                            params![arn, kind, body],
+                        )?;
+                        results.push(None);
+                    }
+                    Job::DeleteResource { arn, .. } => {
+                        tx.execute("DELETE FROM resources WHERE arn = ?1", params![arn])?;
+                        tx.execute("DELETE FROM ingestion_status WHERE channel_arn = ?1", params![arn])?;
+                        results.push(None);
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(results)
+    })();
+    match result {
+        Ok(results) => results
+            .into_iter()
+            .map(|r| match r {
+                Some(stored) => Outcome::Events(Ok(stored)),
+                None => Outcome::Unit(Ok(())),
+            })
+            .collect(),
+        Err(err) => {
+            tracing::error!(error = %err, jobs = batch.len(), "Storage commit failed.");
+            batch
+                .iter()
+                .map(|job| match job {
+                    Job::Events { .. } => Outcome::Events(Err(LakeError::Database(clone_err(&err)))),
+                    _ => Outcome::Unit(Err(LakeError::Database(clone_err(&err)))),
+                })
+                .collect()
+        }
+    }
+}
+
+fn clone_err(err: &rusqlite::Error) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(1), Some(err.to_string()))
+}
+
+/// Looks up the event id of an entry (used by tests and tools).
+pub fn ingested_event_id(path: &Path, channel_id: &str, entry_id: &str) -> Result<Option<String>, LakeError> {
+    let conn = open_connection(path)?;
+    Ok(conn
+        .query_row(
+            "SELECT event_id FROM ingested WHERE channel_id = ?1 AND entry_id = ?2",
+            params![channel_id, entry_id],
+            |r| r.get(0),
+        )
+        .optional()?)
+}

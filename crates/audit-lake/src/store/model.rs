@@ -1,0 +1,96 @@
+//! The lake's resources as stored: event data stores and channels.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// An event data store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventDataStore {
+    /// The id (a lowercase UUID), the last part of the ARN.
+    pub id: String,
+    /// `arn:aws:cloudtrail:<region>:<account>:eventdatastore/<id>`.
+    pub arn: String,
+    /// Owner account.
+    pub account: String,
+    /// Region it lives in.
+    pub region: String,
+    /// Name, unique per account and region.
+    pub name: String,
+    /// `ENABLED`, `PENDING_DELETION`, ...
+    pub status: String,
+    /// The advanced event selectors, as given.
+    pub advanced_event_selectors: Value,
+    /// Multi-region flag.
+    pub multi_region_enabled: bool,
+    /// Organization flag.
+    pub organization_enabled: bool,
+    /// Retention in days.
+    pub retention_period: i64,
+    /// Whether deletion is refused.
+    pub termination_protection_enabled: bool,
+    /// Tags, as given (`[{"Key", "Value"}]`).
+    pub tags: Value,
+    /// KMS key id, if any (recorded, not used).
+    pub kms_key_id: Option<String>,
+    /// Billing mode.
+    pub billing_mode: String,
+    /// Creation time, epoch seconds.
+    pub created: f64,
+    /// Last update time, epoch seconds.
+    pub updated: f64,
+}
+
+impl EventDataStore {
+    /// Whether the store collects integration events (`eventCategory = ActivityAuditLog`).
+    pub fn is_activity_audit_log(&self) -> bool {
+        let Some(selectors) = self.advanced_event_selectors.as_array() else {
+            return false;
+        };
+        selectors.iter().any(|selector| {
+            selector["FieldSelectors"].as_array().is_some_and(|fields| {
+                fields.iter().any(|f| {
+                    f["Field"].as_str().is_some_and(|name| name.eq_ignore_ascii_case("eventCategory"))
+                        && f["Equals"].as_array().is_some_and(|v| v.iter().any(|x| x == "ActivityAuditLog"))
+                })
+            })
+        })
+    }
+}
+
+/// An ingestion channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Channel {
+    /// The id (a lowercase UUID).
+    pub id: String,
+    /// `arn:aws:cloudtrail:<region>:<account>:channel/<id>`.
+    pub arn: String,
+    /// Owner account.
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// Name.
+    pub name: String,
+    /// `Custom` or a partner source name.
+    pub source: String,
+    /// Destination event data store ARNs.
+    pub destinations: Vec<String>,
+    /// Tags, as given.
+    pub tags: Value,
+    /// The resource policy document, if any.
+    pub resource_policy: Option<String>,
+}
+
+/// What `GetChannel` reports about the latest ingestion.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct IngestionStatus {
+    /// Time of the latest accepted event, epoch seconds.
+    pub latest_success_time: Option<f64>,
+    /// eventID of the latest accepted event.
+    pub latest_success_event_id: Option<String>,
+    /// Error code of the latest refused event.
+    pub latest_error_code: Option<String>,
+    /// Time of the latest attempt, epoch seconds.
+    pub latest_attempt_time: Option<f64>,
+    /// eventID (or entry id) of the latest attempt.
+    pub latest_attempt_event_id: Option<String>,
+}

@@ -1,0 +1,91 @@
+//! `klarity-audit lake`: run the local lake, or read its events back.
+
+use std::{io::Write, process::ExitCode};
+
+use anyhow::{Context, bail};
+use audit_lake::{LakeConfig, store::Store};
+
+use crate::cli::{LakeArgs, LakeCommand, LakeDumpArgs, LakeServeArgs};
+
+pub(crate) fn run(args: &LakeArgs) -> anyhow::Result<ExitCode> {
+    match &args.command {
+        Some(LakeCommand::Dump(dump_args)) => dump(dump_args),
+        None => serve(&args.serve),
+    }
+}
+
+fn config(
+    file: Option<&std::path::Path>,
+    listen: Option<std::net::SocketAddr>,
+    data_dir: Option<&std::path::Path>,
+) -> anyhow::Result<LakeConfig> {
+    let mut config: LakeConfig = crate::config::load(file, "KLARITY_LAKE__")?;
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = data_dir {
+        config.data_dir = dir.to_owned();
+    }
+    config.validate().map_err(anyhow::Error::msg).context("checking the lake configuration")?;
+    Ok(config)
+}
+
+fn serve(args: &LakeServeArgs) -> anyhow::Result<ExitCode> {
+    let config = config(args.config.as_deref(), args.listen, args.data_dir.as_deref())?;
+    crate::logging::init();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let accounts: Vec<String> = config.accounts.iter().map(|a| format!("{} ({})", a.id, a.name)).collect();
+        println!("klarity-audit lake listening on http://{addr} (data in {})", config.data_dir.display());
+        println!("accounts: {}", accounts.join(", "));
+        println!("try: AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} aws --region us-east-1 --endpoint-url http://{addr} cloudtrail list-event-data-stores",
+            audit_lake::config::CUSTOMER_ACCESS_KEY_ID, audit_lake::config::CUSTOMER_SECRET_ACCESS_KEY);
+        let _ = std::io::stdout().flush();
+        audit_lake::run(config, listener, crate::logging::shutdown_signal()).await.context("running the lake")
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn dump(args: &LakeDumpArgs) -> anyhow::Result<ExitCode> {
+    let config = config(args.config.as_deref(), None, args.data_dir.as_deref())?;
+    let path = config.data_dir.join(audit_lake::store::DB_FILE);
+    if !path.exists() {
+        bail!("no lake data at {} (start the lake, or pass --data-dir)", config.data_dir.display());
+    }
+    let resources = Store::read_resources(&path).context("reading the lake's resources")?;
+    let wanted = args.store.rsplit('/').next().unwrap_or(&args.store);
+    let Some(store) = resources.stores.values().find(|s| s.id == wanted) else {
+        let known: Vec<String> = resources.stores.values().map(|s| format!("{} ({})", s.id, s.name)).collect();
+        bail!(
+            "no event data store {wanted:?} in {} (stores: {})",
+            config.data_dir.display(),
+            if known.is_empty() { "none".into() } else { known.join(", ") }
+        );
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut failure = None;
+    let count = Store::scan_store(&path, &store.id, |record| {
+        // One record per line: re-serialize compactly in case eventData was sent pretty-printed.
+        let line = match serde_json::from_str::<serde_json::Value>(record) {
+            Ok(value) => value.to_string(),
+            Err(_) => record.replace('\n', " "),
+        };
+        match writeln!(out, "{line}") {
+            Ok(()) => true,
+            Err(err) => {
+                failure = Some(err);
+                false
+            }
+        }
+    })
+    .context("reading events")?;
+    if let Some(err) = failure {
+        return Err(err).context("writing events");
+    }
+    out.flush().context("writing events")?;
+    eprintln!("{count} events from {} ({})", store.name, store.arn);
+    Ok(ExitCode::SUCCESS)
+}
