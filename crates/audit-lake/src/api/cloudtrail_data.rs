@@ -42,6 +42,10 @@ pub(super) async fn put_audit_events(
         }
     }
 
+    let request: PutAuditEventsRequest = serde_json::from_slice(body).map_err(|e| {
+        AwsError::client("SerializationException", format!("The request body is not a PutAuditEvents request: {e}."))
+    })?;
+
     // The channel, in the caller's region; by ARN (any account) or by id (the caller's account).
     let arn = if channel_ref.starts_with("arn:") {
         let parts: Vec<&str> = channel_ref.split(':').collect();
@@ -81,9 +85,6 @@ pub(super) async fn put_audit_events(
 
     authorize(caller, &channel, external_id.map(String::as_str))?;
 
-    let request: PutAuditEventsRequest = serde_json::from_slice(body).map_err(|e| {
-        AwsError::client("SerializationException", format!("The request body is not a PutAuditEvents request: {e}."))
-    })?;
     if let Some(violation) = check_request(&request, body.len()).into_iter().next() {
         let code = match violation.rule {
             RequestRule::DuplicateId => "DuplicatedAuditEventId",

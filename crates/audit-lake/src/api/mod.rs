@@ -2,7 +2,7 @@
 //!
 //! | protocol | recognised by | service |
 //! |---|---|---|
-//! | awsJson1_1 | `X-Amz-Target: com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.<Op>` | `cloudtrail` |
+//! | awsJson1_1 | `X-Amz-Target: [com.amazonaws.cloudtrail.v20131101.]CloudTrail_20131101.<Op>` | `cloudtrail` |
 //! | restJson1 | `POST /PutAuditEvents` | `cloudtrail-data` |
 //! | awsQuery | a form body (or query string) with `Action=` | `sts`, `iam` |
 //!
@@ -29,8 +29,10 @@ use http_body_util::{BodyExt, Limited};
 
 use crate::{Lake, error::AwsError, identity::Caller};
 
-/// The JSON 1.1 target prefix of CloudTrail.
-const CLOUDTRAIL_TARGET: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
+/// The JSON 1.1 target prefixes of CloudTrail: botocore sends the namespaced form, aws-sdk-rust
+/// the bare service name.
+const CLOUDTRAIL_TARGETS: [&str; 2] =
+    ["com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.", "CloudTrail_20131101."];
 
 /// The router: everything goes through [`handle`].
 pub fn router(lake: Arc<Lake>) -> Router {
@@ -134,7 +136,7 @@ async fn serve(
     match protocol {
         Protocol::Json => {
             let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
-            let Some(operation) = target.strip_prefix(CLOUDTRAIL_TARGET) else {
+            let Some(operation) = CLOUDTRAIL_TARGETS.iter().find_map(|prefix| target.strip_prefix(prefix)) else {
                 return Err(AwsError::client("UnknownOperationException", format!("Unknown target {target:?}.")));
             };
             let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");

@@ -1,0 +1,8 @@
+//! Integration tests of the lake through the official aws-sdk-rust clients, against the lake
+//! running in-process on a loopback port with its own temporary data directory.
+
+mod control_plane;
+mod durability;
+mod put_audit_events;
+mod support;
+mod wire;

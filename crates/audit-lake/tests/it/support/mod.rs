@@ -1,0 +1,207 @@
+//! A lake per test: started on 127.0.0.1:0 in a temp dir; SDK clients for its accounts.
+
+use std::{path::Path, sync::Arc};
+
+use audit_lake::{
+    Lake, LakeConfig,
+    config::{CUSTOMER_ACCESS_KEY_ID, CUSTOMER_SECRET_ACCESS_KEY, VENDOR_ACCESS_KEY_ID, VENDOR_SECRET_ACCESS_KEY},
+};
+use aws_sdk_cloudtrail::config::{BehaviorVersion, Credentials, Region};
+use tokio::{sync::oneshot, task::JoinHandle};
+
+pub(crate) const CUSTOMER: &str = "123456789012";
+pub(crate) const VENDOR: &str = "855341727128";
+pub(crate) const ACTIVITY_SELECTORS: &str =
+    r#"[{"Name":"integrations","FieldSelectors":[{"Field":"eventCategory","Equals":["ActivityAuditLog"]}]}]"#;
+
+/// A running lake.
+pub(crate) struct TestLake {
+    pub(crate) endpoint: String,
+    pub(crate) lake: Arc<Lake>,
+    dir: Option<tempfile::TempDir>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestLake {
+    pub(crate) async fn start() -> TestLake {
+        TestLake::start_in(tempfile::tempdir().unwrap()).await
+    }
+
+    /// Starts a lake on an existing data directory (to test restarts).
+    pub(crate) async fn start_in(dir: tempfile::TempDir) -> TestLake {
+        let config = LakeConfig { data_dir: dir.path().join("lake"), ..LakeConfig::default() };
+        let lake = Lake::open(config).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel();
+        let serving = lake.clone();
+        let task = tokio::spawn(async move {
+            audit_lake::serve(serving, listener, async move {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        TestLake { endpoint, lake, dir: Some(dir), shutdown: Some(tx), task: Some(task) }
+    }
+
+    /// Stops the lake and returns its data directory.
+    pub(crate) async fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.shutdown.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap();
+        self.dir.take().unwrap()
+    }
+
+    pub(crate) fn db(&self) -> std::path::PathBuf {
+        self.lake.store.path().to_owned()
+    }
+
+    pub(crate) fn cloudtrail(&self, who: Who) -> aws_sdk_cloudtrail::Client {
+        self.cloudtrail_in(who, "us-east-1")
+    }
+
+    pub(crate) fn cloudtrail_in(&self, who: Who, region: &str) -> aws_sdk_cloudtrail::Client {
+        let (id, secret) = who.keys();
+        let config = aws_sdk_cloudtrail::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region.to_owned()))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new(id, secret, None, None, "test"))
+            .retry_config(aws_sdk_cloudtrail::config::retry::RetryConfig::disabled())
+            .build();
+        aws_sdk_cloudtrail::Client::from_conf(config)
+    }
+
+    pub(crate) fn data(&self, who: Who) -> aws_sdk_cloudtraildata::Client {
+        self.data_in(who, "us-east-1")
+    }
+
+    pub(crate) fn data_in(&self, who: Who, region: &str) -> aws_sdk_cloudtraildata::Client {
+        let (id, secret) = who.keys();
+        let config = aws_sdk_cloudtraildata::Config::builder()
+            .behavior_version(aws_sdk_cloudtraildata::config::BehaviorVersion::latest())
+            .region(aws_sdk_cloudtraildata::config::Region::new(region.to_owned()))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_cloudtraildata::config::Credentials::new(id, secret, None, None, "test"))
+            .retry_config(aws_sdk_cloudtraildata::config::retry::RetryConfig::disabled())
+            .build();
+        aws_sdk_cloudtraildata::Client::from_conf(config)
+    }
+}
+
+/// Which account's keys a client uses.
+#[derive(Clone, Copy)]
+pub(crate) enum Who {
+    Customer,
+    Vendor,
+    /// An access key the lake does not know.
+    Stranger,
+    /// The customer's key id with a wrong secret.
+    WrongSecret,
+}
+
+impl Who {
+    fn keys(self) -> (&'static str, &'static str) {
+        match self {
+            Who::Customer => (CUSTOMER_ACCESS_KEY_ID, CUSTOMER_SECRET_ACCESS_KEY),
+            Who::Vendor => (VENDOR_ACCESS_KEY_ID, VENDOR_SECRET_ACCESS_KEY),
+            Who::Stranger => ("AKIAUNKNOWNKEY000001", "unknown-secret-unknown-secret"),
+            Who::WrongSecret => (CUSTOMER_ACCESS_KEY_ID, "not-the-right-secret-at-all"),
+        }
+    }
+}
+
+/// The error code of an SDK error.
+pub(crate) fn code<E, R>(err: aws_sdk_cloudtrail::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_cloudtrail::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    match err {
+        aws_sdk_cloudtrail::error::SdkError::ServiceError(e) => e.err().code().unwrap_or("<none>").to_owned(),
+        other => format!("<not a service error: {other:?}>"),
+    }
+}
+
+/// Creates an ActivityAuditLog store and a channel to it; returns (store ARN, channel ARN).
+pub(crate) async fn store_and_channel(lake: &TestLake, name: &str) -> (String, String) {
+    let ct = lake.cloudtrail(Who::Customer);
+    let selectors: Vec<aws_sdk_cloudtrail::types::AdvancedEventSelector> = activity_selectors();
+    let store = ct
+        .create_event_data_store()
+        .name(format!("{name}-store"))
+        .set_advanced_event_selectors(Some(selectors))
+        .multi_region_enabled(false)
+        .send()
+        .await
+        .unwrap();
+    let store_arn = store.event_data_store_arn().unwrap().to_owned();
+    let channel = ct
+        .create_channel()
+        .name(format!("{name}-channel"))
+        .source(format!("Custom{name}").replace('-', ""))
+        .destinations(
+            aws_sdk_cloudtrail::types::Destination::builder()
+                .r#type(aws_sdk_cloudtrail::types::DestinationType::EventDataStore)
+                .location(&store_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    (store_arn, channel.channel_arn().unwrap().to_owned())
+}
+
+pub(crate) fn activity_selectors() -> Vec<aws_sdk_cloudtrail::types::AdvancedEventSelector> {
+    vec![
+        aws_sdk_cloudtrail::types::AdvancedEventSelector::builder()
+            .name("integrations")
+            .field_selectors(
+                aws_sdk_cloudtrail::types::AdvancedFieldSelector::builder()
+                    .field("eventCategory")
+                    .equals("ActivityAuditLog")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap(),
+    ]
+}
+
+/// A valid eventData for the customer's channel, with a distinct UID.
+pub(crate) fn event_data(n: usize) -> String {
+    serde_json::json!({
+        "version": "v1",
+        "userIdentity": {"type": "USER", "principalId": "jane@example.com"},
+        "eventSource": "com.nordcloudapp.com.autobackup",
+        "eventName": "backup.started",
+        "eventTime": "2024-07-12T10:55:00Z",
+        "UID": format!("0190a6b4-2222-7a3f-9d2b-{n:012}"),
+        "requestParameters": {"resourceType": "DynamoDB"},
+        "recipientAccountId": CUSTOMER
+    })
+    .to_string()
+}
+
+pub(crate) fn entry(id: &str, data: &str) -> aws_sdk_cloudtraildata::types::AuditEvent {
+    aws_sdk_cloudtraildata::types::AuditEvent::builder()
+        .id(id)
+        .event_data(data)
+        .event_data_checksum(audit_event::checksum::checksum(data.as_bytes()))
+        .build()
+        .unwrap()
+}
+
+/// The stored records of a store (by ARN), as JSON values.
+pub(crate) fn records(db: &Path, store_arn: &str) -> Vec<serde_json::Value> {
+    let id = store_arn.rsplit('/').next().unwrap();
+    let mut out = Vec::new();
+    audit_lake::store::Store::scan_store(db, id, |r| {
+        out.push(serde_json::from_str(r).unwrap());
+        true
+    })
+    .unwrap();
+    out
+}
