@@ -10,9 +10,6 @@ use aws_sdk_cloudtrail::config::{BehaviorVersion, Credentials, Region};
 use tokio::{sync::oneshot, task::JoinHandle};
 
 pub(crate) const CUSTOMER: &str = "123456789012";
-pub(crate) const VENDOR: &str = "855341727128";
-pub(crate) const ACTIVITY_SELECTORS: &str =
-    r#"[{"Name":"integrations","FieldSelectors":[{"Field":"eventCategory","Equals":["ActivityAuditLog"]}]}]"#;
 
 /// A running lake.
 pub(crate) struct TestLake {
