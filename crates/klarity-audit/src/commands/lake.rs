@@ -39,11 +39,17 @@ fn serve(args: &LakeServeArgs) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let accounts: Vec<String> = config.accounts.iter().map(|a| format!("{} ({})", a.id, a.name)).collect();
-        println!("klarity-audit lake listening on http://{addr} (data in {})", config.data_dir.display());
-        println!("accounts: {}", accounts.join(", "));
-        println!("try: AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} aws --region us-east-1 --endpoint-url http://{addr} cloudtrail list-event-data-stores",
-            audit_lake::config::CUSTOMER_ACCESS_KEY_ID, audit_lake::config::CUSTOMER_SECRET_ACCESS_KEY);
-        let _ = std::io::stdout().flush();
+        // The banner is best effort: a closed stdout must never stop the server.
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "klarity-audit lake listening on http://{addr} (data in {})", config.data_dir.display());
+        let _ = writeln!(out, "accounts: {}", accounts.join(", "));
+        let _ = writeln!(
+            out,
+            "try: AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} aws --region us-east-1 --endpoint-url http://{addr} cloudtrail list-event-data-stores",
+            audit_lake::config::CUSTOMER_ACCESS_KEY_ID,
+            audit_lake::config::CUSTOMER_SECRET_ACCESS_KEY
+        );
+        let _ = out.flush();
         audit_lake::run(config, listener, crate::logging::shutdown_signal()).await.context("running the lake")
     })?;
     Ok(ExitCode::SUCCESS)

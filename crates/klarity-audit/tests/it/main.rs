@@ -2,5 +2,7 @@
 //! temporary directory and asserts on its exit status and output.
 
 mod catalog;
+mod lake_cli;
+mod lake_crash;
 mod support;
 mod validate;

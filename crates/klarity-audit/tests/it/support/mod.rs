@@ -61,6 +61,114 @@ impl Dir {
     }
 }
 
+/// `klarity-audit lake` running as a process on a free loopback port; killed on drop.
+pub(crate) struct LakeProcess {
+    child: std::process::Child,
+    pub(crate) endpoint: String,
+}
+
+impl LakeProcess {
+    pub(crate) fn start(data_dir: &Path) -> LakeProcess {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_klarity-audit"))
+            .args(["lake", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting klarity-audit lake");
+        let stdout = child.stdout.take().unwrap();
+        let mut reader = std::io::BufReader::new(stdout);
+        let mut first = String::new();
+        reader.read_line(&mut first).unwrap();
+        // Keep draining the banner so the process never writes into a closed pipe.
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        let endpoint = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no address in {first:?}"))
+            .to_owned();
+        LakeProcess { child, endpoint }
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub(crate) fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for LakeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Calls the lake over plain HTTP with a SigV4 signature (customer keys), blocking. `target` is a
+/// CloudTrail operation for `cloudtrail`, or a path with query for `cloudtrail-data`.
+/// Returns (status, body); (0, error) when the connection failed.
+pub(crate) fn lake_call(endpoint: &str, service: &str, target: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+
+    use audit_lake::{
+        api::sigv4,
+        config::{CUSTOMER_ACCESS_KEY_ID, CUSTOMER_SECRET_ACCESS_KEY},
+    };
+    let host = endpoint.trim_start_matches("http://").to_owned();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let amz_date = audit_event::EventTime::from_unix(now, 0).to_string().replace(['-', ':'], "");
+    let (path_query, mut headers) = if service == "cloudtrail" {
+        (
+            "/".to_owned(),
+            vec![
+                ("content-type".to_owned(), "application/x-amz-json-1.1".to_owned()),
+                ("x-amz-target".to_owned(), format!("CloudTrail_20131101.{target}")),
+            ],
+        )
+    } else {
+        (target.to_owned(), vec![("content-type".to_owned(), "application/json".to_owned())])
+    };
+    headers.push(("x-amz-date".to_owned(), amz_date.clone()));
+    headers.push(("host".to_owned(), host.clone()));
+    let (path, query) = path_query.split_once('?').unwrap_or((&path_query, ""));
+    let mut names: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
+    names.sort();
+    let signable = sigv4::Signable { method: "POST", path, query, headers: &headers, body: body.as_bytes() };
+    let auth = sigv4::authorization_header(
+        &signable,
+        CUSTOMER_ACCESS_KEY_ID,
+        CUSTOMER_SECRET_ACCESS_KEY,
+        &amz_date,
+        "us-east-1",
+        service,
+        &names,
+    )
+    .unwrap();
+    let mut request = format!(
+        "POST {path_query} HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\nAuthorization: {auth}\r\n",
+        body.len()
+    );
+    for (k, v) in &headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    let attempt = || -> std::io::Result<(u16, String)> {
+        let mut stream = std::net::TcpStream::connect(&host)?;
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+        stream.write_all(request.as_bytes())?;
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw)?;
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        Ok((status, body.to_owned()))
+    };
+    attempt().unwrap_or_else(|err| (0, err.to_string()))
+}
+
 /// The upstream example events shipped with `audit-event`'s tests.
 pub(crate) fn upstream_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../audit-event/tests/data/upstream")

@@ -1,0 +1,119 @@
+"""The seed's resource-policy flow through boto3 against the local lake, asserting on the modelled
+exceptions botocore raises. Usage: boto3_lake.py ENDPOINT. Exits non-zero on the first failure."""
+
+import hashlib
+import base64
+import json
+import sys
+
+try:
+    import boto3
+except ImportError:
+    sys.exit("boto3 is not installed: pip install boto3 (.ci/run installs it)")
+
+ENDPOINT = sys.argv[1]
+CUSTOMER = ("AKIAKLARITYCUSTOMER1", "klarity-local-customer-secret-key-0001")
+VENDOR = ("AKIAKLARITYVENDOR001", "klarity-local-vendor-secret-key-0001")
+
+
+def client(service, keys, region="us-east-1"):
+    return boto3.client(
+        service,
+        endpoint_url=ENDPOINT,
+        region_name=region,
+        aws_access_key_id=keys[0],
+        aws_secret_access_key=keys[1],
+    )
+
+
+def event(uid):
+    return json.dumps({
+        "version": "v1",
+        "userIdentity": {"type": "USER", "principalId": "name@example.com"},
+        "eventSource": "com.nordcloudapp.com.autopatcher",
+        "eventName": "baselinePatching.completed",
+        "eventTime": "2024-07-12T10:55:00Z",
+        "UID": uid,
+        "requestParameters": {"machinesCount": 30, "updatedCount": 20, "skippedCount": 3, "noUpdatesCount": 7},
+        "recipientAccountId": "123456789012",
+    }, separators=(",", ":"))
+
+
+def entry(entry_id, data, checksum=True):
+    e = {"id": entry_id, "eventData": data}
+    if checksum:
+        e["eventDataChecksum"] = base64.b64encode(hashlib.sha256(data.encode()).digest()).decode()
+    return e
+
+
+def expect(exception, call, **kwargs):
+    try:
+        call(**kwargs)
+    except exception:
+        return
+    raise AssertionError(f"expected {exception.__name__}")
+
+
+ct = client("cloudtrail", CUSTOMER)
+data = client("cloudtrail-data", CUSTOMER)
+vendor = client("cloudtrail-data", VENDOR)
+
+assert client("sts", CUSTOMER).get_caller_identity()["Account"] == "123456789012"
+store = ct.create_event_data_store(
+    Name="boto3-events",
+    MultiRegionEnabled=False,
+    AdvancedEventSelectors=[{"Name": "k", "FieldSelectors": [{"Field": "eventCategory", "Equals": ["ActivityAuditLog"]}]}],
+)
+assert store["Status"] == "CREATED", store
+assert ct.get_event_data_store(EventDataStore=store["EventDataStoreArn"])["Status"] == "ENABLED"
+channel_arn = ct.create_channel(
+    Name="boto3-channel",
+    Source="NordcloudKlarity",
+    Destinations=[{"Type": "EVENT_DATA_STORE", "Location": store["EventDataStoreArn"]}],
+)["ChannelArn"]
+policy = {
+    "Version": "2012-10-17",
+    "Statement": [{
+        "Effect": "Allow",
+        "Principal": {"AWS": "855341727128"},
+        "Action": "cloudtrail-data:PutAuditEvents",
+        "Resource": channel_arn,
+        "Condition": {"StringEquals": {"cloudtrail:ExternalId": "ext-boto3-1"}},
+    }],
+}
+ct.put_resource_policy(ResourceArn=channel_arn, ResourcePolicy=json.dumps(policy))
+assert json.loads(ct.get_resource_policy(ResourceArn=channel_arn)["ResourcePolicy"]) == policy
+
+out = data.put_audit_events(channelArn=channel_arn, auditEvents=[entry("o1", event("0190a6b5-3333-7a3f-9d2b-000000000001"))])
+assert [s["id"] for s in out["successful"]] == ["o1"] and out["failed"] == [], out
+out = vendor.put_audit_events(channelArn=channel_arn, externalId="ext-boto3-1", auditEvents=[entry("v1", event("0190a6b5-3333-7a3f-9d2b-000000000002"))])
+assert [s["id"] for s in out["successful"]] == ["v1"], out
+expect(vendor.exceptions.ChannelInsufficientPermission, vendor.put_audit_events,
+       channelArn=channel_arn, externalId="ext-wrong", auditEvents=[entry("v2", event("x"))])
+expect(vendor.exceptions.ChannelInsufficientPermission, vendor.put_audit_events,
+       channelArn=channel_arn, auditEvents=[entry("v2", event("x"))])
+expect(data.exceptions.DuplicatedAuditEventId, data.put_audit_events,
+       channelArn=channel_arn, auditEvents=[entry("d", event("a")), entry("d", event("b"))])
+expect(data.exceptions.ChannelNotFound, data.put_audit_events,
+       channelArn=channel_arn.replace(channel_arn.rsplit("/", 1)[1], "00000000-0000-0000-0000-000000000000"),
+       auditEvents=[entry("n", event("a"))])
+expect(data.exceptions.InvalidChannelARN, data.put_audit_events, channelArn="arn:aws:s3:::bucket", auditEvents=[entry("n", event("a"))])
+expect(ct.exceptions.EventDataStoreNotFoundException, ct.get_event_data_store, EventDataStore="00000000-0000-0000-0000-000000000000")
+expect(ct.exceptions.ChannelAlreadyExistsException, ct.create_channel,
+       Name="again", Source="NordcloudKlarity", Destinations=[{"Type": "EVENT_DATA_STORE", "Location": store["EventDataStoreArn"]}])
+expect(ct.exceptions.EventDataStoreTerminationProtectedException, ct.delete_event_data_store, EventDataStore=store["EventDataStoreArn"])
+
+# Per-entry failures in a 200 response.
+bad = entry("c1", event("0190a6b5-3333-7a3f-9d2b-000000000003"))
+bad["eventDataChecksum"] = base64.b64encode(b"\0" * 32).decode()
+out = data.put_audit_events(channelArn=channel_arn, auditEvents=[bad, entry("c2", '{"version":"v1"}')])
+assert [(f["id"], f["errorCode"]) for f in out["failed"]] == [("c1", "InvalidChecksum"), ("c2", "FieldNotFound")], out
+
+# A repeated id returns the eventID first assigned.
+first = data.put_audit_events(channelArn=channel_arn, auditEvents=[entry("r1", event("0190a6b5-3333-7a3f-9d2b-000000000004"))])
+again = data.put_audit_events(channelArn=channel_arn, auditEvents=[entry("r1", event("0190a6b5-3333-7a3f-9d2b-000000000004"))])
+assert first["successful"][0]["eventID"] == again["successful"][0]["eventID"]
+
+status = ct.get_channel(Channel=channel_arn)["IngestionStatus"]
+assert status["LatestIngestionErrorCode"] == "FieldNotFound" or "LatestIngestionSuccessEventID" in status, status
+print("boto3 seed flow: ok")
