@@ -73,3 +73,34 @@ fn parse_scalar(raw: &str) -> toml::Value {
         _ => toml::Value::String(raw.to_owned()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use audit_lake::LakeConfig;
+
+    /// The committed example parses, validates, and spells out exactly the defaults.
+    #[test]
+    fn the_lake_example_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/lake.example.toml");
+        let loaded: LakeConfig = super::load(Some(&path), "KLARITY_TEST_UNUSED__").unwrap();
+        loaded.validate().unwrap();
+        let defaults = LakeConfig::default();
+        assert_eq!(toml::Value::try_from(&loaded).unwrap(), toml::Value::try_from(&defaults).unwrap());
+    }
+
+    #[test]
+    fn files_override_defaults_and_unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("lake.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:4599\"\nmax_clock_skew = \"5m\"\n").unwrap();
+        let loaded: LakeConfig = super::load(Some(&file), "KLARITY_TEST_UNUSED__").unwrap();
+        assert_eq!(loaded.listen.port(), 4599);
+        assert_eq!(loaded.max_clock_skew.as_secs(), 300);
+        assert_eq!(loaded.accounts.len(), 2, "untouched keys keep their defaults");
+        std::fs::write(&file, "listne = \"127.0.0.1:4599\"\n").unwrap();
+        let err = super::load::<LakeConfig>(Some(&file), "KLARITY_TEST_UNUSED__").unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field `listne`"), "{err:#}");
+    }
+}
