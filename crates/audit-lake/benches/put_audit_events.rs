@@ -198,7 +198,9 @@ fn main() {
         // Baseline: the store alone, same records, same concurrency.
         let channel = lake.store.resources.read().unwrap().channels.values().next().unwrap().clone();
         let store_id = store_arn.rsplit('/').next().unwrap().to_owned();
-        let record = format!("{{\"eventID\":\"x\",\"eventData\":{sample}}}");
+        let record = sample.clone();
+        let compressed = audit_lake::store::compress(&record);
+        println!("  eventData: {} B of JSON, {} B stored (LZ4)", record.len(), compressed.len());
         let base_next = Arc::new(AtomicUsize::new(0));
         let base_commits_before = lake.store.commits();
         let base_started = Instant::now();
@@ -210,8 +212,14 @@ fn main() {
                     let mut done = 0usize;
                     while Instant::now() < base_deadline {
                         let r = next.fetch_add(1, Ordering::Relaxed);
+                        // The same per-event work as the API path's storage step: compress, then store.
                         let events = (0..EVENTS_PER_REQUEST)
-                            .map(|i| NewEvent { entry_id: format!("b{}", r * EVENTS_PER_REQUEST + i), event_id: format!("ev{r}-{i}"), event_time_ms: 0, record: record.clone() })
+                            .map(|i| NewEvent {
+                                entry_id: format!("b{}", r * EVENTS_PER_REQUEST + i),
+                                event_id: format!("ev{r}-{i}"),
+                                event_time_ms: 0,
+                                event_data: audit_lake::store::compress(&record),
+                            })
                             .collect();
                         store.put_events(&channel, vec![store_id.clone()], 0, events, IngestionStatus::default()).await.unwrap();
                         done += EVENTS_PER_REQUEST;

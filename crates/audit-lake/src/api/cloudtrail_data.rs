@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use audit_event::{
     EventTime, PutAuditEventsRequest, Stage, Validator,
     entry::{RequestRule, check_request},
-    record::{EVENT_CATEGORY, EVENT_TYPE, EVENT_VERSION},
 };
 use serde_json::{Value, json};
 
@@ -95,7 +94,6 @@ pub(super) async fn put_audit_events(
 
     let validator = Validator::new(Stage::Put).with_channel_owner(channel.account.clone());
     let ingestion = EventTime::now();
-    let ingestion_text = EventTime::from_unix(ingestion.unix_seconds(), 0).to_string();
     let mut failed = Vec::new();
     let mut fresh = Vec::with_capacity(request.audit_events.len());
     let mut order = Vec::with_capacity(request.audit_events.len());
@@ -120,17 +118,13 @@ pub(super) async fn put_audit_events(
         }
         let event_time = checked.event_time.unwrap_or(ingestion);
         let event_id = uuid::Uuid::new_v4().to_string();
-        let record = record(
-            &event_id,
-            event_time,
-            &caller.region,
-            &channel.account,
-            &ingestion_text,
-            &channel.arn,
-            &entry.event_data,
-        );
         order.push(entry.id.clone());
-        fresh.push(NewEvent { entry_id: entry.id.clone(), event_id, event_time_ms: event_time.unix_millis(), record });
+        fresh.push(NewEvent {
+            entry_id: entry.id.clone(),
+            event_id,
+            event_time_ms: event_time.unix_millis(),
+            event_data: crate::store::compress(&entry.event_data),
+        });
     }
 
     let now = ingestion.unix_millis() as f64 / 1000.0;
@@ -203,40 +197,4 @@ fn denied(caller: &Caller, channel: &crate::store::model::Channel, why: &str) ->
         "ChannelInsufficientPermission",
         format!("{} is not allowed to call PutAuditEvents on {}: {why}.", caller.arn, channel.arn),
     )
-}
-
-/// The stored record's JSON, with the producer's `eventData` embedded as sent (it is valid JSON).
-fn record(
-    event_id: &str,
-    event_time: EventTime,
-    region: &str,
-    recipient: &str,
-    ingestion: &str,
-    channel_arn: &str,
-    event_data: &str,
-) -> String {
-    let event_time = EventTime::from_unix(event_time.unix_seconds(), 0);
-    let mut out = String::with_capacity(event_data.len() + 400);
-    out.push_str("{\"eventVersion\":\"");
-    out.push_str(EVENT_VERSION);
-    out.push_str("\",\"eventCategory\":\"");
-    out.push_str(EVENT_CATEGORY);
-    out.push_str("\",\"eventType\":\"");
-    out.push_str(EVENT_TYPE);
-    out.push_str("\",\"eventID\":\"");
-    out.push_str(event_id);
-    out.push_str("\",\"eventTime\":\"");
-    out.push_str(&event_time.to_string());
-    out.push_str("\",\"awsRegion\":\"");
-    out.push_str(region);
-    out.push_str("\",\"recipientAccountId\":\"");
-    out.push_str(recipient);
-    out.push_str("\",\"metadata\":{\"ingestionTime\":\"");
-    out.push_str(ingestion);
-    out.push_str("\",\"channelARN\":\"");
-    out.push_str(channel_arn);
-    out.push_str("\"},\"eventData\":");
-    out.push_str(event_data);
-    out.push('}');
-    out
 }

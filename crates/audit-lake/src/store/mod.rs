@@ -5,11 +5,17 @@
 //! - `resources(arn PRIMARY KEY, kind, body)`: event data stores and channels as JSON (`model`).
 //! - `ingestion_status(channel_arn PRIMARY KEY, body)`: the latest ingestion per channel.
 //! - `events(seq PRIMARY KEY, channel_id, entry_id, event_id, stores, event_time_ms,
-//!   ingestion_time_ms, record)` with a unique index on `(channel_id, entry_id)`: one row per
+//!   ingestion_time_ms, event_data)` with a unique index on `(channel_id, entry_id)`: one row per
 //!   accepted event of a channel. `stores` lists the ids of the destination event data stores at
-//!   ingestion, each wrapped in `/` (`/id1/id2/`); `record` is the stored record's JSON
-//!   (`eventData` as the producer sent it). The unique index is also the de-duplication ledger:
-//!   the eventID first assigned to each entry id of a channel.
+//!   ingestion, each wrapped in `/` (`/id1/id2/`). `event_data` is the producer's `eventData` text
+//!   as an LZ4 block with its length prepended (`lz4_flex`). The unique index is also the
+//!   de-duplication ledger: the eventID first assigned to each entry id of a channel.
+//! - `channel_arns(channel_id PRIMARY KEY, arn)`: every channel that ever stored an event (kept
+//!   after the channel is deleted).
+//!
+//! The fields CloudTrail adds (`eventID`, `eventTime`, `awsRegion`, `recipientAccountId`,
+//! `metadata`, ...) are not stored per row: [`stored_record_json`] derives them from the columns
+//! and the channel's ARN when records are read, which keeps the single writer's bytes per event low.
 //!
 //! # Durability and crash recovery
 //!
@@ -17,7 +23,8 @@
 //! bound), writes them in one transaction and commits; with `synchronous=FULL` the commit returns
 //! after the WAL is fsynced. Only then are the callers answered, so an acknowledged
 //! `PutAuditEvents` is on disk. A crash before the commit loses only unacknowledged work; SQLite's
-//! WAL recovery on the next open restores the last committed state. Re-sending an entry id on a
+//! WAL recovery on the next open restores the last committed state. A separate thread checkpoints
+//! the WAL into the database file every 100 ms, so commits never wait for a checkpoint. Re-sending an entry id on a
 //! channel stores nothing and returns the eventID first assigned — stricter than AWS, which does
 //! not de-duplicate across requests.
 
@@ -54,8 +61,8 @@ pub struct NewEvent {
     pub event_id: String,
     /// `eventData.eventTime`, milliseconds since the epoch.
     pub event_time_ms: i64,
-    /// The stored record's JSON.
-    pub record: String,
+    /// The producer's `eventData` text, compressed with [`compress`].
+    pub event_data: Vec<u8>,
 }
 
 /// The outcome of storing one event.
@@ -121,14 +128,24 @@ impl Store {
              CREATE TABLE IF NOT EXISTS ingestion_status (channel_arn TEXT PRIMARY KEY, body TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, channel_id TEXT NOT NULL, entry_id TEXT NOT NULL,
                  event_id TEXT NOT NULL, stores TEXT NOT NULL, event_time_ms INTEGER NOT NULL,
-                 ingestion_time_ms INTEGER NOT NULL, record TEXT NOT NULL);
+                 ingestion_time_ms INTEGER NOT NULL, event_data BLOB NOT NULL);
+             CREATE TABLE IF NOT EXISTS channel_arns (channel_id TEXT PRIMARY KEY, arn TEXT NOT NULL);
              CREATE UNIQUE INDEX IF NOT EXISTS events_by_entry ON events (channel_id, entry_id);",
         )?;
         let resources = load_resources(&conn)?;
         let (jobs, rx) = mpsc::channel(1024);
         let commits = Arc::new(AtomicU64::new(0));
         let counter = commits.clone();
-        thread::Builder::new().name("lake-writer".into()).spawn(move || writer(conn, rx, &counter))?;
+        let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let checkpoint_conn = open_connection(&path)?;
+        let still_running = running.clone();
+        thread::Builder::new()
+            .name("lake-checkpointer".into())
+            .spawn(move || checkpointer(&checkpoint_conn, &still_running))?;
+        thread::Builder::new().name("lake-writer".into()).spawn(move || {
+            writer(conn, rx, &counter);
+            running.store(false, Ordering::Relaxed);
+        })?;
         Ok(Store { jobs, resources: Arc::new(RwLock::new(resources)), path, commits })
     }
 
@@ -206,11 +223,18 @@ impl Store {
     /// with every record's JSON. Opens its own read connection; safe while the lake runs.
     pub fn scan_store(path: &Path, store_id: &str, mut each: impl FnMut(&str) -> bool) -> Result<u64, LakeError> {
         let conn = open_connection(path)?;
-        let mut stmt = conn.prepare("SELECT record FROM events WHERE instr(stores, ?1) > 0 ORDER BY seq")?;
+        let mut stmt = conn.prepare(
+            "SELECT e.event_id, e.event_time_ms, e.ingestion_time_ms, c.arn, e.event_data
+             FROM events e JOIN channel_arns c ON c.channel_id = e.channel_id
+             WHERE instr(e.stores, ?1) > 0 ORDER BY e.seq",
+        )?;
         let mut rows = stmt.query(params![format!("/{store_id}/")])?;
         let mut n = 0;
         while let Some(row) = rows.next()? {
-            let record: String = row.get(0)?;
+            let (event_id, event_time_ms, ingestion_time_ms, arn): (String, i64, i64, String) =
+                (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+            let event_data = decompress(&row.get::<_, Vec<u8>>(4)?)?;
+            let record = stored_record_json(&event_id, event_time_ms, ingestion_time_ms, &arn, &event_data);
             n += 1;
             if !each(&record) {
                 break;
@@ -225,14 +249,72 @@ impl Store {
     }
 }
 
+/// Compresses `eventData` text for [`NewEvent::event_data`].
+pub fn compress(text: &str) -> Vec<u8> {
+    lz4_flex::block::compress_prepend_size(text.as_bytes())
+}
+
+/// The text of a compressed `eventData`.
+pub fn decompress(bytes: &[u8]) -> Result<String, LakeError> {
+    let raw = lz4_flex::block::decompress_size_prepended(bytes)
+        .map_err(|e| LakeError::Corrupt(format!("a stored event does not decompress: {e}")))?;
+    String::from_utf8(raw).map_err(|_| LakeError::Corrupt("a stored event is not UTF-8".into()))
+}
+
+/// The stored record CloudTrail Lake keeps for an event: the fields it adds around the producer's
+/// `eventData` (embedded as sent; it is valid JSON). Region and recipient come from the channel's
+/// ARN (`arn:aws:cloudtrail:<region>:<account>:channel/<id>`); times are whole seconds, UTC.
+pub fn stored_record_json(
+    event_id: &str,
+    event_time_ms: i64,
+    ingestion_time_ms: i64,
+    channel_arn: &str,
+    event_data: &str,
+) -> String {
+    use audit_event::{
+        EventTime,
+        record::{EVENT_CATEGORY, EVENT_TYPE, EVENT_VERSION},
+    };
+    let mut parts = channel_arn.split(':');
+    let (region, account) = (parts.nth(3).unwrap_or(""), parts.next().unwrap_or(""));
+    let event_time = EventTime::from_unix(event_time_ms.div_euclid(1000), 0);
+    let ingestion_time = EventTime::from_unix(ingestion_time_ms.div_euclid(1000), 0);
+    let mut out = String::with_capacity(event_data.len() + 400);
+    out.push_str("{\"eventVersion\":\"");
+    out.push_str(EVENT_VERSION);
+    out.push_str("\",\"eventCategory\":\"");
+    out.push_str(EVENT_CATEGORY);
+    out.push_str("\",\"eventType\":\"");
+    out.push_str(EVENT_TYPE);
+    out.push_str("\",\"eventID\":\"");
+    out.push_str(event_id);
+    out.push_str("\",\"eventTime\":\"");
+    out.push_str(&event_time.to_string());
+    out.push_str("\",\"awsRegion\":\"");
+    out.push_str(region);
+    out.push_str("\",\"recipientAccountId\":\"");
+    out.push_str(account);
+    out.push_str("\",\"metadata\":{\"ingestionTime\":\"");
+    out.push_str(&ingestion_time.to_string());
+    out.push_str("\",\"channelARN\":\"");
+    out.push_str(channel_arn);
+    out.push_str("\"},\"eventData\":");
+    out.push_str(event_data);
+    out.push('}');
+    out
+}
+
 fn open_connection(path: &Path) -> Result<Connection, LakeError> {
     let conn = Connection::open(path)?;
+    // 16 KiB pages (set before the database is first written; fixed afterwards): fewer WAL
+    // frames and B-tree splits per event than the 4 KiB default.
+    conn.pragma_update(None, "page_size", 16_384)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "busy_timeout", 5000)?;
-    // Checkpoint (copy the WAL into the database and fsync it) every ~64 MiB rather than every
-    // 4 MiB; commits still fsync the WAL. A 64 MiB page cache keeps the index's hot pages.
-    conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
+    // Connections never checkpoint on commit: the checkpointer thread does it beside the writer
+    // (see `checkpointer`). A 64 MiB page cache keeps the index's hot pages.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.pragma_update(None, "cache_size", -65_536)?;
     Ok(conn)
 }
@@ -264,6 +346,23 @@ fn load_resources(conn: &Connection) -> Result<Resources, LakeError> {
         resources.ingestion.insert(arn, status);
     }
     Ok(resources)
+}
+
+/// Copies committed WAL frames into the database file and fsyncs it, beside the writer, so that
+/// commits never wait for a checkpoint. `PASSIVE` never blocks the writer; once everything is
+/// copied, SQLite restarts the WAL from its beginning on the next commit, which bounds its size.
+/// A final `TRUNCATE` checkpoint runs when the writer has stopped.
+fn checkpointer(conn: &Connection, running: &std::sync::atomic::AtomicBool) {
+    let checkpoint = |mode: &str| {
+        if let Err(err) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
+            tracing::warn!(error = %err, mode, "A WAL checkpoint failed; the next one retries.");
+        }
+    };
+    while running.load(Ordering::Relaxed) {
+        thread::sleep(std::time::Duration::from_millis(100));
+        checkpoint("PASSIVE");
+    }
+    checkpoint("TRUNCATE");
 }
 
 /// The writer thread: group-commits queued jobs until every sender is gone.
@@ -305,7 +404,7 @@ fn commit(conn: &mut Connection, batch: &mut [Job]) -> Vec<Outcome> {
         let mut results = Vec::with_capacity(batch.len());
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO events (channel_id, entry_id, event_id, stores, event_time_ms, ingestion_time_ms, record)
+                "INSERT INTO events (channel_id, entry_id, event_id, stores, event_time_ms, ingestion_time_ms, event_data)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (channel_id, entry_id) DO NOTHING",
             )?;
             let mut first_id =
@@ -315,6 +414,10 @@ fn commit(conn: &mut Connection, batch: &mut [Job]) -> Vec<Outcome> {
                     Job::Events { channel_id, channel_arn, stores, ingestion_time_ms, events, status, .. } => {
                         let mut stored = Vec::with_capacity(events.len());
                         let store_list = format!("/{}/", stores.join("/"));
+                        tx.prepare_cached(
+                            "INSERT INTO channel_arns (channel_id, arn) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+                        )?
+                        .execute(params![channel_id, channel_arn])?;
                         for event in events {
                             let inserted = insert.execute(params![
                                 channel_id,
@@ -323,7 +426,7 @@ fn commit(conn: &mut Connection, batch: &mut [Job]) -> Vec<Outcome> {
                                 store_list,
                                 event.event_time_ms,
                                 ingestion_time_ms,
-                                event.record
+                                event.event_data
                             ])?;
                             if inserted == 0 {
                                 let first: String =
