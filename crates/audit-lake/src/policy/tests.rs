@@ -144,3 +144,70 @@ fn wildcards() {
     assert!(wildcard_match("*b*d", "abcd"));
     assert!(!wildcard_match("abc", "abcd"));
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            prop::sample::select(vec![
+                "Allow",
+                "Deny",
+                "*",
+                "2012-10-17",
+                "cloudtrail-data:PutAuditEvents",
+                "StringEquals",
+                "AWS",
+                "arn:aws:iam::1:root"
+            ])
+            .prop_map(|s| serde_json::Value::String(s.into())),
+            ".{0,10}".prop_map(serde_json::Value::String),
+        ];
+        leaf.prop_recursive(4, 40, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                prop::collection::vec(
+                    (
+                        prop::sample::select(vec![
+                            "Version",
+                            "Statement",
+                            "Effect",
+                            "Principal",
+                            "Action",
+                            "NotAction",
+                            "Resource",
+                            "Condition",
+                            "Sid",
+                            "AWS",
+                            "StringLike",
+                            "cloudtrail:ExternalId"
+                        ])
+                        .prop_map(str::to_owned),
+                        inner
+                    ),
+                    0..5
+                )
+                .prop_map(|pairs| serde_json::Value::Object(pairs.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Arbitrary documents parse or are refused with a reason; parsed ones evaluate without panicking.
+        #[test]
+        fn documents_never_panic(doc in json_value(), text in ".{0,200}") {
+            for candidate in [doc.to_string(), text] {
+                match Policy::parse(&candidate) {
+                    Ok(policy) => {
+                        let _ = policy.evaluate(&request("arn:aws:iam::855341727128:root", "855341727128", Some("x")));
+                    }
+                    Err(err) => prop_assert!(!err.0.is_empty()),
+                }
+            }
+        }
+    }
+}

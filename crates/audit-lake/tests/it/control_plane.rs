@@ -288,3 +288,75 @@ async fn unknown_keys_and_bad_signatures_are_refused() {
         .unwrap_err();
     assert_eq!(code(err), "InvalidSignatureException");
 }
+
+#[tokio::test]
+async fn channel_limits_sources_and_inactive_stores() {
+    let lake = TestLake::start().await;
+    let ct = lake.cloudtrail(Who::Customer);
+    let store = ct
+        .create_event_data_store()
+        .name("limits")
+        .set_advanced_event_selectors(Some(activity_selectors()))
+        .termination_protection_enabled(false)
+        .send()
+        .await
+        .unwrap();
+    let store_arn = store.event_data_store_arn().unwrap().to_owned();
+
+    let err = ct
+        .create_channel()
+        .name("bad-source")
+        .source("has spaces")
+        .destinations(destination(&store_arn))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(err.into_service_error(), CreateChannelError::InvalidSourceException(_)));
+
+    for i in 0..25 {
+        ct.create_channel()
+            .name(format!("chan-{i:02}"))
+            .source(format!("Partner{i}"))
+            .destinations(destination(&store_arn))
+            .send()
+            .await
+            .unwrap();
+    }
+    let err = ct
+        .create_channel()
+        .name("chan-25")
+        .source("Partner25")
+        .destinations(destination(&store_arn))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(err.into_service_error(), CreateChannelError::ChannelMaxLimitExceededException(_)));
+
+    // Paging channels, and a bad token.
+    let first = ct.list_channels().max_results(10).send().await.unwrap();
+    assert_eq!(first.channels().len(), 10);
+    assert!(first.next_token().is_some());
+    let err = ct.list_channels().next_token("nonsense").send().await.unwrap_err();
+    assert_eq!(code(err), "InvalidNextTokenException");
+
+    // A store pending deletion cannot become a destination.
+    let other = ct
+        .create_event_data_store()
+        .name("going")
+        .set_advanced_event_selectors(Some(activity_selectors()))
+        .termination_protection_enabled(false)
+        .send()
+        .await
+        .unwrap();
+    ct.delete_event_data_store().event_data_store(other.event_data_store_arn().unwrap()).send().await.unwrap();
+    let channel =
+        ct.list_channels().max_results(1).send().await.unwrap().channels()[0].channel_arn().unwrap().to_owned();
+    let err = ct
+        .update_channel()
+        .channel(&channel)
+        .destinations(destination(other.event_data_store_arn().unwrap()))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(err), "InactiveEventDataStoreException");
+}

@@ -205,3 +205,36 @@ fn canonical_query_encodes_and_sorts() {
     assert_eq!(canonical_query("k=%7E~"), "k=~~");
     assert_eq!(canonical_query(""), "");
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::super::*;
+
+    proptest! {
+        /// The Authorization parser and the canonicalisation never panic, whatever arrives.
+        #[test]
+        fn parsers_never_panic(header in ".{0,300}", path in "[ -~]{0,80}", query in "[ -~]{0,120}", body in prop::collection::vec(any::<u8>(), 0..256), names in prop::collection::vec("[a-z-]{1,12}", 0..6)) {
+            let _ = parse_authorization(&header);
+            let headers: Vec<(String, String)> = names.iter().map(|n| (n.clone(), header.clone())).collect();
+            let signable = Signable { method: "POST", path: &path, query: &query, headers: &headers, body: &body };
+            let signed: Vec<&str> = names.iter().map(String::as_str).collect();
+            let _ = canonical_request(&signable, &signed);
+            let _ = parse_amz_date(&header);
+        }
+
+        /// A well-formed header with arbitrary parts parses or is refused with a reason.
+        #[test]
+        fn structured_headers(key in "[A-Z0-9]{0,24}", date in "[0-9]{0,9}", region in "[a-z0-9-]{0,14}", service in "[a-z-]{0,16}", signed in "[a-z;-]{0,40}", sig in "[0-9a-f]{0,70}") {
+            let header = format!("AWS4-HMAC-SHA256 Credential={key}/{date}/{region}/{service}/aws4_request, SignedHeaders={signed}, Signature={sig}");
+            match parse_authorization(&header) {
+                Ok(auth) => {
+                    prop_assert_eq!(auth.signature.len(), 64);
+                    prop_assert!(auth.signed_headers.contains(&"host"));
+                }
+                Err(SigError::Malformed(reason)) => prop_assert!(!reason.is_empty()),
+                Err(other) => prop_assert!(false, "unexpected {:?}", other),
+            }
+        }
+    }
+}
