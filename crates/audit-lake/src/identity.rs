@@ -9,12 +9,45 @@ use crate::{api::sigv4, config::LakeConfig};
 pub struct Caller {
     /// The caller's account.
     pub account: String,
-    /// The caller's ARN (`arn:aws:iam::<account>:root` for an account's root keys).
+    /// The caller's ARN (`arn:aws:iam::<account>:root` for an account's root keys,
+    /// `arn:aws:sts::<account>:assumed-role/<role>/<session>` for a session).
     pub arn: String,
     /// The region of the request's signing scope.
     pub region: String,
     /// The access key used.
     pub access_key_id: String,
+    /// For a session: the role it assumed, and whether it was obtained by role chaining.
+    pub role: Option<AssumedRole>,
+    /// For a session: `AROA…:<session name>`.
+    pub user_id: String,
+}
+
+/// The role behind a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumedRole {
+    /// The role's ARN.
+    pub role_arn: String,
+    /// Whether the session came from another session (role chaining).
+    pub chained: bool,
+}
+
+impl Caller {
+    /// The caller for a session.
+    pub fn for_session(session: &crate::store::model::Session, region: &str) -> Caller {
+        Caller {
+            account: session.account.clone(),
+            arn: session.arn(),
+            region: region.to_owned(),
+            access_key_id: session.access_key_id.clone(),
+            role: Some(AssumedRole { role_arn: session.role_arn.clone(), chained: session.chained }),
+            user_id: session.assumed_role_id.clone(),
+        }
+    }
+
+    /// Other ARNs a policy's `Principal` may name the caller by (a session's role).
+    pub fn aliases(&self) -> Vec<String> {
+        self.role.iter().map(|r| r.role_arn.clone()).collect()
+    }
 }
 
 /// (access key id, date, region, service) → signing key.
@@ -59,6 +92,8 @@ impl Identity {
             arn: format!("arn:aws:iam::{}:root", key.account),
             region: region.to_owned(),
             access_key_id: access_key_id.to_owned(),
+            role: None,
+            user_id: key.account.clone(),
         })
     }
 

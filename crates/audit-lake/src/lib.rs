@@ -15,7 +15,7 @@
 //!
 //! - [`config`]: [`LakeConfig`], accounts and keys (with documented local defaults).
 //! - `api/`: the wire protocols, SigV4 verification ([`api::sigv4`]) and AWS-shaped errors.
-//! - [`identity`]: access keys → [`identity::Caller`].
+//! - [`identity`]: access keys → [`identity::Caller`]; [`authz`]: what a caller's own policies allow.
 //! - [`policy`]: IAM-style policy documents and their evaluation.
 //! - [`store`]: SQLite storage with a group-committing writer; its module documents the format.
 //! - [`error`]: [`AwsError`] (answered to clients) and [`LakeError`] (failures of the lake).
@@ -23,6 +23,7 @@
 //! Not built yet: STS role assumption and IAM (identity issue), SQL queries (query issue).
 
 pub mod api;
+pub mod authz;
 pub mod config;
 pub mod error;
 pub mod identity;

@@ -19,6 +19,15 @@ const MAX_STORES: usize = 10;
 const MAX_CHANNELS: usize = 25;
 
 pub(super) async fn dispatch(lake: &Lake, caller: &Caller, operation: &str, input: Input) -> Result<Value, AwsError> {
+    let action = format!("cloudtrail:{operation}");
+    crate::authz::require(
+        lake,
+        caller,
+        &action,
+        &resource_of(caller, operation, &input),
+        "AccessDeniedException",
+        400,
+    )?;
     match operation {
         "CreateEventDataStore" => create_event_data_store(lake, caller, &input).await,
         "GetEventDataStore" => get_event_data_store(lake, caller, &input),
@@ -38,6 +47,27 @@ pub(super) async fn dispatch(lake: &Lake, caller: &Caller, operation: &str, inpu
             format!("The lake does not implement CloudTrail operation {other}."),
         )),
     }
+}
+
+/// The resource an operation acts on, for identity policies: the named store, channel or ARN, or
+/// the account's stores or channels (`…:eventdatastore/*`) for creating and listing.
+fn resource_of(caller: &Caller, operation: &str, input: &Input) -> String {
+    let named = |key: &str, kind: &str| {
+        input.get(key).and_then(Value::as_str).map(|v| {
+            if v.starts_with("arn:") {
+                v.to_owned()
+            } else {
+                format!("arn:aws:cloudtrail:{}:{}:{kind}/{v}", caller.region, caller.account)
+            }
+        })
+    };
+    named("EventDataStore", "eventdatastore")
+        .or_else(|| named("Channel", "channel"))
+        .or_else(|| named("ResourceArn", "channel"))
+        .unwrap_or_else(|| {
+            let kind = if operation.contains("Channel") { "channel" } else { "eventdatastore" };
+            format!("arn:aws:cloudtrail:{}:{}:{kind}/*", caller.region, caller.account)
+        })
 }
 
 // Input helpers.

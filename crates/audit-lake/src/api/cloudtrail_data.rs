@@ -82,7 +82,7 @@ pub(super) async fn put_audit_events(
         (channel, stores)
     };
 
-    authorize(caller, &channel, external_id.map(String::as_str))?;
+    authorize(lake, caller, &channel, external_id.map(String::as_str))?;
 
     if let Some(violation) = check_request(&request, body.len()).into_iter().next() {
         let code = match violation.rule {
@@ -155,9 +155,12 @@ pub(super) async fn put_audit_events(
     Ok(json!({"successful": successful, "failed": failed}))
 }
 
-/// The owner may call unless its policy denies it; anyone else needs an Allow from the channel's
-/// resource policy, whose `cloudtrail:ExternalId` condition sees the request's `externalId`.
+/// Identity and resource policy together, as AWS evaluates them: an explicit deny in either
+/// refuses; the channel's owner account needs an allow from either (its root always has one); any
+/// other account needs both — its own identity's allow and the channel policy's, whose
+/// `cloudtrail:ExternalId` condition sees the request's `externalId`.
 fn authorize(
+    lake: &Lake,
     caller: &Caller,
     channel: &crate::store::model::Channel,
     external_id: Option<&str>,
@@ -167,29 +170,41 @@ fn authorize(
     if let Some(id) = external_id {
         context.insert("cloudtrail:externalid".to_owned(), id.to_owned());
     }
+    let aliases = caller.aliases();
     let request = Request {
         principal_arn: &caller.arn,
         principal_account: &caller.account,
-        principal_aliases: &[],
+        principal_aliases: &aliases,
         action: "cloudtrail-data:PutAuditEvents",
         resource: &channel.arn,
-        context,
+        context: context.clone(),
     };
-    let decision = policy.as_ref().map_or(Decision::NotApplicable, |p| p.evaluate(&request));
+    let resource = policy.as_ref().map_or(Decision::NotApplicable, |p| p.evaluate(&request));
+    let identity =
+        crate::authz::identity_decision(lake, caller, "cloudtrail-data:PutAuditEvents", &channel.arn, &context);
     let owner = caller.account == channel.account;
-    match (owner, decision) {
-        (_, Decision::ExplicitDeny) => Err(denied(caller, channel, "the channel's resource policy denies it")),
-        (true, _) | (false, Decision::Allow) => Ok(()),
-        (false, Decision::NotApplicable) => Err(denied(
-            caller,
-            channel,
-            if policy.is_none() {
-                "the channel has no resource policy, so only its owner may call PutAuditEvents"
-            } else {
-                "no statement of the channel's resource policy allows this caller (check the account and the externalId)"
-            },
-        )),
+    if resource == Decision::ExplicitDeny {
+        return Err(denied(caller, channel, "the channel's resource policy denies it"));
     }
+    if identity == Decision::ExplicitDeny {
+        return Err(denied(caller, channel, "an identity-based policy of the caller denies it"));
+    }
+    let allowed = if owner {
+        identity == Decision::Allow || resource == Decision::Allow
+    } else {
+        identity == Decision::Allow && resource == Decision::Allow
+    };
+    if allowed {
+        return Ok(());
+    }
+    let why = if owner || resource == Decision::Allow {
+        "no identity-based policy of the caller allows cloudtrail-data:PutAuditEvents on the channel"
+    } else if policy.is_none() {
+        "the channel has no resource policy, so only its owner may call PutAuditEvents"
+    } else {
+        "no statement of the channel's resource policy allows this caller (check the account and the externalId)"
+    };
+    Err(denied(caller, channel, why))
 }
 
 fn denied(caller: &Caller, channel: &crate::store::model::Channel, why: &str) -> AwsError {

@@ -14,7 +14,9 @@ pub mod sigv4;
 
 mod cloudtrail;
 mod cloudtrail_data;
+mod iam;
 mod query;
+mod sts;
 
 use std::{sync::Arc, time::SystemTime};
 
@@ -121,7 +123,7 @@ async fn serve(
         Err(_) => return Err(AwsError::client("IncompleteBody", "The request body could not be read.")),
     };
 
-    let caller = authenticate(lake, protocol, &parts, &body)?;
+    let (caller, service) = authenticate(lake, protocol, &parts, &body)?;
     let Some(protocol) = protocol else {
         return Err(AwsError::with_status(
             404,
@@ -168,7 +170,9 @@ async fn serve(
                 .await
                 .map(Reply::Json)
         }
-        Protocol::Query => query::dispatch(lake, &caller, parts.uri.query().unwrap_or(""), &body).map(Reply::Xml),
+        Protocol::Query => {
+            query::dispatch(lake, &caller, &service, parts.uri.query().unwrap_or(""), &body).await.map(Reply::Xml)
+        }
     }
 }
 
@@ -197,7 +201,7 @@ fn authenticate(
     protocol: Option<Protocol>,
     parts: &axum::http::request::Parts,
     body: &[u8],
-) -> Result<Caller, AwsError> {
+) -> Result<(Caller, String), AwsError> {
     let query_protocol = protocol == Some(Protocol::Query);
     let Some(header) = parts.headers.get(header::AUTHORIZATION) else {
         let code = if query_protocol { "MissingAuthenticationToken" } else { "MissingAuthenticationTokenException" };
@@ -213,8 +217,8 @@ fn authenticate(
         sigv4::SigError::Malformed(m) => incomplete(m),
         _ => incomplete("The Authorization header is not a SigV4 signature.".into()),
     })?;
-    if !lake.identity.knows(auth.access_key_id) {
-        return Err(if query_protocol {
+    let invalid_token = || {
+        if query_protocol {
             AwsError::with_status(403, "InvalidClientTokenId", "The security token included in the request is invalid.")
         } else {
             AwsError::with_status(
@@ -222,8 +226,16 @@ fn authenticate(
                 "UnrecognizedClientException",
                 "The security token included in the request is invalid.",
             )
-        });
-    }
+        }
+    };
+    let session = if lake.identity.knows(auth.access_key_id) {
+        None
+    } else {
+        match lake.store.resources.read().expect("resources lock").sessions.get(auth.access_key_id).cloned() {
+            Some(session) => Some(session),
+            None => return Err(invalid_token()),
+        }
+    };
     let signature_error = |m: String| {
         if query_protocol {
             AwsError::with_status(403, "SignatureDoesNotMatch", m)
@@ -273,29 +285,37 @@ fn authenticate(
         headers: &headers,
         body,
     };
-    let key = lake
-        .identity
-        .signing_key(auth.access_key_id, auth.date, auth.region, auth.service)
-        .ok_or_else(AwsError::internal)?;
+    let key = match &session {
+        Some(session) => sigv4::signing_key(&session.secret_access_key, auth.date, auth.region, auth.service),
+        None => lake
+            .identity
+            .signing_key(auth.access_key_id, auth.date, auth.region, auth.service)
+            .ok_or_else(AwsError::internal)?,
+    };
     sigv4::verify(&signable, &auth, amz_date, &key).map_err(|e| match e {
         sigv4::SigError::Malformed(m) => incomplete(m),
         _ => signature_error(
             "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.".into(),
         ),
     })?;
-    if parts.headers.contains_key("x-amz-security-token") {
-        // Session credentials arrive with the identity issue; a long-term key never carries a token.
-        return Err(if query_protocol {
-            AwsError::with_status(403, "InvalidClientTokenId", "The security token included in the request is invalid.")
-        } else {
-            AwsError::with_status(
-                400,
-                "UnrecognizedClientException",
-                "The security token included in the request is invalid.",
-            )
-        });
+    let token = parts.headers.get("x-amz-security-token").and_then(|v| v.to_str().ok());
+    let service = auth.service.to_owned();
+    let Some(session) = session else {
+        // A long-term key never carries a session token.
+        if token.is_some() {
+            return Err(invalid_token());
+        }
+        let caller = lake.identity.caller(auth.access_key_id, auth.region).ok_or_else(AwsError::internal)?;
+        return Ok((caller, service));
+    };
+    let presented = token.map(|t| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(t.as_bytes())));
+    if presented.as_deref() != Some(session.token_sha256.as_str()) {
+        return Err(invalid_token());
     }
-    lake.identity.caller(auth.access_key_id, auth.region).ok_or_else(AwsError::internal)
+    if now >= session.expires {
+        return Err(AwsError::client("ExpiredTokenException", "The security token included in the request is expired"));
+    }
+    Ok((Caller::for_session(&session, auth.region), service))
 }
 
 fn sigv4_time(secs: i64) -> String {

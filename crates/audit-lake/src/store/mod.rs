@@ -2,7 +2,8 @@
 //!
 //! # On-disk format
 //!
-//! - `resources(arn PRIMARY KEY, kind, body)`: event data stores and channels as JSON (`model`).
+//! - `resources(arn PRIMARY KEY, kind, body)`: event data stores, channels, IAM roles and STS
+//!   sessions (keyed `session/<access key id>`) as JSON (`model`).
 //! - `ingestion_status(channel_arn PRIMARY KEY, body)`: the latest ingestion per channel.
 //! - `events(seq PRIMARY KEY, channel_id, entry_id, event_id, stores, event_time_ms,
 //!   ingestion_time_ms, event_data)` with a unique index on `(channel_id, entry_id)`: one row per
@@ -44,7 +45,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::LakeError;
-use model::{Channel, EventDataStore, IngestionStatus};
+use model::{Channel, EventDataStore, IngestionStatus, Role, Session};
 
 /// The database file name inside the data directory.
 pub const DB_FILE: &str = "lake.db";
@@ -105,6 +106,10 @@ pub struct Resources {
     pub channels: HashMap<String, Channel>,
     /// Ingestion status by channel ARN.
     pub ingestion: HashMap<String, IngestionStatus>,
+    /// IAM roles by ARN.
+    pub roles: HashMap<String, Role>,
+    /// STS sessions by temporary access key id.
+    pub sessions: HashMap<String, Session>,
 }
 
 /// The storage handle; cheap to clone.
@@ -197,6 +202,34 @@ impl Store {
         self.put_resource(&channel.arn, "channel", serde_json::to_string(&channel).expect("serializable")).await?;
         self.resources.write().expect("resources lock").channels.insert(channel.arn.clone(), channel);
         Ok(())
+    }
+
+    /// Creates or replaces a role, durably.
+    pub async fn put_role(&self, role: Role) -> Result<(), LakeError> {
+        self.put_resource(&role.arn, "role", serde_json::to_string(&role).expect("serializable")).await?;
+        self.resources.write().expect("resources lock").roles.insert(role.arn.clone(), role);
+        Ok(())
+    }
+
+    /// Deletes a role, durably.
+    pub async fn delete_role(&self, arn: &str) -> Result<(), LakeError> {
+        self.delete_resource(arn).await?;
+        self.resources.write().expect("resources lock").roles.remove(arn);
+        Ok(())
+    }
+
+    /// Records an issued session, durably (so a restart keeps honouring it until it expires).
+    pub async fn put_session(&self, session: Session) -> Result<(), LakeError> {
+        let key = format!("session/{}", session.access_key_id);
+        self.put_resource(&key, "session", serde_json::to_string(&session).expect("serializable")).await?;
+        self.resources.write().expect("resources lock").sessions.insert(session.access_key_id.clone(), session);
+        Ok(())
+    }
+
+    async fn delete_resource(&self, arn: &str) -> Result<(), LakeError> {
+        let (done, wait) = oneshot::channel();
+        self.jobs.send(Job::DeleteResource { arn: arn.to_owned(), done }).await.map_err(|_| LakeError::WriterGone)?;
+        wait.await.map_err(|_| LakeError::WriterGone)?
     }
 
     /// Deletes a channel, durably.
@@ -333,6 +366,13 @@ fn load_resources(conn: &Connection) -> Result<Resources, LakeError> {
             }
             "channel" => {
                 resources.channels.insert(arn.clone(), serde_json::from_str(&body).map_err(corrupt)?);
+            }
+            "role" => {
+                resources.roles.insert(arn.clone(), serde_json::from_str(&body).map_err(corrupt)?);
+            }
+            "session" => {
+                let session: Session = serde_json::from_str(&body).map_err(corrupt)?;
+                resources.sessions.insert(session.access_key_id.clone(), session);
             }
             other => return Err(LakeError::Corrupt(format!("resource {arn} has unknown kind {other}"))),
         }

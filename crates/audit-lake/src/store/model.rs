@@ -94,3 +94,61 @@ pub struct IngestionStatus {
     /// eventID (or entry id) of the latest attempt.
     pub latest_attempt_event_id: Option<String>,
 }
+
+/// An IAM role.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Role {
+    /// `arn:aws:iam::<account>:role<path><name>`.
+    pub arn: String,
+    /// Owner account.
+    pub account: String,
+    /// Name, unique per account (case-insensitive, as in IAM).
+    pub name: String,
+    /// Path, `/` by default.
+    pub path: String,
+    /// The stable id (`AROA…`).
+    pub role_id: String,
+    /// The trust policy document.
+    pub assume_role_policy: String,
+    /// Longest session, in seconds (3600–43200).
+    pub max_session_duration: i64,
+    /// Description.
+    pub description: String,
+    /// Inline permission policies by name.
+    pub policies: std::collections::BTreeMap<String, String>,
+    /// Creation time, epoch seconds.
+    pub created: i64,
+}
+
+/// Temporary credentials issued by `AssumeRole`. The session token is kept only as a SHA-256
+/// hash (it is compared, never recovered); the secret key must be kept as issued, because SigV4
+/// verification derives the signing key from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// The temporary access key id (`ASIA…`).
+    pub access_key_id: String,
+    /// The temporary secret access key.
+    pub secret_access_key: String,
+    /// Hex SHA-256 of the session token.
+    pub token_sha256: String,
+    /// Expiry, epoch seconds.
+    pub expires: i64,
+    /// The assumed role's ARN.
+    pub role_arn: String,
+    /// The session name.
+    pub session_name: String,
+    /// The role's account.
+    pub account: String,
+    /// `AROA…:<session name>`.
+    pub assumed_role_id: String,
+    /// Whether the session was obtained by role chaining (a session assuming a role).
+    pub chained: bool,
+}
+
+impl Session {
+    /// `arn:aws:sts::<account>:assumed-role/<role name>/<session name>`.
+    pub fn arn(&self) -> String {
+        let role_name = self.role_arn.rsplit('/').next().unwrap_or("");
+        format!("arn:aws:sts::{}:assumed-role/{role_name}/{}", self.account, self.session_name)
+    }
+}
