@@ -69,7 +69,7 @@ pub fn require(
 /// AWS's wording for an identity-based denial.
 pub fn denied_message(caller: &Caller, action: &str, resource: &str, decision: Decision) -> String {
     let why = if decision == Decision::ExplicitDeny {
-        format!("with an explicit deny in an identity-based policy")
+        "with an explicit deny in an identity-based policy".to_string()
     } else {
         format!("because no identity-based policy allows the {action} action")
     };

@@ -39,7 +39,7 @@ pub(super) async fn dispatch(
                 .filter(|r| r.account == caller.account)
                 .cloned()
                 .collect();
-            roles.sort_by(|a, b| a.name.to_ascii_lowercase().cmp(&b.name.to_ascii_lowercase()));
+            roles.sort_by_key(|a| a.name.to_ascii_lowercase());
             let members: String = roles.iter().map(|r| format!("<member>{}</member>", role_xml(r))).collect();
             Ok(response(action, NAMESPACE, &format!("<IsTruncated>false</IsTruncated><Roles>{members}</Roles>")))
         }

@@ -66,14 +66,14 @@ async fn assume_role(lake: &Lake, caller: &Caller, params: &HashMap<String, Stri
         ));
     }
     let external_id = params.get("ExternalId").map(String::as_str);
-    if let Some(id) = external_id {
-        if !(2..=1224).contains(&id.len()) || !id.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c))
-        {
-            return Err(AwsError::client(
-                "ValidationError",
-                "ExternalId must be 2 to 1224 characters of letters, digits and +=,.@:/-_",
-            ));
-        }
+    if let Some(id) = external_id
+        && (!(2..=1224).contains(&id.len())
+            || !id.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@:/-_".contains(c)))
+    {
+        return Err(AwsError::client(
+            "ValidationError",
+            "ExternalId must be 2 to 1224 characters of letters, digits and +=,.@:/-_",
+        ));
     }
     let duration: i64 = match params.get("DurationSeconds") {
         None => 3600,
