@@ -3,6 +3,7 @@
 
 mod control_plane;
 mod durability;
+mod identity;
 mod put_audit_events;
 mod support;
 mod wire;

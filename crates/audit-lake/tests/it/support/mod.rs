@@ -87,6 +87,76 @@ impl TestLake {
     }
 }
 
+/// Credentials of a session from `AssumeRole`.
+#[derive(Clone)]
+pub(crate) struct SessionKeys {
+    pub(crate) id: String,
+    pub(crate) secret: String,
+    pub(crate) token: String,
+}
+
+impl TestLake {
+    pub(crate) fn sts(&self, who: Who) -> aws_sdk_sts::Client {
+        let (id, secret) = who.keys();
+        self.sts_with(id, secret, None)
+    }
+
+    pub(crate) fn sts_with(&self, id: &str, secret: &str, token: Option<String>) -> aws_sdk_sts::Client {
+        let config = aws_sdk_sts::Config::builder()
+            .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+            .region(aws_sdk_sts::config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_sts::config::Credentials::new(id, secret, token, None, "test"))
+            .retry_config(aws_sdk_sts::config::retry::RetryConfig::disabled())
+            .build();
+        aws_sdk_sts::Client::from_conf(config)
+    }
+
+    pub(crate) fn sts_session(&self, s: &SessionKeys) -> aws_sdk_sts::Client {
+        self.sts_with(&s.id, &s.secret, Some(s.token.clone()))
+    }
+
+    pub(crate) fn iam(&self, who: Who) -> aws_sdk_iam::Client {
+        let (id, secret) = who.keys();
+        let config = aws_sdk_iam::Config::builder()
+            .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
+            .region(aws_sdk_iam::config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_iam::config::Credentials::new(id, secret, None, None, "test"))
+            .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled())
+            .build();
+        aws_sdk_iam::Client::from_conf(config)
+    }
+
+    pub(crate) fn data_session(&self, s: &SessionKeys) -> aws_sdk_cloudtraildata::Client {
+        let config = aws_sdk_cloudtraildata::Config::builder()
+            .behavior_version(aws_sdk_cloudtraildata::config::BehaviorVersion::latest())
+            .region(aws_sdk_cloudtraildata::config::Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(aws_sdk_cloudtraildata::config::Credentials::new(
+                &s.id,
+                &s.secret,
+                Some(s.token.clone()),
+                None,
+                "test",
+            ))
+            .retry_config(aws_sdk_cloudtraildata::config::retry::RetryConfig::disabled())
+            .build();
+        aws_sdk_cloudtraildata::Client::from_conf(config)
+    }
+
+    pub(crate) fn cloudtrail_session(&self, s: &SessionKeys) -> aws_sdk_cloudtrail::Client {
+        let config = aws_sdk_cloudtrail::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .endpoint_url(&self.endpoint)
+            .credentials_provider(Credentials::new(&s.id, &s.secret, Some(s.token.clone()), None, "test"))
+            .retry_config(aws_sdk_cloudtrail::config::retry::RetryConfig::disabled())
+            .build();
+        aws_sdk_cloudtrail::Client::from_conf(config)
+    }
+}
+
 /// Which account's keys a client uses.
 #[derive(Clone, Copy)]
 pub(crate) enum Who {
