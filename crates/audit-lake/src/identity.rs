@@ -58,10 +58,12 @@ struct Key {
     secret: String,
 }
 
-/// The access keys the lake honours.
+/// The access keys the lake honours: the configuration's, and accounts created at run time in the
+/// database (found on first use, so a running lake honours them without a restart).
 pub struct Identity {
-    keys: HashMap<String, Key>,
+    keys: std::sync::RwLock<HashMap<String, Key>>,
     signing_keys: Mutex<SigningKeys>,
+    db: Option<std::path::PathBuf>,
 }
 
 impl Identity {
@@ -76,17 +78,44 @@ impl Identity {
                 );
             }
         }
-        Identity { keys, signing_keys: Mutex::new(HashMap::new()) }
+        Identity { keys: std::sync::RwLock::new(keys), signing_keys: Mutex::new(HashMap::new()), db: None }
     }
 
-    /// Whether `access_key_id` is known.
+    /// Also honours accounts created in the database at `path`.
+    pub fn with_database(mut self, path: &std::path::Path) -> Identity {
+        if let Ok(accounts) = crate::store::stored_accounts(path) {
+            let mut keys = self.keys.write().expect("keys lock");
+            for a in accounts {
+                keys.insert(a.access_key_id, Key { account: a.id, secret: a.secret_access_key });
+            }
+        }
+        self.db = Some(path.to_owned());
+        self
+    }
+
+    /// Whether `access_key_id` is known; an unknown long-term key (`AKIA…`) is looked up in the
+    /// database once more, for accounts created while the lake runs.
     pub fn knows(&self, access_key_id: &str) -> bool {
-        self.keys.contains_key(access_key_id)
+        if self.keys.read().expect("keys lock").contains_key(access_key_id) {
+            return true;
+        }
+        let (Some(db), true) = (&self.db, access_key_id.starts_with("AKIA")) else {
+            return false;
+        };
+        let Ok(accounts) = crate::store::stored_accounts(db) else {
+            return false;
+        };
+        let mut keys = self.keys.write().expect("keys lock");
+        for a in accounts {
+            keys.entry(a.access_key_id).or_insert(Key { account: a.id, secret: a.secret_access_key });
+        }
+        keys.contains_key(access_key_id)
     }
 
     /// The caller a key stands for, in a region.
     pub fn caller(&self, access_key_id: &str, region: &str) -> Option<Caller> {
-        let key = self.keys.get(access_key_id)?;
+        let keys = self.keys.read().expect("keys lock");
+        let key = keys.get(access_key_id)?;
         Some(Caller {
             account: key.account.clone(),
             arn: format!("arn:aws:iam::{}:root", key.account),
@@ -99,7 +128,8 @@ impl Identity {
 
     /// The signing key for a key and scope (cached; there are few distinct scopes per day).
     pub fn signing_key(&self, access_key_id: &str, date: &str, region: &str, service: &str) -> Option<[u8; 32]> {
-        let key = self.keys.get(access_key_id)?;
+        let keys = self.keys.read().expect("keys lock");
+        let key = keys.get(access_key_id)?;
         let cache_key = (access_key_id.to_owned(), date.to_owned(), region.to_owned(), service.to_owned());
         let mut cache = self.signing_keys.lock().expect("signing key cache lock");
         if cache.len() > 10_000 {

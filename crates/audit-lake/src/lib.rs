@@ -55,7 +55,7 @@ impl Lake {
     pub fn open(config: LakeConfig) -> Result<Arc<Lake>, LakeError> {
         config.validate().map_err(LakeError::Config)?;
         let store = Store::open(&config.data_dir)?;
-        let identity = Identity::new(&config);
+        let identity = Identity::new(&config).with_database(store.path());
         Ok(Arc::new(Lake { config, identity, store, control: tokio::sync::Mutex::new(()) }))
     }
 }

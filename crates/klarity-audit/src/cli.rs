@@ -79,6 +79,42 @@ pub(crate) struct LakeArgs {
 pub(crate) enum LakeCommand {
     /// Print the stored records of an event data store as NDJSON, in ingestion order.
     Dump(LakeDumpArgs),
+    /// List the lake's accounts, or create one (its keys are printed once).
+    ///
+    /// Accounts come from the configuration and from `accounts create`, which stores them in the
+    /// lake's database; a running lake honours a new account's keys at once.
+    #[command(
+        after_help = "Examples:\n  klarity-audit lake accounts\n  klarity-audit lake accounts create --name acme\n  \
+        klarity-audit lake accounts create --name acme --id 111122223333"
+    )]
+    Accounts(LakeAccountsArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LakeAccountsArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<AccountsCommand>,
+    /// Directory of the lake's data [default: klarity-data/lake].
+    #[arg(long, value_name = "DIR", global = true)]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// A TOML file with lake settings (accounts, data_dir).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub(crate) config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AccountsCommand {
+    /// List accounts and their access key ids (never secrets).
+    List,
+    /// Create an account with a new root access key, printed once.
+    Create {
+        /// A name for people.
+        #[arg(long)]
+        name: String,
+        /// The 12-digit account id [default: a random one].
+        #[arg(long)]
+        id: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -211,3 +211,80 @@ mod properties {
         }
     }
 }
+
+/// The evaluator, table-driven: (case, policy statements, caller ARN, caller account, action,
+/// resource, context, expected decision). Deny-overrides, wildcards, NotAction, principals of
+/// every form and each condition operator are among the cases.
+#[test]
+fn evaluator_table() {
+    const ROOT: &str = "arn:aws:iam::855341727128:root";
+    const SESSION: &str = "arn:aws:sts::855341727128:assumed-role/Proxy/s1";
+    const OTHER: &str = "arn:aws:iam::111122223333:root";
+    const CH: &str = "arn:aws:cloudtrail:us-east-1:123456789012:channel/c1";
+    const PUT: &str = "cloudtrail-data:PutAuditEvents";
+    use Decision::{Allow, ExplicitDeny as Deny, NotApplicable as Nope};
+    let allow_all = r#"{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}"#;
+    let cases: Vec<(&str, String, &str, &str, &str, &str, Vec<(&str, &str)>, Decision)> = vec![
+        ("star allows everyone", allow_all.into(), ROOT, "855341727128", PUT, CH, vec![], Allow),
+        ("star allows another account", allow_all.into(), OTHER, "111122223333", PUT, CH, vec![], Allow),
+        ("empty match is not applicable", r#"{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"*"}"#.into(), ROOT, "855341727128", PUT, CH, vec![], Nope),
+        ("deny overrides allow", format!(r#"{allow_all},{{"Effect":"Deny","Principal":"*","Action":"{PUT}","Resource":"*"}}"#), ROOT, "855341727128", PUT, CH, vec![], Deny),
+        ("deny first still wins", format!(r#"{{"Effect":"Deny","Principal":"*","Action":"*","Resource":"*"}},{allow_all}"#), ROOT, "855341727128", PUT, CH, vec![], Deny),
+        ("deny of another action does not apply", format!(r#"{allow_all},{{"Effect":"Deny","Principal":"*","Action":"cloudtrail:*","Resource":"*"}}"#), ROOT, "855341727128", PUT, CH, vec![], Allow),
+        ("deny of another principal does not apply", format!(r#"{allow_all},{{"Effect":"Deny","Principal":{{"AWS":"{OTHER}"}},"Action":"*","Resource":"*"}}"#), ROOT, "855341727128", PUT, CH, vec![], Allow),
+        ("deny of another resource does not apply", format!(r#"{allow_all},{{"Effect":"Deny","Principal":"*","Action":"*","Resource":"arn:aws:cloudtrail:us-east-1:123456789012:channel/c2"}}"#), ROOT, "855341727128", PUT, CH, vec![], Allow),
+        ("action wildcard service:*", r#"{"Effect":"Allow","Principal":"*","Action":"cloudtrail-data:*","Resource":"*"}"#.into(), ROOT, "855341727128", PUT, CH, vec![], Allow),
+        ("action wildcard prefix", r#"{"Effect":"Allow","Principal":"*","Action":"cloudtrail-data:Put*","Resource":"*"}"#.into(), ROOT, "855341727128", PUT, CH, vec![], Allow),
+        ("action wildcard does not cross services", r#"{"Effect":"Allow","Principal":"*","Action":"cloudtrail:*","Resource":"*"}"#.into(), ROOT, "855341727128", PUT, CH, vec![], Nope),
+        ("action match ignores case", r#"{"Effect":"Allow","Principal":"*","Action":"CloudTrail-Data:putauditevents","Resource":"*"}"#.into(), ROOT, "855341727128", PUT, CH, vec![], Allow),
+        ("action question mark", r#"{"Effect":"Allow","Principal":"*","Action":"cloudtrail-data:PutAuditEvent?","Resource":"*"}"#.into(), ROOT, "855341727128", PUT, CH, vec![], Allow),
+        ("action list", format!(r#"{{"Effect":"Allow","Principal":"*","Action":["s3:GetObject","{PUT}"],"Resource":"*"}}"#), ROOT, "855341727128", PUT, CH, vec![], Allow),
+        ("NotAction excludes", r#"{"Effect":"Allow","Principal":"*","NotAction":"cloudtrail-data:*","Resource":"*"}"#.into(), ROOT, "855341727128", PUT, CH, vec![], Nope),
+        ("NotAction includes others", r#"{"Effect":"Allow","Principal":"*","NotAction":"s3:*","Resource":"*"}"#.into(), ROOT, "855341727128", PUT, CH, vec![], Allow),
+        ("resource exact", format!(r#"{{"Effect":"Allow","Principal":"*","Action":"*","Resource":"{CH}"}}"#), ROOT, "855341727128", PUT, CH, vec![], Allow),
+        ("resource wildcard region", r#"{"Effect":"Allow","Principal":"*","Action":"*","Resource":"arn:aws:cloudtrail:*:123456789012:channel/*"}"#.into(), ROOT, "855341727128", PUT, CH, vec![], Allow),
+        ("resource of another account", r#"{"Effect":"Allow","Principal":"*","Action":"*","Resource":"arn:aws:cloudtrail:*:999999999999:channel/*"}"#.into(), ROOT, "855341727128", PUT, CH, vec![], Nope),
+        ("resource list", format!(r#"{{"Effect":"Allow","Principal":"*","Action":"*","Resource":["arn:aws:s3:::b","{CH}"]}}"#), ROOT, "855341727128", PUT, CH, vec![], Allow),
+        ("no resource element applies to all", r#"{"Effect":"Allow","Principal":"*","Action":"*"}"#.into(), ROOT, "855341727128", PUT, CH, vec![], Allow),
+        ("principal account id", r#"{"Effect":"Allow","Principal":{"AWS":"855341727128"},"Action":"*","Resource":"*"}"#.into(), ROOT, "855341727128", PUT, CH, vec![], Allow),
+        ("principal account root ARN", format!(r#"{{"Effect":"Allow","Principal":{{"AWS":"{ROOT}"}},"Action":"*","Resource":"*"}}"#), ROOT, "855341727128", PUT, CH, vec![], Allow),
+        ("account root covers its sessions", format!(r#"{{"Effect":"Allow","Principal":{{"AWS":"{ROOT}"}},"Action":"*","Resource":"*"}}"#), SESSION, "855341727128", PUT, CH, vec![], Allow),
+        ("another account is not covered", format!(r#"{{"Effect":"Allow","Principal":{{"AWS":"{ROOT}"}},"Action":"*","Resource":"*"}}"#), OTHER, "111122223333", PUT, CH, vec![], Nope),
+        ("principal session ARN", format!(r#"{{"Effect":"Allow","Principal":{{"AWS":"{SESSION}"}},"Action":"*","Resource":"*"}}"#), SESSION, "855341727128", PUT, CH, vec![], Allow),
+        ("a session ARN does not cover the root", format!(r#"{{"Effect":"Allow","Principal":{{"AWS":"{SESSION}"}},"Action":"*","Resource":"*"}}"#), ROOT, "855341727128", PUT, CH, vec![], Nope),
+        ("principal list", format!(r#"{{"Effect":"Allow","Principal":{{"AWS":["{OTHER}","855341727128"]}},"Action":"*","Resource":"*"}}"#), ROOT, "855341727128", PUT, CH, vec![], Allow),
+        ("principal AWS star", r#"{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"*","Resource":"*"}"#.into(), OTHER, "111122223333", PUT, CH, vec![], Allow),
+        ("StringEquals holds", r#"{"Effect":"Allow","Principal":"*","Action":"*","Condition":{"StringEquals":{"cloudtrail:ExternalId":"e1"}}}"#.into(), ROOT, "855341727128", PUT, CH, vec![("cloudtrail:externalid", "e1")], Allow),
+        ("StringEquals differs", r#"{"Effect":"Allow","Principal":"*","Action":"*","Condition":{"StringEquals":{"cloudtrail:ExternalId":"e1"}}}"#.into(), ROOT, "855341727128", PUT, CH, vec![("cloudtrail:externalid", "E1")], Nope),
+        ("StringEquals missing key fails", r#"{"Effect":"Allow","Principal":"*","Action":"*","Condition":{"StringEquals":{"sts:ExternalId":"e1"}}}"#.into(), ROOT, "855341727128", PUT, CH, vec![], Nope),
+        ("condition key names ignore case", r#"{"Effect":"Allow","Principal":"*","Action":"*","Condition":{"StringEquals":{"STS:EXTERNALID":"e1"}}}"#.into(), ROOT, "855341727128", PUT, CH, vec![("sts:externalid", "e1")], Allow),
+        ("StringNotEquals holds", r#"{"Effect":"Allow","Principal":"*","Action":"*","Condition":{"StringNotEquals":{"cloudtrail:ExternalId":"bad"}}}"#.into(), ROOT, "855341727128", PUT, CH, vec![("cloudtrail:externalid", "ok")], Allow),
+        ("StringNotEquals fails", r#"{"Effect":"Allow","Principal":"*","Action":"*","Condition":{"StringNotEquals":{"cloudtrail:ExternalId":"bad"}}}"#.into(), ROOT, "855341727128", PUT, CH, vec![("cloudtrail:externalid", "bad")], Nope),
+        ("StringLike star", r#"{"Effect":"Allow","Principal":"*","Action":"*","Condition":{"StringLike":{"cloudtrail:ExternalId":"kl-*"}}}"#.into(), ROOT, "855341727128", PUT, CH, vec![("cloudtrail:externalid", "kl-42")], Allow),
+        ("StringNotLike", r#"{"Effect":"Allow","Principal":"*","Action":"*","Condition":{"StringNotLike":{"cloudtrail:ExternalId":"kl-*"}}}"#.into(), ROOT, "855341727128", PUT, CH, vec![("cloudtrail:externalid", "kl-42")], Nope),
+        ("ArnLike on PrincipalArn", r#"{"Effect":"Allow","Principal":"*","Action":"*","Condition":{"ArnLike":{"aws:PrincipalArn":"arn:aws:sts::855341727128:assumed-role/Proxy/*"}}}"#.into(), SESSION, "855341727128", PUT, CH, vec![], Allow),
+        ("ArnEquals on PrincipalArn fails", r#"{"Effect":"Allow","Principal":"*","Action":"*","Condition":{"ArnEquals":{"aws:PrincipalArn":"arn:aws:iam::855341727128:role/Proxy"}}}"#.into(), SESSION, "855341727128", PUT, CH, vec![], Nope),
+        ("PrincipalAccount condition", r#"{"Effect":"Allow","Principal":"*","Action":"*","Condition":{"StringEquals":{"aws:PrincipalAccount":["111122223333","855341727128"]}}}"#.into(), ROOT, "855341727128", PUT, CH, vec![], Allow),
+        ("all conditions must hold", r#"{"Effect":"Allow","Principal":"*","Action":"*","Condition":{"StringEquals":{"aws:PrincipalAccount":"855341727128","cloudtrail:ExternalId":"e1"}}}"#.into(), ROOT, "855341727128", PUT, CH, vec![("cloudtrail:externalid", "e2")], Nope),
+        ("IfExists with the key absent", r#"{"Effect":"Allow","Principal":"*","Action":"*","Condition":{"StringEqualsIfExists":{"cloudtrail:ExternalId":"e1"}}}"#.into(), ROOT, "855341727128", PUT, CH, vec![], Allow),
+        ("IfExists with a different value", r#"{"Effect":"Allow","Principal":"*","Action":"*","Condition":{"StringEqualsIfExists":{"cloudtrail:ExternalId":"e1"}}}"#.into(), ROOT, "855341727128", PUT, CH, vec![("cloudtrail:externalid", "e2")], Nope),
+        ("conditional deny applies", format!(r#"{allow_all},{{"Effect":"Deny","Principal":"*","Action":"*","Condition":{{"StringNotEquals":{{"cloudtrail:ExternalId":"e1"}}}}}}"#), ROOT, "855341727128", PUT, CH, vec![("cloudtrail:externalid", "e2")], Deny),
+        ("conditional deny does not apply", format!(r#"{allow_all},{{"Effect":"Deny","Principal":"*","Action":"*","Condition":{{"StringNotEquals":{{"cloudtrail:ExternalId":"e1"}}}}}}"#), ROOT, "855341727128", PUT, CH, vec![("cloudtrail:externalid", "e1")], Allow),
+        ("identity policy without principal applies", format!(r#"{{"Effect":"Allow","Action":"{PUT}","Resource":"{CH}"}}"#), SESSION, "855341727128", PUT, CH, vec![], Allow),
+        ("identity deny without principal", format!(r#"{{"Effect":"Allow","Action":"*","Resource":"*"}},{{"Effect":"Deny","Action":"{PUT}","Resource":"*"}}"#), SESSION, "855341727128", PUT, CH, vec![], Deny),
+    ];
+    assert!(cases.len() >= 40, "{} cases", cases.len());
+    for (name, statements, arn, account, action, resource, context, expected) in cases {
+        let policy = Policy::parse(&format!(r#"{{"Version":"2012-10-17","Statement":[{statements}]}}"#))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let request = Request {
+            principal_arn: arn,
+            principal_account: account,
+            principal_aliases: &[],
+            action,
+            resource,
+            context: context.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect(),
+        };
+        assert_eq!(policy.evaluate(&request), expected, "{name}");
+    }
+}

@@ -45,7 +45,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::LakeError;
-use model::{Channel, EventDataStore, IngestionStatus, Role, Session};
+use model::{Channel, EventDataStore, IngestionStatus, Role, Session, StoredAccount};
 
 /// The database file name inside the data directory.
 pub const DB_FILE: &str = "lake.db";
@@ -370,6 +370,7 @@ fn load_resources(conn: &Connection) -> Result<Resources, LakeError> {
             "role" => {
                 resources.roles.insert(arn.clone(), serde_json::from_str(&body).map_err(corrupt)?);
             }
+            "account" => {}
             "session" => {
                 let session: Session = serde_json::from_str(&body).map_err(corrupt)?;
                 resources.sessions.insert(session.access_key_id.clone(), session);
@@ -525,6 +526,32 @@ fn commit(conn: &mut Connection, batch: &mut [Job]) -> Vec<Outcome> {
 
 fn clone_err(err: &rusqlite::Error) -> rusqlite::Error {
     rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(1), Some(err.to_string()))
+}
+
+/// Accounts created at run time, read from the database (the configuration's are not here).
+pub fn stored_accounts(path: &Path) -> Result<Vec<StoredAccount>, LakeError> {
+    let conn = open_connection(path)?;
+    let mut stmt = conn.prepare("SELECT arn, body FROM resources WHERE kind = 'account' ORDER BY arn")?;
+    let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (key, body) = row?;
+        out.push(serde_json::from_str(&body).map_err(|e| LakeError::Corrupt(format!("account {key}: {e}")))?);
+    }
+    Ok(out)
+}
+
+/// Stores a new account durably, from a tool running beside (or without) the lake.
+pub fn insert_account(path: &Path, account: &StoredAccount) -> Result<(), LakeError> {
+    let conn = open_connection(path)?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS resources (arn TEXT PRIMARY KEY, kind TEXT NOT NULL, body TEXT NOT NULL);",
+    )?;
+    conn.execute(
+        "INSERT INTO resources (arn, kind, body) VALUES (?1, 'account', ?2)",
+        params![format!("account/{}", account.id), serde_json::to_string(account).expect("serializable")],
+    )?;
+    Ok(())
 }
 
 /// Looks up the event id of an entry (used by tests and tools).

@@ -152,3 +152,30 @@ impl Session {
         format!("arn:aws:sts::{}:assumed-role/{role_name}/{}", self.account, self.session_name)
     }
 }
+
+/// An account created at run time (`klarity-audit lake accounts create`), beside those of the
+/// configuration. Its secret is kept as issued: SigV4 verification derives the signing key from it.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredAccount {
+    /// The 12-digit account id.
+    pub id: String,
+    /// A name for people.
+    pub name: String,
+    /// The root access key id.
+    pub access_key_id: String,
+    /// The root secret access key.
+    pub secret_access_key: String,
+    /// Creation time, epoch seconds.
+    pub created: i64,
+}
+
+impl std::fmt::Debug for StoredAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredAccount")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .finish()
+    }
+}

@@ -118,7 +118,7 @@ async fn the_seed_flow_through_the_proxy_role_is_accepted() {
 #[tokio::test]
 async fn what_aws_refuses_is_refused() {
     let lake = TestLake::start().await;
-    let (_, channel_arn) = seed_world(&lake).await;
+    let (store_arn, channel_arn) = seed_world(&lake).await;
     let vendor = lake.sts(Who::Vendor);
 
     // A wrong or missing external ID.

@@ -5,13 +5,89 @@ use std::{io::Write, process::ExitCode};
 use anyhow::{Context, bail};
 use audit_lake::{LakeConfig, store::Store};
 
-use crate::cli::{LakeArgs, LakeCommand, LakeDumpArgs, LakeServeArgs};
+use crate::cli::{AccountsCommand, LakeAccountsArgs, LakeArgs, LakeCommand, LakeDumpArgs, LakeServeArgs};
 
 pub(crate) fn run(args: &LakeArgs) -> anyhow::Result<ExitCode> {
     match &args.command {
         Some(LakeCommand::Dump(dump_args)) => dump(dump_args),
+        Some(LakeCommand::Accounts(accounts_args)) => accounts(accounts_args),
         None => serve(&args.serve),
     }
+}
+
+fn accounts(args: &LakeAccountsArgs) -> anyhow::Result<ExitCode> {
+    use audit_lake::store::{insert_account, model::StoredAccount, stored_accounts};
+
+    let config = config(args.config.as_deref(), None, args.data_dir.as_deref())?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let db = config.data_dir.join(audit_lake::store::DB_FILE);
+    let stored = if db.exists() { stored_accounts(&db).context("reading the lake's accounts")? } else { Vec::new() };
+    let mut out = std::io::stdout().lock();
+    match &args.command {
+        None | Some(AccountsCommand::List) => {
+            writeln!(out, "{:<14} {:<16} {:<22} from", "account", "name", "access key id")?;
+            for a in &config.accounts {
+                for k in &a.keys {
+                    writeln!(out, "{:<14} {:<16} {:<22} configuration", a.id, a.name, k.access_key_id)?;
+                }
+            }
+            for a in &stored {
+                writeln!(out, "{:<14} {:<16} {:<22} database", a.id, a.name, a.access_key_id)?;
+            }
+        }
+        Some(AccountsCommand::Create { name, id }) => {
+            let id = match id {
+                Some(id) if audit_event::validate::is_account_id(id) => id.clone(),
+                Some(id) => bail!("--id {id:?} is not an AWS account id (12 digits)"),
+                None => random_digits(12),
+            };
+            if config.accounts.iter().any(|a| a.id == id) || stored.iter().any(|a| a.id == id) {
+                bail!("account {id} already exists");
+            }
+            let account = StoredAccount {
+                id: id.clone(),
+                name: name.clone(),
+                access_key_id: format!("AKIA{}", random_alnum(16).to_ascii_uppercase()),
+                secret_access_key: random_alnum(40),
+                created: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0),
+            };
+            insert_account(&db, &account).context("storing the account")?;
+            writeln!(out, "Created account {id} ({name}). Its root key is shown only now; keep it safe:")?;
+            writeln!(out, "AWS_ACCESS_KEY_ID={}", account.access_key_id)?;
+            writeln!(out, "AWS_SECRET_ACCESS_KEY={}", account.secret_access_key)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn random_alnum(len: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    random_from(ALPHABET, len)
+}
+
+fn random_digits(len: usize) -> String {
+    let mut id = random_from(b"0123456789", len);
+    if id.starts_with('0') {
+        id.replace_range(0..1, "1");
+    }
+    id
+}
+
+fn random_from(alphabet: &[u8], len: usize) -> String {
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
+        for byte in uuid::Uuid::new_v4().as_bytes() {
+            // Reject bytes that would bias the choice.
+            let limit = 256 - 256 % alphabet.len();
+            if (*byte as usize) < limit && out.len() < len {
+                out.push(alphabet[*byte as usize % alphabet.len()] as char);
+            }
+        }
+    }
+    out
 }
 
 fn config(

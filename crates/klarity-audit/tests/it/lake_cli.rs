@@ -12,6 +12,7 @@ use crate::support::{Dir, LakeProcess};
 struct Aws<'a> {
     endpoint: &'a str,
     key: (&'a str, &'a str),
+    token: Option<&'a str>,
 }
 
 struct Run {
@@ -31,7 +32,7 @@ impl Aws<'_> {
             .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_PAGER", "")
-            .env_remove("AWS_SESSION_TOKEN")
+            .env("AWS_SESSION_TOKEN", self.token.unwrap_or(""))
             .env_remove("AWS_PROFILE")
             .output()
             .expect("the AWS CLI (`aws`) must be installed: pip install awscli (.ci/run installs it)");
@@ -72,8 +73,9 @@ fn audit_events(id: &str, uid: &str) -> String {
 fn the_aws_cli_runs_the_seed_flow() {
     let dir = Dir::new();
     let lake = LakeProcess::start(&dir.path().join("lake"));
-    let customer = Aws { endpoint: &lake.endpoint, key: (CUSTOMER_ACCESS_KEY_ID, CUSTOMER_SECRET_ACCESS_KEY) };
-    let vendor = Aws { endpoint: &lake.endpoint, key: (VENDOR_ACCESS_KEY_ID, VENDOR_SECRET_ACCESS_KEY) };
+    let customer =
+        Aws { endpoint: &lake.endpoint, key: (CUSTOMER_ACCESS_KEY_ID, CUSTOMER_SECRET_ACCESS_KEY), token: None };
+    let vendor = Aws { endpoint: &lake.endpoint, key: (VENDOR_ACCESS_KEY_ID, VENDOR_SECRET_ACCESS_KEY), token: None };
 
     let me = customer.ok(&["sts", "get-caller-identity"]);
     assert_eq!(me["Account"], "123456789012");
@@ -183,4 +185,131 @@ fn boto3_runs_the_seed_flow_and_raises_modelled_exceptions() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "boto3 script failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("boto3 seed flow: ok"), "{stdout}");
+}
+
+/// The seed's role mode through the AWS CLI: the customer's role trusting the vendor account under
+/// an external ID (the trust of `iamRole.cloudformation.yml`) with only PutAuditEvents on the
+/// channel; the vendor assumes it and publishes; a wrong or missing external ID is refused.
+#[test]
+fn the_aws_cli_runs_the_role_flow() {
+    let dir = Dir::new();
+    let lake = LakeProcess::start(&dir.path().join("lake"));
+    let customer =
+        Aws { endpoint: &lake.endpoint, key: (CUSTOMER_ACCESS_KEY_ID, CUSTOMER_SECRET_ACCESS_KEY), token: None };
+    let vendor = Aws { endpoint: &lake.endpoint, key: (VENDOR_ACCESS_KEY_ID, VENDOR_SECRET_ACCESS_KEY), token: None };
+    let store = customer.ok(&[
+        "cloudtrail",
+        "create-event-data-store",
+        "--name",
+        "role-mode",
+        "--advanced-event-selectors",
+        r#"[{"Name":"Klarity","FieldSelectors":[{"Field":"eventCategory","Equals":["ActivityAuditLog"]}]}]"#,
+    ]);
+    let store_arn = store["EventDataStoreArn"].as_str().unwrap().to_owned();
+    let channel = customer.ok(&[
+        "cloudtrail",
+        "create-channel",
+        "--name",
+        "role-mode",
+        "--source",
+        "Custom",
+        "--destinations",
+        &format!("Type=EVENT_DATA_STORE,Location={store_arn}"),
+    ]);
+    let channel_arn = channel["ChannelArn"].as_str().unwrap().to_owned();
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::855341727128:root"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"sts:ExternalId":"Kl4r1tyExt01"}}}]}"#;
+    let role = customer.ok(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "KlarityCloudTrailIntegration",
+        "--assume-role-policy-document",
+        trust,
+    ]);
+    let role_arn = role["Role"]["Arn"].as_str().unwrap().to_owned();
+    let permissions = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"cloudtrail-data:PutAuditEvents","Resource":"{channel_arn}"}}]}}"#
+    );
+    customer.ok(&[
+        "iam",
+        "put-role-policy",
+        "--role-name",
+        "KlarityCloudTrailIntegration",
+        "--policy-name",
+        "root",
+        "--policy-document",
+        &permissions,
+    ]);
+    let got = customer.ok(&[
+        "iam",
+        "get-role-policy",
+        "--role-name",
+        "KlarityCloudTrailIntegration",
+        "--policy-name",
+        "root",
+    ]);
+    assert_eq!(
+        got["PolicyDocument"]["Statement"][0]["Action"], "cloudtrail-data:PutAuditEvents",
+        "the CLI decodes the URL-encoded document: {got}"
+    );
+
+    for wrong in [vec!["--external-id", "WrongExt0000"], vec![]] {
+        let mut args = vec!["sts", "assume-role", "--role-arn", &role_arn, "--role-session-name", "klarity"];
+        args.extend(wrong.iter().copied());
+        let run = vendor.run(&args);
+        assert!(run.stderr.contains("(AccessDenied)"), "{wrong:?}: {}", run.stderr);
+    }
+    let creds = vendor.ok(&[
+        "sts",
+        "assume-role",
+        "--role-arn",
+        &role_arn,
+        "--role-session-name",
+        "klarity",
+        "--external-id",
+        "Kl4r1tyExt01",
+    ]);
+    let (id, secret, token) = (
+        creds["Credentials"]["AccessKeyId"].as_str().unwrap().to_owned(),
+        creds["Credentials"]["SecretAccessKey"].as_str().unwrap().to_owned(),
+        creds["Credentials"]["SessionToken"].as_str().unwrap().to_owned(),
+    );
+    let session = Aws { endpoint: &lake.endpoint, key: (&id, &secret), token: Some(&token) };
+    let me = session.ok(&["sts", "get-caller-identity"]);
+    assert_eq!(me["Arn"], "arn:aws:sts::123456789012:assumed-role/KlarityCloudTrailIntegration/klarity");
+    let out = session.ok(&[
+        "cloudtrail-data",
+        "put-audit-events",
+        "--channel-arn",
+        &channel_arn,
+        "--audit-events",
+        &audit_events("role-1", "0190a6b6-4444-7a3f-9d2b-000000000009"),
+    ]);
+    assert_eq!(out["successful"][0]["id"], "role-1", "{out}");
+    let run = session.run(&["cloudtrail", "list-channels"]);
+    assert!(run.stderr.contains("(AccessDeniedException)"), "{}", run.stderr);
+}
+
+#[test]
+fn accounts_created_at_run_time_are_honoured_at_once() {
+    let dir = Dir::new();
+    let data = dir.path().join("lake");
+    let lake = LakeProcess::start(&data);
+    let out = dir.run(
+        &["lake", "accounts", "create", "--name", "acme", "--id", "111122223333", "--data-dir", data.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let key = |name: &str| out.stdout.lines().find_map(|l| l.strip_prefix(&format!("{name}="))).unwrap().to_owned();
+    let (id, secret) = (key("AWS_ACCESS_KEY_ID"), key("AWS_SECRET_ACCESS_KEY"));
+    let acme = Aws { endpoint: &lake.endpoint, key: (&id, &secret), token: None };
+    assert_eq!(acme.ok(&["sts", "get-caller-identity"])["Account"], "111122223333");
+    let listed = dir.run(&["lake", "accounts", "--data-dir", data.to_str().unwrap()], None);
+    assert!(listed.stdout.contains("111122223333   acme"), "{}", listed.stdout);
+    assert!(!listed.stdout.contains(&secret), "secrets are never listed");
+    let again = dir.run(
+        &["lake", "accounts", "create", "--name", "acme", "--id", "111122223333", "--data-dir", data.to_str().unwrap()],
+        None,
+    );
+    assert_eq!((again.code, again.stderr.as_str()), (2, "error: account 111122223333 already exists\n"));
 }
