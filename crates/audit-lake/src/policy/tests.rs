@@ -212,6 +212,9 @@ mod properties {
     }
 }
 
+/// (name, statements, caller ARN, caller account, action, resource, context, expected)
+type Case<'a> = (&'a str, String, &'a str, &'a str, &'a str, &'a str, Vec<(&'a str, &'a str)>, Decision);
+
 /// The evaluator, table-driven: (case, policy statements, caller ARN, caller account, action,
 /// resource, context, expected decision). Deny-overrides, wildcards, NotAction, principals of
 /// every form and each condition operator are among the cases.
@@ -224,7 +227,7 @@ fn evaluator_table() {
     const PUT: &str = "cloudtrail-data:PutAuditEvents";
     use Decision::{Allow, ExplicitDeny as Deny, NotApplicable as Nope};
     let allow_all = r#"{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}"#;
-    let cases: Vec<(&str, String, &str, &str, &str, &str, Vec<(&str, &str)>, Decision)> = vec![
+    let cases: Vec<Case> = vec![
         ("star allows everyone", allow_all.into(), ROOT, "855341727128", PUT, CH, vec![], Allow),
         ("star allows another account", allow_all.into(), OTHER, "111122223333", PUT, CH, vec![], Allow),
         ("empty match is not applicable", r#"{"Effect":"Allow","Principal":"*","Action":"s3:*","Resource":"*"}"#.into(), ROOT, "855341727128", PUT, CH, vec![], Nope),
