@@ -243,6 +243,31 @@ async fn what_aws_refuses_is_refused() {
         .await
         .unwrap_err();
     assert_eq!(code(err), "ExpiredTokenException");
+
+    // A tampered signature (a session's key id with another secret) and an unknown key.
+    let fresh = assume(&vendor, PROXY_ROLE, None, None).await.unwrap();
+    let tampered = SessionKeys { secret: "not-the-secret-of-this-session-000000000".into(), ..fresh };
+    let err = lake
+        .data_session(&tampered)
+        .put_audit_events()
+        .channel_arn(&channel_arn)
+        .audit_events(entry("t", &event_data(4)))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(err), "InvalidSignatureException");
+    let err = lake
+        .data(Who::Stranger)
+        .put_audit_events()
+        .channel_arn(&channel_arn)
+        .audit_events(entry("u", &event_data(5)))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(code(err), "UnrecognizedClientException");
+
+    // Nothing of the above was written.
+    assert!(crate::support::records(&lake.db(), &store_arn).is_empty());
 }
 
 #[tokio::test]
