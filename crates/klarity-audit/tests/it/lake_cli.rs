@@ -240,6 +240,24 @@ fn the_aws_cli_runs_the_role_flow() {
         "--policy-document",
         &permissions,
     ]);
+    // The seed's own broad policy (policy.json, copied unchanged) is accepted as well.
+    let seed_policy =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/seed-policy.json"))
+            .unwrap();
+    let role_name = "KlarityCloudTrailIntegration";
+    customer.ok(&[
+        "iam",
+        "put-role-policy",
+        "--role-name",
+        role_name,
+        "--policy-name",
+        "seed",
+        "--policy-document",
+        &seed_policy,
+    ]);
+    let names = customer.ok(&["iam", "list-role-policies", "--role-name", role_name]);
+    assert_eq!(names["PolicyNames"], serde_json::json!(["root", "seed"]));
+    customer.ok(&["iam", "delete-role-policy", "--role-name", role_name, "--policy-name", "seed"]);
     let got = customer.ok(&[
         "iam",
         "get-role-policy",
