@@ -121,27 +121,8 @@ fn every_example_is_valid_as_submitted_and_as_put() {
     assert_eq!(count, 15);
 }
 
-const SIXTH: &str = r#"
-application = "CostGuard"
-event_source = "com.nordcloudapp.com.costguard"
-description = "Budget alerts."
-uid = "uuid"
-
-[[event_types]]
-name = "budget.exceeded"
-description = "A budget went over its limit."
-[event_types.request_parameters]
-budgetId = { type = "uuid", required = true }
-percent = { type = "integer", required = true, min = 0, max = 1000 }
-notified = { type = "boolean" }
-at = { type = "timestamp" }
-[event_types.example]
-version = "v1"
-userIdentity = { type = "SERVICE", principalId = "costguard" }
-eventTime = "2024-07-12T10:55:00Z"
-UID = "0190a6b7-5555-7a3f-9d2b-5e8f1a2b3c4d"
-requestParameters = { budgetId = "0190a6b7-5555-7a3f-9d2b-5e8f1a2b3c4e", percent = 120, notified = true, at = "2024-07-12T10:54:00Z" }
-"#;
+/// A sixth application, kept as a data file like the real ones (`tests/data/catalog-extra/`).
+const SIXTH: &str = include_str!("../../tests/data/catalog-extra/costguard.toml");
 
 #[test]
 fn a_sixth_application_is_one_more_file() {

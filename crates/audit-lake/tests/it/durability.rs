@@ -1,6 +1,6 @@
 //! A restart keeps stores, channels, policies, events and the de-duplication ledger.
 
-use crate::support::{TestLake, Who, entry, event_data, records, store_and_channel};
+use crate::support::{PutOne, TestLake, Who, records, store_and_channel};
 
 #[tokio::test]
 async fn a_restart_keeps_everything() {
@@ -16,14 +16,7 @@ async fn a_restart_keeps_everything() {
         .send()
         .await
         .unwrap();
-    let out = lake
-        .data(Who::Customer)
-        .put_audit_events()
-        .channel_arn(&channel_arn)
-        .audit_events(entry("kept", &event_data(1)))
-        .send()
-        .await
-        .unwrap();
+    let out = lake.data(Who::Customer).put_one(&channel_arn, "kept", 1).await.unwrap();
     let event_id = out.successful()[0].event_id().to_owned();
     let dir = lake.stop().await;
 
@@ -39,14 +32,7 @@ async fn a_restart_keeps_everything() {
         ct.get_resource_policy().resource_arn(&channel_arn).send().await.unwrap().resource_policy(),
         Some(policy.as_str())
     );
-    let again = lake
-        .data(Who::Vendor)
-        .put_audit_events()
-        .channel_arn(&channel_arn)
-        .audit_events(entry("kept", &event_data(1)))
-        .send()
-        .await
-        .unwrap();
+    let again = lake.data(Who::Vendor).put_one(&channel_arn, "kept", 1).await.unwrap();
     assert_eq!(again.successful()[0].event_id(), event_id, "the ledger survived the restart");
     assert_eq!(records(&lake.db(), &store_arn).len(), 1);
 }

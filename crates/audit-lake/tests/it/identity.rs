@@ -1,7 +1,7 @@
 //! STS and IAM: the seed's flow (vendor account → proxy role → customer role with the external
 //! ID → PutAuditEvents) is accepted, and everything AWS refuses is refused.
 
-use crate::support::{SessionKeys, TestLake, Who, code, entry, event_data, store_and_channel};
+use crate::support::{PutOne, SessionKeys, TestLake, Who, code, entry, event_data, store_and_channel};
 
 const CUSTOMER_ROLE: &str = "arn:aws:iam::123456789012:role/CTEventPublisher";
 const PROXY_ROLE: &str = "arn:aws:iam::855341727128:role/KlarityProxy";
@@ -97,14 +97,7 @@ async fn the_seed_flow_through_the_proxy_role_is_accepted() {
     assert_eq!(me.arn(), Some("arn:aws:sts::123456789012:assumed-role/CTEventPublisher/klarity-publisher"));
     assert!(me.user_id().unwrap().starts_with("AROA"));
 
-    let out = lake
-        .data_session(&publisher)
-        .put_audit_events()
-        .channel_arn(&channel_arn)
-        .audit_events(entry("seed-1", &event_data(1)))
-        .send()
-        .await
-        .unwrap();
+    let out = lake.data_session(&publisher).put_one(&channel_arn, "seed-1", 1).await.unwrap();
     assert_eq!(out.successful().len(), 1, "{:?}", out.failed());
     assert_eq!(crate::support::records(&lake.db(), &store_arn).len(), 1);
 
@@ -196,14 +189,7 @@ async fn what_aws_refuses_is_refused() {
         .send()
         .await
         .unwrap();
-    let err = lake
-        .data_session(&proxy)
-        .put_audit_events()
-        .channel_arn(&channel_arn)
-        .audit_events(entry("x", &event_data(1)))
-        .send()
-        .await
-        .unwrap_err();
+    let err = lake.data_session(&proxy).put_one(&channel_arn, "x", 1).await.unwrap_err();
     assert_eq!(code(err), "ChannelInsufficientPermission");
 
     // A customer role without cloudtrail-data:PutAuditEvents.
@@ -215,14 +201,7 @@ async fn what_aws_refuses_is_refused() {
         .await
         .unwrap();
     let publisher = assume(&vendor, CUSTOMER_ROLE, Some("klarity-ext-7"), None).await.unwrap();
-    let err = lake
-        .data_session(&publisher)
-        .put_audit_events()
-        .channel_arn(&channel_arn)
-        .audit_events(entry("y", &event_data(2)))
-        .send()
-        .await
-        .unwrap_err();
+    let err = lake.data_session(&publisher).put_one(&channel_arn, "y", 2).await.unwrap_err();
     assert_eq!(code(err), "ChannelInsufficientPermission");
 
     // A wrong session token, and an expired session (its expiry set in the past: an injected fault).
@@ -234,36 +213,15 @@ async fn what_aws_refuses_is_refused() {
     lake.lake.store.put_session(session).await.unwrap();
     let err = lake.sts_session(&publisher).get_caller_identity().send().await.unwrap_err();
     assert_eq!(code(err), "ExpiredTokenException");
-    let err = lake
-        .data_session(&publisher)
-        .put_audit_events()
-        .channel_arn(&channel_arn)
-        .audit_events(entry("z", &event_data(3)))
-        .send()
-        .await
-        .unwrap_err();
+    let err = lake.data_session(&publisher).put_one(&channel_arn, "z", 3).await.unwrap_err();
     assert_eq!(code(err), "ExpiredTokenException");
 
     // A tampered signature (a session's key id with another secret) and an unknown key.
     let fresh = assume(&vendor, PROXY_ROLE, None, None).await.unwrap();
     let tampered = SessionKeys { secret: "not-the-secret-of-this-session-000000000".into(), ..fresh };
-    let err = lake
-        .data_session(&tampered)
-        .put_audit_events()
-        .channel_arn(&channel_arn)
-        .audit_events(entry("t", &event_data(4)))
-        .send()
-        .await
-        .unwrap_err();
+    let err = lake.data_session(&tampered).put_one(&channel_arn, "t", 4).await.unwrap_err();
     assert_eq!(code(err), "InvalidSignatureException");
-    let err = lake
-        .data(Who::Stranger)
-        .put_audit_events()
-        .channel_arn(&channel_arn)
-        .audit_events(entry("u", &event_data(5)))
-        .send()
-        .await
-        .unwrap_err();
+    let err = lake.data(Who::Stranger).put_one(&channel_arn, "u", 5).await.unwrap_err();
     assert_eq!(code(err), "UnrecognizedClientException");
 
     // Nothing of the above was written.

@@ -3,7 +3,7 @@
 
 use aws_sdk_cloudtraildata::{operation::put_audit_events::PutAuditEventsError, types::AuditEvent};
 
-use crate::support::{CUSTOMER, TestLake, Who, code, entry, event_data, records, store_and_channel};
+use crate::support::{CUSTOMER, PutOne, TestLake, Who, code, entry, event_data, records, store_and_channel};
 
 async fn partner_policy(lake: &TestLake, channel_arn: &str, external_id: &str) {
     let policy = format!(
@@ -23,14 +23,7 @@ async fn the_owner_and_an_allowed_partner_publish() {
     let lake = TestLake::start().await;
     let (store_arn, channel_arn) = store_and_channel(&lake, "seed").await;
 
-    let out = lake
-        .data(Who::Customer)
-        .put_audit_events()
-        .channel_arn(&channel_arn)
-        .audit_events(entry("e1", &event_data(1)))
-        .send()
-        .await
-        .unwrap();
+    let out = lake.data(Who::Customer).put_one(&channel_arn, "e1", 1).await.unwrap();
     assert_eq!(out.successful().len(), 1);
     assert!(out.failed().is_empty());
     let event_id = out.successful()[0].event_id().to_owned();
@@ -73,13 +66,7 @@ async fn the_owner_and_an_allowed_partner_publish() {
         assert!(matches!(err.into_service_error(), PutAuditEventsError::ChannelInsufficientPermission(_)), "{wrong:?}");
     }
     // The owner still publishes with a policy in place, with or without an external id.
-    lake.data(Who::Customer)
-        .put_audit_events()
-        .channel_arn(&channel_arn)
-        .audit_events(entry("e2", &event_data(4)))
-        .send()
-        .await
-        .unwrap();
+    lake.data(Who::Customer).put_one(&channel_arn, "e2", 4).await.unwrap();
 
     // The stored records carry what CloudTrail adds.
     let stored = records(&lake.db(), &store_arn);
@@ -190,14 +177,7 @@ async fn request_level_errors() {
         .unwrap_err();
     assert!(matches!(err.into_service_error(), PutAuditEventsError::InvalidChannelArn(_)));
     // The channel exists in us-east-1 only.
-    let err = lake
-        .data_in(Who::Customer, "eu-west-1")
-        .put_audit_events()
-        .channel_arn(&channel_arn)
-        .audit_events(entry("a", &event_data(1)))
-        .send()
-        .await
-        .unwrap_err();
+    let err = lake.data_in(Who::Customer, "eu-west-1").put_one(&channel_arn, "a", 1).await.unwrap_err();
     assert_eq!(code(err), "ChannelNotFound");
     // By id within the owner's account.
     let id = channel_arn.rsplit('/').next().unwrap();
@@ -205,13 +185,7 @@ async fn request_level_errors() {
         data.put_audit_events().channel_arn(id).audit_events(entry("by-id", &event_data(7))).send().await.unwrap();
     assert_eq!(out.successful().len(), 1);
     // An entry id outside [-_A-Za-z0-9].
-    let err = data
-        .put_audit_events()
-        .channel_arn(&channel_arn)
-        .audit_events(entry("has space", &event_data(8)))
-        .send()
-        .await
-        .unwrap_err();
+    let err = data.put_one(&channel_arn, "has space", 8).await.unwrap_err();
     assert_eq!(code(err), "ValidationException");
 }
 
@@ -220,13 +194,7 @@ async fn a_repeated_entry_id_is_stored_once_and_keeps_its_event_id() {
     let lake = TestLake::start().await;
     let (store_arn, channel_arn) = store_and_channel(&lake, "dedup").await;
     let data = lake.data(Who::Customer);
-    let first = data
-        .put_audit_events()
-        .channel_arn(&channel_arn)
-        .audit_events(entry("retry-me", &event_data(1)))
-        .send()
-        .await
-        .unwrap();
+    let first = data.put_one(&channel_arn, "retry-me", 1).await.unwrap();
     let again = data
         .put_audit_events()
         .channel_arn(&channel_arn)
@@ -261,13 +229,7 @@ async fn every_destination_store_receives_the_event() {
             .unwrap()
     });
     ct.update_channel().channel(&channel_arn).set_destinations(Some(destinations.to_vec())).send().await.unwrap();
-    lake.data(Who::Customer)
-        .put_audit_events()
-        .channel_arn(&channel_arn)
-        .audit_events(entry("both", &event_data(1)))
-        .send()
-        .await
-        .unwrap();
+    lake.data(Who::Customer).put_one(&channel_arn, "both", 1).await.unwrap();
     let (a, b) = (records(&lake.db(), &first_store), records(&lake.db(), &second_store));
     assert_eq!((a.len(), b.len()), (1, 1));
     assert_eq!(a[0]["eventID"], b[0]["eventID"]);

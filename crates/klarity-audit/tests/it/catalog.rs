@@ -59,24 +59,8 @@ fn the_whole_catalog_as_json() {
     assert_eq!(types, 15);
 }
 
-const SIXTH: &str = r#"
-application = "CostGuard"
-event_source = "com.nordcloudapp.com.costguard"
-description = "Budget alerts."
-uid = "uuid"
-
-[[event_types]]
-name = "budget.exceeded"
-description = "A budget went over its limit."
-[event_types.request_parameters]
-budgetId = { type = "uuid", required = true, description = "The budget." }
-[event_types.example]
-version = "v1"
-userIdentity = { type = "SERVICE", principalId = "costguard" }
-eventTime = "2024-07-12T10:55:00Z"
-UID = "0190a6b7-5555-7a3f-9d2b-5e8f1a2b3c4d"
-requestParameters = { budgetId = "0190a6b7-5555-7a3f-9d2b-5e8f1a2b3c4e" }
-"#;
+/// The sixth application fixture shared with `audit-event`'s tests.
+const SIXTH: &str = include_str!("../../../audit-event/tests/data/catalog-extra/costguard.toml");
 
 /// Adding an application is one data file in a catalog directory; no code changes.
 #[test]
@@ -92,7 +76,7 @@ fn a_catalog_directory_with_a_sixth_application() {
             .unwrap();
     }
     dir.write("catalog/costguard.toml", SIXTH);
-    let event = r#"{"version":"v1","userIdentity":{"type":"SERVICE","principalId":"c"},"eventSource":"com.nordcloudapp.com.costguard","eventName":"budget.exceeded","eventTime":"2024-07-12T10:55:00Z","UID":"0190a6b7-5555-7a3f-9d2b-5e8f1a2b3c4d","requestParameters":{"budgetId":"0190a6b7-5555-7a3f-9d2b-5e8f1a2b3c4e"}}"#;
+    let event = r#"{"version":"v1","userIdentity":{"type":"SERVICE","principalId":"c"},"eventSource":"com.nordcloudapp.com.costguard","eventName":"budget.exceeded","eventTime":"2024-07-12T10:55:00Z","UID":"0190a6b7-5555-7a3f-9d2b-5e8f1a2b3c4d","requestParameters":{"budgetId":"0190a6b7-5555-7a3f-9d2b-5e8f1a2b3c4e","percent":120}}"#;
 
     let out = dir.run(&["catalog", "--catalog-dir", "catalog"], None);
     assert_eq!(out.code, 0, "{}", out.stderr);

@@ -272,3 +272,36 @@ pub(crate) fn records(db: &Path, store_arn: &str) -> Vec<serde_json::Value> {
     .unwrap();
     out
 }
+
+/// `PutAuditEvents` with one entry `id` holding `event_data(n)`.
+pub(crate) trait PutOne {
+    async fn put_one(
+        &self,
+        channel: &str,
+        id: &str,
+        n: usize,
+    ) -> Result<
+        aws_sdk_cloudtraildata::operation::put_audit_events::PutAuditEventsOutput,
+        aws_sdk_cloudtraildata::error::SdkError<
+            aws_sdk_cloudtraildata::operation::put_audit_events::PutAuditEventsError,
+            aws_sdk_cloudtraildata::config::http::HttpResponse,
+        >,
+    >;
+}
+
+impl PutOne for aws_sdk_cloudtraildata::Client {
+    async fn put_one(
+        &self,
+        channel: &str,
+        id: &str,
+        n: usize,
+    ) -> Result<
+        aws_sdk_cloudtraildata::operation::put_audit_events::PutAuditEventsOutput,
+        aws_sdk_cloudtraildata::error::SdkError<
+            aws_sdk_cloudtraildata::operation::put_audit_events::PutAuditEventsError,
+            aws_sdk_cloudtraildata::config::http::HttpResponse,
+        >,
+    > {
+        self.put_audit_events().channel_arn(channel).audit_events(entry(id, &event_data(n))).send().await
+    }
+}
