@@ -2,12 +2,19 @@
 //! durable and delivers each one, exactly once, into the right customer's CloudTrail Lake channel
 //! through the official AWS SDK.
 //!
-//! Status: not built yet. Issue 5 builds the ingest API, the spool and delivery here. This crate
-//! exists now so that the workspace has its final shape and its dependency rule
-//! (`audit-relay → audit-event` only; it never links `audit-lake`) is in force from the start.
+//! Status: the durable spool is built ([`spool`]); the ingest API, the tenant registry and
+//! delivery are being built (issue 5).
 //!
 //! # Layout
 //!
-//! - (planned) `config`, `error`, `api/`, `spool/`, `batch`, `delivery/`, `shutdown`.
+//! - [`spool`]: the durable queue of accepted events, its on-disk format and crash recovery.
+//! - [`error`]: [`SpoolError`].
+//! - (next) `config`, `api/`, `batch`, `delivery/`, `shutdown`.
+//!
+//! **Invariant:** depends on `audit-event` only among our crates; never on `audit-lake`. It reaches
+//! any lake (AWS or ours) through the AWS SDK with an endpoint setting.
 
-pub use audit_event;
+pub mod error;
+pub mod spool;
+
+pub use error::SpoolError;

@@ -1,0 +1,29 @@
+//! Errors of the relay's library parts.
+
+use thiserror::Error;
+
+/// The spool could not do what was asked. Nothing acknowledged is lost by any of these.
+#[derive(Debug, Error)]
+pub enum SpoolError {
+    /// The spool has reached its configured size; new events are refused until delivery frees
+    /// space (the API answers 503).
+    #[error("the spool is full ({used} of {limit} bytes used)")]
+    Full {
+        /// Bytes in use.
+        used: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// The database failed.
+    #[error("spool database error")]
+    Database(#[from] rusqlite::Error),
+    /// A file operation failed.
+    #[error("spool i/o error")]
+    Io(#[from] std::io::Error),
+    /// Stored data could not be decoded.
+    #[error("corrupt spool data: {0}")]
+    Corrupt(String),
+    /// The writer thread has stopped.
+    #[error("the spool writer has stopped")]
+    WriterGone,
+}

@@ -1,0 +1,480 @@
+//! The spool: every event the relay accepts, durable before the producer hears `202`, until it is
+//! delivered or dead-lettered.
+//!
+//! # On-disk format
+//!
+//! One SQLite database, `spool.db`, in WAL mode with `synchronous=FULL` and 16 KiB pages:
+//!
+//! - `events(seq INTEGER PRIMARY KEY, tenant, source, uid, entry_id, event_data BLOB, size,
+//!   accepted_ms, state, attempts, event_id, error_code, error_message, settled_ms)`
+//!   - `(tenant, source, uid)` is unique: it is the idempotency key. Resubmitting an event stores
+//!     nothing and returns the first result.
+//!   - `entry_id` is the `AuditEvent.id` sent to `PutAuditEvents`: the first 32 hex digits of
+//!     SHA-256(tenant NUL source NUL uid). It is fixed at acceptance, so retries, restarts and even
+//!     a resubmission reuse it.
+//!   - `event_data` is the `eventData` text as an LZ4 block with its length prepended; it is
+//!     cleared once the event is delivered, and the row stays as the idempotency record.
+//!   - `state`: 0 pending, 1 delivered (`event_id` = CloudTrail's eventID), 2 dead
+//!     (`error_code`, `error_message`).
+//! - An index on `(tenant, state, seq)` serves delivery, which reads each tenant's pending events
+//!   in acceptance order.
+//!
+//! # Durability and crash recovery
+//!
+//! All writes go through one writer thread that group-commits: it takes every queued job (up to a
+//! bound), applies them in one transaction and commits, which with `synchronous=FULL` fsyncs the
+//! WAL. Callers are answered after the commit, so an acknowledged event is on disk. After a crash,
+//! SQLite's WAL recovery restores the last commit. Pending events are delivered again from their
+//! stored `entry_id`, so a batch whose result was lost is re-sent with the same ids.
+//!
+//! # Bounds
+//!
+//! The spool refuses new events ([`SpoolError::Full`]) when the pages in use would exceed its
+//! limit. Nothing accepted is ever dropped to make room; delivery frees the payloads.
+
+#[cfg(test)]
+mod tests;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    thread,
+};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::SpoolError;
+
+/// The database file name inside the spool directory.
+pub const DB_FILE: &str = "spool.db";
+
+/// The most jobs committed in one transaction.
+const MAX_JOBS_PER_COMMIT: usize = 256;
+
+/// Where an event is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Accepted, not yet delivered.
+    Pending,
+    /// Delivered; CloudTrail assigned an eventID.
+    Delivered,
+    /// Refused for good; kept with the reason.
+    Dead,
+}
+
+impl State {
+    fn code(self) -> i64 {
+        match self {
+            State::Pending => 0,
+            State::Delivered => 1,
+            State::Dead => 2,
+        }
+    }
+
+    fn from_code(code: i64) -> Result<State, SpoolError> {
+        match code {
+            0 => Ok(State::Pending),
+            1 => Ok(State::Delivered),
+            2 => Ok(State::Dead),
+            other => Err(SpoolError::Corrupt(format!("unknown event state {other}"))),
+        }
+    }
+}
+
+/// An event to accept.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The tenant it belongs to.
+    pub tenant: String,
+    /// Its `eventSource`.
+    pub source: String,
+    /// Its `UID`.
+    pub uid: String,
+    /// The complete `eventData` JSON text (recipientAccountId filled in).
+    pub event_data: String,
+}
+
+/// What accepting an event did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// The `AuditEvent.id` it is (or was) delivered under.
+    pub entry_id: String,
+    /// Whether it had been accepted before (nothing was stored now).
+    pub duplicate: bool,
+    /// Its state (for a duplicate, possibly already delivered or dead).
+    pub state: State,
+}
+
+/// A pending event, read for delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// Its position in the spool.
+    pub seq: i64,
+    /// The `AuditEvent.id` to send.
+    pub entry_id: String,
+    /// The `eventData` JSON text.
+    pub event_data: String,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+}
+
+/// The outcome of delivering one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// CloudTrail stored it under `event_id`.
+    Delivered {
+        /// The spool position.
+        seq: i64,
+        /// CloudTrail's eventID.
+        event_id: String,
+    },
+    /// Refused for good: dead-lettered with the reason.
+    Dead {
+        /// The spool position.
+        seq: i64,
+        /// The error code (e.g. `InvalidRecipient`).
+        code: String,
+        /// The message.
+        message: String,
+    },
+    /// Failed for now (throttling, 5xx, network); counted, retried later.
+    Retry {
+        /// The spool position.
+        seq: i64,
+        /// Why.
+        code: String,
+    },
+}
+
+/// The status of an accepted event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventStatus {
+    /// The `AuditEvent.id`.
+    pub entry_id: String,
+    /// Where it is.
+    pub state: State,
+    /// CloudTrail's eventID once delivered.
+    pub event_id: Option<String>,
+    /// Delivery attempts.
+    pub attempts: u32,
+    /// The last error code (dead letter or last retry).
+    pub error_code: Option<String>,
+    /// The dead letter's message.
+    pub error_message: Option<String>,
+    /// When it was accepted, milliseconds since the epoch.
+    pub accepted_ms: i64,
+}
+
+enum Job {
+    Append { events: Vec<NewEvent>, done: oneshot::Sender<Result<Vec<Accepted>, SpoolError>> },
+    Settle { outcomes: Vec<Outcome>, done: oneshot::Sender<Result<(), SpoolError>> },
+}
+
+/// The spool handle; cheap to clone.
+#[derive(Clone)]
+pub struct Spool {
+    jobs: mpsc::Sender<Job>,
+    reader: Arc<Mutex<Connection>>,
+    path: PathBuf,
+    commits: Arc<AtomicU64>,
+}
+
+/// The `AuditEvent.id` of an event: the first 32 hex digits of SHA-256(tenant NUL source NUL uid).
+pub fn entry_id(tenant: &str, source: &str, uid: &str) -> String {
+    let mut hasher = Sha256::new();
+    for (i, part) in [tenant, source, uid].iter().enumerate() {
+        if i > 0 {
+            hasher.update([0u8]);
+        }
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(&hasher.finalize()[..16])
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn open_connection(path: &Path) -> Result<Connection, SpoolError> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "page_size", 16_384)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "busy_timeout", 5000)?;
+    Ok(conn)
+}
+
+impl Spool {
+    /// Opens (creating if needed) the spool in `dir`, limited to `max_bytes`, and starts its writer.
+    pub fn open(dir: &Path, max_bytes: u64) -> Result<Spool, SpoolError> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(DB_FILE);
+        let conn = open_connection(&path)?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, tenant TEXT NOT NULL, source TEXT NOT NULL,
+                 uid TEXT NOT NULL, entry_id TEXT NOT NULL, event_data BLOB, size INTEGER NOT NULL,
+                 accepted_ms INTEGER NOT NULL, state INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
+                 event_id TEXT, error_code TEXT, error_message TEXT, settled_ms INTEGER);
+             CREATE UNIQUE INDEX IF NOT EXISTS events_by_key ON events (tenant, source, uid);
+             CREATE INDEX IF NOT EXISTS events_by_tenant_state ON events (tenant, state, seq);",
+        )?;
+        let reader = Arc::new(Mutex::new(open_connection(&path)?));
+        let (jobs, rx) = mpsc::channel(1024);
+        let commits = Arc::new(AtomicU64::new(0));
+        let counter = commits.clone();
+        thread::Builder::new()
+            .name("relay-spool-writer".into())
+            .spawn(move || writer(conn, rx, max_bytes, &counter))?;
+        Ok(Spool { jobs, reader, path, commits })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Transactions committed (each one WAL fsync) since opening.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Accepts events durably. Events already accepted (same tenant, source and UID) are not
+    /// stored again; their first result is returned. Refuses the whole call when the spool is full.
+    pub async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Accepted>, SpoolError> {
+        let (done, wait) = oneshot::channel();
+        self.jobs.send(Job::Append { events, done }).await.map_err(|_| SpoolError::WriterGone)?;
+        wait.await.map_err(|_| SpoolError::WriterGone)?
+    }
+
+    /// Records delivery outcomes durably.
+    pub async fn settle(&self, outcomes: Vec<Outcome>) -> Result<(), SpoolError> {
+        let (done, wait) = oneshot::channel();
+        self.jobs.send(Job::Settle { outcomes, done }).await.map_err(|_| SpoolError::WriterGone)?;
+        wait.await.map_err(|_| SpoolError::WriterGone)?
+    }
+
+    /// Up to `limit` pending events of `tenant` after position `after`, in acceptance order.
+    pub fn pending(&self, tenant: &str, after: i64, limit: usize) -> Result<Vec<Pending>, SpoolError> {
+        let conn = self.reader.lock().expect("spool reader lock");
+        let mut stmt = conn.prepare_cached(
+            "SELECT seq, entry_id, event_data, attempts FROM events WHERE tenant = ?1 AND state = 0 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![tenant, after, limit as i64], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, Option<Vec<u8>>>(2)?,
+                row.get::<_, u32>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, entry_id, data, attempts) = row?;
+            let data = data.ok_or_else(|| SpoolError::Corrupt(format!("pending event {seq} has no payload")))?;
+            let raw = lz4_flex::block::decompress_size_prepended(&data)
+                .map_err(|e| SpoolError::Corrupt(format!("event {seq} does not decompress: {e}")))?;
+            let event_data =
+                String::from_utf8(raw).map_err(|_| SpoolError::Corrupt(format!("event {seq} is not UTF-8")))?;
+            out.push(Pending { seq, entry_id, event_data, attempts });
+        }
+        Ok(out)
+    }
+
+    /// Tenants that have pending events.
+    pub fn tenants_with_pending(&self) -> Result<Vec<String>, SpoolError> {
+        let conn = self.reader.lock().expect("spool reader lock");
+        let mut stmt = conn.prepare_cached("SELECT DISTINCT tenant FROM events WHERE state = 0 ORDER BY tenant")?;
+        let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The status of the event (tenant, source, UID), if it was accepted.
+    pub fn status(&self, tenant: &str, source: &str, uid: &str) -> Result<Option<EventStatus>, SpoolError> {
+        let conn = self.reader.lock().expect("spool reader lock");
+        let mut stmt = conn.prepare_cached(
+            "SELECT entry_id, state, event_id, attempts, error_code, error_message, accepted_ms FROM events
+             WHERE tenant = ?1 AND source = ?2 AND uid = ?3",
+        )?;
+        let row = stmt
+            .query_row(params![tenant, source, uid], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, Option<String>>(2)?,
+                    row.get::<_, u32>(3)?,
+                    row.get::<_, Option<String>>(4)?,
+                    row.get::<_, Option<String>>(5)?,
+                    row.get::<_, i64>(6)?,
+                ))
+            })
+            .optional()?;
+        row.map(|(entry_id, state, event_id, attempts, error_code, error_message, accepted_ms)| {
+            Ok(EventStatus {
+                entry_id,
+                state: State::from_code(state)?,
+                event_id,
+                attempts,
+                error_code,
+                error_message,
+                accepted_ms,
+            })
+        })
+        .transpose()
+    }
+
+    /// Counts of events per state: (pending, delivered, dead).
+    pub fn counts(&self) -> Result<(u64, u64, u64), SpoolError> {
+        let conn = self.reader.lock().expect("spool reader lock");
+        let mut counts = [0u64; 3];
+        let mut stmt = conn.prepare_cached("SELECT state, count(*) FROM events GROUP BY state")?;
+        let rows = stmt.query_map([], |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (state, n) = row?;
+            if let Some(slot) = usize::try_from(state).ok().and_then(|i| counts.get_mut(i)) {
+                *slot = n as u64;
+            }
+        }
+        Ok((counts[0], counts[1], counts[2]))
+    }
+}
+
+/// Bytes the database's pages in use take.
+fn used_bytes(conn: &Connection) -> Result<u64, rusqlite::Error> {
+    let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+    let size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    Ok(((pages - free).max(0) * size) as u64)
+}
+
+/// The writer thread: group-commits queued jobs until every sender is gone.
+fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_bytes: u64, commits: &AtomicU64) {
+    let mut batch = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
+    while let Some(job) = rx.blocking_recv() {
+        batch.push(job);
+        while batch.len() < MAX_JOBS_PER_COMMIT {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let results = commit(&mut conn, &batch, max_bytes);
+        commits.fetch_add(1, Ordering::Relaxed);
+        for (job, result) in batch.drain(..).zip(results) {
+            match (job, result) {
+                (Job::Append { done, .. }, JobResult::Append(r)) => {
+                    let _ = done.send(r);
+                }
+                (Job::Settle { done, .. }, JobResult::Settle(r)) => {
+                    let _ = done.send(r);
+                }
+                _ => unreachable!("results follow jobs"),
+            }
+        }
+    }
+}
+
+enum JobResult {
+    Append(Result<Vec<Accepted>, SpoolError>),
+    Settle(Result<(), SpoolError>),
+}
+
+/// Applies a batch of jobs in one transaction. A full spool refuses only the appends that do not
+/// fit; a failed commit fails every job (nothing of the batch is acknowledged).
+fn commit(conn: &mut Connection, batch: &[Job], max_bytes: u64) -> Vec<JobResult> {
+    let outcome = (|| -> Result<Vec<JobResult>, rusqlite::Error> {
+        let mut used = used_bytes(conn)?;
+        let tx = conn.transaction()?;
+        let mut results = Vec::with_capacity(batch.len());
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO events (tenant, source, uid, entry_id, event_data, size, accepted_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (tenant, source, uid) DO NOTHING",
+            )?;
+            let mut existing =
+                tx.prepare_cached("SELECT entry_id, state FROM events WHERE tenant = ?1 AND source = ?2 AND uid = ?3")?;
+            let mut delivered = tx.prepare_cached(
+                "UPDATE events SET state = 1, event_id = ?2, event_data = NULL, settled_ms = ?3 WHERE seq = ?1 AND state = 0",
+            )?;
+            let mut dead = tx.prepare_cached(
+                "UPDATE events SET state = 2, error_code = ?2, error_message = ?3, attempts = attempts + 1, settled_ms = ?4
+                 WHERE seq = ?1 AND state = 0",
+            )?;
+            let mut retry = tx.prepare_cached(
+                "UPDATE events SET attempts = attempts + 1, error_code = ?2 WHERE seq = ?1 AND state = 0",
+            )?;
+            let now = now_ms();
+            for job in batch {
+                match job {
+                    Job::Append { events, .. } => {
+                        let incoming: u64 = events.iter().map(|e| e.event_data.len() as u64 + 200).sum();
+                        if used + incoming > max_bytes {
+                            results.push(JobResult::Append(Err(SpoolError::Full { used, limit: max_bytes })));
+                            continue;
+                        }
+                        let mut accepted = Vec::with_capacity(events.len());
+                        for e in events {
+                            let id = entry_id(&e.tenant, &e.source, &e.uid);
+                            let data = lz4_flex::block::compress_prepend_size(e.event_data.as_bytes());
+                            let stored = insert.execute(params![
+                                e.tenant,
+                                e.source,
+                                e.uid,
+                                id,
+                                data,
+                                e.event_data.len() as i64,
+                                now
+                            ])?;
+                            if stored == 1 {
+                                used += data.len() as u64 + 100;
+                                accepted.push(Accepted { entry_id: id, duplicate: false, state: State::Pending });
+                            } else {
+                                let (first, state): (String, i64) = existing
+                                    .query_row(params![e.tenant, e.source, e.uid], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                                let state = State::from_code(state).unwrap_or(State::Pending);
+                                accepted.push(Accepted { entry_id: first, duplicate: true, state });
+                            }
+                        }
+                        results.push(JobResult::Append(Ok(accepted)));
+                    }
+                    Job::Settle { outcomes, .. } => {
+                        for outcome in outcomes {
+                            match outcome {
+                                Outcome::Delivered { seq, event_id } => {
+                                    delivered.execute(params![seq, event_id, now])?
+                                }
+                                Outcome::Dead { seq, code, message } => {
+                                    dead.execute(params![seq, code, message, now])?
+                                }
+                                Outcome::Retry { seq, code } => retry.execute(params![seq, code])?,
+                            };
+                        }
+                        results.push(JobResult::Settle(Ok(())));
+                    }
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(results)
+    })();
+    outcome.unwrap_or_else(|err| {
+        tracing::error!(error = %err, jobs = batch.len(), "Spool commit failed.");
+        batch
+            .iter()
+            .map(|job| {
+                let failure = SpoolError::Database(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(1),
+                    Some(err.to_string()),
+                ));
+                match job {
+                    Job::Append { .. } => JobResult::Append(Err(failure)),
+                    Job::Settle { .. } => JobResult::Settle(Err(failure)),
+                }
+            })
+            .collect()
+    })
+}

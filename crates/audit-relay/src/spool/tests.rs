@@ -1,0 +1,129 @@
+use super::*;
+
+fn event(tenant: &str, source: &str, uid: &str) -> NewEvent {
+    NewEvent {
+        tenant: tenant.into(),
+        source: source.into(),
+        uid: uid.into(),
+        event_data: format!(r#"{{"version":"v1","UID":"{uid}","padding":"{}"}}"#, "x".repeat(900)),
+    }
+}
+
+const A: &str = "com.nordcloudapp.com.autobackup";
+const M: &str = "com.nordcloudapp.com.maestro";
+
+#[tokio::test]
+async fn accepted_events_survive_a_reopen_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), 1 << 30).unwrap();
+    let accepted = spool.append(vec![event("t1", A, "u1"), event("t1", A, "u2"), event("t2", M, "u1")]).await.unwrap();
+    assert!(accepted.iter().all(|a| !a.duplicate && a.state == State::Pending));
+    assert_eq!(accepted[0].entry_id, entry_id("t1", A, "u1"));
+    assert_eq!(accepted[0].entry_id.len(), 32);
+    drop(spool);
+
+    let spool = Spool::open(dir.path(), 1 << 30).unwrap();
+    let t1 = spool.pending("t1", 0, 10).unwrap();
+    assert_eq!(
+        t1.iter().map(|p| p.entry_id.clone()).collect::<Vec<_>>(),
+        vec![entry_id("t1", A, "u1"), entry_id("t1", A, "u2")]
+    );
+    assert!(t1[0].event_data.contains("\"UID\":\"u1\""));
+    assert_eq!(spool.pending("t1", t1[0].seq, 10).unwrap().len(), 1, "after a position");
+    assert_eq!(spool.pending("t2", 0, 10).unwrap().len(), 1);
+    assert_eq!(spool.tenants_with_pending().unwrap(), vec!["t1", "t2"]);
+}
+
+#[tokio::test]
+async fn resubmission_is_a_no_op_that_returns_the_first_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), 1 << 30).unwrap();
+    let first = spool.append(vec![event("t1", A, "u1")]).await.unwrap();
+    let again = spool.append(vec![event("t1", A, "u1"), event("t2", A, "u1"), event("t1", M, "u1")]).await.unwrap();
+    assert_eq!(again[0], Accepted { entry_id: first[0].entry_id.clone(), duplicate: true, state: State::Pending });
+    assert!(!again[1].duplicate && !again[2].duplicate, "another tenant or source is another event");
+    assert_ne!(again[1].entry_id, first[0].entry_id);
+    assert_eq!(spool.counts().unwrap(), (3, 0, 0));
+
+    let pending = spool.pending("t1", 0, 10).unwrap();
+    spool.settle(vec![Outcome::Delivered { seq: pending[0].seq, event_id: "ev-1".into() }]).await.unwrap();
+    let after = spool.append(vec![event("t1", A, "u1")]).await.unwrap();
+    assert_eq!(after[0].state, State::Delivered, "a resubmission after delivery reports the delivery");
+}
+
+#[tokio::test]
+async fn outcomes_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), 1 << 30).unwrap();
+    spool.append(vec![event("t1", A, "ok"), event("t1", A, "bad"), event("t1", A, "later")]).await.unwrap();
+    let p = spool.pending("t1", 0, 10).unwrap();
+    spool
+        .settle(vec![
+            Outcome::Delivered { seq: p[0].seq, event_id: "4cb788f9-f541-4c33-bac1-8a1f0b477a3d".into() },
+            Outcome::Dead { seq: p[1].seq, code: "InvalidRecipient".into(), message: "not the channel owner".into() },
+            Outcome::Retry { seq: p[2].seq, code: "Throttling".into() },
+        ])
+        .await
+        .unwrap();
+    let ok = spool.status("t1", A, "ok").unwrap().unwrap();
+    assert_eq!((ok.state, ok.event_id.as_deref()), (State::Delivered, Some("4cb788f9-f541-4c33-bac1-8a1f0b477a3d")));
+    let bad = spool.status("t1", A, "bad").unwrap().unwrap();
+    assert_eq!(
+        (bad.state, bad.error_code.as_deref(), bad.error_message.as_deref()),
+        (State::Dead, Some("InvalidRecipient"), Some("not the channel owner"))
+    );
+    let later = spool.status("t1", A, "later").unwrap().unwrap();
+    assert_eq!((later.state, later.attempts, later.error_code.as_deref()), (State::Pending, 1, Some("Throttling")));
+    assert_eq!(spool.pending("t1", 0, 10).unwrap().iter().map(|p| p.attempts).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(spool.counts().unwrap(), (1, 1, 1));
+    assert!(spool.status("t1", A, "never").unwrap().is_none());
+    // A settled event is not settled again (a late duplicate outcome changes nothing).
+    spool.settle(vec![Outcome::Dead { seq: p[0].seq, code: "X".into(), message: "late".into() }]).await.unwrap();
+    assert_eq!(spool.status("t1", A, "ok").unwrap().unwrap().state, State::Delivered);
+}
+
+#[tokio::test]
+async fn a_full_spool_refuses_new_events_and_keeps_the_accepted_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), 1 << 30).unwrap();
+    spool.append((0..50).map(|i| event("t1", A, &format!("u{i}"))).collect()).await.unwrap();
+    drop(spool);
+    // Reopened with a limit below what is already used.
+    let spool = Spool::open(dir.path(), 64 * 1024).unwrap();
+    let err = spool.append(vec![event("t1", A, "one-more")]).await.unwrap_err();
+    assert!(matches!(err, SpoolError::Full { .. }), "{err}");
+    assert!(err.to_string().starts_with("the spool is full ("), "{err}");
+    assert_eq!(spool.counts().unwrap(), (50, 0, 0));
+    assert!(spool.status("t1", A, "one-more").unwrap().is_none());
+}
+
+#[tokio::test]
+async fn concurrent_appends_share_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), 1 << 30).unwrap();
+    let before = spool.commits();
+    let tasks: Vec<_> = (0..64)
+        .map(|t| {
+            let spool = spool.clone();
+            tokio::spawn(async move {
+                spool.append((0..20).map(|i| event("t1", A, &format!("{t}-{i}"))).collect()).await.unwrap()
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap().len(), 20);
+    }
+    assert_eq!(spool.counts().unwrap().0, 64 * 20);
+    let commits = spool.commits() - before;
+    assert!(commits <= 64, "{commits} commits for 64 appends");
+}
+
+#[test]
+fn entry_ids_are_stable_and_distinct() {
+    assert_eq!(entry_id("t1", A, "u1"), entry_id("t1", A, "u1"));
+    assert_ne!(entry_id("t1", A, "u1"), entry_id("t1", A, "u2"));
+    // The separator keeps ("ab", "c") and ("a", "bc") apart.
+    assert_ne!(entry_id("ab", "c", "u"), entry_id("a", "bc", "u"));
+    let id = entry_id("t1", A, "u1");
+    assert!(audit_event::entry::check_entry_id(&id).is_ok());
+}
