@@ -7,8 +7,8 @@
 //!
 //! # Layout
 //!
-//! - [`spool`]: the durable queue of accepted events, its on-disk format and crash recovery.
-//! - [`error`]: [`SpoolError`].
+//! - [`spool`] is the durable queue of accepted events, with its on-disk format and crash recovery.
+//! - [`error`] defines [`SpoolError`].
 //! - (next) `config`, `api/`, `batch`, `delivery/`, `shutdown`.
 //!
 //! **Invariant:** depends on `audit-event` only among our crates; never on `audit-lake`. It reaches

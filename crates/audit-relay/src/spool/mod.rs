@@ -68,14 +68,7 @@ pub enum State {
 }
 
 impl State {
-    fn code(self) -> i64 {
-        match self {
-            State::Pending => 0,
-            State::Delivered => 1,
-            State::Dead => 2,
-        }
-    }
-
+    /// The state stored as `code` (0 pending, 1 delivered, 2 dead).
     fn from_code(code: i64) -> Result<State, SpoolError> {
         match code {
             0 => Ok(State::Pending),
