@@ -1,0 +1,315 @@
+//! The ingest API (axum).
+//!
+//! - `POST /v1/tenants/{tenant}/events`: one `eventData` object, a JSON array of them, or
+//!   `{"events": [...]}`; `Authorization: Bearer <app token>`. Each event is completed
+//!   (`UID` when absent, a UUID v7; `recipientAccountId` from the tenant's channel), validated
+//!   against CloudTrail's schema and the catalog, and the valid ones are made durable before the
+//!   answer: `202` with per-event results, or `400` when none was accepted.
+//! - `GET /v1/tenants/{tenant}/events/{uid}`: the delivery status of an event of the token's
+//!   application.
+//! - `GET /healthz`: liveness, no data.
+//!
+//! Errors become JSON `{"error": {"code", "message"}}` in one place ([`ApiError`]).
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use audit_event::{Catalog, Stage, Validator};
+use axum::{
+    Json, Router,
+    body::Body,
+    extract::{Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use http_body_util::{BodyExt, Limited};
+use serde_json::{Map, Value, json};
+
+use crate::{
+    error::SpoolError,
+    registry::{Grant, Registry, Tenant},
+    spool::{NewEvent, Spool, State as EventState},
+};
+
+/// What the API needs.
+pub struct RelayState {
+    /// Where accepted events go.
+    pub spool: Spool,
+    /// Tenants and tokens.
+    pub registry: Registry,
+    /// The application catalog events are checked against.
+    pub catalog: Arc<Catalog>,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Most events in one request.
+    pub max_events: usize,
+}
+
+/// The router.
+pub fn router(state: Arc<RelayState>) -> Router {
+    Router::new()
+        .route("/v1/tenants/{tenant}/events", post(ingest))
+        .route("/v1/tenants/{tenant}/events/{uid}", get(status))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError { status, code, message: message.into() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response =
+            (self.status, Json(json!({"error": {"code": self.code, "message": self.message}}))).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<SpoolError> for ApiError {
+    fn from(err: SpoolError) -> ApiError {
+        match err {
+            SpoolError::Full { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "SpoolFull",
+                "the relay's spool is full; nothing was accepted from this request, retry later",
+            ),
+            other => {
+                tracing::error!(error = %other, source = ?std::error::Error::source(&other), "Spool failure.");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "InternalError",
+                    "the relay failed to store the events; retry",
+                )
+            }
+        }
+    }
+}
+
+/// The token's grant, and the tenant it may publish into.
+fn authorize(state: &RelayState, headers: &HeaderMap, tenant_id: &str) -> Result<(Grant, Tenant), ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "send an app token as 'Authorization: Bearer <token>'",
+            )
+        })?;
+    let grant = state
+        .registry
+        .grant(token.trim())?
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", "the token is not valid"))?;
+    let tenant = state.registry.tenant(tenant_id)?.ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "TenantNotFound", format!("there is no tenant {tenant_id:?}"))
+    })?;
+    if !grant.covers(&tenant.id) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!("this token may not publish into tenant {}", tenant.id),
+        ));
+    }
+    if !tenant.applications.contains(&grant.source) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!("application {} is not enabled for tenant {}", grant.source, tenant.id),
+        ));
+    }
+    Ok((grant, tenant))
+}
+
+async fn ingest(
+    State(state): State<Arc<RelayState>>,
+    Path(tenant_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let (grant, tenant) = authorize(&state, &headers, &tenant_id)?;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestTooLarge",
+            format!("the request body exceeds {} bytes", state.max_body_bytes),
+        )
+    };
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > state.max_body_bytes) {
+        return Err(too_large());
+    }
+    let bytes = Limited::new(body, state.max_body_bytes).collect().await.map_err(|_| too_large())?.to_bytes();
+    let document: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MalformedJson",
+            format!("the body is not valid JSON at line {}, column {}: {e}", e.line(), e.column()),
+        )
+    })?;
+    let events = match document {
+        Value::Array(items) => items,
+        Value::Object(mut map) if map.contains_key("events") => match map.remove("events") {
+            Some(Value::Array(items)) => items,
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "MalformedRequest",
+                    "\"events\" must be an array of eventData objects",
+                ));
+            }
+        },
+        single @ Value::Object(_) => vec![single],
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "MalformedRequest",
+                "send an eventData object, an array of them, or {\"events\": [...]}",
+            ));
+        }
+    };
+    if events.is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "MalformedRequest", "the request holds no events"));
+    }
+    if events.len() > state.max_events {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "TooManyEvents",
+            format!("{} events in one request; the limit is {}", events.len(), state.max_events),
+        ));
+    }
+
+    let validator = Validator::new(Stage::Put).with_catalog(&state.catalog).with_channel_owner(tenant.account());
+    let mut rejected = Vec::new();
+    let mut fresh = Vec::new();
+    let mut uids = Vec::new();
+    for (index, event) in events.into_iter().enumerate() {
+        let Value::Object(mut map) = event else {
+            rejected.push(rejection(
+                index,
+                None,
+                vec![problem("eventData", "not_object", "InvalidData", "each event must be a JSON object")],
+            ));
+            continue;
+        };
+        let source = map.get("eventSource").and_then(Value::as_str).map(str::to_owned);
+        if let Some(source) = &source
+            && *source != grant.source
+        {
+            let message = format!(
+                "{source:?} is not the application of this token ({}); each token publishes one application",
+                grant.source
+            );
+            rejected.push(rejection(
+                index,
+                uid_of(&map),
+                vec![problem("eventData.eventSource", "token_application", "InvalidEventSource", &message)],
+            ));
+            continue;
+        }
+        complete(&mut map, tenant.account());
+        let uid = uid_of(&map);
+        let text = Value::Object(map).to_string();
+        let checked = validator.validate(&text);
+        if !checked.is_valid() {
+            let problems = checked
+                .violations
+                .iter()
+                .map(|v| problem(&v.path, v.rule.name(), v.code().as_str(), &v.message))
+                .collect();
+            rejected.push(rejection(index, uid, problems));
+            continue;
+        }
+        let uid = uid.unwrap_or_default();
+        uids.push((index, uid.clone()));
+        fresh.push(NewEvent { tenant: tenant.id.clone(), source: grant.source.clone(), uid, event_data: text });
+    }
+    let accepted = if fresh.is_empty() { Vec::new() } else { state.spool.append(fresh).await? };
+    let accepted: Vec<Value> = uids
+        .into_iter()
+        .zip(accepted)
+        .map(|((index, uid), a)| {
+            json!({"index": index, "uid": uid, "id": a.entry_id, "duplicate": a.duplicate, "state": state_name(a.state)})
+        })
+        .collect();
+    let status = if accepted.is_empty() { StatusCode::BAD_REQUEST } else { StatusCode::ACCEPTED };
+    Ok((status, Json(json!({"accepted": accepted, "rejected": rejected}))).into_response())
+}
+
+async fn status(
+    State(state): State<Arc<RelayState>>,
+    Path((tenant_id, uid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let (grant, tenant) = authorize(&state, &headers, &tenant_id)?;
+    let Some(status) = state.spool.status(&tenant.id, &grant.source, &uid)? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "EventNotFound",
+            format!("no event {uid:?} of {} in tenant {}", grant.source, tenant.id),
+        ));
+    };
+    Ok(Json(json!({
+        "uid": uid,
+        "id": status.entry_id,
+        "state": state_name(status.state),
+        "eventID": status.event_id,
+        "attempts": status.attempts,
+        "errorCode": status.error_code,
+        "errorMessage": status.error_message,
+        "acceptedAt": audit_event::EventTime::from_unix(status.accepted_ms.div_euclid(1000), 0).to_string(),
+    }))
+    .into_response())
+}
+
+/// Fills what the relay provides: a `UID` (UUID v7) when absent, and `recipientAccountId`.
+fn complete(map: &mut Map<String, Value>, account: &str) {
+    if map.get("UID").is_none_or(Value::is_null) {
+        map.insert("UID".into(), Value::String(uuid::Uuid::now_v7().to_string()));
+    }
+    if map.get("recipientAccountId").is_none_or(Value::is_null) {
+        map.insert("recipientAccountId".into(), Value::String(account.to_owned()));
+    }
+}
+
+fn uid_of(map: &Map<String, Value>) -> Option<String> {
+    map.get("UID").and_then(Value::as_str).map(str::to_owned)
+}
+
+fn state_name(state: EventState) -> &'static str {
+    match state {
+        EventState::Pending => "pending",
+        EventState::Delivered => "delivered",
+        EventState::Dead => "dead",
+    }
+}
+
+fn problem(path: &str, rule: &str, code: &str, message: &str) -> Value {
+    json!({"path": path, "rule": rule, "code": code, "message": message})
+}
+
+fn rejection(index: usize, uid: Option<String>, errors: Vec<Value>) -> Value {
+    json!({"index": index, "uid": uid, "errors": errors})
+}

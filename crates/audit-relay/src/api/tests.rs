@@ -1,0 +1,241 @@
+//! The ingest API through `oneshot` (no socket): authentication, isolation, validation,
+//! completion of UID and recipientAccountId, idempotency, limits.
+
+use axum::{body::Body, http::Request};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::*;
+use crate::{
+    registry::DeliveryMode,
+    spool::{Outcome, entry_id},
+};
+
+const BACKUP: &str = "com.nordcloudapp.com.autobackup";
+const MAESTRO: &str = "com.nordcloudapp.com.maestro";
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    state: Arc<RelayState>,
+    backup: String,
+    maestro: String,
+    backup_t1: String,
+}
+
+fn setup(spool_bytes: u64) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    for (id, account, apps) in [("t1", "123456789012", vec![BACKUP, MAESTRO]), ("t2", "210987654321", vec![BACKUP])] {
+        let tenant = Tenant {
+            id: id.into(),
+            channel_arn: format!("arn:aws:cloudtrail:eu-west-1:{account}:channel/c-{id}"),
+            delivery: DeliveryMode::ResourcePolicy { external_id: Some("ext".into()) },
+            applications: apps.into_iter().map(str::to_owned).collect(),
+            paused: None,
+        };
+        crate::registry::check_tenant(&tenant).unwrap();
+        registry.put_tenant(&tenant).unwrap();
+    }
+    let grant = |name: &str, source: &str, tenants: &[&str]| Grant {
+        name: name.into(),
+        source: source.into(),
+        tenants: tenants.iter().map(|t| (*t).to_owned()).collect(),
+    };
+    let backup = registry.issue_token(&grant("backup", BACKUP, &["*"])).unwrap();
+    let maestro = registry.issue_token(&grant("maestro", MAESTRO, &["t1", "t2"])).unwrap();
+    let backup_t1 = registry.issue_token(&grant("backup-t1", BACKUP, &["t1"])).unwrap();
+    let spool = Spool::open(&dir.path().join("spool"), spool_bytes).unwrap();
+    let state = Arc::new(RelayState {
+        spool,
+        registry,
+        catalog: Arc::new(Catalog::embedded()),
+        max_body_bytes: 256 * 1024,
+        max_events: 10,
+    });
+    Setup { _dir: dir, state, backup, maestro, backup_t1 }
+}
+
+fn backup_event(uid: Option<&str>) -> Value {
+    let mut event = json!({
+        "version": "v1",
+        "userIdentity": {"type": "SERVICE", "principalId": "autobackup-scheduler"},
+        "eventSource": BACKUP,
+        "eventName": "backup.started",
+        "eventTime": "2024-07-12T10:55:00Z",
+        "requestParameters": {"resourceType": "DynamoDB", "resourceArn": "arn:aws:dynamodb:eu-west-1:123456789012:table/orders", "region": "eu-west-1", "backupPolicy": "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"}
+    });
+    if let Some(uid) = uid {
+        event["UID"] = json!(uid);
+    }
+    event
+}
+
+async fn call(s: &Setup, method: &str, uri: &str, token: Option<&str>, body: &str) -> (StatusCode, HeaderMap, Value) {
+    let mut request = Request::builder().method(method).uri(uri).header("content-type", "application/json");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let response = router(s.state.clone()).oneshot(request.body(Body::from(body.to_owned())).unwrap()).await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+async fn post(s: &Setup, tenant: &str, token: &str, body: &Value) -> (StatusCode, Value) {
+    let (status, _, value) =
+        call(s, "POST", &format!("/v1/tenants/{tenant}/events"), Some(token), &body.to_string()).await;
+    (status, value)
+}
+
+#[tokio::test]
+async fn a_valid_event_is_completed_and_made_durable() {
+    let s = setup(1 << 30);
+    let (status, body) = post(&s, "t1", &s.backup, &backup_event(Some("0190a6b4-2222-7a3f-9d2b-000000000001"))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["accepted"][0]["id"], entry_id("t1", BACKUP, "0190a6b4-2222-7a3f-9d2b-000000000001"));
+    assert_eq!(body["accepted"][0]["state"], "pending");
+    assert_eq!(body["rejected"], json!([]));
+    let pending = s.state.spool.pending("t1", 0, 10).unwrap();
+    let stored: Value = serde_json::from_str(&pending[0].event_data).unwrap();
+    assert_eq!(stored["recipientAccountId"], "123456789012", "filled from the tenant's channel");
+
+    // Without a UID the relay generates a UUID v7.
+    let (status, body) = post(&s, "t1", &s.backup, &backup_event(None)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let uid = body["accepted"][0]["uid"].as_str().unwrap();
+    assert!(audit_event::validate::is_uuid(uid) && uid.as_bytes()[14] == b'7', "{uid}");
+}
+
+#[tokio::test]
+async fn tokens_are_bound_to_one_application_and_their_tenants() {
+    let s = setup(1 << 30);
+    let event = backup_event(Some("0190a6b4-2222-7a3f-9d2b-000000000002"));
+    for (token, tenant, expected) in [
+        (None, "t1", StatusCode::UNAUTHORIZED),
+        (Some("kat_forged"), "t1", StatusCode::UNAUTHORIZED),
+        (Some(s.backup.as_str()), "nope", StatusCode::NOT_FOUND),
+        (Some(s.backup_t1.as_str()), "t2", StatusCode::FORBIDDEN),
+        (Some(s.maestro.as_str()), "t2", StatusCode::FORBIDDEN),
+    ] {
+        let (status, headers, body) =
+            call(&s, "POST", &format!("/v1/tenants/{tenant}/events"), token, &event.to_string()).await;
+        assert_eq!(status, expected, "{token:?} → {tenant}: {body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        if expected == StatusCode::UNAUTHORIZED {
+            assert_eq!(headers.get("www-authenticate").unwrap(), "Bearer");
+        }
+    }
+    // App A's token cannot publish app B's events.
+    let (status, body) = post(&s, "t1", &s.maestro, &event).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["rejected"][0]["errors"][0]["code"], "InvalidEventSource");
+    assert_eq!(s.state.spool.counts().unwrap(), (0, 0, 0), "nothing was stored");
+    // The right token into the other tenant it covers.
+    let (status, _) = post(&s, "t2", &s.backup, &event).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(s.state.spool.pending("t2", 0, 10).unwrap().len(), 1);
+    assert!(s.state.spool.pending("t1", 0, 10).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn resubmission_returns_the_first_result() {
+    let s = setup(1 << 30);
+    let event = backup_event(Some("0190a6b4-2222-7a3f-9d2b-000000000003"));
+    let (_, first) = post(&s, "t1", &s.backup, &event).await;
+    let (status, again) = post(&s, "t1", &s.backup, &event).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(again["accepted"][0]["id"], first["accepted"][0]["id"]);
+    assert_eq!(again["accepted"][0]["duplicate"], true);
+    assert_eq!(s.state.spool.counts().unwrap().0, 1);
+}
+
+#[tokio::test]
+async fn invalid_events_get_every_violation_and_valid_ones_still_pass() {
+    let s = setup(1 << 30);
+    let mut bad = backup_event(Some("UUID"));
+    bad["eventTime"] = json!("202-07-12T10:55:00");
+    bad["recipientAccountId"] = json!("999999999999");
+    let good = backup_event(Some("0190a6b4-2222-7a3f-9d2b-000000000004"));
+    let (status, body) = post(&s, "t1", &s.backup, &json!({"events": [bad, good, 42]})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["accepted"].as_array().unwrap().len(), 1);
+    assert_eq!(body["accepted"][0]["index"], 1);
+    let errors: Vec<(String, String)> = body["rejected"][0]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["path"].as_str().unwrap().to_owned(), e["code"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        errors,
+        vec![
+            ("eventData.eventTime".into(), "InvalidData".into()),
+            ("eventData.recipientAccountId".into(), "InvalidRecipient".into()),
+            ("eventData.UID".into(), "InvalidData".into()),
+        ]
+    );
+    assert_eq!(body["rejected"][1]["index"], 2);
+    assert_eq!(body["rejected"][1]["errors"][0]["rule"], "not_object");
+}
+
+#[tokio::test]
+async fn body_forms_and_limits() {
+    let s = setup(1 << 30);
+    let array = json!([
+        backup_event(Some("0190a6b4-2222-7a3f-9d2b-000000000005")),
+        backup_event(Some("0190a6b4-2222-7a3f-9d2b-000000000006"))
+    ]);
+    let (status, body) = post(&s, "t1", &s.backup, &array).await;
+    assert_eq!((status, body["accepted"].as_array().unwrap().len()), (StatusCode::ACCEPTED, 2));
+
+    let (status, _, body) = call(&s, "POST", "/v1/tenants/t1/events", Some(&s.backup), "{\n  \"version\": }").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("MalformedJson")));
+    assert!(body["error"]["message"].as_str().unwrap().contains("line 2"), "{body}");
+    let (status, _, body) = call(&s, "POST", "/v1/tenants/t1/events", Some(&s.backup), "[]").await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("MalformedRequest")));
+
+    let eleven: Vec<Value> = (0..11).map(|i| backup_event(Some(&format!("0190a6b4-2222-7a3f-9d2b-{i:012}")))).collect();
+    let (status, body) = post(&s, "t1", &s.backup, &json!(eleven)).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("TooManyEvents")));
+    let huge = format!("[{}]", "1,".repeat(200_000) + "1");
+    let (status, _, body) = call(&s, "POST", "/v1/tenants/t1/events", Some(&s.backup), &huge).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("RequestTooLarge")));
+}
+
+#[tokio::test]
+async fn delivery_status() {
+    let s = setup(1 << 30);
+    let uid = "0190a6b4-2222-7a3f-9d2b-000000000007";
+    post(&s, "t1", &s.backup, &backup_event(Some(uid))).await;
+    let (status, _, body) = call(&s, "GET", &format!("/v1/tenants/t1/events/{uid}"), Some(&s.backup), "").await;
+    assert_eq!((status, body["state"].as_str()), (StatusCode::OK, Some("pending")));
+    let seq = s.state.spool.pending("t1", 0, 1).unwrap()[0].seq;
+    s.state
+        .spool
+        .settle(vec![Outcome::Delivered { seq, event_id: "4cb788f9-f541-4c33-bac1-8a1f0b477a3d".into() }])
+        .await
+        .unwrap();
+    let (_, _, body) = call(&s, "GET", &format!("/v1/tenants/t1/events/{uid}"), Some(&s.backup), "").await;
+    assert_eq!(
+        (body["state"].as_str(), body["eventID"].as_str()),
+        (Some("delivered"), Some("4cb788f9-f541-4c33-bac1-8a1f0b477a3d"))
+    );
+    // Another application's token does not see it.
+    let (status, _, _) = call(&s, "GET", &format!("/v1/tenants/t1/events/{uid}"), Some(&s.maestro), "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_full_spool_answers_503() {
+    let s = setup(1);
+    let (status, headers, body) = call(
+        &s,
+        "POST",
+        "/v1/tenants/t1/events",
+        Some(&s.backup),
+        &backup_event(Some("0190a6b4-2222-7a3f-9d2b-000000000008")).to_string(),
+    )
+    .await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("SpoolFull")));
+    assert_eq!(headers.get("retry-after").unwrap(), "5");
+}

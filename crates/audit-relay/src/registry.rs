@@ -1,0 +1,192 @@
+//! Tenants and app tokens, in `registry.db` beside the spool.
+//!
+//! A tenant is one customer: its channel (ARN, and the region and account read from it), how the
+//! relay reaches it (a role to assume, or a channel resource policy), the applications enabled for
+//! it, and whether delivery is paused. An app token belongs to one application (event source) and a
+//! set of tenants; only its SHA-256 is stored, so a token is shown once, when issued.
+
+use std::{
+    path::Path,
+    sync::{Arc, Mutex},
+};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::SpoolError;
+
+/// How the relay delivers to a tenant's channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "kebab-case")]
+pub enum DeliveryMode {
+    /// Assume the customer's role (through an optional proxy role) with the external ID.
+    AssumeRole {
+        /// The customer's role.
+        role_arn: String,
+        /// The role's external ID.
+        external_id: Option<String>,
+        /// A role of the vendor to assume first (the seed's proxy role).
+        proxy_role_arn: Option<String>,
+    },
+    /// Call PutAuditEvents directly with `externalId`, allowed by the channel's resource policy.
+    ResourcePolicy {
+        /// The external ID of the channel policy's condition.
+        external_id: Option<String>,
+    },
+}
+
+/// A customer tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    /// The tenant's id, as used in URLs (`[a-z0-9-]`, 1–64).
+    pub id: String,
+    /// The channel ARN.
+    pub channel_arn: String,
+    /// How delivery reaches the channel.
+    pub delivery: DeliveryMode,
+    /// Event sources enabled for this tenant.
+    pub applications: Vec<String>,
+    /// Why delivery is paused, when it is.
+    pub paused: Option<String>,
+}
+
+impl Tenant {
+    /// The channel's region (from its ARN).
+    pub fn region(&self) -> &str {
+        self.channel_arn.split(':').nth(3).unwrap_or("")
+    }
+
+    /// The account that owns the channel (from its ARN): every event's `recipientAccountId`.
+    pub fn account(&self) -> &str {
+        self.channel_arn.split(':').nth(4).unwrap_or("")
+    }
+}
+
+/// Checks a tenant's fields; the error says which and why.
+pub fn check_tenant(tenant: &Tenant) -> Result<(), String> {
+    if tenant.id.is_empty()
+        || tenant.id.len() > 64
+        || !tenant.id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(format!("tenant id {:?} must be 1 to 64 of a-z, 0-9 and '-'", tenant.id));
+    }
+    let parts: Vec<&str> = tenant.channel_arn.split(':').collect();
+    let valid = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[2] == "cloudtrail"
+        && !parts[3].is_empty()
+        && audit_event::validate::is_account_id(parts[4])
+        && parts[5].starts_with("channel/");
+    if !valid {
+        return Err(format!(
+            "channel ARN {:?} is not arn:aws:cloudtrail:<region>:<account>:channel/<id>",
+            tenant.channel_arn
+        ));
+    }
+    if let DeliveryMode::AssumeRole { role_arn, .. } = &tenant.delivery
+        && (!role_arn.starts_with("arn:aws:iam::") || !role_arn.contains(":role/"))
+    {
+        return Err(format!("role ARN {role_arn:?} is not arn:aws:iam::<account>:role/<name>"));
+    }
+    if tenant.applications.is_empty() {
+        return Err("a tenant needs at least one enabled application (event source)".into());
+    }
+    Ok(())
+}
+
+/// An app token's grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// A name for people.
+    pub name: String,
+    /// The one event source the token may publish.
+    pub source: String,
+    /// The tenants it may publish into; `*` means all.
+    pub tenants: Vec<String>,
+}
+
+impl Grant {
+    /// Whether the token may publish into `tenant`.
+    pub fn covers(&self, tenant: &str) -> bool {
+        self.tenants.iter().any(|t| t == "*" || t == tenant)
+    }
+}
+
+/// The registry handle; cheap to clone.
+#[derive(Clone)]
+pub struct Registry {
+    conn: Arc<Mutex<Connection>>,
+}
+
+/// The registry's database file name.
+pub const REGISTRY_FILE: &str = "registry.db";
+
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+impl Registry {
+    /// Opens (creating if needed) the registry in `dir`.
+    pub fn open(dir: &Path) -> Result<Registry, SpoolError> {
+        std::fs::create_dir_all(dir)?;
+        let conn = Connection::open(dir.join(REGISTRY_FILE))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS tenants (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS tokens (sha256 TEXT PRIMARY KEY, body TEXT NOT NULL);",
+        )?;
+        Ok(Registry { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// Creates or replaces a tenant.
+    pub fn put_tenant(&self, tenant: &Tenant) -> Result<(), SpoolError> {
+        let body = serde_json::to_string(tenant).expect("serializable");
+        self.conn.lock().expect("registry lock").execute(
+            "INSERT INTO tenants (id, body) VALUES (?1, ?2) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+            params![tenant.id, body],
+        )?;
+        Ok(())
+    }
+
+    /// The tenant `id`.
+    pub fn tenant(&self, id: &str) -> Result<Option<Tenant>, SpoolError> {
+        let conn = self.conn.lock().expect("registry lock");
+        let body: Option<String> =
+            conn.query_row("SELECT body FROM tenants WHERE id = ?1", params![id], |r| r.get(0)).optional()?;
+        body.map(|b| serde_json::from_str(&b).map_err(|e| SpoolError::Corrupt(format!("tenant {id}: {e}")))).transpose()
+    }
+
+    /// Every tenant, by id.
+    pub fn tenants(&self) -> Result<Vec<Tenant>, SpoolError> {
+        let conn = self.conn.lock().expect("registry lock");
+        let mut stmt = conn.prepare("SELECT id, body FROM tenants ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, body) = row?;
+            out.push(serde_json::from_str(&body).map_err(|e| SpoolError::Corrupt(format!("tenant {id}: {e}")))?);
+        }
+        Ok(out)
+    }
+
+    /// Issues a token for `grant`; returns the token, which is not stored and cannot be shown again.
+    pub fn issue_token(&self, grant: &Grant) -> Result<String, SpoolError> {
+        let token = format!("kat_{}", uuid::Uuid::new_v4().simple()) + &uuid::Uuid::new_v4().simple().to_string();
+        self.conn.lock().expect("registry lock").execute(
+            "INSERT INTO tokens (sha256, body) VALUES (?1, ?2)",
+            params![token_hash(&token), serde_json::to_string(grant).expect("serializable")],
+        )?;
+        Ok(token)
+    }
+
+    /// The grant of a presented token, if it is one.
+    pub fn grant(&self, token: &str) -> Result<Option<Grant>, SpoolError> {
+        let conn = self.conn.lock().expect("registry lock");
+        let body: Option<String> = conn
+            .query_row("SELECT body FROM tokens WHERE sha256 = ?1", params![token_hash(token)], |r| r.get(0))
+            .optional()?;
+        body.map(|b| serde_json::from_str(&b).map_err(|e| SpoolError::Corrupt(format!("token grant: {e}")))).transpose()
+    }
+}
