@@ -8,6 +8,7 @@
 //! # Layout
 //!
 //! - [`api`] is the ingest API: authentication by app token, validation, per-event results.
+//! - [`delivery`] sends each tenant's events into its channel through the AWS SDK.
 //! - [`registry`] holds tenants and app tokens (stored hashed).
 //! - [`spool`] is the durable queue of accepted events, with its on-disk format and crash recovery.
 //! - [`error`] defines [`SpoolError`].
@@ -17,6 +18,7 @@
 //! any lake (AWS or ours) through the AWS SDK with an endpoint setting.
 
 pub mod api;
+pub mod delivery;
 pub mod error;
 pub mod registry;
 pub mod spool;

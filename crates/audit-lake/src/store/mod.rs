@@ -531,6 +531,10 @@ fn clone_err(err: &rusqlite::Error) -> rusqlite::Error {
 /// Accounts created at run time, read from the database (the configuration's are not here).
 pub fn stored_accounts(path: &Path) -> Result<Vec<StoredAccount>, LakeError> {
     let conn = open_connection(path)?;
+    // A database the lake has not initialized yet simply has no accounts.
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS resources (arn TEXT PRIMARY KEY, kind TEXT NOT NULL, body TEXT NOT NULL);",
+    )?;
     let mut stmt = conn.prepare("SELECT arn, body FROM resources WHERE kind = 'account' ORDER BY arn")?;
     let rows = stmt.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
     let mut out = Vec::new();

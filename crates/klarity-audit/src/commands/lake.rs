@@ -112,6 +112,8 @@ fn serve(args: &LakeServeArgs) -> anyhow::Result<ExitCode> {
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     runtime.block_on(async move {
+        // Storage first: by the time the banner says "listening", the lake is ready.
+        let lake = audit_lake::Lake::open(config.clone()).with_context(|| format!("opening the lake's data in {}", config.data_dir.display()))?;
         let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let accounts: Vec<String> = config.accounts.iter().map(|a| format!("{} ({})", a.id, a.name)).collect();
@@ -126,7 +128,7 @@ fn serve(args: &LakeServeArgs) -> anyhow::Result<ExitCode> {
             audit_lake::config::CUSTOMER_SECRET_ACCESS_KEY
         );
         let _ = out.flush();
-        audit_lake::run(config, listener, crate::logging::shutdown_signal()).await.context("running the lake")
+        audit_lake::serve(lake, listener, crate::logging::shutdown_signal()).await.context("running the lake")
     })?;
     Ok(ExitCode::SUCCESS)
 }

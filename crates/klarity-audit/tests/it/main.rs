@@ -4,5 +4,6 @@
 mod catalog;
 mod lake_cli;
 mod lake_crash;
+mod relay_e2e;
 mod support;
 mod validate;

@@ -120,7 +120,12 @@ pub(crate) fn lake_call(endpoint: &str, service: &str, target: &str, body: &str)
     let host = endpoint.trim_start_matches("http://").to_owned();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let amz_date = audit_event::EventTime::from_unix(now, 0).to_string().replace(['-', ':'], "");
-    let (path_query, mut headers) = if service == "cloudtrail" {
+    let (path_query, mut headers) = if service == "iam" || service == "sts" {
+        (
+            "/".to_owned(),
+            vec![("content-type".to_owned(), "application/x-www-form-urlencoded; charset=utf-8".to_owned())],
+        )
+    } else if service == "cloudtrail" {
         (
             "/".to_owned(),
             vec![

@@ -1,0 +1,226 @@
+//! The relay end to end, over the official AWS SDK, into the local lake: two tenants, one per
+//! delivery mode (channel resource policy with an external ID; the customer's role assumed with
+//! its external ID), events of all five applications through the ingest API, each delivered once
+//! into the right store.
+
+use std::{sync::Arc, time::Duration};
+
+use audit_event::Catalog;
+use audit_lake::{Lake, LakeConfig};
+use audit_relay::{
+    api::{RelayState, router},
+    delivery::{Deliverer, DeliveryConfig, credentials::BaseCredentials, retry::RetryPolicy},
+    registry::{DeliveryMode, Grant, Registry, Tenant},
+    spool::Spool,
+};
+use axum::{body::Body, http::Request};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::support::lake_call;
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A store and a channel of the customer account; returns (store id, channel ARN).
+fn store_and_channel(endpoint: &str, name: &str) -> (String, String) {
+    let (status, body) = lake_call(
+        endpoint,
+        "cloudtrail",
+        "CreateEventDataStore",
+        &format!(
+            r#"{{"Name":"{name}","MultiRegionEnabled":false,"AdvancedEventSelectors":[{{"Name":"a","FieldSelectors":[{{"Field":"eventCategory","Equals":["ActivityAuditLog"]}}]}}]}}"#
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    let arn = serde_json::from_str::<Value>(&body).unwrap()["EventDataStoreArn"].as_str().unwrap().to_owned();
+    let (status, body) = lake_call(
+        endpoint,
+        "cloudtrail",
+        "CreateChannel",
+        &format!(
+            r#"{{"Name":"{name}","Source":"Klarity{name}","Destinations":[{{"Type":"EVENT_DATA_STORE","Location":"{arn}"}}]}}"#
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    (
+        arn.rsplit('/').next().unwrap().to_owned(),
+        serde_json::from_str::<Value>(&body).unwrap()["ChannelArn"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_of_every_application_reach_the_right_store_once_in_both_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::open(LakeConfig { data_dir: dir.path().join("lake"), ..LakeConfig::default() }).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stopped = stop.clone();
+    tokio::spawn(audit_lake::serve(lake.clone(), listener, async move { stopped.cancelled().await }));
+
+    // The customer's side (setup over plain signed HTTP; blocking calls on a worker are fine here).
+    let e = endpoint.clone();
+    let (store_a, channel_a, store_b, channel_b) = tokio::task::spawn_blocking(move || {
+        let (store_a, channel_a) = store_and_channel(&e, "tenanta");
+        let (store_b, channel_b) = store_and_channel(&e, "tenantb");
+        // Tenant A: a channel policy for the vendor with an external ID.
+        let policy = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"855341727128"}},"Action":"cloudtrail-data:PutAuditEvents","Resource":"{channel_a}","Condition":{{"StringEquals":{{"cloudtrail:ExternalId":"ext-a-123"}}}}}}]}}"#
+        );
+        let (status, body) = lake_call(&e, "cloudtrail", "PutResourcePolicy", &json!({"ResourceArn": channel_a, "ResourcePolicy": policy}).to_string());
+        assert_eq!(status, 200, "{body}");
+        // Tenant B: the customer's role, trusting the vendor under an external ID.
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::855341727128:root"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"sts:ExternalId":"ext-b-456"}}}]}"#;
+        let (status, body) = lake_call(&e, "iam", "", &format!("Action=CreateRole&Version=2010-05-08&RoleName=CTEventPublisher&AssumeRolePolicyDocument={}", urlencode(trust)));
+        assert_eq!(status, 200, "{body}");
+        let permissions = format!(r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"cloudtrail-data:PutAuditEvents","Resource":"{channel_b}"}}]}}"#);
+        let (status, body) = lake_call(
+            &e,
+            "iam",
+            "",
+            &format!("Action=PutRolePolicy&Version=2010-05-08&RoleName=CTEventPublisher&PolicyName=publish&PolicyDocument={}", urlencode(&permissions)),
+        );
+        assert_eq!(status, 200, "{body}");
+        (store_a, channel_a, store_b, channel_b)
+    })
+    .await
+    .unwrap();
+
+    // The vendor's relay.
+    let catalog = Arc::new(Catalog::embedded());
+    let sources: Vec<String> = catalog.applications().iter().map(|a| a.event_source.clone()).collect();
+    let registry = Registry::open(&dir.path().join("relay")).unwrap();
+    registry
+        .put_tenant(&Tenant {
+            id: "tenant-a".into(),
+            channel_arn: channel_a.clone(),
+            delivery: DeliveryMode::ResourcePolicy { external_id: Some("ext-a-123".into()) },
+            applications: sources.clone(),
+            paused: None,
+        })
+        .unwrap();
+    registry
+        .put_tenant(&Tenant {
+            id: "tenant-b".into(),
+            channel_arn: channel_b.clone(),
+            delivery: DeliveryMode::AssumeRole {
+                role_arn: "arn:aws:iam::123456789012:role/CTEventPublisher".into(),
+                external_id: Some("ext-b-456".into()),
+                proxy_role_arn: None,
+            },
+            applications: sources.clone(),
+            paused: None,
+        })
+        .unwrap();
+    let tokens: Vec<(String, String)> = sources
+        .iter()
+        .map(|s| {
+            (
+                s.clone(),
+                registry.issue_token(&Grant { name: s.clone(), source: s.clone(), tenants: vec!["*".into()] }).unwrap(),
+            )
+        })
+        .collect();
+    let spool = Spool::open(&dir.path().join("relay/spool"), 1 << 30).unwrap();
+    let state = Arc::new(RelayState {
+        spool: spool.clone(),
+        registry: registry.clone(),
+        catalog: catalog.clone(),
+        max_body_bytes: 5 << 20,
+        max_events: 1000,
+    });
+    let deliverer = Deliverer::new(
+        spool.clone(),
+        registry.clone(),
+        DeliveryConfig {
+            endpoint_url: Some(endpoint.clone()),
+            credentials: BaseCredentials {
+                access_key_id: audit_lake::config::VENDOR_ACCESS_KEY_ID.into(),
+                secret_access_key: audit_lake::config::VENDOR_SECRET_ACCESS_KEY.into(),
+                session_token: None,
+            },
+            retry: RetryPolicy { base: Duration::from_millis(20), cap: Duration::from_millis(500) },
+            idle_poll: Duration::from_millis(20),
+            probe_interval: Duration::from_millis(200),
+            tenant_scan: Duration::from_millis(100),
+        },
+    );
+    let delivering = tokio::spawn(deliverer.run(stop.clone()));
+
+    // Every event type of every application, into both tenants; each example once more (a resubmission).
+    let mut expected_a = Vec::new();
+    let mut expected_b = Vec::new();
+    for app in catalog.applications() {
+        let token = &tokens.iter().find(|(s, _)| *s == app.event_source).unwrap().1;
+        for (n, t) in app.event_types.iter().enumerate() {
+            for (tenant, expected) in [("tenant-a", &mut expected_a), ("tenant-b", &mut expected_b)] {
+                let mut event = Value::Object(t.example.clone());
+                let uid = format!("{}-{tenant}-{n}", &t.example["UID"].as_str().unwrap()[..23])
+                    .replace("-tenant-a-", "-aaaa")
+                    .replace("-tenant-b-", "-bbbb");
+                let uid = format!("{uid:0<36}");
+                event["UID"] = json!(uid);
+                for attempt in 0..2 {
+                    let request = Request::post(format!("/v1/tenants/{tenant}/events"))
+                        .header("authorization", format!("Bearer {token}"))
+                        .header("content-type", "application/json")
+                        .body(Body::from(event.to_string()))
+                        .unwrap();
+                    let response = router(state.clone()).oneshot(request).await.unwrap();
+                    let status = response.status();
+                    let body: Value =
+                        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+                    assert_eq!(status, 202, "{body}");
+                    assert_eq!(body["accepted"][0]["duplicate"], attempt == 1);
+                }
+                expected.push(uid);
+            }
+        }
+    }
+
+    // Wait for delivery.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (pending, delivered, dead) = spool.counts().unwrap();
+        if pending == 0 {
+            assert_eq!((delivered, dead), (30, 0));
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still pending: {pending}, tenants: {:?}",
+            registry.tenants().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.cancel();
+    delivering.await.unwrap();
+
+    let db = dir.path().join("lake").join(audit_lake::store::DB_FILE);
+    for (store, expected) in [(&store_a, &expected_a), (&store_b, &expected_b)] {
+        let mut uids = Vec::new();
+        audit_lake::store::Store::scan_store(&db, store, |record| {
+            let value: Value = serde_json::from_str(record).unwrap();
+            assert_eq!(value["recipientAccountId"], "123456789012");
+            assert_eq!(value["eventData"]["recipientAccountId"], "123456789012");
+            uids.push(value["eventData"]["UID"].as_str().unwrap().to_owned());
+            true
+        })
+        .unwrap();
+        uids.sort();
+        let mut expected = expected.clone();
+        expected.sort();
+        assert_eq!(uids, expected, "store {store} holds exactly its tenant's events, once each");
+    }
+}
