@@ -18,9 +18,43 @@
 //! any lake (AWS or ours) through the AWS SDK with an endpoint setting.
 
 pub mod api;
+pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod registry;
 pub mod spool;
 
+pub use config::RelayConfig;
 pub use error::SpoolError;
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Runs the relay (ingest API and delivery) on `listener` until `shutdown` is cancelled: the API
+/// stops accepting and finishes in-flight requests, then delivery finishes its current rounds.
+pub async fn run(
+    config: RelayConfig,
+    listener: TcpListener,
+    catalog: audit_event::Catalog,
+    shutdown: CancellationToken,
+) -> Result<(), SpoolError> {
+    let spool = spool::Spool::open(&config.data_dir.join("spool"), config.spool_max_bytes)?;
+    let registry = registry::Registry::open(&config.data_dir)?;
+    let deliverer = delivery::Deliverer::new(spool.clone(), registry.clone(), config.delivery());
+    let delivering = tokio::spawn(deliverer.run(shutdown.clone()));
+    let state = Arc::new(api::RelayState {
+        spool,
+        registry,
+        catalog: Arc::new(catalog),
+        max_body_bytes: config.max_body_bytes,
+        max_events: config.max_events_per_request,
+    });
+    tracing::info!(addr = %listener.local_addr()?, data = %config.data_dir.display(), "The relay is listening.");
+    let stop = shutdown.clone();
+    axum::serve(listener, api::router(state)).with_graceful_shutdown(async move { stop.cancelled().await }).await?;
+    shutdown.cancel();
+    let _ = delivering.await;
+    Ok(())
+}

@@ -158,6 +158,11 @@ impl Registry {
         body.map(|b| serde_json::from_str(&b).map_err(|e| SpoolError::Corrupt(format!("tenant {id}: {e}")))).transpose()
     }
 
+    /// Removes a tenant; returns whether it existed. Its spooled events stay in the spool.
+    pub fn remove_tenant(&self, id: &str) -> Result<bool, SpoolError> {
+        Ok(self.conn.lock().expect("registry lock").execute("DELETE FROM tenants WHERE id = ?1", params![id])? > 0)
+    }
+
     /// Every tenant, by id.
     pub fn tenants(&self) -> Result<Vec<Tenant>, SpoolError> {
         let conn = self.conn.lock().expect("registry lock");

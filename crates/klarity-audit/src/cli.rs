@@ -64,6 +64,128 @@ pub(crate) enum Command {
         klarity-audit lake dump --store 0f9c… > events.ndjson"
     )]
     Lake(LakeArgs),
+
+    /// Run the relay: the ingest API (127.0.0.1:8080 by default) and delivery of every tenant's
+    /// events into its CloudTrail Lake channel (the local lake at 127.0.0.1:4566 by default; set
+    /// endpoint_url = "" and the vendor's credentials in the config file for AWS).
+    #[command(
+        after_help = "Examples:\n  klarity-audit relay\n  klarity-audit relay --config relay.toml --listen 0.0.0.0:8080"
+    )]
+    Relay(RelayArgs),
+
+    /// Manage the relay's tenants: each is a customer channel and how to reach it.
+    #[command(
+        after_help = "Examples:\n  klarity-audit tenants add acme --channel-arn arn:aws:cloudtrail:eu-west-1:123456789012:channel/… \\\n      \
+        --role-arn arn:aws:iam::123456789012:role/CTEventPublisher --external-id Kl4r1ty01 --apps all\n  \
+        klarity-audit tenants add beta --channel-arn … --resource-policy --external-id Kl4r1ty02 --apps com.nordcloudapp.com.maestro\n  \
+        klarity-audit tenants list\n  klarity-audit tenants pause acme --reason \"customer migrating\""
+    )]
+    Tenants(TenantsArgs),
+
+    /// Issue app tokens for the relay's ingest API (shown once; stored hashed).
+    #[command(
+        after_help = "Example:\n  klarity-audit tokens issue --app com.nordcloudapp.com.autobackup --tenants acme,beta --name autobackup-prod"
+    )]
+    Tokens(TokensArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RelayArgs {
+    /// A TOML file with relay settings (listen, data_dir, endpoint_url, credentials, limits).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Address of the ingest API [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<std::net::SocketAddr>,
+    /// Directory of the relay's spool and registry [default: klarity-data/relay].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TenantsArgs {
+    #[command(subcommand)]
+    pub(crate) command: TenantsCommand,
+    /// Directory of the relay's data [default: klarity-data/relay].
+    #[arg(long, value_name = "DIR", global = true)]
+    pub(crate) data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TenantsCommand {
+    /// Register a tenant from the three values the customer hands over.
+    Add {
+        /// The tenant's id (a-z, 0-9, '-').
+        id: String,
+        /// The customer's channel ARN.
+        #[arg(long)]
+        channel_arn: String,
+        /// The customer's role to assume (role mode).
+        #[arg(long, conflicts_with = "resource_policy")]
+        role_arn: Option<String>,
+        /// A vendor role to assume first (the seed's proxy role).
+        #[arg(long, requires = "role_arn")]
+        proxy_role_arn: Option<String>,
+        /// Deliver with the channel's resource policy instead of a role.
+        #[arg(long)]
+        resource_policy: bool,
+        /// The external ID (of the role's trust, or of the channel policy).
+        #[arg(long)]
+        external_id: Option<String>,
+        /// Enabled applications: event sources separated by commas, or `all`.
+        #[arg(long, default_value = "all")]
+        apps: String,
+    },
+    /// List tenants.
+    List,
+    /// Show one tenant, with its delivery state.
+    Show {
+        /// The tenant's id.
+        id: String,
+    },
+    /// Pause delivery to a tenant; its events are kept.
+    Pause {
+        /// The tenant's id.
+        id: String,
+        /// Why, for whoever looks next.
+        #[arg(long, default_value = "paused by an operator")]
+        reason: String,
+    },
+    /// Resume delivery to a tenant.
+    Resume {
+        /// The tenant's id.
+        id: String,
+    },
+    /// Remove a tenant (its spooled events stay in the spool).
+    Remove {
+        /// The tenant's id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TokensArgs {
+    #[command(subcommand)]
+    pub(crate) command: TokensCommand,
+    /// Directory of the relay's data [default: klarity-data/relay].
+    #[arg(long, value_name = "DIR", global = true)]
+    pub(crate) data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokensCommand {
+    /// Issue a token for one application and a set of tenants.
+    Issue {
+        /// The application's event source.
+        #[arg(long)]
+        app: String,
+        /// Tenant ids separated by commas, or `*` for all.
+        #[arg(long)]
+        tenants: String,
+        /// A name for people.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -91,6 +91,15 @@ mod tests {
     }
 
     #[test]
+    fn the_relay_example_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/relay.example.toml");
+        let loaded: audit_relay::RelayConfig = super::load(Some(&path), "KLARITY_TEST_UNUSED__").unwrap();
+        loaded.validate().unwrap();
+        let defaults = audit_relay::RelayConfig::default();
+        assert_eq!(toml::Value::try_from(&loaded).unwrap(), toml::Value::try_from(&defaults).unwrap());
+    }
+
+    #[test]
     fn files_override_defaults_and_unknown_keys_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("lake.toml");

@@ -7,6 +7,7 @@ use crate::cli::{Cli, Command};
 
 mod catalog;
 mod lake;
+mod relay;
 mod validate;
 
 /// Runs the command line's command.
@@ -15,5 +16,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => validate::run(&cli.global, &args),
         Command::Catalog(args) => catalog::run(&cli.global, &args),
         Command::Lake(args) => lake::run(&args),
+        Command::Relay(args) => relay::run(&cli.global, &args),
+        Command::Tenants(args) => relay::tenants(&cli.global, &args),
+        Command::Tokens(args) => relay::tokens(&args),
     }
 }

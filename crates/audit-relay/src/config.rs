@@ -1,0 +1,107 @@
+//! The relay's configuration. The binary loads it (embedded defaults < file < `KLARITY_RELAY__*`
+//! env < flags) and passes it to [`crate::run`].
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the relay needs to run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelayConfig {
+    /// Address of the ingest API.
+    pub listen: SocketAddr,
+    /// Directory of the spool and the registry.
+    pub data_dir: PathBuf,
+    /// Largest ingest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Most events in one ingest request.
+    pub max_events_per_request: usize,
+    /// Most bytes the spool may use; beyond it ingest answers 503.
+    pub spool_max_bytes: u64,
+    /// The AWS endpoint to deliver to: the local lake by default; empty for AWS itself.
+    pub endpoint_url: String,
+    /// The relay's own AWS credentials (the vendor account's; by default the local lake's vendor
+    /// key).
+    pub credentials: CredentialsConfig,
+    /// How long an idle tenant waits before looking for new events, in milliseconds.
+    pub idle_poll_ms: u64,
+    /// How often a paused tenant's channel is probed, in seconds.
+    pub probe_interval_secs: u64,
+}
+
+/// Long-term AWS credentials.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialsConfig {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for CredentialsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialsConfig")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("klarity-data/relay"),
+            max_body_bytes: 5 * 1024 * 1024,
+            max_events_per_request: 1000,
+            spool_max_bytes: 10 * 1024 * 1024 * 1024,
+            endpoint_url: "http://127.0.0.1:4566".into(),
+            credentials: CredentialsConfig {
+                access_key_id: "AKIAKLARITYVENDOR001".into(),
+                secret_access_key: "klarity-local-vendor-secret-key-0001".into(),
+            },
+            idle_poll_ms: 50,
+            probe_interval_secs: 30,
+        }
+    }
+}
+
+impl RelayConfig {
+    /// Checks the configuration; the error says what to fix.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_events_per_request == 0 || self.max_events_per_request > 10_000 {
+            return Err("max_events_per_request must be 1 to 10000".into());
+        }
+        if self.max_body_bytes < 1024 {
+            return Err("max_body_bytes must be at least 1024".into());
+        }
+        if !self.endpoint_url.is_empty()
+            && !self.endpoint_url.starts_with("http://")
+            && !self.endpoint_url.starts_with("https://")
+        {
+            return Err(format!("endpoint_url {:?} must be an http(s) URL, or empty for AWS", self.endpoint_url));
+        }
+        if self.credentials.access_key_id.is_empty() || self.credentials.secret_access_key.is_empty() {
+            return Err("credentials.access_key_id and credentials.secret_access_key are required".into());
+        }
+        Ok(())
+    }
+
+    /// The delivery settings this configuration implies.
+    pub fn delivery(&self) -> crate::delivery::DeliveryConfig {
+        crate::delivery::DeliveryConfig {
+            endpoint_url: (!self.endpoint_url.is_empty()).then(|| self.endpoint_url.clone()),
+            credentials: crate::delivery::credentials::BaseCredentials {
+                access_key_id: self.credentials.access_key_id.clone(),
+                secret_access_key: self.credentials.secret_access_key.clone(),
+                session_token: None,
+            },
+            retry: crate::delivery::retry::RetryPolicy::default(),
+            idle_poll: Duration::from_millis(self.idle_poll_ms),
+            probe_interval: Duration::from_secs(self.probe_interval_secs),
+            tenant_scan: Duration::from_secs(1),
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! `klarity-audit relay`, `tenants` and `tokens`.
+
+use std::{io::Write, path::PathBuf, process::ExitCode};
+
+use anyhow::{Context, bail};
+use audit_relay::{
+    RelayConfig,
+    registry::{DeliveryMode, Grant, Registry, Tenant, check_tenant},
+};
+
+use crate::{
+    catalog_source,
+    cli::{GlobalArgs, RelayArgs, TenantsArgs, TenantsCommand, TokensArgs, TokensCommand},
+};
+
+fn data_dir(given: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
+    let config: RelayConfig = crate::config::load(None, "KLARITY_RELAY__")?;
+    Ok(given.cloned().unwrap_or(config.data_dir))
+}
+
+pub(crate) fn run(global: &GlobalArgs, args: &RelayArgs) -> anyhow::Result<ExitCode> {
+    let mut config: RelayConfig = crate::config::load(args.config.as_deref(), "KLARITY_RELAY__")?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    config.validate().map_err(anyhow::Error::msg).context("checking the relay configuration")?;
+    let catalog = catalog_source::load(global.catalog_dir.as_deref())?;
+    crate::logging::init();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let target = if config.endpoint_url.is_empty() { "AWS".to_owned() } else { config.endpoint_url.clone() };
+        let mut out = std::io::stdout();
+        let _ = writeln!(
+            out,
+            "klarity-audit relay listening on http://{addr}, delivering to {target} (data in {})",
+            config.data_dir.display()
+        );
+        let _ = out.flush();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let trigger = shutdown.clone();
+        tokio::spawn(async move {
+            crate::logging::shutdown_signal().await;
+            trigger.cancel();
+        });
+        audit_relay::run(config, listener, catalog, shutdown).await.context("running the relay")
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result<ExitCode> {
+    let dir = data_dir(args.data_dir.as_ref())?;
+    let registry =
+        Registry::open(&dir).with_context(|| format!("opening the relay's registry in {}", dir.display()))?;
+    let mut out = std::io::stdout().lock();
+    let find = |id: &str| -> anyhow::Result<Tenant> {
+        registry.tenant(id)?.with_context(|| format!("there is no tenant {id:?} (see `klarity-audit tenants list`)"))
+    };
+    match &args.command {
+        TenantsCommand::Add { id, channel_arn, role_arn, proxy_role_arn, resource_policy, external_id, apps } => {
+            let catalog = catalog_source::load(global.catalog_dir.as_deref())?;
+            let applications: Vec<String> = if apps == "all" {
+                catalog.applications().iter().map(|a| a.event_source.clone()).collect()
+            } else {
+                apps.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
+            };
+            for app in &applications {
+                if catalog.application(app).is_none() {
+                    bail!("{app:?} is not an event source of the catalog (see `klarity-audit catalog`)");
+                }
+            }
+            let delivery = match (role_arn, resource_policy) {
+                (Some(role_arn), false) => DeliveryMode::AssumeRole {
+                    role_arn: role_arn.clone(),
+                    external_id: external_id.clone(),
+                    proxy_role_arn: proxy_role_arn.clone(),
+                },
+                (None, true) => DeliveryMode::ResourcePolicy { external_id: external_id.clone() },
+                _ => bail!("give either --role-arn (role mode) or --resource-policy (channel policy mode)"),
+            };
+            let tenant =
+                Tenant { id: id.clone(), channel_arn: channel_arn.clone(), delivery, applications, paused: None };
+            check_tenant(&tenant).map_err(anyhow::Error::msg)?;
+            if registry.tenant(id)?.is_some() {
+                bail!("tenant {id} already exists (remove it first to change it)");
+            }
+            registry.put_tenant(&tenant)?;
+            writeln!(
+                out,
+                "Added tenant {id}: channel {} in {} (account {}).",
+                tenant.channel_arn,
+                tenant.region(),
+                tenant.account()
+            )?;
+        }
+        TenantsCommand::List => {
+            writeln!(out, "{:<20} {:<8} {:<14} {:<10} state", "tenant", "mode", "account", "region")?;
+            for t in registry.tenants()? {
+                let mode = match t.delivery {
+                    DeliveryMode::AssumeRole { .. } => "role",
+                    DeliveryMode::ResourcePolicy { .. } => "policy",
+                };
+                let state = t.paused.as_deref().map_or("active".to_owned(), |r| format!("paused: {r}"));
+                writeln!(out, "{:<20} {:<8} {:<14} {:<10} {state}", t.id, mode, t.account(), t.region())?;
+            }
+        }
+        TenantsCommand::Show { id } => {
+            let tenant = find(id)?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&tenant)?)?;
+        }
+        TenantsCommand::Pause { id, reason } => {
+            let mut tenant = find(id)?;
+            tenant.paused = Some(reason.clone());
+            registry.put_tenant(&tenant)?;
+            writeln!(out, "Paused delivery to {id}: {reason}. Its events are kept.")?;
+        }
+        TenantsCommand::Resume { id } => {
+            let mut tenant = find(id)?;
+            tenant.paused = None;
+            registry.put_tenant(&tenant)?;
+            writeln!(out, "Resumed delivery to {id}.")?;
+        }
+        TenantsCommand::Remove { id } => {
+            if !registry.remove_tenant(id)? {
+                bail!("there is no tenant {id:?}");
+            }
+            writeln!(out, "Removed tenant {id}; its spooled events stay in the spool.")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn tokens(args: &TokensArgs) -> anyhow::Result<ExitCode> {
+    let dir = data_dir(args.data_dir.as_ref())?;
+    let registry =
+        Registry::open(&dir).with_context(|| format!("opening the relay's registry in {}", dir.display()))?;
+    match &args.command {
+        TokensCommand::Issue { app, tenants, name } => {
+            let tenants: Vec<String> =
+                tenants.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
+            if tenants.is_empty() {
+                bail!("--tenants needs tenant ids separated by commas, or '*'");
+            }
+            for t in tenants.iter().filter(|t| *t != "*") {
+                if registry.tenant(t)?.is_none() {
+                    bail!("there is no tenant {t:?} (see `klarity-audit tenants list`)");
+                }
+            }
+            let name = if name.is_empty() { app.clone() } else { name.clone() };
+            let token = registry.issue_token(&Grant { name, source: app.clone(), tenants })?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "Token for {app} (shown only now; the relay keeps only its hash):")?;
+            writeln!(out, "{token}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
