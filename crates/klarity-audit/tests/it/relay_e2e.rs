@@ -59,15 +59,76 @@ fn store_and_channel(endpoint: &str, name: &str) -> (String, String) {
     )
 }
 
+/// Starts the lake in-process; returns its endpoint. It stops with `stop`.
+async fn start_lake(dir: &std::path::Path, stop: &tokio_util::sync::CancellationToken) -> String {
+    let lake = Lake::open(LakeConfig { data_dir: dir.join("lake"), ..LakeConfig::default() }).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let stopped = stop.clone();
+    tokio::spawn(audit_lake::serve(lake, listener, async move { stopped.cancelled().await }));
+    endpoint
+}
+
+/// The relay's parts over `dir/relay`, delivering to `endpoint` with the vendor's local keys.
+fn relay(
+    dir: &std::path::Path,
+    endpoint: &str,
+    catalog: Arc<Catalog>,
+) -> (Arc<RelayState>, Spool, Registry, Arc<Deliverer>) {
+    let registry = Registry::open(&dir.join("relay")).unwrap();
+    let spool = Spool::open(&dir.join("relay/spool"), 1 << 30).unwrap();
+    let state = Arc::new(RelayState {
+        spool: spool.clone(),
+        registry: registry.clone(),
+        catalog,
+        max_body_bytes: 5 << 20,
+        max_events: 1000,
+    });
+    let deliverer = Deliverer::new(
+        spool.clone(),
+        registry.clone(),
+        DeliveryConfig {
+            endpoint_url: Some(endpoint.to_owned()),
+            credentials: BaseCredentials {
+                access_key_id: audit_lake::config::VENDOR_ACCESS_KEY_ID.into(),
+                secret_access_key: audit_lake::config::VENDOR_SECRET_ACCESS_KEY.into(),
+                session_token: None,
+            },
+            retry: RetryPolicy { base: Duration::from_millis(20), cap: Duration::from_millis(500) },
+            idle_poll: Duration::from_millis(20),
+            probe_interval: Duration::from_millis(200),
+            tenant_scan: Duration::from_millis(100),
+        },
+    );
+    (state, spool, registry, deliverer)
+}
+
+/// Posts one event with `token` into `tenant`; returns the status and body.
+async fn post(state: &Arc<RelayState>, tenant: &str, token: &str, event: &Value) -> (u16, Value) {
+    let request = Request::post(format!("/v1/tenants/{tenant}/events"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from(event.to_string()))
+        .unwrap();
+    let response = router(state.clone()).oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    (status, serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap())
+}
+
+/// Waits (bounded) until `done` holds.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_of_every_application_reach_the_right_store_once_in_both_modes() {
     let dir = tempfile::tempdir().unwrap();
-    let lake = Lake::open(LakeConfig { data_dir: dir.path().join("lake"), ..LakeConfig::default() }).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let stop = tokio_util::sync::CancellationToken::new();
-    let stopped = stop.clone();
-    tokio::spawn(audit_lake::serve(lake.clone(), listener, async move { stopped.cancelled().await }));
+    let endpoint = start_lake(dir.path(), &stop).await;
 
     // The customer's side (setup over plain signed HTTP; blocking calls on a worker are fine here).
     let e = endpoint.clone();
@@ -100,7 +161,7 @@ async fn events_of_every_application_reach_the_right_store_once_in_both_modes() 
     // The vendor's relay.
     let catalog = Arc::new(Catalog::embedded());
     let sources: Vec<String> = catalog.applications().iter().map(|a| a.event_source.clone()).collect();
-    let registry = Registry::open(&dir.path().join("relay")).unwrap();
+    let (state, spool, registry, deliverer) = relay(dir.path(), &endpoint, catalog.clone());
     registry
         .put_tenant(&Tenant {
             id: "tenant-a".into(),
@@ -132,30 +193,6 @@ async fn events_of_every_application_reach_the_right_store_once_in_both_modes() 
             )
         })
         .collect();
-    let spool = Spool::open(&dir.path().join("relay/spool"), 1 << 30).unwrap();
-    let state = Arc::new(RelayState {
-        spool: spool.clone(),
-        registry: registry.clone(),
-        catalog: catalog.clone(),
-        max_body_bytes: 5 << 20,
-        max_events: 1000,
-    });
-    let deliverer = Deliverer::new(
-        spool.clone(),
-        registry.clone(),
-        DeliveryConfig {
-            endpoint_url: Some(endpoint.clone()),
-            credentials: BaseCredentials {
-                access_key_id: audit_lake::config::VENDOR_ACCESS_KEY_ID.into(),
-                secret_access_key: audit_lake::config::VENDOR_SECRET_ACCESS_KEY.into(),
-                session_token: None,
-            },
-            retry: RetryPolicy { base: Duration::from_millis(20), cap: Duration::from_millis(500) },
-            idle_poll: Duration::from_millis(20),
-            probe_interval: Duration::from_millis(200),
-            tenant_scan: Duration::from_millis(100),
-        },
-    );
     let delivering = tokio::spawn(deliverer.run(stop.clone()));
 
     // Every event type of every application, into both tenants; each example once more (a resubmission).
@@ -172,15 +209,7 @@ async fn events_of_every_application_reach_the_right_store_once_in_both_modes() 
                 let uid = format!("{uid:0<36}");
                 event["UID"] = json!(uid);
                 for attempt in 0..2 {
-                    let request = Request::post(format!("/v1/tenants/{tenant}/events"))
-                        .header("authorization", format!("Bearer {token}"))
-                        .header("content-type", "application/json")
-                        .body(Body::from(event.to_string()))
-                        .unwrap();
-                    let response = router(state.clone()).oneshot(request).await.unwrap();
-                    let status = response.status();
-                    let body: Value =
-                        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+                    let (status, body) = post(&state, tenant, token, &event).await;
                     assert_eq!(status, 202, "{body}");
                     assert_eq!(body["accepted"][0]["duplicate"], attempt == 1);
                 }
@@ -190,20 +219,8 @@ async fn events_of_every_application_reach_the_right_store_once_in_both_modes() 
     }
 
     // Wait for delivery.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let (pending, delivered, dead) = spool.counts().unwrap();
-        if pending == 0 {
-            assert_eq!((delivered, dead), (30, 0));
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "still pending: {pending}, tenants: {:?}",
-            registry.tenants().unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("every event is delivered", || spool.counts().unwrap().0 == 0).await;
+    assert_eq!(spool.counts().unwrap(), (0, 30, 0));
     stop.cancel();
     delivering.await.unwrap();
 
@@ -223,4 +240,70 @@ async fn events_of_every_application_reach_the_right_store_once_in_both_modes() 
         expected.sort();
         assert_eq!(uids, expected, "store {store} holds exactly its tenant's events, once each");
     }
+}
+
+/// A channel that refuses the relay (no resource policy yet) pauses its tenant with the reason and
+/// keeps the events; once the customer adds the policy, the paused tenant's probe succeeds and
+/// delivery resumes by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_channel_pauses_its_tenant_until_it_works_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let endpoint = start_lake(dir.path(), &stop).await;
+    let e = endpoint.clone();
+    let (store, channel) = tokio::task::spawn_blocking(move || store_and_channel(&e, "breaker")).await.unwrap();
+
+    let catalog = Arc::new(Catalog::embedded());
+    let (state, spool, registry, deliverer) = relay(dir.path(), &endpoint, catalog);
+    let source = "com.nordcloudapp.com.maestro";
+    registry
+        .put_tenant(&Tenant {
+            id: "breaker".into(),
+            channel_arn: channel.clone(),
+            delivery: DeliveryMode::ResourcePolicy { external_id: Some("ext-c-789".into()) },
+            applications: vec![source.into()],
+            paused: None,
+        })
+        .unwrap();
+    let token = registry
+        .issue_token(&Grant { name: "m".into(), source: source.into(), tenants: vec!["breaker".into()] })
+        .unwrap();
+    let delivering = tokio::spawn(deliverer.run(stop.clone()));
+    for n in 0..3 {
+        let event = json!({"version": "v1", "userIdentity": {"type": "USER", "principalId": "p"}, "eventSource": source,
+            "eventName": "deployment.created", "eventTime": "2024-07-12T10:55:00Z", "UID": format!("0190a6b6-4444-7a3f-9d2b-{n:012}"),
+            "requestParameters": {"deploymentId": "5c4b3a29-1807-4f6e-9d5c-4b3a29180706", "deploymentName": "lz", "awsAccountId": "123456789012", "organizationId": "1"}});
+        assert_eq!(post(&state, "breaker", &token, &event).await.0, 202);
+    }
+
+    eventually("the tenant is paused", || registry.tenant("breaker").unwrap().unwrap().paused.is_some()).await;
+    let reason = registry.tenant("breaker").unwrap().unwrap().paused.unwrap();
+    assert!(reason.contains("ChannelInsufficientPermission"), "{reason}");
+    assert_eq!(spool.counts().unwrap(), (3, 0, 0), "nothing is lost or dead-lettered while paused");
+
+    // The customer adds the channel policy; the probe finds the channel working.
+    let e = endpoint.clone();
+    let c = channel.clone();
+    tokio::task::spawn_blocking(move || {
+        let policy = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"855341727128"}},"Action":"cloudtrail-data:PutAuditEvents","Resource":"{c}","Condition":{{"StringEquals":{{"cloudtrail:ExternalId":"ext-c-789"}}}}}}]}}"#
+        );
+        let (status, body) = lake_call(&e, "cloudtrail", "PutResourcePolicy", &json!({"ResourceArn": c, "ResourcePolicy": policy}).to_string());
+        assert_eq!(status, 200, "{body}");
+    })
+    .await
+    .unwrap();
+    eventually("the events are delivered", || spool.counts().unwrap() == (0, 3, 0)).await;
+    eventually("the tenant is active again", || registry.tenant("breaker").unwrap().unwrap().paused.is_none()).await;
+    stop.cancel();
+    delivering.await.unwrap();
+
+    let db = dir.path().join("lake").join(audit_lake::store::DB_FILE);
+    let mut count = 0;
+    audit_lake::store::Store::scan_store(&db, &store, |_| {
+        count += 1;
+        true
+    })
+    .unwrap();
+    assert_eq!(count, 3);
 }
