@@ -28,6 +28,8 @@ pub struct RelayConfig {
     pub idle_poll_ms: u64,
     /// How often a paused tenant's channel is probed, in seconds.
     pub probe_interval_secs: u64,
+    /// SHA-256 (hex) of the admin token; empty disables the admin API and `/metrics`.
+    pub admin_token_sha256: String,
 }
 
 /// Long-term AWS credentials.
@@ -64,6 +66,7 @@ impl Default for RelayConfig {
             },
             idle_poll_ms: 50,
             probe_interval_secs: 30,
+            admin_token_sha256: String::new(),
         }
     }
 }
@@ -82,6 +85,13 @@ impl RelayConfig {
             && !self.endpoint_url.starts_with("https://")
         {
             return Err(format!("endpoint_url {:?} must be an http(s) URL, or empty for AWS", self.endpoint_url));
+        }
+        if !self.admin_token_sha256.is_empty()
+            && (self.admin_token_sha256.len() != 64 || !self.admin_token_sha256.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(
+                "admin_token_sha256 must be 64 hexadecimal digits (the SHA-256 of the admin token), or empty".into()
+            );
         }
         if self.credentials.access_key_id.is_empty() || self.credentials.secret_access_key.is_empty() {
             return Err("credentials.access_key_id and credentials.secret_access_key are required".into());

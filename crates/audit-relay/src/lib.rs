@@ -50,6 +50,9 @@ pub async fn run(
         catalog: Arc::new(catalog),
         max_body_bytes: config.max_body_bytes,
         max_events: config.max_events_per_request,
+        admin_token_sha256: (!config.admin_token_sha256.is_empty())
+            .then(|| config.admin_token_sha256.to_ascii_lowercase()),
+        metrics: api::Metrics::default(),
     });
     tracing::info!(addr = %listener.local_addr()?, data = %config.data_dir.display(), "The relay is listening.");
     let stop = shutdown.clone();

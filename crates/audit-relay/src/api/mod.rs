@@ -7,10 +7,13 @@
 //!   answer: `202` with per-event results, or `400` when none was accepted.
 //! - `GET /v1/tenants/{tenant}/events/{uid}`: the delivery status of an event of the token's
 //!   application.
-//! - `GET /healthz`: liveness, no data.
+//! - `GET /healthz`: liveness; `GET /readyz`: the spool answers. Neither returns data nor needs a
+//!   credential, so orchestrators can probe them.
+//! - `/v1/admin/...` and `GET /metrics`: the admin API ([`admin`]), behind its own credential.
 //!
 //! Errors become JSON `{"error": {"code", "message"}}` in one place ([`ApiError`]).
 
+mod admin;
 #[cfg(test)]
 mod tests;
 
@@ -46,6 +49,21 @@ pub struct RelayState {
     pub max_body_bytes: usize,
     /// Most events in one request.
     pub max_events: usize,
+    /// SHA-256 (hex) of the admin token; `None` disables the admin API.
+    pub admin_token_sha256: Option<String>,
+    /// Ingest counters for `/metrics`.
+    pub metrics: Metrics,
+}
+
+/// Ingest counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Events made durable.
+    pub accepted: std::sync::atomic::AtomicU64,
+    /// Events refused at ingest.
+    pub rejected: std::sync::atomic::AtomicU64,
+    /// Resubmissions.
+    pub duplicates: std::sync::atomic::AtomicU64,
 }
 
 /// The router.
@@ -54,7 +72,26 @@ pub fn router(state: Arc<RelayState>) -> Router {
         .route("/v1/tenants/{tenant}/events", post(ingest))
         .route("/v1/tenants/{tenant}/events/{uid}", get(status))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(admin::metrics))
+        .route("/v1/admin/tenants", get(admin::list_tenants).post(admin::add_tenant))
+        .route("/v1/admin/tenants/{tenant}", get(admin::get_tenant).delete(admin::remove_tenant))
+        .route("/v1/admin/tenants/{tenant}/pause", post(admin::pause_tenant))
+        .route("/v1/admin/tenants/{tenant}/resume", post(admin::resume_tenant))
+        .route("/v1/admin/tenants/{tenant}/dead-letters", get(admin::dead_letters))
+        .route("/v1/admin/tenants/{tenant}/dead-letters/replay", post(admin::replay))
+        .route("/v1/admin/tokens", post(admin::issue_token))
         .with_state(state)
+}
+
+async fn ready(State(state): State<Arc<RelayState>>) -> Response {
+    match state.spool.counts() {
+        Ok(_) => "ready".into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "The spool does not answer.");
+            (StatusCode::SERVICE_UNAVAILABLE, "the spool does not answer").into_response()
+        }
+    }
 }
 
 /// An error answer.
@@ -247,6 +284,13 @@ async fn ingest(
         fresh.push(NewEvent { tenant: tenant.id.clone(), source: grant.source.clone(), uid, event_data: text });
     }
     let accepted = if fresh.is_empty() { Vec::new() } else { state.spool.append(fresh).await? };
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        let duplicates = accepted.iter().filter(|a| a.duplicate).count() as u64;
+        state.metrics.accepted.fetch_add(accepted.len() as u64 - duplicates, Relaxed);
+        state.metrics.duplicates.fetch_add(duplicates, Relaxed);
+        state.metrics.rejected.fetch_add(rejected.len() as u64, Relaxed);
+    }
     let accepted: Vec<Value> = uids
         .into_iter()
         .zip(accepted)

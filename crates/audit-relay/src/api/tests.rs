@@ -3,6 +3,7 @@
 
 use axum::{body::Body, http::Request};
 use serde_json::{Value, json};
+use sha2::Digest;
 use tower::ServiceExt;
 
 use super::*;
@@ -12,6 +13,7 @@ use crate::{
 };
 
 const BACKUP: &str = "com.nordcloudapp.com.autobackup";
+const ADMIN: &str = "kadmin_test_token_0123456789";
 const MAESTRO: &str = "com.nordcloudapp.com.maestro";
 
 struct Setup {
@@ -51,6 +53,8 @@ fn setup(spool_bytes: u64) -> Setup {
         catalog: Arc::new(Catalog::embedded()),
         max_body_bytes: 256 * 1024,
         max_events: 10,
+        admin_token_sha256: Some(hex::encode(sha2::Sha256::digest(ADMIN.as_bytes()))),
+        metrics: Metrics::default(),
     });
     Setup { _dir: dir, state, backup, maestro, backup_t1 }
 }
@@ -238,4 +242,91 @@ async fn a_full_spool_answers_503() {
     .await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("SpoolFull")));
     assert_eq!(headers.get("retry-after").unwrap(), "5");
+}
+
+#[tokio::test]
+async fn the_admin_api_needs_its_own_token() {
+    let s = setup(1 << 30);
+    for (token, expected) in [
+        (None, StatusCode::UNAUTHORIZED),
+        (Some(s.backup.as_str()), StatusCode::UNAUTHORIZED),
+        (Some("kadmin_wrong"), StatusCode::UNAUTHORIZED),
+        (Some(ADMIN), StatusCode::OK),
+    ] {
+        for uri in ["/v1/admin/tenants", "/metrics"] {
+            let (status, _, _) = call(&s, "GET", uri, token, "").await;
+            assert_eq!(status, expected, "{uri} with {token:?}");
+        }
+    }
+    // Health and readiness carry no data and need no credential.
+    for uri in ["/healthz", "/readyz"] {
+        let response = router(s.state.clone()).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn tenants_tokens_and_dead_letters_over_the_admin_api() {
+    let s = setup(1 << 30);
+    let tenant = json!({"id": "t3", "channel_arn": "arn:aws:cloudtrail:eu-north-1:333344445555:channel/c3",
+        "delivery": {"mode": "assume-role", "role_arn": "arn:aws:iam::333344445555:role/CTEventPublisher", "external_id": "x", "proxy_role_arn": null},
+        "applications": [BACKUP], "paused": null});
+    let (status, _, body) = call(&s, "POST", "/v1/admin/tenants", Some(ADMIN), &tenant.to_string()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _, _) = call(&s, "POST", "/v1/admin/tenants", Some(ADMIN), &tenant.to_string()).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let mut bad = tenant.clone();
+    bad["id"] = json!("t4");
+    bad["channel_arn"] = json!("nope");
+    let (status, _, body) = call(&s, "POST", "/v1/admin/tenants", Some(ADMIN), &bad.to_string()).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("InvalidTenant")));
+
+    let (status, _, body) =
+        call(&s, "POST", "/v1/admin/tenants/t3/pause", Some(ADMIN), r#"{"reason":"maintenance"}"#).await;
+    assert_eq!((status, body["paused"].as_str()), (StatusCode::OK, Some("maintenance")));
+    let (_, _, body) = call(&s, "POST", "/v1/admin/tenants/t3/resume", Some(ADMIN), "").await;
+    assert!(body["paused"].is_null());
+
+    let (status, _, body) = call(
+        &s,
+        "POST",
+        "/v1/admin/tokens",
+        Some(ADMIN),
+        &json!({"name": "b3", "source": BACKUP, "tenants": ["t3"]}).to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+    let mut event = backup_event(Some("0190a6b4-2222-7a3f-9d2b-000000000009"));
+    event["requestParameters"]["resourceArn"] = json!("arn:aws:dynamodb:eu-north-1:333344445555:table/t");
+    let (status, body) = post(&s, "t3", &token, &event).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+
+    // A dead letter, listed and replayed.
+    let seq = s.state.spool.pending("t3", 0, 1).unwrap()[0].seq;
+    s.state
+        .spool
+        .settle(vec![Outcome::Dead { seq, code: "InvalidData".into(), message: "refused".into() }])
+        .await
+        .unwrap();
+    let (_, _, body) = call(&s, "GET", "/v1/admin/tenants/t3/dead-letters", Some(ADMIN), "").await;
+    assert_eq!(body["deadLetters"][0]["errorCode"], "InvalidData");
+    let (_, _, body) = call(&s, "POST", "/v1/admin/tenants/t3/dead-letters/replay", Some(ADMIN), "").await;
+    assert_eq!(body["replayed"], 1);
+    assert_eq!(s.state.spool.pending("t3", 0, 10).unwrap().len(), 1);
+
+    let response = router(s.state.clone())
+        .oneshot(
+            Request::get("/metrics").header("authorization", format!("Bearer {ADMIN}")).body(Body::empty()).unwrap(),
+        )
+        .await
+        .unwrap();
+    let text = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(text.contains("klarity_relay_events_accepted_total 1\n"), "{text}");
+    assert!(text.contains("klarity_relay_spool_events{state=\"pending\"} 1\n"), "{text}");
+
+    let (status, _, _) = call(&s, "DELETE", "/v1/admin/tenants/t3", Some(ADMIN), "").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = call(&s, "GET", "/v1/admin/tenants/t3", Some(ADMIN), "").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }

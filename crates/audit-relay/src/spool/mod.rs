@@ -163,9 +163,27 @@ pub struct EventStatus {
     pub accepted_ms: i64,
 }
 
+/// A dead-lettered event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Its `UID`.
+    pub uid: String,
+    /// Its `eventSource`.
+    pub source: String,
+    /// Its `AuditEvent.id`.
+    pub entry_id: String,
+    /// Why it was refused.
+    pub code: String,
+    /// The message.
+    pub message: String,
+    /// Delivery attempts.
+    pub attempts: u32,
+}
+
 enum Job {
     Append { events: Vec<NewEvent>, done: oneshot::Sender<Result<Vec<Accepted>, SpoolError>> },
     Settle { outcomes: Vec<Outcome>, done: oneshot::Sender<Result<(), SpoolError>> },
+    Replay { tenant: String, done: oneshot::Sender<Result<u64, SpoolError>> },
 }
 
 /// The spool handle; cheap to clone.
@@ -320,6 +338,33 @@ impl Spool {
         .transpose()
     }
 
+    /// Up to `limit` dead letters of `tenant`: (uid, source, entry id, code, message), oldest first.
+    pub fn dead_letters(&self, tenant: &str, limit: usize) -> Result<Vec<DeadLetter>, SpoolError> {
+        let conn = self.reader.lock().expect("spool reader lock");
+        let mut stmt = conn.prepare_cached(
+            "SELECT uid, source, entry_id, error_code, error_message, attempts FROM events WHERE tenant = ?1 AND state = 2 ORDER BY seq LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![tenant, limit as i64], |r| {
+            Ok(DeadLetter {
+                uid: r.get(0)?,
+                source: r.get(1)?,
+                entry_id: r.get(2)?,
+                code: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                message: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                attempts: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Puts a tenant's dead letters back in the queue (after the cause was fixed); returns how many.
+    /// They keep their entry ids.
+    pub async fn replay(&self, tenant: &str) -> Result<u64, SpoolError> {
+        let (done, wait) = oneshot::channel();
+        self.jobs.send(Job::Replay { tenant: tenant.to_owned(), done }).await.map_err(|_| SpoolError::WriterGone)?;
+        wait.await.map_err(|_| SpoolError::WriterGone)?
+    }
+
     /// Counts of events per state: (pending, delivered, dead).
     pub fn counts(&self) -> Result<(u64, u64, u64), SpoolError> {
         let conn = self.reader.lock().expect("spool reader lock");
@@ -365,6 +410,9 @@ fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_bytes: u64, com
                 (Job::Settle { done, .. }, JobResult::Settle(r)) => {
                     let _ = done.send(r);
                 }
+                (Job::Replay { done, .. }, JobResult::Replay(r)) => {
+                    let _ = done.send(r);
+                }
                 _ => unreachable!("results follow jobs"),
             }
         }
@@ -374,6 +422,7 @@ fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_bytes: u64, com
 enum JobResult {
     Append(Result<Vec<Accepted>, SpoolError>),
     Settle(Result<(), SpoolError>),
+    Replay(Result<u64, SpoolError>),
 }
 
 /// Applies a batch of jobs in one transaction. A full spool refuses only the appends that do not
@@ -448,6 +497,13 @@ fn commit(conn: &mut Connection, batch: &[Job], max_bytes: u64) -> Vec<JobResult
                         }
                         results.push(JobResult::Settle(Ok(())));
                     }
+                    Job::Replay { tenant, .. } => {
+                        let n = tx.execute(
+                            "UPDATE events SET state = 0, error_code = NULL, error_message = NULL, settled_ms = NULL WHERE tenant = ?1 AND state = 2",
+                            params![tenant],
+                        )?;
+                        results.push(JobResult::Replay(Ok(n as u64)));
+                    }
                 }
             }
         }
@@ -466,6 +522,7 @@ fn commit(conn: &mut Connection, batch: &[Job], max_bytes: u64) -> Vec<JobResult
                 match job {
                     Job::Append { .. } => JobResult::Append(Err(failure)),
                     Job::Settle { .. } => JobResult::Settle(Err(failure)),
+                    Job::Replay { .. } => JobResult::Replay(Err(failure)),
                 }
             })
             .collect()

@@ -77,6 +77,9 @@ async fn outcomes_are_recorded() {
     assert_eq!(spool.pending("t1", 0, 10).unwrap().iter().map(|p| p.attempts).collect::<Vec<_>>(), vec![1]);
     assert_eq!(spool.counts().unwrap(), (1, 1, 1));
     assert!(spool.status("t1", A, "never").unwrap().is_none());
+    let dead = spool.dead_letters("t1", 10).unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].uid.as_str(), dead[0].code.as_str()), ("bad", "InvalidRecipient"));
     // A settled event is not settled again (a late duplicate outcome changes nothing).
     spool.settle(vec![Outcome::Dead { seq: p[0].seq, code: "X".into(), message: "late".into() }]).await.unwrap();
     assert_eq!(spool.status("t1", A, "ok").unwrap().unwrap().state, State::Delivered);
@@ -126,4 +129,24 @@ fn entry_ids_are_stable_and_distinct() {
     assert_ne!(entry_id("ab", "c", "u"), entry_id("a", "bc", "u"));
     let id = entry_id("t1", A, "u1");
     assert!(audit_event::entry::check_entry_id(&id).is_ok());
+}
+
+#[tokio::test]
+async fn dead_letters_can_be_replayed_with_their_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), 1 << 30).unwrap();
+    spool.append(vec![event("t1", A, "x"), event("t2", A, "y")]).await.unwrap();
+    let (p1, p2) = (spool.pending("t1", 0, 1).unwrap()[0].clone(), spool.pending("t2", 0, 1).unwrap()[0].clone());
+    spool
+        .settle(vec![
+            Outcome::Dead { seq: p1.seq, code: "InvalidData".into(), message: "m".into() },
+            Outcome::Dead { seq: p2.seq, code: "InvalidData".into(), message: "m".into() },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(spool.replay("t1").await.unwrap(), 1);
+    let again = spool.pending("t1", 0, 10).unwrap();
+    assert_eq!((again.len(), again[0].entry_id.clone()), (1, p1.entry_id));
+    assert!(again[0].event_data.contains("\"UID\":\"x\""));
+    assert_eq!(spool.dead_letters("t2", 10).unwrap().len(), 1, "other tenants are untouched");
 }

@@ -83,6 +83,8 @@ fn relay(
         catalog,
         max_body_bytes: 5 << 20,
         max_events: 1000,
+        admin_token_sha256: None,
+        metrics: audit_relay::api::Metrics::default(),
     });
     let deliverer = Deliverer::new(
         spool.clone(),
