@@ -5,6 +5,7 @@ mod catalog;
 mod lake_cli;
 mod lake_crash;
 mod relay_cli;
+mod relay_crash;
 mod relay_e2e;
 mod support;
 mod validate;

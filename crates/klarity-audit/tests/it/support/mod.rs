@@ -100,6 +100,71 @@ impl LakeProcess {
     }
 }
 
+/// `klarity-audit relay` as a process on a free port, delivering to `endpoint`; killed on drop.
+pub(crate) struct RelayProcess {
+    child: std::process::Child,
+    pub(crate) address: String,
+}
+
+impl RelayProcess {
+    pub(crate) fn start(data_dir: &Path, endpoint: &str) -> RelayProcess {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_klarity-audit"))
+            .args(["relay", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("KLARITY_RELAY__ENDPOINT_URL", endpoint)
+            .env("KLARITY_RELAY__IDLE_POLL_MS", "10")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting klarity-audit relay");
+        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        reader.read_line(&mut first).unwrap();
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        let address = first
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http://"))
+            .map(|a| a.trim_end_matches(',').to_owned())
+            .unwrap_or_else(|| panic!("no address in {first:?}"));
+        RelayProcess { child, address }
+    }
+
+    /// Kills the process at once (SIGKILL).
+    pub(crate) fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// POSTs a JSON body with a bearer token over plain HTTP; (status, body), or (0, error).
+pub(crate) fn http_post(address: &str, path: &str, token: &str, body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let attempt = || -> std::io::Result<(u16, String)> {
+        let mut stream = std::net::TcpStream::connect(address)?;
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(request.as_bytes())?;
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw)?;
+        let (head, rest) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+        Ok((head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0), rest.to_owned()))
+    };
+    attempt().unwrap_or_else(|err| (0, err.to_string()))
+}
+
 impl Drop for LakeProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();

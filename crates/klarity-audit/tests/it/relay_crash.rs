@@ -1,0 +1,174 @@
+//! Crash safety of the relay: writers post batches while the relay process is killed with SIGKILL
+//! at random moments and restarted; batches whose answer was lost are posted again with the same
+//! UIDs, as a client would. At the end every event is in the lake exactly once: nothing accepted
+//! was lost, nothing was delivered twice.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+use crate::support::{Dir, LakeProcess, RelayProcess, http_post, lake_call};
+
+#[test]
+fn sigkill_of_the_relay_loses_nothing_and_delivers_nothing_twice() {
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    eprintln!("relay crash test seed: {seed}");
+    let mut rng = seed;
+    let mut next_random = |below: u64| {
+        rng = rng.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (rng >> 33) % below
+    };
+    let dir = Dir::new();
+    let lake = LakeProcess::start(&dir.path().join("lake"));
+    let (status, body) = lake_call(
+        &lake.endpoint,
+        "cloudtrail",
+        "CreateEventDataStore",
+        r#"{"Name":"relaycrash","MultiRegionEnabled":false,"AdvancedEventSelectors":[{"Name":"a","FieldSelectors":[{"Field":"eventCategory","Equals":["ActivityAuditLog"]}]}]}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let store_arn = serde_json::from_str::<Value>(&body).unwrap()["EventDataStoreArn"].as_str().unwrap().to_owned();
+    let (status, body) = lake_call(
+        &lake.endpoint,
+        "cloudtrail",
+        "CreateChannel",
+        &format!(
+            r#"{{"Name":"relaycrash","Source":"Custom","Destinations":[{{"Type":"EVENT_DATA_STORE","Location":"{store_arn}"}}]}}"#
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    let channel = serde_json::from_str::<Value>(&body).unwrap()["ChannelArn"].as_str().unwrap().to_owned();
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"855341727128"}},"Action":"cloudtrail-data:PutAuditEvents","Resource":"{channel}","Condition":{{"StringEquals":{{"cloudtrail:ExternalId":"crash-ext-1"}}}}}}]}}"#
+    );
+    let (status, body) = lake_call(
+        &lake.endpoint,
+        "cloudtrail",
+        "PutResourcePolicy",
+        &json!({"ResourceArn": channel, "ResourcePolicy": policy}).to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    let relay_dir = dir.path().join("relay");
+    let data = relay_dir.to_str().unwrap().to_owned();
+    let out = dir.run(
+        &[
+            "tenants",
+            "add",
+            "acme",
+            "--channel-arn",
+            &channel,
+            "--resource-policy",
+            "--external-id",
+            "crash-ext-1",
+            "--data-dir",
+            &data,
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = dir.run(
+        &["tokens", "issue", "--app", "com.nordcloudapp.com.autopatcher", "--tenants", "acme", "--data-dir", &data],
+        None,
+    );
+    let token = out.stdout.lines().nth(1).unwrap().to_owned();
+
+    let batch_body = |uids: &[String]| {
+        let events: Vec<Value> = uids
+            .iter()
+            .map(|uid| {
+                json!({"version": "v1", "userIdentity": {"type": "SERVICE", "principalId": "crash"}, "eventSource": "com.nordcloudapp.com.autopatcher",
+                       "eventName": "baselinePatching.started", "eventTime": "2024-07-12T02:00:00Z", "UID": uid,
+                       "requestParameters": {"machinesCount": 3}, "additionalEventData": {"padding": "x".repeat(600)}})
+            })
+            .collect();
+        json!({"events": events}).to_string()
+    };
+    let pending: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
+    let mut total = 0usize;
+    let mut interrupted = 0;
+    const ROUNDS: usize = 5;
+    let mut relay = RelayProcess::start(&relay_dir, &lake.endpoint);
+    for round in 0..ROUNDS {
+        let last = round == ROUNDS - 1;
+        if !last {
+            let mut queue = pending.lock().unwrap();
+            for _ in 0..60 {
+                queue.push((total..total + 20).map(|i| format!("0190a6b5-3333-7a3f-9d2b-{i:012}")).collect());
+                total += 20;
+            }
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..3)
+            .map(|_| {
+                let (pending, stop, address, token) =
+                    (pending.clone(), stop.clone(), relay.address.clone(), token.clone());
+                let body = batch_body;
+                thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let Some(batch) = pending.lock().unwrap().pop() else { break };
+                        let (status, answer) = http_post(&address, "/v1/tenants/acme/events", &token, &body(&batch));
+                        if status != 202 {
+                            pending.lock().unwrap().push(batch);
+                            break;
+                        }
+                        let answer: Value = serde_json::from_str(&answer).unwrap();
+                        assert_eq!(answer["accepted"].as_array().unwrap().len(), batch.len(), "{answer}");
+                    }
+                })
+            })
+            .collect();
+        if last {
+            for w in writers {
+                w.join().unwrap();
+            }
+            break;
+        }
+        thread::sleep(Duration::from_millis(20 + next_random(200)));
+        relay.kill();
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            w.join().unwrap();
+        }
+        interrupted += usize::from(!pending.lock().unwrap().is_empty());
+        relay = RelayProcess::start(&relay_dir, &lake.endpoint);
+    }
+    assert!(pending.lock().unwrap().is_empty());
+    assert!(interrupted > 0, "no kill landed while batches were in flight (seed {seed})");
+
+    // Wait until the relay has delivered everything into the lake.
+    let store_id = store_arn.rsplit('/').next().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut stored: BTreeMap<String, usize> = BTreeMap::new();
+    while Instant::now() < deadline {
+        stored.clear();
+        let out = dir.run(
+            &["lake", "dump", "--data-dir", dir.path().join("lake").to_str().unwrap(), "--store", &store_id],
+            None,
+        );
+        for line in out.stdout.lines() {
+            let uid = serde_json::from_str::<Value>(line).unwrap()["eventData"]["UID"].as_str().unwrap().to_owned();
+            *stored.entry(uid).or_default() += 1;
+        }
+        if stored.len() >= total {
+            break;
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+    relay.kill();
+    assert_eq!(stored.len(), total, "every accepted event was delivered (seed {seed})");
+    assert!(
+        stored.values().all(|n| *n == 1),
+        "nothing twice (seed {seed}): {:?}",
+        stored.iter().find(|(_, n)| **n > 1)
+    );
+    eprintln!("relay crash test: {total} events, {} kills, {interrupted} with batches in flight", ROUNDS - 1);
+}
