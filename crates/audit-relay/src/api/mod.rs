@@ -11,6 +11,8 @@
 //!   credential, so orchestrators can probe them.
 //! - `/v1/admin/...` and `GET /metrics`: the admin API ([`admin`]), behind its own credential.
 //!
+//! - `GET /openapi.json`: this API, described (`api/openapi.json`).
+//!
 //! Errors become JSON `{"error": {"code", "message"}}` in one place ([`ApiError`]).
 
 mod admin;
@@ -36,6 +38,9 @@ use crate::{
     registry::{Grant, Registry, Tenant},
     spool::{NewEvent, Spool, State as EventState},
 };
+
+/// The OpenAPI 3.1 description of this API.
+pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// What the API needs.
 pub struct RelayState {
@@ -72,6 +77,7 @@ pub fn router(state: Arc<RelayState>) -> Router {
         .route("/v1/tenants/{tenant}/events", post(ingest))
         .route("/v1/tenants/{tenant}/events/{uid}", get(status))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
         .route("/readyz", get(ready))
         .route("/metrics", get(admin::metrics))
         .route("/v1/admin/tenants", get(admin::list_tenants).post(admin::add_tenant))
