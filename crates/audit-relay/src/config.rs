@@ -112,6 +112,7 @@ impl RelayConfig {
             idle_poll: Duration::from_millis(self.idle_poll_ms),
             probe_interval: Duration::from_secs(self.probe_interval_secs),
             tenant_scan: Duration::from_secs(1),
+            attempt_timeout: Duration::from_secs(30),
         }
     }
 }

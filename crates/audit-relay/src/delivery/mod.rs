@@ -48,6 +48,8 @@ pub struct DeliveryConfig {
     pub probe_interval: Duration,
     /// How often the registry is re-read for new tenants.
     pub tenant_scan: Duration,
+    /// The longest one PutAuditEvents attempt may take before it counts as failed (and retried).
+    pub attempt_timeout: Duration,
 }
 
 /// What one round did.
@@ -196,7 +198,13 @@ impl Deliverer {
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(tenant.region().to_owned()))
             .credentials_provider(credentials)
-            .retry_config(aws_sdk_cloudtraildata::config::retry::RetryConfig::disabled());
+            .retry_config(aws_sdk_cloudtraildata::config::retry::RetryConfig::disabled())
+            .timeout_config(
+                aws_sdk_cloudtraildata::config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(self.config.attempt_timeout)
+                    .build(),
+            );
         if let Some(endpoint) = &self.config.endpoint_url {
             config = config.endpoint_url(endpoint);
         }

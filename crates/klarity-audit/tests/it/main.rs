@@ -7,5 +7,6 @@ mod lake_crash;
 mod relay_cli;
 mod relay_crash;
 mod relay_e2e;
+mod relay_faults;
 mod support;
 mod validate;

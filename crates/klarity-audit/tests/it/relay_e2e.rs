@@ -33,7 +33,7 @@ fn urlencode(s: &str) -> String {
 }
 
 /// A store and a channel of the customer account; returns (store id, channel ARN).
-fn store_and_channel(endpoint: &str, name: &str) -> (String, String) {
+pub(crate) fn store_and_channel(endpoint: &str, name: &str) -> (String, String) {
     let (status, body) = lake_call(
         endpoint,
         "cloudtrail",
@@ -60,7 +60,7 @@ fn store_and_channel(endpoint: &str, name: &str) -> (String, String) {
 }
 
 /// Starts the lake in-process; returns its endpoint. It stops with `stop`.
-async fn start_lake(dir: &std::path::Path, stop: &tokio_util::sync::CancellationToken) -> String {
+pub(crate) async fn start_lake(dir: &std::path::Path, stop: &tokio_util::sync::CancellationToken) -> String {
     let lake = Lake::open(LakeConfig { data_dir: dir.join("lake"), ..LakeConfig::default() }).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
@@ -70,7 +70,7 @@ async fn start_lake(dir: &std::path::Path, stop: &tokio_util::sync::Cancellation
 }
 
 /// The relay's parts over `dir/relay`, delivering to `endpoint` with the vendor's local keys.
-fn relay(
+pub(crate) fn relay(
     dir: &std::path::Path,
     endpoint: &str,
     catalog: Arc<Catalog>,
@@ -100,13 +100,14 @@ fn relay(
             idle_poll: Duration::from_millis(20),
             probe_interval: Duration::from_millis(200),
             tenant_scan: Duration::from_millis(100),
+            attempt_timeout: Duration::from_secs(5),
         },
     );
     (state, spool, registry, deliverer)
 }
 
 /// Posts one event with `token` into `tenant`; returns the status and body.
-async fn post(state: &Arc<RelayState>, tenant: &str, token: &str, event: &Value) -> (u16, Value) {
+pub(crate) async fn post(state: &Arc<RelayState>, tenant: &str, token: &str, event: &Value) -> (u16, Value) {
     let request = Request::post(format!("/v1/tenants/{tenant}/events"))
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")
@@ -118,7 +119,7 @@ async fn post(state: &Arc<RelayState>, tenant: &str, token: &str, event: &Value)
 }
 
 /// Waits (bounded) until `done` holds.
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while !done() {
         assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
