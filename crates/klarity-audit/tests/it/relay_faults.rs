@@ -158,12 +158,14 @@ fn respond(head: &str, body: &[u8]) -> Vec<u8> {
     message(head.lines().next().unwrap_or("HTTP/1.1 502 Bad Gateway"), &headers, body)
 }
 
+/// An entry with its position in the request.
+type Indexed = (usize, Value);
+
 /// Withholds every other entry from the lake and answers them as per-entry `Throttling`.
 async fn partial(upstream: &str, first: &str, target: &str, head: &str, body: &[u8]) -> Option<Vec<u8>> {
     let mut request: Value = serde_json::from_slice(body).ok()?;
     let entries = request["auditEvents"].as_array()?.clone();
-    let (kept, withheld): (Vec<(usize, Value)>, Vec<(usize, Value)>) =
-        entries.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    let (kept, withheld): (Vec<Indexed>, Vec<Indexed>) = entries.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
     request["auditEvents"] = Value::Array(kept.into_iter().map(|(_, e)| e).collect());
     let new_body = request.to_string().into_bytes();
     let mut headers = headers_of(head);
