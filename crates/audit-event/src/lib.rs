@@ -49,5 +49,5 @@ pub use error::{CatalogError, InvalidEvent};
 pub use event::{EventBuilder, EventData, UserIdentity};
 pub use record::StoredRecord;
 pub use time::EventTime;
-pub use validate::{Checked, Stage, Validator};
+pub use validate::{Absent, Checked, Stage, Validator};
 pub use violation::{ErrorCode, Rule, Violation};

@@ -53,6 +53,18 @@ pub struct Checked<'a> {
     pub recipient_account_id: Option<Cow<'a, str>>,
     /// `eventTime`, parsed.
     pub event_time: Option<EventTime>,
+    /// Which fields the relay may fill were absent as keys (not merely null), so that it can add
+    /// them to the text without duplicating a key.
+    pub absent: Absent,
+}
+
+/// Fields that were absent from the object (the key not there at all).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Absent {
+    /// `UID`.
+    pub uid: bool,
+    /// `recipientAccountId`.
+    pub recipient_account_id: bool,
 }
 
 impl Checked<'_> {
@@ -140,6 +152,7 @@ const IDX_EVENT_SOURCE: usize = 3;
 const IDX_EVENT_NAME: usize = 4;
 const IDX_UID: usize = 6;
 const IDX_REQUEST_PARAMETERS: usize = 7;
+const IDX_RECIPIENT: usize = 12;
 
 impl<'c> Validator<'c> {
     /// A validator for `stage`, with no catalog and no known channel owner.
@@ -194,6 +207,7 @@ impl<'c> Validator<'c> {
         };
 
         let slots = run.fields(&object, "eventData", &EVENT_FIELDS, text);
+        checked.absent = Absent { uid: slots[IDX_UID].is_none(), recipient_account_id: slots[IDX_RECIPIENT].is_none() };
         // requestParameters: `None` absent, `Some(None)` unusable, `Some(Some(members))` parsed.
         let mut request_parameters = None;
         for (spec, slot) in EVENT_FIELDS.iter().zip(slots.iter()) {

@@ -574,3 +574,14 @@ fn every_rule_has_a_failing_case() {
         assert!(!rule.name().is_empty());
     }
 }
+
+#[test]
+fn absent_keys_are_told_apart_from_null_ones() {
+    let text = with("UID", None).to_string();
+    let checked = schema().validate(&text);
+    assert!(checked.absent.uid && !checked.absent.recipient_account_id);
+    let text = with("UID", Some(Value::Null)).to_string();
+    assert!(!schema().validate(&text).absent.uid);
+    let text = with("recipientAccountId", None).to_string();
+    assert!(schema().validate(&text).absent.recipient_account_id);
+}

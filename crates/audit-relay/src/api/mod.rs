@@ -31,7 +31,7 @@ use axum::{
     routing::{get, post},
 };
 use http_body_util::{BodyExt, Limited};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json, value::RawValue};
 
 use crate::{
     error::SpoolError,
@@ -205,34 +205,9 @@ async fn ingest(
         return Err(too_large());
     }
     let bytes = Limited::new(body, state.max_body_bytes).collect().await.map_err(|_| too_large())?.to_bytes();
-    let document: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "MalformedJson",
-            format!("the body is not valid JSON at line {}, column {}: {e}", e.line(), e.column()),
-        )
-    })?;
-    let events = match document {
-        Value::Array(items) => items,
-        Value::Object(mut map) if map.contains_key("events") => match map.remove("events") {
-            Some(Value::Array(items)) => items,
-            _ => {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "MalformedRequest",
-                    "\"events\" must be an array of eventData objects",
-                ));
-            }
-        },
-        single @ Value::Object(_) => vec![single],
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "MalformedRequest",
-                "send an eventData object, an array of them, or {\"events\": [...]}",
-            ));
-        }
-    };
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "MalformedJson", format!("the body is not UTF-8: {e}")))?;
+    let events = split_events(text)?;
     if events.is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "MalformedRequest", "the request holds no events"));
     }
@@ -244,22 +219,27 @@ async fn ingest(
         ));
     }
 
-    let validator = Validator::new(Stage::Put).with_catalog(&state.catalog).with_channel_owner(tenant.account());
+    // One pass per event, on the text as sent (no DOM): checked as submitted, with the catalog and
+    // the tenant's account; then the fields the relay provides are spliced in when absent.
+    let submit = Validator::new(Stage::Submit).with_catalog(&state.catalog).with_channel_owner(tenant.account());
+    let put = Validator::new(Stage::Put).with_catalog(&state.catalog).with_channel_owner(tenant.account());
     let mut rejected = Vec::new();
     let mut fresh = Vec::new();
     let mut uids = Vec::new();
-    for (index, event) in events.into_iter().enumerate() {
-        let Value::Object(mut map) = event else {
+    for (index, raw) in events.into_iter().enumerate() {
+        let raw = raw.get();
+        if !raw.starts_with('{') {
             rejected.push(rejection(
                 index,
                 None,
                 vec![problem("eventData", "not_object", "InvalidData", "each event must be a JSON object")],
             ));
             continue;
-        };
-        let source = map.get("eventSource").and_then(Value::as_str).map(str::to_owned);
-        if let Some(source) = &source
-            && *source != grant.source
+        }
+        let checked = submit.validate(raw);
+        let given_uid = checked.uid.as_deref().map(str::to_owned);
+        if let Some(source) = checked.event_source.as_deref()
+            && source != grant.source
         {
             let message = format!(
                 "{source:?} is not the application of this token ({}); each token publishes one application",
@@ -267,25 +247,32 @@ async fn ingest(
             );
             rejected.push(rejection(
                 index,
-                uid_of(&map),
+                given_uid,
                 vec![problem("eventData.eventSource", "token_application", "InvalidEventSource", &message)],
             ));
             continue;
         }
-        complete(&mut map, tenant.account());
-        let uid = uid_of(&map);
-        let text = Value::Object(map).to_string();
-        let checked = validator.validate(&text);
-        if !checked.is_valid() {
-            let problems = checked
-                .violations
-                .iter()
-                .map(|v| problem(&v.path, v.rule.name(), v.code().as_str(), &v.message))
-                .collect();
-            rejected.push(rejection(index, uid, problems));
+        let mut violations = checked.violations;
+        if checked.absent.uid {
+            // The relay provides it.
+            violations.retain(|v| !(v.path == "eventData.UID" && v.rule == audit_event::Rule::Required));
+        }
+        if !checked.absent.recipient_account_id && checked.recipient_account_id.is_none() {
+            // Present but null or empty: only the complete contract says what is wrong.
+            violations = put.validate(raw).violations;
+        }
+        if !violations.is_empty() {
+            let problems =
+                violations.iter().map(|v| problem(&v.path, v.rule.name(), v.code().as_str(), &v.message)).collect();
+            rejected.push(rejection(index, given_uid, problems));
             continue;
         }
-        let uid = uid.unwrap_or_default();
+        let uid = given_uid.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        let text = splice(
+            raw,
+            checked.absent.uid.then_some(("UID", uid.as_str())),
+            checked.absent.recipient_account_id.then_some(("recipientAccountId", tenant.account())),
+        );
         uids.push((index, uid.clone()));
         fresh.push(NewEvent { tenant: tenant.id.clone(), source: grant.source.clone(), uid, event_data: text });
     }
@@ -334,18 +321,57 @@ async fn status(
     .into_response())
 }
 
-/// Fills what the relay provides: a `UID` (UUID v7) when absent, and `recipientAccountId`.
-fn complete(map: &mut Map<String, Value>, account: &str) {
-    if map.get("UID").is_none_or(Value::is_null) {
-        map.insert("UID".into(), Value::String(uuid::Uuid::now_v7().to_string()));
-    }
-    if map.get("recipientAccountId").is_none_or(Value::is_null) {
-        map.insert("recipientAccountId".into(), Value::String(account.to_owned()));
+/// The events of a request body: an array, `{"events": [...]}`, or one object; borrowed, unparsed.
+fn split_events(text: &str) -> Result<Vec<&RawValue>, ApiError> {
+    let malformed = |e: serde_json::Error| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MalformedJson",
+            format!("the body is not valid JSON at line {}, column {}: {e}", e.line(), e.column()),
+        )
+    };
+    let shape = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "MalformedRequest",
+            "send an eventData object, an array of them, or {\"events\": [...]}",
+        )
+    };
+    let root: &RawValue = serde_json::from_str(text).map_err(malformed)?;
+    match root.get().as_bytes().first() {
+        Some(b'[') => serde_json::from_str(root.get()).map_err(malformed),
+        Some(b'{') => {
+            let members: std::collections::HashMap<std::borrow::Cow<'_, str>, &RawValue> =
+                serde_json::from_str(root.get()).map_err(malformed)?;
+            match members.get("events") {
+                Some(events) if events.get().starts_with('[') => serde_json::from_str(events.get()).map_err(malformed),
+                Some(_) => Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "MalformedRequest",
+                    "\"events\" must be an array of eventData objects",
+                )),
+                None => Ok(vec![root]),
+            }
+        }
+        _ => Err(shape()),
     }
 }
 
-fn uid_of(map: &Map<String, Value>) -> Option<String> {
-    map.get("UID").and_then(Value::as_str).map(str::to_owned)
+/// Adds `"key":"value"` members right after the object's `{` (the keys are known to be absent and
+/// the values are plain ids, so nothing needs escaping).
+fn splice(object: &str, first: Option<(&str, &str)>, second: Option<(&str, &str)>) -> String {
+    let added: Vec<String> = [first, second].into_iter().flatten().map(|(k, v)| format!("\"{k}\":\"{v}\"")).collect();
+    if added.is_empty() {
+        return object.to_owned();
+    }
+    let rest = &object[1..];
+    let separator = if rest.trim_start().starts_with('}') { "" } else { "," };
+    let mut out = String::with_capacity(object.len() + 96);
+    out.push('{');
+    out.push_str(&added.join(","));
+    out.push_str(separator);
+    out.push_str(rest);
+    out
 }
 
 fn state_name(state: EventState) -> &'static str {

@@ -369,3 +369,30 @@ async fn the_openapi_document_describes_every_route() {
         assert_ne!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
     }
 }
+
+#[test]
+fn splicing_adds_members_after_the_opening_brace() {
+    assert_eq!(splice(r#"{"a":1}"#, Some(("UID", "u")), None), r#"{"UID":"u","a":1}"#);
+    assert_eq!(
+        splice(r#"{"a":1}"#, Some(("UID", "u")), Some(("recipientAccountId", "1"))),
+        r#"{"UID":"u","recipientAccountId":"1","a":1}"#
+    );
+    assert_eq!(splice("{ }", None, Some(("recipientAccountId", "1"))), r#"{"recipientAccountId":"1" }"#);
+    assert_eq!(splice("{\n  \"a\": 1\n}", Some(("UID", "u")), None), "{\"UID\":\"u\",\n  \"a\": 1\n}");
+    assert_eq!(splice(r#"{"a":1}"#, None, None), r#"{"a":1}"#);
+    for spliced in
+        [splice("{ }", Some(("UID", "u")), None), splice(r#"{"a":{"b":[1]}}"#, Some(("UID", "u")), Some(("x", "y")))]
+    {
+        serde_json::from_str::<Value>(&spliced).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_null_recipient_is_refused_not_filled() {
+    let s = setup(1 << 30);
+    let mut event = backup_event(Some("0190a6b4-2222-7a3f-9d2b-000000000010"));
+    event["recipientAccountId"] = Value::Null;
+    let (status, body) = post(&s, "t1", &s.backup, &event).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["rejected"][0]["errors"][0]["path"], "eventData.recipientAccountId");
+}
