@@ -217,6 +217,10 @@ fn open_connection(path: &Path) -> Result<Connection, SpoolError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "busy_timeout", 5000)?;
+    // A 64 MiB page cache keeps the indexes' hot pages; checkpoints every ~64 MiB of WAL rather
+    // than every ~16 MiB (1000 pages of 16 KiB) amortize the database file's fsync.
+    conn.pragma_update(None, "cache_size", -65_536)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 4096)?;
     Ok(conn)
 }
 
