@@ -196,7 +196,22 @@ pub fn request_size(entries: &[AuditEvent]) -> usize {
 
 /// The serialized size of one entry inside a request body.
 pub fn entry_size(entry: &AuditEvent) -> usize {
-    serde_json::to_vec(entry).map(|v| v.len()).unwrap_or(usize::MAX / 2)
+    /// Counts bytes instead of storing them.
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, entry) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX / 2,
+    }
 }
 
 #[cfg(test)]

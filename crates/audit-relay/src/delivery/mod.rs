@@ -71,13 +71,16 @@ pub struct Deliverer {
     registry: Registry,
     config: DeliveryConfig,
     credentials: CredentialCache,
+    /// One SDK client per tenant (and its HTTP connection pool), kept while the tenant's access
+    /// key and region stay the same.
+    clients: std::sync::Mutex<HashMap<String, (String, String, aws_sdk_cloudtraildata::Client)>>,
 }
 
 impl Deliverer {
     /// A deliverer over the spool and registry.
     pub fn new(spool: Spool, registry: Registry, config: DeliveryConfig) -> Arc<Deliverer> {
         let credentials = CredentialCache::new(config.credentials.clone(), config.endpoint_url.clone());
-        Arc::new(Deliverer { spool, registry, config, credentials })
+        Arc::new(Deliverer { spool, registry, config, credentials, clients: std::sync::Mutex::new(HashMap::new()) })
     }
 
     /// Runs until `shutdown`: one task per tenant, started as tenants appear.
@@ -173,7 +176,7 @@ impl Deliverer {
         if pending.is_empty() {
             return Round::Idle;
         }
-        let (batch, oversized) = request_builder::build(&pending);
+        let (batch, oversized) = request_builder::build(pending);
         let mut outcomes: Vec<Outcome> = oversized
             .into_iter()
             .map(|seq| Outcome::Dead {
@@ -194,21 +197,7 @@ impl Deliverer {
                 };
             }
         };
-        let mut config = aws_sdk_cloudtraildata::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(tenant.region().to_owned()))
-            .credentials_provider(credentials)
-            .retry_config(aws_sdk_cloudtraildata::config::retry::RetryConfig::disabled())
-            .timeout_config(
-                aws_sdk_cloudtraildata::config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .operation_attempt_timeout(self.config.attempt_timeout)
-                    .build(),
-            );
-        if let Some(endpoint) = &self.config.endpoint_url {
-            config = config.endpoint_url(endpoint);
-        }
-        let client = aws_sdk_cloudtraildata::Client::from_conf(config.build());
+        let client = self.client(tenant, credentials);
         let external_id = match &tenant.delivery {
             DeliveryMode::ResourcePolicy { external_id } => external_id.clone(),
             DeliveryMode::AssumeRole { .. } => None,
@@ -217,12 +206,12 @@ impl Deliverer {
             batch.entries.iter().map(|e| e.id.clone()).zip(batch.seqs.iter().copied()).collect();
         let entries: Vec<aws_sdk_cloudtraildata::types::AuditEvent> = batch
             .entries
-            .iter()
+            .into_iter()
             .filter_map(|e| {
                 aws_sdk_cloudtraildata::types::AuditEvent::builder()
-                    .id(&e.id)
-                    .event_data(&e.event_data)
-                    .set_event_data_checksum(e.event_data_checksum.clone())
+                    .id(e.id)
+                    .event_data(e.event_data)
+                    .set_event_data_checksum(e.event_data_checksum)
                     .build()
                     .ok()
             })
@@ -276,6 +265,35 @@ impl Deliverer {
                 }
             }
         }
+    }
+
+    /// The tenant's client, built once per access key and region.
+    fn client(&self, tenant: &Tenant, credentials: aws_sdk_sts::config::Credentials) -> aws_sdk_cloudtraildata::Client {
+        let key = credentials.access_key_id().to_owned();
+        let mut clients = self.clients.lock().expect("client cache lock");
+        if let Some((cached_key, region, client)) = clients.get(&tenant.id)
+            && *cached_key == key
+            && region == tenant.region()
+        {
+            return client.clone();
+        }
+        let mut config = aws_sdk_cloudtraildata::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(tenant.region().to_owned()))
+            .credentials_provider(credentials)
+            .retry_config(aws_sdk_cloudtraildata::config::retry::RetryConfig::disabled())
+            .timeout_config(
+                aws_sdk_cloudtraildata::config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(self.config.attempt_timeout)
+                    .build(),
+            );
+        if let Some(endpoint) = &self.config.endpoint_url {
+            config = config.endpoint_url(endpoint);
+        }
+        let client = aws_sdk_cloudtraildata::Client::from_conf(config.build());
+        clients.insert(tenant.id.clone(), (key, tenant.region().to_owned(), client.clone()));
+        client
     }
 
     async fn settle(&self, tenant: &Tenant, outcomes: Vec<Outcome>, round: Round) -> Round {

@@ -16,21 +16,22 @@ pub struct Batch {
 
 /// Takes events from the front of `pending` into one batch, within the count and byte limits.
 /// An event too large to ever fit alone is returned in `oversized` (to dead-letter).
-pub fn build(pending: &[Pending]) -> (Batch, Vec<i64>) {
+pub fn build(pending: Vec<Pending>) -> (Batch, Vec<i64>) {
     let mut batch = Batch { entries: Vec::new(), seqs: Vec::new() };
     let mut oversized = Vec::new();
-    // `{"auditEvents":[` + `]}` around comma-separated entries.
-    let mut size = 18usize;
+    let envelope = entry::request_size(&[]);
+    let mut size = envelope;
     for p in pending {
         if batch.entries.len() == limits::MAX_EVENTS_PER_REQUEST {
             break;
         }
-        let candidate = AuditEvent::new(p.entry_id.clone(), p.event_data.clone());
-        let add = entry::entry_size(&candidate) + usize::from(!batch.entries.is_empty());
-        if 18 + entry::entry_size(&candidate) > limits::MAX_REQUEST_BYTES {
+        let candidate = AuditEvent::new(p.entry_id, p.event_data);
+        let entry = entry::entry_size(&candidate);
+        if envelope + entry > limits::MAX_REQUEST_BYTES {
             oversized.push(p.seq);
             continue;
         }
+        let add = entry + usize::from(!batch.entries.is_empty());
         if size + add > limits::MAX_REQUEST_BYTES {
             break;
         }
@@ -58,7 +59,7 @@ mod tests {
 
     #[test]
     fn at_most_100_entries() {
-        let (batch, oversized) = build(&pending(250, 100));
+        let (batch, oversized) = build(pending(250, 100));
         assert_eq!(batch.entries.len(), 100);
         assert_eq!(batch.seqs, (1..=100).collect::<Vec<_>>());
         assert!(oversized.is_empty());
@@ -68,7 +69,7 @@ mod tests {
     #[test]
     fn at_most_one_mebibyte_exactly() {
         for data_len in [10_000, 30_000, 99_000, 300_000] {
-            let (batch, _) = build(&pending(100, data_len));
+            let (batch, _) = build(pending(100, data_len));
             let body = serde_json::to_vec(&audit_event::PutAuditEventsRequest { audit_events: batch.entries.clone() })
                 .unwrap();
             assert!(body.len() <= limits::MAX_REQUEST_BYTES, "{data_len}: {} bytes", body.len());
@@ -87,7 +88,7 @@ mod tests {
     fn an_event_larger_than_a_request_is_set_aside() {
         let mut events = pending(3, 100);
         events[1].event_data = format!("{{\"p\":\"{}\"}}", "x".repeat(1_100_000));
-        let (batch, oversized) = build(&events);
+        let (batch, oversized) = build(events);
         assert_eq!(batch.seqs, vec![1, 3]);
         assert_eq!(oversized, vec![2]);
     }

@@ -180,8 +180,19 @@ pub struct DeadLetter {
     pub attempts: u32,
 }
 
+/// An event ready for the writer: compressed and keyed by the caller, so the single writer thread
+/// only writes.
+struct Prepared {
+    tenant: String,
+    source: String,
+    uid: String,
+    entry_id: String,
+    data: Vec<u8>,
+    size: i64,
+}
+
 enum Job {
-    Append { events: Vec<NewEvent>, done: oneshot::Sender<Result<Vec<Accepted>, SpoolError>> },
+    Append { events: Vec<Prepared>, done: oneshot::Sender<Result<Vec<Accepted>, SpoolError>> },
     Settle { outcomes: Vec<Outcome>, done: oneshot::Sender<Result<(), SpoolError>> },
     Replay { tenant: String, done: oneshot::Sender<Result<u64, SpoolError>> },
 }
@@ -261,6 +272,17 @@ impl Spool {
     /// Accepts events durably. Events already accepted (same tenant, source and UID) are not
     /// stored again; their first result is returned. Refuses the whole call when the spool is full.
     pub async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Accepted>, SpoolError> {
+        let events = events
+            .into_iter()
+            .map(|e| Prepared {
+                entry_id: entry_id(&e.tenant, &e.source, &e.uid),
+                data: lz4_flex::block::compress_prepend_size(e.event_data.as_bytes()),
+                size: e.event_data.len() as i64,
+                tenant: e.tenant,
+                source: e.source,
+                uid: e.uid,
+            })
+            .collect();
         let (done, wait) = oneshot::channel();
         self.jobs.send(Job::Append { events, done }).await.map_err(|_| SpoolError::WriterGone)?;
         wait.await.map_err(|_| SpoolError::WriterGone)?
@@ -457,27 +479,22 @@ fn commit(conn: &mut Connection, batch: &[Job], max_bytes: u64) -> Vec<JobResult
             for job in batch {
                 match job {
                     Job::Append { events, .. } => {
-                        let incoming: u64 = events.iter().map(|e| e.event_data.len() as u64 + 200).sum();
+                        let incoming: u64 = events.iter().map(|e| e.data.len() as u64 + 200).sum();
                         if used + incoming > max_bytes {
                             results.push(JobResult::Append(Err(SpoolError::Full { used, limit: max_bytes })));
                             continue;
                         }
                         let mut accepted = Vec::with_capacity(events.len());
                         for e in events {
-                            let id = entry_id(&e.tenant, &e.source, &e.uid);
-                            let data = lz4_flex::block::compress_prepend_size(e.event_data.as_bytes());
-                            let stored = insert.execute(params![
-                                e.tenant,
-                                e.source,
-                                e.uid,
-                                id,
-                                data,
-                                e.event_data.len() as i64,
-                                now
-                            ])?;
+                            let stored =
+                                insert.execute(params![e.tenant, e.source, e.uid, e.entry_id, e.data, e.size, now])?;
                             if stored == 1 {
-                                used += data.len() as u64 + 100;
-                                accepted.push(Accepted { entry_id: id, duplicate: false, state: State::Pending });
+                                used += e.data.len() as u64 + 100;
+                                accepted.push(Accepted {
+                                    entry_id: e.entry_id.clone(),
+                                    duplicate: false,
+                                    state: State::Pending,
+                                });
                             } else {
                                 let (first, state): (String, i64) = existing
                                     .query_row(params![e.tenant, e.source, e.uid], |r| Ok((r.get(0)?, r.get(1)?)))?;
