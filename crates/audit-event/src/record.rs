@@ -12,10 +12,11 @@ pub const EVENT_TYPE: &str = "ActivityLog";
 /// `eventVersion` we write. CloudTrail does not document its value for integration events.
 pub const EVENT_VERSION: &str = "1.0";
 
-/// An event as stored in an event data store.
+/// An event as stored in an event data store. `E` is the producer's `eventData`: the typed
+/// [`EventData`], or its text as a `&serde_json::value::RawValue` to embed it without parsing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct StoredRecord {
+pub struct StoredRecord<E = EventData> {
     /// Version of the stored-record format.
     pub event_version: String,
     /// Always [`EVENT_CATEGORY`].
@@ -37,7 +38,7 @@ pub struct StoredRecord {
     /// Ingestion metadata.
     pub metadata: Metadata,
     /// The source's event.
-    pub event_data: EventData,
+    pub event_data: E,
 }
 
 /// Why and how a record was changed after ingestion.
@@ -68,17 +69,17 @@ pub struct Metadata {
     pub channel_arn: String,
 }
 
-impl StoredRecord {
-    /// Wraps a validated event as the lake stores it.
+impl<E> StoredRecord<E> {
+    /// Wraps an accepted event as the lake stores it. Times are kept to the whole second, UTC.
     pub fn new(
-        event_data: EventData,
-        event_time: EventTime,
+        event_data: E,
         event_id: impl Into<String>,
+        event_time: EventTime,
         aws_region: impl Into<String>,
+        recipient_account_id: impl Into<String>,
         channel_arn: impl Into<String>,
         ingestion_time: EventTime,
-    ) -> StoredRecord {
-        let recipient = event_data.recipient_account_id.clone().unwrap_or_default();
+    ) -> StoredRecord<E> {
         StoredRecord {
             event_version: EVENT_VERSION.into(),
             event_category: EVENT_CATEGORY.into(),
@@ -86,7 +87,7 @@ impl StoredRecord {
             event_id: event_id.into(),
             event_time: EventTime::from_unix(event_time.unix_seconds(), 0).to_string(),
             aws_region: aws_region.into(),
-            recipient_account_id: recipient,
+            recipient_account_id: recipient_account_id.into(),
             addendum: None,
             metadata: Metadata {
                 ingestion_time: EventTime::from_unix(ingestion_time.unix_seconds(), 0).to_string(),

@@ -16,7 +16,8 @@
 //!
 //! The fields CloudTrail adds (`eventID`, `eventTime`, `awsRegion`, `recipientAccountId`,
 //! `metadata`, ...) are not stored per row: [`stored_record_json`] derives them from the columns
-//! and the channel's ARN when records are read, which keeps the single writer's bytes per event low.
+//! and the channel's ARN when records are read (an [`audit_event::StoredRecord`]), which keeps the
+//! single writer's bytes per event low.
 //!
 //! # Durability and crash recovery
 //!
@@ -267,7 +268,7 @@ impl Store {
             let (event_id, event_time_ms, ingestion_time_ms, arn): (String, i64, i64, String) =
                 (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
             let event_data = decompress(&row.get::<_, Vec<u8>>(4)?)?;
-            let record = stored_record_json(&event_id, event_time_ms, ingestion_time_ms, &arn, &event_data);
+            let record = stored_record_json(&event_id, event_time_ms, ingestion_time_ms, &arn, &event_data)?;
             n += 1;
             if !each(&record) {
                 break;
@@ -294,47 +295,31 @@ pub fn decompress(bytes: &[u8]) -> Result<String, LakeError> {
     String::from_utf8(raw).map_err(|_| LakeError::Corrupt("a stored event is not UTF-8".into()))
 }
 
-/// The stored record CloudTrail Lake keeps for an event: the fields it adds around the producer's
-/// `eventData` (embedded as sent; it is valid JSON). Region and recipient come from the channel's
-/// ARN (`arn:aws:cloudtrail:<region>:<account>:channel/<id>`); times are whole seconds, UTC.
+/// The stored record CloudTrail Lake keeps for an event ([`audit_event::StoredRecord`]), with the
+/// producer's `eventData` embedded as sent. Region and recipient come from the channel's ARN
+/// (`arn:aws:cloudtrail:<region>:<account>:channel/<id>`).
 pub fn stored_record_json(
     event_id: &str,
     event_time_ms: i64,
     ingestion_time_ms: i64,
     channel_arn: &str,
     event_data: &str,
-) -> String {
-    use audit_event::{
-        EventTime,
-        record::{EVENT_CATEGORY, EVENT_TYPE, EVENT_VERSION},
-    };
+) -> Result<String, LakeError> {
+    use audit_event::{EventTime, StoredRecord};
     let mut parts = channel_arn.split(':');
     let (region, account) = (parts.nth(3).unwrap_or(""), parts.next().unwrap_or(""));
-    let event_time = EventTime::from_unix(event_time_ms.div_euclid(1000), 0);
-    let ingestion_time = EventTime::from_unix(ingestion_time_ms.div_euclid(1000), 0);
-    let mut out = String::with_capacity(event_data.len() + 400);
-    out.push_str("{\"eventVersion\":\"");
-    out.push_str(EVENT_VERSION);
-    out.push_str("\",\"eventCategory\":\"");
-    out.push_str(EVENT_CATEGORY);
-    out.push_str("\",\"eventType\":\"");
-    out.push_str(EVENT_TYPE);
-    out.push_str("\",\"eventID\":\"");
-    out.push_str(event_id);
-    out.push_str("\",\"eventTime\":\"");
-    out.push_str(&event_time.to_string());
-    out.push_str("\",\"awsRegion\":\"");
-    out.push_str(region);
-    out.push_str("\",\"recipientAccountId\":\"");
-    out.push_str(account);
-    out.push_str("\",\"metadata\":{\"ingestionTime\":\"");
-    out.push_str(&ingestion_time.to_string());
-    out.push_str("\",\"channelARN\":\"");
-    out.push_str(channel_arn);
-    out.push_str("\"},\"eventData\":");
-    out.push_str(event_data);
-    out.push('}');
-    out
+    let data: &serde_json::value::RawValue = serde_json::from_str(event_data)
+        .map_err(|e| LakeError::Corrupt(format!("event {event_id} is not JSON: {e}")))?;
+    let record = StoredRecord::new(
+        data,
+        event_id,
+        EventTime::from_unix(event_time_ms.div_euclid(1000), 0),
+        region,
+        account,
+        channel_arn,
+        EventTime::from_unix(ingestion_time_ms.div_euclid(1000), 0),
+    );
+    serde_json::to_string(&record).map_err(|e| LakeError::Corrupt(format!("event {event_id}: {e}")))
 }
 
 fn open_connection(path: &Path) -> Result<Connection, LakeError> {
