@@ -64,6 +64,9 @@ pub struct Identity {
     keys: std::sync::RwLock<HashMap<String, Key>>,
     signing_keys: Mutex<SigningKeys>,
     db: Option<std::path::PathBuf>,
+    /// When the database's accounts were last re-read for an unknown key (at most once a second,
+    /// so a flood of made-up keys cannot make every request read the database).
+    last_refresh: Mutex<Option<std::time::Instant>>,
 }
 
 impl Identity {
@@ -78,7 +81,12 @@ impl Identity {
                 );
             }
         }
-        Identity { keys: std::sync::RwLock::new(keys), signing_keys: Mutex::new(HashMap::new()), db: None }
+        Identity {
+            keys: std::sync::RwLock::new(keys),
+            signing_keys: Mutex::new(HashMap::new()),
+            db: None,
+            last_refresh: Mutex::new(None),
+        }
     }
 
     /// Also honours accounts created in the database at `path`.
@@ -102,6 +110,13 @@ impl Identity {
         let (Some(db), true) = (&self.db, access_key_id.starts_with("AKIA")) else {
             return false;
         };
+        {
+            let mut last = self.last_refresh.lock().expect("refresh lock");
+            if last.is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(1)) {
+                return false;
+            }
+            *last = Some(std::time::Instant::now());
+        }
         let Ok(accounts) = crate::store::stored_accounts(db) else {
             return false;
         };
