@@ -114,9 +114,9 @@ fn check_name(name: &str, what: &str) -> Result<(), AwsError> {
     }
 }
 
+/// Now, as the epoch seconds (with milliseconds) CloudTrail's JSON timestamps carry.
 fn now() -> f64 {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    (d.as_millis() as f64) / 1000.0
+    audit_event::EventTime::now().unix_millis() as f64 / 1000.0
 }
 
 /// Pages a list: `NextToken` is the opaque decimal offset prefixed with `page-`.

@@ -18,7 +18,7 @@ mod iam;
 mod query;
 mod sts;
 
-use std::{sync::Arc, time::SystemTime};
+use std::sync::Arc;
 
 use axum::{
     Router,
@@ -263,7 +263,7 @@ fn authenticate(
             &amz_date[..8]
         )));
     }
-    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let now = audit_event::EventTime::now().unix_seconds();
     let skew = lake.config.max_clock_skew.as_secs() as i64;
     if (now - signed_at).abs() > skew {
         return Err(signature_error(format!(

@@ -57,7 +57,7 @@ pub(super) fn iso(secs: i64) -> String {
 
 /// Seconds since the epoch, now.
 pub(super) fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    audit_event::EventTime::now().unix_seconds()
 }
 
 /// Random upper-case letters and digits, for generated ids and keys.

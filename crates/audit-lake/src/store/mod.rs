@@ -235,9 +235,7 @@ impl Store {
 
     /// Deletes a channel, durably.
     pub async fn delete_channel(&self, arn: &str) -> Result<(), LakeError> {
-        let (done, wait) = oneshot::channel();
-        self.jobs.send(Job::DeleteResource { arn: arn.to_owned(), done }).await.map_err(|_| LakeError::WriterGone)?;
-        wait.await.map_err(|_| LakeError::WriterGone)??;
+        self.delete_resource(arn).await?;
         let mut resources = self.resources.write().expect("resources lock");
         resources.channels.remove(arn);
         resources.ingestion.remove(arn);

@@ -366,7 +366,13 @@ async fn the_openapi_document_describes_every_route() {
             .oneshot(Request::builder().method(method.to_uppercase().as_str()).uri(uri).body(Body::empty()).unwrap())
             .await
             .unwrap();
-        assert_ne!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        // Without credentials every route answers (401, or 200 for the open ones); a missing route
+        // would be 404 and a missing method 405.
+        let status = response.status();
+        assert!(
+            status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}: {status}"
+        );
     }
 }
 

@@ -81,7 +81,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_is_bounded_and_grows() {
+    fn backoff_stays_under_its_exponential_ceiling() {
         let policy = RetryPolicy { base: Duration::from_millis(100), cap: Duration::from_secs(2) };
         for attempt in 0..40 {
             let wait = policy.backoff(attempt);

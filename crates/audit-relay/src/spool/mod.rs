@@ -219,7 +219,7 @@ pub fn entry_id(tenant: &str, source: &str, uid: &str) -> String {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    audit_event::EventTime::now().unix_millis()
 }
 
 fn open_connection(path: &Path) -> Result<Connection, SpoolError> {

@@ -49,10 +49,7 @@ fn accounts(args: &LakeAccountsArgs) -> anyhow::Result<ExitCode> {
                 name: name.clone(),
                 access_key_id: format!("AKIA{}", random_alnum(16).to_ascii_uppercase()),
                 secret_access_key: random_alnum(40),
-                created: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs() as i64)
-                    .unwrap_or(0),
+                created: audit_event::EventTime::now().unix_seconds(),
             };
             insert_account(&db, &account).context("storing the account")?;
             writeln!(out, "Created account {id} ({name}). Its root key is shown only now; keep it safe:")?;
