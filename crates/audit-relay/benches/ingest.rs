@@ -17,7 +17,7 @@ use std::{
 
 use audit_event::Catalog;
 use audit_relay::{
-    api::{Metrics, RelayState, router},
+    api::{RelayState, router},
     registry::{DeliveryMode, Grant, Registry, Tenant},
     spool::{NewEvent, Spool},
 };
@@ -76,7 +76,7 @@ fn main() {
                 channel_arn: "arn:aws:cloudtrail:eu-west-1:123456789012:channel/c1".into(),
                 delivery: DeliveryMode::ResourcePolicy { external_id: None },
                 applications: vec!["com.nordcloudapp.com.autobackup".into()],
-                paused: None,
+                paused: None, held: false,
             })
             .unwrap();
         let token = registry.issue_token(&Grant { name: "b".into(), source: "com.nordcloudapp.com.autobackup".into(), tenants: vec!["*".into()] }).unwrap();
@@ -88,7 +88,7 @@ fn main() {
             max_body_bytes: 5 << 20,
             max_events: 1000,
             admin_token_sha256: None,
-            metrics: Metrics::default(),
+            metrics: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let host = listener.local_addr().unwrap().to_string();

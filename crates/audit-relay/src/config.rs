@@ -28,6 +28,10 @@ pub struct RelayConfig {
     pub idle_poll_ms: u64,
     /// How often a paused tenant's channel is probed, in seconds.
     pub probe_interval_secs: u64,
+    /// PutAuditEvents calls in flight at once per tenant, each with different events (1 to 64).
+    pub delivery_concurrency: usize,
+    /// The longest one PutAuditEvents call may take before it is abandoned and retried, in seconds.
+    pub attempt_timeout_secs: u64,
     /// SHA-256 (hex) of the admin token; empty disables the admin API and `/metrics`.
     pub admin_token_sha256: String,
 }
@@ -66,6 +70,8 @@ impl Default for RelayConfig {
             },
             idle_poll_ms: 50,
             probe_interval_secs: 30,
+            delivery_concurrency: 4,
+            attempt_timeout_secs: 30,
             admin_token_sha256: String::new(),
         }
     }
@@ -76,6 +82,12 @@ impl RelayConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.max_events_per_request == 0 || self.max_events_per_request > 10_000 {
             return Err("max_events_per_request must be 1 to 10000".into());
+        }
+        if !(1..=64).contains(&self.delivery_concurrency) {
+            return Err(format!("delivery_concurrency must be 1 to 64, not {}", self.delivery_concurrency));
+        }
+        if self.attempt_timeout_secs == 0 {
+            return Err("attempt_timeout_secs must be at least 1".into());
         }
         if self.max_body_bytes < 1024 {
             return Err("max_body_bytes must be at least 1024".into());
@@ -112,7 +124,8 @@ impl RelayConfig {
             idle_poll: Duration::from_millis(self.idle_poll_ms),
             probe_interval: Duration::from_secs(self.probe_interval_secs),
             tenant_scan: Duration::from_secs(1),
-            attempt_timeout: Duration::from_secs(30),
+            attempt_timeout: Duration::from_secs(self.attempt_timeout_secs),
+            concurrency: self.delivery_concurrency,
         }
     }
 }

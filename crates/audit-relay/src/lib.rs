@@ -2,17 +2,15 @@
 //! durable and delivers each one, exactly once, into the right customer's CloudTrail Lake channel
 //! through the official AWS SDK.
 //!
-//! Status: the ingest API, the tenant registry and the durable spool are built; delivery, the admin
-//! API and metrics are being built (issue 5).
-//!
 //! # Layout
 //!
 //! - [`api`] is the ingest API: authentication by app token, validation, per-event results.
 //! - [`delivery`] sends each tenant's events into its channel through the AWS SDK.
+//! - [`metrics`] counts per tenant (accepted, delivered, failed, retried, latency) for `/metrics`.
 //! - [`registry`] holds tenants and app tokens (stored hashed).
 //! - [`spool`] is the durable queue of accepted events, with its on-disk format and crash recovery.
 //! - [`error`] defines [`SpoolError`].
-//! - (next) `config`, `api/`, `batch`, `delivery/`, `shutdown`.
+//! - [`config`] is the relay's configuration ([`RelayConfig`]).
 //!
 //! **Invariant:** depends on `audit-event` only among our crates; never on `audit-lake`. It reaches
 //! any lake (AWS or ours) through the AWS SDK with an endpoint setting.
@@ -21,6 +19,7 @@ pub mod api;
 pub mod config;
 pub mod delivery;
 pub mod error;
+pub mod metrics;
 pub mod registry;
 pub mod spool;
 
@@ -42,7 +41,8 @@ pub async fn run(
 ) -> Result<(), SpoolError> {
     let spool = spool::Spool::open(&config.data_dir.join("spool"), config.spool_max_bytes)?;
     let registry = registry::Registry::open(&config.data_dir)?;
-    let deliverer = delivery::Deliverer::new(spool.clone(), registry.clone(), config.delivery());
+    let metrics = Arc::new(metrics::Metrics::default());
+    let deliverer = delivery::Deliverer::new(spool.clone(), registry.clone(), config.delivery(), metrics.clone());
     let delivering = tokio::spawn(deliverer.run(shutdown.clone()));
     let state = Arc::new(api::RelayState {
         spool,
@@ -52,7 +52,7 @@ pub async fn run(
         max_events: config.max_events_per_request,
         admin_token_sha256: (!config.admin_token_sha256.is_empty())
             .then(|| config.admin_token_sha256.to_ascii_lowercase()),
-        metrics: api::Metrics::default(),
+        metrics,
     });
     tracing::info!(addr = %listener.local_addr()?, data = %config.data_dir.display(), "The relay is listening.");
     let stop = shutdown.clone();

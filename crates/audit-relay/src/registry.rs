@@ -49,6 +49,10 @@ pub struct Tenant {
     pub applications: Vec<String>,
     /// Why delivery is paused, when it is.
     pub paused: Option<String>,
+    /// Whether an operator paused it: delivery then waits, without probing, until an operator
+    /// resumes it. A pause by the circuit breaker (`held` false) is probed and lifts by itself.
+    #[serde(default)]
+    pub held: bool,
 }
 
 impl Tenant {
@@ -148,6 +152,51 @@ impl Registry {
             params![tenant.id, body],
         )?;
         Ok(())
+    }
+
+    /// Changes tenant `id` as it is stored now, in one transaction, so concurrent changes (the
+    /// delivery's circuit breaker, an operator's CLI) are not lost. `change` returns whether it
+    /// changed anything. Returns the tenant as stored, or `None` when there is no such tenant.
+    pub fn update_tenant(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Tenant) -> bool,
+    ) -> Result<Option<Tenant>, SpoolError> {
+        let mut conn = self.conn.lock().expect("registry lock");
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let body: Option<String> =
+            tx.query_row("SELECT body FROM tenants WHERE id = ?1", params![id], |r| r.get(0)).optional()?;
+        let Some(body) = body else { return Ok(None) };
+        let mut tenant: Tenant =
+            serde_json::from_str(&body).map_err(|e| SpoolError::Corrupt(format!("tenant {id}: {e}")))?;
+        if change(&mut tenant) {
+            tx.execute(
+                "UPDATE tenants SET body = ?2 WHERE id = ?1",
+                params![id, serde_json::to_string(&tenant).expect("serializable")],
+            )?;
+            tx.commit()?;
+        }
+        Ok(Some(tenant))
+    }
+
+    /// Pauses delivery to tenant `id` for an operator: it stays paused, unprobed, until
+    /// [`Registry::resume`]. Returns the tenant, or `None` when there is no such tenant.
+    pub fn hold(&self, id: &str, reason: &str) -> Result<Option<Tenant>, SpoolError> {
+        self.update_tenant(id, |t| {
+            t.paused = Some(reason.to_owned());
+            t.held = true;
+            true
+        })
+    }
+
+    /// Resumes delivery to tenant `id`, whoever paused it.
+    pub fn resume(&self, id: &str) -> Result<Option<Tenant>, SpoolError> {
+        self.update_tenant(id, |t| {
+            let changed = t.paused.is_some() || t.held;
+            t.paused = None;
+            t.held = false;
+            changed
+        })
     }
 
     /// The tenant `id`.

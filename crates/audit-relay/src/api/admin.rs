@@ -1,7 +1,7 @@
 //! The admin API, behind its own credential (`Authorization: Bearer <admin token>`; only its
 //! SHA-256 is configured): tenants, app tokens, dead letters and replay, and Prometheus metrics.
 
-use std::sync::{Arc, atomic::Ordering};
+use std::{collections::BTreeMap, sync::Arc};
 
 use axum::{
     Json,
@@ -14,7 +14,10 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{ApiError, RelayState};
-use crate::registry::{Grant, Tenant, check_tenant};
+use crate::{
+    metrics::TenantGauges,
+    registry::{Grant, Tenant, check_tenant},
+};
 
 fn authorize(state: &RelayState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = &state.admin_token_sha256 else {
@@ -41,11 +44,12 @@ fn authorize(state: &RelayState, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "TenantNotFound", format!("there is no tenant {id:?}"))
+}
+
 fn tenant_or_404(state: &RelayState, id: &str) -> Result<Tenant, ApiError> {
-    state
-        .registry
-        .tenant(id)?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "TenantNotFound", format!("there is no tenant {id:?}")))
+    state.registry.tenant(id)?.ok_or_else(|| not_found(id))
 }
 
 pub(super) async fn list_tenants(
@@ -116,14 +120,12 @@ pub(super) async fn pause_tenant(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    let mut tenant = tenant_or_404(&state, &id)?;
     let reason = serde_json::from_slice::<PauseRequest>(&body)
         .ok()
         .and_then(|r| r.reason)
         .unwrap_or_else(|| "paused by an operator".into());
-    tenant.paused = Some(reason);
-    state.registry.put_tenant(&tenant)?;
-    Ok(Json(json!(tenant)).into_response())
+    let tenant = state.registry.hold(&id, &reason)?;
+    Ok(Json(json!(tenant.ok_or_else(|| not_found(&id))?)).into_response())
 }
 
 pub(super) async fn resume_tenant(
@@ -132,10 +134,8 @@ pub(super) async fn resume_tenant(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    let mut tenant = tenant_or_404(&state, &id)?;
-    tenant.paused = None;
-    state.registry.put_tenant(&tenant)?;
-    Ok(Json(json!(tenant)).into_response())
+    let tenant = state.registry.resume(&id)?;
+    Ok(Json(json!(tenant.ok_or_else(|| not_found(&id))?)).into_response())
 }
 
 pub(super) async fn issue_token(
@@ -194,20 +194,15 @@ pub(super) async fn replay(
 
 pub(super) async fn metrics(State(state): State<Arc<RelayState>>, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    let (pending, delivered, dead) = state.spool.counts()?;
-    let tenants = state.registry.tenants()?;
-    let paused = tenants.iter().filter(|t| t.paused.is_some()).count();
-    let m = &state.metrics;
-    let text = format!(
-        "# HELP klarity_relay_events_accepted_total Events accepted (made durable).\n# TYPE klarity_relay_events_accepted_total counter\nklarity_relay_events_accepted_total {}\n\
-         # HELP klarity_relay_events_rejected_total Events refused at ingest for a validation error.\n# TYPE klarity_relay_events_rejected_total counter\nklarity_relay_events_rejected_total {}\n\
-         # HELP klarity_relay_events_duplicate_total Resubmitted events (same tenant, source and UID).\n# TYPE klarity_relay_events_duplicate_total counter\nklarity_relay_events_duplicate_total {}\n\
-         # HELP klarity_relay_spool_events Events in the spool by state.\n# TYPE klarity_relay_spool_events gauge\nklarity_relay_spool_events{{state=\"pending\"}} {pending}\nklarity_relay_spool_events{{state=\"delivered\"}} {delivered}\nklarity_relay_spool_events{{state=\"dead\"}} {dead}\n\
-         # HELP klarity_relay_tenants Tenants by state.\n# TYPE klarity_relay_tenants gauge\nklarity_relay_tenants{{state=\"active\"}} {}\nklarity_relay_tenants{{state=\"paused\"}} {paused}\n",
-        m.accepted.load(Ordering::Relaxed),
-        m.rejected.load(Ordering::Relaxed),
-        m.duplicates.load(Ordering::Relaxed),
-        tenants.len() - paused,
-    );
+    let depth = state.spool.depth();
+    let now = audit_event::EventTime::now().unix_millis();
+    let mut gauges = BTreeMap::new();
+    for tenant in state.registry.tenants()? {
+        let queued = depth.get(&tenant.id).copied().unwrap_or(0);
+        let oldest = if queued > 0 { state.spool.oldest_pending_ms(&tenant.id)? } else { None };
+        let oldest_age_seconds = oldest.map_or(0.0, |ms| (now - ms).max(0) as f64 / 1000.0);
+        gauges.insert(tenant.id.clone(), TenantGauges { queued, oldest_age_seconds, paused: tenant.paused.is_some() });
+    }
+    let text = state.metrics.render(&gauges);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }

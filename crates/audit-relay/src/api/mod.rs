@@ -35,6 +35,7 @@ use serde_json::{Value, json, value::RawValue};
 
 use crate::{
     error::SpoolError,
+    metrics::Metrics,
     registry::{Grant, Registry, Tenant},
     spool::{NewEvent, Spool, State as EventState},
 };
@@ -56,19 +57,8 @@ pub struct RelayState {
     pub max_events: usize,
     /// SHA-256 (hex) of the admin token; `None` disables the admin API.
     pub admin_token_sha256: Option<String>,
-    /// Ingest counters for `/metrics`.
-    pub metrics: Metrics,
-}
-
-/// Ingest counters.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// Events made durable.
-    pub accepted: std::sync::atomic::AtomicU64,
-    /// Events refused at ingest.
-    pub rejected: std::sync::atomic::AtomicU64,
-    /// Resubmissions.
-    pub duplicates: std::sync::atomic::AtomicU64,
+    /// Per-tenant counters, shared with delivery, for `/metrics`.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The router.
@@ -280,9 +270,10 @@ async fn ingest(
     {
         use std::sync::atomic::Ordering::Relaxed;
         let duplicates = accepted.iter().filter(|a| a.duplicate).count() as u64;
-        state.metrics.accepted.fetch_add(accepted.len() as u64 - duplicates, Relaxed);
-        state.metrics.duplicates.fetch_add(duplicates, Relaxed);
-        state.metrics.rejected.fetch_add(rejected.len() as u64, Relaxed);
+        let metrics = state.metrics.tenant(&tenant.id);
+        metrics.accepted.fetch_add(accepted.len() as u64 - duplicates, Relaxed);
+        metrics.duplicates.fetch_add(duplicates, Relaxed);
+        metrics.rejected.fetch_add(rejected.len() as u64, Relaxed);
     }
     let accepted: Vec<Value> = uids
         .into_iter()

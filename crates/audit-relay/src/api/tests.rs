@@ -34,6 +34,7 @@ fn setup(spool_bytes: u64) -> Setup {
             delivery: DeliveryMode::ResourcePolicy { external_id: Some("ext".into()) },
             applications: apps.into_iter().map(str::to_owned).collect(),
             paused: None,
+            held: false,
         };
         crate::registry::check_tenant(&tenant).unwrap();
         registry.put_tenant(&tenant).unwrap();
@@ -54,7 +55,7 @@ fn setup(spool_bytes: u64) -> Setup {
         max_body_bytes: 256 * 1024,
         max_events: 10,
         admin_token_sha256: Some(hex::encode(sha2::Sha256::digest(ADMIN.as_bytes()))),
-        metrics: Metrics::default(),
+        metrics: Default::default(),
     });
     Setup { _dir: dir, state, backup, maestro, backup_t1 }
 }
@@ -322,8 +323,15 @@ async fn tenants_tokens_and_dead_letters_over_the_admin_api() {
         .await
         .unwrap();
     let text = String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-    assert!(text.contains("klarity_relay_events_accepted_total 1\n"), "{text}");
-    assert!(text.contains("klarity_relay_spool_events{state=\"pending\"} 1\n"), "{text}");
+    for line in [
+        "klarity_relay_events_accepted_total{tenant=\"t3\"} 1",
+        "klarity_relay_queue_depth{tenant=\"t3\"} 1",
+        "klarity_relay_tenant_paused{tenant=\"t3\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+    }
+    let age = text.lines().find_map(|l| l.strip_prefix("klarity_relay_oldest_queued_age_seconds{tenant=\"t3\"} "));
+    assert!(age.is_some_and(|a| a.parse::<f64>().is_ok_and(|a| (0.0..60.0).contains(&a))), "{text}");
 
     let (status, _, _) = call(&s, "DELETE", "/v1/admin/tenants/t3", Some(ADMIN), "").await;
     assert_eq!(status, StatusCode::NO_CONTENT);

@@ -27,6 +27,7 @@ use aws_sdk_cloudtraildata::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    metrics::Metrics,
     registry::{DeliveryMode, Registry, Tenant},
     spool::{Outcome, Spool},
 };
@@ -50,6 +51,8 @@ pub struct DeliveryConfig {
     pub tenant_scan: Duration,
     /// The longest one PutAuditEvents attempt may take before it counts as failed (and retried).
     pub attempt_timeout: Duration,
+    /// PutAuditEvents calls in flight at once per tenant (each with different events).
+    pub concurrency: usize,
 }
 
 /// What one round did.
@@ -65,25 +68,44 @@ pub enum Round {
     Pause(String),
 }
 
+/// A batch taken from a tenant's queue.
+struct Taken {
+    /// The last spool position it covers: the tenant's cursor moves past it.
+    last: i64,
+    /// The entries to send.
+    batch: request_builder::Batch,
+    /// Spool positions of events too large to ever send (dead-lettered).
+    oversized: Vec<i64>,
+}
+
 /// The delivery engine.
 pub struct Deliverer {
     spool: Spool,
     registry: Registry,
     config: DeliveryConfig,
     credentials: CredentialCache,
+    metrics: Arc<Metrics>,
     /// One SDK client per tenant (and its HTTP connection pool), kept while the tenant's access
     /// key and region stay the same.
     clients: std::sync::Mutex<HashMap<String, (String, String, aws_sdk_cloudtraildata::Client)>>,
 }
 
 impl Deliverer {
-    /// A deliverer over the spool and registry.
-    pub fn new(spool: Spool, registry: Registry, config: DeliveryConfig) -> Arc<Deliverer> {
+    /// A deliverer over the spool and registry, counting into `metrics`.
+    pub fn new(spool: Spool, registry: Registry, config: DeliveryConfig, metrics: Arc<Metrics>) -> Arc<Deliverer> {
         let credentials = CredentialCache::new(config.credentials.clone(), config.endpoint_url.clone());
-        Arc::new(Deliverer { spool, registry, config, credentials, clients: std::sync::Mutex::new(HashMap::new()) })
+        Arc::new(Deliverer {
+            spool,
+            registry,
+            config,
+            credentials,
+            metrics,
+            clients: std::sync::Mutex::new(HashMap::new()),
+        })
     }
 
-    /// Runs until `shutdown`: one task per tenant, started as tenants appear.
+    /// Runs until `shutdown`: one task per tenant, started as tenants appear. On shutdown each
+    /// tenant finishes (and records) the batches it has in flight, and sends no more.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let mut running: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
         loop {
@@ -111,72 +133,143 @@ impl Deliverer {
         }
     }
 
+    /// One tenant's delivery: up to `concurrency` batches in flight, each of different events.
+    ///
+    /// Batches are taken in acceptance order behind a cursor that only moves forward while batches
+    /// are in flight, so no event is ever in two calls at once. When a batch needs a retry or the
+    /// channel refuses, nothing more is sent; once the calls in flight have settled, the tenant
+    /// waits (backoff, or the probe interval while paused) and starts again from its oldest
+    /// pending event.
     async fn tenant_loop(self: Arc<Self>, tenant_id: String, shutdown: CancellationToken) {
         let mut failures = 0u32;
-        while !shutdown.is_cancelled() {
+        let mut cursor = 0i64;
+        let mut in_flight = tokio::task::JoinSet::new();
+        let mut wait: Option<Duration> = None;
+        loop {
             let tenant = match self.registry.tenant(&tenant_id) {
                 Ok(Some(tenant)) => tenant,
-                Ok(None) => return,
+                Ok(None) => break,
                 Err(err) => {
                     tracing::error!(error = %err, tenant = %tenant_id, "Reading the tenant failed.");
-                    return;
+                    break;
                 }
             };
-            let wait = match self.round(&tenant).await {
-                Round::Idle => self.config.idle_poll,
+            // A tenant paused by the breaker is probed with one batch; one held by an operator waits.
+            let limit = match (&tenant.paused, tenant.held) {
+                (Some(_), true) => 0,
+                (Some(_), false) => 1,
+                (None, _) => self.config.concurrency.max(1),
+            };
+            let mut idle = false;
+            while wait.is_none() && !shutdown.is_cancelled() && in_flight.len() < limit {
+                match self.next_batch(&tenant, cursor) {
+                    Ok(Some(taken)) => {
+                        cursor = taken.last;
+                        let (me, tenant) = (self.clone(), tenant.clone());
+                        in_flight.spawn(async move { me.deliver(&tenant, taken.batch, taken.oversized).await });
+                    }
+                    Ok(None) => {
+                        idle = true;
+                        break;
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, tenant = %tenant.id, "Reading pending events failed.");
+                        wait = Some(self.config.retry.backoff(failures));
+                    }
+                }
+            }
+            if in_flight.is_empty() {
+                if shutdown.is_cancelled() {
+                    break;
+                }
+                cursor = 0;
+                let pause =
+                    wait.take().unwrap_or(if idle || limit == 0 { self.config.idle_poll } else { Duration::ZERO });
+                tokio::select! {
+                    () = shutdown.cancelled() => {}
+                    () = tokio::time::sleep(pause) => {}
+                }
+                continue;
+            }
+            let round = match in_flight.join_next().await {
+                Some(Ok(round)) => round,
+                Some(Err(err)) => {
+                    tracing::error!(error = %err, tenant = %tenant.id, "A delivery task failed.");
+                    Round::Retry
+                }
+                None => continue,
+            };
+            match round {
+                Round::Idle => {}
                 Round::Progress => {
                     failures = 0;
-                    if tenant.paused.is_some() {
-                        self.set_paused(&tenant, None);
+                    if tenant.paused.is_some() && !tenant.held {
+                        self.set_breaker(&tenant.id, None);
                     }
-                    Duration::ZERO
                 }
                 Round::Retry => {
                     failures += 1;
-                    self.config.retry.backoff(failures - 1)
+                    wait = Some(self.config.retry.backoff(failures - 1));
                 }
                 Round::Pause(reason) => {
                     if tenant.paused.as_deref() != Some(reason.as_str()) {
                         tracing::warn!(tenant = %tenant.id, reason = %reason, "Paused delivery to a tenant; its events are kept.");
-                        self.set_paused(&tenant, Some(reason));
+                        self.set_breaker(&tenant.id, Some(reason));
                     }
                     self.credentials.forget(&tenant.id);
-                    self.config.probe_interval
-                }
-            };
-            if !wait.is_zero() {
-                tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    () = tokio::time::sleep(wait) => {}
+                    wait = Some(self.config.probe_interval);
                 }
             }
         }
+        // Whatever ended the loop, calls in flight are settled before the task ends.
+        while in_flight.join_next().await.is_some() {}
     }
 
-    fn set_paused(&self, tenant: &Tenant, reason: Option<String>) {
-        let mut updated = tenant.clone();
-        if reason.is_none() {
-            tracing::info!(tenant = %tenant.id, "Resumed delivery to a tenant.");
-        }
-        updated.paused = reason;
-        if let Err(err) = self.registry.put_tenant(&updated) {
-            tracing::error!(error = %err, tenant = %tenant.id, "Recording the tenant's state failed.");
-        }
-    }
-
-    /// Sends one batch of the tenant's pending events and settles the outcome.
-    pub async fn round(&self, tenant: &Tenant) -> Round {
-        let pending = match self.spool.pending(&tenant.id, 0, audit_event::limits::MAX_EVENTS_PER_REQUEST) {
-            Ok(p) => p,
-            Err(err) => {
-                tracing::error!(error = %err, tenant = %tenant.id, "Reading pending events failed.");
-                return Round::Retry;
+    /// Opens or closes the circuit breaker, unless an operator holds the tenant.
+    fn set_breaker(&self, tenant_id: &str, reason: Option<String>) {
+        let resumed = reason.is_none();
+        let updated = self.registry.update_tenant(tenant_id, |t| {
+            if t.held || t.paused == reason {
+                return false;
             }
-        };
+            t.paused = reason;
+            true
+        });
+        match updated {
+            Ok(Some(t)) if resumed && t.paused.is_none() => {
+                tracing::info!(tenant = %tenant_id, "Resumed delivery to a tenant.");
+            }
+            Ok(_) => {}
+            Err(err) => tracing::error!(error = %err, tenant = %tenant_id, "Recording the tenant's state failed."),
+        }
+    }
+
+    /// The next batch of the tenant's pending events after `cursor`.
+    fn next_batch(&self, tenant: &Tenant, cursor: i64) -> Result<Option<Taken>, crate::SpoolError> {
+        let pending = self.spool.pending(&tenant.id, cursor, audit_event::limits::MAX_EVENTS_PER_REQUEST)?;
         if pending.is_empty() {
-            return Round::Idle;
+            return Ok(None);
         }
         let (batch, oversized) = request_builder::build(pending);
+        let last = batch.seqs.iter().chain(&oversized).copied().max().unwrap_or(cursor);
+        Ok(Some(Taken { last, batch, oversized }))
+    }
+
+    /// Sends one batch of the tenant's oldest pending events and settles the outcome.
+    pub async fn round(&self, tenant: &Tenant) -> Round {
+        match self.next_batch(tenant, 0) {
+            Ok(Some(taken)) => self.deliver(tenant, taken.batch, taken.oversized).await,
+            Ok(None) => Round::Idle,
+            Err(err) => {
+                tracing::error!(error = %err, tenant = %tenant.id, "Reading pending events failed.");
+                Round::Retry
+            }
+        }
+    }
+
+    /// Sends `batch` and settles every entry; dead-letters `oversized` (spool positions).
+    async fn deliver(&self, tenant: &Tenant, batch: request_builder::Batch, oversized: Vec<i64>) -> Round {
+        let metrics = self.metrics.tenant(&tenant.id);
         let mut outcomes: Vec<Outcome> = oversized
             .into_iter()
             .map(|seq| Outcome::Dead {
@@ -202,8 +295,12 @@ impl Deliverer {
             DeliveryMode::ResourcePolicy { external_id } => external_id.clone(),
             DeliveryMode::AssumeRole { .. } => None,
         };
-        let seq_of: HashMap<String, i64> =
-            batch.entries.iter().map(|e| e.id.clone()).zip(batch.seqs.iter().copied()).collect();
+        let seq_of: HashMap<String, (i64, i64)> = batch
+            .entries
+            .iter()
+            .map(|e| e.id.clone())
+            .zip(batch.seqs.iter().copied().zip(batch.accepted_ms.iter().copied()))
+            .collect();
         let entries: Vec<aws_sdk_cloudtraildata::types::AuditEvent> = batch
             .entries
             .into_iter()
@@ -226,13 +323,15 @@ impl Deliverer {
         match result {
             Ok(out) => {
                 let mut retry = false;
+                let now = audit_event::EventTime::now().unix_millis();
                 for s in out.successful() {
-                    if let Some(seq) = seq_of.get(s.id()) {
-                        outcomes.push(Outcome::Delivered { seq: *seq, event_id: s.event_id().to_owned() });
+                    if let Some(&(seq, accepted_ms)) = seq_of.get(s.id()) {
+                        metrics.latency.observe_ms(u64::try_from(now - accepted_ms).unwrap_or(0));
+                        outcomes.push(Outcome::Delivered { seq, event_id: s.event_id().to_owned() });
                     }
                 }
                 for f in out.failed() {
-                    let Some(seq) = seq_of.get(f.id()).copied() else { continue };
+                    let Some(&(seq, _)) = seq_of.get(f.id()) else { continue };
                     match classify_entry(f.error_code()) {
                         Class::Retry => {
                             retry = true;
@@ -300,8 +399,23 @@ impl Deliverer {
         if outcomes.is_empty() {
             return round;
         }
+        let (mut delivered, mut failed, mut retried) = (0, 0, 0);
+        for outcome in &outcomes {
+            match outcome {
+                Outcome::Delivered { .. } => delivered += 1,
+                Outcome::Dead { .. } => failed += 1,
+                Outcome::Retry { .. } => retried += 1,
+            }
+        }
         match self.spool.settle(outcomes).await {
-            Ok(()) => round,
+            Ok(()) => {
+                use std::sync::atomic::Ordering::Relaxed;
+                let metrics = self.metrics.tenant(&tenant.id);
+                metrics.delivered.fetch_add(delivered, Relaxed);
+                metrics.failed.fetch_add(failed, Relaxed);
+                metrics.retried.fetch_add(retried, Relaxed);
+                round
+            }
             Err(err) => {
                 tracing::error!(error = %err, tenant = %tenant.id, "Recording delivery outcomes failed; the events will be sent again.");
                 Round::Retry

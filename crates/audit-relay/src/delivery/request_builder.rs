@@ -12,12 +12,14 @@ pub struct Batch {
     pub entries: Vec<AuditEvent>,
     /// `seqs[i]` is the spool position of `entries[i]`.
     pub seqs: Vec<i64>,
+    /// `accepted_ms[i]` is when `entries[i]` was accepted (milliseconds since the epoch).
+    pub accepted_ms: Vec<i64>,
 }
 
 /// Takes events from the front of `pending` into one batch, within the count and byte limits.
 /// An event too large to ever fit alone is returned in `oversized` (to dead-letter).
 pub fn build(pending: Vec<Pending>) -> (Batch, Vec<i64>) {
-    let mut batch = Batch { entries: Vec::new(), seqs: Vec::new() };
+    let mut batch = Batch { entries: Vec::new(), seqs: Vec::new(), accepted_ms: Vec::new() };
     let mut oversized = Vec::new();
     let envelope = entry::request_size(&[]);
     let mut size = envelope;
@@ -38,6 +40,7 @@ pub fn build(pending: Vec<Pending>) -> (Batch, Vec<i64>) {
         size += add;
         batch.entries.push(candidate);
         batch.seqs.push(p.seq);
+        batch.accepted_ms.push(p.accepted_ms);
     }
     (batch, oversized)
 }
@@ -53,6 +56,7 @@ mod tests {
                 entry_id: format!("{i:032x}"),
                 event_data: format!("{{\"p\":\"{}\"}}", "x".repeat(data_len)),
                 attempts: 0,
+                accepted_ms: 0,
             })
             .collect()
     }

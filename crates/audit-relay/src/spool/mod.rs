@@ -36,6 +36,7 @@
 mod tests;
 
 use std::{
+    collections::HashMap,
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
@@ -114,6 +115,8 @@ pub struct Pending {
     pub event_data: String,
     /// Delivery attempts so far.
     pub attempts: u32,
+    /// When it was accepted, milliseconds since the epoch.
+    pub accepted_ms: i64,
 }
 
 /// The outcome of delivering one event.
@@ -204,7 +207,12 @@ pub struct Spool {
     reader: Arc<Mutex<Connection>>,
     path: PathBuf,
     commits: Arc<AtomicU64>,
+    depth: Depth,
 }
+
+/// Pending events per tenant, counted once at open and then kept by the writer after each commit,
+/// so a metrics scrape never counts a large backlog.
+type Depth = Arc<Mutex<HashMap<String, u64>>>;
 
 /// The `AuditEvent.id` of an event: the first 32 hex digits of SHA-256(tenant NUL source NUL uid).
 pub fn entry_id(tenant: &str, source: &str, uid: &str) -> String {
@@ -249,14 +257,20 @@ impl Spool {
              CREATE UNIQUE INDEX IF NOT EXISTS events_by_key ON events (tenant, source, uid);
              CREATE INDEX IF NOT EXISTS events_by_tenant_state ON events (tenant, state, seq);",
         )?;
+        let depth: HashMap<String, u64> = {
+            let mut stmt = conn.prepare("SELECT tenant, count(*) FROM events WHERE state = 0 GROUP BY tenant")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let depth = Arc::new(Mutex::new(depth));
         let reader = Arc::new(Mutex::new(open_connection(&path)?));
         let (jobs, rx) = mpsc::channel(1024);
         let commits = Arc::new(AtomicU64::new(0));
-        let counter = commits.clone();
+        let (counter, kept) = (commits.clone(), depth.clone());
         thread::Builder::new()
             .name("relay-spool-writer".into())
-            .spawn(move || writer(conn, rx, max_bytes, &counter))?;
-        Ok(Spool { jobs, reader, path, commits })
+            .spawn(move || writer(conn, rx, max_bytes, &counter, &kept))?;
+        Ok(Spool { jobs, reader, path, commits, depth })
     }
 
     /// The database file.
@@ -299,7 +313,8 @@ impl Spool {
     pub fn pending(&self, tenant: &str, after: i64, limit: usize) -> Result<Vec<Pending>, SpoolError> {
         let conn = self.reader.lock().expect("spool reader lock");
         let mut stmt = conn.prepare_cached(
-            "SELECT seq, entry_id, event_data, attempts FROM events WHERE tenant = ?1 AND state = 0 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            "SELECT seq, entry_id, event_data, attempts, accepted_ms FROM events
+             WHERE tenant = ?1 AND state = 0 AND seq > ?2 ORDER BY seq LIMIT ?3",
         )?;
         let rows = stmt.query_map(params![tenant, after, limit as i64], |row| {
             Ok((
@@ -307,17 +322,18 @@ impl Spool {
                 row.get::<_, String>(1)?,
                 row.get::<_, Option<Vec<u8>>>(2)?,
                 row.get::<_, u32>(3)?,
+                row.get::<_, i64>(4)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (seq, entry_id, data, attempts) = row?;
+            let (seq, entry_id, data, attempts, accepted_ms) = row?;
             let data = data.ok_or_else(|| SpoolError::Corrupt(format!("pending event {seq} has no payload")))?;
             let raw = lz4_flex::block::decompress_size_prepended(&data)
                 .map_err(|e| SpoolError::Corrupt(format!("event {seq} does not decompress: {e}")))?;
             let event_data =
                 String::from_utf8(raw).map_err(|_| SpoolError::Corrupt(format!("event {seq} is not UTF-8")))?;
-            out.push(Pending { seq, entry_id, event_data, attempts });
+            out.push(Pending { seq, entry_id, event_data, attempts, accepted_ms });
         }
         Ok(out)
     }
@@ -391,7 +407,22 @@ impl Spool {
         wait.await.map_err(|_| SpoolError::WriterGone)?
     }
 
-    /// Counts of events per state: (pending, delivered, dead).
+    /// Pending events per tenant (tenants with none are left out).
+    pub fn depth(&self) -> HashMap<String, u64> {
+        let depth = self.depth.lock().expect("spool depth lock");
+        depth.iter().filter(|(_, n)| **n > 0).map(|(t, n)| (t.clone(), *n)).collect()
+    }
+
+    /// When the tenant's oldest pending event was accepted (milliseconds since the epoch).
+    pub fn oldest_pending_ms(&self, tenant: &str) -> Result<Option<i64>, SpoolError> {
+        let conn = self.reader.lock().expect("spool reader lock");
+        let mut stmt =
+            conn.prepare_cached("SELECT accepted_ms FROM events WHERE tenant = ?1 AND state = 0 ORDER BY seq LIMIT 1")?;
+        Ok(stmt.query_row(params![tenant], |r| r.get(0)).optional()?)
+    }
+
+    /// Counts of events per state: (pending, delivered, dead). This counts every row: for tests and
+    /// tools, not for hot paths.
     pub fn counts(&self) -> Result<(u64, u64, u64), SpoolError> {
         let conn = self.reader.lock().expect("spool reader lock");
         let mut counts = [0u64; 3];
@@ -416,7 +447,7 @@ fn used_bytes(conn: &Connection) -> Result<u64, rusqlite::Error> {
 }
 
 /// The writer thread: group-commits queued jobs until every sender is gone.
-fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_bytes: u64, commits: &AtomicU64) {
+fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_bytes: u64, commits: &AtomicU64, depth: &Depth) {
     let mut batch = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
     while let Some(job) = rx.blocking_recv() {
         batch.push(job);
@@ -426,8 +457,15 @@ fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_bytes: u64, com
                 Err(_) => break,
             }
         }
-        let results = commit(&mut conn, &batch, max_bytes);
+        let (results, changes) = commit(&mut conn, &batch, max_bytes);
         commits.fetch_add(1, Ordering::Relaxed);
+        if !changes.is_empty() {
+            let mut depth = depth.lock().expect("spool depth lock");
+            for (tenant, change) in changes {
+                let n = depth.entry(tenant).or_default();
+                *n = n.saturating_add_signed(change);
+            }
+        }
         for (job, result) in batch.drain(..).zip(results) {
             match (job, result) {
                 (Job::Append { done, .. }, JobResult::Append(r)) => {
@@ -452,8 +490,10 @@ enum JobResult {
 }
 
 /// Applies a batch of jobs in one transaction. A full spool refuses only the appends that do not
-/// fit; a failed commit fails every job (nothing of the batch is acknowledged).
-fn commit(conn: &mut Connection, batch: &[Job], max_bytes: u64) -> Vec<JobResult> {
+/// fit; a failed commit fails every job (nothing of the batch is acknowledged). Also returns how
+/// each tenant's pending count changed (nothing when the commit failed).
+fn commit(conn: &mut Connection, batch: &[Job], max_bytes: u64) -> (Vec<JobResult>, HashMap<String, i64>) {
+    let mut changes: HashMap<String, i64> = HashMap::new();
     let outcome = (|| -> Result<Vec<JobResult>, rusqlite::Error> {
         let mut used = used_bytes(conn)?;
         let tx = conn.transaction()?;
@@ -466,11 +506,12 @@ fn commit(conn: &mut Connection, batch: &[Job], max_bytes: u64) -> Vec<JobResult
             let mut existing =
                 tx.prepare_cached("SELECT entry_id, state FROM events WHERE tenant = ?1 AND source = ?2 AND uid = ?3")?;
             let mut delivered = tx.prepare_cached(
-                "UPDATE events SET state = 1, event_id = ?2, event_data = NULL, settled_ms = ?3 WHERE seq = ?1 AND state = 0",
+                "UPDATE events SET state = 1, event_id = ?2, event_data = NULL, settled_ms = ?3
+                 WHERE seq = ?1 AND state = 0 RETURNING tenant",
             )?;
             let mut dead = tx.prepare_cached(
                 "UPDATE events SET state = 2, error_code = ?2, error_message = ?3, attempts = attempts + 1, settled_ms = ?4
-                 WHERE seq = ?1 AND state = 0",
+                 WHERE seq = ?1 AND state = 0 RETURNING tenant",
             )?;
             let mut retry = tx.prepare_cached(
                 "UPDATE events SET attempts = attempts + 1, error_code = ?2 WHERE seq = ?1 AND state = 0",
@@ -490,6 +531,7 @@ fn commit(conn: &mut Connection, batch: &[Job], max_bytes: u64) -> Vec<JobResult
                                 insert.execute(params![e.tenant, e.source, e.uid, e.entry_id, e.data, e.size, now])?;
                             if stored == 1 {
                                 used += e.data.len() as u64 + 100;
+                                *changes.entry(e.tenant.clone()).or_default() += 1;
                                 accepted.push(Accepted {
                                     entry_id: e.entry_id.clone(),
                                     duplicate: false,
@@ -506,15 +548,21 @@ fn commit(conn: &mut Connection, batch: &[Job], max_bytes: u64) -> Vec<JobResult
                     }
                     Job::Settle { outcomes, .. } => {
                         for outcome in outcomes {
-                            match outcome {
+                            let settled: Option<String> = match outcome {
                                 Outcome::Delivered { seq, event_id } => {
-                                    delivered.execute(params![seq, event_id, now])?
+                                    delivered.query_row(params![seq, event_id, now], |r| r.get(0)).optional()?
                                 }
                                 Outcome::Dead { seq, code, message } => {
-                                    dead.execute(params![seq, code, message, now])?
+                                    dead.query_row(params![seq, code, message, now], |r| r.get(0)).optional()?
                                 }
-                                Outcome::Retry { seq, code } => retry.execute(params![seq, code])?,
+                                Outcome::Retry { seq, code } => {
+                                    retry.execute(params![seq, code])?;
+                                    None
+                                }
                             };
+                            if let Some(tenant) = settled {
+                                *changes.entry(tenant).or_default() -= 1;
+                            }
                         }
                         results.push(JobResult::Settle(Ok(())));
                     }
@@ -523,6 +571,7 @@ fn commit(conn: &mut Connection, batch: &[Job], max_bytes: u64) -> Vec<JobResult
                             "UPDATE events SET state = 0, error_code = NULL, error_message = NULL, settled_ms = NULL WHERE tenant = ?1 AND state = 2",
                             params![tenant],
                         )?;
+                        *changes.entry(tenant.clone()).or_default() += n as i64;
                         results.push(JobResult::Replay(Ok(n as u64)));
                     }
                 }
@@ -531,21 +580,24 @@ fn commit(conn: &mut Connection, batch: &[Job], max_bytes: u64) -> Vec<JobResult
         tx.commit()?;
         Ok(results)
     })();
-    outcome.unwrap_or_else(|err| {
-        tracing::error!(error = %err, jobs = batch.len(), "Spool commit failed.");
-        batch
-            .iter()
-            .map(|job| {
-                let failure = SpoolError::Database(rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(1),
-                    Some(err.to_string()),
-                ));
-                match job {
-                    Job::Append { .. } => JobResult::Append(Err(failure)),
-                    Job::Settle { .. } => JobResult::Settle(Err(failure)),
-                    Job::Replay { .. } => JobResult::Replay(Err(failure)),
-                }
-            })
-            .collect()
-    })
+    let err = match outcome {
+        Ok(results) => return (results, changes),
+        Err(err) => err,
+    };
+    tracing::error!(error = %err, jobs = batch.len(), "Spool commit failed.");
+    let failed = batch
+        .iter()
+        .map(|job| {
+            let failure = SpoolError::Database(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(1),
+                Some(err.to_string()),
+            ));
+            match job {
+                Job::Append { .. } => JobResult::Append(Err(failure)),
+                Job::Settle { .. } => JobResult::Settle(Err(failure)),
+                Job::Replay { .. } => JobResult::Replay(Err(failure)),
+            }
+        })
+        .collect();
+    (failed, HashMap::new())
 }

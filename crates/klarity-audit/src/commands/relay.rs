@@ -85,8 +85,14 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
                 (None, true) => DeliveryMode::ResourcePolicy { external_id: external_id.clone() },
                 _ => bail!("give either --role-arn (role mode) or --resource-policy (channel policy mode)"),
             };
-            let tenant =
-                Tenant { id: id.clone(), channel_arn: channel_arn.clone(), delivery, applications, paused: None };
+            let tenant = Tenant {
+                id: id.clone(),
+                channel_arn: channel_arn.clone(),
+                delivery,
+                applications,
+                paused: None,
+                held: false,
+            };
             check_tenant(&tenant).map_err(anyhow::Error::msg)?;
             if registry.tenant(id)?.is_some() {
                 bail!("tenant {id} already exists (remove it first to change it)");
@@ -107,7 +113,11 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
                     DeliveryMode::AssumeRole { .. } => "role",
                     DeliveryMode::ResourcePolicy { .. } => "policy",
                 };
-                let state = t.paused.as_deref().map_or("active".to_owned(), |r| format!("paused: {r}"));
+                let state = match (&t.paused, t.held) {
+                    (None, _) => "active".to_owned(),
+                    (Some(r), true) => format!("paused by an operator: {r}"),
+                    (Some(r), false) => format!("paused, probing: {r}"),
+                };
                 writeln!(out, "{:<20} {:<8} {:<14} {:<10} {state}", t.id, mode, t.account(), t.region())?;
             }
         }
@@ -116,15 +126,11 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
             writeln!(out, "{}", serde_json::to_string_pretty(&tenant)?)?;
         }
         TenantsCommand::Pause { id, reason } => {
-            let mut tenant = find(id)?;
-            tenant.paused = Some(reason.clone());
-            registry.put_tenant(&tenant)?;
+            registry.hold(id, reason)?.ok_or_else(|| anyhow::anyhow!("there is no tenant {id:?}"))?;
             writeln!(out, "Paused delivery to {id}: {reason}. Its events are kept.")?;
         }
         TenantsCommand::Resume { id } => {
-            let mut tenant = find(id)?;
-            tenant.paused = None;
-            registry.put_tenant(&tenant)?;
+            registry.resume(id)?.ok_or_else(|| anyhow::anyhow!("there is no tenant {id:?}"))?;
             writeln!(out, "Resumed delivery to {id}.")?;
         }
         TenantsCommand::Remove { id } => {

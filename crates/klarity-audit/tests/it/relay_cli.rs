@@ -45,7 +45,7 @@ fn tenants_lifecycle() {
     assert_eq!(shown["applications"].as_array().unwrap().len(), 5, "--apps defaults to all");
 
     assert_eq!(run(&["tenants", "pause", "acme", "--reason", "customer migrating"]).code, 0);
-    assert!(run(&["tenants", "list"]).stdout.contains("paused: customer migrating"));
+    assert!(run(&["tenants", "list"]).stdout.contains("paused by an operator: customer migrating"));
     assert_eq!(run(&["tenants", "resume", "acme"]).code, 0);
     assert!(!run(&["tenants", "list"]).stdout.contains("paused"));
 

@@ -77,6 +77,7 @@ pub(crate) fn relay(
 ) -> (Arc<RelayState>, Spool, Registry, Arc<Deliverer>) {
     let registry = Registry::open(&dir.join("relay")).unwrap();
     let spool = Spool::open(&dir.join("relay/spool"), 1 << 30).unwrap();
+    let metrics = Arc::new(audit_relay::metrics::Metrics::default());
     let state = Arc::new(RelayState {
         spool: spool.clone(),
         registry: registry.clone(),
@@ -84,7 +85,7 @@ pub(crate) fn relay(
         max_body_bytes: 5 << 20,
         max_events: 1000,
         admin_token_sha256: None,
-        metrics: audit_relay::api::Metrics::default(),
+        metrics: metrics.clone(),
     });
     let deliverer = Deliverer::new(
         spool.clone(),
@@ -101,7 +102,9 @@ pub(crate) fn relay(
             probe_interval: Duration::from_millis(200),
             tenant_scan: Duration::from_millis(100),
             attempt_timeout: Duration::from_secs(5),
+            concurrency: 4,
         },
+        metrics,
     );
     (state, spool, registry, deliverer)
 }
@@ -172,6 +175,7 @@ async fn events_of_every_application_reach_the_right_store_once_in_both_modes() 
             delivery: DeliveryMode::ResourcePolicy { external_id: Some("ext-a-123".into()) },
             applications: sources.clone(),
             paused: None,
+            held: false,
         })
         .unwrap();
     registry
@@ -185,6 +189,7 @@ async fn events_of_every_application_reach_the_right_store_once_in_both_modes() 
             },
             applications: sources.clone(),
             paused: None,
+            held: false,
         })
         .unwrap();
     let tokens: Vec<(String, String)> = sources
@@ -266,6 +271,7 @@ async fn a_refusing_channel_pauses_its_tenant_until_it_works_again() {
             delivery: DeliveryMode::ResourcePolicy { external_id: Some("ext-c-789".into()) },
             applications: vec![source.into()],
             paused: None,
+            held: false,
         })
         .unwrap();
     let token = registry
@@ -298,6 +304,22 @@ async fn a_refusing_channel_pauses_its_tenant_until_it_works_again() {
     .unwrap();
     eventually("the events are delivered", || spool.counts().unwrap() == (0, 3, 0)).await;
     eventually("the tenant is active again", || registry.tenant("breaker").unwrap().unwrap().paused.is_none()).await;
+
+    // An operator's pause holds: the channel works, yet nothing is sent (not even a probe) until the
+    // operator resumes the tenant.
+    registry.hold("breaker", "customer migrating").unwrap().unwrap();
+    for n in 3..5 {
+        let event = json!({"version": "v1", "userIdentity": {"type": "USER", "principalId": "p"}, "eventSource": source,
+            "eventName": "deployment.created", "eventTime": "2024-07-12T10:55:00Z", "UID": format!("0190a6b6-4444-7a3f-9d2b-{n:012}"),
+            "requestParameters": {"deploymentId": "5c4b3a29-1807-4f6e-9d5c-4b3a29180706", "deploymentName": "lz", "awsAccountId": "123456789012", "organizationId": "1"}});
+        assert_eq!(post(&state, "breaker", &token, &event).await.0, 202);
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await; // five probe intervals
+    assert_eq!(spool.counts().unwrap(), (2, 3, 0), "a held tenant is not delivered to");
+    let held = registry.tenant("breaker").unwrap().unwrap();
+    assert_eq!((held.paused.as_deref(), held.held), (Some("customer migrating"), true), "nor resumed by delivery");
+    registry.resume("breaker").unwrap().unwrap();
+    eventually("the held events are delivered after the resume", || spool.counts().unwrap() == (0, 5, 0)).await;
     stop.cancel();
     delivering.await.unwrap();
 
@@ -308,5 +330,5 @@ async fn a_refusing_channel_pauses_its_tenant_until_it_works_again() {
         true
     })
     .unwrap();
-    assert_eq!(count, 3);
+    assert_eq!(count, 5);
 }

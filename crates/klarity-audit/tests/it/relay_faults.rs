@@ -231,6 +231,7 @@ async fn every_event_arrives_once_through_503s_throttling_dropped_connections_an
             delivery: DeliveryMode::ResourcePolicy { external_id: None },
             applications: vec![source.into()],
             paused: None,
+            held: false,
         })
         .unwrap();
     let token = registry

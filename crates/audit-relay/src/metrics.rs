@@ -1,0 +1,217 @@
+//! Per-tenant counters and the ingest-to-delivered latency histogram, rendered in Prometheus's
+//! text format by the admin API's `/metrics`.
+//!
+//! Counters live in memory and start at zero with the process, as Prometheus counters do. Gauges
+//! (queue depth, age of the oldest queued event, paused tenants) are read when scraped, from the
+//! spool's kept counts and one index lookup per tenant, so a scrape costs the same with a backlog of
+//! ten events or ten million.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    fmt::Write as _,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering::Relaxed},
+    },
+};
+
+/// Upper bounds of the latency buckets, in seconds.
+pub const LATENCY_BUCKETS: [f64; 14] =
+    [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0];
+
+/// A histogram of durations with the fixed [`LATENCY_BUCKETS`].
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Observations per bucket (not cumulative); the last slot is +Inf.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    count: AtomicU64,
+    sum_ms: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one duration, in milliseconds.
+    pub fn observe_ms(&self, ms: u64) {
+        let seconds = ms as f64 / 1000.0;
+        let slot = LATENCY_BUCKETS.iter().position(|&bound| seconds <= bound).unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[slot].fetch_add(1, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+        self.sum_ms.fetch_add(ms, Relaxed);
+    }
+
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Relaxed)
+    }
+
+    /// The smallest bucket bound (seconds) under which at least `quantile` of the observations fall;
+    /// `None` with no observations, infinity when they lie past the last bound.
+    pub fn quantile_bound(&self, quantile: f64) -> Option<f64> {
+        let total = self.count();
+        if total == 0 {
+            return None;
+        }
+        let wanted = (quantile * total as f64).ceil() as u64;
+        let mut seen = 0;
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            seen += bucket.load(Relaxed);
+            if seen >= wanted {
+                return Some(LATENCY_BUCKETS.get(i).copied().unwrap_or(f64::INFINITY));
+            }
+        }
+        Some(f64::INFINITY)
+    }
+}
+
+/// One tenant's counters.
+#[derive(Debug, Default)]
+pub struct TenantMetrics {
+    /// Events made durable.
+    pub accepted: AtomicU64,
+    /// Events refused at ingest (validation, wrong application).
+    pub rejected: AtomicU64,
+    /// Resubmissions of an accepted event (same source and UID).
+    pub duplicates: AtomicU64,
+    /// Events stored by CloudTrail.
+    pub delivered: AtomicU64,
+    /// Events dead-lettered.
+    pub failed: AtomicU64,
+    /// Event deliveries that failed for now and will be retried.
+    pub retried: AtomicU64,
+    /// From acceptance to delivery.
+    pub latency: Histogram,
+}
+
+/// A counter series: name, help and where its value is.
+type CounterSeries = (&'static str, &'static str, fn(&TenantMetrics) -> &AtomicU64);
+
+/// A gauge series: name, help and how its value is read.
+type GaugeSeries = (&'static str, &'static str, fn(&TenantGauges) -> f64);
+
+/// Every tenant's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    tenants: Mutex<HashMap<String, Arc<TenantMetrics>>>,
+}
+
+/// What a scrape reads besides the counters: one tenant's gauges.
+#[derive(Debug, Clone, Default)]
+pub struct TenantGauges {
+    /// Pending events.
+    pub queued: u64,
+    /// Age of the oldest pending event, in seconds.
+    pub oldest_age_seconds: f64,
+    /// Whether delivery is paused.
+    pub paused: bool,
+}
+
+impl Metrics {
+    /// The counters of `tenant`, created at first use.
+    pub fn tenant(&self, tenant: &str) -> Arc<TenantMetrics> {
+        let mut tenants = self.tenants.lock().expect("metrics lock");
+        if let Some(m) = tenants.get(tenant) {
+            return m.clone();
+        }
+        tenants.entry(tenant.to_owned()).or_default().clone()
+    }
+
+    /// The Prometheus text exposition of every tenant's counters and `gauges`.
+    pub fn render(&self, gauges: &BTreeMap<String, TenantGauges>) -> String {
+        let tenants: BTreeMap<String, Arc<TenantMetrics>> =
+            self.tenants.lock().expect("metrics lock").iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut out = String::new();
+        let counters: [CounterSeries; 6] = [
+            ("accepted", "Events accepted (made durable).", |m| &m.accepted),
+            ("rejected", "Events refused at ingest for a validation error.", |m| &m.rejected),
+            ("duplicate", "Resubmitted events (same tenant, source and UID); nothing stored.", |m| &m.duplicates),
+            ("delivered", "Events stored by CloudTrail (an eventID was returned).", |m| &m.delivered),
+            ("failed", "Events dead-lettered with a permanent error.", |m| &m.failed),
+            ("retried", "Event deliveries that failed for now and are retried.", |m| &m.retried),
+        ];
+        for (name, help, field) in counters {
+            let _ = writeln!(out, "# HELP klarity_relay_events_{name}_total {help}");
+            let _ = writeln!(out, "# TYPE klarity_relay_events_{name}_total counter");
+            for (tenant, m) in &tenants {
+                let _ = writeln!(
+                    out,
+                    "klarity_relay_events_{name}_total{{tenant=\"{tenant}\"}} {}",
+                    field(m).load(Relaxed)
+                );
+            }
+        }
+        let gauge_lines: [GaugeSeries; 3] = [
+            ("klarity_relay_queue_depth", "Events accepted and not yet delivered or dead-lettered.", |g| {
+                g.queued as f64
+            }),
+            ("klarity_relay_oldest_queued_age_seconds", "Age of the oldest queued event.", |g| g.oldest_age_seconds),
+            ("klarity_relay_tenant_paused", "1 when delivery to the tenant is paused.", |g| {
+                f64::from(u8::from(g.paused))
+            }),
+        ];
+        for (name, help, field) in gauge_lines {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+            for (tenant, g) in gauges {
+                let _ = writeln!(out, "{name}{{tenant=\"{tenant}\"}} {}", field(g));
+            }
+        }
+        let name = "klarity_relay_delivery_latency_seconds";
+        let _ = writeln!(out, "# HELP {name} From acceptance to delivery into CloudTrail.\n# TYPE {name} histogram");
+        for (tenant, m) in &tenants {
+            let mut cumulative = 0;
+            for (i, bucket) in m.latency.buckets.iter().enumerate() {
+                cumulative += bucket.load(Relaxed);
+                let le = LATENCY_BUCKETS.get(i).map_or("+Inf".to_owned(), |b| b.to_string());
+                let _ = writeln!(out, "{name}_bucket{{tenant=\"{tenant}\",le=\"{le}\"}} {cumulative}");
+            }
+            let sum = m.latency.sum_ms.load(Relaxed) as f64 / 1000.0;
+            let _ = writeln!(
+                out,
+                "{name}_sum{{tenant=\"{tenant}\"}} {sum}\n{name}_count{{tenant=\"{tenant}\"}} {}",
+                m.latency.count()
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_histogram_is_cumulative_and_finds_quantiles() {
+        let h = Histogram::default();
+        assert_eq!(h.quantile_bound(0.99), None);
+        for ms in [5, 5, 30, 200, 900, 4000] {
+            h.observe_ms(ms);
+        }
+        assert_eq!(h.quantile_bound(0.5), Some(0.05));
+        assert_eq!(h.quantile_bound(0.8), Some(1.0));
+        assert_eq!(h.quantile_bound(1.0), Some(5.0));
+        h.observe_ms(10_000_000);
+        assert_eq!(h.quantile_bound(1.0), Some(f64::INFINITY));
+    }
+
+    #[test]
+    fn rendering_labels_every_series_by_tenant() {
+        let metrics = Metrics::default();
+        metrics.tenant("acme").accepted.fetch_add(3, Relaxed);
+        metrics.tenant("acme").latency.observe_ms(20);
+        metrics.tenant("globex").failed.fetch_add(1, Relaxed);
+        let gauges =
+            BTreeMap::from([("acme".to_owned(), TenantGauges { queued: 2, oldest_age_seconds: 1.5, paused: true })]);
+        let text = metrics.render(&gauges);
+        for line in [
+            "klarity_relay_events_accepted_total{tenant=\"acme\"} 3",
+            "klarity_relay_events_failed_total{tenant=\"globex\"} 1",
+            "klarity_relay_queue_depth{tenant=\"acme\"} 2",
+            "klarity_relay_oldest_queued_age_seconds{tenant=\"acme\"} 1.5",
+            "klarity_relay_tenant_paused{tenant=\"acme\"} 1",
+            "klarity_relay_delivery_latency_seconds_bucket{tenant=\"acme\",le=\"0.01\"} 0",
+            "klarity_relay_delivery_latency_seconds_bucket{tenant=\"acme\",le=\"0.025\"} 1",
+            "klarity_relay_delivery_latency_seconds_bucket{tenant=\"acme\",le=\"+Inf\"} 1",
+            "klarity_relay_delivery_latency_seconds_count{tenant=\"acme\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line:?} in\n{text}");
+        }
+    }
+}
