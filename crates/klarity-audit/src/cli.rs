@@ -87,6 +87,55 @@ pub(crate) enum Command {
         after_help = "Example:\n  klarity-audit tokens issue --app com.nordcloudapp.com.autobackup --tenants acme,beta --name autobackup-prod"
     )]
     Tokens(TokensArgs),
+
+    /// List or replay a tenant's dead letters: events CloudTrail refused for good, kept with the
+    /// error code and message. Talks to the running relay's admin API.
+    ///
+    /// Replay puts them back in the queue with their original ids, once the cause is fixed (the
+    /// customer's channel, a catalog change). The admin token comes from KLARITY_ADMIN_TOKEN or
+    /// --admin-token-file; the relay is configured with its SHA-256 (admin_token_sha256).
+    #[command(after_help = "Examples:\n  export KLARITY_ADMIN_TOKEN=…\n  klarity-audit dlq list acme\n  \
+        klarity-audit dlq list acme --json | jq .\n  klarity-audit dlq replay acme --relay-url https://relay.example.com")]
+    Dlq(DlqArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AdminArgs {
+    /// The relay's base URL.
+    #[arg(long, value_name = "URL", env = "KLARITY_RELAY_URL", default_value = "http://127.0.0.1:8080", global = true)]
+    pub(crate) relay_url: String,
+    /// The admin token, from the environment (preferred over a command-line flag, which other users
+    /// of the machine can see).
+    #[arg(long, env = "KLARITY_ADMIN_TOKEN", hide_env_values = true, hide = true, global = true)]
+    pub(crate) admin_token: Option<String>,
+    /// A file holding the admin token.
+    #[arg(long, value_name = "FILE", global = true, conflicts_with = "admin_token")]
+    pub(crate) admin_token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DlqArgs {
+    #[command(subcommand)]
+    pub(crate) command: DlqCommand,
+    #[command(flatten)]
+    pub(crate) admin: AdminArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DlqCommand {
+    /// List a tenant's dead letters, oldest first.
+    List {
+        /// The tenant's id.
+        tenant: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a tenant's dead letters back in the delivery queue.
+    Replay {
+        /// The tenant's id.
+        tenant: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -155,6 +204,22 @@ pub(crate) enum TenantsCommand {
     Resume {
         /// The tenant's id.
         id: String,
+    },
+    /// Change a tenant: a new channel (the customer re-created it), external ID or applications.
+    /// A running relay picks the change up at its next delivery; a tenant paused because its old
+    /// channel was gone resumes by itself at the next probe.
+    Update {
+        /// The tenant's id.
+        id: String,
+        /// The customer's new channel ARN.
+        #[arg(long)]
+        channel_arn: Option<String>,
+        /// The new external ID ("" removes it).
+        #[arg(long)]
+        external_id: Option<String>,
+        /// Enabled applications: event sources separated by commas, or `all`.
+        #[arg(long)]
+        apps: Option<String>,
     },
     /// Remove a tenant (its spooled events stay in the spool).
     Remove {

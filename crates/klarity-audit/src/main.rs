@@ -9,6 +9,7 @@ mod catalog_source;
 mod cli;
 mod commands;
 mod config;
+mod http;
 mod input;
 mod logging;
 

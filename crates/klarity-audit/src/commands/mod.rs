@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use crate::cli::{Cli, Command};
 
 mod catalog;
+mod dlq;
 mod lake;
 mod relay;
 mod validate;
@@ -19,5 +20,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Relay(args) => relay::run(&cli.global, &args),
         Command::Tenants(args) => relay::tenants(&cli.global, &args),
         Command::Tokens(args) => relay::tokens(&args),
+        Command::Dlq(args) => dlq::run(&args),
     }
 }

@@ -65,17 +65,7 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
     };
     match &args.command {
         TenantsCommand::Add { id, channel_arn, role_arn, proxy_role_arn, resource_policy, external_id, apps } => {
-            let catalog = catalog_source::load(global.catalog_dir.as_deref())?;
-            let applications: Vec<String> = if apps == "all" {
-                catalog.applications().iter().map(|a| a.event_source.clone()).collect()
-            } else {
-                apps.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
-            };
-            for app in &applications {
-                if catalog.application(app).is_none() {
-                    bail!("{app:?} is not an event source of the catalog (see `klarity-audit catalog`)");
-                }
-            }
+            let applications = applications(global, apps)?;
             let delivery = match (role_arn, resource_policy) {
                 (Some(role_arn), false) => DeliveryMode::AssumeRole {
                     role_arn: role_arn.clone(),
@@ -95,7 +85,7 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
             };
             check_tenant(&tenant).map_err(anyhow::Error::msg)?;
             if registry.tenant(id)?.is_some() {
-                bail!("tenant {id} already exists (remove it first to change it)");
+                bail!("tenant {id} already exists (change it with `klarity-audit tenants update {id}`)");
             }
             registry.put_tenant(&tenant)?;
             writeln!(
@@ -133,6 +123,30 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
             registry.resume(id)?.ok_or_else(|| anyhow::anyhow!("there is no tenant {id:?}"))?;
             writeln!(out, "Resumed delivery to {id}.")?;
         }
+        TenantsCommand::Update { id, channel_arn, external_id, apps } => {
+            let mut tenant = find(id)?;
+            if let Some(arn) = channel_arn {
+                tenant.channel_arn = arn.clone();
+            }
+            if let Some(new_id) = external_id {
+                match &mut tenant.delivery {
+                    DeliveryMode::AssumeRole { external_id, .. } | DeliveryMode::ResourcePolicy { external_id } => {
+                        *external_id = Some(new_id.clone()).filter(|s| !s.is_empty());
+                    }
+                }
+            }
+            if let Some(apps) = apps {
+                tenant.applications = applications(global, apps)?;
+            }
+            check_tenant(&tenant).map_err(anyhow::Error::msg)?;
+            registry.update_tenant(id, |stored| {
+                stored.channel_arn = tenant.channel_arn.clone();
+                stored.delivery = tenant.delivery.clone();
+                stored.applications = tenant.applications.clone();
+                true
+            })?;
+            writeln!(out, "Updated tenant {id}: channel {} ({}).", tenant.channel_arn, tenant.applications.join(", "))?;
+        }
         TenantsCommand::Remove { id } => {
             if !registry.remove_tenant(id)? {
                 bail!("there is no tenant {id:?}");
@@ -141,6 +155,22 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The event sources of `--apps`: `all`, or sources separated by commas, each in the catalog.
+fn applications(global: &GlobalArgs, apps: &str) -> anyhow::Result<Vec<String>> {
+    let catalog = catalog_source::load(global.catalog_dir.as_deref())?;
+    let applications: Vec<String> = if apps == "all" {
+        catalog.applications().iter().map(|a| a.event_source.clone()).collect()
+    } else {
+        apps.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
+    };
+    for app in &applications {
+        if catalog.application(app).is_none() {
+            bail!("{app:?} is not an event source of the catalog (see `klarity-audit catalog`)");
+        }
+    }
+    Ok(applications)
 }
 
 pub(crate) fn tokens(args: &TokensArgs) -> anyhow::Result<ExitCode> {

@@ -53,6 +53,18 @@ fn tenants_lifecycle() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.lines().nth(1).is_some_and(|t| t.starts_with("kat_") && t.len() > 40), "{}", out.stdout);
 
+    let moved = CHANNEL.replace("0f9c1e2d", "1a2b3c4d");
+    let out = run(&["tenants", "update", "acme", "--channel-arn", &moved, "--external-id", "Kl4r1ty09"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let shown: serde_json::Value = serde_json::from_str(&run(&["tenants", "show", "acme"]).stdout).unwrap();
+    assert_eq!(
+        (shown["channel_arn"].as_str(), shown["delivery"]["external_id"].as_str()),
+        (Some(moved.as_str()), Some("Kl4r1ty09"))
+    );
+    let out = run(&["tenants", "update", "acme", "--channel-arn", "arn:aws:s3:::bucket"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("is not arn:aws:cloudtrail:<region>:<account>:channel/<id>"), "{}", out.stderr);
+
     assert_eq!(run(&["tenants", "remove", "beta"]).code, 0);
     let out = run(&["tenants", "show", "beta"]);
     assert_eq!(

@@ -101,7 +101,7 @@ pub(crate) fn relay(
             idle_poll: Duration::from_millis(20),
             probe_interval: Duration::from_millis(200),
             tenant_scan: Duration::from_millis(100),
-            attempt_timeout: Duration::from_secs(5),
+            attempt_timeout: Duration::from_secs(3),
             concurrency: 4,
         },
         metrics,

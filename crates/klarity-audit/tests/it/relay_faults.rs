@@ -103,43 +103,139 @@ fn answer(status: &str, error_type: &str) -> Vec<u8> {
     message(&format!("HTTP/1.1 {status}"), &headers, body.as_bytes())
 }
 
-/// Starts the proxy; returns its endpoint and the log of faults injected.
-async fn start_proxy(upstream: String) -> (String, Arc<Mutex<Vec<&'static str>>>) {
+/// What the proxy does with one PutAuditEvents call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Forward it and its answer.
+    Pass,
+    /// Answer 503 ServiceUnavailableException without forwarding.
+    Unavailable,
+    /// Answer 400 ThrottlingException without forwarding.
+    Throttle,
+    /// Close the connection without forwarding or answering.
+    Drop,
+    /// Forward every other entry and answer the rest as per-entry Throttling.
+    Partial,
+    /// Never answer, and never forward: the relay's attempt timeout must give up on it.
+    Hang,
+    /// Answer every entry as refused for good (`InvalidData`) without forwarding.
+    Reject,
+}
+
+/// One PutAuditEvents call, as the plan sees it.
+struct Call {
+    /// Its number, from 0, across the proxy's life.
+    n: usize,
+    /// The channel it is for.
+    channel_arn: String,
+}
+
+type Plan = Arc<dyn Fn(&Call) -> Fault + Send + Sync>;
+
+/// The proxy's record: faults injected, and how often the lake acknowledged each entry id.
+#[derive(Default)]
+struct Record {
+    faults: Vec<Fault>,
+    acknowledged: BTreeMap<String, usize>,
+}
+
+/// The proxy's handle.
+struct Proxy {
+    endpoint: String,
+    record: Arc<Mutex<Record>>,
+    /// While set, every connection is closed at once, unread: the lake is unreachable.
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Proxy {
+    fn injected(&self, fault: Fault) -> usize {
+        self.record.lock().unwrap().faults.iter().filter(|f| **f == fault).count()
+    }
+
+    /// The relay never re-sent an entry the lake had acknowledged: correctness that does not lean
+    /// on the lake's de-duplication (AWS has none).
+    fn assert_no_entry_acknowledged_twice(&self) {
+        let record = self.record.lock().unwrap();
+        let twice: Vec<_> = record.acknowledged.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "entries acknowledged more than once: {twice:?}");
+    }
+}
+
+/// Starts the proxy in front of `upstream` (host:port), applying `plan` to PutAuditEvents calls.
+async fn start_proxy(upstream: String, plan: Plan) -> Proxy {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let counter = Arc::new(AtomicUsize::new(0));
-    let log: Arc<Mutex<Vec<&'static str>>> = Arc::default();
-    let faults = log.clone();
+    let record: Arc<Mutex<Record>> = Arc::default();
+    let down = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (kept, is_down) = (record.clone(), down.clone());
     tokio::spawn(async move {
         while let Ok((mut conn, _)) = listener.accept().await {
-            let (upstream, counter, log) = (upstream.clone(), counter.clone(), faults.clone());
+            if is_down.load(Ordering::Relaxed) {
+                drop(conn);
+                continue;
+            }
+            let (upstream, counter, record, plan) = (upstream.clone(), counter.clone(), kept.clone(), plan.clone());
             tokio::spawn(async move {
                 let Some((head, body)) = read_message(&mut conn).await else { return };
                 let first = head.lines().next().unwrap_or("").to_owned();
                 let target = first.split(' ').nth(1).unwrap_or("").to_owned();
                 let reply = if target.starts_with("/PutAuditEvents") {
-                    let n = counter.fetch_add(1, Ordering::Relaxed);
-                    match n % 6 {
-                        1 => {
-                            log.lock().unwrap().push("503");
-                            Some(answer("503 Service Unavailable", "ServiceUnavailableException"))
-                        }
-                        2 => {
-                            log.lock().unwrap().push("throttled");
-                            Some(answer("400 Bad Request", "ThrottlingException"))
-                        }
-                        3 => {
-                            log.lock().unwrap().push("dropped");
-                            None
-                        }
-                        4 => {
-                            log.lock().unwrap().push("partial");
-                            partial(&upstream, &first, &target, &head, &body).await
-                        }
-                        _ => forward(&upstream, &message(&first, &headers_of(&head), &body))
-                            .await
-                            .map(|(h, b)| respond(&h, &b)),
+                    let channel_arn = target
+                        .split_once("channelArn=")
+                        .map(|(_, v)| v.split('&').next().unwrap_or(""))
+                        .map(percent_decode)
+                        .unwrap_or_default();
+                    let call = Call { n: counter.fetch_add(1, Ordering::Relaxed), channel_arn };
+                    let fault = plan(&call);
+                    if fault != Fault::Pass {
+                        record.lock().unwrap().faults.push(fault);
                     }
+                    let forwarded = match fault {
+                        Fault::Unavailable => {
+                            return answer_and_close(
+                                conn,
+                                answer("503 Service Unavailable", "ServiceUnavailableException"),
+                            )
+                            .await;
+                        }
+                        Fault::Throttle => {
+                            return answer_and_close(conn, answer("400 Bad Request", "ThrottlingException")).await;
+                        }
+                        Fault::Drop => return,
+                        Fault::Reject => {
+                            let request: Value = serde_json::from_slice(&body).unwrap_or_default();
+                            let failed: Vec<Value> = request["auditEvents"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .map(|e| json!({"id": e["id"], "errorCode": "InvalidData", "errorMessage": "refused by the fault proxy"}))
+                                .collect();
+                            let body = json!({"successful": [], "failed": failed}).to_string();
+                            let headers = vec![
+                                ("Content-Type".to_owned(), "application/json".to_owned()),
+                                ("Content-Length".to_owned(), body.len().to_string()),
+                                ("Connection".to_owned(), "close".to_owned()),
+                            ];
+                            return answer_and_close(conn, message("HTTP/1.1 200 OK", &headers, body.as_bytes())).await;
+                        }
+                        Fault::Hang => {
+                            tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+                            return;
+                        }
+                        Fault::Partial => partial(&upstream, &first, &target, &head, &body).await,
+                        Fault::Pass => forward(&upstream, &message(&first, &headers_of(&head), &body)).await,
+                    };
+                    forwarded.map(|(h, b)| {
+                        if let Ok(answer) = serde_json::from_slice::<Value>(&b) {
+                            let mut record = record.lock().unwrap();
+                            for ok in answer["successful"].as_array().into_iter().flatten() {
+                                *record.acknowledged.entry(ok["id"].as_str().unwrap_or("").to_owned()).or_default() +=
+                                    1;
+                            }
+                        }
+                        respond(&h, &b)
+                    })
                 } else {
                     forward(&upstream, &message(&first, &headers_of(&head), &body)).await.map(|(h, b)| respond(&h, &b))
                 };
@@ -149,7 +245,29 @@ async fn start_proxy(upstream: String) -> (String, Arc<Mutex<Vec<&'static str>>>
             });
         }
     });
-    (endpoint, log)
+    Proxy { endpoint, record, down }
+}
+
+async fn answer_and_close(mut conn: TcpStream, reply: Vec<u8>) {
+    let _ = conn.write_all(&reply).await;
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(byte) = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn respond(head: &str, body: &[u8]) -> Vec<u8> {
@@ -161,8 +279,9 @@ fn respond(head: &str, body: &[u8]) -> Vec<u8> {
 /// An entry with its position in the request.
 type Indexed = (usize, Value);
 
-/// Withholds every other entry from the lake and answers them as per-entry `Throttling`.
-async fn partial(upstream: &str, first: &str, target: &str, head: &str, body: &[u8]) -> Option<Vec<u8>> {
+/// Withholds every other entry from the lake and answers them as per-entry `Throttling`; returns
+/// the answer's head and body.
+async fn partial(upstream: &str, first: &str, target: &str, head: &str, body: &[u8]) -> Option<(String, Vec<u8>)> {
     let mut request: Value = serde_json::from_slice(body).ok()?;
     let entries = request["auditEvents"].as_array()?.clone();
     let (kept, withheld): (Vec<Indexed>, Vec<Indexed>) = entries.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
@@ -199,18 +318,15 @@ async fn partial(upstream: &str, first: &str, target: &str, head: &str, body: &[
     let body = response.to_string().into_bytes();
     let mut headers = headers_of(&response_head);
     set(&mut headers, "Content-Length", body.len().to_string());
-    set(&mut headers, "Connection", "close".into());
-    Some(message(response_head.lines().next()?, &headers, &body))
+    let head = String::from_utf8(message(response_head.lines().next()?, &headers, &[])).ok()?;
+    Some((head, body))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_event_arrives_once_through_503s_throttling_dropped_connections_and_partial_failures() {
-    let dir = tempfile::tempdir().unwrap();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let lake_endpoint = start_lake(dir.path(), &stop).await;
-    let e = lake_endpoint.clone();
-    let (store, channel) = tokio::task::spawn_blocking(move || {
-        let (store, channel) = store_and_channel(&e, "faults");
+/// A customer store and channel with a resource policy letting the vendor publish; (store, channel).
+async fn open_channel(endpoint: &str, name: &'static str) -> (String, String) {
+    let e = endpoint.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let (store, channel) = store_and_channel(&e, name);
         let policy = format!(
             r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"855341727128"}},"Action":"cloudtrail-data:PutAuditEvents","Resource":"{channel}"}}]}}"#
         );
@@ -219,58 +335,342 @@ async fn every_event_arrives_once_through_503s_throttling_dropped_connections_an
         (store, channel)
     })
     .await
-    .unwrap();
-    let (proxy, faults) = start_proxy(lake_endpoint.trim_start_matches("http://").to_owned()).await;
+    .unwrap()
+}
 
-    let (state, spool, registry, deliverer) = relay(dir.path(), &proxy, Arc::new(Catalog::embedded()));
-    let source = "com.nordcloudapp.com.autopatcher";
+const SOURCE: &str = "com.nordcloudapp.com.autopatcher";
+
+/// Registers tenant `id` on `channel` (resource-policy mode) with a token for AutoPatcher.
+fn tenant(registry: &audit_relay::registry::Registry, id: &str, channel: &str) -> String {
     registry
         .put_tenant(&Tenant {
-            id: "faulty".into(),
-            channel_arn: channel,
+            id: id.into(),
+            channel_arn: channel.into(),
             delivery: DeliveryMode::ResourcePolicy { external_id: None },
-            applications: vec![source.into()],
+            applications: vec![SOURCE.into()],
             paused: None,
             held: false,
         })
         .unwrap();
-    let token = registry
-        .issue_token(&Grant { name: "p".into(), source: source.into(), tenants: vec!["faulty".into()] })
-        .unwrap();
-    let delivering = tokio::spawn(deliverer.run(stop.clone()));
+    registry.issue_token(&Grant { name: "p".into(), source: SOURCE.into(), tenants: vec![id.into()] }).unwrap()
+}
+
+/// Posts `count` AutoPatcher events numbered from `first` in requests of up to 100; returns their UIDs.
+async fn send(
+    state: &Arc<audit_relay::api::RelayState>,
+    tenant: &str,
+    token: &str,
+    first: usize,
+    count: usize,
+) -> Vec<String> {
     let mut uids = Vec::new();
-    for batch in 0..15 {
-        let events: Vec<Value> = (0..20)
+    for chunk in (first..first + count).collect::<Vec<_>>().chunks(100) {
+        let events: Vec<Value> = chunk
+            .iter()
             .map(|i| {
-                let uid = format!("0190a6b5-3333-7a3f-9d2b-{:012}", batch * 20 + i);
+                let uid = format!("0190a6b5-3333-7a3f-9d2b-{i:012}");
                 uids.push(uid.clone());
-                json!({"version": "v1", "userIdentity": {"type": "SERVICE", "principalId": "p"}, "eventSource": source,
+                json!({"version": "v1", "userIdentity": {"type": "SERVICE", "principalId": "p"}, "eventSource": SOURCE,
                        "eventName": "baselinePatching.started", "eventTime": "2024-07-12T02:00:00Z", "UID": uid, "requestParameters": {"machinesCount": 1}})
             })
             .collect();
-        assert_eq!(post(&state, "faulty", &token, &json!({"events": events})).await.0, 202);
+        let (status, body) = post(state, tenant, token, &json!({"events": events})).await;
+        assert_eq!(status, 202, "{body}");
     }
-    eventually("all 300 events are delivered", || spool.counts().unwrap() == (0, 300, 0)).await;
-    stop.cancel();
-    delivering.await.unwrap();
+    uids
+}
 
-    let injected = faults.lock().unwrap().clone();
-    for kind in ["503", "throttled", "dropped", "partial"] {
-        assert!(injected.contains(&kind), "no {kind} fault was injected: {injected:?}");
-    }
-    assert!(
-        uids.iter().any(|uid| spool.status("faulty", source, uid).unwrap().unwrap().attempts > 0),
-        "retries are on record"
-    );
-    let db = dir.path().join("lake").join(audit_lake::store::DB_FILE);
+/// The UIDs in a store and how often each is there.
+fn stored(dir: &std::path::Path, store: &str) -> BTreeMap<String, usize> {
+    let db = dir.join("lake").join(audit_lake::store::DB_FILE);
     let mut stored: BTreeMap<String, usize> = BTreeMap::new();
-    audit_lake::store::Store::scan_store(&db, &store, |record| {
+    audit_lake::store::Store::scan_store(&db, store, |record| {
         let value: Value = serde_json::from_str(record).unwrap();
         *stored.entry(value["eventData"]["UID"].as_str().unwrap().to_owned()).or_default() += 1;
         true
     })
     .unwrap();
-    assert_eq!(stored.len(), 300);
-    assert!(stored.values().all(|n| *n == 1));
-    eprintln!("faults injected: {injected:?}");
+    stored
+}
+
+/// Each UID exactly once in `stored`, and nothing else.
+fn assert_exactly_once(stored: &BTreeMap<String, usize>, uids: &[String]) {
+    let mut expected: Vec<&String> = uids.iter().collect();
+    expected.sort();
+    expected.dedup();
+    assert_eq!(stored.keys().collect::<Vec<_>>(), expected, "every event is stored, and nothing else");
+    assert!(stored.values().all(|n| *n == 1), "none is stored twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_arrives_once_through_503s_throttling_dropped_connections_and_partial_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let lake_endpoint = start_lake(dir.path(), &stop).await;
+    let (store, channel) = open_channel(&lake_endpoint, "faults").await;
+    let plan: Plan = Arc::new(|call: &Call| match call.n % 6 {
+        1 => Fault::Unavailable,
+        2 => Fault::Throttle,
+        3 => Fault::Drop,
+        4 => Fault::Partial,
+        _ => Fault::Pass,
+    });
+    let proxy = start_proxy(lake_endpoint.trim_start_matches("http://").to_owned(), plan).await;
+
+    let (state, spool, registry, deliverer) = relay(dir.path(), &proxy.endpoint, Arc::new(Catalog::embedded()));
+    let token = tenant(&registry, "faulty", &channel);
+    let delivering = tokio::spawn(deliverer.run(stop.clone()));
+    let uids = send(&state, "faulty", &token, 0, 300).await;
+    eventually("all 300 events are delivered", || spool.counts().unwrap() == (0, 300, 0)).await;
+    stop.cancel();
+    delivering.await.unwrap();
+
+    for fault in [Fault::Unavailable, Fault::Throttle, Fault::Drop, Fault::Partial] {
+        assert!(proxy.injected(fault) > 0, "no {fault:?} fault was injected");
+    }
+    assert!(
+        uids.iter().any(|uid| spool.status("faulty", SOURCE, uid).unwrap().unwrap().attempts > 0),
+        "retries are on record"
+    );
+    assert_exactly_once(&stored(dir.path(), &store), &uids);
+    proxy.assert_no_entry_acknowledged_twice();
+}
+
+/// A throttling storm on one tenant's channel (three calls in five refused, one in five partly, for
+/// thousands of events) delays neither
+/// the other tenant nor loses anything: the calm tenant is done while the stormy one still waits,
+/// and in the end both stores hold each of their events once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttling_storm_on_one_tenant_neither_delays_another_nor_loses_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let lake_endpoint = start_lake(dir.path(), &stop).await;
+    let (stormy_store, stormy_channel) = open_channel(&lake_endpoint, "stormy").await;
+    let (calm_store, calm_channel) = open_channel(&lake_endpoint, "calm").await;
+    let storm = stormy_channel.clone();
+    let plan: Plan = Arc::new(move |call: &Call| {
+        if call.channel_arn != storm {
+            return Fault::Pass;
+        }
+        match call.n % 5 {
+            0 => Fault::Pass,
+            1 => Fault::Partial,
+            _ => Fault::Throttle,
+        }
+    });
+    let proxy = start_proxy(lake_endpoint.trim_start_matches("http://").to_owned(), plan).await;
+    let (state, spool, registry, deliverer) = relay(dir.path(), &proxy.endpoint, Arc::new(Catalog::embedded()));
+    let stormy_token = tenant(&registry, "stormy", &stormy_channel);
+    let calm_token = tenant(&registry, "calm", &calm_channel);
+    let delivering = tokio::spawn(deliverer.run(stop.clone()));
+    let stormy = send(&state, "stormy", &stormy_token, 0, 2000).await;
+    let calm = send(&state, "calm", &calm_token, 100_000, 2000).await;
+
+    eventually("the calm tenant's events are delivered", || !spool.depth().contains_key("calm")).await;
+    let stormy_left = spool.depth().get("stormy").copied().unwrap_or(0);
+    assert!(stormy_left > 0, "the calm tenant finished while the storm still held events back");
+    eventually("the stormy tenant's events are delivered", || spool.depth().is_empty()).await;
+    stop.cancel();
+    delivering.await.unwrap();
+
+    assert!(proxy.injected(Fault::Throttle) > 20, "a storm: {} throttled calls", proxy.injected(Fault::Throttle));
+    assert_exactly_once(&stored(dir.path(), &stormy_store), &stormy);
+    assert_exactly_once(&stored(dir.path(), &calm_store), &calm);
+    proxy.assert_no_entry_acknowledged_twice();
+    eprintln!("stormy events still queued when the calm tenant was done: {stormy_left}");
+}
+
+/// A lake that hangs (accepts, never answers) and then is unreachable for a while: the relay gives
+/// up on each call after its attempt timeout, keeps accepting, and delivers everything once when
+/// the lake is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_then_unreachable_lake_delays_delivery_but_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let lake_endpoint = start_lake(dir.path(), &stop).await;
+    let (store, channel) = open_channel(&lake_endpoint, "outage").await;
+    let plan: Plan = Arc::new(|call: &Call| if call.n < 4 { Fault::Hang } else { Fault::Pass });
+    let proxy = start_proxy(lake_endpoint.trim_start_matches("http://").to_owned(), plan).await;
+    let (state, spool, registry, deliverer) = relay(dir.path(), &proxy.endpoint, Arc::new(Catalog::embedded()));
+    let token = tenant(&registry, "outage", &channel);
+    let delivering = tokio::spawn(deliverer.run(stop.clone()));
+
+    // The first calls hang until the attempt timeout; the events wait, then go through.
+    let mut uids = send(&state, "outage", &token, 0, 400).await;
+    eventually("the hung events are delivered after the timeouts", || spool.depth().is_empty()).await;
+    assert_eq!(proxy.injected(Fault::Hang), 4);
+    let retried = uids.iter().filter(|u| spool.status("outage", SOURCE, u).unwrap().unwrap().attempts > 0).count();
+    assert!(retried > 0, "timed-out calls are recorded as retries");
+
+    // Then the lake is unreachable; ingest goes on, nothing is delivered, nothing is lost.
+    proxy.down.store(true, Ordering::Relaxed);
+    uids.extend(send(&state, "outage", &token, 400, 600).await);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(spool.depth().get("outage").copied(), Some(600), "all kept while the lake is down");
+    proxy.down.store(false, Ordering::Relaxed);
+    eventually("everything is delivered once the lake is back", || spool.depth().is_empty()).await;
+    stop.cancel();
+    delivering.await.unwrap();
+
+    assert_exactly_once(&stored(dir.path(), &store), &uids);
+    proxy.assert_no_entry_acknowledged_twice();
+}
+
+/// The customer deletes the channel while events flow: the tenant pauses with ChannelNotFound and
+/// keeps every undelivered event; the operator points the tenant at the customer's new channel, and
+/// the rest arrive there. Across both stores each event is stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_deleted_mid_stream_pauses_the_tenant_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let lake_endpoint = start_lake(dir.path(), &stop).await;
+    let (old_store, old_channel) = open_channel(&lake_endpoint, "doomed").await;
+    let proxy =
+        start_proxy(lake_endpoint.trim_start_matches("http://").to_owned(), Arc::new(|_: &Call| Fault::Pass)).await;
+    let (state, spool, registry, deliverer) = relay(dir.path(), &proxy.endpoint, Arc::new(Catalog::embedded()));
+    let token = tenant(&registry, "moving", &old_channel);
+    let delivering = tokio::spawn(deliverer.run(stop.clone()));
+
+    let mut uids = send(&state, "moving", &token, 0, 2000).await;
+    eventually("delivery has started", || spool.depth().get("moving").is_none_or(|n| *n < 2000)).await;
+    let e = lake_endpoint.clone();
+    let c = old_channel.clone();
+    tokio::task::spawn_blocking(move || {
+        let (status, body) = lake_call(&e, "cloudtrail", "DeleteChannel", &json!({"Channel": c}).to_string());
+        assert_eq!(status, 200, "{body}");
+    })
+    .await
+    .unwrap();
+    uids.extend(send(&state, "moving", &token, 2000, 500).await);
+    eventually("the tenant is paused", || registry.tenant("moving").unwrap().unwrap().paused.is_some()).await;
+    let paused = registry.tenant("moving").unwrap().unwrap();
+    assert!(paused.paused.as_deref().unwrap().contains("ChannelNotFound"), "{paused:?}");
+    let (_, _, dead) = spool.counts().unwrap();
+    assert_eq!(dead, 0, "nothing is dead-lettered for a missing channel");
+    let waiting = spool.depth().get("moving").copied().unwrap_or(0);
+    assert!(waiting >= 500, "the events after the deletion wait: {waiting}");
+
+    // The customer makes a new channel; the operator updates the tenant. The probe finds it working.
+    let (new_store, new_channel) = open_channel(&lake_endpoint, "reborn").await;
+    registry
+        .update_tenant("moving", |t| {
+            t.channel_arn = new_channel.clone();
+            true
+        })
+        .unwrap();
+    eventually("the rest are delivered to the new channel", || spool.depth().is_empty()).await;
+    eventually("the tenant is active again", || registry.tenant("moving").unwrap().unwrap().paused.is_none()).await;
+    stop.cancel();
+    delivering.await.unwrap();
+
+    let mut both = stored(dir.path(), &old_store);
+    for (uid, n) in stored(dir.path(), &new_store) {
+        *both.entry(uid).or_default() += n;
+    }
+    assert_exactly_once(&both, &uids);
+    proxy.assert_no_entry_acknowledged_twice();
+    eprintln!("events waiting when the channel was gone: {waiting}");
+}
+
+/// `klarity-audit dlq list | replay` against a relay process, over its admin API: events the
+/// channel refuses for good are listed with their code and message; once the cause is gone, a
+/// replay delivers them. Without the admin token the commands say what is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_and_replayed_from_the_command_line() {
+    use crate::support::{Dir, RelayProcess, http_post};
+    let work = Dir::new();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let lake_endpoint = start_lake(work.path(), &stop).await;
+    let (store, channel) = open_channel(&lake_endpoint, "refusing").await;
+    let refusing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let switch = refusing.clone();
+    let plan: Plan = Arc::new(move |_: &Call| if switch.load(Ordering::Relaxed) { Fault::Reject } else { Fault::Pass });
+    let proxy = start_proxy(lake_endpoint.trim_start_matches("http://").to_owned(), plan).await;
+
+    let admin_token = "kadm_the-operators-secret";
+    let hash = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(admin_token.as_bytes()))
+    };
+    let dir = work.path().to_owned();
+    let endpoint = proxy.endpoint.clone();
+    let (uids, letters, replayed, after, missing) = tokio::task::spawn_blocking(move || {
+        let data = dir.join("relay");
+        let data_dir = data.to_str().unwrap();
+        let run = |args: &[&str], env: &[(&str, &str)]| {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_klarity-audit"))
+                .args(args)
+                .env_remove("KLARITY_ADMIN_TOKEN")
+                .envs(env.iter().copied())
+                .output()
+                .unwrap();
+            (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+        };
+        let (code, _, err) = run(&["tenants", "add", "acme", "--channel-arn", &channel, "--resource-policy", "--data-dir", data_dir], &[]);
+        assert_eq!(code, 0, "{err}");
+        let (code, out, err) = run(&["tokens", "issue", "--app", SOURCE, "--tenants", "acme", "--data-dir", data_dir], &[]);
+        assert_eq!(code, 0, "{err}");
+        let token = out.lines().nth(1).unwrap().to_owned();
+        let relay = RelayProcess::start_with(&data, &endpoint, &[("KLARITY_RELAY__ADMIN_TOKEN_SHA256", &hash)]);
+        let url = format!("http://{}", relay.address);
+        let mut uids = Vec::new();
+        let events: Vec<Value> = (0..3)
+            .map(|i| {
+                let uid = format!("0190a6b5-5555-7a3f-9d2b-{i:012}");
+                uids.push(uid.clone());
+                json!({"version": "v1", "userIdentity": {"type": "SERVICE", "principalId": "p"}, "eventSource": SOURCE,
+                       "eventName": "baselinePatching.started", "eventTime": "2024-07-12T02:00:00Z", "UID": uid, "requestParameters": {"machinesCount": 1}})
+            })
+            .collect();
+        let (status, body) = http_post(&relay.address, "/v1/tenants/acme/events", &token, &json!(events).to_string());
+        assert_eq!(status, 202, "{body}");
+        let admin = [("KLARITY_ADMIN_TOKEN", admin_token), ("KLARITY_RELAY_URL", url.as_str())];
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let letters = loop {
+            let (code, out, err) = run(&["dlq", "list", "acme", "--json"], &admin);
+            assert_eq!(code, 0, "{err}");
+            let listed: Value = serde_json::from_str(&out).unwrap();
+            if listed["deadLetters"].as_array().unwrap().len() == 3 {
+                break listed;
+            }
+            assert!(std::time::Instant::now() < deadline, "the dead letters never appeared: {out}");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        let (code, table, err) = run(&["dlq", "list", "acme"], &admin);
+        assert_eq!(code, 0, "{err}");
+        assert!(table.contains("InvalidData") && table.contains("refused by the fault proxy"), "{table}");
+        refusing.store(false, Ordering::Relaxed);
+        let replayed = run(&["dlq", "replay", "acme"], &admin);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let after = loop {
+            let (_, out, _) = run(&["dlq", "list", "acme"], &admin);
+            if out.contains("No dead letters") || std::time::Instant::now() > deadline {
+                break out;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        let missing = run(&["dlq", "list", "acme"], &[("KLARITY_RELAY_URL", url.as_str())]);
+        drop(relay);
+        (uids, letters, replayed, after, missing)
+    })
+    .await
+    .unwrap();
+
+    for letter in letters["deadLetters"].as_array().unwrap() {
+        assert_eq!((letter["errorCode"].as_str(), letter["eventSource"].as_str()), (Some("InvalidData"), Some(SOURCE)));
+        assert!(uids.contains(&letter["uid"].as_str().unwrap().to_owned()));
+    }
+    assert_eq!(replayed.0, 0, "{}", replayed.2);
+    assert_eq!(replayed.1, "Replayed 3 dead letter(s) of acme; they are queued for delivery again.\n");
+    assert_eq!(after, "No dead letters for acme.\n");
+    assert_eq!(missing.0, 2);
+    assert!(missing.2.contains("KLARITY_ADMIN_TOKEN"), "{}", missing.2);
+    let mut delivered = BTreeMap::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while delivered.len() < 3 && std::time::Instant::now() < deadline {
+        delivered = stored(work.path(), &store);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_exactly_once(&delivered, &uids);
+    stop.cancel();
 }

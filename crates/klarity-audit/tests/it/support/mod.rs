@@ -108,6 +108,11 @@ pub(crate) struct RelayProcess {
 
 impl RelayProcess {
     pub(crate) fn start(data_dir: &Path, endpoint: &str) -> RelayProcess {
+        RelayProcess::start_with(data_dir, endpoint, &[])
+    }
+
+    /// Starts the relay with extra environment (settings as `KLARITY_RELAY__…`).
+    pub(crate) fn start_with(data_dir: &Path, endpoint: &str, env: &[(&str, &str)]) -> RelayProcess {
         use std::io::BufRead;
         let mut child = Command::new(env!("CARGO_BIN_EXE_klarity-audit"))
             .args(["relay", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -115,6 +120,7 @@ impl RelayProcess {
             .env("KLARITY_RELAY__ENDPOINT_URL", endpoint)
             .env("KLARITY_RELAY__IDLE_POLL_MS", "10")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
