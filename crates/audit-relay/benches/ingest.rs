@@ -3,7 +3,7 @@
 //! the same run is the spool alone (the same events appended from the same number of tasks, no
 //! HTTP, JSON or validation): the ceiling the API can approach.
 //!
-//! Run: `cargo bench -p audit-relay --bench ingest` (env: BENCH_SECS, BENCH_CLIENTS).
+//! Run: `cargo bench -p audit-relay --bench ingest` (env: BENCH_SECS, BENCH_CLIENTS [default 32]).
 
 #![allow(missing_docs)]
 
@@ -65,7 +65,7 @@ async fn roundtrip(conn: &mut BufReader<tokio::net::TcpStream>, request: &[u8]) 
 
 fn main() {
     let secs: u64 = std::env::var("BENCH_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
-    let clients: usize = std::env::var("BENCH_CLIENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(16);
+    let clients: usize = std::env::var("BENCH_CLIENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(32);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async move {
         let dir = tempfile::tempdir().unwrap();
