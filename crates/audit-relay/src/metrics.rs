@@ -16,8 +16,10 @@ use std::{
 };
 
 /// Upper bounds of the latency buckets, in seconds.
-pub const LATENCY_BUCKETS: [f64; 14] =
-    [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0];
+pub const LATENCY_BUCKETS: [f64; 20] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+    3600.0,
+];
 
 /// A histogram of durations with the fixed [`LATENCY_BUCKETS`].
 #[derive(Debug, Default)]
@@ -185,6 +187,7 @@ mod tests {
             h.observe_ms(ms);
         }
         assert_eq!(h.quantile_bound(0.5), Some(0.05));
+        assert_eq!(h.quantile_bound(0.6), Some(0.2));
         assert_eq!(h.quantile_bound(0.8), Some(1.0));
         assert_eq!(h.quantile_bound(1.0), Some(5.0));
         h.observe_ms(10_000_000);
@@ -206,6 +209,7 @@ mod tests {
             "klarity_relay_queue_depth{tenant=\"acme\"} 2",
             "klarity_relay_oldest_queued_age_seconds{tenant=\"acme\"} 1.5",
             "klarity_relay_tenant_paused{tenant=\"acme\"} 1",
+            "klarity_relay_delivery_latency_seconds_bucket{tenant=\"acme\",le=\"0.005\"} 0",
             "klarity_relay_delivery_latency_seconds_bucket{tenant=\"acme\",le=\"0.01\"} 0",
             "klarity_relay_delivery_latency_seconds_bucket{tenant=\"acme\",le=\"0.025\"} 1",
             "klarity_relay_delivery_latency_seconds_bucket{tenant=\"acme\",le=\"+Inf\"} 1",

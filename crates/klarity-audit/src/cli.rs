@@ -97,6 +97,62 @@ pub(crate) enum Command {
     #[command(after_help = "Examples:\n  export KLARITY_ADMIN_TOKEN=…\n  klarity-audit dlq list acme\n  \
         klarity-audit dlq list acme --json | jq .\n  klarity-audit dlq replay acme --relay-url https://relay.example.com")]
     Dlq(DlqArgs),
+
+    /// Measure the whole flow on this machine: a lake and a relay in this process on a temporary
+    /// data directory, producers posting batches over HTTP, and delivery into the lake.
+    ///
+    /// Reports durable ingest (events/s and request latency percentiles, each 202 meaning fsynced),
+    /// end to end (accepted → stored in the lake, events/s), the ingest-to-delivered latency
+    /// distribution, peak memory and bytes on disk. The baseline, measured in the same run, is the
+    /// lake alone: the same events sent straight to PutAuditEvents by the same number of clients,
+    /// which is the ceiling delivery can approach.
+    ///
+    /// With --rate the producers are paced (an offered load, for latency); without it they send as
+    /// fast as the relay accepts. With --hold, delivery waits until every event is accepted (a
+    /// backlog), then drains it.
+    #[command(
+        after_help = "Examples:\n  klarity-audit bench\n  klarity-audit bench --events 2000000 --clients 64 --tenants 4\n  \
+        klarity-audit bench --rate 10000 --events 300000     # latency at an offered 10k events/s\n  \
+        klarity-audit bench --hold --events 10000000 --json  # a 10M-event backlog"
+    )]
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Events to send in all.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(crate) events: usize,
+    /// Events per ingest request.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) batch: usize,
+    /// Concurrent producers (keep-alive HTTP connections).
+    #[arg(long, default_value_t = 32)]
+    pub(crate) clients: usize,
+    /// Tenants, each with its own event data store and channel; producers spread over them.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) tenants: usize,
+    /// Approximate size of one event's JSON, in bytes.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) event_size: usize,
+    /// Offered load in events/s (0: as fast as the relay accepts).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) rate: u64,
+    /// PutAuditEvents calls in flight per tenant.
+    #[arg(long, default_value_t = 4)]
+    pub(crate) delivery_concurrency: usize,
+    /// Hold delivery until every event is accepted, then drain the backlog.
+    #[arg(long)]
+    pub(crate) hold: bool,
+    /// Skip the lake-alone baseline.
+    #[arg(long)]
+    pub(crate) no_baseline: bool,
+    /// Keep the data here instead of a temporary directory (which is removed afterwards).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -55,6 +55,19 @@ impl JsonClient {
 
     /// Sends `body` (JSON) with `method` to `path` and reads the answer.
     pub(crate) async fn call(&self, method: Method, path: &str, body: Option<Bytes>) -> anyhow::Result<Answer> {
+        let (status, bytes) = self.call_raw(method, path, body).await?;
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Ok(Answer { status, body })
+    }
+
+    /// Like [`JsonClient::call`], but leaves the answer's body unparsed.
+    pub(crate) async fn call_raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
         let url = format!("{}{path}", self.base);
         let mut request =
             Request::builder().method(method.clone()).uri(&url).header(header::ACCEPT, "application/json");
@@ -71,9 +84,6 @@ impl JsonClient {
             .with_context(|| format!("cannot reach {} (is the relay running there?)", self.base))?;
         let status = response.status();
         let bytes = response.into_body().collect().await.with_context(|| format!("reading the answer of {url}"))?;
-        let bytes = bytes.to_bytes();
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        Ok(Answer { status, body })
+        Ok((status, bytes.to_bytes()))
     }
 }

@@ -372,19 +372,33 @@ fn load_resources(conn: &Connection) -> Result<Resources, LakeError> {
     Ok(resources)
 }
 
-/// Copies committed WAL frames into the database file and fsyncs it, beside the writer, so that
-/// commits never wait for a checkpoint. `PASSIVE` never blocks the writer; once everything is
-/// copied, SQLite restarts the WAL from its beginning on the next commit, which bounds its size.
-/// A final `TRUNCATE` checkpoint runs when the writer has stopped.
+/// WAL frames (16 KiB pages) beyond which the checkpointer restarts the log: 64 MiB.
+const RESTART_AFTER_FRAMES: i64 = 4096;
+
+/// Copies committed WAL frames into the database file beside the writer, every 100 ms, so commits
+/// never wait for a checkpoint. `PASSIVE` never blocks the writer, but under sustained writes it
+/// rarely finds the log fully copied at the moment a commit starts, which is when SQLite restarts
+/// the log from its beginning; the WAL would grow without end (and every read would search its
+/// growing index). So once the log holds more than [`RESTART_AFTER_FRAMES`], a `RESTART` copies
+/// the few frames left, holding commits off for that moment, and the next commit starts the log
+/// over. A final `TRUNCATE` checkpoint runs when the writer has stopped.
 fn checkpointer(conn: &Connection, running: &std::sync::atomic::AtomicBool) {
-    let checkpoint = |mode: &str| {
-        if let Err(err) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
-            tracing::warn!(error = %err, mode, "A WAL checkpoint failed; the next one retries.");
+    // A checkpoint that must wait for the writer or readers gives up soon, and retries later.
+    let _ = conn.pragma_update(None, "busy_timeout", 250);
+    let checkpoint = |mode: &str| -> Option<i64> {
+        match conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| r.get::<_, i64>(1)) {
+            Ok(frames) => Some(frames),
+            Err(err) => {
+                tracing::warn!(error = %err, mode, "A WAL checkpoint failed; the next one retries.");
+                None
+            }
         }
     };
     while running.load(Ordering::Relaxed) {
         thread::sleep(std::time::Duration::from_millis(100));
-        checkpoint("PASSIVE");
+        if checkpoint("PASSIVE").is_some_and(|frames| frames > RESTART_AFTER_FRAMES) {
+            checkpoint("RESTART");
+        }
     }
     checkpoint("TRUNCATE");
 }

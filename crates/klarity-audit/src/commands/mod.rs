@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 
+mod bench;
 mod catalog;
 mod dlq;
 mod lake;
@@ -21,5 +22,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tenants(args) => relay::tenants(&cli.global, &args),
         Command::Tokens(args) => relay::tokens(&args),
         Command::Dlq(args) => dlq::run(&args),
+        Command::Bench(args) => bench::run(&cli.global, &args),
     }
 }

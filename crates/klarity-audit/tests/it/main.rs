@@ -1,6 +1,7 @@
 //! End-to-end tests of the `klarity-audit` binary: each runs the built executable in its own
 //! temporary directory and asserts on its exit status and output.
 
+mod bench;
 mod catalog;
 mod lake_cli;
 mod lake_crash;

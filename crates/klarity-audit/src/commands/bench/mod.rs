@@ -1,0 +1,497 @@
+//! `klarity-audit bench`: the whole flow measured on this machine.
+//!
+//! One process holds a lake ([`audit_lake::serve`]) and a relay ([`audit_relay::run`]) on loopback
+//! ports and a temporary data directory, exactly as `klarity-audit lake` and `relay` run them.
+//! The customer side is set up through the AWS SDK (an event data store, a channel and its
+//! resource policy per tenant); producers then post batches over HTTP with keep-alive, and the
+//! relay delivers into the lake. The bench watches the relay from outside, through its admin
+//! `/metrics`, so it measures what an operator would see.
+//!
+//! - [`load`] builds events and request bodies and runs the producers.
+//! - [`report`] holds the figures and prints them as a table or JSON.
+
+mod load;
+mod report;
+
+use std::{
+    collections::BTreeMap,
+    io::{IsTerminal, Write},
+    path::{Path, PathBuf},
+    process::ExitCode,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use audit_relay::registry::{DeliveryMode, Grant, Registry, Tenant};
+use aws_sdk_cloudtrail::types::{AdvancedEventSelector, AdvancedFieldSelector, Destination, DestinationType};
+use http::Method;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    catalog_source,
+    cli::{BenchArgs, GlobalArgs},
+    http::JsonClient,
+};
+use report::{Baseline, Report};
+
+/// The event source the bench publishes (AutoBackup's `backup.completed`).
+const SOURCE: &str = "com.nordcloudapp.com.autobackup";
+
+pub(crate) fn run(global: &GlobalArgs, args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    if args.events == 0 || args.clients == 0 || args.tenants == 0 {
+        bail!("--events, --clients and --tenants must be at least 1");
+    }
+    if !(1..=1000).contains(&args.batch) {
+        bail!("--batch must be 1 to 1000 (the relay's request limit), not {}", args.batch);
+    }
+    if !(1..=64).contains(&args.delivery_concurrency) {
+        bail!("--delivery-concurrency must be 1 to 64, not {}", args.delivery_concurrency);
+    }
+    if args.event_size < load::MIN_EVENT_SIZE || args.event_size > 200_000 {
+        bail!("--event-size must be {} to 200000 bytes, not {}", load::MIN_EVENT_SIZE, args.event_size);
+    }
+    let catalog = catalog_source::load(global.catalog_dir.as_deref())?;
+    let temp = match &args.data_dir {
+        Some(_) => None,
+        None => Some(tempfile::tempdir().context("creating a temporary data directory")?),
+    };
+    let root = args.data_dir.clone().or_else(|| temp.as_ref().map(|t| t.path().to_owned())).expect("a data dir");
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let report = runtime.block_on(bench(&root, args, catalog))?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        report.print(&mut out)?;
+    }
+    drop(runtime);
+    drop(temp);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One tenant of the bench: its token, store and channel.
+struct BenchTenant {
+    id: String,
+    token: String,
+    store_id: String,
+}
+
+async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog) -> anyhow::Result<Report> {
+    let stop = CancellationToken::new();
+    let _stop_on_exit = stop.clone().drop_guard();
+    let progress = Progress::new(!args.json && std::io::stderr().is_terminal());
+
+    // The lake.
+    let lake_dir = root.join("lake");
+    let lake = audit_lake::Lake::open(audit_lake::LakeConfig { data_dir: lake_dir.clone(), ..Default::default() })?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let lake_endpoint = format!("http://{}", listener.local_addr()?);
+    let lake_stop = stop.clone();
+    let lake_task = tokio::spawn(audit_lake::serve(lake, listener, async move { lake_stop.cancelled().await }));
+
+    // The customer's side, through the AWS SDK: a store, a channel and a policy per tenant.
+    progress.say("setting up the customer side through the AWS SDK");
+    let cloudtrail = cloudtrail_client(&lake_endpoint);
+    let relay_dir = root.join("relay");
+    let registry = Registry::open(&relay_dir)?;
+    let mut tenants = Vec::new();
+    for n in 0..args.tenants {
+        let id = format!("bench-{n}");
+        let (store_id, channel_arn) = store_and_channel(&cloudtrail, &id, true).await?;
+        registry.put_tenant(&Tenant {
+            id: id.clone(),
+            channel_arn,
+            delivery: DeliveryMode::ResourcePolicy { external_id: Some(format!("bench-external-{n}")) },
+            applications: vec![SOURCE.into()],
+            paused: args.hold.then(|| "the bench holds delivery until every event is accepted".into()),
+            held: args.hold,
+        })?;
+        let token =
+            registry.issue_token(&Grant { name: id.clone(), source: SOURCE.into(), tenants: vec![id.clone()] })?;
+        tenants.push(BenchTenant { id, token, store_id });
+    }
+
+    // The relay.
+    let admin_token = format!("kadm_{}", uuid::Uuid::new_v4().simple());
+    let config = audit_relay::RelayConfig {
+        data_dir: relay_dir.clone(),
+        endpoint_url: lake_endpoint.clone(),
+        spool_max_bytes: 1 << 40,
+        delivery_concurrency: args.delivery_concurrency,
+        admin_token_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(admin_token.as_bytes())),
+        ..Default::default()
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let relay_url = format!("http://{}", listener.local_addr()?);
+    let relay_task = tokio::spawn(audit_relay::run(config, listener, catalog, stop.clone()));
+    let admin = JsonClient::new(&relay_url, Some(admin_token))?;
+
+    // Ingest (and delivery, unless held).
+    let load = Arc::new(load::Load::new(args.event_size));
+    let rss_before = memory().rss_bytes;
+    progress.say("sending");
+    let started = Instant::now();
+    let producers = {
+        let tokens: Vec<(String, String)> = tenants.iter().map(|t| (t.id.clone(), t.token.clone())).collect();
+        let plan = load::Plan { events: args.events, batch: args.batch, clients: args.clients, rate: args.rate };
+        tokio::spawn(load::produce(relay_url.clone(), tokens, load.clone(), plan))
+    };
+    let mut watch = Watch { expected: args.events as u64, all_delivered_at: None };
+    let mut rss_ingest_peak = rss_before;
+    let ingest = loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        rss_ingest_peak = rss_ingest_peak.max(memory().rss_bytes);
+        if producers.is_finished() {
+            break producers.await.context("the producers stopped")??;
+        }
+        if let Ok(state) = scrape(&admin).await {
+            watch.observe(&state);
+            progress.line(&format!(
+                "sent {:>10} of {}   delivered {:>10}   queued {:>10}",
+                group(load.sent()),
+                group(args.events as u64),
+                group(state.delivered),
+                group(state.queued)
+            ));
+        }
+    };
+    let ingest_seconds = started.elapsed().as_secs_f64();
+    if ingest.accepted as usize != args.events {
+        bail!("the relay accepted {} of {} events: {}", ingest.accepted, args.events, ingest.first_error);
+    }
+
+    // Delivery: until every accepted event is settled.
+    let drain_started = Instant::now();
+    if args.hold {
+        for t in &tenants {
+            registry.resume(&t.id)?;
+        }
+    }
+    let mut rss_drain_peak = rss_ingest_peak;
+    let mut last_progress = (Instant::now(), 0u64);
+    let settled = loop {
+        let state = scrape(&admin).await?;
+        watch.observe(&state);
+        rss_drain_peak = rss_drain_peak.max(memory().rss_bytes);
+        progress.line(&format!(
+            "delivered {:>10} of {}   queued {:>10}",
+            group(state.delivered),
+            group(args.events as u64),
+            group(state.queued)
+        ));
+        if state.delivered + state.failed >= args.events as u64 {
+            break state;
+        }
+        if state.delivered + state.failed > last_progress.1 {
+            last_progress = (Instant::now(), state.delivered + state.failed);
+        } else if last_progress.0.elapsed() > Duration::from_secs(60) {
+            bail!("delivery made no progress for a minute ({} of {} settled)", last_progress.1, args.events);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let end_to_end_seconds = watch.all_delivered_at.unwrap_or_else(Instant::now).duration_since(started).as_secs_f64();
+    let drain_seconds = drain_started.elapsed().as_secs_f64();
+    progress.clear();
+
+    // Every event is in its tenant's store, once.
+    let stored: u64 = {
+        let db = lake_dir.join(audit_lake::store::DB_FILE);
+        let mut total = 0;
+        for t in &tenants {
+            total += audit_lake::store::Store::scan_store(&db, &t.store_id, |_| true)?;
+        }
+        total
+    };
+
+    // The baseline: the lake alone, fed the same events by the same number of clients.
+    let baseline = if args.no_baseline {
+        None
+    } else {
+        progress.say("baseline: PutAuditEvents straight into the lake");
+        let count = args.events.min(500_000);
+        let (store_id, channel_arn) = store_and_channel(&cloudtrail, "bench-baseline", false).await?;
+        let started = Instant::now();
+        load::put_directly(&lake_endpoint, &channel_arn, load.clone(), count, args.clients).await?;
+        let seconds = started.elapsed().as_secs_f64();
+        let db = lake_dir.join(audit_lake::store::DB_FILE);
+        let stored = audit_lake::store::Store::scan_store(&db, &store_id, |_| true)?;
+        progress.clear();
+        Some(Baseline { events: count as u64, stored, seconds, events_per_second: count as f64 / seconds })
+    };
+
+    stop.cancel();
+    let _ = relay_task.await;
+    let _ = lake_task.await;
+    let memory = memory();
+    Ok(Report::new(report::Inputs {
+        args,
+        event_bytes: load.event_len(),
+        ingest,
+        ingest_seconds,
+        end_to_end_seconds,
+        drain_seconds,
+        settled: &settled,
+        stored,
+        baseline,
+        peak_rss_bytes: memory.peak_bytes,
+        rss_before_bytes: rss_before,
+        rss_ingest_peak_bytes: rss_ingest_peak,
+        rss_drain_peak_bytes: rss_drain_peak,
+        relay_disk_bytes: disk_usage(&relay_dir),
+        lake_disk_bytes: disk_usage(&lake_dir),
+    }))
+}
+
+/// A cloudtrail client of the local lake with the customer account's documented key.
+fn cloudtrail_client(endpoint: &str) -> aws_sdk_cloudtrail::Client {
+    let config = aws_sdk_cloudtrail::Config::builder()
+        .behavior_version(aws_sdk_cloudtrail::config::BehaviorVersion::latest())
+        .region(aws_sdk_cloudtrail::config::Region::new("eu-west-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_cloudtrail::config::Credentials::new(
+            audit_lake::config::CUSTOMER_ACCESS_KEY_ID,
+            audit_lake::config::CUSTOMER_SECRET_ACCESS_KEY,
+            None,
+            None,
+            "klarity-audit-bench",
+        ))
+        .build();
+    aws_sdk_cloudtrail::Client::from_conf(config)
+}
+
+/// An event data store for integration events and a channel into it; with `for_vendor`, a channel
+/// policy lets the vendor account publish (with the tenant's external ID). Returns (store id,
+/// channel ARN).
+async fn store_and_channel(
+    cloudtrail: &aws_sdk_cloudtrail::Client,
+    name: &str,
+    for_vendor: bool,
+) -> anyhow::Result<(String, String)> {
+    let selector = AdvancedEventSelector::builder()
+        .name("integration events")
+        .field_selectors(AdvancedFieldSelector::builder().field("eventCategory").equals("ActivityAuditLog").build()?)
+        .build()?;
+    let store = cloudtrail
+        .create_event_data_store()
+        .name(name)
+        .advanced_event_selectors(selector)
+        .multi_region_enabled(false)
+        .send()
+        .await
+        .with_context(|| format!("creating the event data store {name}"))?;
+    let store_arn = store.event_data_store_arn().unwrap_or_default().to_owned();
+    let channel = cloudtrail
+        .create_channel()
+        .name(name)
+        // One channel per source and account: each tenant's channel gets its own source name (in
+        // AWS each customer is its own account, and would use `Custom`).
+        .source(format!("Klarity-{name}"))
+        .destinations(Destination::builder().r#type(DestinationType::EventDataStore).location(&store_arn).build()?)
+        .send()
+        .await
+        .with_context(|| format!("creating the channel {name}"))?;
+    let channel_arn = channel.channel_arn().unwrap_or_default().to_owned();
+    if for_vendor {
+        let external_id = format!("bench-external-{}", name.trim_start_matches("bench-"));
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"AWS": audit_lake::config::VENDOR_ACCOUNT},
+                "Action": "cloudtrail-data:PutAuditEvents",
+                "Resource": channel_arn,
+                "Condition": {"StringEquals": {"cloudtrail:ExternalId": external_id}}
+            }]
+        });
+        cloudtrail
+            .put_resource_policy()
+            .resource_arn(&channel_arn)
+            .resource_policy(policy.to_string())
+            .send()
+            .await
+            .with_context(|| format!("putting the channel policy of {name}"))?;
+    }
+    let store_id = store_arn.rsplit('/').next().unwrap_or_default().to_owned();
+    Ok((store_id, channel_arn))
+}
+
+/// What the relay's `/metrics` says, summed over tenants.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RelayState {
+    pub(crate) delivered: u64,
+    pub(crate) failed: u64,
+    pub(crate) retried: u64,
+    pub(crate) queued: u64,
+    /// Ingest-to-delivered latency: (bucket bound in seconds, cumulative count).
+    pub(crate) latency: Vec<(f64, u64)>,
+}
+
+impl RelayState {
+    /// The smallest bucket bound holding at least `q` of the deliveries.
+    pub(crate) fn latency_quantile(&self, q: f64) -> Option<f64> {
+        let total = self.latency.last()?.1;
+        if total == 0 {
+            return None;
+        }
+        let wanted = (q * total as f64).ceil() as u64;
+        self.latency.iter().find(|(_, n)| *n >= wanted).map(|(bound, _)| *bound)
+    }
+}
+
+async fn scrape(admin: &JsonClient) -> anyhow::Result<RelayState> {
+    let (status, body) = admin.call_raw(Method::GET, "/metrics", None).await?;
+    if !status.is_success() {
+        bail!("the relay's /metrics answered HTTP {status}");
+    }
+    Ok(parse_metrics(&String::from_utf8_lossy(&body)))
+}
+
+/// Sums the per-tenant series the bench needs from a Prometheus text exposition.
+fn parse_metrics(text: &str) -> RelayState {
+    let mut state = RelayState::default();
+    let mut buckets: BTreeMap<u64, (f64, u64)> = BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((series, value)) = line.rsplit_once(' ') else { continue };
+        let value: f64 = value.parse().unwrap_or(0.0);
+        let name = series.split('{').next().unwrap_or("");
+        match name {
+            "klarity_relay_events_delivered_total" => state.delivered += value as u64,
+            "klarity_relay_events_failed_total" => state.failed += value as u64,
+            "klarity_relay_events_retried_total" => state.retried += value as u64,
+            "klarity_relay_queue_depth" => state.queued += value as u64,
+            "klarity_relay_delivery_latency_seconds_bucket" => {
+                let le = series.split("le=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or("");
+                let bound = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::INFINITY) };
+                let slot = buckets.entry(bound.to_bits()).or_insert((bound, 0));
+                slot.1 += value as u64;
+            }
+            _ => {}
+        }
+    }
+    let mut latency: Vec<(f64, u64)> = buckets.into_values().collect();
+    latency.sort_by(|a, b| a.0.total_cmp(&b.0));
+    state.latency = latency;
+    state
+}
+
+/// When delivery finished, seen from outside.
+struct Watch {
+    expected: u64,
+    all_delivered_at: Option<Instant>,
+}
+
+impl Watch {
+    fn observe(&mut self, state: &RelayState) {
+        if self.all_delivered_at.is_none() && state.delivered + state.failed >= self.expected {
+            self.all_delivered_at = Some(Instant::now());
+        }
+    }
+}
+
+/// The process's resident memory now and at its peak.
+struct Memory {
+    rss_bytes: u64,
+    peak_bytes: u64,
+}
+
+fn memory() -> Memory {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    Memory { rss_bytes: field("VmRSS:"), peak_bytes: field("VmHWM:") }
+}
+
+/// Bytes the files under `dir` take.
+fn disk_usage(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack: Vec<PathBuf> = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            match entry.metadata() {
+                Ok(m) if m.is_dir() => stack.push(entry.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+/// 1234567 → "1,234,567".
+pub(crate) fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A one-line progress display on a terminal's stderr; silent otherwise.
+struct Progress {
+    on: bool,
+}
+
+impl Progress {
+    fn new(on: bool) -> Progress {
+        Progress { on }
+    }
+
+    fn say(&self, what: &str) {
+        if self.on {
+            let _ = write!(std::io::stderr(), "\r\x1b[2K{what}…");
+        }
+    }
+
+    fn line(&self, text: &str) {
+        if self.on {
+            let _ = write!(std::io::stderr(), "\r\x1b[2K{text}");
+        }
+    }
+
+    fn clear(&self) {
+        if self.on {
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_are_summed_over_tenants() {
+        let text = "# HELP x\nklarity_relay_events_delivered_total{tenant=\"a\"} 5\nklarity_relay_events_delivered_total{tenant=\"b\"} 7\n\
+            klarity_relay_queue_depth{tenant=\"a\"} 3\n\
+            klarity_relay_delivery_latency_seconds_bucket{tenant=\"a\",le=\"0.1\"} 4\n\
+            klarity_relay_delivery_latency_seconds_bucket{tenant=\"b\",le=\"0.1\"} 6\n\
+            klarity_relay_delivery_latency_seconds_bucket{tenant=\"a\",le=\"1\"} 5\n\
+            klarity_relay_delivery_latency_seconds_bucket{tenant=\"b\",le=\"1\"} 7\n\
+            klarity_relay_delivery_latency_seconds_bucket{tenant=\"a\",le=\"+Inf\"} 5\n\
+            klarity_relay_delivery_latency_seconds_bucket{tenant=\"b\",le=\"+Inf\"} 7\n";
+        let state = parse_metrics(text);
+        assert_eq!((state.delivered, state.queued), (12, 3));
+        assert_eq!(state.latency, vec![(0.1, 10), (1.0, 12), (f64::INFINITY, 12)]);
+        assert_eq!(state.latency_quantile(0.5), Some(0.1));
+        assert_eq!(state.latency_quantile(0.99), Some(1.0));
+    }
+
+    #[test]
+    fn numbers_are_grouped_by_thousands() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(1000), "1,000");
+        assert_eq!(group(12_345_678), "12,345,678");
+    }
+}

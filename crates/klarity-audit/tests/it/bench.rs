@@ -1,0 +1,43 @@
+//! `klarity-audit bench` runs the whole flow and accounts for every event. Only counts are
+//! asserted here: figures are for people, never for tests.
+
+use crate::support::Dir;
+
+#[test]
+fn a_small_bench_delivers_every_event_once_and_reports_it() {
+    let dir = Dir::new();
+    let out =
+        dir.run(&["bench", "--events", "1500", "--clients", "4", "--tenants", "3", "--batch", "50", "--json"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["ingest"]["accepted"], 1500);
+    assert_eq!(report["ingest"]["requests"], 30);
+    assert_eq!(report["end_to_end"]["delivered"], 1500);
+    assert_eq!(report["end_to_end"]["failed"], 0);
+    assert_eq!(report["end_to_end"]["stored_in_lake"], 1500, "each event is in its tenant's store, once");
+    assert_eq!(report["baseline"]["events"], 1500);
+    assert_eq!(report["baseline"]["stored"], 1500);
+    assert!(report["end_to_end"]["latency_seconds_at_most"]["p99"].as_f64().is_some());
+    assert!(report["disk"]["lake_bytes"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn a_held_backlog_is_drained() {
+    let dir = Dir::new();
+    let out = dir.run(&["bench", "--events", "600", "--clients", "2", "--hold", "--no-baseline", "--json"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["end_to_end"]["stored_in_lake"], 600);
+    assert!(report["end_to_end"]["drain_seconds"].as_f64().is_some());
+    assert!(report["baseline"].is_null());
+}
+
+#[test]
+fn bad_settings_are_refused_with_the_rule() {
+    let dir = Dir::new();
+    let out = dir.run(&["bench", "--batch", "5000"], None);
+    assert_eq!(
+        (out.code, out.stderr.as_str()),
+        (2, "error: --batch must be 1 to 1000 (the relay's request limit), not 5000\n")
+    );
+}
