@@ -9,9 +9,9 @@
 //!   accepted_ms, state, attempts, event_id, error_code, error_message, settled_ms)`
 //!   - `(tenant, source, uid)` is unique: it is the idempotency key. Resubmitting an event stores
 //!     nothing and returns the first result.
-//!   - `entry_id` is the `AuditEvent.id` sent to `PutAuditEvents`: the first 32 hex digits of
-//!     SHA-256(tenant NUL source NUL uid). It is fixed at acceptance, so retries, restarts and even
-//!     a resubmission reuse it.
+//!   - `entry_id` is the `AuditEvent.id` sent to `PutAuditEvents`: a UUID v7 in 32 hex digits,
+//!     ordered by time (see [`new_entry_id`]). It is stored at acceptance, so retries, restarts and
+//!     even a resubmission (which returns the first acceptance) reuse it.
 //!   - `event_data` is the `eventData` text as an LZ4 block with its length prepended; it is
 //!     cleared once the event is delivered, and the row stays as the idempotency record.
 //!   - `state`: 0 pending, 1 delivered (`event_id` = CloudTrail's eventID), 2 dead
@@ -47,7 +47,6 @@ use std::{
 };
 
 use rusqlite::{Connection, OptionalExtension, params};
-use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::SpoolError;
@@ -215,16 +214,11 @@ pub struct Spool {
 /// so a metrics scrape never counts a large backlog.
 type Depth = Arc<Mutex<HashMap<String, u64>>>;
 
-/// The `AuditEvent.id` of an event: the first 32 hex digits of SHA-256(tenant NUL source NUL uid).
-pub fn entry_id(tenant: &str, source: &str, uid: &str) -> String {
-    let mut hasher = Sha256::new();
-    for (i, part) in [tenant, source, uid].iter().enumerate() {
-        if i > 0 {
-            hasher.update([0u8]);
-        }
-        hasher.update(part.as_bytes());
-    }
-    hex::encode(&hasher.finalize()[..16])
+/// A new `AuditEvent.id`: a UUID v7 as 32 hex digits. Ids are unique, and ordered by time, so the
+/// receiving lake's index on entry ids grows at its end instead of at random pages (a hash of the
+/// event's key made every stored batch rewrite hundreds of random index pages).
+pub fn new_entry_id() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
 }
 
 fn now_ms() -> i64 {
@@ -296,7 +290,7 @@ impl Spool {
         let events = events
             .into_iter()
             .map(|e| Prepared {
-                entry_id: entry_id(&e.tenant, &e.source, &e.uid),
+                entry_id: new_entry_id(),
                 data: lz4_flex::block::compress_prepend_size(e.event_data.as_bytes()),
                 size: e.event_data.len() as i64,
                 tenant: e.tenant,
