@@ -328,6 +328,9 @@ fn open_connection(path: &Path) -> Result<Connection, LakeError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "busy_timeout", 5000)?;
+    // Statement journals and RETURNING's temporary rows stay in memory: as temporary files they
+    // were created and unlinked for statements of every commit.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     // Connections never checkpoint on commit: the checkpointer thread does it beside the writer
     // (see `checkpointer`). A 64 MiB page cache keeps the index's hot pages.
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;

@@ -231,6 +231,9 @@ fn open_connection(path: &Path) -> Result<Connection, SpoolError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "busy_timeout", 5000)?;
+    // Statement journals and RETURNING's temporary rows stay in memory: as temporary files they
+    // were created and unlinked for statements of every commit.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     // A 64 MiB page cache keeps the indexes' hot pages. Connections never checkpoint on commit:
     // the checkpointer thread does it beside the writer (see `checkpointer`).
     conn.pragma_update(None, "cache_size", -65_536)?;
@@ -521,6 +524,37 @@ enum JobResult {
     Replay(Result<u64, SpoolError>),
 }
 
+/// Marks the delivered events among `outcomes` in one statement per 100 (one statement journal,
+/// not one per row); returns the tenant of each event that was pending.
+fn settle_delivered(tx: &rusqlite::Transaction<'_>, outcomes: &[Outcome], now: i64) -> rusqlite::Result<Vec<String>> {
+    let delivered: Vec<(i64, &str)> = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Outcome::Delivered { seq, event_id } => Some((*seq, event_id.as_str())),
+            _ => None,
+        })
+        .collect();
+    let mut tenants = Vec::with_capacity(delivered.len());
+    for chunk in delivered.chunks(100) {
+        let values = vec!["(?, ?)"; chunk.len()].join(", ");
+        let mut stmt = tx.prepare_cached(&format!(
+            "UPDATE events SET state = 1, event_id = v.column2, event_data = NULL, settled_ms = ?1
+             FROM (VALUES {values}) AS v WHERE events.seq = v.column1 AND events.state = 0 RETURNING events.tenant"
+        ))?;
+        let mut bound: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(1 + 2 * chunk.len());
+        bound.push(&now);
+        for (seq, event_id) in chunk {
+            bound.push(seq);
+            bound.push(event_id);
+        }
+        let rows = stmt.query_map(bound.as_slice(), |r| r.get::<_, String>(0))?;
+        for tenant in rows {
+            tenants.push(tenant?);
+        }
+    }
+    Ok(tenants)
+}
+
 /// Applies a batch of jobs in one transaction. A full spool refuses only the appends that do not
 /// fit; a failed commit fails every job (nothing of the batch is acknowledged). Also returns how
 /// each tenant's pending count changed (nothing when the commit failed).
@@ -537,10 +571,6 @@ fn commit(conn: &mut Connection, batch: &[Job], max_bytes: u64) -> (Vec<JobResul
             )?;
             let mut existing =
                 tx.prepare_cached("SELECT entry_id, state FROM events WHERE tenant = ?1 AND source = ?2 AND uid = ?3")?;
-            let mut delivered = tx.prepare_cached(
-                "UPDATE events SET state = 1, event_id = ?2, event_data = NULL, settled_ms = ?3
-                 WHERE seq = ?1 AND state = 0 RETURNING tenant",
-            )?;
             let mut dead = tx.prepare_cached(
                 "UPDATE events SET state = 2, error_code = ?2, error_message = ?3, attempts = attempts + 1, settled_ms = ?4
                  WHERE seq = ?1 AND state = 0 RETURNING tenant",
@@ -579,11 +609,12 @@ fn commit(conn: &mut Connection, batch: &[Job], max_bytes: u64) -> (Vec<JobResul
                         results.push(JobResult::Append(Ok(accepted)));
                     }
                     Job::Settle { outcomes, .. } => {
+                        for tenant in settle_delivered(&tx, outcomes, now)? {
+                            *changes.entry(tenant).or_default() -= 1;
+                        }
                         for outcome in outcomes {
                             let settled: Option<String> = match outcome {
-                                Outcome::Delivered { seq, event_id } => {
-                                    delivered.query_row(params![seq, event_id, now], |r| r.get(0)).optional()?
-                                }
+                                Outcome::Delivered { .. } => None,
                                 Outcome::Dead { seq, code, message } => {
                                     dead.query_row(params![seq, code, message, now], |r| r.get(0)).optional()?
                                 }
