@@ -70,7 +70,7 @@ impl Default for RelayConfig {
             },
             idle_poll_ms: 50,
             probe_interval_secs: 30,
-            delivery_concurrency: 4,
+            delivery_concurrency: 8,
             attempt_timeout_secs: 30,
             admin_token_sha256: String::new(),
         }

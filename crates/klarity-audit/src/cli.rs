@@ -138,8 +138,8 @@ pub(crate) struct BenchArgs {
     /// Offered load in events/s (0: as fast as the relay accepts).
     #[arg(long, default_value_t = 0)]
     pub(crate) rate: u64,
-    /// PutAuditEvents calls in flight per tenant.
-    #[arg(long, default_value_t = 4)]
+    /// PutAuditEvents calls in flight per tenant (the relay's delivery_concurrency).
+    #[arg(long, default_value_t = 8)]
     pub(crate) delivery_concurrency: usize,
     /// Hold delivery until every event is accepted, then drain the backlog.
     #[arg(long)]

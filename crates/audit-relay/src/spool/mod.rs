@@ -5,19 +5,24 @@
 //!
 //! One SQLite database, `spool.db`, in WAL mode with `synchronous=FULL` and 16 KiB pages:
 //!
-//! - `events(seq INTEGER PRIMARY KEY, tenant, source, uid, entry_id, event_data BLOB, size,
-//!   accepted_ms, state, attempts, event_id, error_code, error_message, settled_ms)`
+//! - `events(seq INTEGER PRIMARY KEY, tenant, source, uid, entry_id, size, accepted_ms, state,
+//!   attempts, event_id, error_code, error_message, settled_ms)`: one small row per event, kept
+//!   after delivery as the idempotency record.
 //!   - `(tenant, source, uid)` is unique: it is the idempotency key. Resubmitting an event stores
 //!     nothing and returns the first result.
 //!   - `entry_id` is the `AuditEvent.id` sent to `PutAuditEvents`: a UUID v7 in 32 hex digits,
 //!     ordered by time (see [`new_entry_id`]). It is stored at acceptance, so retries, restarts and
 //!     even a resubmission (which returns the first acceptance) reuse it.
-//!   - `event_data` is the `eventData` text as an LZ4 block with its length prepended; it is
-//!     cleared once the event is delivered, and the row stays as the idempotency record.
 //!   - `state`: 0 pending, 1 delivered (`event_id` = CloudTrail's eventID), 2 dead
 //!     (`error_code`, `error_message`).
+//! - `payloads(seq INTEGER PRIMARY KEY, data BLOB)`: the `eventData` text of each pending or dead
+//!   event, as an LZ4 block with its length prepended. A delivered event's payload is deleted in
+//!   the commit that records the delivery; a batch's payloads are neighbours, so their pages are
+//!   freed whole instead of being rewritten (which doubled the bytes the spool wrote when payloads
+//!   lived in `events`).
 //! - An index on `(tenant, state, seq)` serves delivery, which reads each tenant's pending events
 //!   in acceptance order.
+//! - `PRAGMA user_version` is the schema version (2); a version-1 spool is migrated when opened.
 //!
 //! # Durability and crash recovery
 //!
@@ -241,20 +246,47 @@ fn open_connection(path: &Path) -> Result<Connection, SpoolError> {
     Ok(conn)
 }
 
+/// The schema version kept in `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 2;
+
+/// Creates the tables, or brings a spool of version 1 (payloads inside `events`) to version 2.
+fn create_or_migrate(conn: &Connection) -> Result<(), SpoolError> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let has_events: bool =
+        conn.query_row("SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'events'", [], |r| {
+            r.get(0)
+        })?;
+    if has_events && version < SCHEMA_VERSION {
+        tracing::info!("Migrating the spool: event payloads move to their own table.");
+        conn.execute_batch(
+            "BEGIN IMMEDIATE;
+             CREATE TABLE payloads (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
+             INSERT INTO payloads (seq, data) SELECT seq, event_data FROM events WHERE event_data IS NOT NULL;
+             ALTER TABLE events DROP COLUMN event_data;
+             PRAGMA user_version = 2;
+             COMMIT;",
+        )?;
+    }
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, tenant TEXT NOT NULL, source TEXT NOT NULL,
+             uid TEXT NOT NULL, entry_id TEXT NOT NULL, size INTEGER NOT NULL,
+             accepted_ms INTEGER NOT NULL, state INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
+             event_id TEXT, error_code TEXT, error_message TEXT, settled_ms INTEGER);
+         CREATE TABLE IF NOT EXISTS payloads (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
+         CREATE UNIQUE INDEX IF NOT EXISTS events_by_key ON events (tenant, source, uid);
+         CREATE INDEX IF NOT EXISTS events_by_tenant_state ON events (tenant, state, seq);
+         PRAGMA user_version = 2;",
+    )?;
+    Ok(())
+}
+
 impl Spool {
     /// Opens (creating if needed) the spool in `dir`, limited to `max_bytes`, and starts its writer.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Spool, SpoolError> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(DB_FILE);
         let conn = open_connection(&path)?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, tenant TEXT NOT NULL, source TEXT NOT NULL,
-                 uid TEXT NOT NULL, entry_id TEXT NOT NULL, event_data BLOB, size INTEGER NOT NULL,
-                 accepted_ms INTEGER NOT NULL, state INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
-                 event_id TEXT, error_code TEXT, error_message TEXT, settled_ms INTEGER);
-             CREATE UNIQUE INDEX IF NOT EXISTS events_by_key ON events (tenant, source, uid);
-             CREATE INDEX IF NOT EXISTS events_by_tenant_state ON events (tenant, state, seq);",
-        )?;
+        create_or_migrate(&conn)?;
         let depth: HashMap<String, u64> = {
             let mut stmt = conn.prepare("SELECT tenant, count(*) FROM events WHERE state = 0 GROUP BY tenant")?;
             let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64)))?;
@@ -317,8 +349,8 @@ impl Spool {
     pub fn pending(&self, tenant: &str, after: i64, limit: usize) -> Result<Vec<Pending>, SpoolError> {
         let conn = self.reader.lock().expect("spool reader lock");
         let mut stmt = conn.prepare_cached(
-            "SELECT seq, entry_id, event_data, attempts, accepted_ms FROM events
-             WHERE tenant = ?1 AND state = 0 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            "SELECT e.seq, e.entry_id, p.data, e.attempts, e.accepted_ms FROM events e LEFT JOIN payloads p ON p.seq = e.seq
+             WHERE e.tenant = ?1 AND e.state = 0 AND e.seq > ?2 ORDER BY e.seq LIMIT ?3",
         )?;
         let rows = stmt.query_map(params![tenant, after, limit as i64], |row| {
             Ok((
@@ -538,8 +570,9 @@ fn settle_delivered(tx: &rusqlite::Transaction<'_>, outcomes: &[Outcome], now: i
     for chunk in delivered.chunks(100) {
         let values = vec!["(?, ?)"; chunk.len()].join(", ");
         let mut stmt = tx.prepare_cached(&format!(
-            "UPDATE events SET state = 1, event_id = v.column2, event_data = NULL, settled_ms = ?1
-             FROM (VALUES {values}) AS v WHERE events.seq = v.column1 AND events.state = 0 RETURNING events.tenant"
+            "UPDATE events SET state = 1, event_id = v.column2, settled_ms = ?1
+             FROM (VALUES {values}) AS v WHERE events.seq = v.column1 AND events.state = 0
+             RETURNING events.seq, events.tenant"
         ))?;
         let mut bound: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(1 + 2 * chunk.len());
         bound.push(&now);
@@ -547,9 +580,19 @@ fn settle_delivered(tx: &rusqlite::Transaction<'_>, outcomes: &[Outcome], now: i
             bound.push(seq);
             bound.push(event_id);
         }
-        let rows = stmt.query_map(bound.as_slice(), |r| r.get::<_, String>(0))?;
-        for tenant in rows {
-            tenants.push(tenant?);
+        let rows = stmt.query_map(bound.as_slice(), |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        let mut settled = Vec::with_capacity(chunk.len());
+        for row in rows {
+            let (seq, tenant) = row?;
+            settled.push(seq);
+            tenants.push(tenant);
+        }
+        // A delivered event's payload goes; a batch's payloads are neighbours, so their pages are
+        // freed whole rather than rewritten.
+        if !settled.is_empty() {
+            let marks = vec!["?"; settled.len()].join(", ");
+            let mut delete = tx.prepare_cached(&format!("DELETE FROM payloads WHERE seq IN ({marks})"))?;
+            delete.execute(rusqlite::params_from_iter(settled))?;
         }
     }
     Ok(tenants)
@@ -566,9 +609,10 @@ fn commit(conn: &mut Connection, batch: &[Job], max_bytes: u64) -> (Vec<JobResul
         let mut results = Vec::with_capacity(batch.len());
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO events (tenant, source, uid, entry_id, event_data, size, accepted_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (tenant, source, uid) DO NOTHING",
+                "INSERT INTO events (tenant, source, uid, entry_id, size, accepted_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (tenant, source, uid) DO NOTHING",
             )?;
+            let mut payload = tx.prepare_cached("INSERT INTO payloads (seq, data) VALUES (?1, ?2)")?;
             let mut existing =
                 tx.prepare_cached("SELECT entry_id, state FROM events WHERE tenant = ?1 AND source = ?2 AND uid = ?3")?;
             let mut dead = tx.prepare_cached(
@@ -589,9 +633,9 @@ fn commit(conn: &mut Connection, batch: &[Job], max_bytes: u64) -> (Vec<JobResul
                         }
                         let mut accepted = Vec::with_capacity(events.len());
                         for e in events {
-                            let stored =
-                                insert.execute(params![e.tenant, e.source, e.uid, e.entry_id, e.data, e.size, now])?;
+                            let stored = insert.execute(params![e.tenant, e.source, e.uid, e.entry_id, e.size, now])?;
                             if stored == 1 {
+                                payload.execute(params![tx.last_insert_rowid(), e.data])?;
                                 used += e.data.len() as u64 + 100;
                                 *changes.entry(e.tenant.clone()).or_default() += 1;
                                 accepted.push(Accepted {

@@ -153,3 +153,45 @@ async fn dead_letters_can_be_replayed_with_their_ids() {
     assert!(again[0].event_data.contains("\"UID\":\"x\""));
     assert_eq!(spool.dead_letters("t2", 10).unwrap().len(), 1, "other tenants are untouched");
 }
+
+#[tokio::test]
+async fn a_version_1_spool_is_migrated_with_its_pending_payloads() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE events (seq INTEGER PRIMARY KEY, tenant TEXT NOT NULL, source TEXT NOT NULL,
+                 uid TEXT NOT NULL, entry_id TEXT NOT NULL, event_data BLOB, size INTEGER NOT NULL,
+                 accepted_ms INTEGER NOT NULL, state INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
+                 event_id TEXT, error_code TEXT, error_message TEXT, settled_ms INTEGER);
+             CREATE UNIQUE INDEX events_by_key ON events (tenant, source, uid);
+             CREATE INDEX events_by_tenant_state ON events (tenant, state, seq);",
+        )
+        .unwrap();
+        let data = lz4_flex::block::compress_prepend_size(br#"{"UID":"old"}"#);
+        conn.execute(
+            "INSERT INTO events (tenant, source, uid, entry_id, event_data, size, accepted_ms) VALUES ('t1', ?1, 'old', 'e1', ?2, 13, 1)",
+            params![A, data],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO events (tenant, source, uid, entry_id, event_data, size, accepted_ms, state, event_id) VALUES ('t1', ?1, 'done', 'e2', NULL, 13, 1, 1, 'ev')",
+            params![A],
+        )
+        .unwrap();
+    }
+    let spool = Spool::open(dir.path(), 1 << 30).unwrap();
+    let pending = spool.pending("t1", 0, 10).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!((pending[0].entry_id.as_str(), pending[0].event_data.as_str()), ("e1", r#"{"UID":"old"}"#));
+    assert_eq!(spool.status("t1", A, "done").unwrap().unwrap().event_id.as_deref(), Some("ev"));
+    assert_eq!(spool.depth().get("t1"), Some(&1));
+    spool.settle(vec![Outcome::Delivered { seq: pending[0].seq, event_id: "ev1".into() }]).await.unwrap();
+    assert!(spool.pending("t1", 0, 10).unwrap().is_empty());
+    let payloads: i64 =
+        spool.reader.lock().unwrap().query_row("SELECT count(*) FROM payloads", [], |r| r.get(0)).unwrap();
+    assert_eq!(payloads, 0, "a delivered event's payload is gone");
+    drop(spool);
+    let spool = Spool::open(dir.path(), 1 << 30).unwrap();
+    assert_eq!(spool.counts().unwrap(), (0, 2, 0), "opening a migrated spool again changes nothing");
+}
