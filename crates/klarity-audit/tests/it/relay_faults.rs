@@ -18,7 +18,10 @@ use audit_lake::{
     api::sigv4,
     config::{VENDOR_ACCESS_KEY_ID, VENDOR_SECRET_ACCESS_KEY},
 };
-use audit_relay::registry::{DeliveryMode, Grant, Tenant};
+use audit_relay::{
+    registry::{DeliveryMode, Grant, Tenant},
+    spool::State,
+};
 use serde_json::{Value, json};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -673,4 +676,44 @@ async fn dead_letters_are_listed_and_replayed_from_the_command_line() {
     }
     assert_exactly_once(&delivered, &uids);
     stop.cancel();
+}
+
+/// A graceful shutdown in the middle of delivery finishes and records the calls in flight: every
+/// event the lake stored is marked delivered in the spool, so nothing is sent twice after a restart,
+/// and a restarted deliverer sends the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_settles_the_calls_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake_stop = tokio_util::sync::CancellationToken::new();
+    let lake_endpoint = start_lake(dir.path(), &lake_stop).await;
+    let (store, channel) = open_channel(&lake_endpoint, "stopping").await;
+    let proxy =
+        start_proxy(lake_endpoint.trim_start_matches("http://").to_owned(), Arc::new(|_: &Call| Fault::Pass)).await;
+    let (state, spool, registry, deliverer) = relay(dir.path(), &proxy.endpoint, Arc::new(Catalog::embedded()));
+    let token = tenant(&registry, "stopping", &channel);
+    let uids = send(&state, "stopping", &token, 0, 5000).await;
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let delivering = tokio::spawn(deliverer.clone().run(stop.clone()));
+    eventually("delivery is under way", || spool.depth().get("stopping").is_some_and(|n| *n < 4000)).await;
+    stop.cancel();
+    delivering.await.unwrap();
+
+    let in_lake = stored(dir.path(), &store);
+    let delivered: Vec<&String> = uids
+        .iter()
+        .filter(|u| spool.status("stopping", SOURCE, u).unwrap().unwrap().state == State::Delivered)
+        .collect();
+    assert!(delivered.len() < uids.len(), "the shutdown came before the end");
+    assert_eq!(in_lake.len(), delivered.len(), "every stored event is recorded as delivered, and only those");
+    assert!(delivered.iter().all(|u| in_lake.contains_key(*u)));
+
+    let stop = tokio_util::sync::CancellationToken::new();
+    let delivering = tokio::spawn(deliverer.run(stop.clone()));
+    eventually("a restarted deliverer sends the rest", || spool.depth().is_empty()).await;
+    stop.cancel();
+    delivering.await.unwrap();
+    assert_exactly_once(&stored(dir.path(), &store), &uids);
+    proxy.assert_no_entry_acknowledged_twice();
+    lake_stop.cancel();
 }

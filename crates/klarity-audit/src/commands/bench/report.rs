@@ -239,7 +239,9 @@ impl Report {
                 group(b.events),
                 s.clients
             )?;
-            writeln!(out, "    end to end / lake alone: {:.2}", e.events_per_second / b.events_per_second)?;
+            if s.offered_rate.is_none() {
+                writeln!(out, "    end to end / lake alone: {:.2}", e.events_per_second / b.events_per_second)?;
+            }
         }
         let m = &self.memory;
         writeln!(
