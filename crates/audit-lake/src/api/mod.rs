@@ -63,6 +63,8 @@ impl Protocol {
 pub(crate) enum Reply {
     /// A JSON body (for the JSON protocols).
     Json(serde_json::Value),
+    /// A JSON body already serialized (hot paths that skip building a `Value`).
+    JsonText(String),
     /// An XML body (for the query protocol).
     Xml(String),
 }
@@ -168,7 +170,7 @@ async fn serve(
             }
             cloudtrail_data::put_audit_events(lake, &caller, parts.uri.query().unwrap_or(""), &body)
                 .await
-                .map(Reply::Json)
+                .map(Reply::JsonText)
         }
         Protocol::Query => {
             query::dispatch(lake, &caller, &service, parts.uri.query().unwrap_or(""), &body).await.map(Reply::Xml)
@@ -327,6 +329,8 @@ fn ok_response(protocol: Option<Protocol>, reply: Reply) -> Response {
     let (content_type, body) = match (protocol, reply) {
         (Some(Protocol::RestJson), Reply::Json(v)) => ("application/json", v.to_string()),
         (_, Reply::Json(v)) => ("application/x-amz-json-1.1", v.to_string()),
+        (Some(Protocol::RestJson), Reply::JsonText(t)) => ("application/json", t),
+        (_, Reply::JsonText(t)) => ("application/x-amz-json-1.1", t),
         (_, Reply::Xml(x)) => ("text/xml", x),
     };
     Response::builder()

@@ -275,15 +275,19 @@ async fn ingest(
         metrics.duplicates.fetch_add(duplicates, Relaxed);
         metrics.rejected.fetch_add(rejected.len() as u64, Relaxed);
     }
-    let accepted: Vec<Value> = uids
+    let accepted: Vec<AcceptedEvent> = uids
         .into_iter()
         .zip(accepted)
-        .map(|((index, uid), a)| {
-            json!({"index": index, "uid": uid, "id": a.entry_id, "duplicate": a.duplicate, "state": state_name(a.state)})
+        .map(|((index, uid), a)| AcceptedEvent {
+            index,
+            uid,
+            id: a.entry_id,
+            duplicate: a.duplicate,
+            state: state_name(a.state),
         })
         .collect();
     let status = if accepted.is_empty() { StatusCode::BAD_REQUEST } else { StatusCode::ACCEPTED };
-    Ok((status, Json(json!({"accepted": accepted, "rejected": rejected}))).into_response())
+    Ok((status, Json(IngestAnswer { accepted, rejected })).into_response())
 }
 
 async fn status(
@@ -310,6 +314,23 @@ async fn status(
         "acceptedAt": audit_event::EventTime::from_unix(status.accepted_ms.div_euclid(1000), 0).to_string(),
     }))
     .into_response())
+}
+
+/// The ingest answer, serialized straight from these (a `Value` per event cost a map each).
+#[derive(serde::Serialize)]
+struct IngestAnswer {
+    accepted: Vec<AcceptedEvent>,
+    rejected: Vec<Value>,
+}
+
+/// One accepted event in the ingest answer.
+#[derive(serde::Serialize)]
+struct AcceptedEvent {
+    index: usize,
+    uid: String,
+    id: String,
+    duplicate: bool,
+    state: &'static str,
 }
 
 /// The events of a request body: an array, `{"events": [...]}`, or one object; borrowed, unparsed.
