@@ -26,6 +26,18 @@ pub(crate) struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Run everything on this machine: the local CloudTrail Lake and the relay in one process.
+    ///
+    /// The first start sets up the seed's world through the same AWS APIs a customer and Klarity
+    /// would call: the vendor account 855341727128 with a proxy role; the demo customer account
+    /// 123456789012 with an event data store for integration events, a channel, and a
+    /// CTEventPublisher role trusting 855341727128 under a generated external ID; the relay's tenant
+    /// `demo` and an app token per application. It prints what it made, a curl that sends an event
+    /// and the command that reads it back. Later starts reuse all of it (kept in DATA/serve.json).
+    #[command(after_help = "Examples:\n  klarity-audit serve\n  klarity-audit serve --data-dir /var/lib/klarity \
+        --relay-listen 0.0.0.0:8080")]
+    Serve(ServeArgs),
+
     /// Check audit events against CloudTrail Lake's integration schema and the application catalog.
     ///
     /// Each FILE holds one JSON object, a JSON array of them, or NDJSON (one object per line).
@@ -116,6 +128,109 @@ pub(crate) enum Command {
         klarity-audit bench --hold --events 10000000 --json  # a 10M-event backlog"
     )]
     Bench(BenchArgs),
+
+    /// The customer's side of the integration: print the documents (`template`), or create them
+    /// (`apply`) with the customer's credentials, against AWS or the local lake.
+    ///
+    /// `apply` makes (or reuses) an event data store for integration events, a channel into it,
+    /// and either a role Klarity assumes (trust: Klarity's account with the external ID; permissions:
+    /// PutAuditEvents on that channel) or the channel's resource policy. Running it again changes
+    /// nothing that is already right. It prints the three values to hand to Klarity.
+    #[command(after_help = "Examples:\n  klarity-audit onboard template\n  \
+        klarity-audit onboard template --only cloudformation > klarity.yml\n  \
+        klarity-audit onboard apply --local                      # against the local lake\n  \
+        AWS_PROFILE=… klarity-audit onboard apply --region eu-west-1 --mode resource-policy")]
+    Onboard(OnboardArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct OnboardArgs {
+    #[command(subcommand)]
+    pub(crate) command: OnboardCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum OnboardCommand {
+    /// Print the customer-side documents: trust policy, least-privilege and seed policies,
+    /// CloudFormation template, channel resource policy.
+    Template(TemplateArgs),
+    /// Create the customer side (store, channel, role or channel policy), idempotently.
+    Apply(ApplyArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TemplateArgs {
+    /// The external ID to write in [default: a new one].
+    #[arg(long)]
+    pub(crate) external_id: Option<String>,
+    /// Klarity's AWS account.
+    #[arg(long, default_value = "855341727128")]
+    pub(crate) vendor_account: String,
+    /// The channel's ARN, when it exists [default: a placeholder].
+    #[arg(long)]
+    pub(crate) channel_arn: Option<String>,
+    /// The event data store's ARN, when it exists [default: a placeholder].
+    #[arg(long)]
+    pub(crate) store_arn: Option<String>,
+    /// Print only one document.
+    #[arg(long, value_parser = ["trust-policy", "least-privilege-policy", "seed-policy", "cloudformation", "channel-policy"])]
+    pub(crate) only: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DeliveryModeArg {
+    /// Klarity assumes a role in the customer's account (the seed's way).
+    Role,
+    /// Klarity publishes directly, allowed by the channel's resource policy.
+    ResourcePolicy,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ApplyArgs {
+    /// How Klarity reaches the channel.
+    #[arg(long, value_enum, default_value_t = DeliveryModeArg::Role)]
+    pub(crate) mode: DeliveryModeArg,
+    /// Name of the event data store and of the channel.
+    #[arg(long, default_value = "klarity")]
+    pub(crate) name: String,
+    /// Name of the role (role mode).
+    #[arg(long, default_value = "KlarityCloudTrailIntegration")]
+    pub(crate) role_name: String,
+    /// The external ID [default: the one already in place, or a new one].
+    #[arg(long)]
+    pub(crate) external_id: Option<String>,
+    /// Klarity's AWS account.
+    #[arg(long, default_value = "855341727128")]
+    pub(crate) vendor_account: String,
+    /// Call this endpoint instead of AWS (a local lake).
+    #[arg(long, value_name = "URL")]
+    pub(crate) endpoint_url: Option<String>,
+    /// Call the local lake at http://127.0.0.1:4566 (with its customer key unless AWS_* keys are set).
+    #[arg(long, conflicts_with = "endpoint_url")]
+    pub(crate) local: bool,
+    /// The region [default: AWS_REGION, AWS_DEFAULT_REGION, or us-east-1].
+    #[arg(long)]
+    pub(crate) region: Option<String>,
+    /// Give the role PutAuditEvents only (no reading the channel, no queries; `tenants verify` then
+    /// checks the publishing call alone).
+    #[arg(long)]
+    pub(crate) no_verify_permissions: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Where the lake, the relay and serve.json keep their data.
+    #[arg(long, value_name = "DIR", default_value = "klarity-data")]
+    pub(crate) data_dir: PathBuf,
+    /// The lake's address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:4566")]
+    pub(crate) lake_listen: std::net::SocketAddr,
+    /// The relay's address.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub(crate) relay_listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -214,6 +329,9 @@ pub(crate) struct TenantsArgs {
     /// Directory of the relay's data [default: klarity-data/relay].
     #[arg(long, value_name = "DIR", global = true)]
     pub(crate) data_dir: Option<PathBuf>,
+    /// The relay's settings (for `verify`: endpoint_url and credentials).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub(crate) config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -276,6 +394,17 @@ pub(crate) enum TenantsCommand {
         /// Enabled applications: event sources separated by commas, or `all`.
         #[arg(long)]
         apps: Option<String>,
+    },
+    /// Check a tenant's integration end to end: obtain its credentials as delivery does (the role
+    /// chain, or the relay's own keys), send one canary event with PutAuditEvents, and read the
+    /// channel's ingestion status where the permissions allow. Says precisely what is wrong
+    /// otherwise: the role cannot be assumed, the external ID does not match, the channel is
+    /// missing, or the store does not accept events. Exit status 0 when it works, 1 when not.
+    ///
+    /// The canary is a real event (eventName `integration.verified`) and stays in the store.
+    Verify {
+        /// The tenant's id.
+        id: String,
     },
     /// Remove a tenant (its spooled events stay in the spool).
     Remove {

@@ -5,6 +5,7 @@ use std::{io::Write, process::ExitCode};
 
 use clap::Parser;
 
+mod aws;
 mod catalog_source;
 mod cli;
 mod commands;

@@ -9,12 +9,16 @@ mod bench;
 mod catalog;
 mod dlq;
 mod lake;
+mod onboard;
 mod relay;
+mod serve;
 mod validate;
+mod verify;
 
 /// Runs the command line's command.
 pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve(args) => serve::run(&cli.global, &args),
         Command::Validate(args) => validate::run(&cli.global, &args),
         Command::Catalog(args) => catalog::run(&cli.global, &args),
         Command::Lake(args) => lake::run(&args),
@@ -23,5 +27,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tokens(args) => relay::tokens(&args),
         Command::Dlq(args) => dlq::run(&args),
         Command::Bench(args) => bench::run(&cli.global, &args),
+        Command::Onboard(args) => onboard::run(&args),
     }
 }

@@ -56,7 +56,8 @@ pub(crate) fn run(global: &GlobalArgs, args: &RelayArgs) -> anyhow::Result<ExitC
 }
 
 pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result<ExitCode> {
-    let dir = data_dir(args.data_dir.as_ref())?;
+    let config: RelayConfig = crate::config::load(args.config.as_deref(), "KLARITY_RELAY__")?;
+    let dir = args.data_dir.clone().unwrap_or_else(|| config.data_dir.clone());
     let registry =
         Registry::open(&dir).with_context(|| format!("opening the relay's registry in {}", dir.display()))?;
     let mut out = std::io::stdout().lock();
@@ -146,6 +147,11 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
                 true
             })?;
             writeln!(out, "Updated tenant {id}: channel {} ({}).", tenant.channel_arn, tenant.applications.join(", "))?;
+        }
+        TenantsCommand::Verify { id } => {
+            let tenant = find(id)?;
+            drop(out);
+            return super::verify::run(&tenant, &config);
         }
         TenantsCommand::Remove { id } => {
             if !registry.remove_tenant(id)? {

@@ -1,0 +1,221 @@
+//! The customer-side documents of the seed's prerequisites: the role's trust and permissions, the
+//! seed's broader `policy.json`, a CloudFormation template, and the channel resource policy.
+
+use serde_json::{Value, json};
+
+/// The seed's role name (its CloudFormation template's `RoleName`).
+pub(crate) const ROLE_NAME: &str = "KlarityCloudTrailIntegration";
+
+/// The inline policy the role gets from `onboard apply`.
+pub(crate) const POLICY_NAME: &str = "KlarityPutAuditEvents";
+
+/// Lets the vendor account assume the role, only with the external ID.
+pub(crate) fn trust_policy(vendor_account: &str, external_id: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"AWS": format!("arn:aws:iam::{vendor_account}:root")},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"sts:ExternalId": external_id}}
+        }]
+    })
+}
+
+/// Least privilege: `PutAuditEvents` on this channel only; with `verify`, also reading the
+/// channel (its ingestion status) and querying its store, so `tenants verify` can confirm.
+pub(crate) fn least_privilege_policy(channel_arn: &str, store_arn: &str, verify: bool) -> Value {
+    let mut statements = vec![json!({
+        "Sid": "PublishKlarityAuditEvents",
+        "Effect": "Allow",
+        "Action": "cloudtrail-data:PutAuditEvents",
+        "Resource": channel_arn
+    })];
+    if verify {
+        statements.push(json!({
+            "Sid": "VerifyDelivery",
+            "Effect": "Allow",
+            "Action": ["cloudtrail:GetChannel"],
+            "Resource": channel_arn
+        }));
+        statements.push(json!({
+            "Sid": "QueryKlarityAuditEvents",
+            "Effect": "Allow",
+            "Action": ["cloudtrail:StartQuery", "cloudtrail:DescribeQuery", "cloudtrail:GetQueryResults", "cloudtrail:CancelQuery"],
+            "Resource": store_arn
+        }));
+    }
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// The seed's `policy.json`: every CloudTrail Lake action on every resource. Broader than needed;
+/// shown for comparison with the least-privilege policy.
+pub(crate) fn seed_policy() -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "cloudtrail:CreateEventDataStore", "cloudtrail:UpdateEventDataStore", "cloudtrail:DeleteEventDataStore",
+                    "cloudtrail:ListEventDataStores", "cloudtrail:RestoreEventDataStore", "cloudtrail:GetEventDataStore",
+                    "cloudtrail:StartQuery", "cloudtrail:ListQueries", "cloudtrail:CancelQuery", "cloudtrail:DescribeQuery",
+                    "cloudtrail:GetQueryResults", "cloudtrail:CreateIngestionChannel", "cloudtrail:UpdateIngestionChannel",
+                    "cloudtrail:DeleteIngestionChannel", "cloudtrail:GetIngestionChannel", "cloudtrail:ListIngestionChannels"
+                ],
+                "Resource": "*"
+            },
+            {"Effect": "Allow", "Action": "cloudtrail-data:PutAuditEvents", "Resource": "*"},
+            {"Effect": "Allow", "Action": ["iam:ListRoles", "iam:GetRolePolicy", "iam:GetUser"], "Resource": "*"},
+            {
+                "Effect": "Allow",
+                "Action": ["iam:PassRole"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"iam:PassedToService": "cloudtrail.amazonaws.com"}}
+            }
+        ]
+    })
+}
+
+/// The channel resource policy of the resource-policy mode: the vendor account may publish into
+/// this channel, only with the external ID.
+pub(crate) fn channel_policy(channel_arn: &str, vendor_account: &str, external_id: &str) -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "KlarityPublishes",
+            "Effect": "Allow",
+            "Principal": {"AWS": vendor_account},
+            "Action": "cloudtrail-data:PutAuditEvents",
+            "Resource": channel_arn,
+            "Condition": {"StringEquals": {"cloudtrail:ExternalId": external_id}}
+        }]
+    })
+}
+
+/// A CloudFormation template for the whole customer side of the role mode: the event data store,
+/// the channel, and the least-privilege role; its outputs are the three values for Klarity.
+pub(crate) fn cloudformation(vendor_account: &str, external_id: &str) -> String {
+    format!(
+        r#"AWSTemplateFormatVersion: "2010-09-09"
+Description: >
+  Klarity open audit events into this account's CloudTrail Lake: an event data store for integration
+  events, a channel into it, and a role Klarity may assume (with the external ID) only to publish.
+Parameters:
+  KlarityAccountId:
+    Description: Klarity's AWS account
+    Type: String
+    AllowedPattern: "^[0-9]{{12}}$"
+    Default: "{vendor_account}"
+  ExternalId:
+    Description: The external ID agreed with Klarity (10 to 20 letters and digits)
+    Type: String
+    MinLength: 10
+    MaxLength: 20
+    AllowedPattern: "^[0-9A-Za-z]*$"
+    Default: "{external_id}"
+Resources:
+  KlarityEventDataStore:
+    Type: AWS::CloudTrail::EventDataStore
+    Properties:
+      Name: klarity-audit-events
+      MultiRegionEnabled: false
+      OrganizationEnabled: false
+      RetentionPeriod: 2557
+      AdvancedEventSelectors:
+        - Name: Klarity open audit events
+          FieldSelectors:
+            - Field: eventCategory
+              Equals: [ActivityAuditLog]
+  KlarityChannel:
+    Type: AWS::CloudTrail::Channel
+    Properties:
+      Name: klarity
+      Source: Custom
+      Destinations:
+        - Type: EVENT_DATA_STORE
+          Location: !GetAtt KlarityEventDataStore.EventDataStoreArn
+  KlarityCloudTrailIntegrationRole:
+    Type: AWS::IAM::Role
+    Properties:
+      RoleName: {ROLE_NAME}
+      AssumeRolePolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - Effect: Allow
+            Principal:
+              AWS: !Sub "arn:aws:iam::${{KlarityAccountId}}:root"
+            Action: sts:AssumeRole
+            Condition:
+              StringEquals:
+                "sts:ExternalId": !Ref ExternalId
+      Policies:
+        - PolicyName: {POLICY_NAME}
+          PolicyDocument:
+            Version: "2012-10-17"
+            Statement:
+              - Effect: Allow
+                Action: cloudtrail-data:PutAuditEvents
+                Resource: !GetAtt KlarityChannel.ChannelArn
+Outputs:
+  RoleArn:
+    Description: Hand to Klarity (role ARN)
+    Value: !GetAtt KlarityCloudTrailIntegrationRole.Arn
+  ExternalId:
+    Description: Hand to Klarity (external ID)
+    Value: !Ref ExternalId
+  ChannelArn:
+    Description: Hand to Klarity (channel ARN)
+    Value: !GetAtt KlarityChannel.ChannelArn
+"#
+    )
+}
+
+/// A new external ID: 20 letters and digits (the seed's template takes 10 to 20).
+pub(crate) fn new_external_id() -> String {
+    let raw = uuid::Uuid::new_v4().simple().to_string() + &uuid::Uuid::new_v4().simple().to_string();
+    let alphabet = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+    raw.as_bytes()
+        .chunks(2)
+        .take(20)
+        .map(|pair| {
+            let n = u8::from_str_radix(std::str::from_utf8(pair).unwrap_or("00"), 16).unwrap_or(0);
+            char::from(alphabet[usize::from(n) % alphabet.len()])
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_parse_with_the_lakes_policy_engine_and_say_what_they_should() {
+        let channel = "arn:aws:cloudtrail:eu-west-1:123456789012:channel/c1";
+        let store = "arn:aws:cloudtrail:eu-west-1:123456789012:eventdatastore/s1";
+        for doc in [
+            trust_policy("855341727128", "Kl4r1ty0123456789ab"),
+            least_privilege_policy(channel, store, true),
+            seed_policy(),
+            channel_policy(channel, "855341727128", "Kl4r1ty0123456789ab"),
+        ] {
+            audit_lake::policy::Policy::parse(&doc.to_string()).unwrap();
+        }
+        let narrow = least_privilege_policy(channel, store, false);
+        assert_eq!(narrow["Statement"].as_array().unwrap().len(), 1);
+        assert_eq!(narrow["Statement"][0]["Resource"], channel);
+        let template = cloudformation("855341727128", "Kl4r1ty0123456789ab");
+        assert!(
+            template.contains("\"sts:ExternalId\": !Ref ExternalId")
+                && template.contains("Default: \"Kl4r1ty0123456789ab\"")
+        );
+    }
+
+    #[test]
+    fn external_ids_fit_the_seeds_template() {
+        let id = new_external_id();
+        assert_eq!(id.len(), 20);
+        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(id, new_external_id());
+    }
+}

@@ -1,0 +1,398 @@
+//! `klarity-audit onboard template | apply`: the customer's side of the seed's prerequisites.
+//!
+//! `template` prints the documents ([`documents`]); `apply` performs the steps with the customer's
+//! credentials, against AWS or the local lake, idempotently: the event data store (integration
+//! events), the channel into it, then either the role Klarity assumes (trust with the external ID,
+//! least-privilege permissions) or the channel resource policy. It prints the three values to hand
+//! to Klarity.
+
+pub(crate) mod documents;
+
+use std::{io::Write, process::ExitCode};
+
+use anyhow::bail;
+use aws_sdk_cloudtrail::types::{AdvancedEventSelector, AdvancedFieldSelector, Destination, DestinationType};
+use serde::Serialize;
+
+use crate::{
+    aws::{Keys, Target, client, describe},
+    cli::{ApplyArgs, DeliveryModeArg, OnboardArgs, OnboardCommand, TemplateArgs},
+};
+
+pub(crate) fn run(args: &OnboardArgs) -> anyhow::Result<ExitCode> {
+    match &args.command {
+        OnboardCommand::Template(t) => template(t),
+        OnboardCommand::Apply(a) => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let (target, keys) = target_and_keys(a.endpoint_url.as_deref(), a.local, a.region.as_deref())?;
+            let plan = Plan::from_args(a);
+            let handover = runtime.block_on(apply(&target, &keys, &plan))?;
+            let mut out = std::io::stdout().lock();
+            if a.json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&handover)?)?;
+            } else {
+                handover.print(&mut out)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn template(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
+    let external_id = args.external_id.clone().unwrap_or_else(documents::new_external_id);
+    let channel = args.channel_arn.as_deref().unwrap_or("arn:aws:cloudtrail:REGION:ACCOUNT:channel/CHANNEL_ID");
+    let store = args.store_arn.as_deref().unwrap_or("arn:aws:cloudtrail:REGION:ACCOUNT:eventdatastore/STORE_ID");
+    let vendor = &args.vendor_account;
+    let pretty = |v: serde_json::Value| serde_json::to_string_pretty(&v).expect("serializable");
+    let mut out = std::io::stdout().lock();
+    let sections: Vec<(&str, &str, String)> = vec![
+        (
+            "trust-policy",
+            "Role mode: the role's trust policy (Klarity's account, only with the external ID)",
+            pretty(documents::trust_policy(vendor, &external_id)),
+        ),
+        (
+            "least-privilege-policy",
+            "Role mode: the role's permissions, least privilege (publish into this channel; reading the channel and querying its store let `tenants verify` confirm delivery)",
+            pretty(documents::least_privilege_policy(channel, store, true)),
+        ),
+        (
+            "seed-policy",
+            "For comparison: the seed's policy.json (every CloudTrail Lake action on every resource)",
+            pretty(documents::seed_policy()),
+        ),
+        (
+            "cloudformation",
+            "Role mode in one step: a CloudFormation template (store, channel, role; outputs the three values)",
+            documents::cloudformation(vendor, &external_id),
+        ),
+        (
+            "channel-policy",
+            "Resource-policy mode: the channel's resource policy (Klarity's account, only with the external ID)",
+            pretty(documents::channel_policy(channel, vendor, &external_id)),
+        ),
+    ];
+    for (name, title, text) in sections {
+        if args.only.as_deref().is_some_and(|only| only != name) {
+            continue;
+        }
+        if args.only.is_none() {
+            writeln!(out, "# {name}: {title}")?;
+        }
+        writeln!(out, "{text}")?;
+        if args.only.is_none() {
+            writeln!(out)?;
+        }
+    }
+    if args.only.is_none() && args.external_id.is_none() {
+        writeln!(out, "# The external ID above ({external_id}) was generated; pass --external-id to choose one.")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where `apply` and `verify`-like commands call, with which keys: AWS by default (keys from the
+/// environment); `--local` or `--endpoint-url` for the local lake (its customer key by default).
+pub(crate) fn target_and_keys(
+    endpoint_url: Option<&str>,
+    local: bool,
+    region: Option<&str>,
+) -> anyhow::Result<(Target, Keys)> {
+    let endpoint = endpoint_url.map(str::to_owned).or_else(|| local.then(|| "http://127.0.0.1:4566".to_owned()));
+    let region = region
+        .map(str::to_owned)
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| "us-east-1".to_owned());
+    let keys = match (Keys::from_env(), &endpoint) {
+        (Some(keys), _) => keys,
+        (None, Some(_)) => {
+            Keys::local(audit_lake::config::CUSTOMER_ACCESS_KEY_ID, audit_lake::config::CUSTOMER_SECRET_ACCESS_KEY)
+        }
+        (None, None) => bail!(
+            "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) to the \
+             customer account's, or use --local for the local lake"
+        ),
+    };
+    Ok((Target { endpoint, region }, keys))
+}
+
+/// What `apply` makes.
+#[derive(Debug, Clone)]
+pub(crate) struct Plan {
+    pub(crate) name: String,
+    pub(crate) role_name: Option<String>,
+    pub(crate) external_id: Option<String>,
+    pub(crate) vendor_account: String,
+    pub(crate) verify_permissions: bool,
+    pub(crate) channel_source: String,
+}
+
+impl Plan {
+    fn from_args(a: &ApplyArgs) -> Plan {
+        Plan {
+            name: a.name.clone(),
+            role_name: (a.mode == DeliveryModeArg::Role).then(|| a.role_name.clone()),
+            external_id: a.external_id.clone(),
+            vendor_account: a.vendor_account.clone(),
+            verify_permissions: !a.no_verify_permissions,
+            channel_source: "Custom".into(),
+        }
+    }
+}
+
+/// The values the customer hands to Klarity, and what `apply` did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Handover {
+    pub(crate) role_arn: Option<String>,
+    pub(crate) external_id: String,
+    pub(crate) channel_arn: String,
+    pub(crate) event_data_store_arn: String,
+    pub(crate) steps: Vec<String>,
+}
+
+impl Handover {
+    fn print(&self, out: &mut impl Write) -> std::io::Result<()> {
+        for step in &self.steps {
+            writeln!(out, "  {step}")?;
+        }
+        writeln!(out)?;
+        writeln!(out, "Hand these to Klarity:")?;
+        if let Some(role) = &self.role_arn {
+            writeln!(out, "  role ARN     {role}")?;
+        }
+        writeln!(out, "  external ID  {}", self.external_id)?;
+        writeln!(out, "  channel ARN  {}", self.channel_arn)?;
+        writeln!(out)?;
+        let mode = match &self.role_arn {
+            Some(role) => format!("--role-arn {role}"),
+            None => "--resource-policy".to_owned(),
+        };
+        writeln!(
+            out,
+            "Klarity registers them with:\n  klarity-audit tenants add <tenant> --channel-arn {} {mode} --external-id {}",
+            self.channel_arn, self.external_id
+        )
+    }
+}
+
+/// Performs the customer's steps, idempotently: what exists is reused (and put right), what is
+/// missing is made.
+pub(crate) async fn apply(target: &Target, keys: &Keys, plan: &Plan) -> anyhow::Result<Handover> {
+    let cloudtrail = client!(aws_sdk_cloudtrail, target, keys);
+    let mut steps = Vec::new();
+
+    // The event data store for integration events.
+    let stores =
+        cloudtrail.list_event_data_stores().send().await.map_err(|e| sdk_error("listing event data stores", &e))?;
+    let existing = stores
+        .event_data_stores()
+        .iter()
+        .find(|s| s.name() == Some(plan.name.as_str()))
+        .and_then(|s| s.event_data_store_arn().map(str::to_owned));
+    let store_arn = match existing {
+        Some(arn) => {
+            steps.push(format!("event data store {} exists: {arn}", plan.name));
+            arn
+        }
+        None => {
+            let selector = AdvancedEventSelector::builder()
+                .name("Klarity open audit events")
+                .field_selectors(
+                    AdvancedFieldSelector::builder().field("eventCategory").equals("ActivityAuditLog").build()?,
+                )
+                .build()?;
+            let made = cloudtrail
+                .create_event_data_store()
+                .name(&plan.name)
+                .advanced_event_selectors(selector)
+                .multi_region_enabled(false)
+                .send()
+                .await
+                .map_err(|e| sdk_error("creating the event data store", &e))?;
+            let arn = made.event_data_store_arn().unwrap_or_default().to_owned();
+            steps.push(format!("created event data store {}: {arn}", plan.name));
+            arn
+        }
+    };
+
+    // The channel into it.
+    let channels = cloudtrail.list_channels().send().await.map_err(|e| sdk_error("listing channels", &e))?;
+    let existing =
+        channels.channels().iter().find(|c| c.name() == Some(plan.name.as_str())).and_then(|c| c.channel_arn());
+    let destination = Destination::builder().r#type(DestinationType::EventDataStore).location(&store_arn).build()?;
+    let channel_arn = match existing {
+        Some(arn) => {
+            let channel =
+                cloudtrail.get_channel().channel(arn).send().await.map_err(|e| sdk_error("reading the channel", &e))?;
+            if !channel.destinations().iter().any(|d| d.location() == store_arn) {
+                cloudtrail
+                    .update_channel()
+                    .channel(arn)
+                    .destinations(destination)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("pointing the channel at the store", &e))?;
+                steps.push(format!("channel {} exists; now delivers into the store: {arn}", plan.name));
+            } else {
+                steps.push(format!("channel {} exists: {arn}", plan.name));
+            }
+            arn.to_owned()
+        }
+        None => {
+            let made = cloudtrail
+                .create_channel()
+                .name(&plan.name)
+                .source(&plan.channel_source)
+                .destinations(destination)
+                .send()
+                .await
+                .map_err(|e| sdk_error("creating the channel", &e))?;
+            let arn = made.channel_arn().unwrap_or_default().to_owned();
+            steps.push(format!("created channel {}: {arn}", plan.name));
+            arn
+        }
+    };
+
+    // The role Klarity assumes, or the channel's resource policy.
+    let (role_arn, external_id) = match &plan.role_name {
+        Some(role_name) => {
+            let iam = client!(aws_sdk_iam, target, keys);
+            let current = match iam.get_role().role_name(role_name).send().await {
+                Ok(out) => out.role().cloned(),
+                Err(err) if describe(&err).0 == "NoSuchEntity" => None,
+                Err(err) => return Err(sdk_error("reading the role", &err)),
+            };
+            let current_id =
+                current.as_ref().and_then(|r| r.assume_role_policy_document()).and_then(trusted_external_id);
+            let external_id = plan.external_id.clone().or(current_id).unwrap_or_else(documents::new_external_id);
+            let trust = documents::trust_policy(&plan.vendor_account, &external_id).to_string();
+            let role_arn = match current {
+                Some(role) => {
+                    iam.update_assume_role_policy()
+                        .role_name(role_name)
+                        .policy_document(&trust)
+                        .send()
+                        .await
+                        .map_err(|e| sdk_error("updating the role's trust policy", &e))?;
+                    steps.push(format!(
+                        "role {role_name} exists; trust policy set (Klarity's account {}, external ID)",
+                        plan.vendor_account
+                    ));
+                    role.arn().to_owned()
+                }
+                None => {
+                    let made = iam
+                        .create_role()
+                        .role_name(role_name)
+                        .assume_role_policy_document(&trust)
+                        .description("Klarity publishes open audit events into CloudTrail Lake")
+                        .send()
+                        .await
+                        .map_err(|e| sdk_error("creating the role", &e))?;
+                    steps.push(format!(
+                        "created role {role_name}, trusting Klarity's account {} with the external ID",
+                        plan.vendor_account
+                    ));
+                    made.role().map(|r| r.arn().to_owned()).unwrap_or_default()
+                }
+            };
+            let permissions =
+                documents::least_privilege_policy(&channel_arn, &store_arn, plan.verify_permissions).to_string();
+            iam.put_role_policy()
+                .role_name(role_name)
+                .policy_name(documents::POLICY_NAME)
+                .policy_document(permissions)
+                .send()
+                .await
+                .map_err(|e| sdk_error("putting the role's permissions", &e))?;
+            steps.push(format!(
+                "role policy {}: PutAuditEvents on the channel{}",
+                documents::POLICY_NAME,
+                if plan.verify_permissions { ", reading it and querying its store" } else { " only" }
+            ));
+            (Some(role_arn), external_id)
+        }
+        None => {
+            let current_id = match cloudtrail.get_resource_policy().resource_arn(&channel_arn).send().await {
+                Ok(out) => out.resource_policy().and_then(trusted_external_id),
+                Err(err) if describe(&err).0 == "ResourcePolicyNotFoundException" => None,
+                Err(err) => return Err(sdk_error("reading the channel's resource policy", &err)),
+            };
+            let external_id = plan.external_id.clone().or(current_id).unwrap_or_else(documents::new_external_id);
+            let policy = documents::channel_policy(&channel_arn, &plan.vendor_account, &external_id).to_string();
+            cloudtrail
+                .put_resource_policy()
+                .resource_arn(&channel_arn)
+                .resource_policy(policy)
+                .send()
+                .await
+                .map_err(|e| sdk_error("putting the channel's resource policy", &e))?;
+            steps.push(format!(
+                "channel resource policy: Klarity's account {} may publish with the external ID",
+                plan.vendor_account
+            ));
+            (None, external_id)
+        }
+    };
+    Ok(Handover { role_arn, external_id, channel_arn, event_data_store_arn: store_arn, steps })
+}
+
+/// The external ID a trust or channel policy requires, if it names one.
+fn trusted_external_id(document: &str) -> Option<String> {
+    let text = percent_decode(document);
+    let doc: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let statements = match &doc["Statement"] {
+        serde_json::Value::Array(list) => list.clone(),
+        one => vec![one.clone()],
+    };
+    statements.iter().find_map(|s| {
+        let condition = &s["Condition"]["StringEquals"];
+        condition["sts:ExternalId"].as_str().or_else(|| condition["cloudtrail:ExternalId"].as_str()).map(str::to_owned)
+    })
+}
+
+/// IAM returns policy documents URL-encoded.
+fn percent_decode(text: &str) -> String {
+    if !text.contains('%') {
+        return text.to_owned();
+    }
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(byte) = text.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn sdk_error<E: aws_sdk_iam::error::ProvideErrorMetadata + std::fmt::Display>(what: &str, err: &E) -> anyhow::Error {
+    let (code, message) = describe(err);
+    anyhow::anyhow!("{what} failed: {message} ({code})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_external_id_is_read_back_from_either_policy() {
+        let trust = documents::trust_policy("855341727128", "abcDEF1234567890xyzQ").to_string();
+        assert_eq!(trusted_external_id(&trust).as_deref(), Some("abcDEF1234567890xyzQ"));
+        let encoded: String = trust.bytes().map(|b| format!("%{b:02X}")).collect();
+        assert_eq!(trusted_external_id(&encoded).as_deref(), Some("abcDEF1234567890xyzQ"));
+        let channel =
+            documents::channel_policy("arn:aws:cloudtrail:us-east-1:1:channel/c", "855341727128", "zz").to_string();
+        assert_eq!(trusted_external_id(&channel).as_deref(), Some("zz"));
+        assert_eq!(trusted_external_id("{}"), None);
+    }
+}

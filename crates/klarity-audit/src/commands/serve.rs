@@ -1,0 +1,294 @@
+//! `klarity-audit serve`: the lake and the relay in one process, and on the first start the seed's
+//! world, made through the same AWS APIs a customer and the vendor would call.
+//!
+//! First start (no `serve.json` in the data directory):
+//! 1. the vendor account 855341727128 gets a proxy role (`KlarityProxy`) that may assume roles;
+//! 2. the demo customer account 123456789012 gets, through `onboard apply`, an event data store for
+//!    integration events, a channel, and `CTEventPublisher` trusting the vendor with a generated
+//!    external ID;
+//! 3. the relay gets the tenant `demo` (role mode, through the proxy role) and an app token per
+//!    application of the catalog, and an admin token.
+//!
+//! What was made is kept in `serve.json` (readable by the owner only: it holds the demo's tokens,
+//! which the relay itself keeps only as hashes), so a second start reuses everything.
+
+use std::{io::Write, path::Path, process::ExitCode};
+
+use anyhow::{Context, bail};
+use audit_relay::registry::{DeliveryMode, Grant, Registry, Tenant};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    aws::{Keys, Target, client, describe},
+    catalog_source,
+    cli::{GlobalArgs, ServeArgs},
+    commands::onboard,
+};
+
+/// The file that records what the first start made.
+const STATE_FILE: &str = "serve.json";
+
+/// The demo tenant's id.
+const TENANT: &str = "demo";
+
+/// The vendor's proxy role.
+const PROXY_ROLE: &str = "KlarityProxy";
+
+/// The demo customer's role (the seed's example name).
+const CUSTOMER_ROLE: &str = "CTEventPublisher";
+
+/// What the first start made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct World {
+    proxy_role_arn: String,
+    role_arn: String,
+    external_id: String,
+    store_arn: String,
+    channel_arn: String,
+    /// App tokens by event source (the relay keeps only their hashes).
+    tokens: Vec<(String, String)>,
+    admin_token: String,
+}
+
+impl World {
+    fn store_id(&self) -> &str {
+        self.store_arn.rsplit('/').next().unwrap_or("")
+    }
+
+    fn token_for(&self, source: &str) -> &str {
+        self.tokens.iter().find(|(s, _)| s == source).map_or("", |(_, t)| t.as_str())
+    }
+}
+
+pub(crate) fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let catalog = catalog_source::load(global.catalog_dir.as_deref())?;
+    crate::logging::init();
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    runtime.block_on(serve(args, catalog))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(args: &ServeArgs, catalog: audit_event::Catalog) -> anyhow::Result<()> {
+    let data = &args.data_dir;
+    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    let stop = CancellationToken::new();
+
+    // The lake.
+    let lake_config = audit_lake::LakeConfig { data_dir: data.join("lake"), ..Default::default() };
+    let lake = audit_lake::Lake::open(lake_config).context("opening the lake")?;
+    let lake_listener = tokio::net::TcpListener::bind(args.lake_listen)
+        .await
+        .with_context(|| format!("listening on {} for the lake", args.lake_listen))?;
+    let lake_url = format!("http://{}", lake_listener.local_addr()?);
+    let lake_stop = stop.clone();
+    let lake_task = tokio::spawn(audit_lake::serve(lake, lake_listener, async move { lake_stop.cancelled().await }));
+
+    // The seed's world: made once, then reused.
+    let state_path = data.join(STATE_FILE);
+    let registry = Registry::open(&data.join("relay"))?;
+    let (world, made) = match read_world(&state_path)? {
+        Some(world) => (world, false),
+        None => {
+            let world = bootstrap(&lake_url, &registry, &catalog).await.context("setting up the demo world")?;
+            write_world(&state_path, &world)?;
+            (world, true)
+        }
+    };
+    if registry.tenant(TENANT)?.is_none() {
+        register_tenant(&registry, &world, &catalog)?;
+    }
+
+    // The relay.
+    let relay_config = audit_relay::RelayConfig {
+        listen: args.relay_listen,
+        data_dir: data.join("relay"),
+        endpoint_url: lake_url.clone(),
+        admin_token_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(world.admin_token.as_bytes())),
+        ..Default::default()
+    };
+    let relay_listener = tokio::net::TcpListener::bind(args.relay_listen)
+        .await
+        .with_context(|| format!("listening on {} for the relay", args.relay_listen))?;
+    let relay_url = format!("http://{}", relay_listener.local_addr()?);
+    let relay_task = tokio::spawn(audit_relay::run(relay_config, relay_listener, catalog.clone(), stop.clone()));
+
+    let _ = print_welcome(data, &lake_url, &relay_url, &world, made, &catalog);
+
+    let trigger = stop.clone();
+    tokio::select! {
+        () = crate::logging::shutdown_signal() => trigger.cancel(),
+        () = stop.cancelled() => {}
+    }
+    relay_task.await.context("the relay task")?.context("running the relay")?;
+    lake_task.await.context("the lake task")?.context("running the lake")?;
+    Ok(())
+}
+
+/// Makes the vendor's proxy role, the demo customer's side, and the relay's tenant and tokens.
+async fn bootstrap(lake_url: &str, registry: &Registry, catalog: &audit_event::Catalog) -> anyhow::Result<World> {
+    let target = Target { endpoint: Some(lake_url.to_owned()), region: "us-east-1".into() };
+
+    // The vendor: a proxy role the relay's own key assumes first, which may assume customer roles.
+    let vendor = Keys::local(audit_lake::config::VENDOR_ACCESS_KEY_ID, audit_lake::config::VENDOR_SECRET_ACCESS_KEY);
+    let iam = client!(aws_sdk_iam, &target, &vendor);
+    let vendor_account = audit_lake::config::VENDOR_ACCOUNT;
+    let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{vendor_account}:root")}, "Action": "sts:AssumeRole"}]});
+    let proxy_role_arn = match iam.get_role().role_name(PROXY_ROLE).send().await {
+        Ok(out) => out.role().map(|r| r.arn().to_owned()).unwrap_or_default(),
+        Err(err) if describe(&err).0 == "NoSuchEntity" => {
+            let made = iam
+                .create_role()
+                .role_name(PROXY_ROLE)
+                .assume_role_policy_document(trust.to_string())
+                .description("Klarity's proxy: assumes customers' publishing roles")
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("creating the vendor's proxy role: {}", describe(&e).1))?;
+            made.role().map(|r| r.arn().to_owned()).unwrap_or_default()
+        }
+        Err(err) => bail!("reading the vendor's proxy role: {}", describe(&err).1),
+    };
+    let may_assume = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": "sts:AssumeRole", "Resource": "arn:aws:iam::*:role/*"}]});
+    iam.put_role_policy()
+        .role_name(PROXY_ROLE)
+        .policy_name("AssumeCustomerRoles")
+        .policy_document(may_assume.to_string())
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("giving the proxy role its permission: {}", describe(&e).1))?;
+
+    // The demo customer, as `onboard apply` does it.
+    let customer =
+        Keys::local(audit_lake::config::CUSTOMER_ACCESS_KEY_ID, audit_lake::config::CUSTOMER_SECRET_ACCESS_KEY);
+    let plan = onboard::Plan {
+        name: "klarity".into(),
+        role_name: Some(CUSTOMER_ROLE.into()),
+        external_id: None,
+        vendor_account: vendor_account.into(),
+        verify_permissions: true,
+        channel_source: "Custom".into(),
+    };
+    let handover = onboard::apply(&target, &customer, &plan).await?;
+
+    let mut world = World {
+        proxy_role_arn,
+        role_arn: handover.role_arn.unwrap_or_default(),
+        external_id: handover.external_id,
+        store_arn: handover.event_data_store_arn,
+        channel_arn: handover.channel_arn,
+        tokens: Vec::new(),
+        admin_token: format!("kadm_{}", uuid::Uuid::new_v4().simple()),
+    };
+    register_tenant(registry, &world, catalog)?;
+    for app in catalog.applications() {
+        let grant = Grant {
+            name: format!("demo {}", app.name),
+            source: app.event_source.clone(),
+            tenants: vec![TENANT.into()],
+        };
+        world.tokens.push((app.event_source.clone(), registry.issue_token(&grant)?));
+    }
+    Ok(world)
+}
+
+fn register_tenant(registry: &Registry, world: &World, catalog: &audit_event::Catalog) -> anyhow::Result<()> {
+    registry.put_tenant(&Tenant {
+        id: TENANT.into(),
+        channel_arn: world.channel_arn.clone(),
+        delivery: DeliveryMode::AssumeRole {
+            role_arn: world.role_arn.clone(),
+            external_id: Some(world.external_id.clone()),
+            proxy_role_arn: Some(world.proxy_role_arn.clone()),
+        },
+        applications: catalog.applications().iter().map(|a| a.event_source.clone()).collect(),
+        paused: None,
+        held: false,
+    })?;
+    Ok(())
+}
+
+fn read_world(path: &Path) -> anyhow::Result<Option<World>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(serde_json::from_str(&text).with_context(|| {
+            format!("{} is not what `serve` wrote; move it away to set the demo up again", path.display())
+        })?)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Writes the state atomically, readable by the owner only.
+fn write_world(path: &Path, world: &World) -> anyhow::Result<()> {
+    let temp = path.with_extension("json.tmp");
+    {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&temp).with_context(|| format!("writing {}", temp.display()))?;
+        file.write_all(serde_json::to_string_pretty(world)?.as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn print_welcome(
+    data: &Path,
+    lake_url: &str,
+    relay_url: &str,
+    world: &World,
+    made: bool,
+    catalog: &audit_event::Catalog,
+) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let data = data.display();
+    writeln!(out, "klarity-audit serve: a local CloudTrail Lake and the Klarity relay (data in {data})")?;
+    writeln!(out)?;
+    writeln!(out, "  lake   {lake_url}   AWS APIs cloudtrail, cloudtrail-data, sts, iam (use --endpoint-url)")?;
+    writeln!(out, "  relay  {relay_url}   ingest API, /openapi.json")?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{}",
+        if made {
+            "Set up now (kept in serve.json and reused on the next start):"
+        } else {
+            "Reusing the demo set up at the first start:"
+        }
+    )?;
+    writeln!(out, "  vendor account {}: proxy role {}", audit_lake::config::VENDOR_ACCOUNT, world.proxy_role_arn)?;
+    writeln!(out, "  customer account {}:", audit_lake::config::CUSTOMER_ACCOUNT)?;
+    writeln!(out, "    event data store {} (ActivityAuditLog)", world.store_id())?;
+    writeln!(out, "    channel          {}", world.channel_arn)?;
+    writeln!(
+        out,
+        "    role             {} (trusts {} with external ID {})",
+        world.role_arn,
+        audit_lake::config::VENDOR_ACCOUNT,
+        world.external_id
+    )?;
+    writeln!(out, "  relay tenant {TENANT}: assumes the role through the proxy role")?;
+    writeln!(out, "  app tokens (the relay keeps only their hashes; serve.json is readable by you only):")?;
+    for app in catalog.applications() {
+        writeln!(out, "    {:<34} {}", app.event_source, world.token_for(&app.event_source))?;
+    }
+    let source = "com.nordcloudapp.com.autopatcher";
+    let example = r#"{"version":"v1","userIdentity":{"type":"USER","principalId":"ops@example.com"},"eventSource":"com.nordcloudapp.com.autopatcher","eventName":"baselinePatching.started","eventTime":"2024-07-12T02:00:00Z","requestParameters":{"machinesCount":12}}"#;
+    writeln!(out)?;
+    writeln!(out, "Send an AutoPatcher event:")?;
+    writeln!(
+        out,
+        "  curl -X POST {relay_url}/v1/tenants/{TENANT}/events -H 'Authorization: Bearer {}' -H 'content-type: application/json' -d '{example}'",
+        world.token_for(source)
+    )?;
+    writeln!(out, "Read the store back from the lake:")?;
+    writeln!(out, "  klarity-audit lake dump --store {} --data-dir {data}/lake", world.store_id())?;
+    writeln!(out, "Relay metrics: curl -H 'Authorization: Bearer {}' {relay_url}/metrics", world.admin_token)?;
+    writeln!(out, "Stop with Ctrl-C.")?;
+    out.flush()
+}

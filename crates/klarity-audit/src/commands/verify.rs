@@ -1,0 +1,194 @@
+//! `klarity-audit tenants verify`: one canary event through the real delivery path, and a verdict
+//! that names what is wrong.
+
+use std::{io::Write, process::ExitCode};
+
+use audit_relay::{
+    RelayConfig,
+    delivery::credentials::{BaseCredentials, CredentialCache},
+    registry::{DeliveryMode, Tenant},
+};
+
+use crate::aws::{Keys, Target, client, describe};
+
+pub(crate) fn run(tenant: &Tenant, config: &RelayConfig) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let verdict = runtime.block_on(verify(tenant, config));
+    let mut out = std::io::stdout().lock();
+    for line in &verdict.checks {
+        writeln!(out, "  ok  {line}")?;
+    }
+    match verdict.problem {
+        None => {
+            writeln!(out, "Tenant {} works: events reach its channel.", tenant.id)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(problem) => {
+            writeln!(out, "  FAIL {problem}")?;
+            writeln!(out, "Tenant {} does not work yet; nothing was delivered.", tenant.id)?;
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+struct Verdict {
+    checks: Vec<String>,
+    problem: Option<String>,
+}
+
+async fn verify(tenant: &Tenant, config: &RelayConfig) -> Verdict {
+    let mut checks = Vec::new();
+    let fail = |checks: Vec<String>, problem: String| Verdict { checks, problem: Some(problem) };
+    let endpoint = (!config.endpoint_url.is_empty()).then(|| config.endpoint_url.clone());
+    let base = BaseCredentials {
+        access_key_id: config.credentials.access_key_id.clone(),
+        secret_access_key: config.credentials.secret_access_key.clone(),
+        session_token: None,
+    };
+    let cache = CredentialCache::new(base, endpoint.clone());
+    let credentials = match cache.for_tenant(tenant).await {
+        Ok(c) => c,
+        Err(err) => {
+            let problem = match &tenant.delivery {
+                DeliveryMode::AssumeRole { role_arn, external_id, proxy_role_arn } => format!(
+                    "the role {role_arn} cannot be assumed{}{}: {} ({}). The customer's role must trust Klarity's \
+                     account with sts:ExternalId equal to {}",
+                    proxy_role_arn.as_deref().map(|p| format!(" from {p}")).unwrap_or_default(),
+                    external_id.as_deref().map(|id| format!(" with external ID {id:?}")).unwrap_or_default(),
+                    err.message,
+                    err.code,
+                    external_id.as_deref().map_or("the agreed external ID".to_owned(), |id| format!("{id:?}")),
+                ),
+                DeliveryMode::ResourcePolicy { .. } => {
+                    format!("the relay's own credentials are refused: {} ({})", err.message, err.code)
+                }
+            };
+            return fail(checks, problem);
+        }
+    };
+    match &tenant.delivery {
+        DeliveryMode::AssumeRole { role_arn, external_id, .. } => checks.push(format!(
+            "assumed {role_arn}{}",
+            external_id.as_deref().map(|id| format!(" with external ID {id:?}")).unwrap_or_default()
+        )),
+        DeliveryMode::ResourcePolicy { .. } => {
+            checks.push("the relay's own credentials, for the channel's resource policy".into())
+        }
+    }
+    let keys = Keys {
+        id: credentials.access_key_id().to_owned(),
+        secret: credentials.secret_access_key().to_owned(),
+        token: credentials.session_token().map(str::to_owned),
+    };
+    let target = Target { endpoint, region: tenant.region().to_owned() };
+    let data = client!(aws_sdk_cloudtraildata, &target, &keys);
+    let source = tenant.applications.first().cloned().unwrap_or_else(|| "com.nordcloudapp.com.klarity".into());
+    let uid = uuid::Uuid::now_v7().to_string();
+    let event_data = serde_json::json!({
+        "version": "v1",
+        "userIdentity": {"type": "SERVICE", "principalId": "klarity-audit tenants verify"},
+        "eventSource": source,
+        "eventName": "integration.verified",
+        "eventTime": audit_event::EventTime::now().to_string(),
+        "UID": uid,
+        "recipientAccountId": tenant.account(),
+        "additionalEventData": {"note": "a canary sent by `klarity-audit tenants verify`"}
+    })
+    .to_string();
+    let entry = audit_event::AuditEvent::new(uuid::Uuid::now_v7().simple().to_string(), event_data);
+    let external_id = match &tenant.delivery {
+        DeliveryMode::ResourcePolicy { external_id } => external_id.clone(),
+        DeliveryMode::AssumeRole { .. } => None,
+    };
+    let Ok(canary) = aws_sdk_cloudtraildata::types::AuditEvent::builder()
+        .id(entry.id)
+        .event_data(entry.event_data)
+        .set_event_data_checksum(entry.event_data_checksum)
+        .build()
+    else {
+        return fail(checks, "building the canary event failed".into());
+    };
+    let sent = data
+        .put_audit_events()
+        .channel_arn(&tenant.channel_arn)
+        .set_external_id(external_id.clone())
+        .audit_events(canary)
+        .send()
+        .await;
+    let event_id = match sent {
+        Ok(out) => {
+            if let Some(failed) = out.failed().first() {
+                return fail(
+                    checks,
+                    format!(
+                        "the channel refused the canary: {} ({}); the event data store does not accept it",
+                        failed.error_message(),
+                        failed.error_code()
+                    ),
+                );
+            }
+            let Some(ok) = out.successful().first() else {
+                return fail(checks, "PutAuditEvents answered without a result for the canary".into());
+            };
+            checks.push(format!(
+                "PutAuditEvents stored the canary in {}: eventID {}",
+                tenant.channel_arn,
+                ok.event_id()
+            ));
+            ok.event_id().to_owned()
+        }
+        Err(err) => {
+            let (code, message) = describe(&err);
+            let problem = match code.as_str() {
+                "ChannelNotFound" => format!(
+                    "the channel {} does not exist in {} ({code}): the customer must create it, or give the new ARN \
+                     (`klarity-audit tenants update {} --channel-arn …`)",
+                    tenant.channel_arn,
+                    tenant.region(),
+                    tenant.id
+                ),
+                "ChannelInsufficientPermission" | "AccessDeniedException" | "AccessDenied" => match &tenant.delivery {
+                    DeliveryMode::ResourcePolicy { .. } => format!(
+                        "the channel's resource policy does not let account {} publish{} ({code}: {message}); its \
+                         condition cloudtrail:ExternalId must equal {}",
+                        audit_lake::config::VENDOR_ACCOUNT,
+                        external_id.as_deref().map(|id| format!(" with external ID {id:?}")).unwrap_or_default(),
+                        external_id.as_deref().map_or("the agreed external ID".to_owned(), |id| format!("{id:?}"))
+                    ),
+                    DeliveryMode::AssumeRole { role_arn, .. } => format!(
+                        "the role {role_arn} may not publish into {} ({code}: {message}): its policy must allow \
+                         cloudtrail-data:PutAuditEvents on the channel",
+                        tenant.channel_arn
+                    ),
+                },
+                _ => format!("PutAuditEvents failed: {message} ({code})"),
+            };
+            return fail(checks, problem);
+        }
+    };
+
+    // The channel's own account of the ingestion, where the role may read it.
+    let cloudtrail = client!(aws_sdk_cloudtrail, &target, &keys);
+    match cloudtrail.get_channel().channel(&tenant.channel_arn).send().await {
+        Ok(channel) => {
+            let status = channel.ingestion_status();
+            let latest = status.and_then(|s| s.latest_ingestion_success_event_id()).unwrap_or("");
+            if latest == event_id {
+                checks.push("the channel's ingestion status reports the canary as its latest success".into());
+            } else {
+                checks.push(format!(
+                    "the channel's ingestion status reports {} as its latest success (a later event may have passed the canary)",
+                    if latest.is_empty() { "nothing" } else { latest }
+                ));
+            }
+        }
+        Err(err) => {
+            let (code, _) = describe(&err);
+            checks.push(format!(
+                "the channel's ingestion status is not readable with these credentials ({code}); the PutAuditEvents \
+                 answer above is the confirmation"
+            ));
+        }
+    }
+    Verdict { checks, problem: None }
+}
