@@ -141,6 +141,42 @@ pub(crate) enum Command {
         klarity-audit onboard apply --local                      # against the local lake\n  \
         AWS_PROFILE=… klarity-audit onboard apply --region eu-west-1 --mode resource-policy")]
     Onboard(OnboardArgs),
+
+    /// Send events to the relay: one JSON object, an array, or NDJSON, from files or standard
+    /// input, in batches. Each refused event is printed as FILE:LINE:COLUMN: PATH: MESSAGE
+    /// [Code/rule]; the exit status is 0 when all were accepted, 1 when any was refused, 2 on
+    /// errors (the relay unreachable, the token refused).
+    ///
+    /// The app token comes from KLARITY_TOKEN or --token-file; the relay fills UID and
+    /// recipientAccountId when they are absent.
+    #[command(
+        after_help = "Examples:\n  export KLARITY_TOKEN=kat_…\n  klarity-audit send --tenant demo event.json\n  \
+        producer | klarity-audit send --tenant demo --relay-url https://relay.example.com\n  \
+        klarity-audit send --tenant demo examples/events.ndjson"
+    )]
+    Send(SendArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SendArgs {
+    /// The tenant to publish into.
+    #[arg(long)]
+    pub(crate) tenant: String,
+    /// Files of events; `-` (or none) reads standard input.
+    #[arg(value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+    /// The relay's base URL.
+    #[arg(long, value_name = "URL", env = "KLARITY_RELAY_URL", default_value = "http://127.0.0.1:8080")]
+    pub(crate) relay_url: String,
+    /// The app token (from the environment; a flag would show it to other users of the machine).
+    #[arg(long, env = "KLARITY_TOKEN", hide_env_values = true, hide = true)]
+    pub(crate) token: Option<String>,
+    /// A file holding the app token.
+    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    pub(crate) token_file: Option<PathBuf>,
+    /// Events per request.
+    #[arg(long, default_value_t = 500)]
+    pub(crate) batch: usize,
 }
 
 #[derive(Debug, Args)]

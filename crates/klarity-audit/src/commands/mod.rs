@@ -11,6 +11,7 @@ mod dlq;
 mod lake;
 mod onboard;
 mod relay;
+mod send;
 mod serve;
 mod validate;
 mod verify;
@@ -28,5 +29,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dlq(args) => dlq::run(&args),
         Command::Bench(args) => bench::run(&cli.global, &args),
         Command::Onboard(args) => onboard::run(&args),
+        Command::Send(args) => send::run(&args),
     }
 }

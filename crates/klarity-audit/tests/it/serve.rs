@@ -1,0 +1,186 @@
+//! `klarity-audit serve` as a process: the first start makes the seed's world, events of every
+//! application sent with `send` and with plain HTTP arrive in the customer's store, and a restart
+//! keeps them and makes nothing twice.
+
+use std::{
+    io::BufRead,
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use audit_event::Catalog;
+use serde_json::{Value, json};
+
+use crate::support::{Dir, http_post};
+
+/// A running `serve` and what its banner said.
+struct Serve {
+    child: Child,
+    banner: String,
+    relay: String,
+}
+
+impl Serve {
+    fn start(data: &Path) -> Serve {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_klarity-audit"))
+            .args(["serve", "--lake-listen", "127.0.0.1:0", "--relay-listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting klarity-audit serve");
+        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut banner = String::new();
+        while !banner.contains("Stop with Ctrl-C.") {
+            let mut line = String::new();
+            assert!(reader.read_line(&mut line).unwrap() > 0, "serve stopped; it printed:\n{banner}");
+            banner.push_str(&line);
+        }
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        let relay = banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("relay  http://"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no relay address in\n{banner}"))
+            .to_owned();
+        Serve { child, banner, relay }
+    }
+
+    fn token(&self, source: &str) -> String {
+        self.banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(source).map(|rest| rest.trim().to_owned()))
+            .filter(|t| t.starts_with("kat_"))
+            .unwrap_or_else(|| panic!("no token for {source} in\n{}", self.banner))
+    }
+
+    fn store(&self) -> String {
+        self.banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("event data store "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Stops it as Ctrl-C would.
+    fn stop(mut self) {
+        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "serve did not stop on SIGINT");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn stored_uids(data: &Path, store: &str) -> Vec<String> {
+    let mut uids = Vec::new();
+    audit_lake::store::Store::scan_store(&data.join("lake").join(audit_lake::store::DB_FILE), store, |record| {
+        let value: Value = serde_json::from_str(record).unwrap();
+        uids.push(value["eventData"]["UID"].as_str().unwrap().to_owned());
+        true
+    })
+    .unwrap();
+    uids.sort();
+    uids
+}
+
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn serve_runs_the_whole_flow_and_a_restart_keeps_it_without_making_anything_twice() {
+    let dir = Dir::new();
+    let data = dir.path().join("klarity-data");
+    let serve = Serve::start(&data);
+    assert!(serve.banner.contains("Set up now"), "{}", serve.banner);
+    assert!(serve.banner.contains("curl -X POST http://"), "{}", serve.banner);
+    assert!(serve.banner.contains("CTEventPublisher (trusts 855341727128 with external ID"), "{}", serve.banner);
+    let store = serve.store();
+
+    // One event of every application with `send`, one more with plain HTTP.
+    let catalog = Catalog::embedded();
+    let mut expected = Vec::new();
+    for (n, app) in catalog.applications().iter().enumerate() {
+        let token = serve.token(&app.event_source);
+        let mut event = Value::Object(app.event_types[0].example.clone());
+        let sent_uid = format!("0190a6b7-7777-7a3f-9d2b-{n:012}");
+        event["UID"] = json!(sent_uid);
+        event.as_object_mut().unwrap().remove("recipientAccountId");
+        let file = dir.write(&format!("{n}.json"), &event.to_string());
+        let out = Command::new(env!("CARGO_BIN_EXE_klarity-audit"))
+            .args(["send", "--tenant", "demo", "--relay-url", &format!("http://{}", serve.relay)])
+            .arg(&file)
+            .env("KLARITY_TOKEN", &token)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("1 event(s) sent to tenant demo: 1 accepted, 0 refused."), "{stdout}");
+        expected.push(sent_uid);
+
+        let http_uid = format!("0190a6b7-8888-7a3f-9d2b-{n:012}");
+        event["UID"] = json!(http_uid);
+        let (status, body) = http_post(&serve.relay, "/v1/tenants/demo/events", &token, &event.to_string());
+        assert_eq!(status, 202, "{body}");
+        expected.push(http_uid);
+    }
+    expected.sort();
+    wait_for("the ten events are in the store", || stored_uids(&data, &store) == expected);
+
+    // `send` reports a refused event at its place and exits 1.
+    let bad = dir.write("bad.ndjson", "{\"version\":\"v1\"}\n");
+    let out = Command::new(env!("CARGO_BIN_EXE_klarity-audit"))
+        .args(["send", "--tenant", "demo", "--relay-url", &format!("http://{}", serve.relay)])
+        .arg(&bad)
+        .env("KLARITY_TOKEN", serve.token("com.nordcloudapp.com.maestro"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("bad.ndjson:1:1: eventData.eventSource:"), "{stdout}");
+
+    // A restart reuses everything.
+    let first_banner = serve.banner.clone();
+    serve.stop();
+    let serve = Serve::start(&data);
+    assert!(serve.banner.contains("Reusing the demo set up at the first start"), "{}", serve.banner);
+    assert_eq!(serve.store(), store);
+    let maestro = "com.nordcloudapp.com.maestro";
+    assert!(first_banner.contains(&serve.token(maestro)), "the tokens are the same");
+    assert_eq!(stored_uids(&data, &store), expected, "the events are still there");
+    let resources =
+        audit_lake::store::Store::read_resources(&data.join("lake").join(audit_lake::store::DB_FILE)).unwrap();
+    assert_eq!((resources.stores.len(), resources.channels.len()), (1, 1), "nothing was made twice");
+    let tokens: i64 = rusqlite::Connection::open(data.join("relay").join("registry.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM tokens", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tokens, catalog.applications().len() as i64, "one token per application, made once");
+
+    // And it still delivers.
+    let mut event = Value::Object(catalog.applications()[4].event_types[0].example.clone());
+    event["UID"] = json!("0190a6b7-9999-7a3f-9d2b-000000000001");
+    event.as_object_mut().unwrap().remove("recipientAccountId");
+    let token = serve.token(&catalog.applications()[4].event_source);
+    let (status, body) = http_post(&serve.relay, "/v1/tenants/demo/events", &token, &event.to_string());
+    assert_eq!(status, 202, "{body}");
+    wait_for("the event sent after the restart arrives", || stored_uids(&data, &store).len() == 11);
+    serve.stop();
+}
