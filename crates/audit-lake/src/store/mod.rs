@@ -26,7 +26,7 @@
 //! after the WAL is fsynced. Only then are the callers answered, so an acknowledged
 //! `PutAuditEvents` is on disk. A crash before the commit loses only unacknowledged work; SQLite's
 //! WAL recovery on the next open restores the last committed state. A separate thread checkpoints
-//! the WAL into the database file every 100 ms, so commits never wait for a checkpoint. Re-sending an entry id on a
+//! the WAL into the database file every second, so commits never wait for a checkpoint. Re-sending an entry id on a
 //! channel stores nothing and returns the eventID first assigned — stricter than AWS, which does
 //! not de-duplicate across requests.
 
@@ -378,7 +378,7 @@ fn load_resources(conn: &Connection) -> Result<Resources, LakeError> {
 /// WAL frames (16 KiB pages) beyond which the checkpointer restarts the log: 64 MiB.
 const RESTART_AFTER_FRAMES: i64 = 4096;
 
-/// Copies committed WAL frames into the database file beside the writer, every 100 ms, so commits
+/// Copies committed WAL frames into the database file beside the writer, every second, so commits
 /// never wait for a checkpoint. `PASSIVE` never blocks the writer, but under sustained writes it
 /// rarely finds the log fully copied at the moment a commit starts, which is when SQLite restarts
 /// the log from its beginning; the WAL would grow without end (and every read would search its
@@ -398,7 +398,7 @@ fn checkpointer(conn: &Connection, running: &std::sync::atomic::AtomicBool) {
         }
     };
     while running.load(Ordering::Relaxed) {
-        thread::sleep(std::time::Duration::from_millis(100));
+        thread::sleep(std::time::Duration::from_millis(1000));
         if checkpoint("PASSIVE").is_some_and(|frames| frames > RESTART_AFTER_FRAMES) {
             checkpoint("RESTART");
         }

@@ -29,7 +29,7 @@
 //! All writes go through one writer thread that group-commits: it takes every queued job (up to a
 //! bound), applies them in one transaction and commits, which with `synchronous=FULL` fsyncs the
 //! WAL. Callers are answered after the commit, so an acknowledged event is on disk. A second thread
-//! checkpoints the WAL into the database file every 100 ms, so commits never wait for one. After a crash,
+//! checkpoints the WAL into the database file every second, so commits never wait for one. After a crash,
 //! SQLite's WAL recovery restores the last commit. Pending events are delivered again from their
 //! stored `entry_id`, so a batch whose result was lost is re-sent with the same ids.
 //!
@@ -361,9 +361,12 @@ impl Spool {
                 row.get::<_, i64>(4)?,
             ))
         })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (seq, entry_id, data, attempts, accepted_ms) = row?;
+        let rows: Vec<_> = rows.collect::<Result<_, _>>()?;
+        drop(stmt);
+        drop(conn);
+        // Decompressed outside the lock, so other tenants' reads go on meanwhile.
+        let mut out = Vec::with_capacity(rows.len());
+        for (seq, entry_id, data, attempts, accepted_ms) in rows {
             let data = data.ok_or_else(|| SpoolError::Corrupt(format!("pending event {seq} has no payload")))?;
             let raw = lz4_flex::block::decompress_size_prepended(&data)
                 .map_err(|e| SpoolError::Corrupt(format!("event {seq} does not decompress: {e}")))?;
@@ -485,7 +488,7 @@ fn used_bytes(conn: &Connection) -> Result<u64, rusqlite::Error> {
 /// WAL frames (16 KiB pages) beyond which the checkpointer restarts the log: 64 MiB.
 const RESTART_AFTER_FRAMES: i64 = 4096;
 
-/// Copies committed WAL frames into the database file beside the writer, every 100 ms, so commits
+/// Copies committed WAL frames into the database file beside the writer, every second, so commits
 /// never wait for a checkpoint. `PASSIVE` never blocks the writer, but under sustained writes it
 /// rarely finds the log fully copied at the moment a commit starts, which is when SQLite restarts
 /// the log from its beginning; the WAL would grow without end (and every read would search its
@@ -505,7 +508,7 @@ fn checkpointer(conn: &Connection, running: &std::sync::atomic::AtomicBool) {
         }
     };
     while running.load(Ordering::Relaxed) {
-        thread::sleep(std::time::Duration::from_millis(100));
+        thread::sleep(std::time::Duration::from_millis(1000));
         if checkpoint("PASSIVE").is_some_and(|frames| frames > RESTART_AFTER_FRAMES) {
             checkpoint("RESTART");
         }
