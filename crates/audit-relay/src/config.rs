@@ -32,6 +32,9 @@ pub struct RelayConfig {
     pub delivery_concurrency: usize,
     /// The longest one PutAuditEvents call may take before it is abandoned and retried, in seconds.
     pub attempt_timeout_secs: u64,
+    /// How long a delivered event's record is kept, in hours: its status stays readable and a
+    /// resubmission of its UID is recognized (not delivered again) for this long after acceptance.
+    pub delivered_retention_hours: u64,
     /// SHA-256 (hex) of the admin token; empty disables the admin API and `/metrics`.
     pub admin_token_sha256: String,
 }
@@ -72,6 +75,7 @@ impl Default for RelayConfig {
             probe_interval_secs: 30,
             delivery_concurrency: 8,
             attempt_timeout_secs: 30,
+            delivered_retention_hours: 168,
             admin_token_sha256: String::new(),
         }
     }
@@ -85,6 +89,9 @@ impl RelayConfig {
         }
         if !(1..=64).contains(&self.delivery_concurrency) {
             return Err(format!("delivery_concurrency must be 1 to 64, not {}", self.delivery_concurrency));
+        }
+        if self.delivered_retention_hours == 0 {
+            return Err("delivered_retention_hours must be at least 1".into());
         }
         if self.attempt_timeout_secs == 0 {
             return Err("attempt_timeout_secs must be at least 1".into());

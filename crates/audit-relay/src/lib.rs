@@ -44,6 +44,8 @@ pub async fn run(
     let metrics = Arc::new(metrics::Metrics::default());
     let deliverer = delivery::Deliverer::new(spool.clone(), registry.clone(), config.delivery(), metrics.clone());
     let delivering = tokio::spawn(deliverer.run(shutdown.clone()));
+    let retention = std::time::Duration::from_secs(config.delivered_retention_hours * 3600);
+    tokio::spawn(forget_old_deliveries(spool.clone(), retention, shutdown.clone()));
     let state = Arc::new(api::RelayState {
         spool,
         registry,
@@ -60,4 +62,32 @@ pub async fn run(
     shutdown.cancel();
     let _ = delivering.await;
     Ok(())
+}
+
+/// Once a minute, forgets delivered events older than `retention`, in chunks, so the spool's
+/// records do not grow without end.
+async fn forget_old_deliveries(spool: spool::Spool, retention: std::time::Duration, shutdown: CancellationToken) {
+    const CHUNK: usize = 10_000;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+        }
+        let cutoff = audit_event::EventTime::now().unix_millis() - retention.as_millis() as i64;
+        loop {
+            match spool.forget(cutoff, CHUNK).await {
+                Ok(n) if n as usize == CHUNK && !shutdown.is_cancelled() => tokio::task::yield_now().await,
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::debug!(forgotten = n, "Forgot delivered events past their retention.");
+                    }
+                    break;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "Forgetting old delivered events failed; the next round retries.");
+                    break;
+                }
+            }
+        }
+    }
 }

@@ -24,6 +24,10 @@
 //!   in acceptance order.
 //! - `PRAGMA user_version` is the schema version (2); a version-1 spool is migrated when opened.
 //!
+//! Delivered events are forgotten ([`Spool::forget`]) once older than the relay's
+//! `delivered_retention_hours`: that is how long a resubmitted UID is recognized and an event's
+//! status can be asked for. Pending and dead events are kept until they are delivered.
+//!
 //! # Durability and crash recovery
 //!
 //! All writes go through one writer thread that group-commits: it takes every queued job (up to a
@@ -203,6 +207,7 @@ enum Job {
     Append { events: Vec<Prepared>, done: oneshot::Sender<Result<Vec<Accepted>, SpoolError>> },
     Settle { outcomes: Vec<Outcome>, done: oneshot::Sender<Result<(), SpoolError>> },
     Replay { tenant: String, done: oneshot::Sender<Result<u64, SpoolError>> },
+    Forget { accepted_before_ms: i64, limit: usize, done: oneshot::Sender<Result<u64, SpoolError>> },
 }
 
 /// The spool handle; cheap to clone.
@@ -446,6 +451,14 @@ impl Spool {
         wait.await.map_err(|_| SpoolError::WriterGone)?
     }
 
+    /// Forgets up to `limit` delivered events accepted before `accepted_before_ms` (their rows, so
+    /// their status and their idempotency record); returns how many. Pending and dead events stay.
+    pub async fn forget(&self, accepted_before_ms: i64, limit: usize) -> Result<u64, SpoolError> {
+        let (done, wait) = oneshot::channel();
+        self.jobs.send(Job::Forget { accepted_before_ms, limit, done }).await.map_err(|_| SpoolError::WriterGone)?;
+        wait.await.map_err(|_| SpoolError::WriterGone)?
+    }
+
     /// Pending events per tenant (tenants with none are left out).
     pub fn depth(&self) -> HashMap<String, u64> {
         let depth = self.depth.lock().expect("spool depth lock");
@@ -544,7 +557,7 @@ fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_bytes: u64, com
                 (Job::Settle { done, .. }, JobResult::Settle(r)) => {
                     let _ = done.send(r);
                 }
-                (Job::Replay { done, .. }, JobResult::Replay(r)) => {
+                (Job::Replay { done, .. } | Job::Forget { done, .. }, JobResult::Count(r)) => {
                     let _ = done.send(r);
                 }
                 _ => unreachable!("results follow jobs"),
@@ -556,7 +569,29 @@ fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_bytes: u64, com
 enum JobResult {
     Append(Result<Vec<Accepted>, SpoolError>),
     Settle(Result<(), SpoolError>),
-    Replay(Result<u64, SpoolError>),
+    Count(Result<u64, SpoolError>),
+}
+
+/// The first position whose event was accepted at or after `since_ms` (one past the last when
+/// none was): a binary search over positions, which grow with acceptance time, so forgetting old
+/// events never scans the table.
+fn first_seq_accepted_since(tx: &rusqlite::Transaction<'_>, since_ms: i64) -> rusqlite::Result<i64> {
+    let (first, last): (Option<i64>, Option<i64>) =
+        tx.query_row("SELECT min(seq), max(seq) FROM events", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let (Some(mut low), Some(last)) = (first, last) else { return Ok(0) };
+    let mut high = last + 1;
+    let mut at = tx.prepare_cached("SELECT seq, accepted_ms FROM events WHERE seq >= ?1 ORDER BY seq LIMIT 1")?;
+    // Invariant: every event before `low` was accepted before `since_ms`; none from `high` on was.
+    while low < high {
+        let middle = low + (high - low) / 2;
+        let (seq, accepted): (i64, i64) = at.query_row(params![middle], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        if accepted < since_ms {
+            low = seq + 1;
+        } else {
+            high = middle;
+        }
+    }
+    Ok(low)
 }
 
 /// Marks the delivered events among `outcomes` in one statement per 100 (one statement journal,
@@ -682,7 +717,16 @@ fn commit(conn: &mut Connection, batch: &[Job], max_bytes: u64) -> (Vec<JobResul
                             params![tenant],
                         )?;
                         *changes.entry(tenant.clone()).or_default() += n as i64;
-                        results.push(JobResult::Replay(Ok(n as u64)));
+                        results.push(JobResult::Count(Ok(n as u64)));
+                    }
+                    Job::Forget { accepted_before_ms, limit, .. } => {
+                        let bound = first_seq_accepted_since(&tx, *accepted_before_ms)?;
+                        let n = tx.execute(
+                            "DELETE FROM events WHERE seq IN
+                                 (SELECT seq FROM events WHERE seq < ?1 AND state = 1 ORDER BY seq LIMIT ?2)",
+                            params![bound, *limit as i64],
+                        )?;
+                        results.push(JobResult::Count(Ok(n as u64)));
                     }
                 }
             }
@@ -705,7 +749,7 @@ fn commit(conn: &mut Connection, batch: &[Job], max_bytes: u64) -> (Vec<JobResul
             match job {
                 Job::Append { .. } => JobResult::Append(Err(failure)),
                 Job::Settle { .. } => JobResult::Settle(Err(failure)),
-                Job::Replay { .. } => JobResult::Replay(Err(failure)),
+                Job::Replay { .. } | Job::Forget { .. } => JobResult::Count(Err(failure)),
             }
         })
         .collect();

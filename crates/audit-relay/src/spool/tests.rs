@@ -195,3 +195,51 @@ async fn a_version_1_spool_is_migrated_with_its_pending_payloads() {
     let spool = Spool::open(dir.path(), 1 << 30).unwrap();
     assert_eq!(spool.counts().unwrap(), (0, 2, 0), "opening a migrated spool again changes nothing");
 }
+
+#[tokio::test]
+async fn delivered_events_are_forgotten_after_their_retention_and_nothing_else_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), 1 << 30).unwrap();
+    spool
+        .append(vec![event("t1", A, "old-delivered"), event("t1", A, "old-dead"), event("t1", A, "old-pending")])
+        .await
+        .unwrap();
+    let p = spool.pending("t1", 0, 10).unwrap();
+    spool
+        .settle(vec![
+            Outcome::Delivered { seq: p[0].seq, event_id: "ev".into() },
+            Outcome::Dead { seq: p[1].seq, code: "InvalidData".into(), message: "no".into() },
+        ])
+        .await
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let cutoff = now_ms();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    spool.append(vec![event("t1", A, "new-delivered")]).await.unwrap();
+    let newer = spool.pending("t1", p[2].seq, 10).unwrap();
+    spool.settle(vec![Outcome::Delivered { seq: newer[0].seq, event_id: "ev2".into() }]).await.unwrap();
+
+    assert_eq!(spool.forget(0, 100).await.unwrap(), 0, "nothing is older than the epoch");
+    assert_eq!(spool.forget(cutoff, 100).await.unwrap(), 1, "only the old delivered event");
+    assert!(spool.status("t1", A, "old-delivered").unwrap().is_none());
+    for kept in ["old-dead", "old-pending", "new-delivered"] {
+        assert!(spool.status("t1", A, kept).unwrap().is_some(), "{kept} is kept");
+    }
+    assert_eq!(spool.forget(cutoff, 100).await.unwrap(), 0, "forgetting twice forgets nothing more");
+    // Forgotten, a resubmission is new again: the window of idempotency has passed.
+    assert!(!spool.append(vec![event("t1", A, "old-delivered")]).await.unwrap()[0].duplicate);
+}
+
+#[tokio::test]
+async fn forgetting_works_in_chunks() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), 1 << 30).unwrap();
+    spool.append((0..25).map(|i| event("t1", A, &format!("u{i}"))).collect()).await.unwrap();
+    let p = spool.pending("t1", 0, 100).unwrap();
+    spool.settle(p.iter().map(|e| Outcome::Delivered { seq: e.seq, event_id: "ev".into() }).collect()).await.unwrap();
+    let later = now_ms() + 1;
+    assert_eq!(spool.forget(later, 10).await.unwrap(), 10);
+    assert_eq!(spool.forget(later, 10).await.unwrap(), 10);
+    assert_eq!(spool.forget(later, 10).await.unwrap(), 5);
+    assert_eq!(spool.counts().unwrap(), (0, 0, 0));
+}
