@@ -150,6 +150,12 @@ pub(super) async fn put_audit_events(
             },
         )?
     };
+    let repeated = stored.iter().filter(|s| s.duplicate).count();
+    if repeated > 0 {
+        // AWS would store these again; the lake answers with the first eventIDs. Logged, because a
+        // publisher that repeats acknowledged ids would duplicate events in AWS.
+        tracing::info!(channel = %channel.arn, repeated, "Entry ids already stored on this channel were sent again.");
+    }
     let successful: Vec<Success<'_>> =
         order.iter().zip(&stored).map(|(id, s)| Success { id, event_id: &s.event_id }).collect();
     Ok(serde_json::to_string(&Answer { successful, failed }).expect("serializable"))

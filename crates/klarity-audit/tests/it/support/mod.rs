@@ -69,14 +69,24 @@ pub(crate) struct LakeProcess {
 
 impl LakeProcess {
     pub(crate) fn start(data_dir: &Path) -> LakeProcess {
+        LakeProcess::start_logging(data_dir, None)
+    }
+
+    /// Starts the lake; with `log`, its info-level log goes to that file.
+    pub(crate) fn start_logging(data_dir: &Path, log: Option<&Path>) -> LakeProcess {
         use std::io::BufRead;
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::inherit(),
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_klarity-audit"))
             .args(["lake", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", if log.is_some() { "warn,audit_lake=info" } else { "warn" })
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("starting klarity-audit lake");
         let stdout = child.stdout.take().unwrap();
