@@ -20,9 +20,10 @@
 //!   the commit that records the delivery; a batch's payloads are neighbours, so their pages are
 //!   freed whole instead of being rewritten (which doubled the bytes the spool wrote when payloads
 //!   lived in `events`).
-//! - An index on `(tenant, state, seq)` serves delivery, which reads each tenant's pending events
-//!   in acceptance order.
-//! - `PRAGMA user_version` is the schema version (2); a version-1 spool is migrated when opened.
+//! - Partial indexes on `(tenant, seq)` of the pending events (`state = 0`) and of the dead ones
+//!   (`state = 2`) serve delivery, which reads each tenant's pending events in acceptance order, and
+//!   the dead-letter queue. Delivered events leave them, so they stay as small as the backlog.
+//! - `PRAGMA user_version` is the schema version (3); older spools are migrated when opened.
 //!
 //! Delivered events are forgotten ([`Spool::forget`]) once older than the relay's
 //! `delivered_retention_hours`: that is how long a resubmitted UID is recognized and an event's
@@ -252,23 +253,24 @@ fn open_connection(path: &Path) -> Result<Connection, SpoolError> {
 }
 
 /// The schema version kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
-/// Creates the tables, or brings a spool of version 1 (payloads inside `events`) to version 2.
+/// Creates the tables, or brings an older spool up to date: version 1 kept payloads inside
+/// `events`; version 2 indexed every event by (tenant, state, seq) where version 3 indexes only the
+/// pending and the dead ones.
 fn create_or_migrate(conn: &Connection) -> Result<(), SpoolError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let has_events: bool =
         conn.query_row("SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'events'", [], |r| {
             r.get(0)
         })?;
-    if has_events && version < SCHEMA_VERSION {
+    if has_events && version < 2 {
         tracing::info!("Migrating the spool: event payloads move to their own table.");
         conn.execute_batch(
             "BEGIN IMMEDIATE;
              CREATE TABLE payloads (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
              INSERT INTO payloads (seq, data) SELECT seq, event_data FROM events WHERE event_data IS NOT NULL;
              ALTER TABLE events DROP COLUMN event_data;
-             PRAGMA user_version = 2;
              COMMIT;",
         )?;
     }
@@ -279,9 +281,12 @@ fn create_or_migrate(conn: &Connection) -> Result<(), SpoolError> {
              event_id TEXT, error_code TEXT, error_message TEXT, settled_ms INTEGER);
          CREATE TABLE IF NOT EXISTS payloads (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
          CREATE UNIQUE INDEX IF NOT EXISTS events_by_key ON events (tenant, source, uid);
-         CREATE INDEX IF NOT EXISTS events_by_tenant_state ON events (tenant, state, seq);
-         PRAGMA user_version = 2;",
+         DROP INDEX IF EXISTS events_by_tenant_state;
+         CREATE INDEX IF NOT EXISTS pending_by_tenant ON events (tenant, seq) WHERE state = 0;
+         CREATE INDEX IF NOT EXISTS dead_by_tenant ON events (tenant, seq) WHERE state = 2;
+",
     )?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(())
 }
 
