@@ -32,6 +32,7 @@
 
 pub mod catalog;
 pub mod checksum;
+pub mod compression;
 pub mod entry;
 pub mod error;
 pub mod event;

@@ -9,7 +9,7 @@
 //!   ingestion_time_ms, event_data)` with a unique index on `(channel_id, entry_id)`: one row per
 //!   accepted event of a channel. `stores` lists the ids of the destination event data stores at
 //!   ingestion, each wrapped in `/` (`/id1/id2/`). `event_data` is the producer's `eventData` text
-//!   as an LZ4 block with its length prepended (`lz4_flex`). The unique index is also the
+//!   as an LZ4 block with its length prepended (`audit_event::compression`). The unique index is also the
 //!   de-duplication ledger: the eventID first assigned to each entry id of a channel.
 //! - `channel_arns(channel_id PRIMARY KEY, arn)`: every channel that ever stored an event (kept
 //!   after the channel is deleted).
@@ -283,14 +283,12 @@ impl Store {
 
 /// Compresses `eventData` text for [`NewEvent::event_data`].
 pub fn compress(text: &str) -> Vec<u8> {
-    lz4_flex::block::compress_prepend_size(text.as_bytes())
+    audit_event::compression::compress(text)
 }
 
 /// The text of a compressed `eventData`.
 pub fn decompress(bytes: &[u8]) -> Result<String, LakeError> {
-    let raw = lz4_flex::block::decompress_size_prepended(bytes)
-        .map_err(|e| LakeError::Corrupt(format!("a stored event does not decompress: {e}")))?;
-    String::from_utf8(raw).map_err(|_| LakeError::Corrupt("a stored event is not UTF-8".into()))
+    audit_event::compression::decompress(bytes).map_err(|why| LakeError::Corrupt(format!("a stored event {why}")))
 }
 
 /// The stored record CloudTrail Lake keeps for an event ([`audit_event::StoredRecord`]), with the

@@ -336,7 +336,7 @@ impl Spool {
             .into_iter()
             .map(|e| Prepared {
                 entry_id: new_entry_id(),
-                data: lz4_flex::block::compress_prepend_size(e.event_data.as_bytes()),
+                data: audit_event::compression::compress(&e.event_data),
                 size: e.event_data.len() as i64,
                 tenant: e.tenant,
                 source: e.source,
@@ -378,10 +378,8 @@ impl Spool {
         let mut out = Vec::with_capacity(rows.len());
         for (seq, entry_id, data, attempts, accepted_ms) in rows {
             let data = data.ok_or_else(|| SpoolError::Corrupt(format!("pending event {seq} has no payload")))?;
-            let raw = lz4_flex::block::decompress_size_prepended(&data)
-                .map_err(|e| SpoolError::Corrupt(format!("event {seq} does not decompress: {e}")))?;
-            let event_data =
-                String::from_utf8(raw).map_err(|_| SpoolError::Corrupt(format!("event {seq} is not UTF-8")))?;
+            let event_data = audit_event::compression::decompress(&data)
+                .map_err(|why| SpoolError::Corrupt(format!("event {seq} {why}")))?;
             out.push(Pending { seq, entry_id, event_data, attempts, accepted_ms });
         }
         Ok(out)
