@@ -184,15 +184,34 @@ pub(crate) async fn apply(target: &Target, keys: &Keys, plan: &Plan) -> anyhow::
     let mut steps = Vec::new();
 
     // The event data store for integration events.
-    let stores =
-        cloudtrail.list_event_data_stores().send().await.map_err(|e| sdk_error("listing event data stores", &e))?;
-    let existing = stores
-        .event_data_stores()
+    // Every page: an account may hold more stores and channels than one answer lists.
+    let pages = cloudtrail
+        .list_event_data_stores()
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| sdk_error("listing event data stores", &e))?;
+    let existing = pages
         .iter()
+        .flat_map(|page| page.event_data_stores())
         .find(|s| s.name() == Some(plan.name.as_str()))
         .and_then(|s| s.event_data_store_arn().map(str::to_owned));
     let store_arn = match existing {
         Some(arn) => {
+            let store = cloudtrail
+                .get_event_data_store()
+                .event_data_store(&arn)
+                .send()
+                .await
+                .map_err(|e| sdk_error("reading the event data store", &e))?;
+            if store.status().is_some_and(|s| s.as_str() == "PENDING_DELETION") {
+                bail!(
+                    "the event data store {} ({arn}) is pending deletion: restore it (aws cloudtrail \
+                     restore-event-data-store) or choose another --name",
+                    plan.name
+                );
+            }
             steps.push(format!("event data store {} exists: {arn}", plan.name));
             arn
         }
@@ -218,9 +237,18 @@ pub(crate) async fn apply(target: &Target, keys: &Keys, plan: &Plan) -> anyhow::
     };
 
     // The channel into it.
-    let channels = cloudtrail.list_channels().send().await.map_err(|e| sdk_error("listing channels", &e))?;
-    let existing =
-        channels.channels().iter().find(|c| c.name() == Some(plan.name.as_str())).and_then(|c| c.channel_arn());
+    let pages = cloudtrail
+        .list_channels()
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| sdk_error("listing channels", &e))?;
+    let existing = pages
+        .iter()
+        .flat_map(|page| page.channels())
+        .find(|c| c.name() == Some(plan.name.as_str()))
+        .and_then(|c| c.channel_arn());
     let destination = Destination::builder().r#type(DestinationType::EventDataStore).location(&store_arn).build()?;
     let channel_arn = match existing {
         Some(arn) => {
