@@ -286,9 +286,29 @@ fn print_welcome(
         "  curl -X POST {relay_url}/v1/tenants/{TENANT}/events -H 'Authorization: Bearer {}' -H 'content-type: application/json' -d '{example}'",
         world.token_for(source)
     )?;
+    writeln!(out, "Or with the CLI, from a file or standard input:")?;
+    writeln!(
+        out,
+        "  echo '{example}' | KLARITY_TOKEN={} {} send --tenant {TENANT} --relay-url {relay_url}",
+        world.token_for(source),
+        self_command()
+    )?;
     writeln!(out, "Read the store back from the lake:")?;
-    writeln!(out, "  klarity-audit lake dump --store {} --data-dir {data}/lake", world.store_id())?;
+    writeln!(out, "  {} lake dump --store {} --data-dir {data}/lake", self_command(), world.store_id())?;
     writeln!(out, "Relay metrics: curl -H 'Authorization: Bearer {}' {relay_url}/metrics", world.admin_token)?;
     writeln!(out, "Stop with Ctrl-C.")?;
     out.flush()
+}
+
+/// How to run this binary again: `klarity-audit` when that is what PATH finds, else its full path
+/// (as under `cargo run`), so the printed commands work when pasted.
+fn self_command() -> String {
+    let Ok(me) = std::env::current_exe() else { return "klarity-audit".into() };
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| {
+            let candidate = dir.join("klarity-audit");
+            candidate.exists() && std::fs::canonicalize(&candidate).ok() == std::fs::canonicalize(&me).ok()
+        })
+    });
+    if on_path { "klarity-audit".into() } else { me.display().to_string() }
 }

@@ -144,6 +144,16 @@ fn serve_runs_the_whole_flow_and_a_restart_keeps_it_without_making_anything_twic
     expected.sort();
     wait_for("the ten events are in the store", || stored_uids(&data, &store) == expected);
 
+    // The banner's own `send` line works as printed (echo … | KLARITY_TOKEN=… klarity-audit send …).
+    let printed = serve.banner.lines().map(str::trim).find(|l| l.starts_with("echo '")).unwrap();
+    let out = Command::new("sh").args(["-c", printed]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 accepted, 0 refused."), "{printed}\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    wait_for("the printed send's event arrives", || stored_uids(&data, &store).len() == expected.len() + 1);
+    let now = stored_uids(&data, &store);
+    assert!(expected.iter().all(|u| now.contains(u)));
+    expected = now;
+
     // `send` reports a refused event at its place and exits 1.
     let bad = dir.write("bad.ndjson", "{\"version\":\"v1\"}\n");
     let out = Command::new(env!("CARGO_BIN_EXE_klarity-audit"))
@@ -181,6 +191,6 @@ fn serve_runs_the_whole_flow_and_a_restart_keeps_it_without_making_anything_twic
     let token = serve.token(&catalog.applications()[4].event_source);
     let (status, body) = http_post(&serve.relay, "/v1/tenants/demo/events", &token, &event.to_string());
     assert_eq!(status, 202, "{body}");
-    wait_for("the event sent after the restart arrives", || stored_uids(&data, &store).len() == 11);
+    wait_for("the event sent after the restart arrives", || stored_uids(&data, &store).len() == 12);
     serve.stop();
 }
