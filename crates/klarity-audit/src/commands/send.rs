@@ -1,14 +1,21 @@
 //! `klarity-audit send`: events from files or standard input to the relay, batched, with each
 //! refused event reported at its file, line and column.
+//!
+//! NDJSON (one object per line, recognized by its first line) is streamed: read a batch, send it,
+//! go on, so a backfill of any size runs in bounded memory. Any other input (one object, possibly
+//! over several lines, or an array) is read whole, as `validate` reads it.
 
 use std::{
-    io::{IsTerminal, Write},
+    fs::File,
+    io::{BufRead, BufReader, IsTerminal, Read, Write},
+    path::Path,
     process::ExitCode,
 };
 
 use anyhow::{Context, bail};
 use bytes::Bytes;
 use http::{Method, StatusCode};
+use serde_json::value::RawValue;
 
 use crate::{
     cli::SendArgs,
@@ -19,11 +26,110 @@ use crate::{
 /// The most bytes of events in one request (the relay's default limit is 5 MiB).
 const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
-/// One event to send: where it came from, and its text.
-struct Pending<'a> {
-    source: usize,
-    offset: usize,
-    text: &'a str,
+/// The most bytes read from one input that is not NDJSON.
+const MAX_WHOLE_INPUT_BYTES: u64 = 1 << 30;
+
+/// One event to send and where it came from.
+struct Event {
+    line: usize,
+    column: usize,
+    text: String,
+}
+
+/// Events waiting to be sent, and the tallies.
+struct Outbox<'a> {
+    client: JsonClient,
+    path: String,
+    batch: usize,
+    runtime: tokio::runtime::Runtime,
+    out: std::io::StdoutLock<'a>,
+    progress: bool,
+    name: String,
+    events: Vec<Event>,
+    bytes: usize,
+    sent: usize,
+    accepted: usize,
+    duplicates: usize,
+    refused: usize,
+}
+
+impl Outbox<'_> {
+    fn push(&mut self, event: Event) -> anyhow::Result<()> {
+        if !self.events.is_empty()
+            && (self.events.len() >= self.batch || self.bytes + event.text.len() + 1 > MAX_BATCH_BYTES)
+        {
+            self.flush()?;
+        }
+        self.bytes += event.text.len() + 1;
+        self.events.push(event);
+        Ok(())
+    }
+
+    fn malformed(&mut self, line: usize, column: usize, reason: &str) -> anyhow::Result<()> {
+        writeln!(self.out, "{}:{line}:{column}: not sent: {reason}", self.name)?;
+        self.refused += 1;
+        Ok(())
+    }
+
+    /// Sends what is waiting and reports each refused event at its place.
+    fn flush(&mut self) -> anyhow::Result<()> {
+        if self.events.is_empty() {
+            return Ok(());
+        }
+        let mut body = String::with_capacity(self.bytes + 2);
+        body.push('[');
+        for (i, e) in self.events.iter().enumerate() {
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(&e.text);
+        }
+        body.push(']');
+        let answer = self.runtime.block_on(self.client.call(Method::POST, &self.path, Some(Bytes::from(body))))?;
+        let answered = matches!(answer.status, StatusCode::ACCEPTED | StatusCode::BAD_REQUEST)
+            && answer.body.get("accepted").is_some();
+        if !answered {
+            if self.progress {
+                eprintln!();
+            }
+            let first = &self.events[0];
+            bail!(
+                "the relay refused the request of {} events from {}:{} on: {}",
+                self.events.len(),
+                self.name,
+                first.line,
+                answer.error_message()
+            );
+        }
+        for a in answer.body["accepted"].as_array().into_iter().flatten() {
+            self.accepted += 1;
+            self.duplicates += usize::from(a["duplicate"].as_bool().unwrap_or(false));
+        }
+        for r in answer.body["rejected"].as_array().into_iter().flatten() {
+            self.refused += 1;
+            let Some(event) = r["index"].as_u64().and_then(|i| self.events.get(i as usize)) else { continue };
+            for error in r["errors"].as_array().into_iter().flatten() {
+                writeln!(
+                    self.out,
+                    "{}:{}:{}: {}: {} [{}/{}]",
+                    self.name,
+                    event.line,
+                    event.column,
+                    error["path"].as_str().unwrap_or(""),
+                    error["message"].as_str().unwrap_or(""),
+                    error["code"].as_str().unwrap_or(""),
+                    error["rule"].as_str().unwrap_or("")
+                )?;
+            }
+        }
+        self.sent += self.events.len();
+        self.events.clear();
+        self.bytes = 0;
+        if self.progress {
+            eprint!("\r\x1b[2Ksent {} events", self.sent);
+        }
+        Ok(())
+    }
 }
 
 pub(crate) fn run(args: &SendArgs) -> anyhow::Result<ExitCode> {
@@ -39,103 +145,118 @@ pub(crate) fn run(args: &SendArgs) -> anyhow::Result<ExitCode> {
         (None, None) => bail!("send needs an app token: set KLARITY_TOKEN or pass --token-file"),
     };
     let paths = if args.files.is_empty() { vec!["-".into()] } else { args.files.clone() };
-    let sources = input::read_all(&paths)?;
-    let mut out = std::io::stdout().lock();
-    let mut events = Vec::new();
-    let mut malformed = 0usize;
-    for (n, source) in sources.iter().enumerate() {
-        let lines = LineIndex::new(&source.text);
-        for item in input::split(&source.text) {
-            match item {
-                Item::Json { raw, offset } => events.push(Pending { source: n, offset, text: raw.get() }),
-                Item::Malformed { reason, offset } => {
-                    let (line, column) = lines.line_column(offset);
-                    writeln!(out, "{}:{line}:{column}: not sent: {reason}", source.name)?;
-                    malformed += 1;
-                }
+    let mut outbox = Outbox {
+        client: JsonClient::new(&args.relay_url, Some(token))?,
+        path: format!("/v1/tenants/{}/events", args.tenant),
+        batch: args.batch,
+        runtime: tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+        out: std::io::stdout().lock(),
+        progress: std::io::stderr().is_terminal(),
+        name: String::new(),
+        events: Vec::new(),
+        bytes: 0,
+        sent: 0,
+        accepted: 0,
+        duplicates: 0,
+        refused: 0,
+    };
+    for path in &paths {
+        if path.is_dir() {
+            // A directory means its *.json, *.jsonl and *.ndjson files, as for `validate`.
+            for source in input::read_all(std::slice::from_ref(path))? {
+                outbox.name = source.name.clone();
+                send_whole(&mut outbox, &source.text)?;
             }
+            continue;
         }
+        let (name, reader): (String, Box<dyn Read>) = if path.as_os_str() == "-" {
+            ("<stdin>".into(), Box::new(std::io::stdin().lock()))
+        } else {
+            let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
+            (path.display().to_string(), Box::new(file))
+        };
+        outbox.name = name;
+        send_input(&mut outbox, BufReader::new(reader), path)?;
     }
-    let client = JsonClient::new(&args.relay_url, Some(token))?;
-    let path = format!("/v1/tenants/{}/events", args.tenant);
-    let progress = std::io::stderr().is_terminal() && events.len() > args.batch;
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let (mut accepted, mut duplicates, mut rejected) = (0usize, 0usize, 0usize);
-    let mut start = 0;
-    while start < events.len() {
-        // A batch: up to --batch events and MAX_BATCH_BYTES.
-        let mut end = start;
-        let mut bytes = 2;
-        while end < events.len()
-            && end - start < args.batch
-            && (end == start || bytes + events[end].text.len() < MAX_BATCH_BYTES)
-        {
-            bytes += events[end].text.len() + 1;
-            end += 1;
-        }
-        let batch = &events[start..end];
-        let mut body = String::with_capacity(bytes);
-        body.push('[');
-        for (i, e) in batch.iter().enumerate() {
-            if i > 0 {
-                body.push(',');
-            }
-            body.push_str(e.text);
-        }
-        body.push(']');
-        let answer = runtime.block_on(client.call(Method::POST, &path, Some(Bytes::from(body))))?;
-        match answer.status {
-            StatusCode::ACCEPTED | StatusCode::BAD_REQUEST if answer.body.get("accepted").is_some() => {
-                for a in answer.body["accepted"].as_array().into_iter().flatten() {
-                    accepted += 1;
-                    duplicates += usize::from(a["duplicate"].as_bool().unwrap_or(false));
-                }
-                for r in answer.body["rejected"].as_array().into_iter().flatten() {
-                    rejected += 1;
-                    let index = r["index"].as_u64().unwrap_or(0) as usize;
-                    let Some(event) = batch.get(index) else { continue };
-                    let source = &sources[event.source];
-                    let (line, column) = LineIndex::new(&source.text).line_column(event.offset);
-                    for error in r["errors"].as_array().into_iter().flatten() {
-                        writeln!(
-                            out,
-                            "{}:{line}:{column}: {}: {} [{}/{}]",
-                            source.name,
-                            error["path"].as_str().unwrap_or(""),
-                            error["message"].as_str().unwrap_or(""),
-                            error["code"].as_str().unwrap_or(""),
-                            error["rule"].as_str().unwrap_or("")
-                        )?;
-                    }
-                }
-            }
-            _ => {
-                if progress {
-                    eprintln!();
-                }
-                bail!(
-                    "the relay refused the request ({} events from {} on): {}",
-                    batch.len(),
-                    sources[batch[0].source].name,
-                    answer.error_message()
-                );
-            }
-        }
-        start = end;
-        if progress {
-            eprint!("\r\x1b[2Ksent {start} of {} events", events.len());
-        }
-    }
-    if progress {
+    outbox.flush()?;
+    if outbox.progress && outbox.sent > 0 {
         eprint!("\r\x1b[2K");
     }
-    let refused = rejected + malformed;
+    let Outbox { accepted, duplicates, refused, ref mut out, .. } = outbox;
     writeln!(
         out,
         "{} event(s) sent to tenant {}: {accepted} accepted{}, {refused} refused.",
-        events.len() + malformed,
+        accepted + refused,
         args.tenant,
         if duplicates > 0 { format!(" ({duplicates} already accepted before)") } else { String::new() }
     )?;
     Ok(if refused > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Streams NDJSON line by line; reads anything else whole.
+fn send_input(outbox: &mut Outbox<'_>, mut reader: impl BufRead, path: &Path) -> anyhow::Result<()> {
+    let mut line = String::new();
+    let mut number = 0;
+    // The first line with something on it decides the form.
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).with_context(|| format!("reading {}", path.display()))? == 0 {
+            return Ok(());
+        }
+        number += 1;
+        if !line.trim().is_empty() {
+            break;
+        }
+    }
+    let first = line.trim();
+    let ndjson = first.starts_with('{') && serde_json::from_str::<&RawValue>(first).is_ok();
+    if !ndjson {
+        let mut text = "\n".repeat(number - 1) + &line;
+        reader
+            .take(MAX_WHOLE_INPUT_BYTES)
+            .read_to_string(&mut text)
+            .with_context(|| format!("reading {}", path.display()))?;
+        return send_whole(outbox, &text);
+    }
+    loop {
+        let body = line.trim_end_matches(['\n', '\r']);
+        if !body.trim().is_empty() {
+            match serde_json::from_str::<&RawValue>(body) {
+                Ok(raw) => {
+                    let column = body.len() - body.trim_start().len() + 1;
+                    outbox.push(Event { line: number, column, text: raw.get().to_owned() })?;
+                }
+                Err(err) => outbox.malformed(number, err.column(), &without_position(&err))?,
+            }
+        }
+        line.clear();
+        if reader.read_line(&mut line).with_context(|| format!("reading {}", path.display()))? == 0 {
+            return Ok(());
+        }
+        number += 1;
+    }
+}
+
+/// Sends the documents of a whole input (an object or an array), with their positions.
+fn send_whole(outbox: &mut Outbox<'_>, text: &str) -> anyhow::Result<()> {
+    let lines = LineIndex::new(text);
+    for item in input::split(text) {
+        match item {
+            Item::Json { raw, offset } => {
+                let (line, column) = lines.line_column(offset);
+                outbox.push(Event { line, column, text: raw.get().to_owned() })?;
+            }
+            Item::Malformed { reason, offset } => {
+                let (line, column) = lines.line_column(offset);
+                outbox.malformed(line, column, &reason)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// serde_json's message without its " at line L column C" (the position is printed in front).
+fn without_position(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    text.rfind(" at line ").map_or(text.clone(), |i| text[..i].to_owned())
 }

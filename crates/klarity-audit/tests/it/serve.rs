@@ -166,6 +166,56 @@ fn serve_runs_the_whole_flow_and_a_restart_keeps_it_without_making_anything_twic
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("bad.ndjson:1:1: eventData.eventSource:"), "{stdout}");
 
+    // A large NDJSON input is streamed in batches; a malformed line and an invalid event are reported
+    // at their lines, and everything else is delivered. A pretty-printed object is read whole.
+    let maestro_app = catalog.applications().iter().find(|a| a.event_source == "com.nordcloudapp.com.maestro").unwrap();
+    let mut lines = Vec::new();
+    let mut bulk = Vec::new();
+    for i in 0..1200 {
+        let mut event = Value::Object(maestro_app.event_types[0].example.clone());
+        event.as_object_mut().unwrap().remove("recipientAccountId");
+        let uid = format!("0190a6b7-aaaa-7a3f-9d2b-{i:012}");
+        event["UID"] = json!(uid);
+        match i {
+            6 => lines.push("{\"version\": \"v1\", oops".to_owned()),
+            9 => {
+                event["eventName"] = json!("deployment.exploded");
+                lines.push(event.to_string());
+            }
+            _ => {
+                lines.push(event.to_string());
+                bulk.push(uid);
+            }
+        }
+    }
+    let big = dir.write("bulk.ndjson", &(lines.join("\n") + "\n"));
+    let out = Command::new(env!("CARGO_BIN_EXE_klarity-audit"))
+        .args(["send", "--tenant", "demo", "--batch", "500", "--relay-url", &format!("http://{}", serve.relay)])
+        .arg(&big)
+        .env("KLARITY_TOKEN", serve.token("com.nordcloudapp.com.maestro"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("bulk.ndjson:7:"), "{stdout}");
+    assert!(stdout.contains("bulk.ndjson:10:1: eventData.eventName:"), "{stdout}");
+    assert!(stdout.contains("1200 event(s) sent to tenant demo: 1198 accepted, 2 refused."), "{stdout}");
+    let mut pretty_event = Value::Object(maestro_app.event_types[0].example.clone());
+    pretty_event.as_object_mut().unwrap().remove("recipientAccountId");
+    pretty_event["UID"] = json!("0190a6b7-bbbb-7a3f-9d2b-000000000001");
+    let pretty = dir.write("pretty.json", &serde_json::to_string_pretty(&pretty_event).unwrap());
+    let out = Command::new(env!("CARGO_BIN_EXE_klarity-audit"))
+        .args(["send", "--tenant", "demo", "--relay-url", &format!("http://{}", serve.relay)])
+        .arg(&pretty)
+        .env("KLARITY_TOKEN", serve.token("com.nordcloudapp.com.maestro"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    bulk.push("0190a6b7-bbbb-7a3f-9d2b-000000000001".into());
+    expected.extend(bulk);
+    expected.sort();
+    wait_for("the streamed events are in the store", || stored_uids(&data, &store) == expected);
+
     // A restart reuses everything.
     let first_banner = serve.banner.clone();
     serve.stop();
@@ -191,6 +241,6 @@ fn serve_runs_the_whole_flow_and_a_restart_keeps_it_without_making_anything_twic
     let token = serve.token(&catalog.applications()[4].event_source);
     let (status, body) = http_post(&serve.relay, "/v1/tenants/demo/events", &token, &event.to_string());
     assert_eq!(status, 202, "{body}");
-    wait_for("the event sent after the restart arrives", || stored_uids(&data, &store).len() == 12);
+    wait_for("the event sent after the restart arrives", || stored_uids(&data, &store).len() == expected.len() + 1);
     serve.stop();
 }
