@@ -36,6 +36,7 @@ pub(crate) enum Command {
     /// and the command that reads it back. Later starts reuse all of it (kept in DATA/serve.json).
     #[command(after_help = "Examples:\n  klarity-audit serve\n  klarity-audit serve --data-dir /var/lib/klarity \
         --relay-listen 0.0.0.0:8080")]
+    #[command(display_order = 1)]
     Serve(ServeArgs),
 
     /// Check audit events against CloudTrail Lake's integration schema and the application catalog.
@@ -51,6 +52,7 @@ pub(crate) enum Command {
     #[command(after_help = "Examples:\n  klarity-audit validate event.json\n  \
         klarity-audit validate --stage submit --recipient 123456789012 events.ndjson\n  \
         producer | klarity-audit validate --json -")]
+    #[command(display_order = 9)]
     Validate(ValidateArgs),
 
     /// List the applications of the catalog: event sources, event types, request parameters.
@@ -61,28 +63,32 @@ pub(crate) enum Command {
     /// to one type.
     #[command(after_help = "Examples:\n  klarity-audit catalog\n  klarity-audit catalog autobackup\n  \
         klarity-audit catalog com.nordcloudapp.com.maestro deployment.created\n  klarity-audit catalog --json")]
+    #[command(display_order = 10)]
     Catalog(CatalogArgs),
 
-    /// Run the local CloudTrail Lake: the AWS APIs cloudtrail (event data stores, channels, resource
-    /// policies), cloudtrail-data (PutAuditEvents) and sts (GetCallerIdentity) on one port, with
-    /// SigV4 authentication and durable storage. Point the AWS CLI, boto3 or an AWS SDK at it with
-    /// --endpoint-url.
+    /// Run the local CloudTrail Lake alone (AWS APIs on one port), or read its data.
     ///
-    /// Local accounts and keys (change them in the config file):
-    ///   customer 123456789012  AKIAKLARITYCUSTOMER1 / klarity-local-customer-secret-key-0001
-    ///   vendor   855341727128  AKIAKLARITYVENDOR001 / klarity-local-vendor-secret-key-0001
-    #[command(
-        after_help = "Examples:\n  klarity-audit lake\n  klarity-audit lake --listen 127.0.0.1:4599 --data-dir /tmp/lake\n  \
-        klarity-audit lake dump --store 0f9c… > events.ndjson"
-    )]
+    /// The AWS APIs cloudtrail (event data stores, channels, resource policies), cloudtrail-data
+    /// (PutAuditEvents), sts (AssumeRole, GetCallerIdentity) and an iam subset (roles and their
+    /// policies), with SigV4 authentication and durable storage. Point the AWS CLI, boto3 or an AWS
+    /// SDK at it with --endpoint-url.
+    #[command(after_help = "Local accounts and keys (change them in the config file):\n  \
+        customer 123456789012  AKIAKLARITYCUSTOMER1 / klarity-local-customer-secret-key-0001\n  \
+        vendor   855341727128  AKIAKLARITYVENDOR001 / klarity-local-vendor-secret-key-0001\n\n\
+        Examples:\n  klarity-audit lake\n  klarity-audit lake --listen 127.0.0.1:4599 --data-dir /tmp/lake\n  \
+        klarity-audit lake dump --store 0f9c… > events.ndjson")]
+    #[command(display_order = 8)]
     Lake(LakeArgs),
 
-    /// Run the relay: the ingest API (127.0.0.1:8080 by default) and delivery of every tenant's
-    /// events into its CloudTrail Lake channel (the local lake at 127.0.0.1:4566 by default; set
-    /// endpoint_url = "" and the vendor's credentials in the config file for AWS).
+    /// Run the relay alone: the ingest API and delivery into each tenant's channel.
+    ///
+    /// The ingest API listens on 127.0.0.1:8080 by default; delivery goes to the local lake at
+    /// 127.0.0.1:4566 by default (set endpoint_url = "" and the vendor's credentials in the config
+    /// file for AWS).
     #[command(
         after_help = "Examples:\n  klarity-audit relay\n  klarity-audit relay --config relay.toml --listen 0.0.0.0:8080"
     )]
+    #[command(display_order = 7)]
     Relay(RelayArgs),
 
     /// Manage the relay's tenants: each is a customer channel and how to reach it.
@@ -92,26 +98,33 @@ pub(crate) enum Command {
         klarity-audit tenants add beta --channel-arn … --resource-policy --external-id Kl4r1ty02 --apps com.nordcloudapp.com.maestro\n  \
         klarity-audit tenants list\n  klarity-audit tenants pause acme --reason \"customer migrating\""
     )]
+    #[command(display_order = 4)]
     Tenants(TenantsArgs),
 
     /// Issue app tokens for the relay's ingest API (shown once; stored hashed).
     #[command(
         after_help = "Example:\n  klarity-audit tokens issue --app com.nordcloudapp.com.autobackup --tenants acme,beta --name autobackup-prod"
     )]
+    #[command(display_order = 5)]
     Tokens(TokensArgs),
 
-    /// List or replay a tenant's dead letters: events CloudTrail refused for good, kept with the
-    /// error code and message. Talks to the running relay's admin API.
+    /// List or replay a tenant's dead letters (events CloudTrail refused for good).
+    ///
+    /// Dead letters are kept with CloudTrail's error code and message. This talks to the running
+    /// relay's admin API.
     ///
     /// Replay puts them back in the queue with their original ids, once the cause is fixed (the
     /// customer's channel, a catalog change). The admin token comes from KLARITY_ADMIN_TOKEN or
     /// --admin-token-file; the relay is configured with its SHA-256 (admin_token_sha256).
     #[command(after_help = "Examples:\n  export KLARITY_ADMIN_TOKEN=…\n  klarity-audit dlq list acme\n  \
         klarity-audit dlq list acme --json | jq .\n  klarity-audit dlq replay acme --relay-url https://relay.example.com")]
+    #[command(display_order = 6)]
     Dlq(DlqArgs),
 
-    /// Measure the whole flow on this machine: a lake and a relay in this process on a temporary
-    /// data directory, producers posting batches over HTTP, and delivery into the lake.
+    /// Measure the whole flow on this machine, with the lake alone as the baseline.
+    ///
+    /// A lake and a relay run in this process on a temporary data directory; producers post batches
+    /// over HTTP, and the relay delivers into the lake.
     ///
     /// Reports durable ingest (events/s and request latency percentiles, each 202 meaning fsynced),
     /// end to end (accepted → stored in the lake, events/s), the ingest-to-delivered latency
@@ -127,10 +140,12 @@ pub(crate) enum Command {
         klarity-audit bench --rate 10000 --events 300000     # latency at an offered 10k events/s\n  \
         klarity-audit bench --hold --events 10000000 --json  # a 10M-event backlog"
     )]
+    #[command(display_order = 11)]
     Bench(BenchArgs),
 
-    /// The customer's side of the integration: print the documents (`template`), or create them
-    /// (`apply`) with the customer's credentials, against AWS or the local lake.
+    /// The customer's side: print the documents (`template`) or create them (`apply`).
+    ///
+    /// `apply` uses the customer's credentials, against AWS or the local lake.
     ///
     /// `apply` makes (or reuses) an event data store for integration events, a channel into it,
     /// and either a role Klarity assumes (trust: Klarity's account with the external ID; permissions:
@@ -140,12 +155,14 @@ pub(crate) enum Command {
         klarity-audit onboard template --only cloudformation > klarity.yml\n  \
         klarity-audit onboard apply --local                      # against the local lake\n  \
         AWS_PROFILE=… klarity-audit onboard apply --region eu-west-1 --mode resource-policy")]
+    #[command(display_order = 3)]
     Onboard(OnboardArgs),
 
-    /// Send events to the relay: one JSON object, an array, or NDJSON, from files or standard
-    /// input, in batches. Each refused event is printed as FILE:LINE:COLUMN: PATH: MESSAGE
-    /// [Code/rule]; the exit status is 0 when all were accepted, 1 when any was refused, 2 on
-    /// errors (the relay unreachable, the token refused).
+    /// Send events to the relay from files or standard input (JSON object, array or NDJSON).
+    ///
+    /// Events go in batches; NDJSON is streamed. Each refused event is printed as
+    /// FILE:LINE:COLUMN: PATH: MESSAGE [Code/rule]; the exit status is 0 when all were accepted, 1
+    /// when any was refused, 2 on errors (the relay unreachable, the token refused).
     ///
     /// The app token comes from KLARITY_TOKEN or --token-file; the relay fills UID and
     /// recipientAccountId when they are absent.
@@ -154,6 +171,7 @@ pub(crate) enum Command {
         producer | klarity-audit send --tenant demo --relay-url https://relay.example.com\n  \
         klarity-audit send --tenant demo examples/events.ndjson"
     )]
+    #[command(display_order = 2)]
     Send(SendArgs),
 }
 
