@@ -133,7 +133,8 @@ impl Deliverer {
         }
     }
 
-    /// One tenant's delivery: up to `concurrency` batches in flight, each of different events.
+    /// One tenant's delivery: up to `concurrency` batches in flight, each of different events, fewer
+    /// while calls fail for now ([`retry::Window`]).
     ///
     /// Batches are taken in acceptance order behind a cursor that only moves forward while batches
     /// are in flight, so no event is ever in two calls at once. When a batch needs a retry or the
@@ -145,6 +146,7 @@ impl Deliverer {
         let mut cursor = 0i64;
         let mut in_flight = tokio::task::JoinSet::new();
         let mut wait: Option<Duration> = None;
+        let mut window = retry::Window::new(self.config.concurrency);
         loop {
             let tenant = match self.registry.tenant(&tenant_id) {
                 Ok(Some(tenant)) => tenant,
@@ -158,7 +160,7 @@ impl Deliverer {
             let limit = match (&tenant.paused, tenant.held) {
                 (Some(_), true) => 0,
                 (Some(_), false) => 1,
-                (None, _) => self.config.concurrency.max(1),
+                (None, _) => window.get(),
             };
             let mut idle = false;
             while wait.is_none() && !shutdown.is_cancelled() && in_flight.len() < limit {
@@ -203,12 +205,14 @@ impl Deliverer {
                 Round::Idle => {}
                 Round::Progress => {
                     failures = 0;
+                    window.widen();
                     if tenant.paused.is_some() && !tenant.held {
                         self.set_breaker(&tenant.id, None);
                     }
                 }
                 Round::Retry => {
                     failures += 1;
+                    window.narrow();
                     wait = Some(self.config.retry.backoff(failures - 1));
                 }
                 Round::Pause(reason) => {

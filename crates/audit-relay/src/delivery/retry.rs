@@ -76,8 +76,61 @@ pub fn classify_call(code: Option<&str>, status: Option<u16>) -> Class {
     }
 }
 
+/// How many calls a tenant may have in flight: additive increase, multiplicative decrease. A round
+/// that must be retried (throttling, 5xx, network) halves the window; each round that settles
+/// everything widens it by one, up to the configured concurrency. Under throttling a tenant thus
+/// backs off in breadth as well as in time, and grows back as the channel recovers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    now: usize,
+    max: usize,
+}
+
+impl Window {
+    /// A window open to `max` calls (at least one).
+    pub fn new(max: usize) -> Window {
+        let max = max.max(1);
+        Window { now: max, max }
+    }
+
+    /// Calls allowed in flight now.
+    pub fn get(&self) -> usize {
+        self.now
+    }
+
+    /// A round settled everything.
+    pub fn widen(&mut self) {
+        self.now = (self.now + 1).min(self.max);
+    }
+
+    /// A round must be retried.
+    pub fn narrow(&mut self) {
+        self.now = (self.now / 2).max(1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_window_halves_on_failure_and_grows_back_one_by_one() {
+        let mut w = Window::new(8);
+        assert_eq!(w.get(), 8);
+        w.narrow();
+        w.narrow();
+        assert_eq!(w.get(), 2);
+        for _ in 0..3 {
+            w.narrow();
+        }
+        assert_eq!(w.get(), 1, "never below one call");
+        for expected in 2..=8 {
+            w.widen();
+            assert_eq!(w.get(), expected);
+        }
+        w.widen();
+        assert_eq!(w.get(), 8, "never above the configured concurrency");
+        assert_eq!(Window::new(0).get(), 1);
+    }
+
     use super::*;
 
     #[test]
