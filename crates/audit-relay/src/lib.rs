@@ -12,7 +12,7 @@
 //! - [`error`] defines [`SpoolError`].
 //! - [`config`] is the relay's configuration ([`RelayConfig`]).
 //!
-//! **Invariant:** depends on `audit-event` only among our crates; never on `audit-lake`. It reaches
+//! **Invariant:** depends on `audit-event` and `wal-db` only among our crates; never on `audit-lake`. It reaches
 //! any lake (AWS or ours) through the AWS SDK with an endpoint setting.
 
 pub mod api;

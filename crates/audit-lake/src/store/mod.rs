@@ -25,8 +25,8 @@
 //! bound), writes them in one transaction and commits; with `synchronous=FULL` the commit returns
 //! after the WAL is fsynced. Only then are the callers answered, so an acknowledged
 //! `PutAuditEvents` is on disk. A crash before the commit loses only unacknowledged work; SQLite's
-//! WAL recovery on the next open restores the last committed state. A separate thread checkpoints
-//! the WAL into the database file every second, so commits never wait for a checkpoint. Re-sending an entry id on a
+//! WAL recovery on the next open restores the last committed state. A checkpointer (`wal_db`) copies
+//! the WAL into the database file beside the writer, so commits never wait for a checkpoint, and keeps it bounded. Re-sending an entry id on a
 //! channel stores nothing and returns the eventID first assigned — stricter than AWS, which does
 //! not de-duplicate across requests.
 
@@ -142,15 +142,10 @@ impl Store {
         let (jobs, rx) = mpsc::channel(1024);
         let commits = Arc::new(AtomicU64::new(0));
         let counter = commits.clone();
-        let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let checkpoint_conn = open_connection(&path)?;
-        let still_running = running.clone();
-        thread::Builder::new()
-            .name("lake-checkpointer".into())
-            .spawn(move || checkpointer(&checkpoint_conn, &still_running))?;
+        let checkpointer = wal_db::Checkpointer::start(&path, "lake-checkpointer")?;
         thread::Builder::new().name("lake-writer".into()).spawn(move || {
-            writer(conn, rx, &counter);
-            running.store(false, Ordering::Relaxed);
+            writer(conn, rx, &counter, &checkpointer);
+            checkpointer.stop();
         })?;
         Ok(Store { jobs, resources: Arc::new(RwLock::new(resources)), path, commits })
     }
@@ -319,21 +314,7 @@ pub fn stored_record_json(
 }
 
 fn open_connection(path: &Path) -> Result<Connection, LakeError> {
-    let conn = Connection::open(path)?;
-    // 16 KiB pages (set before the database is first written; fixed afterwards): fewer WAL
-    // frames and B-tree splits per event than the 4 KiB default.
-    conn.pragma_update(None, "page_size", 16_384)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "busy_timeout", 5000)?;
-    // Statement journals and RETURNING's temporary rows stay in memory: as temporary files they
-    // were created and unlinked for statements of every commit.
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
-    // Connections never checkpoint on commit: the checkpointer thread does it beside the writer
-    // (see `checkpointer`). A 64 MiB page cache keeps the index's hot pages.
-    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-    conn.pragma_update(None, "cache_size", -65_536)?;
-    Ok(conn)
+    Ok(wal_db::open(path)?)
 }
 
 fn load_resources(conn: &Connection) -> Result<Resources, LakeError> {
@@ -373,39 +354,8 @@ fn load_resources(conn: &Connection) -> Result<Resources, LakeError> {
     Ok(resources)
 }
 
-/// WAL frames (16 KiB pages) beyond which the checkpointer restarts the log: 64 MiB.
-const RESTART_AFTER_FRAMES: i64 = 4096;
-
-/// Copies committed WAL frames into the database file beside the writer, every second, so commits
-/// never wait for a checkpoint. `PASSIVE` never blocks the writer, but under sustained writes it
-/// rarely finds the log fully copied at the moment a commit starts, which is when SQLite restarts
-/// the log from its beginning; the WAL would grow without end (and every read would search its
-/// growing index). So once the log holds more than [`RESTART_AFTER_FRAMES`], a `RESTART` copies
-/// the few frames left, holding commits off for that moment, and the next commit starts the log
-/// over. A final `TRUNCATE` checkpoint runs when the writer has stopped.
-fn checkpointer(conn: &Connection, running: &std::sync::atomic::AtomicBool) {
-    // A checkpoint that must wait for the writer or readers gives up soon, and retries later.
-    let _ = conn.pragma_update(None, "busy_timeout", 250);
-    let checkpoint = |mode: &str| -> Option<i64> {
-        match conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| r.get::<_, i64>(1)) {
-            Ok(frames) => Some(frames),
-            Err(err) => {
-                tracing::warn!(error = %err, mode, "A WAL checkpoint failed; the next one retries.");
-                None
-            }
-        }
-    };
-    while running.load(Ordering::Relaxed) {
-        thread::sleep(std::time::Duration::from_millis(1000));
-        if checkpoint("PASSIVE").is_some_and(|frames| frames > RESTART_AFTER_FRAMES) {
-            checkpoint("RESTART");
-        }
-    }
-    checkpoint("TRUNCATE");
-}
-
 /// The writer thread: group-commits queued jobs until every sender is gone.
-fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, commits: &AtomicU64) {
+fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, commits: &AtomicU64, checkpointer: &wal_db::Checkpointer) {
     let mut batch = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
     while let Some(job) = rx.blocking_recv() {
         batch.push(job);
@@ -428,6 +378,8 @@ fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, commits: &AtomicU64
                 _ => unreachable!("outcomes follow jobs"),
             }
         }
+        // After the callers have their answers: a due restart of the log pauses only what follows.
+        checkpointer.restart_if_due(&conn);
     }
 }
 

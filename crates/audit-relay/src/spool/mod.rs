@@ -33,8 +33,9 @@
 //!
 //! All writes go through one writer thread that group-commits: it takes every queued job (up to a
 //! bound), applies them in one transaction and commits, which with `synchronous=FULL` fsyncs the
-//! WAL. Callers are answered after the commit, so an acknowledged event is on disk. A second thread
-//! checkpoints the WAL into the database file every second, so commits never wait for one. After a crash,
+//! WAL. Callers are answered after the commit, so an acknowledged event is on disk. A checkpointer
+//! (`wal_db`) copies the WAL into the database file beside the writer, so commits never wait for one,
+//! and keeps the WAL bounded. After a crash,
 //! SQLite's WAL recovery restores the last commit. Pending events are delivered again from their
 //! stored `entry_id`, so a batch whose result was lost is re-sent with the same ids.
 //!
@@ -237,19 +238,7 @@ fn now_ms() -> i64 {
 }
 
 fn open_connection(path: &Path) -> Result<Connection, SpoolError> {
-    let conn = Connection::open(path)?;
-    conn.pragma_update(None, "page_size", 16_384)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    conn.pragma_update(None, "busy_timeout", 5000)?;
-    // Statement journals and RETURNING's temporary rows stay in memory: as temporary files they
-    // were created and unlinked for statements of every commit.
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
-    // A 64 MiB page cache keeps the indexes' hot pages. Connections never checkpoint on commit:
-    // the checkpointer thread does it beside the writer (see `checkpointer`).
-    conn.pragma_update(None, "cache_size", -65_536)?;
-    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-    Ok(conn)
+    Ok(wal_db::open(path)?)
 }
 
 /// The schema version kept in `PRAGMA user_version`.
@@ -307,14 +296,10 @@ impl Spool {
         let (jobs, rx) = mpsc::channel(1024);
         let commits = Arc::new(AtomicU64::new(0));
         let (counter, kept) = (commits.clone(), depth.clone());
-        let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let (checkpoint_conn, still_running) = (open_connection(&path)?, running.clone());
-        thread::Builder::new()
-            .name("relay-spool-checkpointer".into())
-            .spawn(move || checkpointer(&checkpoint_conn, &still_running))?;
+        let checkpointer = wal_db::Checkpointer::start(&path, "relay-spool-checkpointer")?;
         thread::Builder::new().name("relay-spool-writer".into()).spawn(move || {
-            writer(conn, rx, max_bytes, &counter, &kept);
-            running.store(false, Ordering::Relaxed);
+            writer(conn, rx, max_bytes, &counter, &kept, &checkpointer);
+            checkpointer.stop();
         })?;
         Ok(Spool { jobs, reader, path, commits, depth })
     }
@@ -501,39 +486,15 @@ fn used_bytes(conn: &Connection) -> Result<u64, rusqlite::Error> {
     Ok(((pages - free).max(0) * size) as u64)
 }
 
-/// WAL frames (16 KiB pages) beyond which the checkpointer restarts the log: 64 MiB.
-const RESTART_AFTER_FRAMES: i64 = 4096;
-
-/// Copies committed WAL frames into the database file beside the writer, every second, so commits
-/// never wait for a checkpoint. `PASSIVE` never blocks the writer, but under sustained writes it
-/// rarely finds the log fully copied at the moment a commit starts, which is when SQLite restarts
-/// the log from its beginning; the WAL would grow without end (and every read would search its
-/// growing index). So once the log holds more than [`RESTART_AFTER_FRAMES`], a `RESTART` copies
-/// the few frames left, holding commits off for that moment, and the next commit starts the log
-/// over. A final `TRUNCATE` checkpoint runs when the writer has stopped.
-fn checkpointer(conn: &Connection, running: &std::sync::atomic::AtomicBool) {
-    // A checkpoint that must wait for the writer or readers gives up soon, and retries later.
-    let _ = conn.pragma_update(None, "busy_timeout", 250);
-    let checkpoint = |mode: &str| -> Option<i64> {
-        match conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| r.get::<_, i64>(1)) {
-            Ok(frames) => Some(frames),
-            Err(err) => {
-                tracing::warn!(error = %err, mode, "A spool WAL checkpoint failed; the next one retries.");
-                None
-            }
-        }
-    };
-    while running.load(Ordering::Relaxed) {
-        thread::sleep(std::time::Duration::from_millis(1000));
-        if checkpoint("PASSIVE").is_some_and(|frames| frames > RESTART_AFTER_FRAMES) {
-            checkpoint("RESTART");
-        }
-    }
-    checkpoint("TRUNCATE");
-}
-
 /// The writer thread: group-commits queued jobs until every sender is gone.
-fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_bytes: u64, commits: &AtomicU64, depth: &Depth) {
+fn writer(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Job>,
+    max_bytes: u64,
+    commits: &AtomicU64,
+    depth: &Depth,
+    checkpointer: &wal_db::Checkpointer,
+) {
     let mut batch = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
     while let Some(job) = rx.blocking_recv() {
         batch.push(job);
@@ -566,6 +527,8 @@ fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, max_bytes: u64, com
                 _ => unreachable!("results follow jobs"),
             }
         }
+        // After the callers have their answers: a due restart of the log pauses only what follows.
+        checkpointer.restart_if_due(&conn);
     }
 }
 
