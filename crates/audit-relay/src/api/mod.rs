@@ -81,8 +81,8 @@ pub fn router(state: Arc<RelayState>) -> Router {
 }
 
 async fn ready(State(state): State<Arc<RelayState>>) -> Response {
-    match state.spool.counts() {
-        Ok(_) => "ready".into_response(),
+    match state.spool.check() {
+        Ok(()) => "ready".into_response(),
         Err(err) => {
             tracing::error!(error = %err, "The spool does not answer.");
             (StatusCode::SERVICE_UNAVAILABLE, "the spool does not answer").into_response()

@@ -58,14 +58,23 @@ pub struct DeliveryConfig {
 /// What one round did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Round {
-    /// Nothing was pending.
-    Idle,
     /// Events were settled (delivered or dead-lettered) and none needs a retry.
     Progress,
     /// Some events must be retried after a backoff.
     Retry,
     /// The channel refuses the relay: pause with this reason.
     Pause(String),
+}
+
+/// An entry as aws-sdk-cloudtraildata takes it: id, eventData and its checksum. (`None` only if the
+/// id or eventData were missing, which an [`audit_event::AuditEvent`] cannot be.)
+pub fn sdk_entry(entry: audit_event::AuditEvent) -> Option<aws_sdk_cloudtraildata::types::AuditEvent> {
+    aws_sdk_cloudtraildata::types::AuditEvent::builder()
+        .id(entry.id)
+        .event_data(entry.event_data)
+        .set_event_data_checksum(entry.event_data_checksum)
+        .build()
+        .ok()
 }
 
 /// A batch taken from a tenant's queue.
@@ -202,7 +211,6 @@ impl Deliverer {
                 None => continue,
             };
             match round {
-                Round::Idle => {}
                 Round::Progress => {
                     failures = 0;
                     window.widen();
@@ -259,18 +267,6 @@ impl Deliverer {
         Ok(Some(Taken { last, batch, oversized }))
     }
 
-    /// Sends one batch of the tenant's oldest pending events and settles the outcome.
-    pub async fn round(&self, tenant: &Tenant) -> Round {
-        match self.next_batch(tenant, 0) {
-            Ok(Some(taken)) => self.deliver(tenant, taken.batch, taken.oversized).await,
-            Ok(None) => Round::Idle,
-            Err(err) => {
-                tracing::error!(error = %err, tenant = %tenant.id, "Reading pending events failed.");
-                Round::Retry
-            }
-        }
-    }
-
     /// Sends `batch` and settles every entry; dead-letters `oversized` (spool positions).
     async fn deliver(&self, tenant: &Tenant, batch: request_builder::Batch, oversized: Vec<i64>) -> Round {
         let metrics = self.metrics.tenant(&tenant.id);
@@ -305,18 +301,8 @@ impl Deliverer {
             .map(|e| e.id.clone())
             .zip(batch.seqs.iter().copied().zip(batch.accepted_ms.iter().copied()))
             .collect();
-        let entries: Vec<aws_sdk_cloudtraildata::types::AuditEvent> = batch
-            .entries
-            .into_iter()
-            .filter_map(|e| {
-                aws_sdk_cloudtraildata::types::AuditEvent::builder()
-                    .id(e.id)
-                    .event_data(e.event_data)
-                    .set_event_data_checksum(e.event_data_checksum)
-                    .build()
-                    .ok()
-            })
-            .collect();
+        let entries: Vec<aws_sdk_cloudtraildata::types::AuditEvent> =
+            batch.entries.into_iter().filter_map(sdk_entry).collect();
         let result = client
             .put_audit_events()
             .channel_arn(&tenant.channel_arn)

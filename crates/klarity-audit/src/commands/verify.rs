@@ -100,12 +100,7 @@ async fn verify(tenant: &Tenant, config: &RelayConfig) -> Verdict {
         DeliveryMode::ResourcePolicy { external_id } => external_id.clone(),
         DeliveryMode::AssumeRole { .. } => None,
     };
-    let Ok(canary) = aws_sdk_cloudtraildata::types::AuditEvent::builder()
-        .id(entry.id)
-        .event_data(entry.event_data)
-        .set_event_data_checksum(entry.event_data_checksum)
-        .build()
-    else {
+    let Some(canary) = audit_relay::delivery::sdk_entry(entry) else {
         return fail(checks, "building the canary event failed".into());
     };
     let sent = data

@@ -224,20 +224,14 @@ pub(crate) async fn put_directly(
                     return anyhow::Ok(());
                 }
                 let entries: Vec<aws_sdk_cloudtraildata::types::AuditEvent> = (b * 100..(b * 100 + 100).min(count))
-                    .map(|n| {
+                    .filter_map(|n| {
                         // The baseline's own numbers, far from the relay's, with the recipient set.
                         let data = load.event(n + (1 << 40)).replacen(
                             '{',
                             &format!("{{\"recipientAccountId\":\"{account}\","),
                             1,
                         );
-                        let entry = audit_event::AuditEvent::new(format!("{n:032x}"), data);
-                        aws_sdk_cloudtraildata::types::AuditEvent::builder()
-                            .id(entry.id)
-                            .event_data(entry.event_data)
-                            .set_event_data_checksum(entry.event_data_checksum)
-                            .build()
-                            .expect("id and eventData are set")
+                        audit_relay::delivery::sdk_entry(audit_event::AuditEvent::new(format!("{n:032x}"), data))
                     })
                     .collect();
                 let out = client
