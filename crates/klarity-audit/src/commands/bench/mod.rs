@@ -319,7 +319,7 @@ async fn store_and_channel(
 
 /// What the relay's `/metrics` says, summed over tenants.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct RelayState {
+pub(crate) struct Scraped {
     pub(crate) delivered: u64,
     pub(crate) failed: u64,
     pub(crate) retried: u64,
@@ -328,7 +328,7 @@ pub(crate) struct RelayState {
     pub(crate) latency: Vec<(f64, u64)>,
 }
 
-impl RelayState {
+impl Scraped {
     /// The smallest bucket bound holding at least `q` of the deliveries.
     pub(crate) fn latency_quantile(&self, q: f64) -> Option<f64> {
         let total = self.latency.last()?.1;
@@ -340,7 +340,7 @@ impl RelayState {
     }
 }
 
-async fn scrape(admin: &JsonClient) -> anyhow::Result<RelayState> {
+async fn scrape(admin: &JsonClient) -> anyhow::Result<Scraped> {
     let (status, body) = admin.call_raw(Method::GET, "/metrics", None).await?;
     if !status.is_success() {
         bail!("the relay's /metrics answered HTTP {status}");
@@ -349,8 +349,8 @@ async fn scrape(admin: &JsonClient) -> anyhow::Result<RelayState> {
 }
 
 /// Sums the per-tenant series the bench needs from a Prometheus text exposition.
-fn parse_metrics(text: &str) -> RelayState {
-    let mut state = RelayState::default();
+fn parse_metrics(text: &str) -> Scraped {
+    let mut state = Scraped::default();
     let mut buckets: BTreeMap<u64, (f64, u64)> = BTreeMap::new();
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let Some((series, value)) = line.rsplit_once(' ') else { continue };
@@ -383,7 +383,7 @@ struct Watch {
 }
 
 impl Watch {
-    fn observe(&mut self, state: &RelayState) {
+    fn observe(&mut self, state: &Scraped) {
         if self.all_delivered_at.is_none() && state.delivered + state.failed >= self.expected {
             self.all_delivered_at = Some(Instant::now());
         }

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::{RelayState, group, load::Ingested};
+use super::{Scraped, group, load::Ingested};
 use crate::cli::BenchArgs;
 
 /// What a run measured.
@@ -110,7 +110,7 @@ pub(crate) struct Inputs<'a> {
     pub(crate) ingest_seconds: f64,
     pub(crate) end_to_end_seconds: f64,
     pub(crate) drain_seconds: f64,
-    pub(crate) settled: &'a RelayState,
+    pub(crate) settled: &'a Scraped,
     pub(crate) stored: u64,
     pub(crate) baseline: Option<Baseline>,
     pub(crate) peak_rss_bytes: u64,
