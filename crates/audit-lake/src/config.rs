@@ -22,6 +22,10 @@ pub struct LakeConfig {
     pub max_clock_skew: Duration,
     /// Largest request body read, in bytes; larger bodies are refused before they are buffered.
     pub max_body_bytes: usize,
+    /// When ingested events become Parquet files for queries.
+    pub columnar: crate::columnar::ColumnarConfig,
+    /// How queries run.
+    pub query: crate::sql::QueryConfig,
 }
 
 /// One account hosted by the lake.
@@ -95,6 +99,8 @@ impl Default for LakeConfig {
             ],
             max_clock_skew: Duration::from_secs(15 * 60),
             max_body_bytes: 2 * 1024 * 1024,
+            columnar: Default::default(),
+            query: Default::default(),
         }
     }
 }

@@ -57,6 +57,9 @@ pub enum LakeError {
     /// Stored data could not be decoded.
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// Writing or reading columnar (Arrow, Parquet) data failed.
+    #[error("columnar storage: {0}")]
+    Columnar(String),
     /// The storage writer has stopped.
     #[error("the storage writer has stopped")]
     WriterGone,

@@ -24,10 +24,12 @@
 
 pub mod api;
 pub mod authz;
+pub mod columnar;
 pub mod config;
 pub mod error;
 pub mod identity;
 pub mod policy;
+pub mod sql;
 pub mod store;
 
 use std::{future::Future, sync::Arc};
@@ -46,6 +48,10 @@ pub struct Lake {
     pub identity: Identity,
     /// Storage.
     pub store: Store,
+    /// The events as Arrow and Parquet, for queries.
+    pub columnar: Arc<columnar::Columnar>,
+    /// SQL queries and their results.
+    pub queries: sql::queries::Queries,
     /// Serializes control-plane changes (create/update/delete), so checks and writes do not race.
     pub(crate) control: tokio::sync::Mutex<()>,
 }
@@ -56,7 +62,9 @@ impl Lake {
         config.validate().map_err(LakeError::Config)?;
         let store = Store::open(&config.data_dir)?;
         let identity = Identity::new(&config).with_database(store.path());
-        Ok(Arc::new(Lake { config, identity, store, control: tokio::sync::Mutex::new(()) }))
+        let columnar = columnar::Columnar::open(&config.data_dir, store.path(), config.columnar.clone())?;
+        let queries = sql::queries::Queries::new(config.query.clone())?;
+        Ok(Arc::new(Lake { config, identity, store, columnar, queries, control: tokio::sync::Mutex::new(()) }))
     }
 }
 

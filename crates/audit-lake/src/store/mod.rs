@@ -270,6 +270,49 @@ impl Store {
         Ok(n)
     }
 
+    /// Reads stored events with `seq > after` in `seq` order, at most `limit` of them, keeping only
+    /// those of `store` when given. `each` gets the row's seq, its destination stores (`/id1/id2/`)
+    /// and the row. Used by the columnar side ([`crate::columnar`]) on its own connection.
+    pub(crate) fn events_after(
+        conn: &Connection,
+        after: i64,
+        limit: usize,
+        store: Option<&str>,
+        mut each: impl FnMut(i64, &str, crate::columnar::Row<'_>) -> Result<(), LakeError>,
+    ) -> Result<usize, LakeError> {
+        let mut stmt = conn.prepare_cached(
+            "SELECT e.seq, e.stores, e.event_id, e.event_time_ms, e.ingestion_time_ms, c.arn, e.event_data
+             FROM events e JOIN channel_arns c ON c.channel_id = e.channel_id
+             WHERE e.seq > ?1 AND (?2 IS NULL OR instr(e.stores, ?2) > 0) ORDER BY e.seq LIMIT ?3",
+        )?;
+        let marker = store.map(|id| format!("/{id}/"));
+        let mut rows = stmt.query(params![after, marker, limit as i64])?;
+        let mut n = 0;
+        while let Some(row) = rows.next()? {
+            let seq: i64 = row.get(0)?;
+            let stores = row.get_ref(1)?.as_str().map_err(|e| LakeError::Corrupt(format!("event {seq}: {e}")))?;
+            let event_id = row.get_ref(2)?.as_str().map_err(|e| LakeError::Corrupt(format!("event {seq}: {e}")))?;
+            let arn = row.get_ref(5)?.as_str().map_err(|e| LakeError::Corrupt(format!("event {seq}: {e}")))?;
+            let data = row.get_ref(6)?.as_blob().map_err(|e| LakeError::Corrupt(format!("event {seq}: {e}")))?;
+            let event_data = decompress(data)?;
+            let row = crate::columnar::Row {
+                event_id,
+                event_time_ms: row.get(3)?,
+                ingestion_time_ms: row.get(4)?,
+                channel_arn: arn,
+                event_data: &event_data,
+            };
+            each(seq, stores, row)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// A read connection to the lake's database (WAL readers never block the writer).
+    pub(crate) fn reader(path: &Path) -> Result<Connection, LakeError> {
+        open_connection(path)
+    }
+
     /// Loads the resources of a database without starting a writer (for offline tools).
     pub fn read_resources(path: &Path) -> Result<Resources, LakeError> {
         load_resources(&open_connection(path)?)

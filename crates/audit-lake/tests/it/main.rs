@@ -5,5 +5,6 @@ mod control_plane;
 mod durability;
 mod identity;
 mod put_audit_events;
+mod query;
 mod support;
 mod wire;

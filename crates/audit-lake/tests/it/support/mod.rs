@@ -27,7 +27,13 @@ impl TestLake {
 
     /// Starts a lake on an existing data directory (to test restarts).
     pub(crate) async fn start_in(dir: tempfile::TempDir) -> TestLake {
-        let config = LakeConfig { data_dir: dir.path().join("lake"), ..LakeConfig::default() };
+        TestLake::start_with(dir, |_| {}).await
+    }
+
+    /// Starts a lake on `dir` with its configuration changed by `adjust`.
+    pub(crate) async fn start_with(dir: tempfile::TempDir, adjust: impl FnOnce(&mut LakeConfig)) -> TestLake {
+        let mut config = LakeConfig { data_dir: dir.path().join("lake"), ..LakeConfig::default() };
+        adjust(&mut config);
         let lake = Lake::open(config).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());

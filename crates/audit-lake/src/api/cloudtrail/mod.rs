@@ -1,6 +1,8 @@
 //! The `cloudtrail` control plane (awsJson1_1): event data stores, channels and channel resource
 //! policies, with CloudTrail's enums, defaults, limits and modelled exceptions.
 
+mod queries;
+
 use serde_json::{Map, Value, json};
 
 use crate::{
@@ -20,6 +22,9 @@ const MAX_CHANNELS: usize = 25;
 
 pub(super) async fn dispatch(lake: &Lake, caller: &Caller, operation: &str, input: Input) -> Result<Value, AwsError> {
     let action = format!("cloudtrail:{operation}");
+    if let Some(result) = queries::dispatch(lake, caller, operation, &input).await {
+        return result; // authorized per store the query reads
+    }
     crate::authz::require(
         lake,
         caller,

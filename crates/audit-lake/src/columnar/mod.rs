@@ -1,0 +1,399 @@
+//! The queryable side of storage: each event data store's events as Apache Arrow in memory and
+//! Apache Parquet on disk, fed from the durable `events` table ([`crate::store`]).
+//!
+//! # How events get here
+//!
+//! `PutAuditEvents` commits to SQLite and answers; nothing on that path waits for this module. A
+//! compactor thread tails the `events` table by `seq`: it converts new rows into record batches
+//! ([`records`]) per destination store and keeps them in memory (the *hot* batches). When a store
+//! has [`ColumnarConfig::flush_rows`] hot rows, or its oldest hot row is
+//! [`ColumnarConfig::flush_age`] old, the batches are sorted by `eventTime` and written as one
+//! Parquet file (zstd, page statistics, one row group), so a time-bounded query skips whole files
+//! by their statistics and pages inside a file by the page index.
+//!
+//! A query sees three parts, taken under one lock so that they never overlap or leave a gap: the
+//! store's Parquet files, its hot batches, and the rows committed since the compactor's last pass
+//! (the *tail*, converted for that query). An acknowledged event is therefore queryable at once.
+//!
+//! # On-disk format and crash safety
+//!
+//! `columnar/<store id>/<first seq>-<last seq>.parquet` holds the store's events whose `events.seq`
+//! lies in that range (both bounds zero-padded to 20 digits). A file is written as `*.tmp`,
+//! fsynced, renamed and its directory fsynced: the rename is the commit, and `*.tmp` leftovers are
+//! deleted at start. `columnar/converted` records a seq below which every store's events are in
+//! files; after a crash the compactor starts there and skips, per store, the rows its files
+//! already hold (a store's files end at its highest `last seq`). Nothing is lost (SQLite keeps every
+//! event) and nothing is read twice (seq ranges of a store's files never overlap).
+
+mod records;
+
+use std::{
+    collections::HashMap,
+    fs,
+    path::{Path, PathBuf},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use datafusion::{
+    arrow::{
+        array::RecordBatch,
+        compute::{SortOptions, concat_batches, sort_to_indices, take_record_batch},
+    },
+    parquet::{
+        arrow::ArrowWriter,
+        basic::{Compression, ZstdLevel},
+        file::properties::{EnabledStatistics, WriterProperties},
+    },
+};
+use serde::{Deserialize, Serialize};
+
+pub use records::{JSON_FIELDS, RecordsBuilder, Row, schema};
+
+use crate::{error::LakeError, store::Store};
+
+/// The directory under the lake's data directory.
+pub const DIR: &str = "columnar";
+const CONVERTED_FILE: &str = "converted";
+/// Rows read from the database per step of the compactor.
+const STEP_ROWS: usize = 20_000;
+
+/// When hot batches become Parquet files.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ColumnarConfig {
+    /// A store's hot rows that make a file.
+    pub flush_rows: usize,
+    /// The age of a store's oldest hot row that makes a file, in seconds.
+    pub flush_age_secs: u64,
+    /// How often the compactor looks for new events, in milliseconds.
+    pub poll_millis: u64,
+}
+
+impl Default for ColumnarConfig {
+    fn default() -> Self {
+        ColumnarConfig { flush_rows: 131_072, flush_age_secs: 30, poll_millis: 200 }
+    }
+}
+
+/// A Parquet file of a store.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// Where it is.
+    pub path: PathBuf,
+    /// The lowest `events.seq` it may hold.
+    pub first_seq: i64,
+    /// The highest `events.seq` it may hold.
+    pub last_seq: i64,
+    /// Its size.
+    pub bytes: u64,
+}
+
+#[derive(Default)]
+struct StoreData {
+    segments: Vec<Segment>,
+    hot: Vec<RecordBatch>,
+    hot_rows: usize,
+    /// The seq of the first hot row, and when it arrived here.
+    hot_since: Option<(i64, Instant)>,
+    /// Every event of this store up to here is in `segments`.
+    flushed_upto: i64,
+}
+
+#[derive(Default)]
+struct State {
+    /// Every event up to here is in a store's segments or hot batches.
+    converted_upto: i64,
+    stores: HashMap<String, StoreData>,
+}
+
+/// What a query reads of one store: files, and batches in memory.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// The store's Parquet files.
+    pub files: Vec<Segment>,
+    /// Its events not in files yet.
+    pub batches: Vec<RecordBatch>,
+}
+
+impl Snapshot {
+    /// Events in the in-memory part.
+    pub fn memory_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// The columnar side of a lake; cheap to share.
+pub struct Columnar {
+    dir: PathBuf,
+    db: PathBuf,
+    config: ColumnarConfig,
+    state: RwLock<State>,
+    /// Held by whoever converts or writes (the compactor, or [`Columnar::flush_all`]).
+    work: Mutex<()>,
+    stop: AtomicBool,
+}
+
+impl Columnar {
+    /// Opens the columnar files beside the database `db` (in `<data dir>/columnar`), removes
+    /// leftovers of an interrupted write and starts the compactor thread.
+    pub fn open(data_dir: &Path, db: &Path, config: ColumnarConfig) -> Result<Arc<Columnar>, LakeError> {
+        let dir = data_dir.join(DIR);
+        fs::create_dir_all(&dir)?;
+        let mut state = State { converted_upto: read_converted(&dir)?, stores: HashMap::new() };
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            if !entry.file_type()?.is_dir() {
+                continue;
+            }
+            let store_id = entry.file_name().to_string_lossy().into_owned();
+            let mut data = StoreData::default();
+            for file in fs::read_dir(entry.path())? {
+                let path = file?.path();
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                if name.ends_with(".tmp") {
+                    tracing::info!(file = %path.display(), "Removing an unfinished columnar file.");
+                    fs::remove_file(&path)?;
+                    continue;
+                }
+                let Some((first_seq, last_seq)) = parse_name(&name) else { continue };
+                let bytes = fs::metadata(&path)?.len();
+                data.flushed_upto = data.flushed_upto.max(last_seq);
+                data.segments.push(Segment { path, first_seq, last_seq, bytes });
+            }
+            data.segments.sort_by_key(|s| s.first_seq);
+            state.stores.insert(store_id, data);
+        }
+        let columnar = Arc::new(Columnar {
+            dir,
+            db: db.to_owned(),
+            config,
+            state: RwLock::new(state),
+            work: Mutex::new(()),
+            stop: false.into(),
+        });
+        let worker = columnar.clone();
+        thread::Builder::new().name("lake-compactor".into()).spawn(move || worker.compactor())?;
+        Ok(columnar)
+    }
+
+    /// Stops the compactor after its current step (what it had not written stays in the database).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// What a query of `store_id` reads: its files and hot batches, and the events committed since
+    /// the compactor's last pass, converted now.
+    pub fn snapshot(&self, store_id: &str) -> Result<Snapshot, LakeError> {
+        let (mut snapshot, after) = {
+            let state = self.state.read().expect("columnar lock");
+            let data = state.stores.get(store_id);
+            let snapshot = Snapshot {
+                files: data.map(|d| d.segments.clone()).unwrap_or_default(),
+                batches: data.map(|d| d.hot.clone()).unwrap_or_default(),
+            };
+            (snapshot, state.converted_upto)
+        };
+        let conn = Store::reader(&self.db)?;
+        let mut builder = RecordsBuilder::default();
+        let mut from = after;
+        loop {
+            let n = Store::events_after(&conn, from, STEP_ROWS, Some(store_id), |seq, _, row| {
+                from = seq;
+                builder.append(row).map_err(LakeError::Corrupt)
+            })?;
+            if !builder.is_empty() {
+                snapshot.batches.push(builder.finish());
+            }
+            if n < STEP_ROWS {
+                break;
+            }
+        }
+        Ok(snapshot)
+    }
+
+    /// Bytes of Parquet files per store.
+    pub fn file_bytes(&self) -> HashMap<String, u64> {
+        let state = self.state.read().expect("columnar lock");
+        state.stores.iter().map(|(id, d)| (id.clone(), d.segments.iter().map(|s| s.bytes).sum())).collect()
+    }
+
+    /// Converts and writes everything committed so far, now (tests and benchmarks use it to
+    /// measure the files; the compactor does the same on its own schedule).
+    pub fn flush_all(&self) -> Result<(), LakeError> {
+        let _work = self.work.lock().expect("columnar work lock");
+        let conn = Store::reader(&self.db)?;
+        while self.convert_step(&conn)? == STEP_ROWS {}
+        self.flush(true)
+    }
+
+    fn compactor(self: Arc<Self>) {
+        let poll = Duration::from_millis(self.config.poll_millis.max(1));
+        let mut conn = None;
+        while !self.stop.load(Ordering::Relaxed) {
+            let result = (|| -> Result<usize, LakeError> {
+                let conn = match &conn {
+                    Some(conn) => conn,
+                    None => conn.insert(Store::reader(&self.db)?),
+                };
+                let _work = self.work.lock().expect("columnar work lock");
+                let n = self.convert_step(conn)?;
+                self.flush(false)?;
+                Ok(n)
+            })();
+            match result {
+                Ok(n) if n == STEP_ROWS => continue,
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::error!(error = %err, "The compactor failed; it retries.");
+                    conn = None;
+                    thread::sleep(Duration::from_secs(1));
+                }
+            }
+            thread::sleep(poll);
+        }
+    }
+
+    /// Converts the next rows of the database into hot batches; returns how many rows it read.
+    fn convert_step(&self, conn: &rusqlite::Connection) -> Result<usize, LakeError> {
+        let (after, flushed): (i64, HashMap<String, i64>) = {
+            let state = self.state.read().expect("columnar lock");
+            (state.converted_upto, state.stores.iter().map(|(id, d)| (id.clone(), d.flushed_upto)).collect())
+        };
+        let mut builders: HashMap<String, (RecordsBuilder, i64)> = HashMap::new();
+        let mut last = after;
+        let n = Store::events_after(conn, after, STEP_ROWS, None, |seq, stores, row| {
+            last = seq;
+            for id in stores.split('/').filter(|s| !s.is_empty()) {
+                if flushed.get(id).is_some_and(|&upto| seq <= upto) {
+                    continue; // already in this store's files (a restart after a crash)
+                }
+                let (builder, _) = builders.entry(id.to_owned()).or_insert_with(|| (RecordsBuilder::default(), seq));
+                builder.append(row).map_err(LakeError::Corrupt)?;
+            }
+            Ok(())
+        })?;
+        let now = Instant::now();
+        let mut state = self.state.write().expect("columnar lock");
+        for (id, (mut builder, first_seq)) in builders {
+            let data = state.stores.entry(id).or_default();
+            data.hot_rows += builder.len();
+            data.hot.push(builder.finish());
+            data.hot_since.get_or_insert((first_seq, now));
+        }
+        state.converted_upto = last;
+        Ok(n)
+    }
+
+    /// Writes the hot batches of every store that is due (or of all, with `all`) as files.
+    fn flush(&self, all: bool) -> Result<(), LakeError> {
+        let due: Vec<(String, Vec<RecordBatch>, i64, i64)> = {
+            let state = self.state.read().expect("columnar lock");
+            let age = Duration::from_secs(self.config.flush_age_secs);
+            state
+                .stores
+                .iter()
+                .filter_map(|(id, d)| {
+                    let (first, since) = d.hot_since?;
+                    let due = all || d.hot_rows >= self.config.flush_rows || since.elapsed() >= age;
+                    due.then(|| (id.clone(), d.hot.clone(), first, state.converted_upto))
+                })
+                .collect()
+        };
+        let mut wrote = false;
+        for (id, batches, first, last) in due {
+            let segment = self.write_segment(&id, &batches, first, last)?;
+            let mut state = self.state.write().expect("columnar lock");
+            let data = state.stores.entry(id).or_default();
+            // Only the batches written leave memory; the compactor is the only writer of `hot`.
+            data.hot.drain(..batches.len());
+            data.hot_rows = data.hot.iter().map(RecordBatch::num_rows).sum();
+            data.hot_since = None;
+            data.flushed_upto = last;
+            data.segments.push(segment);
+            wrote = true;
+        }
+        if wrote {
+            let low = {
+                let state = self.state.read().expect("columnar lock");
+                let pending = state.stores.values().filter_map(|d| d.hot_since.map(|(first, _)| first - 1)).min();
+                pending.unwrap_or(state.converted_upto).min(state.converted_upto)
+            };
+            write_converted(&self.dir, low)?;
+        }
+        Ok(())
+    }
+
+    fn write_segment(
+        &self,
+        store_id: &str,
+        batches: &[RecordBatch],
+        first: i64,
+        last: i64,
+    ) -> Result<Segment, LakeError> {
+        let dir = self.dir.join(store_id);
+        fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{first:020}-{last:020}.parquet"));
+        let tmp = path.with_extension("parquet.tmp");
+        let batch = sorted_by_time(batches)?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("a valid level")))
+            .set_max_row_group_row_count(Some(batch.num_rows().max(1)))
+            .set_statistics_enabled(EnabledStatistics::Page)
+            .build();
+        let file = fs::File::create(&tmp)?;
+        let mut writer = ArrowWriter::try_new(file, schema(), Some(props)).map_err(parquet_error)?;
+        writer.write(&batch).map_err(parquet_error)?;
+        let file = writer.into_inner().map_err(parquet_error)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, &path)?;
+        fs::File::open(&dir)?.sync_all()?;
+        let bytes = fs::metadata(&path)?.len();
+        tracing::debug!(store = store_id, rows = batch.num_rows(), bytes, "Wrote a columnar file.");
+        Ok(Segment { path, first_seq: first, last_seq: last, bytes })
+    }
+}
+
+fn sorted_by_time(batches: &[RecordBatch]) -> Result<RecordBatch, LakeError> {
+    let batch = concat_batches(&schema(), batches).map_err(arrow_error)?;
+    let time = batch.column_by_name("eventTime").expect("schema has eventTime");
+    let order = sort_to_indices(time, Some(SortOptions { descending: false, nulls_first: false }), None)
+        .map_err(arrow_error)?;
+    take_record_batch(&batch, &order).map_err(arrow_error)
+}
+
+fn parse_name(name: &str) -> Option<(i64, i64)> {
+    let (first, last) = name.strip_suffix(".parquet")?.split_once('-')?;
+    Some((first.parse().ok()?, last.parse().ok()?))
+}
+
+fn read_converted(dir: &Path) -> Result<i64, LakeError> {
+    match fs::read_to_string(dir.join(CONVERTED_FILE)) {
+        Ok(text) => text.trim().parse().map_err(|_| {
+            LakeError::Corrupt(format!("{} holds {text:?}, not a number", dir.join(CONVERTED_FILE).display()))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn write_converted(dir: &Path, seq: i64) -> Result<(), LakeError> {
+    let tmp = dir.join(format!("{CONVERTED_FILE}.tmp"));
+    fs::write(&tmp, seq.to_string())?;
+    fs::File::open(&tmp)?.sync_all()?;
+    fs::rename(&tmp, dir.join(CONVERTED_FILE))?;
+    Ok(())
+}
+
+fn parquet_error(err: datafusion::parquet::errors::ParquetError) -> LakeError {
+    LakeError::Columnar(format!("writing a Parquet file: {err}"))
+}
+
+fn arrow_error(err: datafusion::arrow::error::ArrowError) -> LakeError {
+    LakeError::Columnar(format!("sorting events by time: {err}"))
+}

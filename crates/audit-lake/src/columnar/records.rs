@@ -1,0 +1,356 @@
+//! Stored records as Arrow: the schema of an event data store's table and the builder that turns
+//! the lake's rows (ids, times, channel, the producer's `eventData` text) into record batches.
+//!
+//! The schema is CloudTrail Lake's stored-record schema for non-AWS events (the reference's
+//! §1.4) with the field names in the case the events use: `eventID`, `eventTime` (a timestamp, the
+//! only column of that type), `eventData.userIdentity.principalId`, ... The SQL front end matches
+//! names case-insensitively, so `eventdata.useridentity.principalid` reads the same column.
+//!
+//! `requestParameters`, `responseElements`, `additionalEventData` and `userIdentity.details` are
+//! CloudTrail's `map<string,string>`. They are kept as the JSON text of the object: the SQL front
+//! end reads a key with `element_at(m, 'key')` or `m['key']` (a string value as the string, any
+//! other value as its JSON text, a missing key as NULL — what the map would give), and nested
+//! struct leaves stay plain columns, so a query reads only the leaves it names.
+
+use std::sync::{Arc, OnceLock};
+
+use datafusion::arrow::{
+    array::{ArrayRef, RecordBatch, StringBuilder, StructArray, TimestampMillisecondBuilder},
+    buffer::NullBuffer,
+    datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit},
+};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use audit_event::{
+    EventTime,
+    record::{EVENT_CATEGORY, EVENT_TYPE, EVENT_VERSION},
+};
+
+/// The fields kept as JSON text (CloudTrail's `map<string,string>` columns).
+pub const JSON_FIELDS: [&str; 4] = ["requestParameters", "responseElements", "additionalEventData", "details"];
+
+fn utf8(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Utf8, nullable)
+}
+
+fn user_identity_fields() -> Fields {
+    Fields::from(vec![utf8("type", false), utf8("principalId", false), utf8("details", true)])
+}
+
+fn event_data_fields() -> Fields {
+    Fields::from(vec![
+        utf8("version", false),
+        Field::new("userIdentity", DataType::Struct(user_identity_fields()), false),
+        utf8("userAgent", true),
+        utf8("eventSource", false),
+        utf8("eventName", false),
+        utf8("eventTime", false),
+        utf8("UID", false),
+        utf8("requestParameters", true),
+        utf8("responseElements", true),
+        utf8("errorCode", true),
+        utf8("errorMessage", true),
+        utf8("sourceIPAddress", true),
+        utf8("recipientAccountId", true),
+        utf8("additionalEventData", true),
+    ])
+}
+
+fn addendum_fields() -> Fields {
+    Fields::from(vec![
+        utf8("reason", true),
+        utf8("updatedFields", true),
+        utf8("originalUID", true),
+        utf8("originalEventID", true),
+    ])
+}
+
+fn metadata_fields() -> Fields {
+    Fields::from(vec![utf8("ingestionTime", false), utf8("channelARN", false)])
+}
+
+/// The Arrow schema of every event data store's table.
+pub fn schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            Arc::new(Schema::new(vec![
+                utf8("eventVersion", false),
+                utf8("eventCategory", false),
+                utf8("eventType", false),
+                utf8("eventID", false),
+                Field::new("eventTime", DataType::Timestamp(TimeUnit::Millisecond, None), false),
+                utf8("awsRegion", false),
+                utf8("recipientAccountId", false),
+                Field::new("addendum", DataType::Struct(addendum_fields()), true),
+                Field::new("metadata", DataType::Struct(metadata_fields()), false),
+                Field::new("eventData", DataType::Struct(event_data_fields()), false),
+            ]))
+        })
+        .clone()
+}
+
+/// One stored event as the lake's database holds it.
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    /// The eventID assigned at ingestion.
+    pub event_id: &'a str,
+    /// The event's time (from `eventData.eventTime`), milliseconds since the epoch.
+    pub event_time_ms: i64,
+    /// When it was ingested, milliseconds since the epoch.
+    pub ingestion_time_ms: i64,
+    /// The channel it arrived on (`arn:aws:cloudtrail:<region>:<account>:channel/<id>`).
+    pub channel_arn: &'a str,
+    /// The producer's `eventData` text.
+    pub event_data: &'a str,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EventDataIn<'a> {
+    #[serde(borrow)]
+    version: Option<Text<'a>>,
+    #[serde(borrow)]
+    user_identity: Option<IdentityIn<'a>>,
+    #[serde(borrow)]
+    user_agent: Option<Text<'a>>,
+    #[serde(borrow)]
+    event_source: Option<Text<'a>>,
+    #[serde(borrow)]
+    event_name: Option<Text<'a>>,
+    #[serde(borrow)]
+    event_time: Option<Text<'a>>,
+    #[serde(borrow, rename = "UID")]
+    uid: Option<Text<'a>>,
+    #[serde(borrow)]
+    request_parameters: Option<&'a RawValue>,
+    #[serde(borrow)]
+    response_elements: Option<&'a RawValue>,
+    #[serde(borrow)]
+    error_code: Option<Text<'a>>,
+    #[serde(borrow)]
+    error_message: Option<Text<'a>>,
+    #[serde(borrow, rename = "sourceIPAddress")]
+    source_ip_address: Option<Text<'a>>,
+    #[serde(borrow)]
+    recipient_account_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    additional_event_data: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IdentityIn<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Option<Text<'a>>,
+    #[serde(borrow)]
+    principal_id: Option<Text<'a>>,
+    #[serde(borrow)]
+    details: Option<&'a RawValue>,
+}
+
+/// A JSON string, borrowed when it has no escapes.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+
+fn text<'a>(value: &'a Option<Text<'_>>) -> Option<&'a str> {
+    value.as_ref().map(|t| t.0.as_ref())
+}
+
+/// The JSON text of a map column, or NULL for an absent or `null` value.
+fn json(value: Option<&RawValue>) -> Option<&str> {
+    value.map(RawValue::get).filter(|s| *s != "null")
+}
+
+/// Builds record batches of [`schema`] from [`Row`]s.
+pub struct RecordsBuilder {
+    event_version: StringBuilder,
+    event_category: StringBuilder,
+    event_type: StringBuilder,
+    event_id: StringBuilder,
+    event_time: TimestampMillisecondBuilder,
+    aws_region: StringBuilder,
+    recipient: StringBuilder,
+    ingestion_time: StringBuilder,
+    channel_arn: StringBuilder,
+    data: [StringBuilder; 13],
+    identity: [StringBuilder; 3],
+    rows: usize,
+}
+
+/// Positions of the `eventData` string leaves in [`RecordsBuilder::data`] (the struct's fields
+/// but `userIdentity`).
+const DATA_LEAVES: usize = 13;
+
+impl Default for RecordsBuilder {
+    fn default() -> Self {
+        RecordsBuilder {
+            event_version: StringBuilder::new(),
+            event_category: StringBuilder::new(),
+            event_type: StringBuilder::new(),
+            event_id: StringBuilder::new(),
+            event_time: TimestampMillisecondBuilder::new(),
+            aws_region: StringBuilder::new(),
+            recipient: StringBuilder::new(),
+            ingestion_time: StringBuilder::new(),
+            channel_arn: StringBuilder::new(),
+            data: std::array::from_fn(|_| StringBuilder::new()),
+            identity: std::array::from_fn(|_| StringBuilder::new()),
+            rows: 0,
+        }
+    }
+}
+
+impl RecordsBuilder {
+    /// Rows appended since the last [`RecordsBuilder::finish`].
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+
+    /// Whether no row was appended since the last [`RecordsBuilder::finish`].
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Appends one stored event. The `eventData` was validated at ingestion; a stored text that
+    /// is not a JSON object is reported (the database is corrupt), and nothing is appended.
+    pub fn append(&mut self, row: Row<'_>) -> Result<(), String> {
+        let data: EventDataIn<'_> =
+            serde_json::from_str(row.event_data).map_err(|e| format!("event {} is not an event: {e}", row.event_id))?;
+        let mut arn = row.channel_arn.split(':');
+        let (region, account) = (arn.nth(3).unwrap_or(""), arn.next().unwrap_or(""));
+        self.event_version.append_value(EVENT_VERSION);
+        self.event_category.append_value(EVENT_CATEGORY);
+        self.event_type.append_value(EVENT_TYPE);
+        self.event_id.append_value(row.event_id);
+        self.event_time.append_value(row.event_time_ms.div_euclid(1000) * 1000);
+        self.aws_region.append_value(region);
+        self.recipient.append_value(account);
+        self.ingestion_time.append_value(EventTime::from_unix(row.ingestion_time_ms.div_euclid(1000), 0).to_string());
+        self.channel_arn.append_value(row.channel_arn);
+
+        let identity = data.user_identity.as_ref();
+        self.identity[0].append_value(identity.and_then(|i| text(&i.kind)).unwrap_or(""));
+        self.identity[1].append_value(identity.and_then(|i| text(&i.principal_id)).unwrap_or(""));
+        self.identity[2].append_option(json(identity.and_then(|i| i.details)));
+
+        let leaves: [Option<&str>; DATA_LEAVES] = [
+            Some(text(&data.version).unwrap_or("")),
+            text(&data.user_agent),
+            Some(text(&data.event_source).unwrap_or("")),
+            Some(text(&data.event_name).unwrap_or("")),
+            Some(text(&data.event_time).unwrap_or("")),
+            Some(text(&data.uid).unwrap_or("")),
+            json(data.request_parameters),
+            json(data.response_elements),
+            text(&data.error_code),
+            text(&data.error_message),
+            text(&data.source_ip_address),
+            text(&data.recipient_account_id),
+            json(data.additional_event_data),
+        ];
+        for (builder, value) in self.data.iter_mut().zip(leaves) {
+            builder.append_option(value);
+        }
+        self.rows += 1;
+        Ok(())
+    }
+
+    /// The rows appended so far as one batch; the builder starts over empty.
+    pub fn finish(&mut self) -> RecordBatch {
+        let rows = std::mem::take(&mut self.rows);
+        let identity = StructArray::new(
+            user_identity_fields(),
+            self.identity.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect(),
+            None,
+        );
+        let mut data: Vec<ArrayRef> = self.data.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect();
+        data.insert(1, Arc::new(identity));
+        let event_data = StructArray::new(event_data_fields(), data, None);
+        let addendum = StructArray::new(
+            addendum_fields(),
+            (0..4).map(|_| Arc::new(StringBuilder::new().finish_null(rows)) as ArrayRef).collect(),
+            Some(NullBuffer::new_null(rows)),
+        );
+        let metadata = StructArray::new(
+            metadata_fields(),
+            vec![Arc::new(self.ingestion_time.finish()), Arc::new(self.channel_arn.finish())],
+            None,
+        );
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.event_version.finish()),
+            Arc::new(self.event_category.finish()),
+            Arc::new(self.event_type.finish()),
+            Arc::new(self.event_id.finish()),
+            Arc::new(self.event_time.finish()),
+            Arc::new(self.aws_region.finish()),
+            Arc::new(self.recipient.finish()),
+            Arc::new(addendum),
+            Arc::new(metadata),
+            Arc::new(event_data),
+        ];
+        RecordBatch::try_new(schema(), columns).expect("the builder follows the schema")
+    }
+}
+
+trait FinishNull {
+    fn finish_null(self, rows: usize) -> datafusion::arrow::array::StringArray;
+}
+
+impl FinishNull for StringBuilder {
+    fn finish_null(mut self, rows: usize) -> datafusion::arrow::array::StringArray {
+        self.append_nulls(rows);
+        self.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{Array, AsArray};
+
+    use super::*;
+
+    #[test]
+    fn a_row_fills_every_column_and_maps_stay_json() {
+        let mut builder = RecordsBuilder::default();
+        let data = r#"{"version":"1","userIdentity":{"type":"USER","principalId":"alice","details":{"org":"nc"}},
+            "eventSource":"core.klarity.nordcloud.com","eventName":"DeleteRule","eventTime":"2026-01-02T03:04:05Z",
+            "UID":"u-1","requestParameters":{"ruleId":"r-1","n":3},"recipientAccountId":"123456789012"}"#;
+        builder
+            .append(Row {
+                event_id: "e-1",
+                event_time_ms: 1_767_323_045_678,
+                ingestion_time_ms: 1_767_323_050_000,
+                channel_arn: "arn:aws:cloudtrail:eu-west-1:123456789012:channel/c-1",
+                event_data: data,
+            })
+            .unwrap();
+        let batch = builder.finish();
+        assert_eq!(batch.num_rows(), 1);
+        assert!(builder.is_empty());
+        let region = batch.column_by_name("awsRegion").unwrap().as_string::<i32>();
+        assert_eq!(region.value(0), "eu-west-1");
+        let event_data = batch.column_by_name("eventData").unwrap().as_struct();
+        let params = event_data.column_by_name("requestParameters").unwrap().as_string::<i32>();
+        assert_eq!(params.value(0), r#"{"ruleId":"r-1","n":3}"#);
+        assert!(event_data.column_by_name("responseElements").unwrap().is_null(0));
+        let identity = event_data.column_by_name("userIdentity").unwrap().as_struct();
+        assert_eq!(identity.column_by_name("principalId").unwrap().as_string::<i32>().value(0), "alice");
+        assert!(batch.column_by_name("addendum").unwrap().is_null(0));
+        let time = batch.column_by_name("eventTime").unwrap();
+        assert_eq!(
+            time.as_primitive::<datafusion::arrow::datatypes::TimestampMillisecondType>().value(0),
+            1_767_323_045_000
+        );
+    }
+
+    #[test]
+    fn a_stored_text_that_is_not_an_event_is_reported() {
+        let mut builder = RecordsBuilder::default();
+        let row = Row { event_id: "e-9", event_time_ms: 0, ingestion_time_ms: 0, channel_arn: "", event_data: "[1]" };
+        let err = builder.append(row).unwrap_err();
+        assert!(err.contains("e-9"), "{err}");
+        assert!(builder.is_empty());
+    }
+}

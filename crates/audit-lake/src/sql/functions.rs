@@ -1,0 +1,255 @@
+//! Trino functions CloudTrail Lake users call that DataFusion lacks or spells differently, over
+//! the store's JSON map columns (see `columnar`):
+//!
+//! - `element_at(map, key)`: the value of `key` — a string value as the string, any other value as
+//!   its JSON text, NULL when the key is missing (Trino's `element_at` on a `map<varchar,varchar>`).
+//!   It replaces DataFusion's `element_at`, which returns a list.
+//! - `json_extract_scalar(json, '$.a.b[0]')`: the scalar at a JSONPath as a string; NULL for an
+//!   object, an array or no match.
+//! - `json_extract(json, path)`: the JSON text at a JSONPath.
+
+use std::{borrow::Cow, sync::Arc};
+
+use datafusion::{
+    arrow::{
+        array::{Array, ArrayRef, AsArray, StringBuilder},
+        compute::cast,
+        datatypes::DataType,
+    },
+    common::{Result, exec_err},
+    logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility},
+};
+use serde::{
+    Deserialize,
+    de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor},
+};
+use serde_json::{Value, value::RawValue};
+
+/// The functions to register on a query's session.
+pub(super) fn all() -> Vec<ScalarUDF> {
+    vec![
+        ScalarUDF::from(JsonFunction::new("element_at", Kind::ElementAt)),
+        ScalarUDF::from(JsonFunction::new("json_extract_scalar", Kind::ExtractScalar)),
+        ScalarUDF::from(JsonFunction::new("json_extract", Kind::Extract)),
+    ]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    ElementAt,
+    ExtractScalar,
+    Extract,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct JsonFunction {
+    name: &'static str,
+    kind: Kind,
+    signature: Signature,
+}
+
+impl JsonFunction {
+    fn new(name: &'static str, kind: Kind) -> JsonFunction {
+        JsonFunction { name, kind, signature: Signature::string(2, Volatility::Immutable) }
+    }
+}
+
+impl ScalarUDFImpl for JsonFunction {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let [json, key] = args.args.as_slice() else {
+            return exec_err!("{} takes two arguments", self.name);
+        };
+        let scalar = matches!((json, key), (ColumnarValue::Scalar(_), ColumnarValue::Scalar(_)));
+        let json = utf8(json.to_array(rows)?)?;
+        let key = utf8(key.to_array(rows)?)?;
+        let (json, key) = (json.as_string::<i32>(), key.as_string::<i32>());
+        let path = match (self.kind, key.len(), key.null_count()) {
+            // A constant path is parsed once.
+            (Kind::ExtractScalar | Kind::Extract, n, 0) if n > 0 && key.value(0) == key.value(n - 1) => {
+                Some(JsonPath::parse(key.value(0))?)
+            }
+            _ => None,
+        };
+        let mut out = StringBuilder::with_capacity(json.len(), json.len() * 8);
+        for i in 0..json.len() {
+            if json.is_null(i) || key.is_null(i) {
+                out.append_null();
+                continue;
+            }
+            let value = match self.kind {
+                Kind::ElementAt => element_at(json.value(i), key.value(i)),
+                Kind::ExtractScalar | Kind::Extract => {
+                    let parsed;
+                    let path = match &path {
+                        Some(path) => path,
+                        None => {
+                            parsed = JsonPath::parse(key.value(i))?;
+                            &parsed
+                        }
+                    };
+                    extract(json.value(i), path, self.kind == Kind::ExtractScalar)
+                }
+            };
+            out.append_option(value);
+        }
+        let array: ArrayRef = Arc::new(out.finish());
+        if scalar {
+            Ok(ColumnarValue::Scalar(datafusion::scalar::ScalarValue::try_from_array(&array, 0)?))
+        } else {
+            Ok(ColumnarValue::Array(array))
+        }
+    }
+}
+
+fn utf8(array: ArrayRef) -> Result<ArrayRef> {
+    if array.data_type() == &DataType::Utf8 { Ok(array) } else { Ok(cast(&array, &DataType::Utf8)?) }
+}
+
+/// A map key, borrowed from the text when it has no escapes.
+#[derive(Deserialize)]
+struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// The value of `key` in the JSON object `json`, as Trino's map would give it.
+fn element_at<'a>(json: &'a str, key: &str) -> Option<Cow<'a, str>> {
+    struct Find<'k>(&'k str);
+    impl<'de> DeserializeSeed<'de> for Find<'_> {
+        type Value = Option<&'de RawValue>;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Find<'_> {
+        type Value = Option<&'de RawValue>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = None;
+            while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
+                if found.is_none() && k == self.0 {
+                    found = Some(map.next_value::<&'de RawValue>()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(found)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(json);
+    let raw = Find(key).deserialize(&mut de).ok()??;
+    scalar_text(raw.get())
+}
+
+/// A JSON value as text: a string unquoted, `null` as NULL, anything else as written.
+fn scalar_text(raw: &str) -> Option<Cow<'_, str>> {
+    match raw.as_bytes().first() {
+        Some(b'"') => serde_json::from_str::<Key<'_>>(raw).ok().map(|k| k.0),
+        Some(b'n') if raw == "null" => None,
+        Some(_) => Some(Cow::Borrowed(raw)),
+        None => None,
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Step {
+    Field(String),
+    Index(usize),
+}
+
+/// A JSONPath of the simple form Trino's JSON functions take: `$`, `.name`, `["name"]`, `[0]`.
+#[derive(Debug, PartialEq)]
+struct JsonPath(Vec<Step>);
+
+impl JsonPath {
+    fn parse(text: &str) -> Result<JsonPath> {
+        let bad = |why: &str| exec_err!("invalid JSON path {text:?}: {why}");
+        let Some(mut rest) = text.trim().strip_prefix('$') else {
+            return bad("it must start with $");
+        };
+        let mut steps = Vec::new();
+        while !rest.is_empty() {
+            if let Some(after) = rest.strip_prefix('.') {
+                let end = after.find(['.', '[']).unwrap_or(after.len());
+                if end == 0 {
+                    return bad("a '.' must be followed by a name");
+                }
+                steps.push(Step::Field(after[..end].to_owned()));
+                rest = &after[end..];
+            } else if let Some(after) = rest.strip_prefix('[') {
+                let Some(end) = after.find(']') else { return bad("a '[' is not closed") };
+                let inner = after[..end].trim();
+                if let Some(quoted) = inner.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+                    steps.push(Step::Field(quoted.to_owned()));
+                } else if let Ok(index) = inner.parse() {
+                    steps.push(Step::Index(index));
+                } else {
+                    return bad("use [<number>] or [\"name\"]");
+                }
+                rest = &after[end + 1..];
+            } else {
+                return bad("expected '.' or '['");
+            }
+        }
+        Ok(JsonPath(steps))
+    }
+}
+
+fn extract(json: &str, path: &JsonPath, scalar: bool) -> Option<Cow<'static, str>> {
+    let mut value: Value = serde_json::from_str(json).ok()?;
+    for step in &path.0 {
+        value = match (step, value) {
+            (Step::Field(name), Value::Object(mut map)) => map.remove(name)?,
+            (Step::Index(i), Value::Array(mut items)) if *i < items.len() => items.swap_remove(*i),
+            _ => return None,
+        };
+    }
+    match value {
+        Value::Null => None,
+        Value::String(s) if scalar => Some(Cow::Owned(s)),
+        Value::Object(_) | Value::Array(_) if scalar => None,
+        other => Some(Cow::Owned(other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn element_at_reads_a_key_as_a_string_map_would() {
+        let json = r#"{"ruleId":"r-\"1\"","n":3,"nested":{"a":[1,2]},"none":null}"#;
+        assert_eq!(element_at(json, "ruleId").as_deref(), Some("r-\"1\""));
+        assert_eq!(element_at(json, "n").as_deref(), Some("3"));
+        assert_eq!(element_at(json, "nested").as_deref(), Some(r#"{"a":[1,2]}"#));
+        assert_eq!(element_at(json, "none"), None);
+        assert_eq!(element_at(json, "missing"), None);
+        assert_eq!(element_at("not json", "n"), None);
+    }
+
+    #[test]
+    fn json_paths_extract_scalars_and_text() {
+        let json = r#"{"a":{"b":[{"c":"x"},7]},"k":"v"}"#;
+        let path = |p| JsonPath::parse(p).unwrap();
+        assert_eq!(extract(json, &path("$.a.b[0].c"), true).as_deref(), Some("x"));
+        assert_eq!(extract(json, &path("$.a.b[1]"), true).as_deref(), Some("7"));
+        assert_eq!(extract(json, &path("$[\"k\"]"), true).as_deref(), Some("v"));
+        assert_eq!(extract(json, &path("$.a"), true), None);
+        assert_eq!(extract(json, &path("$.a.b[0]"), false).as_deref(), Some(r#"{"c":"x"}"#));
+        assert_eq!(extract(json, &path("$.a.z"), true), None);
+        assert!(JsonPath::parse("a.b").is_err());
+        assert!(JsonPath::parse("$.a[").is_err());
+    }
+}

@@ -1,0 +1,372 @@
+//! SQL over event data stores, through Apache DataFusion, in CloudTrail Lake's dialect.
+//!
+//! - [`dialect`]: the front end (bare store ids, one SELECT only, case-insensitive names, map
+//!   subscripts, Trino's output names).
+//! - `functions`: Trino functions over the JSON map columns (`element_at`, `json_extract_scalar`).
+//! - [`Engine`]: plans a query over the stores it names — each store a view of its Parquet files and
+//!   in-memory batches (`columnar`), limited to its retention period — and runs it, rendering rows
+//!   as CloudTrail returns them (every value a string).
+//! - [`queries`]: the asynchronous queries of the API: status, statistics, results, cancellation,
+//!   the limit of concurrent queries.
+//!
+//! Queries run on their own Tokio runtime ([`QueryConfig::threads`] workers), so a heavy query
+//! competes with ingestion for the CPU only as the OS shares it, never by holding the lake's
+//! request workers.
+
+pub mod dialect;
+mod functions;
+pub mod queries;
+
+use std::sync::Arc;
+
+use datafusion::{
+    arrow::{
+        array::{Array, ArrayRef, AsArray, RecordBatch},
+        datatypes::DataType,
+        util::display::{ArrayFormatter, FormatOptions},
+    },
+    common::{ScalarValue, TableReference},
+    dataframe::DataFrame,
+    datasource::MemTable,
+    error::DataFusionError,
+    execution::{SessionStateBuilder, runtime_env::RuntimeEnv},
+    logical_expr::{LogicalPlan, ident, lit},
+    physical_plan::{ExecutionPlan, execute_stream},
+    prelude::{ParquetReadOptions, SessionConfig, SessionContext},
+    sql::parser::Statement as DfStatement,
+};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::columnar::{JSON_FIELDS, Snapshot, schema};
+
+/// How queries run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// Queries of one account queued or running at once (CloudTrail allows 10).
+    pub max_concurrent: usize,
+    /// A query running longer is stopped and marked `TIMED_OUT` (CloudTrail: one hour).
+    pub timeout_secs: u64,
+    /// The most rows a query may return; a larger result fails with a message asking for a
+    /// `LIMIT` or a narrower `WHERE`. Results are held in memory until they expire.
+    pub max_result_rows: usize,
+    /// How long finished queries and their results are kept, in hours (CloudTrail: 7 days).
+    pub keep_hours: u64,
+    /// Worker threads of the query runtime.
+    pub threads: usize,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig { max_concurrent: 10, timeout_secs: 3600, max_result_rows: 1_000_000, keep_hours: 168, threads: 2 }
+    }
+}
+
+/// A store a query reads, with its retention.
+#[derive(Debug, Clone)]
+pub struct StoreView {
+    /// The store id (the table name, lower-case).
+    pub id: String,
+    /// What of it to read.
+    pub snapshot: Snapshot,
+    /// Events with an `eventTime` before this (milliseconds since the epoch) are out of retention.
+    pub retain_from_ms: i64,
+}
+
+/// Counters of a query, as `QueryStatistics` reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Events that matched the query's filters.
+    pub events_matched: u64,
+    /// Events read.
+    pub events_scanned: u64,
+    /// Bytes read: of Parquet files, and of the in-memory batches.
+    pub bytes_scanned: u64,
+}
+
+/// A planned query, ready to run.
+pub struct Planned {
+    ctx: SessionContext,
+    plan: LogicalPlan,
+    memory_bytes: u64,
+}
+
+/// Rows of a result, every value a string (NULL is the empty string), in select-list order.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    /// Column names.
+    pub columns: Vec<String>,
+    /// Rows.
+    pub rows: Vec<Vec<String>>,
+    /// Counters.
+    pub stats: Stats,
+}
+
+/// Why a query failed while it ran.
+#[derive(Debug)]
+pub enum RunError {
+    /// The result is larger than [`QueryConfig::max_result_rows`].
+    TooManyRows(usize),
+    /// DataFusion failed.
+    Engine(String),
+}
+
+/// Plans and runs queries; shares the file metadata cache across queries.
+pub struct Engine {
+    env: Arc<RuntimeEnv>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine { env: Arc::new(RuntimeEnv::default()) }
+    }
+}
+
+impl Engine {
+    fn context(&self) -> SessionContext {
+        let mut config = SessionConfig::new().with_target_partitions(2).with_information_schema(false);
+        config.options_mut().execution.parquet.schema_force_view_types = false;
+        let state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_runtime_env(self.env.clone())
+            .with_default_features()
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        for function in functions::all() {
+            ctx.register_udf(function);
+        }
+        ctx
+    }
+
+    /// Plans `statement` over `stores` (every table it names must be among them). An error is
+    /// the planner's message: a column that does not exist, a type mismatch, ...
+    pub async fn plan(&self, statement: DfStatement, stores: Vec<StoreView>) -> Result<Planned, String> {
+        let ctx = self.context();
+        let mut memory_bytes = 0;
+        for store in stores {
+            memory_bytes += store.snapshot.batches.iter().map(|b| b.get_array_memory_size() as u64).sum::<u64>();
+            let view = store_frame(&ctx, &store).await.map_err(|e| message(&e))?;
+            ctx.register_table(TableReference::bare(store.id.clone()), view.into_view()).map_err(|e| message(&e))?;
+        }
+        let plan = ctx.state().statement_to_plan(statement).await.map_err(|e| message(&e))?;
+        datafusion::execution::context::SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false)
+            .verify_plan(&plan)
+            .map_err(|e| message(&e))?;
+        // Type errors surface in the optimizer: report them now, as CloudTrail does at StartQuery.
+        ctx.state().optimize(&plan).map_err(|e| message(&e))?;
+        Ok(Planned { ctx, plan, memory_bytes })
+    }
+
+    /// Runs a planned query to the end, rendering its rows; at most `max_rows` of them.
+    pub async fn run(&self, planned: Planned, max_rows: usize) -> Result<Output, RunError> {
+        let engine = |e: DataFusionError| RunError::Engine(message(&e));
+        let Planned { ctx, plan, memory_bytes } = planned;
+        let frame = ctx.execute_logical_plan(plan).await.map_err(engine)?;
+        let physical = frame.create_physical_plan().await.map_err(engine)?;
+        let columns: Vec<String> = physical.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let mut stream = execute_stream(physical.clone(), ctx.task_ctx()).map_err(engine)?;
+        let mut rows = Vec::new();
+        while let Some(batch) = stream.next().await {
+            let batch = batch.map_err(engine)?;
+            if rows.len() + batch.num_rows() > max_rows {
+                return Err(RunError::TooManyRows(max_rows));
+            }
+            render(&batch, &mut rows).map_err(|e| RunError::Engine(e.to_string()))?;
+        }
+        drop(stream);
+        let mut stats = Stats::default();
+        count(&physical, false, &mut stats);
+        tracing::debug!(
+            plan = %datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(physical.as_ref()).indent(true),
+            "A query ran."
+        );
+
+        if stats.events_scanned > 0 {
+            stats.bytes_scanned += memory_bytes;
+        }
+        Ok(Output { columns, rows, stats })
+    }
+}
+
+/// A store as a table: its Parquet files and in-memory batches, within retention.
+async fn store_frame(ctx: &SessionContext, store: &StoreView) -> Result<DataFrame, DataFusionError> {
+    let schema = schema();
+    let mut parts = Vec::new();
+    if !store.snapshot.files.is_empty() {
+        let paths: Vec<String> = store
+            .snapshot
+            .files
+            .iter()
+            .map(|f| std::path::absolute(&f.path).unwrap_or(f.path.clone()))
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        let options = ParquetReadOptions::default().schema(&schema).file_extension(".parquet");
+        parts.push(ctx.read_parquet(paths, options).await?);
+    }
+    if !store.snapshot.batches.is_empty() || parts.is_empty() {
+        let memory = MemTable::try_new(schema.clone(), vec![store.snapshot.batches.clone()])?;
+        parts.push(ctx.read_table(Arc::new(memory))?);
+    }
+    let mut frame = parts.remove(0);
+    for part in parts {
+        frame = frame.union(part)?;
+    }
+    let from = ScalarValue::TimestampMillisecond(Some(store.retain_from_ms), None);
+    frame.filter(ident("eventTime").gt_eq(lit(from)))
+}
+
+/// DataFusion's message without its internal prefixes.
+fn message(err: &DataFusionError) -> String {
+    let full = err.strip_backtrace();
+    // The innermost cause says what is wrong; the outer ones name optimizer passes.
+    let text = full.rsplit("caused by\n").next().unwrap_or(&full);
+    let text = text
+        .trim_start_matches("Error during planning: ")
+        .trim_start_matches("Schema error: ")
+        .trim_start_matches("SQL error: ")
+        .trim_start_matches("This feature is not implemented: ");
+    text.replace("datafusion.public.", "")
+}
+
+/// Adds the events scanned and matched by the plan's leaves (and the filters right above them).
+fn count(plan: &Arc<dyn ExecutionPlan>, under_filter: bool, stats: &mut Stats) {
+    let metrics = plan.metrics();
+    let output_rows = metrics.as_ref().and_then(|m| m.output_rows());
+    let rows = output_rows.unwrap_or(0) as u64;
+    if plan.children().is_empty() {
+        // An in-memory scan keeps no metrics; it reads every row it holds.
+        let rows = match output_rows {
+            Some(_) => rows,
+            None => memory_rows(plan),
+        };
+        stats.events_scanned += rows;
+        stats.bytes_scanned +=
+            metrics.as_ref().and_then(|m| m.sum_by_name("bytes_scanned")).map_or(0, |v| v.as_usize() as u64);
+        if !under_filter {
+            stats.events_matched += rows;
+        }
+        return;
+    }
+    let filter = plan.name() == "FilterExec" && !under_filter;
+    if filter {
+        stats.events_matched += rows;
+    }
+    for child in plan.children() {
+        count(child, under_filter || filter, stats);
+    }
+}
+
+/// The rows an in-memory scan holds.
+fn memory_rows(plan: &Arc<dyn ExecutionPlan>) -> u64 {
+    use datafusion::datasource::{memory::MemorySourceConfig, source::DataSourceExec};
+    let Some(exec) = plan.downcast_ref::<DataSourceExec>() else { return 0 };
+    let Some(memory) = exec.data_source().downcast_ref::<MemorySourceConfig>() else { return 0 };
+    memory.partitions().iter().flatten().map(|b| b.num_rows() as u64).sum()
+}
+
+const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.3f";
+
+/// Appends a batch's rows, rendered, to `rows`.
+fn render(batch: &RecordBatch, rows: &mut Vec<Vec<String>>) -> Result<(), datafusion::arrow::error::ArrowError> {
+    let options = FormatOptions::new().with_null("").with_timestamp_format(Some(TIMESTAMP_FORMAT));
+    let columns: Vec<Renderer<'_>> =
+        batch.columns().iter().map(|c| Renderer::new(c, &options)).collect::<Result<_, _>>()?;
+    for row in 0..batch.num_rows() {
+        let mut out = Vec::with_capacity(columns.len());
+        for column in &columns {
+            let mut cell = String::new();
+            column.write(row, &mut cell, false);
+            out.push(cell);
+        }
+        rows.push(out);
+    }
+    Ok(())
+}
+
+/// Renders a column's values: leaves as Arrow displays them, structs as JSON objects (a map
+/// column's JSON text embedded as is).
+enum Renderer<'a> {
+    Leaf(ArrayFormatter<'a>, &'a ArrayRef),
+    Struct(&'a ArrayRef, Vec<(String, bool, Renderer<'a>)>),
+}
+
+impl<'a> Renderer<'a> {
+    fn new(
+        array: &'a ArrayRef,
+        options: &FormatOptions<'a>,
+    ) -> Result<Renderer<'a>, datafusion::arrow::error::ArrowError> {
+        match array.data_type() {
+            DataType::Struct(fields) => {
+                let children = array.as_struct();
+                let mut parts = Vec::new();
+                for (field, child) in fields.iter().zip(children.columns()) {
+                    let json = JSON_FIELDS.contains(&field.name().as_str());
+                    parts.push((field.name().clone(), json, Renderer::new(child, options)?));
+                }
+                Ok(Renderer::Struct(array, parts))
+            }
+            _ => Ok(Renderer::Leaf(ArrayFormatter::try_new(array.as_ref(), options)?, array)),
+        }
+    }
+
+    fn is_null(&self, row: usize) -> bool {
+        match self {
+            Renderer::Leaf(_, array) | Renderer::Struct(array, _) => array.is_null(row),
+        }
+    }
+
+    /// Writes value `row`; inside a struct (`nested`), strings are JSON strings and NULL is `null`.
+    fn write(&self, row: usize, out: &mut String, nested: bool) {
+        use std::fmt::Write;
+        match self {
+            Renderer::Leaf(format, array) => {
+                if nested {
+                    if array.is_null(row) {
+                        out.push_str("null");
+                    } else if matches!(array.data_type(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+                        || matches!(array.data_type(), DataType::Timestamp(..))
+                    {
+                        let text = format.value(row).to_string();
+                        out.push_str(&serde_json::to_string(&text).expect("a string serializes"));
+                    } else {
+                        let _ = write!(out, "{}", format.value(row));
+                    }
+                } else {
+                    let _ = write!(out, "{}", format.value(row));
+                }
+            }
+            Renderer::Struct(array, parts) => {
+                if array.is_null(row) {
+                    if nested {
+                        out.push_str("null");
+                    }
+                    return;
+                }
+                out.push('{');
+                let mut first = true;
+                for (name, json, part) in parts {
+                    if part.is_null(row) {
+                        continue; // as the event left it out
+                    }
+                    if !first {
+                        out.push(',');
+                    }
+                    first = false;
+                    out.push_str(&serde_json::to_string(name).expect("a string serializes"));
+                    out.push(':');
+                    match (json, part) {
+                        (true, Renderer::Leaf(_, leaf)) if leaf.data_type() == &DataType::Utf8 => {
+                            out.push_str(leaf.as_string::<i32>().value(row));
+                        }
+                        _ => part.write(row, out, true),
+                    }
+                }
+                out.push('}');
+            }
+        }
+    }
+}

@@ -1,0 +1,434 @@
+//! SQL queries through the `cloudtrail` API (`StartQuery`, `DescribeQuery`, `GetQueryResults`,
+//! `ListQueries`, `CancelQuery`) over events published with `PutAuditEvents`.
+//!
+//! `sql_golden` runs every statement of `tests/sql/lake.slt` and compares the rendered results
+//! with the file; `UPDATE_GOLDEN=1 cargo test -p audit-lake sql_golden` rewrites it after a
+//! deliberate change (review the diff).
+
+use std::time::Duration;
+
+use audit_event::Catalog;
+use aws_sdk_cloudtrail::types::QueryStatus;
+use serde_json::{Value, json};
+
+use crate::support::{CUSTOMER, TestLake, Who, activity_selectors, code, entry};
+
+/// The fixed event set: every event type of the five applications, three times each, by three
+/// principals, five hours apart from 2026-10-01T00:00:00Z. Deterministic.
+fn fixture() -> Vec<String> {
+    let catalog = Catalog::embedded();
+    let principals = ["alice@example.com", "bob@example.com", "carol@example.com"];
+    let start = 1_790_812_800; // 2026-10-01T00:00:00Z
+    let mut events = Vec::new();
+    let mut n = 0;
+    for app in catalog.applications() {
+        for (t, event_type) in app.event_types.iter().enumerate() {
+            for v in 0..3 {
+                let mut data = event_type.example.clone();
+                let time = audit_event::EventTime::from_unix(start + n * 5 * 3600, 0).to_string();
+                data.insert("eventTime".into(), json!(time));
+                data.insert("UID".into(), json!(format!("00000000-0000-7000-8000-{n:012}")));
+                data.insert("recipientAccountId".into(), json!(CUSTOMER));
+                data.insert(
+                    "userIdentity".into(),
+                    json!({"type": "USER", "principalId": principals[(t + v) % 3], "details": {"team": format!("team-{}", v)}}),
+                );
+                if v == 2 {
+                    data.insert("sourceIPAddress".into(), json!("198.51.100.7"));
+                }
+                events.push(Value::Object(data).to_string());
+                n += 1;
+            }
+        }
+    }
+    events
+}
+
+/// Creates a store (10-year retention, so the fixture's 2026 times stay in it) with a channel;
+/// returns (store ARN, channel ARN).
+async fn store(lake: &TestLake, who: Who, name: &str) -> (String, String) {
+    let ct = lake.cloudtrail(who);
+    let store = ct
+        .create_event_data_store()
+        .name(format!("{name}-store"))
+        .set_advanced_event_selectors(Some(activity_selectors()))
+        .multi_region_enabled(false)
+        .retention_period(3653)
+        .send()
+        .await
+        .unwrap();
+    let store_arn = store.event_data_store_arn().unwrap().to_owned();
+    let channel = ct
+        .create_channel()
+        .name(format!("{name}-channel"))
+        .source(format!("Custom{name}").replace('-', ""))
+        .destinations(
+            aws_sdk_cloudtrail::types::Destination::builder()
+                .r#type(aws_sdk_cloudtrail::types::DestinationType::EventDataStore)
+                .location(&store_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    (store_arn, channel.channel_arn().unwrap().to_owned())
+}
+
+async fn publish(lake: &TestLake, who: Who, channel: &str, events: &[String]) {
+    static ENTRY: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    for batch in events.chunks(100) {
+        let entries = batch
+            .iter()
+            .map(|e| entry(&format!("e{}", ENTRY.fetch_add(1, std::sync::atomic::Ordering::Relaxed)), e))
+            .collect();
+        let out = lake
+            .data(who)
+            .put_audit_events()
+            .channel_arn(channel)
+            .set_audit_events(Some(entries))
+            .send()
+            .await
+            .unwrap();
+        assert!(out.failed().is_empty(), "{:?}", out.failed());
+    }
+}
+
+fn id(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap()
+}
+
+/// A finished query's columns and rows, or `Err("<status or code>: <message>")`.
+async fn query(ct: &aws_sdk_cloudtrail::Client, sql: &str) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
+    let started = ct.start_query().query_statement(sql).send().await;
+    let query_id = match started {
+        Ok(out) => out.query_id().unwrap().to_owned(),
+        Err(err) => {
+            let message = err
+                .as_service_error()
+                .and_then(|e| aws_sdk_cloudtrail::error::ProvideErrorMetadata::message(e))
+                .unwrap_or("")
+                .to_owned();
+            return Err(format!("{}: {message}", code(err)));
+        }
+    };
+    let status = wait(ct, &query_id).await;
+    let mut columns = Vec::new();
+    let mut rows = Vec::new();
+    let mut token = None;
+    loop {
+        let page = ct.get_query_results().query_id(&query_id).set_next_token(token).send().await.unwrap();
+        if status != QueryStatus::Finished {
+            return Err(format!("{}: {}", status.as_str(), page.error_message().unwrap_or("")));
+        }
+        for row in page.query_result_rows() {
+            let names: Vec<String> = row.iter().map(|cell| cell.keys().next().unwrap().clone()).collect();
+            if columns.is_empty() {
+                columns = names;
+            }
+            rows.push(row.iter().map(|cell| cell.values().next().unwrap().clone()).collect());
+        }
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    Ok((columns, rows))
+}
+
+async fn wait(ct: &aws_sdk_cloudtrail::Client, query_id: &str) -> QueryStatus {
+    for _ in 0..3000 {
+        let out = ct.describe_query().query_id(query_id).send().await.unwrap();
+        let status = out.query_status().unwrap().clone();
+        if !matches!(status, QueryStatus::Queued | QueryStatus::Running) {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("query {query_id} did not finish in a minute");
+}
+
+/// One block of the golden file: comment lines, a statement, the expected output.
+struct Block {
+    comments: Vec<String>,
+    statement: String,
+    expected: String,
+}
+
+fn blocks(text: &str) -> Vec<Block> {
+    let mut out = Vec::new();
+    for chunk in text.split("\n\n").map(str::trim).filter(|c| !c.is_empty()) {
+        let mut comments = Vec::new();
+        let mut statement = Vec::new();
+        let mut expected = Vec::new();
+        let mut in_expected = false;
+        for line in chunk.lines() {
+            if in_expected {
+                expected.push(line);
+            } else if line == "----" {
+                in_expected = true;
+            } else if line.starts_with('#') {
+                comments.push(line.to_owned());
+            } else {
+                statement.push(line);
+            }
+        }
+        if statement.is_empty() {
+            out.push(Block { comments, statement: String::new(), expected: String::new() });
+        } else {
+            out.push(Block { comments, statement: statement.join("\n"), expected: expected.join("\n") });
+        }
+    }
+    out
+}
+
+fn render(result: Result<(Vec<String>, Vec<Vec<String>>), String>) -> String {
+    match result {
+        Ok((columns, rows)) => {
+            let mut lines = vec![columns.join(" | ")];
+            lines.extend(rows.iter().map(|r| r.join(" | ").trim_end().to_owned()));
+            lines.join("\n")
+        }
+        Err(error) => format!("error: {error}"),
+    }
+}
+
+#[tokio::test]
+async fn sql_golden() {
+    let lake = TestLake::start().await;
+    let (arn, channel) = store(&lake, Who::Customer, "golden").await;
+    let (arn2, channel2) = store(&lake, Who::Customer, "second").await;
+    let events = fixture();
+    publish(&lake, Who::Customer, &channel, &events).await;
+    publish(&lake, Who::Customer, &channel2, &events[..5]).await;
+    let ct = lake.cloudtrail(Who::Customer);
+
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sql/lake.slt");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let (store, store2) = (id(&arn).to_owned(), id(&arn2).to_owned());
+    let mut actual = Vec::new();
+    for block in blocks(&text) {
+        let mut out = block.comments.join("\n");
+        if !block.statement.is_empty() {
+            let sql = block.statement.replace("$STORE2", &store2).replace("$STORE", &store).replace("$ARN", &arn);
+            let result = render(query(&ct, &sql).await).replace(&store2, "$STORE2").replace(&store, "$STORE");
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&format!("{}\n----\n{result}", block.statement));
+            if std::env::var_os("UPDATE_GOLDEN").is_none() {
+                assert_eq!(result, block.expected, "\nstatement:\n{}\n", block.statement);
+            }
+        }
+        actual.push(out);
+    }
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual.join("\n\n") + "\n").unwrap();
+    }
+}
+
+#[tokio::test]
+async fn an_acknowledged_event_is_queryable_at_once_and_after_compaction_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = TestLake::start_with(dir, |c| c.columnar.flush_rows = 10).await;
+    let (arn, channel) = store(&lake, Who::Customer, "fresh").await;
+    let events = fixture();
+    let ct = lake.cloudtrail(Who::Customer);
+    let count = format!("SELECT count(*) AS n, count(DISTINCT eventData.UID) AS uids FROM {}", id(&arn));
+    // Each publish is followed at once by a query that must see it.
+    for (i, event) in events.iter().take(12).enumerate() {
+        publish(&lake, Who::Customer, &channel, std::slice::from_ref(event)).await;
+        let n = (i + 1).to_string();
+        assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec![n.clone(), n]]);
+    }
+    publish(&lake, Who::Customer, &channel, &events[12..]).await;
+    lake.lake.columnar.flush_all().unwrap();
+    let files = lake.lake.columnar.file_bytes();
+    assert!(files.get(id(&arn)).copied().unwrap_or(0) > 0, "no Parquet file was written: {files:?}");
+    let total = events.len().to_string();
+    assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec![total.clone(), total.clone()]]);
+
+    // A crash leaves a half-written file and a stale watermark: the restart ignores the one and
+    // re-reads from the other without counting anything twice.
+    let dir = lake.stop().await;
+    let columnar = dir.path().join("lake").join(audit_lake::columnar::DIR);
+    std::fs::write(columnar.join(id(&arn)).join("00000000000000000001-00000000000000000099.parquet.tmp"), b"torn")
+        .unwrap();
+    std::fs::write(columnar.join("converted"), "0").unwrap();
+    let lake = TestLake::start_with(dir, |c| c.columnar.flush_rows = 10).await;
+    let ct = lake.cloudtrail(Who::Customer);
+    assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec![total.clone(), total]]);
+    assert!(!columnar.join(id(&arn)).join("00000000000000000001-00000000000000000099.parquet.tmp").exists());
+}
+
+#[tokio::test]
+async fn results_page_and_queries_are_listed_described_and_cancelled() {
+    let lake = TestLake::start().await;
+    let (arn, channel) = store(&lake, Who::Customer, "paging").await;
+    let events = fixture();
+    publish(&lake, Who::Customer, &channel, &events).await;
+    let ct = lake.cloudtrail(Who::Customer);
+
+    let sql = format!("SELECT eventData.UID FROM {} ORDER BY eventData.UID", id(&arn));
+    let query_id = ct.start_query().query_statement(&sql).send().await.unwrap().query_id().unwrap().to_owned();
+    assert_eq!(wait(&ct, &query_id).await, QueryStatus::Finished);
+    let mut uids = Vec::new();
+    let mut token = None;
+    let mut pages = 0;
+    loop {
+        let page = ct
+            .get_query_results()
+            .query_id(&query_id)
+            .max_query_results(20)
+            .set_next_token(token)
+            .send()
+            .await
+            .unwrap();
+        let stats = page.query_statistics().unwrap();
+        assert_eq!(stats.total_results_count(), Some(events.len() as i32));
+        assert_eq!(stats.results_count(), Some(page.query_result_rows().len() as i32));
+        uids.extend(page.query_result_rows().iter().map(|row| row[0]["UID"].clone()));
+        pages += 1;
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    assert_eq!(pages, events.len().div_ceil(20));
+    let mut sorted = uids.clone();
+    sorted.sort();
+    assert_eq!(uids, sorted);
+    assert_eq!(uids.len(), events.len());
+
+    let err = ct.get_query_results().query_id(&query_id).max_query_results(1001).send().await.unwrap_err();
+    assert_eq!(code(err), "InvalidMaxResultsException");
+    let err = ct.get_query_results().query_id(&query_id).next_token("bogus-token").send().await.unwrap_err();
+    assert_eq!(code(err), "InvalidNextTokenException");
+
+    let described = ct.describe_query().query_id(&query_id).send().await.unwrap();
+    assert_eq!(described.query_string(), Some(sql.as_str()));
+    let stats = described.query_statistics().unwrap();
+    assert_eq!(stats.events_scanned(), Some(events.len() as i64));
+    assert_eq!(stats.events_matched(), Some(events.len() as i64));
+    assert!(stats.bytes_scanned().unwrap() > 0);
+    assert!(stats.creation_time().is_some());
+
+    // A filtered query matches fewer events than it scans.
+    let filtered =
+        format!("SELECT count(*) FROM {} WHERE eventData.eventSource = 'com.nordcloudapp.com.maestro'", id(&arn));
+    let filtered_id = ct.start_query().query_statement(&filtered).send().await.unwrap().query_id().unwrap().to_owned();
+    wait(&ct, &filtered_id).await;
+    let stats = ct.describe_query().query_id(&filtered_id).send().await.unwrap().query_statistics().unwrap().clone();
+    assert!(stats.events_matched() < stats.events_scanned(), "{stats:?}");
+    assert!(stats.events_matched().unwrap() > 0, "{stats:?}");
+
+    // Listed by store, newest first, filtered by status and time window.
+    let listed = ct.list_queries().event_data_store(&arn).send().await.unwrap();
+    let ids: Vec<&str> = listed.queries().iter().map(|q| q.query_id().unwrap()).collect();
+    assert_eq!(ids, vec![filtered_id.as_str(), query_id.as_str()]);
+    let none = ct
+        .list_queries()
+        .event_data_store(&arn)
+        .end_time(aws_sdk_cloudtrail::primitives::DateTime::from_secs(1_000_000_000))
+        .send()
+        .await
+        .unwrap();
+    assert!(none.queries().is_empty());
+    let err =
+        ct.list_queries().event_data_store(&arn).query_status(QueryStatus::from("DONE")).send().await.unwrap_err();
+    assert_eq!(code(err), "InvalidQueryStatusException");
+
+    // A finished query cannot be cancelled; a running one can.
+    let err = ct.cancel_query().query_id(&query_id).send().await.unwrap_err();
+    assert_eq!(code(err), "InactiveQueryException");
+    let slow = format!(
+        "SELECT count(*) FROM {0} a, {0} b, {0} c, {0} d, {0} e WHERE a.eventData.UID <> e.eventData.eventName",
+        id(&arn)
+    );
+    let slow_id = ct.start_query().query_statement(&slow).send().await.unwrap().query_id().unwrap().to_owned();
+    let cancelled = ct.cancel_query().query_id(&slow_id).send().await.unwrap();
+    assert_eq!(cancelled.query_status(), &QueryStatus::Cancelled);
+    assert_eq!(wait(&ct, &slow_id).await, QueryStatus::Cancelled);
+    let err = ct.describe_query().query_id("00000000-0000-0000-0000-000000000000").send().await.unwrap_err();
+    assert_eq!(code(err), "QueryIdNotFoundException");
+}
+
+#[tokio::test]
+async fn at_most_the_configured_queries_run_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = TestLake::start_with(dir, |c| c.query.max_concurrent = 1).await;
+    let (arn, channel) = store(&lake, Who::Customer, "busy").await;
+    publish(&lake, Who::Customer, &channel, &fixture()).await;
+    let ct = lake.cloudtrail(Who::Customer);
+    let slow = format!("SELECT count(*) FROM {0} a, {0} b, {0} c, {0} d, {0} e", id(&arn));
+    let first = ct.start_query().query_statement(&slow).send().await.unwrap().query_id().unwrap().to_owned();
+    let err = ct.start_query().query_statement(&slow).send().await.unwrap_err();
+    assert_eq!(code(err), "MaxConcurrentQueriesException");
+    ct.cancel_query().query_id(&first).send().await.unwrap();
+    let second = ct.start_query().query_statement(format!("SELECT count(*) FROM {}", id(&arn))).send().await.unwrap();
+    assert_eq!(wait(&ct, second.query_id().unwrap()).await, QueryStatus::Finished);
+}
+
+#[tokio::test]
+async fn a_caller_reads_only_its_own_stores() {
+    let lake = TestLake::start().await;
+    let (arn, channel) = store(&lake, Who::Customer, "private").await;
+    publish(&lake, Who::Customer, &channel, &fixture()[..3]).await;
+
+    // Another account does not see the store at all.
+    let vendor = lake.cloudtrail(Who::Vendor);
+    let err = query(&vendor, &format!("SELECT count(*) FROM {}", id(&arn))).await.unwrap_err();
+    assert!(err.starts_with("EventDataStoreNotFoundException"), "{err}");
+    // Nor in another region of the same account.
+    let elsewhere = lake.cloudtrail_in(Who::Customer, "eu-west-1");
+    let err = query(&elsewhere, &format!("SELECT count(*) FROM {}", id(&arn))).await.unwrap_err();
+    assert!(err.starts_with("EventDataStoreNotFoundException"), "{err}");
+    // And the vendor cannot read the customer's query by its id.
+    let ct = lake.cloudtrail(Who::Customer);
+    let mine = ct.start_query().query_statement(format!("SELECT count(*) FROM {arn}")).send().await.unwrap();
+    let err = vendor.get_query_results().query_id(mine.query_id().unwrap()).send().await.unwrap_err();
+    assert_eq!(code(err), "QueryIdNotFoundException");
+}
+
+#[tokio::test]
+async fn events_past_retention_are_not_returned() {
+    let lake = TestLake::start().await;
+    let ct = lake.cloudtrail(Who::Customer);
+    let store = ct
+        .create_event_data_store()
+        .name("short-store")
+        .set_advanced_event_selectors(Some(activity_selectors()))
+        .multi_region_enabled(false)
+        .retention_period(7)
+        .send()
+        .await
+        .unwrap();
+    let arn = store.event_data_store_arn().unwrap().to_owned();
+    let channel = ct
+        .create_channel()
+        .name("short-channel")
+        .source("Customshort")
+        .destinations(
+            aws_sdk_cloudtrail::types::Destination::builder()
+                .r#type(aws_sdk_cloudtrail::types::DestinationType::EventDataStore)
+                .location(&arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let now = audit_event::EventTime::now().unix_seconds();
+    let mut events = fixture();
+    events.truncate(4);
+    for (i, event) in events.iter_mut().enumerate() {
+        let mut value: Value = serde_json::from_str(event).unwrap();
+        // Two within the last day, two ten days old.
+        let age = if i < 2 { 3600 } else { 10 * 86_400 };
+        value["eventTime"] = json!(audit_event::EventTime::from_unix(now - age, 0).to_string());
+        *event = value.to_string();
+    }
+    publish(&lake, Who::Customer, channel.channel_arn().unwrap(), &events).await;
+    let (_, rows) = query(&ct, &format!("SELECT count(*) FROM {}", id(&arn))).await.unwrap();
+    assert_eq!(rows, vec![vec!["2".to_string()]]);
+}
