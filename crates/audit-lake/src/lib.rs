@@ -1,7 +1,8 @@
 //! The local lake: an AWS-compatible CloudTrail Lake endpoint — `cloudtrail` (event data stores,
-//! channels, resource policies), `cloudtrail-data` (`PutAuditEvents`) and `sts`
-//! (`GetCallerIdentity`) on one port — with SigV4 authentication and durable storage, so that the
-//! AWS CLI, boto3 and aws-sdk-rust work against it with only the endpoint changed.
+//! channels, resource policies, SQL queries), `cloudtrail-data` (`PutAuditEvents`), `sts` and an
+//! `iam` subset on one port — with SigV4 authentication, durable storage and Apache DataFusion for
+//! queries, so that the AWS CLI, boto3 and aws-sdk-rust work against it with only the endpoint
+//! changed.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -18,9 +19,9 @@
 //! - [`identity`]: access keys → [`identity::Caller`]; [`authz`]: what a caller's own policies allow.
 //! - [`policy`]: IAM-style policy documents and their evaluation.
 //! - [`store`]: SQLite storage with a group-committing writer; its module documents the format.
+//! - [`columnar`]: each store's events as Arrow in memory and Parquet on disk, for queries.
+//! - [`sql`]: CloudTrail Lake SQL over DataFusion, and the asynchronous queries of the API.
 //! - [`error`]: [`AwsError`] (answered to clients) and [`LakeError`] (failures of the lake).
-//!
-//! Not built yet: STS role assumption and IAM (identity issue), SQL queries (query issue).
 
 pub mod api;
 pub mod authz;
@@ -62,7 +63,12 @@ impl Lake {
         config.validate().map_err(LakeError::Config)?;
         let store = Store::open(&config.data_dir)?;
         let identity = Identity::new(&config).with_database(store.path());
-        let columnar = columnar::Columnar::open(&config.data_dir, store.path(), config.columnar.clone())?;
+        let resources = store.resources.clone();
+        let retention: columnar::Retention = Box::new(move |id| {
+            let resources = resources.read().expect("resources lock");
+            resources.stores.values().find(|s| s.id == id).map(|s| s.retention_period)
+        });
+        let columnar = columnar::Columnar::open(&config.data_dir, store.path(), config.columnar.clone(), retention)?;
         let queries = sql::queries::Queries::new(config.query.clone())?;
         Ok(Arc::new(Lake { config, identity, store, columnar, queries, control: tokio::sync::Mutex::new(()) }))
     }

@@ -133,6 +133,7 @@ impl RelayConfig {
             tenant_scan: Duration::from_secs(1),
             attempt_timeout: Duration::from_secs(self.attempt_timeout_secs),
             concurrency: self.delivery_concurrency,
+            reconcile: None,
         }
     }
 }

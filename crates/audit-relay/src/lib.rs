@@ -42,10 +42,22 @@ pub async fn run(
     let spool = spool::Spool::open(&config.data_dir.join("spool"), config.spool_max_bytes)?;
     let registry = registry::Registry::open(&config.data_dir)?;
     let metrics = Arc::new(metrics::Metrics::default());
-    let deliverer = delivery::Deliverer::new(spool.clone(), registry.clone(), config.delivery(), metrics.clone());
+    let mut delivery = config.delivery();
+    if spool.crashed() {
+        // Calls still in flight at CloudTrail when the relay died may land up to one attempt
+        // timeout later: the look-up waits out what is left of it.
+        let delay = delivery.attempt_timeout.saturating_sub(spool.since_last_write());
+        delivery.reconcile = Some(delay);
+        tracing::warn!(
+            wait_secs = delay.as_secs(),
+            "The relay did not stop cleanly last time; batches it had in flight are looked up in the customers' stores before they are sent again."
+        );
+    }
+    let deliverer = delivery::Deliverer::new(spool.clone(), registry.clone(), delivery, metrics.clone());
     let delivering = tokio::spawn(deliverer.run(shutdown.clone()));
     let retention = std::time::Duration::from_secs(config.delivered_retention_hours * 3600);
     tokio::spawn(forget_old_deliveries(spool.clone(), retention, shutdown.clone()));
+    let state_spool = spool.clone();
     let state = Arc::new(api::RelayState {
         spool,
         registry,
@@ -60,7 +72,9 @@ pub async fn run(
     let stop = shutdown.clone();
     axum::serve(listener, api::router(state)).with_graceful_shutdown(async move { stop.cancelled().await }).await?;
     shutdown.cancel();
-    let _ = delivering.await;
+    if delivering.await.is_ok() {
+        state_spool.stopped_cleanly()?;
+    }
     Ok(())
 }
 

@@ -52,7 +52,7 @@ pub(crate) enum Command {
     #[command(after_help = "Examples:\n  klarity-audit validate event.json\n  \
         klarity-audit validate --stage submit --recipient 123456789012 events.ndjson\n  \
         producer | klarity-audit validate --json -")]
-    #[command(display_order = 9)]
+    #[command(display_order = 10)]
     Validate(ValidateArgs),
 
     /// List the applications of the catalog: event sources, event types, request parameters.
@@ -63,7 +63,7 @@ pub(crate) enum Command {
     /// to one type.
     #[command(after_help = "Examples:\n  klarity-audit catalog\n  klarity-audit catalog autobackup\n  \
         klarity-audit catalog com.nordcloudapp.com.maestro deployment.created\n  klarity-audit catalog --json")]
-    #[command(display_order = 10)]
+    #[command(display_order = 11)]
     Catalog(CatalogArgs),
 
     /// Run the local CloudTrail Lake alone (AWS APIs on one port), or read its data.
@@ -77,7 +77,7 @@ pub(crate) enum Command {
         vendor   855341727128  AKIAKLARITYVENDOR001 / klarity-local-vendor-secret-key-0001\n\n\
         Examples:\n  klarity-audit lake\n  klarity-audit lake --listen 127.0.0.1:4599 --data-dir /tmp/lake\n  \
         klarity-audit lake dump --store 0f9c… > events.ndjson")]
-    #[command(display_order = 8)]
+    #[command(display_order = 9)]
     Lake(LakeArgs),
 
     /// Run the relay alone: the ingest API and delivery into each tenant's channel.
@@ -88,7 +88,7 @@ pub(crate) enum Command {
     #[command(
         after_help = "Examples:\n  klarity-audit relay\n  klarity-audit relay --config relay.toml --listen 0.0.0.0:8080"
     )]
-    #[command(display_order = 7)]
+    #[command(display_order = 8)]
     Relay(RelayArgs),
 
     /// Manage the relay's tenants: each is a customer channel and how to reach it.
@@ -98,14 +98,14 @@ pub(crate) enum Command {
         klarity-audit tenants add beta --channel-arn … --resource-policy --external-id Kl4r1ty02 --apps com.nordcloudapp.com.maestro\n  \
         klarity-audit tenants list\n  klarity-audit tenants pause acme --reason \"customer migrating\""
     )]
-    #[command(display_order = 4)]
+    #[command(display_order = 5)]
     Tenants(TenantsArgs),
 
     /// Issue app tokens for the relay's ingest API (shown once; stored hashed).
     #[command(
         after_help = "Example:\n  klarity-audit tokens issue --app com.nordcloudapp.com.autobackup --tenants acme,beta --name autobackup-prod"
     )]
-    #[command(display_order = 5)]
+    #[command(display_order = 6)]
     Tokens(TokensArgs),
 
     /// List or replay a tenant's dead letters (events CloudTrail refused for good).
@@ -118,7 +118,7 @@ pub(crate) enum Command {
     /// --admin-token-file; the relay is configured with its SHA-256 (admin_token_sha256).
     #[command(after_help = "Examples:\n  export KLARITY_ADMIN_TOKEN=…\n  klarity-audit dlq list acme\n  \
         klarity-audit dlq list acme --json | jq .\n  klarity-audit dlq replay acme --relay-url https://relay.example.com")]
-    #[command(display_order = 6)]
+    #[command(display_order = 7)]
     Dlq(DlqArgs),
 
     /// Measure the whole flow on this machine, with the lake alone as the baseline.
@@ -140,7 +140,7 @@ pub(crate) enum Command {
         klarity-audit bench --rate 10000 --events 300000     # latency at an offered 10k events/s\n  \
         klarity-audit bench --hold --events 10000000 --json  # a 10M-event backlog"
     )]
-    #[command(display_order = 11)]
+    #[command(display_order = 12)]
     Bench(BenchArgs),
 
     /// The customer's side: print the documents (`template`) or create them (`apply`).
@@ -155,7 +155,7 @@ pub(crate) enum Command {
         klarity-audit onboard template --only cloudformation > klarity.yml\n  \
         klarity-audit onboard apply --local                      # against the local lake\n  \
         AWS_PROFILE=… klarity-audit onboard apply --region eu-west-1 --mode resource-policy")]
-    #[command(display_order = 3)]
+    #[command(display_order = 4)]
     Onboard(OnboardArgs),
 
     /// Send events to the relay from files or standard input (JSON object, array or NDJSON).
@@ -173,6 +173,27 @@ pub(crate) enum Command {
     )]
     #[command(display_order = 2)]
     Send(SendArgs),
+
+    /// Query an event data store with CloudTrail Lake SQL, on the local lake or on AWS.
+    ///
+    /// Runs StartQuery, waits for the query (a spinner shows it on a terminal), reads every page
+    /// of GetQueryResults and prints a table (values over 60 characters cut), NDJSON with --json,
+    /// or CSV with --csv. The statement is CloudTrail Lake's SQL: FROM takes the event data store's
+    /// id (or ARN) unquoted, fields are eventData.eventName, eventData.userIdentity.principalId,
+    /// element_at(eventData.requestParameters, 'key'), and eventTime compares with
+    /// 'YYYY-MM-DD HH:MM:SS'. Only SELECT is allowed.
+    ///
+    /// Credentials: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) when set,
+    /// otherwise the local lake's customer key. `klarity-audit serve` prints the demo store's id and
+    /// a query per application.
+    #[command(
+        after_help = "Examples:\n  klarity-audit query \"SELECT eventData.eventName, count(*) FROM <store id> GROUP BY 1 ORDER BY 2 DESC\"\n  \
+        klarity-audit query --csv \"SELECT eventTime, eventData.userIdentity.principalId FROM <store id> \\\n      \
+        WHERE eventData.eventSource = 'com.nordcloudapp.com.klarity' AND eventTime > '2026-11-01 00:00:00'\" > klarity.csv\n  \
+        AWS_PROFILE=… klarity-audit query --aws --region eu-west-1 \"SELECT count(*) FROM <store id>\""
+    )]
+    #[command(display_order = 3)]
+    Query(QueryArgs),
 }
 
 #[derive(Debug, Args)]
@@ -195,6 +216,28 @@ pub(crate) struct SendArgs {
     /// Events per request.
     #[arg(long, default_value_t = 500)]
     pub(crate) batch: usize,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct QueryArgs {
+    /// The SQL statement (one SELECT).
+    #[arg(value_name = "SQL")]
+    pub(crate) statement: String,
+    /// The lake to ask.
+    #[arg(long, value_name = "URL", env = "KLARITY_LAKE_URL", default_value = "http://127.0.0.1:4566")]
+    pub(crate) endpoint_url: String,
+    /// Ask AWS CloudTrail Lake instead of a local lake (credentials from the AWS_* variables).
+    #[arg(long)]
+    pub(crate) aws: bool,
+    /// The region [default: AWS_REGION, AWS_DEFAULT_REGION, or us-east-1].
+    #[arg(long)]
+    pub(crate) region: Option<String>,
+    /// Print one JSON object per row.
+    #[arg(long, conflicts_with = "csv")]
+    pub(crate) json: bool,
+    /// Print CSV with a header row.
+    #[arg(long)]
+    pub(crate) csv: bool,
 }
 
 #[derive(Debug, Args)]
@@ -316,6 +359,10 @@ pub(crate) struct BenchArgs {
     /// Skip the lake-alone baseline.
     #[arg(long)]
     pub(crate) no_baseline: bool,
+    /// Measure the lake's SQL instead: load --events into one store (a year of eventTime, every
+    /// event type, 10,000 principals), then time queries over it and ingest while querying.
+    #[arg(long)]
+    pub(crate) sql: bool,
     /// Keep the data here instead of a temporary directory (which is removed afterwards).
     #[arg(long, value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,

@@ -88,6 +88,23 @@ mod tests {
         loaded.validate().unwrap();
         let defaults = LakeConfig::default();
         assert_eq!(toml::Value::try_from(&loaded).unwrap(), toml::Value::try_from(&defaults).unwrap());
+        // Every key is written out, not left to its default.
+        let written: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(keys(&written, ""), keys(&toml::Value::try_from(&defaults).unwrap(), ""));
+    }
+
+    /// The dotted paths of a TOML document's keys (tables walked, arrays not).
+    fn keys(value: &toml::Value, prefix: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if let toml::Value::Table(table) = value {
+            for (key, child) in table {
+                let path = format!("{prefix}{key}");
+                out.extend(keys(child, &format!("{path}.")));
+                out.push(path);
+            }
+        }
+        out.sort();
+        out
     }
 
     #[test]

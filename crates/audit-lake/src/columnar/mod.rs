@@ -7,7 +7,8 @@
 //! compactor thread tails the `events` table by `seq`: it converts new rows into record batches
 //! ([`records`]) per destination store and keeps them in memory (the *hot* batches). When a store
 //! has [`ColumnarConfig::flush_rows`] hot rows, or its oldest hot row is
-//! [`ColumnarConfig::flush_age`] old, the batches are sorted by `eventTime` and written as one
+//! [`ColumnarConfig::flush_age_secs`] old, or all stores together hold more than
+//! [`ColumnarConfig::max_memory_rows`] (the largest stores go first), the batches are sorted by `eventTime` and written as one
 //! Parquet file (zstd, page statistics, one row group), so a time-bounded query skips whole files
 //! by their statistics and pages inside a file by the page index.
 //!
@@ -17,8 +18,10 @@
 //!
 //! # On-disk format and crash safety
 //!
-//! `columnar/<store id>/<first seq>-<last seq>.parquet` holds the store's events whose `events.seq`
-//! lies in that range (both bounds zero-padded to 20 digits). A file is written as `*.tmp`,
+//! `columnar/<store id>/<first seq>-<last seq>-<latest ms>.parquet` holds the store's events whose
+//! `events.seq` lies in that range (both bounds zero-padded to 20 digits); `latest ms` is its latest
+//! `eventTime`, so that a file whose events are all past the store's retention period is deleted
+//! whole (once a minute) without being opened. A file is written as `*.tmp`,
 //! fsynced, renamed and its directory fsynced: the rename is the commit, and `*.tmp` leftovers are
 //! deleted at start. `columnar/converted` records a seq below which every store's events are in
 //! files; after a crash the compactor starts there and skips, per store, the rows its files
@@ -68,6 +71,9 @@ const STEP_ROWS: usize = 20_000;
 pub struct ColumnarConfig {
     /// A store's hot rows that make a file.
     pub flush_rows: usize,
+    /// Hot rows of all stores together that make the largest stores' files early, bounding the
+    /// memory they take (about 1.4 KB per 1 KB event).
+    pub max_memory_rows: usize,
     /// The age of a store's oldest hot row that makes a file, in seconds.
     pub flush_age_secs: u64,
     /// How often the compactor looks for new events, in milliseconds.
@@ -76,7 +82,7 @@ pub struct ColumnarConfig {
 
 impl Default for ColumnarConfig {
     fn default() -> Self {
-        ColumnarConfig { flush_rows: 131_072, flush_age_secs: 30, poll_millis: 200 }
+        ColumnarConfig { flush_rows: 65_536, max_memory_rows: 131_072, flush_age_secs: 30, poll_millis: 200 }
     }
 }
 
@@ -91,6 +97,8 @@ pub struct Segment {
     pub last_seq: i64,
     /// Its size.
     pub bytes: u64,
+    /// The latest `eventTime` in it, milliseconds since the epoch.
+    pub latest_ms: i64,
 }
 
 #[derive(Default)]
@@ -127,6 +135,9 @@ impl Snapshot {
     }
 }
 
+/// Looks up a store's retention period, in days.
+pub type Retention = Box<dyn Fn(&str) -> Option<i64> + Send + Sync>;
+
 /// The columnar side of a lake; cheap to share.
 pub struct Columnar {
     dir: PathBuf,
@@ -135,13 +146,20 @@ pub struct Columnar {
     state: RwLock<State>,
     /// Held by whoever converts or writes (the compactor, or [`Columnar::flush_all`]).
     work: Mutex<()>,
+    /// A store's retention period in days, if the store exists.
+    retention: Retention,
     stop: AtomicBool,
 }
 
 impl Columnar {
     /// Opens the columnar files beside the database `db` (in `<data dir>/columnar`), removes
     /// leftovers of an interrupted write and starts the compactor thread.
-    pub fn open(data_dir: &Path, db: &Path, config: ColumnarConfig) -> Result<Arc<Columnar>, LakeError> {
+    pub fn open(
+        data_dir: &Path,
+        db: &Path,
+        config: ColumnarConfig,
+        retention: Retention,
+    ) -> Result<Arc<Columnar>, LakeError> {
         let dir = data_dir.join(DIR);
         fs::create_dir_all(&dir)?;
         let mut state = State { converted_upto: read_converted(&dir)?, stores: HashMap::new() };
@@ -160,10 +178,10 @@ impl Columnar {
                     fs::remove_file(&path)?;
                     continue;
                 }
-                let Some((first_seq, last_seq)) = parse_name(&name) else { continue };
+                let Some((first_seq, last_seq, latest_ms)) = parse_name(&name) else { continue };
                 let bytes = fs::metadata(&path)?.len();
                 data.flushed_upto = data.flushed_upto.max(last_seq);
-                data.segments.push(Segment { path, first_seq, last_seq, bytes });
+                data.segments.push(Segment { path, first_seq, last_seq, bytes, latest_ms });
             }
             data.segments.sort_by_key(|s| s.first_seq);
             state.stores.insert(store_id, data);
@@ -174,6 +192,7 @@ impl Columnar {
             config,
             state: RwLock::new(state),
             work: Mutex::new(()),
+            retention,
             stop: false.into(),
         });
         let worker = columnar.clone();
@@ -231,10 +250,47 @@ impl Columnar {
         self.flush(true)
     }
 
+    /// Deletes the files whose every event is past its store's retention (queries already leave
+    /// such events out; this gives the disk back). Returns how many files went.
+    pub fn drop_expired(&self, now_ms: i64) -> Result<usize, LakeError> {
+        let expired: Vec<(String, PathBuf)> = {
+            let state = self.state.read().expect("columnar lock");
+            state
+                .stores
+                .iter()
+                .filter_map(|(id, d)| (self.retention)(id).map(|days| (id, d, now_ms - days * 86_400_000)))
+                .flat_map(|(id, d, cutoff)| {
+                    d.segments.iter().filter(move |s| s.latest_ms < cutoff).map(move |s| (id.clone(), s.path.clone()))
+                })
+                .collect()
+        };
+        for (id, path) in &expired {
+            // Out of the list first, so no new query reads it; a running query keeps its open file.
+            self.state
+                .write()
+                .expect("columnar lock")
+                .stores
+                .entry(id.clone())
+                .or_default()
+                .segments
+                .retain(|s| &s.path != path);
+            fs::remove_file(path)?;
+            tracing::info!(store = %id, file = %path.display(), "Dropped a file past the store's retention.");
+        }
+        Ok(expired.len())
+    }
+
     fn compactor(self: Arc<Self>) {
         let poll = Duration::from_millis(self.config.poll_millis.max(1));
         let mut conn = None;
+        let mut retention_checked = Instant::now() - Duration::from_secs(3600);
         while !self.stop.load(Ordering::Relaxed) {
+            if retention_checked.elapsed() >= Duration::from_secs(60) {
+                retention_checked = Instant::now();
+                if let Err(err) = self.drop_expired(audit_event::EventTime::now().unix_millis()) {
+                    tracing::error!(error = %err, "Dropping expired files failed; it retries in a minute.");
+                }
+            }
             let result = (|| -> Result<usize, LakeError> {
                 let conn = match &conn {
                     Some(conn) => conn,
@@ -294,12 +350,27 @@ impl Columnar {
         let due: Vec<(String, Vec<RecordBatch>, i64, i64)> = {
             let state = self.state.read().expect("columnar lock");
             let age = Duration::from_secs(self.config.flush_age_secs);
+            // Over the memory bound, the largest stores go first until half the bound is left.
+            let mut by_size: Vec<(&String, usize)> = state.stores.iter().map(|(id, d)| (id, d.hot_rows)).collect();
+            by_size.sort_by_key(|(_, rows)| std::cmp::Reverse(*rows));
+            let mut held: usize = by_size.iter().map(|(_, rows)| rows).sum();
+            let mut crowded = std::collections::HashSet::new();
+            if held > self.config.max_memory_rows {
+                for (id, rows) in by_size {
+                    if held <= self.config.max_memory_rows / 2 {
+                        break;
+                    }
+                    held -= rows;
+                    crowded.insert(id.clone());
+                }
+            }
             state
                 .stores
                 .iter()
                 .filter_map(|(id, d)| {
                     let (first, since) = d.hot_since?;
-                    let due = all || d.hot_rows >= self.config.flush_rows || since.elapsed() >= age;
+                    let due =
+                        all || d.hot_rows >= self.config.flush_rows || since.elapsed() >= age || crowded.contains(id);
                     due.then(|| (id.clone(), d.hot.clone(), first, state.converted_upto))
                 })
                 .collect()
@@ -337,9 +408,10 @@ impl Columnar {
     ) -> Result<Segment, LakeError> {
         let dir = self.dir.join(store_id);
         fs::create_dir_all(&dir)?;
-        let path = dir.join(format!("{first:020}-{last:020}.parquet"));
-        let tmp = path.with_extension("parquet.tmp");
         let batch = sorted_by_time(batches)?;
+        let latest_ms = latest_time(&batch);
+        let path = dir.join(format!("{first:020}-{last:020}-{latest_ms}.parquet"));
+        let tmp = path.with_extension("parquet.tmp");
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("a valid level")))
             .set_max_row_group_row_count(Some(batch.num_rows().max(1)))
@@ -355,7 +427,7 @@ impl Columnar {
         fs::File::open(&dir)?.sync_all()?;
         let bytes = fs::metadata(&path)?.len();
         tracing::debug!(store = store_id, rows = batch.num_rows(), bytes, "Wrote a columnar file.");
-        Ok(Segment { path, first_seq: first, last_seq: last, bytes })
+        Ok(Segment { path, first_seq: first, last_seq: last, bytes, latest_ms })
     }
 }
 
@@ -367,9 +439,17 @@ fn sorted_by_time(batches: &[RecordBatch]) -> Result<RecordBatch, LakeError> {
     take_record_batch(&batch, &order).map_err(arrow_error)
 }
 
-fn parse_name(name: &str) -> Option<(i64, i64)> {
-    let (first, last) = name.strip_suffix(".parquet")?.split_once('-')?;
-    Some((first.parse().ok()?, last.parse().ok()?))
+/// `<first seq>-<last seq>-<latest eventTime ms>.parquet`.
+fn parse_name(name: &str) -> Option<(i64, i64, i64)> {
+    let mut parts = name.strip_suffix(".parquet")?.splitn(3, '-');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+fn latest_time(batch: &RecordBatch) -> i64 {
+    use datafusion::arrow::{array::AsArray, datatypes::TimestampMillisecondType};
+    let times =
+        batch.column_by_name("eventTime").expect("schema has eventTime").as_primitive::<TimestampMillisecondType>();
+    if times.is_empty() { 0 } else { times.value(times.len() - 1) }
 }
 
 fn read_converted(dir: &Path) -> Result<i64, LakeError> {

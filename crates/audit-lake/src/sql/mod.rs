@@ -144,8 +144,12 @@ impl Engine {
     pub async fn plan(&self, statement: DfStatement, stores: Vec<StoreView>) -> Result<Planned, String> {
         let ctx = self.context();
         let mut memory_bytes = 0;
+        let ids: Vec<String> = stores.iter().map(|s| s.id.clone()).collect();
+        // Messages name columns without the store qualifier DataFusion puts before each.
+        let message =
+            |e: &DataFusionError| ids.iter().fold(message(e), |text, id| text.replace(&format!("\"{id}\"."), ""));
         for store in stores {
-            memory_bytes += store.snapshot.batches.iter().map(|b| b.get_array_memory_size() as u64).sum::<u64>();
+            memory_bytes += store.snapshot.batches.iter().map(used_bytes).sum::<u64>();
             let view = store_frame(&ctx, &store).await.map_err(|e| message(&e))?;
             ctx.register_table(TableReference::bare(store.id.clone()), view.into_view()).map_err(|e| message(&e))?;
         }
@@ -217,6 +221,11 @@ async fn store_frame(ctx: &SessionContext, store: &StoreView) -> Result<DataFram
     }
     let from = ScalarValue::TimestampMillisecond(Some(store.retain_from_ms), None);
     frame.filter(ident("eventTime").gt_eq(lit(from)))
+}
+
+/// The bytes a batch's values take (not the capacity its buffers reserved).
+fn used_bytes(batch: &RecordBatch) -> u64 {
+    batch.columns().iter().map(|c| c.to_data().get_slice_memory_size().unwrap_or(0) as u64).sum()
 }
 
 /// DataFusion's message without its internal prefixes.

@@ -15,6 +15,7 @@
 //! successful call and the spool's commit is kept to one local fsync.
 
 pub mod credentials;
+pub mod reconcile;
 pub mod request_builder;
 pub mod retry;
 
@@ -53,6 +54,9 @@ pub struct DeliveryConfig {
     pub attempt_timeout: Duration,
     /// PutAuditEvents calls in flight at once per tenant (each with different events).
     pub concurrency: usize,
+    /// Before sending, look up each role-mode tenant's first batches in its store ([`reconcile`]),
+    /// after this wait: set when the relay did not stop cleanly.
+    pub reconcile: Option<Duration>,
 }
 
 /// What one round did.
@@ -156,6 +160,17 @@ impl Deliverer {
         let mut in_flight = tokio::task::JoinSet::new();
         let mut wait: Option<Duration> = None;
         let mut window = retry::Window::new(self.config.concurrency);
+        if let Some(wait) = self.config.reconcile
+            && let Ok(Some(tenant)) = self.registry.tenant(&tenant_id)
+        {
+            if matches!(tenant.delivery, DeliveryMode::AssumeRole { .. }) {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(wait) => {}
+                }
+            }
+            self.reconcile(&tenant).await;
+        }
         loop {
             let tenant = match self.registry.tenant(&tenant_id) {
                 Ok(Some(tenant)) => tenant,

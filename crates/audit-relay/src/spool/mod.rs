@@ -220,7 +220,12 @@ pub struct Spool {
     path: PathBuf,
     commits: Arc<AtomicU64>,
     depth: Depth,
+    crashed: bool,
 }
+
+/// Written when the relay stops after its deliveries settled; its absence at the next start
+/// means the relay died with calls possibly in flight.
+const CLEAN_STOP_FILE: &str = "stopped-cleanly";
 
 /// Pending events per tenant, counted once at open and then kept by the writer after each commit,
 /// so a metrics scrape never counts a large backlog.
@@ -284,6 +289,12 @@ impl Spool {
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Spool, SpoolError> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(DB_FILE);
+        let marker = dir.join(CLEAN_STOP_FILE);
+        let crashed = path.exists() && !marker.exists();
+        match std::fs::remove_file(&marker) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
         let conn = open_connection(&path)?;
         create_or_migrate(&conn)?;
         let depth: HashMap<String, u64> = {
@@ -301,7 +312,34 @@ impl Spool {
             writer(conn, rx, max_bytes, &counter, &kept, &checkpointer);
             checkpointer.stop();
         })?;
-        Ok(Spool { jobs, reader, path, commits, depth })
+        Ok(Spool { jobs, reader, path, commits, depth, crashed })
+    }
+
+    /// Whether the relay that last used this spool stopped without [`Spool::stopped_cleanly`]: its
+    /// last batches may have reached CloudTrail without their outcome being recorded.
+    pub fn crashed(&self) -> bool {
+        self.crashed
+    }
+
+    /// How long ago the spool's files last changed (the last commit, or a checkpoint): after a
+    /// crash, about how long ago the relay died.
+    pub fn since_last_write(&self) -> std::time::Duration {
+        let wal = self.path.with_extension("db-wal");
+        [self.path.as_path(), wal.as_path()]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+            .max()
+            .and_then(|t| t.elapsed().ok())
+            .unwrap_or_default()
+    }
+
+    /// Records that every delivery in flight has settled and the relay is stopping.
+    pub fn stopped_cleanly(&self) -> Result<(), SpoolError> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let marker = std::fs::File::create(dir.join(CLEAN_STOP_FILE))?;
+        marker.sync_all()?;
+        std::fs::File::open(dir)?.sync_all()?;
+        Ok(())
     }
 
     /// The database file.

@@ -10,6 +10,7 @@ mod catalog;
 mod dlq;
 mod lake;
 mod onboard;
+mod query;
 mod relay;
 mod send;
 mod serve;
@@ -30,5 +31,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench::run(&cli.global, &args),
         Command::Onboard(args) => onboard::run(&args),
         Command::Send(args) => send::run(&args),
+        Command::Query(args) => query::run(&args),
     }
 }

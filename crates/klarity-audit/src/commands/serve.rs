@@ -278,7 +278,11 @@ fn print_welcome(
         writeln!(out, "    {:<34} {}", app.event_source, world.token_for(&app.event_source))?;
     }
     let source = "com.nordcloudapp.com.autopatcher";
-    let example = r#"{"version":"v1","userIdentity":{"type":"USER","principalId":"ops@example.com"},"eventSource":"com.nordcloudapp.com.autopatcher","eventName":"baselinePatching.started","eventTime":"2024-07-12T02:00:00Z","requestParameters":{"machinesCount":12}}"#;
+    // Today's time, so the event is within the store's retention when queried.
+    let example = format!(
+        r#"{{"version":"v1","userIdentity":{{"type":"USER","principalId":"ops@example.com"}},"eventSource":"com.nordcloudapp.com.autopatcher","eventName":"baselinePatching.started","eventTime":"{}","requestParameters":{{"machinesCount":12}}}}"#,
+        audit_event::EventTime::now()
+    );
     writeln!(out)?;
     writeln!(out, "Send an AutoPatcher event:")?;
     writeln!(
@@ -293,7 +297,15 @@ fn print_welcome(
         world.token_for(source),
         self_command()
     )?;
-    writeln!(out, "Read the store back from the lake:")?;
+    writeln!(out, "Query the store with CloudTrail Lake SQL (the AWS CLI's `cloudtrail start-query` works too):")?;
+    let endpoint =
+        if lake_url == "http://127.0.0.1:4566" { String::new() } else { format!(" --endpoint-url {lake_url}") };
+    for (source, question, sql) in crate::commands::query::examples(world.store_id()) {
+        let app = catalog.applications().iter().find(|a| a.event_source == source).map_or("All", |a| a.name.as_str());
+        writeln!(out, "  # {app}: {question}")?;
+        writeln!(out, "  {} query{endpoint} \"{sql}\"", self_command())?;
+    }
+    writeln!(out, "Or dump every stored record as NDJSON:")?;
     writeln!(out, "  {} lake dump --store {} --data-dir {data}/lake", self_command(), world.store_id())?;
     writeln!(out, "Relay metrics: curl -H 'Authorization: Bearer {}' {relay_url}/metrics", world.admin_token)?;
     writeln!(out, "Stop with Ctrl-C.")?;

@@ -331,3 +331,110 @@ fn accounts_created_at_run_time_are_honoured_at_once() {
     );
     assert_eq!((again.code, again.stderr.as_str()), (2, "error: account 111122223333 already exists\n"));
 }
+
+#[test]
+fn the_aws_cli_queries_the_lake() {
+    let dir = Dir::new();
+    let lake = LakeProcess::start(&dir.path().join("lake"));
+    let customer =
+        Aws { endpoint: &lake.endpoint, key: (CUSTOMER_ACCESS_KEY_ID, CUSTOMER_SECRET_ACCESS_KEY), token: None };
+    let store = customer.ok(&[
+        "cloudtrail",
+        "create-event-data-store",
+        "--name",
+        "klarity-events",
+        "--no-multi-region-enabled",
+        "--advanced-event-selectors",
+        r#"[{"Name":"Klarity","FieldSelectors":[{"Field":"eventCategory","Equals":["ActivityAuditLog"]}]}]"#,
+    ]);
+    let store_arn = store["EventDataStoreArn"].as_str().unwrap().to_owned();
+    let store_id = store_arn.rsplit('/').next().unwrap().to_owned();
+    let channel = customer.ok(&[
+        "cloudtrail",
+        "create-channel",
+        "--name",
+        "klarity-channel",
+        "--source",
+        "Custom",
+        "--destinations",
+        &format!("Type=EVENT_DATA_STORE,Location={store_arn}"),
+    ]);
+    let channel_arn = channel["ChannelArn"].as_str().unwrap().to_owned();
+    // Events of today, so they are within the store's retention.
+    let now = audit_event::EventTime::now().to_string();
+    let events: Vec<serde_json::Value> = (0..30)
+        .map(|i| {
+            let mut data: serde_json::Value =
+                serde_json::from_str(&event(&format!("0190a6b6-5555-7a3f-9d2b-{i:012}"))).unwrap();
+            data["eventTime"] = serde_json::json!(now);
+            data["eventName"] =
+                serde_json::json!(if i % 3 == 0 { "deployment.completed" } else { "deployment.created" });
+            serde_json::json!({"id": format!("e{i}"), "eventData": data.to_string()})
+        })
+        .collect();
+    let out = customer.ok(&[
+        "cloudtrail-data",
+        "put-audit-events",
+        "--channel-arn",
+        &channel_arn,
+        "--audit-events",
+        &serde_json::Value::Array(events).to_string(),
+    ]);
+    assert_eq!(out["successful"].as_array().unwrap().len(), 30, "{out}");
+
+    // start-query, describe-query until it ends, get-query-results page by page.
+    let sql = format!(
+        "SELECT eventData.eventName, count(*) AS events FROM {store_id} WHERE eventTime > '2020-01-01 00:00:00' GROUP BY 1 ORDER BY 1"
+    );
+    let started = customer.ok(&["cloudtrail", "start-query", "--query-statement", &sql]);
+    let query_id = started["QueryId"].as_str().unwrap().to_owned();
+    let described = wait(&customer, &query_id);
+    assert_eq!(described["QueryStatus"], "FINISHED", "{described}");
+    assert_eq!(described["QueryStatistics"]["EventsScanned"], 30, "{described}");
+    assert_eq!(described["QueryString"], sql.as_str());
+    let results =
+        customer.ok(&["cloudtrail", "get-query-results", "--query-id", &query_id, "--max-query-results", "1"]);
+    assert_eq!(
+        results["QueryResultRows"],
+        serde_json::json!([[{"eventName": "deployment.completed"}, {"events": "10"}]]),
+        "{results}"
+    );
+    let token = results["NextToken"].as_str().unwrap();
+    let rest = customer.ok(&["cloudtrail", "get-query-results", "--query-id", &query_id, "--next-token", token]);
+    assert_eq!(rest["QueryResultRows"], serde_json::json!([[{"eventName": "deployment.created"}, {"events": "20"}]]));
+    assert!(rest.get("NextToken").is_none(), "{rest}");
+
+    // list-queries by store; cancel-query on a finished query is refused.
+    let listed = customer.ok(&["cloudtrail", "list-queries", "--event-data-store", &store_arn]);
+    assert_eq!(listed["Queries"][0]["QueryId"], query_id.as_str(), "{listed}");
+    assert_eq!(listed["Queries"][0]["QueryStatus"], "FINISHED");
+    let run = customer.run(&["cloudtrail", "cancel-query", "--query-id", &query_id]);
+    assert!(run.stderr.contains("(InactiveQueryException)"), "{}", run.stderr);
+
+    // A long query is cancelled while it runs.
+    let slow = format!(
+        "SELECT count(*) FROM {store_id} a, {store_id} b, {store_id} c, {store_id} d, {store_id} e, {store_id} f"
+    );
+    let started = customer.ok(&["cloudtrail", "start-query", "--query-statement", &slow]);
+    let slow_id = started["QueryId"].as_str().unwrap();
+    let cancelled = customer.ok(&["cloudtrail", "cancel-query", "--query-id", slow_id]);
+    assert_eq!(cancelled["QueryStatus"], "CANCELLED", "{cancelled}");
+    assert_eq!(wait(&customer, slow_id)["QueryStatus"], "CANCELLED");
+
+    // Anything but a SELECT is refused with the modelled exception.
+    let run = customer.run(&["cloudtrail", "start-query", "--query-statement", &format!("DELETE FROM {store_id}")]);
+    assert!(run.stderr.contains("(InvalidQueryStatementException)"), "{}", run.stderr);
+    assert!(run.stderr.contains("Only SELECT statements are allowed"), "{}", run.stderr);
+}
+
+/// `describe-query` until the query is neither queued nor running.
+fn wait(aws: &Aws<'_>, query_id: &str) -> serde_json::Value {
+    for _ in 0..600 {
+        let described = aws.ok(&["cloudtrail", "describe-query", "--query-id", query_id]);
+        if !matches!(described["QueryStatus"].as_str(), Some("QUEUED" | "RUNNING")) {
+            return described;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("query {query_id} did not end within a minute");
+}

@@ -103,6 +103,7 @@ pub(crate) fn relay(
             tenant_scan: Duration::from_millis(100),
             attempt_timeout: Duration::from_secs(3),
             concurrency: 4,
+            reconcile: spool.crashed().then_some(Duration::ZERO),
         },
         metrics,
     );
@@ -331,4 +332,149 @@ async fn a_refusing_channel_pauses_its_tenant_until_it_works_again() {
     })
     .unwrap();
     assert_eq!(count, 5);
+}
+
+/// The crash window, made deterministic: events are accepted while delivery is held, then the
+/// lake is given the first 120 of them as the relay's own batches would have given them (the
+/// same eventData, other entry ids, so the lake's de-duplication cannot hide a second copy), and
+/// the relay "dies": it never records a clean stop. On restart it looks them up in the customer's
+/// store, records them as delivered with the eventIDs the store gave them, and sends only the
+/// other 130. The store ends with every event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_events_the_store_already_holds_are_not_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let endpoint = start_lake(dir.path(), &stop).await;
+    let e = endpoint.clone();
+    let (store, channel) = tokio::task::spawn_blocking(move || {
+        let (store, channel) = store_and_channel(&e, "crashy");
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::855341727128:root"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"sts:ExternalId":"ext-c-789"}}}]}"#;
+        let (status, body) = lake_call(&e, "iam", "", &format!("Action=CreateRole&Version=2010-05-08&RoleName=CTEventPublisher&AssumeRolePolicyDocument={}", urlencode(trust)));
+        assert_eq!(status, 200, "{body}");
+        // onboard's least-privilege policy: publish into the channel, read it, query its store.
+        let store_arn = format!("arn:aws:cloudtrail:us-east-1:123456789012:eventdatastore/{store}");
+        let permissions = json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "cloudtrail-data:PutAuditEvents", "Resource": channel},
+            {"Effect": "Allow", "Action": "cloudtrail:GetChannel", "Resource": channel},
+            {"Effect": "Allow", "Action": ["cloudtrail:StartQuery", "cloudtrail:DescribeQuery", "cloudtrail:GetQueryResults"], "Resource": store_arn}
+        ]});
+        let (status, body) = lake_call(
+            &e,
+            "iam",
+            "",
+            &format!("Action=PutRolePolicy&Version=2010-05-08&RoleName=CTEventPublisher&PolicyName=publish&PolicyDocument={}", urlencode(&permissions.to_string())),
+        );
+        assert_eq!(status, 200, "{body}");
+        (store, channel)
+    })
+    .await
+    .unwrap();
+
+    let catalog = Arc::new(Catalog::embedded());
+    let maestro = catalog.applications().iter().find(|a| a.event_source == "com.nordcloudapp.com.maestro").unwrap();
+    let example = Value::Object(maestro.event_types[0].example.clone());
+    let uid = |n: usize| format!("0190a6b9-cccc-7a3f-9d2b-{n:012}");
+    let mut stored_before = std::collections::HashMap::new();
+    {
+        let (state, spool, registry, _deliverer) = relay(dir.path(), &endpoint, catalog.clone());
+        registry
+            .put_tenant(&Tenant {
+                id: "crashy".into(),
+                channel_arn: channel.clone(),
+                delivery: DeliveryMode::AssumeRole {
+                    role_arn: "arn:aws:iam::123456789012:role/CTEventPublisher".into(),
+                    external_id: Some("ext-c-789".into()),
+                    proxy_role_arn: None,
+                },
+                applications: vec![maestro.event_source.clone()],
+                paused: Some("held by the test".into()),
+                held: true,
+            })
+            .unwrap();
+        let token = registry
+            .issue_token(&Grant {
+                name: "m".into(),
+                source: maestro.event_source.clone(),
+                tenants: vec!["crashy".into()],
+            })
+            .unwrap();
+        for n in 0..250 {
+            let mut event = example.clone();
+            event["UID"] = json!(uid(n));
+            event["eventTime"] = json!(audit_event::EventTime::now().to_string());
+            let (status, body) = post(&state, "crashy", &token, &event).await;
+            assert_eq!(status, 202, "{body}");
+        }
+        // What the crash left: the lake stored the relay's first batches; the spool never heard.
+        let in_flight = spool.pending("crashy", 0, 120).unwrap();
+        let data = aws_sdk_cloudtraildata::Client::from_conf(
+            aws_sdk_cloudtraildata::Config::builder()
+                .behavior_version(aws_sdk_cloudtraildata::config::BehaviorVersion::latest())
+                .region(aws_sdk_cloudtraildata::config::Region::new("us-east-1"))
+                .endpoint_url(&endpoint)
+                .credentials_provider(aws_sdk_cloudtraildata::config::Credentials::new(
+                    audit_lake::config::CUSTOMER_ACCESS_KEY_ID,
+                    audit_lake::config::CUSTOMER_SECRET_ACCESS_KEY,
+                    None,
+                    None,
+                    "test",
+                ))
+                .build(),
+        );
+        for chunk in in_flight.chunks(100) {
+            let entries = chunk
+                .iter()
+                .map(|p| {
+                    audit_relay::delivery::sdk_entry(audit_event::AuditEvent::new(
+                        format!("other-{}", p.seq),
+                        p.event_data.clone(),
+                    ))
+                    .unwrap()
+                })
+                .collect();
+            let out =
+                data.put_audit_events().channel_arn(&channel).set_audit_events(Some(entries)).send().await.unwrap();
+            assert!(out.failed().is_empty(), "{:?}", out.failed());
+            for (p, s) in chunk.iter().zip(out.successful()) {
+                let sent: Value = serde_json::from_str(&p.event_data).unwrap();
+                stored_before.insert(sent["UID"].as_str().unwrap().to_owned(), s.event_id().to_owned());
+            }
+        }
+        assert_eq!(stored_before.len(), 120);
+        drop((state, spool, registry));
+    }
+
+    // The restart: the spool knows the last run did not stop cleanly.
+    let (_state, spool, registry, deliverer) = relay(dir.path(), &endpoint, catalog.clone());
+    assert!(spool.crashed());
+    registry.resume("crashy").unwrap();
+    let delivering = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(deliverer.run(delivering.clone()));
+    let db = dir.path().join("lake").join(audit_lake::store::DB_FILE);
+    eventually("all 250 events are settled", || spool.pending("crashy", 0, 1).unwrap().is_empty()).await;
+    delivering.cancel();
+    task.await.unwrap();
+
+    let mut uids = Vec::new();
+    audit_lake::store::Store::scan_store(&db, &store, |record| {
+        let record: Value = serde_json::from_str(record).unwrap();
+        uids.push(record["eventData"]["UID"].as_str().unwrap().to_owned());
+        true
+    })
+    .unwrap();
+    uids.sort();
+    let expected: Vec<String> = (0..250).map(uid).collect();
+    let mut unique = uids.clone();
+    unique.dedup();
+    assert_eq!((uids.len(), unique.len()), (250, 250), "every event is in the store once");
+    assert_eq!(unique, expected);
+    for (uid, event_id) in &stored_before {
+        let status = spool.status("crashy", &maestro.event_source, uid).unwrap().unwrap();
+        assert_eq!(
+            status.event_id.as_deref(),
+            Some(event_id.as_str()),
+            "{uid} is recorded with the eventID the store gave it"
+        );
+    }
+    stop.cancel();
 }

@@ -120,6 +120,8 @@ fn serve_runs_the_whole_flow_and_a_restart_keeps_it_without_making_anything_twic
     for (n, app) in catalog.applications().iter().enumerate() {
         let token = serve.token(&app.event_source);
         let mut event = Value::Object(app.event_types[0].example.clone());
+        // Today, so that the store's retention keeps it visible to queries.
+        event["eventTime"] = json!(audit_event::EventTime::now().to_string());
         let sent_uid = format!("0190a6b7-7777-7a3f-9d2b-{n:012}");
         event["UID"] = json!(sent_uid);
         event.as_object_mut().unwrap().remove("recipientAccountId");
@@ -153,6 +155,28 @@ fn serve_runs_the_whole_flow_and_a_restart_keeps_it_without_making_anything_twic
     let now = stored_uids(&data, &store);
     assert!(expected.iter().all(|u| now.contains(u)));
     expected = now;
+
+    // Every query the banner prints runs as printed; the last counts events per application.
+    let queries: Vec<&str> =
+        serve.banner.lines().map(str::trim).filter(|l| l.contains(" query ") && l.contains("\"SELECT ")).collect();
+    assert_eq!(queries.len(), 6, "{}", serve.banner);
+    for printed in &queries {
+        let out = Command::new("sh").args(["-c", printed]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{printed}\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains(" row"), "{printed}\n{stdout}");
+    }
+    let out = Command::new("sh").args(["-c", &format!("{} --json", queries[5])]).output().unwrap();
+    let rows: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    for app in catalog.applications() {
+        let events: u64 = rows
+            .iter()
+            .filter(|r| r["eventSource"] == app.event_source.as_str())
+            .map(|r| r["events"].as_str().unwrap().parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(events, 2 + u64::from(app.event_source == "com.nordcloudapp.com.autopatcher"), "{rows:?}");
+    }
 
     // `send` reports a refused event at its place and exits 1.
     let bad = dir.write("bad.ndjson", "{\"version\":\"v1\"}\n");

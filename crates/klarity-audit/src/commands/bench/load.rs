@@ -189,15 +189,8 @@ pub(crate) async fn produce(
     Ok(all)
 }
 
-/// The baseline: `count` events straight into the lake with PutAuditEvents, batches of 100 with
-/// checksums, from `clients` concurrent callers with the customer's own key (as AWS's samples do).
-pub(crate) async fn put_directly(
-    endpoint: &str,
-    channel_arn: &str,
-    load: Arc<Load>,
-    count: usize,
-    clients: usize,
-) -> anyhow::Result<()> {
+/// A cloudtrail-data client of the local lake with the customer account's documented key.
+pub(crate) fn data_client(endpoint: &str) -> aws_sdk_cloudtraildata::Client {
     let config = aws_sdk_cloudtraildata::Config::builder()
         .behavior_version(aws_sdk_cloudtraildata::config::BehaviorVersion::latest())
         .region(aws_sdk_cloudtraildata::config::Region::new("eu-west-1"))
@@ -210,7 +203,19 @@ pub(crate) async fn put_directly(
             "klarity-audit-bench",
         ))
         .build();
-    let client = aws_sdk_cloudtraildata::Client::from_conf(config);
+    aws_sdk_cloudtraildata::Client::from_conf(config)
+}
+
+/// The baseline: `count` events straight into the lake with PutAuditEvents, batches of 100 with
+/// checksums, from `clients` concurrent callers with the customer's own key (as AWS's samples do).
+pub(crate) async fn put_directly(
+    endpoint: &str,
+    channel_arn: &str,
+    load: Arc<Load>,
+    count: usize,
+    clients: usize,
+) -> anyhow::Result<()> {
+    let client = data_client(endpoint);
     let batches = count.div_ceil(100);
     let next = Arc::new(AtomicU64::new(0));
     let account = audit_lake::config::CUSTOMER_ACCOUNT;

@@ -12,6 +12,7 @@
 
 mod load;
 mod report;
+mod sql;
 
 use std::{
     collections::BTreeMap,
@@ -59,6 +60,18 @@ pub(crate) fn run(global: &GlobalArgs, args: &BenchArgs) -> anyhow::Result<ExitC
     let root = args.data_dir.clone().or_else(|| temp.as_ref().map(|t| t.path().to_owned())).expect("a data dir");
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    if args.sql {
+        let report = runtime.block_on(sql::run(&root, args, catalog))?;
+        let mut out = std::io::stdout().lock();
+        if args.json {
+            writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        } else {
+            report.print(&mut out)?;
+        }
+        drop(runtime);
+        drop(temp);
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = runtime.block_on(bench(&root, args, catalog))?;
     let mut out = std::io::stdout().lock();
     if args.json {

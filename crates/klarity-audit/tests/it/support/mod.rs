@@ -117,10 +117,6 @@ pub(crate) struct RelayProcess {
 }
 
 impl RelayProcess {
-    pub(crate) fn start(data_dir: &Path, endpoint: &str) -> RelayProcess {
-        RelayProcess::start_with(data_dir, endpoint, &[])
-    }
-
     /// Starts the relay with extra environment (settings as `KLARITY_RELAY__…`).
     pub(crate) fn start_with(data_dir: &Path, endpoint: &str, env: &[(&str, &str)]) -> RelayProcess {
         use std::io::BufRead;

@@ -1,0 +1,229 @@
+//! After a crash: which of a tenant's oldest pending events did CloudTrail store already?
+//!
+//! A relay that dies between a successful `PutAuditEvents` and the spool's commit of its outcome
+//! would send those events again on restart, and CloudTrail does not de-duplicate. So when the
+//! spool says the last run did not stop cleanly, each tenant first looks up the events that could
+//! have been in flight — its oldest `concurrency × 100` pending events, since batches leave in
+//! acceptance order — in its own event data store, by event source and `UID`, with the query API
+//! (`GetChannel` for the store, then `StartQuery` / `DescribeQuery` / `GetQueryResults`). Those
+//! found are recorded as delivered with the eventID CloudTrail gave them, and are not sent again.
+//!
+//! This needs the customer's role to allow `cloudtrail:GetChannel`, `StartQuery`, `DescribeQuery`
+//! and `GetQueryResults` (the least-privilege policy of `onboard` grants them). A tenant in
+//! resource-policy mode cannot read the customer's store, and when the look-up fails the events
+//! are sent as before (at least once): both are logged. On AWS, events become queryable some
+//! minutes after ingestion, so a restart within that delay may still miss some.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use aws_sdk_cloudtrail::{
+    config::{BehaviorVersion, Region},
+    types::QueryStatus,
+};
+
+use super::Deliverer;
+use crate::{
+    registry::{DeliveryMode, Tenant},
+    spool::Outcome,
+};
+
+/// The longest statement CloudTrail accepts.
+const MAX_STATEMENT: usize = 10_000;
+
+/// The longest a look-up may take before the events are sent without it.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl Deliverer {
+    /// Records as delivered the tenant's pending events its store already holds (see the module).
+    pub(super) async fn reconcile(&self, tenant: &Tenant) {
+        if !matches!(tenant.delivery, DeliveryMode::AssumeRole { .. }) {
+            tracing::warn!(
+                tenant = %tenant.id,
+                "The relay did not stop cleanly and this tenant publishes through a channel policy, so its store cannot be \
+                 read: batches that were in flight are sent again and may be stored twice."
+            );
+            return;
+        }
+        let limit = self.config.concurrency.max(1) * audit_event::limits::MAX_EVENTS_PER_REQUEST;
+        let suspects = match self.spool.pending(&tenant.id, 0, limit) {
+            Ok(pending) if pending.is_empty() => return,
+            Ok(pending) => pending,
+            Err(err) => {
+                tracing::error!(error = %err, tenant = %tenant.id, "Reading pending events failed.");
+                return;
+            }
+        };
+        match tokio::time::timeout(LOOKUP_TIMEOUT, self.lookup(tenant, &suspects)).await {
+            Ok(Ok(found)) => {
+                let outcomes: Vec<Outcome> =
+                    found.into_iter().map(|(seq, event_id)| Outcome::Delivered { seq, event_id }).collect();
+                let n = outcomes.len();
+                if n > 0 {
+                    self.settle(tenant, outcomes, super::Round::Progress).await;
+                }
+                tracing::info!(
+                    tenant = %tenant.id,
+                    checked = suspects.len(),
+                    already_stored = n,
+                    "Looked up the events that could have been in flight when the relay stopped; those stored are not sent again."
+                );
+            }
+            Ok(Err(why)) => tracing::warn!(
+                tenant = %tenant.id,
+                reason = %why,
+                "Could not look up the events that were in flight when the relay stopped; they are sent again and may be stored twice."
+            ),
+            Err(_) => tracing::warn!(
+                tenant = %tenant.id,
+                "Looking up the events that were in flight when the relay stopped took too long; they are sent again and may be stored twice."
+            ),
+        }
+    }
+
+    /// (spool position, eventID) of each suspect found in the tenant's store.
+    async fn lookup(&self, tenant: &Tenant, suspects: &[crate::spool::Pending]) -> Result<Vec<(i64, String)>, String> {
+        let credentials =
+            self.credentials.for_tenant(tenant).await.map_err(|e| format!("{} ({})", e.message, e.code))?;
+        let mut config = aws_sdk_cloudtrail::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(tenant.region().to_owned()))
+            .credentials_provider(credentials);
+        if let Some(endpoint) = &self.config.endpoint_url {
+            config = config.endpoint_url(endpoint);
+        }
+        let cloudtrail = aws_sdk_cloudtrail::Client::from_conf(config.build());
+        let channel = cloudtrail
+            .get_channel()
+            .channel(&tenant.channel_arn)
+            .send()
+            .await
+            .map_err(|e| describe("GetChannel", &e))?;
+        let store = channel
+            .destinations()
+            .iter()
+            .find(|d| d.r#type() == &aws_sdk_cloudtrail::types::DestinationType::EventDataStore)
+            .map(|d| d.location().rsplit('/').next().unwrap_or_default().to_owned())
+            .ok_or("the channel has no event data store")?;
+
+        // Each suspect's (source, UID) and time, from the eventData the relay would send.
+        let mut wanted: HashMap<(String, String), i64> = HashMap::new();
+        let (mut earliest, mut latest) = (i64::MAX, i64::MIN);
+        for event in suspects {
+            let Ok(data) = serde_json::from_str::<serde_json::Value>(&event.event_data) else { continue };
+            let (Some(source), Some(uid)) = (data["eventSource"].as_str(), data["UID"].as_str()) else { continue };
+            if let Some(time) = data["eventTime"].as_str().and_then(|t| audit_event::EventTime::parse(t).ok()) {
+                earliest = earliest.min(time.unix_seconds());
+                latest = latest.max(time.unix_seconds());
+            }
+            wanted.insert((source.to_owned(), uid.to_owned()), event.seq);
+        }
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "''"));
+        let mut bounds = String::new();
+        if earliest <= latest {
+            let day = 86_400;
+            let at = |s: i64| audit_event::EventTime::from_unix(s, 0).to_string().replace('T', " ").replace('Z', "");
+            bounds = format!(" AND eventTime >= '{}' AND eventTime <= '{}'", at(earliest - day), at(latest + day));
+        }
+        let head = format!(
+            "SELECT eventData.eventSource, eventData.UID, eventID FROM {store} WHERE metadata.channelARN = {}{bounds} AND eventData.UID IN (",
+            quote(&tenant.channel_arn)
+        );
+        // A statement may be 10,000 characters: the UIDs go in as many queries as that takes.
+        let uids: Vec<String> = wanted.keys().map(|(_, uid)| quote(uid)).collect();
+        let mut statements = Vec::new();
+        let mut list = String::new();
+        for uid in uids {
+            if !list.is_empty() && head.len() + list.len() + uid.len() + 3 > MAX_STATEMENT {
+                statements.push(format!("{head}{list})"));
+                list.clear();
+            }
+            if !list.is_empty() {
+                list.push_str(", ");
+            }
+            list.push_str(&uid);
+        }
+        statements.push(format!("{head}{list})"));
+        let started = Instant::now();
+        let mut found = Vec::new();
+        for statement in statements {
+            for (source, uid, event_id) in query(&cloudtrail, statement).await? {
+                if let Some(seq) = wanted.remove(&(source, uid)) {
+                    found.push((seq, event_id));
+                }
+            }
+        }
+        tracing::debug!(tenant = %tenant.id, millis = started.elapsed().as_millis() as u64, "Reconciliation query done.");
+        Ok(found)
+    }
+}
+
+/// Runs one query to its end; its rows as (eventSource, UID, eventID).
+async fn query(
+    cloudtrail: &aws_sdk_cloudtrail::Client,
+    statement: String,
+) -> Result<Vec<(String, String, String)>, String> {
+    let query_id = cloudtrail
+        .start_query()
+        .query_statement(statement)
+        .send()
+        .await
+        .map_err(|e| describe("StartQuery", &e))?
+        .query_id()
+        .unwrap_or_default()
+        .to_owned();
+    let mut pause = Duration::from_millis(20);
+    loop {
+        let described =
+            cloudtrail.describe_query().query_id(&query_id).send().await.map_err(|e| describe("DescribeQuery", &e))?;
+        match described.query_status() {
+            Some(QueryStatus::Finished) => break,
+            Some(QueryStatus::Queued | QueryStatus::Running) => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+            other => {
+                return Err(format!(
+                    "the query ended {}: {}",
+                    other.map_or("without a status", |s| s.as_str()),
+                    described.error_message().unwrap_or("")
+                ));
+            }
+        }
+    }
+    let mut rows = Vec::new();
+    let mut token = None;
+    loop {
+        let page = cloudtrail
+            .get_query_results()
+            .query_id(&query_id)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| describe("GetQueryResults", &e))?;
+        for row in page.query_result_rows() {
+            let cell = |i: usize| row.get(i).and_then(|c| c.values().next()).cloned().unwrap_or_default();
+            rows.push((cell(0), cell(1), cell(2)));
+        }
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    Ok(rows)
+}
+
+fn describe<E: aws_sdk_cloudtrail::error::ProvideErrorMetadata + std::fmt::Display>(
+    call: &str,
+    err: &aws_sdk_cloudtrail::error::SdkError<E>,
+) -> String {
+    match err.as_service_error() {
+        Some(e) => format!("{call}: {} ({})", e.message().unwrap_or(""), e.code().unwrap_or("error")),
+        None => format!("{call}: {err}"),
+    }
+}
