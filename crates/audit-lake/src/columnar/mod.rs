@@ -43,10 +43,7 @@ use std::{
 };
 
 use datafusion::{
-    arrow::{
-        array::RecordBatch,
-        compute::{SortOptions, concat_batches, sort_to_indices, take_record_batch},
-    },
+    arrow::{array::RecordBatch, compute::interleave_record_batch},
     parquet::{
         arrow::ArrowWriter,
         basic::{Compression, ZstdLevel},
@@ -64,6 +61,8 @@ pub const DIR: &str = "columnar";
 const CONVERTED_FILE: &str = "converted";
 /// Rows read from the database per step of the compactor.
 const STEP_ROWS: usize = 20_000;
+/// Rows handed to the Parquet writer at a time.
+const WRITE_ROWS: usize = 8192;
 
 /// When hot batches become Parquet files.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -408,48 +407,53 @@ impl Columnar {
     ) -> Result<Segment, LakeError> {
         let dir = self.dir.join(store_id);
         fs::create_dir_all(&dir)?;
-        let batch = sorted_by_time(batches)?;
-        let latest_ms = latest_time(&batch);
+        let order = time_order(batches);
+        let rows = order.len();
+        let latest_ms = order.last().map_or(0, |&(t, _, _)| t);
         let path = dir.join(format!("{first:020}-{last:020}-{latest_ms}.parquet"));
         let tmp = path.with_extension("parquet.tmp");
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("a valid level")))
-            .set_max_row_group_row_count(Some(batch.num_rows().max(1)))
+            .set_max_row_group_row_count(Some(rows.max(1)))
             .set_statistics_enabled(EnabledStatistics::Page)
             .build();
         let file = fs::File::create(&tmp)?;
         let mut writer = ArrowWriter::try_new(file, schema(), Some(props)).map_err(parquet_error)?;
-        writer.write(&batch).map_err(parquet_error)?;
+        // Written in eventTime order, a slice at a time: memory holds one slice beyond the batches.
+        for slice in order.chunks(WRITE_ROWS) {
+            let rows: Vec<(usize, usize)> = slice.iter().map(|&(_, b, r)| (b as usize, r as usize)).collect();
+            let part = interleave_record_batch(&batches.iter().collect::<Vec<_>>(), &rows).map_err(arrow_error)?;
+            writer.write(&part).map_err(parquet_error)?;
+        }
         let file = writer.into_inner().map_err(parquet_error)?;
         file.sync_all()?;
         drop(file);
         fs::rename(&tmp, &path)?;
         fs::File::open(&dir)?.sync_all()?;
         let bytes = fs::metadata(&path)?.len();
-        tracing::debug!(store = store_id, rows = batch.num_rows(), bytes, "Wrote a columnar file.");
+        tracing::debug!(store = store_id, rows, bytes, "Wrote a columnar file.");
         Ok(Segment { path, first_seq: first, last_seq: last, bytes, latest_ms })
     }
 }
 
-fn sorted_by_time(batches: &[RecordBatch]) -> Result<RecordBatch, LakeError> {
-    let batch = concat_batches(&schema(), batches).map_err(arrow_error)?;
-    let time = batch.column_by_name("eventTime").expect("schema has eventTime");
-    let order = sort_to_indices(time, Some(SortOptions { descending: false, nulls_first: false }), None)
-        .map_err(arrow_error)?;
-    take_record_batch(&batch, &order).map_err(arrow_error)
+/// Every row of the batches as (eventTime, batch, row), in eventTime order (arrival order among
+/// equal times).
+fn time_order(batches: &[RecordBatch]) -> Vec<(i64, u32, u32)> {
+    use datafusion::arrow::{array::AsArray, datatypes::TimestampMillisecondType};
+    let mut order: Vec<(i64, u32, u32)> = Vec::with_capacity(batches.iter().map(RecordBatch::num_rows).sum());
+    for (b, batch) in batches.iter().enumerate() {
+        let times = batch.column_by_name("eventTime").expect("schema has eventTime");
+        let values = times.as_primitive::<TimestampMillisecondType>().values();
+        order.extend(values.iter().enumerate().map(|(r, &t)| (t, b as u32, r as u32)));
+    }
+    order.sort_unstable();
+    order
 }
 
 /// `<first seq>-<last seq>-<latest eventTime ms>.parquet`.
 fn parse_name(name: &str) -> Option<(i64, i64, i64)> {
     let mut parts = name.strip_suffix(".parquet")?.splitn(3, '-');
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
-}
-
-fn latest_time(batch: &RecordBatch) -> i64 {
-    use datafusion::arrow::{array::AsArray, datatypes::TimestampMillisecondType};
-    let times =
-        batch.column_by_name("eventTime").expect("schema has eventTime").as_primitive::<TimestampMillisecondType>();
-    if times.is_empty() { 0 } else { times.value(times.len() - 1) }
 }
 
 fn read_converted(dir: &Path) -> Result<i64, LakeError> {
@@ -476,4 +480,60 @@ fn parquet_error(err: datafusion::parquet::errors::ParquetError) -> LakeError {
 
 fn arrow_error(err: datafusion::arrow::error::ArrowError) -> LakeError {
     LakeError::Columnar(format!("sorting events by time: {err}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::{array::AsArray, datatypes::TimestampMillisecondType};
+
+    use super::*;
+
+    fn batch(times: &[i64]) -> RecordBatch {
+        let mut builder = RecordsBuilder::default();
+        for (i, &t) in times.iter().enumerate() {
+            let data = format!(
+                r#"{{"version":"1","userIdentity":{{"type":"USER","principalId":"p"}},"eventSource":"s","eventName":"n","eventTime":"x","UID":"u{i}"}}"#
+            );
+            let row = Row {
+                event_id: "e",
+                event_time_ms: t * 1000,
+                ingestion_time_ms: 0,
+                channel_arn: "a:b:c:r:1:c",
+                event_data: &data,
+            };
+            builder.append(row).unwrap();
+        }
+        builder.finish()
+    }
+
+    fn times(batch: &RecordBatch) -> Vec<i64> {
+        batch
+            .column_by_name("eventTime")
+            .unwrap()
+            .as_primitive::<TimestampMillisecondType>()
+            .values()
+            .iter()
+            .map(|t| t / 1000)
+            .collect()
+    }
+
+    #[test]
+    fn rows_are_ordered_by_time_across_batches() {
+        let batches = [batch(&[5, 1]), batch(&[3, 1])];
+        let order = time_order(&batches);
+        assert_eq!(order, vec![(1000, 0, 1), (1000, 1, 1), (3000, 1, 0), (5000, 0, 0)]);
+        let rows: Vec<(usize, usize)> = order.iter().map(|&(_, b, r)| (b as usize, r as usize)).collect();
+        let merged = interleave_record_batch(&batches.iter().collect::<Vec<_>>(), &rows).unwrap();
+        assert_eq!(times(&merged), vec![1, 1, 3, 5]);
+    }
+
+    #[test]
+    fn file_names_carry_their_ranges() {
+        assert_eq!(
+            parse_name("00000000000000000001-00000000000000000099-1767323045000.parquet"),
+            Some((1, 99, 1_767_323_045_000))
+        );
+        assert_eq!(parse_name("00000000000000000001-00000000000000000099.parquet.tmp"), None);
+        assert_eq!(parse_name("notes.txt"), None);
+    }
 }

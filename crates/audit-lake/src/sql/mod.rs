@@ -55,11 +55,21 @@ pub struct QueryConfig {
     pub keep_hours: u64,
     /// Worker threads of the query runtime.
     pub threads: usize,
+    /// The niceness of those threads (Linux; 0 to 19): above 0, ingestion keeps the CPU when both
+    /// want it, and queries take what is left. 0 shares the CPU evenly.
+    pub nice: i32,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
-        QueryConfig { max_concurrent: 10, timeout_secs: 3600, max_result_rows: 1_000_000, keep_hours: 168, threads: 2 }
+        QueryConfig {
+            max_concurrent: 10,
+            timeout_secs: 3600,
+            max_result_rows: 1_000_000,
+            keep_hours: 168,
+            threads: 2,
+            nice: 10,
+        }
     }
 }
 

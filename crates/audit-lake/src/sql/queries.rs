@@ -144,6 +144,18 @@ impl Query {
     }
 }
 
+/// Makes the calling thread yield the CPU to ingestion: its niceness becomes `nice` (Linux keeps
+/// niceness per thread). Raising one's own niceness needs no privilege; a failure only logs.
+fn lower_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    if let Err(err) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), nice) {
+        tracing::warn!(error = %err, "Could not lower the priority of a query thread.");
+    }
+}
+
 /// A runtime that can be dropped anywhere (inside another runtime too).
 struct QueryRuntime(Option<tokio::runtime::Runtime>);
 
@@ -170,9 +182,11 @@ pub struct Queries {
 impl Queries {
     /// Starts the query runtime.
     pub fn new(config: QueryConfig) -> std::io::Result<Queries> {
+        let nice = config.nice.clamp(0, 19);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.threads.max(1))
             .thread_name("lake-query")
+            .on_thread_start(move || lower_priority(nice))
             .enable_all()
             .build()?;
         Ok(Queries {
