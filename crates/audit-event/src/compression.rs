@@ -30,6 +30,26 @@ pub fn decompress(bytes: &[u8]) -> Result<String, String> {
     String::from_utf8(raw).map_err(|_| "is not UTF-8".to_owned())
 }
 
+/// Like [`decompress`], into `out` (cleared first), so that a loop over many events reuses one
+/// buffer instead of allocating per event.
+pub fn decompress_into(bytes: &[u8], out: &mut String) -> Result<(), String> {
+    let (size, body) = match bytes {
+        [a, b, c, d, body @ ..] => (u32::from_le_bytes([*a, *b, *c, *d]) as usize, body),
+        _ => return Err("does not decompress: too short".into()),
+    };
+    let mut raw = std::mem::take(out).into_bytes();
+    raw.clear();
+    raw.resize(size, 0);
+    let result = lz4_flex::block::decompress_into(body, &mut raw);
+    match result {
+        Ok(n) if n == size => {}
+        Ok(_) => return Err("does not decompress: the size does not match".into()),
+        Err(e) => return Err(format!("does not decompress: {e}")),
+    }
+    *out = String::from_utf8(raw).map_err(|_| "is not UTF-8".to_owned())?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +62,12 @@ mod tests {
             assert_eq!(packed, lz4_flex::block::compress_prepend_size(text.as_bytes()), "the layout stored so far");
         }
         assert!(decompress(b"\x05\x00\x00\x00").unwrap_err().contains("does not decompress"));
+        let mut buffer = String::from("left over");
+        for text in ["{}", &"{\"a\":\"xyz\"}".repeat(100), ""] {
+            decompress_into(&compress(text), &mut buffer).unwrap();
+            assert_eq!(buffer, text);
+        }
+        assert!(decompress_into(b"\x05\x00\x00\x00", &mut buffer).unwrap_err().contains("does not decompress"));
+        assert!(decompress_into(b"\x05", &mut buffer).is_err());
     }
 }

@@ -48,11 +48,12 @@ use datafusion::{
         arrow::ArrowWriter,
         basic::{Compression, ZstdLevel},
         file::properties::{EnabledStatistics, WriterProperties},
+        schema::types::ColumnPath,
     },
 };
 use serde::{Deserialize, Serialize};
 
-pub use records::{JSON_FIELDS, RecordsBuilder, Row, schema};
+pub use records::{JSON_FIELDS, RecordsBuilder, Row, Sizes, schema};
 
 use crate::{error::LakeError, store::Store};
 
@@ -61,6 +62,15 @@ pub const DIR: &str = "columnar";
 const CONVERTED_FILE: &str = "converted";
 /// Rows read from the database per step of the compactor.
 const STEP_ROWS: usize = 20_000;
+/// Columns whose values are (nearly) all different: no dictionary encoding.
+const UNIQUE_COLUMNS: [&[&str]; 6] = [
+    &["eventID"],
+    &["eventData", "UID"],
+    &["eventData", "eventTime"],
+    &["eventData", "requestParameters"],
+    &["eventData", "responseElements"],
+    &["eventData", "additionalEventData"],
+];
 /// Rows handed to the Parquet writer at a time.
 const WRITE_ROWS: usize = 8192;
 
@@ -109,6 +119,8 @@ struct StoreData {
     hot_since: Option<(i64, Instant)>,
     /// Every event of this store up to here is in `segments`.
     flushed_upto: i64,
+    /// The buffer sizes of the last batch converted, which the next builder starts with.
+    last: Option<Sizes>,
 }
 
 #[derive(Default)]
@@ -315,9 +327,14 @@ impl Columnar {
 
     /// Converts the next rows of the database into hot batches; returns how many rows it read.
     fn convert_step(&self, conn: &rusqlite::Connection) -> Result<usize, LakeError> {
-        let (after, flushed): (i64, HashMap<String, i64>) = {
+        let (after, flushed, sizes): (i64, HashMap<String, i64>, HashMap<String, Sizes>) = {
             let state = self.state.read().expect("columnar lock");
-            (state.converted_upto, state.stores.iter().map(|(id, d)| (id.clone(), d.flushed_upto)).collect())
+            (
+                state.converted_upto,
+                state.stores.iter().map(|(id, d)| (id.clone(), d.flushed_upto)).collect(),
+                // Each store's last batch sizes the next one's buffers.
+                state.stores.iter().filter_map(|(id, d)| Some((id.clone(), d.last.clone()?))).collect(),
+            )
         };
         let mut builders: HashMap<String, (RecordsBuilder, i64)> = HashMap::new();
         let mut last = after;
@@ -327,7 +344,13 @@ impl Columnar {
                 if flushed.get(id).is_some_and(|&upto| seq <= upto) {
                     continue; // already in this store's files (a restart after a crash)
                 }
-                let (builder, _) = builders.entry(id.to_owned()).or_insert_with(|| (RecordsBuilder::default(), seq));
+                let (builder, _) = builders.entry(id.to_owned()).or_insert_with(|| {
+                    let builder = match sizes.get(id) {
+                        Some(last) => RecordsBuilder::with_sizes(last),
+                        None => RecordsBuilder::default(),
+                    };
+                    (builder, seq)
+                });
                 builder.append(row).map_err(LakeError::Corrupt)?;
             }
             Ok(())
@@ -337,7 +360,9 @@ impl Columnar {
         for (id, (mut builder, first_seq)) in builders {
             let data = state.stores.entry(id).or_default();
             data.hot_rows += builder.len();
-            data.hot.push(builder.finish());
+            let (batch, sizes) = builder.finish_sized();
+            data.last = Some(sizes);
+            data.hot.push(batch);
             data.hot_since.get_or_insert((first_seq, now));
         }
         state.converted_upto = last;
@@ -410,17 +435,31 @@ impl Columnar {
         let order = time_order(batches);
         let rows = order.len();
         let latest_ms = order.last().map_or(0, |&(t, _, _)| t);
+        let sorted_already = order.windows(2).all(|w| (w[0].1, w[0].2) < (w[1].1, w[1].2));
         let path = dir.join(format!("{first:020}-{last:020}-{latest_ms}.parquet"));
         let tmp = path.with_extension("parquet.tmp");
-        let props = WriterProperties::builder()
+        let mut props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("a valid level")))
             .set_max_row_group_row_count(Some(rows.max(1)))
-            .set_statistics_enabled(EnabledStatistics::Page)
-            .build();
+            .set_statistics_enabled(EnabledStatistics::Page);
+        // Columns unique per event gain nothing from a dictionary, and building one costs.
+        for column in UNIQUE_COLUMNS {
+            props = props.set_column_dictionary_enabled(
+                ColumnPath::new(column.iter().map(|s| (*s).to_owned()).collect()),
+                false,
+            );
+        }
+        let props = props.build();
         let file = fs::File::create(&tmp)?;
         let mut writer = ArrowWriter::try_new(file, schema(), Some(props)).map_err(parquet_error)?;
         // Written in eventTime order, a slice at a time: memory holds one slice beyond the batches.
-        for slice in order.chunks(WRITE_ROWS) {
+        // Batches already in that order (events usually arrive so) are written as they are.
+        if sorted_already {
+            for batch in batches {
+                writer.write(batch).map_err(parquet_error)?;
+            }
+        }
+        for slice in order.chunks(WRITE_ROWS).filter(|_| !sorted_already) {
             let rows: Vec<(usize, usize)> = slice.iter().map(|&(_, b, r)| (b as usize, r as usize)).collect();
             let part = interleave_record_batch(&batches.iter().collect::<Vec<_>>(), &rows).map_err(arrow_error)?;
             writer.write(&part).map_err(parquet_error)?;

@@ -177,6 +177,8 @@ pub struct RecordsBuilder {
     data: [StringBuilder; 13],
     identity: [StringBuilder; 3],
     rows: usize,
+    /// The last ingestion second and its text (rows of one commit share it).
+    ingestion_text: (i64, String),
 }
 
 /// Positions of the `eventData` string leaves in [`RecordsBuilder::data`] (the struct's fields
@@ -198,11 +200,34 @@ impl Default for RecordsBuilder {
             data: std::array::from_fn(|_| StringBuilder::new()),
             identity: std::array::from_fn(|_| StringBuilder::new()),
             rows: 0,
+            ingestion_text: (i64::MIN, String::new()),
         }
     }
 }
 
 impl RecordsBuilder {
+    /// A builder whose buffers start as large as those that built `sizes`' batch, so that
+    /// building a batch of about that size never reallocates (growing buffers copy, and fault in
+    /// fresh pages).
+    pub fn with_sizes(sizes: &Sizes) -> RecordsBuilder {
+        let mut next = sizes.0.iter().map(|&(rows, bytes)| StringBuilder::with_capacity(rows, bytes));
+        let mut take = || next.next().unwrap_or_default();
+        RecordsBuilder {
+            event_version: take(),
+            event_category: take(),
+            event_type: take(),
+            event_id: take(),
+            aws_region: take(),
+            recipient: take(),
+            ingestion_time: take(),
+            channel_arn: take(),
+            data: std::array::from_fn(|_| take()),
+            identity: std::array::from_fn(|_| take()),
+            event_time: TimestampMillisecondBuilder::with_capacity(sizes.0.first().map_or(0, |s| s.0)),
+            ..RecordsBuilder::default()
+        }
+    }
+
     /// Rows appended since the last [`RecordsBuilder::finish`].
     pub fn len(&self) -> usize {
         self.rows
@@ -227,7 +252,11 @@ impl RecordsBuilder {
         self.event_time.append_value(row.event_time_ms.div_euclid(1000) * 1000);
         self.aws_region.append_value(region);
         self.recipient.append_value(account);
-        self.ingestion_time.append_value(EventTime::from_unix(row.ingestion_time_ms.div_euclid(1000), 0).to_string());
+        let second = row.ingestion_time_ms.div_euclid(1000);
+        if self.ingestion_text.0 != second {
+            self.ingestion_text = (second, EventTime::from_unix(second, 0).to_string());
+        }
+        self.ingestion_time.append_value(&self.ingestion_text.1);
         self.channel_arn.append_value(row.channel_arn);
 
         let identity = data.user_identity.as_ref();
@@ -255,6 +284,28 @@ impl RecordsBuilder {
         }
         self.rows += 1;
         Ok(())
+    }
+
+    /// The rows appended so far as one batch, and the sizes of its buffers; the builder starts
+    /// over empty.
+    pub fn finish_sized(&mut self) -> (RecordBatch, Sizes) {
+        let strings = [
+            &self.event_version,
+            &self.event_category,
+            &self.event_type,
+            &self.event_id,
+            &self.aws_region,
+            &self.recipient,
+            &self.ingestion_time,
+            &self.channel_arn,
+        ];
+        let sizes = strings
+            .into_iter()
+            .chain(&self.data)
+            .chain(&self.identity)
+            .map(|b| (datafusion::arrow::array::ArrayBuilder::len(b), b.values_slice().len()))
+            .collect();
+        (self.finish(), Sizes(sizes))
     }
 
     /// The rows appended so far as one batch; the builder starts over empty.
@@ -293,6 +344,10 @@ impl RecordsBuilder {
         RecordBatch::try_new(schema(), columns).expect("the builder follows the schema")
     }
 }
+
+/// The row count and value bytes of each of a builder's string buffers.
+#[derive(Debug, Clone, Default)]
+pub struct Sizes(Vec<(usize, usize)>);
 
 trait FinishNull {
     fn finish_null(self, rows: usize) -> datafusion::arrow::array::StringArray;
@@ -343,6 +398,26 @@ mod tests {
             time.as_primitive::<datafusion::arrow::datatypes::TimestampMillisecondType>().value(0),
             1_767_323_045_000
         );
+    }
+
+    #[test]
+    fn a_sized_builder_builds_the_same_batch() {
+        let data = r#"{"version":"1","userIdentity":{"type":"USER","principalId":"p"},"eventSource":"s","eventName":"n","eventTime":"t","UID":"u","requestParameters":{"a":1}}"#;
+        let row = Row {
+            event_id: "e",
+            event_time_ms: 5000,
+            ingestion_time_ms: 7000,
+            channel_arn: "arn:aws:cloudtrail:r:1:channel/c",
+            event_data: data,
+        };
+        let mut first = RecordsBuilder::default();
+        first.append(row).unwrap();
+        first.append(row).unwrap();
+        let (batch, sizes) = first.finish_sized();
+        let mut sized = RecordsBuilder::with_sizes(&sizes);
+        sized.append(row).unwrap();
+        sized.append(row).unwrap();
+        assert_eq!(sized.finish(), batch);
     }
 
     #[test]

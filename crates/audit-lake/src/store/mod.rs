@@ -288,13 +288,15 @@ impl Store {
         let marker = store.map(|id| format!("/{id}/"));
         let mut rows = stmt.query(params![after, marker, limit as i64])?;
         let mut n = 0;
+        let mut event_data = String::new();
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;
             let stores = row.get_ref(1)?.as_str().map_err(|e| LakeError::Corrupt(format!("event {seq}: {e}")))?;
             let event_id = row.get_ref(2)?.as_str().map_err(|e| LakeError::Corrupt(format!("event {seq}: {e}")))?;
             let arn = row.get_ref(5)?.as_str().map_err(|e| LakeError::Corrupt(format!("event {seq}: {e}")))?;
             let data = row.get_ref(6)?.as_blob().map_err(|e| LakeError::Corrupt(format!("event {seq}: {e}")))?;
-            let event_data = decompress(data)?;
+            audit_event::compression::decompress_into(data, &mut event_data)
+                .map_err(|why| LakeError::Corrupt(format!("a stored event {why}")))?;
             let row = crate::columnar::Row {
                 event_id,
                 event_time_ms: row.get(3)?,
