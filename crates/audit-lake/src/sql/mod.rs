@@ -68,7 +68,7 @@ impl Default for QueryConfig {
             max_result_rows: 1_000_000,
             keep_hours: 168,
             threads: 2,
-            nice: 10,
+            nice: 15,
         }
     }
 }
