@@ -68,8 +68,8 @@ pub(crate) enum Command {
 
     /// Run the local CloudTrail Lake alone (AWS APIs on one port), or read its data.
     ///
-    /// The AWS APIs cloudtrail (event data stores, channels, resource policies), cloudtrail-data
-    /// (PutAuditEvents), sts (AssumeRole, GetCallerIdentity) and an iam subset (roles and their
+    /// The AWS APIs cloudtrail (event data stores, channels, resource policies, SQL queries with
+    /// StartQuery and the rest), cloudtrail-data (PutAuditEvents), sts (AssumeRole, GetCallerIdentity) and an iam subset (roles and their
     /// policies), with SigV4 authentication and durable storage. Point the AWS CLI, boto3 or an AWS
     /// SDK at it with --endpoint-url.
     #[command(after_help = "Local accounts and keys (change them in the config file):\n  \
