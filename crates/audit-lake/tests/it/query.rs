@@ -449,15 +449,17 @@ async fn every_documented_query_runs() {
     let (arn, channel) = store(&lake, Who::Customer, "docs").await;
     publish(&lake, Who::Customer, &channel, &fixture()).await;
     let ct = lake.cloudtrail(Who::Customer);
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/queries.md");
-    let text = std::fs::read_to_string(path).unwrap();
-    let blocks: Vec<&str> = text.split("```sql\n").skip(1).map(|b| b.split("```").next().unwrap()).collect();
-    assert!(blocks.len() >= 5, "the guide has a query per application");
-    for block in blocks {
-        let sql = block.replace("$EDS", id(&arn));
-        let (_, rows) = query(&ct, &sql).await.unwrap_or_else(|e| panic!("{sql}\n{e}"));
-        if sql.contains("maestro") {
-            assert!(!rows.is_empty(), "the fixture has Maestro deployments into 123456789012: {sql}");
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+    for guide in ["queries.md", "getting-started.md"] {
+        let text = std::fs::read_to_string(docs.join(guide)).unwrap();
+        let blocks: Vec<&str> = text.split("```sql\n").skip(1).map(|b| b.split("```").next().unwrap()).collect();
+        assert!(blocks.len() >= 5, "{guide} has a query per application");
+        for block in blocks {
+            let sql = block.replace("$EDS", id(&arn));
+            let (_, rows) = query(&ct, &sql).await.unwrap_or_else(|e| panic!("{sql}\n{e}"));
+            if sql.contains("awsAccountId") {
+                assert!(!rows.is_empty(), "the fixture has Maestro deployments into 123456789012: {sql}");
+            }
         }
     }
 }
