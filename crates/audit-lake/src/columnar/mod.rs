@@ -139,13 +139,6 @@ pub struct Snapshot {
     pub batches: Vec<RecordBatch>,
 }
 
-impl Snapshot {
-    /// Events in the in-memory part.
-    pub fn memory_rows(&self) -> usize {
-        self.batches.iter().map(RecordBatch::num_rows).sum()
-    }
-}
-
 /// Looks up a store's retention period, in days.
 pub type Retention = Box<dyn Fn(&str) -> Option<i64> + Send + Sync>;
 

@@ -11,7 +11,7 @@ use audit_event::Catalog;
 use aws_sdk_cloudtrail::types::QueryStatus;
 use serde_json::{Value, json};
 
-use crate::support::{CUSTOMER, TestLake, Who, activity_selectors, code, entry};
+use crate::support::{CUSTOMER, TestLake, Who, code, entry, store_and_channel_kept};
 
 /// The fixed event set: every event type of the five applications, three times each, by three
 /// principals, five hours apart from 2026-10-01T00:00:00Z. Deterministic.
@@ -44,35 +44,10 @@ fn fixture() -> Vec<String> {
     events
 }
 
-/// Creates a store (10-year retention, so the fixture's 2026 times stay in it) with a channel;
-/// returns (store ARN, channel ARN).
-async fn store(lake: &TestLake, who: Who, name: &str) -> (String, String) {
-    let ct = lake.cloudtrail(who);
-    let store = ct
-        .create_event_data_store()
-        .name(format!("{name}-store"))
-        .set_advanced_event_selectors(Some(activity_selectors()))
-        .multi_region_enabled(false)
-        .retention_period(3653)
-        .send()
-        .await
-        .unwrap();
-    let store_arn = store.event_data_store_arn().unwrap().to_owned();
-    let channel = ct
-        .create_channel()
-        .name(format!("{name}-channel"))
-        .source(format!("Custom{name}").replace('-', ""))
-        .destinations(
-            aws_sdk_cloudtrail::types::Destination::builder()
-                .r#type(aws_sdk_cloudtrail::types::DestinationType::EventDataStore)
-                .location(&store_arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    (store_arn, channel.channel_arn().unwrap().to_owned())
+/// A store of the customer with a 10-year retention, so the fixture's 2026 times stay in it, and
+/// a channel; returns (store ARN, channel ARN).
+async fn store(lake: &TestLake, name: &str) -> (String, String) {
+    store_and_channel_kept(lake, name, Some(3653)).await
 }
 
 async fn publish(lake: &TestLake, who: Who, channel: &str, events: &[String]) {
@@ -196,8 +171,8 @@ fn render(result: Result<(Vec<String>, Vec<Vec<String>>), String>) -> String {
 #[tokio::test]
 async fn sql_golden() {
     let lake = TestLake::start().await;
-    let (arn, channel) = store(&lake, Who::Customer, "golden").await;
-    let (arn2, channel2) = store(&lake, Who::Customer, "second").await;
+    let (arn, channel) = store(&lake, "golden").await;
+    let (arn2, channel2) = store(&lake, "second").await;
     let events = fixture();
     publish(&lake, Who::Customer, &channel, &events).await;
     publish(&lake, Who::Customer, &channel2, &events[..5]).await;
@@ -231,7 +206,7 @@ async fn sql_golden() {
 async fn an_acknowledged_event_is_queryable_at_once_and_after_compaction_and_restart() {
     let dir = tempfile::tempdir().unwrap();
     let lake = TestLake::start_with(dir, |c| c.columnar.flush_rows = 10).await;
-    let (arn, channel) = store(&lake, Who::Customer, "fresh").await;
+    let (arn, channel) = store(&lake, "fresh").await;
     let events = fixture();
     let ct = lake.cloudtrail(Who::Customer);
     let count = format!("SELECT count(*) AS n, count(DISTINCT eventData.UID) AS uids FROM {}", id(&arn));
@@ -264,7 +239,7 @@ async fn an_acknowledged_event_is_queryable_at_once_and_after_compaction_and_res
 #[tokio::test]
 async fn results_page_and_queries_are_listed_described_and_cancelled() {
     let lake = TestLake::start().await;
-    let (arn, channel) = store(&lake, Who::Customer, "paging").await;
+    let (arn, channel) = store(&lake, "paging").await;
     let events = fixture();
     publish(&lake, Who::Customer, &channel, &events).await;
     let ct = lake.cloudtrail(Who::Customer);
@@ -357,7 +332,7 @@ async fn results_page_and_queries_are_listed_described_and_cancelled() {
 async fn at_most_the_configured_queries_run_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let lake = TestLake::start_with(dir, |c| c.query.max_concurrent = 1).await;
-    let (arn, channel) = store(&lake, Who::Customer, "busy").await;
+    let (arn, channel) = store(&lake, "busy").await;
     publish(&lake, Who::Customer, &channel, &fixture()).await;
     let ct = lake.cloudtrail(Who::Customer);
     let slow = format!("SELECT count(*) FROM {0} a, {0} b, {0} c, {0} d, {0} e", id(&arn));
@@ -372,7 +347,7 @@ async fn at_most_the_configured_queries_run_at_once() {
 #[tokio::test]
 async fn a_caller_reads_only_its_own_stores() {
     let lake = TestLake::start().await;
-    let (arn, channel) = store(&lake, Who::Customer, "private").await;
+    let (arn, channel) = store(&lake, "private").await;
     publish(&lake, Who::Customer, &channel, &fixture()[..3]).await;
 
     // Another account does not see the store at all.
@@ -394,30 +369,7 @@ async fn a_caller_reads_only_its_own_stores() {
 async fn events_past_retention_are_not_returned() {
     let lake = TestLake::start().await;
     let ct = lake.cloudtrail(Who::Customer);
-    let store = ct
-        .create_event_data_store()
-        .name("short-store")
-        .set_advanced_event_selectors(Some(activity_selectors()))
-        .multi_region_enabled(false)
-        .retention_period(7)
-        .send()
-        .await
-        .unwrap();
-    let arn = store.event_data_store_arn().unwrap().to_owned();
-    let channel = ct
-        .create_channel()
-        .name("short-channel")
-        .source("Customshort")
-        .destinations(
-            aws_sdk_cloudtrail::types::Destination::builder()
-                .r#type(aws_sdk_cloudtrail::types::DestinationType::EventDataStore)
-                .location(&arn)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let (arn, channel) = store_and_channel_kept(&lake, "short", Some(7)).await;
     let now = audit_event::EventTime::now().unix_seconds();
     let mut events = fixture();
     events.truncate(4);
@@ -429,9 +381,9 @@ async fn events_past_retention_are_not_returned() {
         *event = value.to_string();
     }
     // The old ones and the recent ones land in separate files.
-    publish(&lake, Who::Customer, channel.channel_arn().unwrap(), &events[2..]).await;
+    publish(&lake, Who::Customer, &channel, &events[2..]).await;
     lake.lake.columnar.flush_all().unwrap();
-    publish(&lake, Who::Customer, channel.channel_arn().unwrap(), &events[..2]).await;
+    publish(&lake, Who::Customer, &channel, &events[..2]).await;
     let count = format!("SELECT count(*) FROM {}", id(&arn));
     assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["2".to_string()]]);
     lake.lake.columnar.flush_all().unwrap();
@@ -446,7 +398,7 @@ async fn events_past_retention_are_not_returned() {
 #[tokio::test]
 async fn every_documented_query_runs() {
     let lake = TestLake::start().await;
-    let (arn, channel) = store(&lake, Who::Customer, "docs").await;
+    let (arn, channel) = store(&lake, "docs").await;
     publish(&lake, Who::Customer, &channel, &fixture()).await;
     let ct = lake.cloudtrail(Who::Customer);
     let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");

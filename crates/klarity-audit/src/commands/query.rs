@@ -28,7 +28,7 @@ pub(crate) fn run(args: &QueryArgs) -> anyhow::Result<ExitCode> {
     let where_to = target.endpoint.clone().unwrap_or_else(|| format!("AWS {}", target.region));
     let result = runtime.block_on(async {
         let cloudtrail = client!(aws_sdk_cloudtrail, &target, &keys);
-        execute(&cloudtrail, &args.statement, args.json || args.csv).await
+        execute(&cloudtrail, &args.statement, Poll::Backoff { spinner: !(args.json || args.csv) }).await
     });
     let result = match result {
         Ok(result) => result,
@@ -143,29 +143,43 @@ pub(crate) fn examples(store: &str) -> Vec<(&'static str, &'static str, String)>
     ]
 }
 
-struct Finished {
-    columns: Vec<String>,
-    rows: Vec<Vec<String>>,
-    stats: Stats,
+/// A finished query: its columns, rows and statistics.
+pub(crate) struct Finished {
+    pub(crate) columns: Vec<String>,
+    pub(crate) rows: Vec<Vec<String>>,
+    pub(crate) stats: Stats,
 }
 
+/// `QueryStatistics` as DescribeQuery reports them.
 #[derive(Default)]
-struct Stats {
-    scanned: i64,
-    matched: i64,
-    bytes: i64,
-    millis: i32,
+pub(crate) struct Stats {
+    pub(crate) scanned: i64,
+    pub(crate) matched: i64,
+    pub(crate) bytes: i64,
+    pub(crate) millis: i32,
 }
 
-enum QueryError {
+pub(crate) enum QueryError {
+    /// A call failed.
     Call(anyhow::Error),
+    /// The query ended without finishing (failed, cancelled, timed out).
     Ended { status: QueryStatus, message: String },
 }
 
-impl<E: Into<anyhow::Error>> From<E> for QueryError {
-    fn from(err: E) -> Self {
-        QueryError::Call(err.into())
+impl QueryError {
+    pub(crate) fn into_anyhow(self) -> anyhow::Error {
+        match self {
+            QueryError::Call(err) => err,
+            QueryError::Ended { status, message } => anyhow::anyhow!("the query ended {}: {message}", status.as_str()),
+        }
     }
+}
+
+/// How to wait for a query: a fixed interval (benchmarks), or backing off from 50 ms to 500 ms
+/// with a spinner on a terminal (people).
+pub(crate) enum Poll {
+    Every(Duration),
+    Backoff { spinner: bool },
 }
 
 fn sdk_error<E>(what: &str, err: aws_sdk_cloudtrail::error::SdkError<E>) -> QueryError
@@ -188,10 +202,12 @@ fn is_unreachable(err: &anyhow::Error) -> bool {
     })
 }
 
-async fn execute(
+/// Runs `statement` to its end: StartQuery, DescribeQuery until it ends, every page of
+/// GetQueryResults.
+pub(crate) async fn execute(
     cloudtrail: &aws_sdk_cloudtrail::Client,
     statement: &str,
-    quiet: bool,
+    poll: Poll,
 ) -> Result<Finished, QueryError> {
     let started = cloudtrail
         .start_query()
@@ -200,8 +216,12 @@ async fn execute(
         .await
         .map_err(|e| sdk_error("starting the query", e))?;
     let id = started.query_id().unwrap_or_default().to_owned();
-    let spinner = Spinner::new(!quiet && std::io::stderr().is_terminal());
-    let mut pause = Duration::from_millis(50);
+    let (spinner, mut pause, backoff) = match poll {
+        Poll::Every(every) => (Spinner::new(false), every, false),
+        Poll::Backoff { spinner } => {
+            (Spinner::new(spinner && std::io::stderr().is_terminal()), Duration::from_millis(50), true)
+        }
+    };
     let described = loop {
         let described =
             cloudtrail.describe_query().query_id(&id).send().await.map_err(|e| sdk_error("describing the query", e))?;
@@ -211,7 +231,9 @@ async fn execute(
         }
         spinner.tick(status.as_str());
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(500));
+        if backoff {
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
     };
     spinner.clear();
     let status = described.query_status().cloned().unwrap_or(QueryStatus::Failed);

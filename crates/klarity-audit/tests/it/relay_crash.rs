@@ -19,7 +19,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::support::{Dir, LakeProcess, RelayProcess, http_post, lake_call};
+use crate::support::{Dir, LakeProcess, RelayProcess, http_post, lake_call, urlencode};
 
 #[test]
 fn sigkill_of_the_relay_in_role_mode_sends_nothing_again() {
@@ -29,18 +29,6 @@ fn sigkill_of_the_relay_in_role_mode_sends_nothing_again() {
 #[test]
 fn sigkill_of_the_relay_in_channel_policy_mode_loses_nothing() {
     sigkill_loop(false);
-}
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 fn sigkill_loop(role_mode: bool) {

@@ -18,19 +18,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use crate::support::lake_call;
-
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
+use crate::support::{lake_call, urlencode};
 
 /// A store and a channel of the customer account; returns (store id, channel ARN).
 pub(crate) fn store_and_channel(endpoint: &str, name: &str) -> (String, String) {

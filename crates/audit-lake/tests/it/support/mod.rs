@@ -199,6 +199,15 @@ where
 
 /// Creates an ActivityAuditLog store and a channel to it; returns (store ARN, channel ARN).
 pub(crate) async fn store_and_channel(lake: &TestLake, name: &str) -> (String, String) {
+    store_and_channel_kept(lake, name, None).await
+}
+
+/// The same, with a retention period in days (the lake's default when `None`).
+pub(crate) async fn store_and_channel_kept(
+    lake: &TestLake,
+    name: &str,
+    retention_days: Option<i32>,
+) -> (String, String) {
     let ct = lake.cloudtrail(Who::Customer);
     let selectors: Vec<aws_sdk_cloudtrail::types::AdvancedEventSelector> = activity_selectors();
     let store = ct
@@ -206,6 +215,7 @@ pub(crate) async fn store_and_channel(lake: &TestLake, name: &str) -> (String, S
         .name(format!("{name}-store"))
         .set_advanced_event_selectors(Some(selectors))
         .multi_region_enabled(false)
+        .set_retention_period(retention_days)
         .send()
         .await
         .unwrap();

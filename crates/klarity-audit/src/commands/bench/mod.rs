@@ -60,28 +60,32 @@ pub(crate) fn run(global: &GlobalArgs, args: &BenchArgs) -> anyhow::Result<ExitC
     let root = args.data_dir.clone().or_else(|| temp.as_ref().map(|t| t.path().to_owned())).expect("a data dir");
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let mut out = std::io::stdout().lock();
     if args.sql {
         let report = runtime.block_on(sql::run(&root, args, catalog))?;
-        let mut out = std::io::stdout().lock();
-        if args.json {
-            writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
-        } else {
-            report.print(&mut out)?;
-        }
-        drop(runtime);
-        drop(temp);
-        return Ok(ExitCode::SUCCESS);
-    }
-    let report = runtime.block_on(bench(&root, args, catalog))?;
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+        emit(&report, args.json, &mut out, |r, out| r.print(out))?;
     } else {
-        report.print(&mut out)?;
+        let report = runtime.block_on(bench(&root, args, catalog))?;
+        emit(&report, args.json, &mut out, |r, out| r.print(out))?;
     }
     drop(runtime);
     drop(temp);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a report as JSON or, with `print`, as a table.
+fn emit<R: serde::Serialize, W: Write>(
+    report: &R,
+    json: bool,
+    out: &mut W,
+    print: impl FnOnce(&R, &mut W) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(report)?)?;
+    } else {
+        print(report, out)?;
+    }
+    Ok(())
 }
 
 /// One tenant of the bench: its token, store and channel.

@@ -21,8 +21,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, bail};
-use aws_sdk_cloudtrail::types::QueryStatus;
+use anyhow::Context;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -390,47 +389,15 @@ struct Timed {
 /// Runs a query through the API, polling DescribeQuery every `poll`.
 async fn query(cloudtrail: &aws_sdk_cloudtrail::Client, statement: &str, poll: Duration) -> anyhow::Result<Timed> {
     let started = Instant::now();
-    let id = cloudtrail
-        .start_query()
-        .query_statement(statement)
-        .send()
+    let finished = crate::commands::query::execute(cloudtrail, statement, crate::commands::query::Poll::Every(poll))
         .await
-        .context("StartQuery")?
-        .query_id()
-        .unwrap_or_default()
-        .to_owned();
-    let described = loop {
-        let described = cloudtrail.describe_query().query_id(&id).send().await.context("DescribeQuery")?;
-        match described.query_status() {
-            Some(QueryStatus::Queued | QueryStatus::Running) => tokio::time::sleep(poll).await,
-            Some(QueryStatus::Finished) => break described,
-            other => bail!("the query {statement} ended {other:?}: {}", described.error_message().unwrap_or("")),
-        }
-    };
-    let mut rows = 0;
-    let mut token = None;
-    loop {
-        let page = cloudtrail
-            .get_query_results()
-            .query_id(&id)
-            .set_next_token(token)
-            .send()
-            .await
-            .context("GetQueryResults")?;
-        rows += page.query_result_rows().len();
-        token = page.next_token().map(str::to_owned);
-        if token.is_none() {
-            break;
-        }
-    }
-    let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let stats = described.query_statistics();
+        .map_err(|e| e.into_anyhow().context(format!("the query {statement}")))?;
     Ok(Timed {
-        wall_ms,
-        engine_ms: stats.and_then(|s| s.execution_time_in_millis()).unwrap_or(0).into(),
-        rows,
-        events_scanned: stats.and_then(|s| s.events_scanned()).unwrap_or(0),
-        bytes_scanned: stats.and_then(|s| s.bytes_scanned()).unwrap_or(0),
+        wall_ms: started.elapsed().as_secs_f64() * 1000.0,
+        engine_ms: finished.stats.millis.into(),
+        rows: finished.rows.len(),
+        events_scanned: finished.stats.scanned,
+        bytes_scanned: finished.stats.bytes,
     })
 }
 

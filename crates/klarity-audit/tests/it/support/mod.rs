@@ -184,6 +184,11 @@ impl Drop for LakeProcess {
     }
 }
 
+/// `s` percent-encoded for a form body (awsQuery parameters such as policy documents).
+pub(crate) fn urlencode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 /// Calls the lake over plain HTTP with a SigV4 signature (customer keys), blocking. `target` is a
 /// CloudTrail operation for `cloudtrail`, or a path with query for `cloudtrail-data`.
 /// Returns (status, body); (0, error) when the connection failed.
