@@ -219,7 +219,10 @@ impl Columnar {
                 files: data.map(|d| d.segments.clone()).unwrap_or_default(),
                 batches: data.map(|d| d.hot.clone()).unwrap_or_default(),
             };
-            (snapshot, state.converted_upto)
+            // After a restart the compactor starts below what a store's files hold; the tail starts
+            // past both, or the files' events would be read again.
+            let flushed = data.map_or(0, |d| d.flushed_upto);
+            (snapshot, state.converted_upto.max(flushed))
         };
         let conn = Store::reader(&self.db)?;
         let mut builder = RecordsBuilder::default();
@@ -288,7 +291,13 @@ impl Columnar {
         let poll = Duration::from_millis(self.config.poll_millis.max(1));
         let mut conn = None;
         let mut retention_checked = Instant::now() - Duration::from_secs(3600);
+        let mut behind = false;
         while !self.stop.load(Ordering::Relaxed) {
+            // The wait comes first, even at start: queries convert what the compactor has not yet.
+            // A full step means more is waiting, and the next one follows at once.
+            if !behind {
+                thread::sleep(poll);
+            }
             if retention_checked.elapsed() >= Duration::from_secs(60) {
                 retention_checked = Instant::now();
                 if let Err(err) = self.drop_expired(audit_event::EventTime::now().unix_millis()) {
@@ -305,8 +314,8 @@ impl Columnar {
                 self.flush(false)?;
                 Ok(n)
             })();
+            behind = matches!(result, Ok(n) if n == STEP_ROWS);
             match result {
-                Ok(n) if n == STEP_ROWS => continue,
                 Ok(_) => {}
                 Err(err) => {
                     tracing::error!(error = %err, "The compactor failed; it retries.");
@@ -314,7 +323,6 @@ impl Columnar {
                     thread::sleep(Duration::from_secs(1));
                 }
             }
-            thread::sleep(poll);
         }
     }
 
