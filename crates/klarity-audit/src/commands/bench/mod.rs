@@ -10,6 +10,7 @@
 //! - [`load`] builds events and request bodies and runs the producers.
 //! - [`report`] holds the figures and prints them as a table or JSON.
 
+mod cpu;
 mod load;
 mod report;
 mod sql;
@@ -58,17 +59,26 @@ pub(crate) fn run(global: &GlobalArgs, args: &BenchArgs) -> anyhow::Result<ExitC
         None => Some(tempfile::tempdir().context("creating a temporary data directory")?),
     };
     let root = args.data_dir.clone().or_else(|| temp.as_ref().map(|t| t.path().to_owned())).expect("a data dir");
-    let runtime =
-        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    let runtime = |name: &str| {
+        tokio::runtime::Builder::new_multi_thread()
+            .thread_name(name)
+            .enable_all()
+            .build()
+            .context("starting the async runtime")
+    };
+    let main = runtime("bench-worker")?;
     let mut out = std::io::stdout().lock();
     if args.sql {
-        let report = runtime.block_on(sql::run(&root, args, catalog))?;
+        let report = main.block_on(sql::run(&root, args, catalog))?;
         emit(&report, args.json, &mut out, |r, out| r.print(out))?;
     } else {
-        let report = runtime.block_on(bench(&root, args, catalog))?;
+        // The lake and the relay each on a runtime of its own, so that the CPU each spends is
+        // known (see `cpu`).
+        let parts = Parts { lake: runtime("lake-worker")?, relay: runtime("relay-worker")? };
+        let report = main.block_on(bench(&root, args, catalog, &parts))?;
         emit(&report, args.json, &mut out, |r, out| r.print(out))?;
     }
-    drop(runtime);
+    drop(main);
     drop(temp);
     Ok(ExitCode::SUCCESS)
 }
@@ -88,6 +98,12 @@ fn emit<R: serde::Serialize, W: Write>(
     Ok(())
 }
 
+/// The runtimes the lake and the relay run on.
+struct Parts {
+    lake: tokio::runtime::Runtime,
+    relay: tokio::runtime::Runtime,
+}
+
 /// One tenant of the bench: its token, store and channel.
 struct BenchTenant {
     id: String,
@@ -95,7 +111,7 @@ struct BenchTenant {
     store_id: String,
 }
 
-async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog) -> anyhow::Result<Report> {
+async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, parts: &Parts) -> anyhow::Result<Report> {
     let stop = CancellationToken::new();
     let _stop_on_exit = stop.clone().drop_guard();
     let progress = Progress::new(!args.json && std::io::stderr().is_terminal());
@@ -106,7 +122,7 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog) -> 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let lake_endpoint = format!("http://{}", listener.local_addr()?);
     let lake_stop = stop.clone();
-    let lake_task = tokio::spawn(audit_lake::serve(lake, listener, async move { lake_stop.cancelled().await }));
+    let lake_task = parts.lake.spawn(audit_lake::serve(lake, listener, async move { lake_stop.cancelled().await }));
 
     // The customer's side, through the AWS SDK: a store, a channel and a policy per tenant.
     progress.say("setting up the customer side through the AWS SDK");
@@ -142,12 +158,15 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog) -> 
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let relay_url = format!("http://{}", listener.local_addr()?);
-    let relay_task = tokio::spawn(audit_relay::run(config, listener, catalog, stop.clone()));
+    let relay_task = parts.relay.spawn(audit_relay::run(config, listener, catalog, stop.clone()));
     let admin = JsonClient::new(&relay_url, Some(admin_token))?;
 
     // Ingest (and delivery, unless held).
     let load = Arc::new(load::Load::new(args.event_size));
     let rss_before = memory().rss_bytes;
+    let mut cpu = cpu::Ledger::default();
+    cpu.sample();
+    let cpu_before = cpu.totals();
     progress.say("sending");
     let started = Instant::now();
     let producers = {
@@ -160,6 +179,7 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog) -> 
     let ingest = loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
         rss_ingest_peak = rss_ingest_peak.max(memory().rss_bytes);
+        cpu.sample();
         if producers.is_finished() {
             break producers.await.context("the producers stopped")??;
         }
@@ -175,6 +195,8 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog) -> 
         }
     };
     let ingest_seconds = started.elapsed().as_secs_f64();
+    cpu.sample();
+    let cpu_ingested = cpu.totals();
     if ingest.accepted as usize != args.events {
         bail!("the relay accepted {} of {} events: {}", ingest.accepted, args.events, ingest.first_error);
     }
@@ -192,6 +214,7 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog) -> 
         let state = scrape(&admin).await?;
         watch.observe(&state);
         rss_drain_peak = rss_drain_peak.max(memory().rss_bytes);
+        cpu.sample();
         progress.line(&format!(
             "delivered {:>10} of {}   queued {:>10}",
             group(state.delivered),
@@ -210,6 +233,8 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog) -> 
     };
     let end_to_end_seconds = watch.all_delivered_at.unwrap_or_else(Instant::now).duration_since(started).as_secs_f64();
     let drain_seconds = drain_started.elapsed().as_secs_f64();
+    cpu.sample();
+    let cpu_delivered = cpu.totals();
     progress.clear();
 
     // Every event is in its tenant's store, once.
@@ -256,6 +281,8 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog) -> 
         rss_before_bytes: rss_before,
         rss_ingest_peak_bytes: rss_ingest_peak,
         rss_drain_peak_bytes: rss_drain_peak,
+        cpu_ingest: cpu_ingested.since(&cpu_before),
+        cpu_whole: cpu_delivered.since(&cpu_before),
         relay_disk_bytes: disk_usage(&relay_dir),
         lake_disk_bytes: disk_usage(&lake_dir),
     }))

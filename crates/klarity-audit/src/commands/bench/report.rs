@@ -4,7 +4,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::{Scraped, group, load::Ingested};
+use super::{Scraped, cpu::Seconds, group, load::Ingested};
 use crate::cli::BenchArgs;
 
 /// What a run measured.
@@ -14,8 +14,45 @@ pub(crate) struct Report {
     pub(crate) ingest: Ingest,
     pub(crate) end_to_end: EndToEnd,
     pub(crate) baseline: Option<Baseline>,
+    pub(crate) cpu: Cpu,
     pub(crate) memory: MemoryFigures,
     pub(crate) disk: Disk,
+}
+
+/// CPU time per part of the flow (each on threads of its own; see `cpu`).
+#[derive(Debug, Serialize)]
+pub(crate) struct Cpu {
+    /// From the first request to the last delivery.
+    pub(crate) whole_run: CpuPerPart,
+    /// With a held backlog: accepting alone (nothing is delivered meanwhile).
+    pub(crate) ingest_only: Option<CpuPerPart>,
+    /// With a held backlog: delivering alone.
+    pub(crate) delivery_only: Option<CpuPerPart>,
+    /// Derived, not measured: the events per second this machine's cores would carry end to end if
+    /// they ran only the relay (the lake elsewhere, as CloudTrail Lake is in production), at the
+    /// relay's CPU cost per event in this run.
+    pub(crate) relay_only_events_per_second: f64,
+}
+
+/// CPU seconds and microseconds per event, per part.
+#[derive(Debug, Serialize)]
+pub(crate) struct CpuPerPart {
+    pub(crate) seconds: Seconds,
+    pub(crate) relay_us_per_event: f64,
+    pub(crate) lake_us_per_event: f64,
+    pub(crate) load_us_per_event: f64,
+}
+
+impl CpuPerPart {
+    fn new(seconds: Seconds, events: u64) -> CpuPerPart {
+        let per = |s: f64| (s * 1e6 / events.max(1) as f64 * 10.0).round() / 10.0;
+        CpuPerPart {
+            relay_us_per_event: per(seconds.relay),
+            lake_us_per_event: per(seconds.lake),
+            load_us_per_event: per(seconds.load),
+            seconds,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -113,6 +150,8 @@ pub(crate) struct Inputs<'a> {
     pub(crate) settled: &'a Scraped,
     pub(crate) stored: u64,
     pub(crate) baseline: Option<Baseline>,
+    pub(crate) cpu_ingest: Seconds,
+    pub(crate) cpu_whole: Seconds,
     pub(crate) peak_rss_bytes: u64,
     pub(crate) rss_before_bytes: u64,
     pub(crate) rss_ingest_peak_bytes: u64,
@@ -129,6 +168,10 @@ impl Report {
     pub(crate) fn new(i: Inputs<'_>) -> Report {
         let events = i.args.events as u64;
         let lake_events = events + i.baseline.as_ref().map_or(0, |b| b.events);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let whole_run = CpuPerPart::new(i.cpu_whole, events);
+        let relay_only_events_per_second =
+            if whole_run.relay_us_per_event > 0.0 { cores as f64 * 1e6 / whole_run.relay_us_per_event } else { 0.0 };
         Report {
             setup: Setup {
                 events,
@@ -139,7 +182,7 @@ impl Report {
                 offered_rate: (i.args.rate > 0).then_some(i.args.rate),
                 delivery_concurrency: i.args.delivery_concurrency,
                 held_backlog: i.args.hold,
-                cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                cores,
             },
             ingest: Ingest {
                 accepted: i.ingest.accepted,
@@ -169,6 +212,12 @@ impl Report {
                 },
             },
             baseline: i.baseline,
+            cpu: Cpu {
+                whole_run,
+                ingest_only: i.args.hold.then(|| CpuPerPart::new(i.cpu_ingest, events)),
+                delivery_only: i.args.hold.then(|| CpuPerPart::new(i.cpu_whole.since(&i.cpu_ingest), events)),
+                relay_only_events_per_second,
+            },
             memory: MemoryFigures {
                 peak_rss_mib: mib(i.peak_rss_bytes),
                 rss_before_load_mib: mib(i.rss_before_bytes),
@@ -243,6 +292,30 @@ impl Report {
                 writeln!(out, "    end to end / lake alone: {:.2}", e.events_per_second / b.events_per_second)?;
             }
         }
+        let c = &self.cpu;
+        let parts = |p: &CpuPerPart| {
+            format!(
+                "relay {:.1} µs   lake {:.1} µs   producers {:.1} µs",
+                p.relay_us_per_event, p.lake_us_per_event, p.load_us_per_event
+            )
+        };
+        let w = &c.whole_run;
+        writeln!(
+            out,
+            "  CPU per event       {}   ({:.1} CPU s in all)",
+            parts(w),
+            w.seconds.relay + w.seconds.lake + w.seconds.load
+        )?;
+        if let (Some(ingest), Some(delivery)) = (&c.ingest_only, &c.delivery_only) {
+            writeln!(out, "    accepting alone   {}", parts(ingest))?;
+            writeln!(out, "    delivering alone  {}", parts(delivery))?;
+        }
+        writeln!(
+            out,
+            "    the relay alone on {} core(s), at this cost: ≈ {} events/s end to end (derived: the lake elsewhere)",
+            s.cores,
+            group(c.relay_only_events_per_second as u64)
+        )?;
         let m = &self.memory;
         writeln!(
             out,
