@@ -26,6 +26,8 @@ pub struct LakeConfig {
     pub columnar: crate::columnar::ColumnarConfig,
     /// How queries run.
     pub query: crate::sql::QueryConfig,
+    /// Deadlines and bounds of the HTTP endpoint (slow or silent clients).
+    pub http: http_serve::HttpConfig,
 }
 
 /// One account hosted by the lake.
@@ -101,6 +103,7 @@ impl Default for LakeConfig {
             max_body_bytes: 2 * 1024 * 1024,
             columnar: Default::default(),
             query: Default::default(),
+            http: Default::default(),
         }
     }
 }
@@ -108,6 +111,7 @@ impl Default for LakeConfig {
 impl LakeConfig {
     /// Checks the configuration; the error says what to fix.
     pub fn validate(&self) -> Result<(), String> {
+        self.http.check()?;
         let mut keys = std::collections::HashSet::new();
         let mut ids = std::collections::HashSet::new();
         for account in &self.accounts {

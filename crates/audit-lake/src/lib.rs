@@ -92,6 +92,7 @@ pub async fn serve(
 ) -> Result<(), LakeError> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, data = %lake.store.path().display(), "The lake is listening.");
-    axum::serve(listener, api::router(lake)).with_graceful_shutdown(shutdown).await?;
+    let limits = lake.config.http.limits();
+    http_serve::serve(listener, api::router(lake), limits, shutdown).await?;
     Ok(())
 }

@@ -37,6 +37,8 @@ pub struct RelayConfig {
     pub delivered_retention_hours: u64,
     /// SHA-256 (hex) of the admin token; empty disables the admin API and `/metrics`.
     pub admin_token_sha256: String,
+    /// Deadlines and bounds of the HTTP endpoint (slow or silent clients).
+    pub http: http_serve::HttpConfig,
 }
 
 /// Long-term AWS credentials.
@@ -77,6 +79,7 @@ impl Default for RelayConfig {
             attempt_timeout_secs: 30,
             delivered_retention_hours: 168,
             admin_token_sha256: String::new(),
+            http: Default::default(),
         }
     }
 }
@@ -84,6 +87,7 @@ impl Default for RelayConfig {
 impl RelayConfig {
     /// Checks the configuration; the error says what to fix.
     pub fn validate(&self) -> Result<(), String> {
+        self.http.check()?;
         if self.max_events_per_request == 0 || self.max_events_per_request > 10_000 {
             return Err("max_events_per_request must be 1 to 10000".into());
         }

@@ -70,7 +70,8 @@ pub async fn run(
     });
     tracing::info!(addr = %listener.local_addr()?, data = %config.data_dir.display(), "The relay is listening.");
     let stop = shutdown.clone();
-    axum::serve(listener, api::router(state)).with_graceful_shutdown(async move { stop.cancelled().await }).await?;
+    let limits = config.http.limits();
+    http_serve::serve(listener, api::router(state), limits, async move { stop.cancelled().await }).await?;
     shutdown.cancel();
     if delivering.await.is_ok() {
         state_spool.stopped_cleanly()?;

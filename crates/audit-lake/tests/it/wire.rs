@@ -286,6 +286,55 @@ async fn oversized_bodies_are_refused_before_buffering() {
     assert_eq!(r.status, 200);
 }
 
+#[tokio::test]
+async fn slow_and_silent_clients_are_cut_off_and_the_lake_keeps_serving() {
+    let lake = TestLake::start_with(tempfile::tempdir().unwrap(), |c| {
+        c.http = http_serve::HttpConfig {
+            header_read_timeout_secs: 1,
+            request_timeout_secs: 2,
+            idle_timeout_secs: 3,
+            max_connections: 64,
+        };
+    })
+    .await;
+    let addr = lake.endpoint.trim_start_matches("http://").to_owned();
+    let started = std::time::Instant::now();
+    // Slow-loris: a head never finished.
+    let mut loris = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    loris.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: CloudTrail_20131101.ListChannels\r\n").await.unwrap();
+    // A body dribbled: 10 of 1000 bytes, then nothing.
+    let mut dribble = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    dribble
+        .write_all(
+            b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: CloudTrail_20131101.ListChannels\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: 1000\r\n\r\n0123456789",
+        )
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), loris.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "the slow-loris connection stayed open");
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), dribble.read_to_end(&mut answer)).await;
+    assert!(closed.is_ok(), "the dribbling connection stayed open");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // Still serving.
+    let r = send_raw(
+        &lake.endpoint,
+        &signed(
+            &lake.endpoint,
+            "cloudtrail",
+            "/",
+            cloudtrail("ListChannels", "application/x-amz-json-1.1"),
+            b"{}",
+            &amz_now(0),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 

@@ -1,6 +1,7 @@
-//! `klarity-audit tenants` and `tokens`: registering the three values a customer hands over.
+//! `klarity-audit tenants` and `tokens`: registering the three values a customer hands over; and the
+//! relay's port against slow, silent and oversized clients.
 
-use crate::support::Dir;
+use crate::support::{Dir, RelayProcess};
 
 const CHANNEL: &str = "arn:aws:cloudtrail:eu-west-1:123456789012:channel/0f9c1e2d-3b4a-4c5d-8e6f-7a8b9c0d1e2f";
 
@@ -108,4 +109,87 @@ fn bad_tenant_values_are_refused_with_a_reason() {
         (out.code, out.stderr.as_str()),
         (2, "error: there is no tenant \"ghost\" (see `klarity-audit tenants list`)\n")
     );
+}
+
+/// Slow-loris and a dribbled body against the relay's ingest port, with its `[http]` deadlines set
+/// short from the environment: both are cut off, an oversized request is refused from its header,
+/// and the relay keeps answering.
+#[test]
+fn slow_silent_and_oversized_clients_are_cut_off() {
+    use std::{
+        io::{Read, Write},
+        net::TcpStream,
+        time::{Duration, Instant},
+    };
+    let dir = Dir::new();
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--data-dir", "relay"]);
+        dir.run(&all, None)
+    };
+    let out = run(&["tenants", "add", "acme", "--channel-arn", CHANNEL, "--resource-policy"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = run(&["tokens", "issue", "--app", "com.nordcloudapp.com.maestro", "--tenants", "acme"]);
+    let token = out.stdout.lines().nth(1).unwrap_or_default().to_owned();
+    assert!(token.starts_with("kat_"), "{}", out.stdout);
+    let relay = RelayProcess::start_with(
+        &dir.path().join("relay"),
+        "http://127.0.0.1:9",
+        &[
+            ("KLARITY_RELAY__HTTP__HEADER_READ_TIMEOUT_SECS", "1"),
+            ("KLARITY_RELAY__HTTP__REQUEST_TIMEOUT_SECS", "2"),
+            ("KLARITY_RELAY__HTTP__IDLE_TIMEOUT_SECS", "3"),
+        ],
+    );
+    let started = Instant::now();
+    let mut loris = TcpStream::connect(&relay.address).unwrap();
+    loris.write_all(b"POST /v1/tenants/t1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ").unwrap();
+    let mut dribble = TcpStream::connect(&relay.address).unwrap();
+    dribble
+        .write_all(
+            format!(
+                "POST /v1/tenants/acme/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n[{{\"UID\""
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    for stream in [&mut loris, &mut dribble] {
+        stream.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+    }
+    let mut rest = Vec::new();
+    loris.read_to_end(&mut rest).expect("the slow-loris connection is closed, not left open");
+    let mut answer = String::new();
+    dribble.read_to_string(&mut answer).expect("the dribbling connection is answered and closed");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
+    // 6 MB declared, beyond the 5 MiB bound: refused from the header, nothing read.
+    let (status, body) = {
+        let mut big = TcpStream::connect(&relay.address).unwrap();
+        big.set_read_timeout(Some(Duration::from_secs(6))).unwrap();
+        big.write_all(
+            format!(
+                "POST /v1/tenants/acme/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 6000000\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let mut raw = String::new();
+        let _ = big.read_to_string(&mut raw);
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+        (head.split(' ').nth(1).and_then(|s| s.parse::<u16>().ok()).unwrap_or(0), body.to_owned())
+    };
+    assert_eq!(status, 413, "{body}");
+    let (status, body) = http_get(&relay.address, "/healthz");
+    assert_eq!((status, body.as_str()), (200, "ok"));
+}
+
+fn http_get(address: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    (head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0), body.to_owned())
 }

@@ -1,0 +1,216 @@
+//! Each bound against a real client on loopback, with short limits.
+
+use std::time::Duration;
+
+use axum::{body::Bytes, routing::post};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    sync::oneshot,
+    time::Instant,
+};
+
+use super::*;
+
+const LIMITS: Limits = Limits {
+    header_read_timeout: Duration::from_millis(300),
+    request_timeout: Duration::from_millis(600),
+    idle_timeout: Duration::from_millis(900),
+    max_connections: 2,
+};
+
+/// An answer larger than loopback's socket buffers.
+const BIG: usize = 64 << 20;
+
+struct Server {
+    addr: std::net::SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<io::Result<()>>,
+}
+
+async fn start() -> Server {
+    let router = Router::new()
+        .route("/echo", post(|body: Bytes| async move { body.len().to_string() }))
+        .route("/big", post(|| async { vec![b'x'; BIG] }))
+        .route(
+            "/slow",
+            post(|| async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                "done"
+            }),
+        );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve(listener, router, LIMITS, async move {
+        let _ = stopped.await;
+    }));
+    Server { addr, stop: Some(stop), task }
+}
+
+/// Reads until the server closes the connection (or `within` passes: then `None`).
+async fn read_to_close(stream: &mut TcpStream, within: Duration) -> Option<String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0) | Err(_)) => return Some(String::from_utf8_lossy(&out).into_owned()),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Reads one answer of known small size (up to its body `expect`).
+async fn read_answer(stream: &mut TcpStream, expect: &str, within: Duration) -> Option<String> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + within;
+    while !String::from_utf8_lossy(&out).ends_with(expect) {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
+            _ => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+fn echo(body: &str) -> String {
+    format!("POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n{body}", body.len())
+}
+
+#[tokio::test]
+async fn a_request_head_sent_a_byte_at_a_time_is_cut_off() {
+    let server = start().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let started = Instant::now();
+    let head = b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n";
+    // Slow-loris: a byte every 50 ms, never finishing the head.
+    let mut closed = false;
+    for byte in head.iter().cycle().take(200) {
+        if stream.write_all(&[*byte]).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if started.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+    }
+    if !closed {
+        assert!(read_to_close(&mut stream, Duration::from_secs(2)).await.is_some(), "the connection stayed open");
+    }
+    assert!(started.elapsed() < Duration::from_secs(3), "cut after {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed() {
+    let server = start().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let started = Instant::now();
+    assert!(read_to_close(&mut stream, Duration::from_secs(3)).await.is_some(), "the connection stayed open");
+    assert!(started.elapsed() >= LIMITS.header_read_timeout);
+}
+
+#[tokio::test]
+async fn a_dribbled_body_gets_408_within_the_request_timeout() {
+    let server = start().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\n\r\n").await.unwrap();
+    let started = Instant::now();
+    let writer = tokio::spawn(async move {
+        for _ in 0..40 {
+            if stream.write_all(b"x").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        stream
+    });
+    let mut stream = writer.await.unwrap();
+    let answer = read_to_close(&mut stream, Duration::from_secs(3)).await.expect("an answer and a close");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("RequestTimeout"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn a_keep_alive_connection_in_use_stays_open_and_closes_once_silent() {
+    let server = start().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    // Requests less than the head's deadline apart keep it open past every deadline.
+    for _ in 0..6 {
+        stream.write_all(echo("hello").as_bytes()).await.unwrap();
+        let answer = read_answer(&mut stream, "\r\n\r\n5", Duration::from_secs(2)).await.expect("an answer");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Silent after an answer, it waits for a next head as for a first one (hyper's rule), no longer.
+    let started = Instant::now();
+    assert!(read_to_close(&mut stream, Duration::from_secs(3)).await.is_some(), "the idle connection stayed open");
+    assert!(started.elapsed() < LIMITS.idle_timeout, "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_its_answer_is_dropped() {
+    let server = start().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(b"POST /big HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+    // The server fills the socket buffers and waits; after the idle timeout it gives up.
+    tokio::time::sleep(LIMITS.idle_timeout + Duration::from_millis(600)).await;
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(3), stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(n)) => total += n,
+            Err(_) => panic!("the connection stayed open after {total} bytes"),
+        }
+    }
+    assert!(total < BIG, "the whole answer arrived ({total} bytes): nothing was cut");
+}
+
+#[tokio::test]
+async fn connections_beyond_the_bound_wait_until_one_closes() {
+    let server = start().await;
+    let mut held = Vec::new();
+    for _ in 0..LIMITS.max_connections {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(echo("a").as_bytes()).await.unwrap();
+        read_answer(&mut stream, "\r\n\r\n1", Duration::from_secs(2)).await.expect("an answer");
+        held.push(stream);
+    }
+    let mut third = TcpStream::connect(server.addr).await.unwrap();
+    third.write_all(echo("abc").as_bytes()).await.unwrap();
+    assert!(
+        read_answer(&mut third, "\r\n\r\n3", Duration::from_millis(200)).await.is_none(),
+        "served beyond the bound"
+    );
+    drop(held.pop());
+    let answer = read_answer(&mut third, "\r\n\r\n3", Duration::from_secs(2)).await.expect("served once a slot freed");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_request_under_way_finish() {
+    let mut server = start().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(b"POST /slow HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let _ = server.stop.take().unwrap().send(());
+    let answer = read_answer(&mut stream, "done", Duration::from_secs(2)).await.expect("the answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    tokio::time::timeout(Duration::from_secs(2), server.task).await.expect("serve returned").unwrap().unwrap();
+    assert!(TcpStream::connect(server.addr).await.is_err(), "still accepting after shutdown");
+}
+
+#[test]
+fn settings_are_checked() {
+    assert_eq!(HttpConfig::default().check(), Ok(()));
+    let bad = HttpConfig { idle_timeout_secs: 30, ..HttpConfig::default() };
+    assert!(bad.check().unwrap_err().contains("http.idle_timeout_secs"));
+    let bad = HttpConfig { max_connections: 0, ..HttpConfig::default() };
+    assert!(bad.check().unwrap_err().contains("http.max_connections"));
+    assert_eq!(Limits::default().request_timeout, Duration::from_secs(60));
+}
