@@ -356,9 +356,13 @@ pub(crate) struct BenchArgs {
     /// Hold delivery until every event is accepted, then drain the backlog.
     #[arg(long)]
     pub(crate) hold: bool,
-    /// Skip the lake-alone baseline.
+    /// Skip the baselines (the lake alone, and boto3).
     #[arg(long)]
     pub(crate) no_baseline: bool,
+    /// Events the boto3 baseline publishes (bench/boto3_publisher.py: put_audit_events in batches
+    /// of 100, one call after another, as AWS's samples do); 0 skips it. Needs python3 with boto3.
+    #[arg(long, default_value_t = 20_000)]
+    pub(crate) boto3_events: usize,
     /// Measure the lake's SQL instead: load --events into one store (a year of eventTime, every
     /// event type, 10,000 principals), then time queries over it and ingest while querying.
     #[arg(long)]

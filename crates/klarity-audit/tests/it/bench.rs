@@ -6,8 +6,23 @@ use crate::support::Dir;
 #[test]
 fn a_small_bench_delivers_every_event_once_and_reports_it() {
     let dir = Dir::new();
-    let out =
-        dir.run(&["bench", "--events", "1500", "--clients", "4", "--tenants", "3", "--batch", "50", "--json"], None);
+    let out = dir.run(
+        &[
+            "bench",
+            "--events",
+            "1500",
+            "--clients",
+            "4",
+            "--tenants",
+            "3",
+            "--batch",
+            "50",
+            "--boto3-events",
+            "300",
+            "--json",
+        ],
+        None,
+    );
     assert_eq!(out.code, 0, "{}", out.stderr);
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(report["ingest"]["accepted"], 1500);
@@ -19,6 +34,13 @@ fn a_small_bench_delivers_every_event_once_and_reports_it() {
     assert_eq!(report["baseline"]["stored"], 1500);
     assert!(report["end_to_end"]["latency_seconds_at_most"]["p99"].as_f64().is_some());
     assert!(report["disk"]["lake_bytes"].as_u64().unwrap() > 0);
+    // The boto3 publisher ran against the same lake (CI installs boto3), and every entry landed.
+    let boto3 = &report["boto3"]["measured"];
+    assert_eq!((boto3["events"].as_u64(), boto3["failed"].as_u64()), (Some(300), Some(0)), "{}", report["boto3"]);
+    // CPU was spent by the relay and the lake, each on its own threads.
+    let cpu = &report["cpu"]["whole_run"];
+    assert!(cpu["relay_us_per_event"].as_f64().unwrap() > 0.0, "{cpu}");
+    assert!(cpu["lake_us_per_event"].as_f64().unwrap() > 0.0, "{cpu}");
 }
 
 #[test]
@@ -30,6 +52,10 @@ fn a_held_backlog_is_drained() {
     assert_eq!(report["end_to_end"]["stored_in_lake"], 600);
     assert!(report["end_to_end"]["drain_seconds"].as_f64().is_some());
     assert!(report["baseline"].is_null());
+    assert!(report["boto3"].is_null());
+    // With a held backlog, accepting and delivering are accounted apart.
+    assert!(report["cpu"]["ingest_only"]["relay_us_per_event"].as_f64().unwrap() > 0.0, "{}", report["cpu"]);
+    assert!(report["cpu"]["delivery_only"]["lake_us_per_event"].as_f64().unwrap() > 0.0, "{}", report["cpu"]);
 }
 
 #[test]

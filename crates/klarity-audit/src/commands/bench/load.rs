@@ -59,6 +59,16 @@ impl Load {
         self.before_uid.len() + 36 + self.after_uid.len()
     }
 
+    /// The event with `@UID@` where its UID goes and `recipientAccountId` set, as a publisher
+    /// calling PutAuditEvents itself sends it (the boto3 baseline's template).
+    pub(crate) fn template(&self, recipient: &str) -> String {
+        format!("{}@UID@{}", self.before_uid, self.after_uid).replacen(
+            '{',
+            &format!("{{\"recipientAccountId\":\"{recipient}\","),
+            1,
+        )
+    }
+
     /// Events handed to the relay so far (sent, not necessarily answered).
     pub(crate) fn sent(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)

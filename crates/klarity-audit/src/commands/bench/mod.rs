@@ -263,6 +263,20 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
         Some(Baseline { events: count as u64, stored, seconds, events_per_second: count as f64 / seconds })
     };
 
+    let boto3 = if args.no_baseline || args.boto3_events == 0 {
+        None
+    } else {
+        progress.say("baseline: boto3 put_audit_events, batches of 100");
+        let (_, channel_arn) = store_and_channel(&cloudtrail, "bench-boto3", false).await?;
+        let template = load.template(audit_lake::config::CUSTOMER_ACCOUNT);
+        let (root, endpoint, events) = (root.to_owned(), lake_endpoint.clone(), args.boto3_events);
+        let outcome =
+            tokio::task::spawn_blocking(move || boto3_baseline(&root, &endpoint, &channel_arn, &template, events))
+                .await?;
+        progress.clear();
+        Some(outcome)
+    };
+
     stop.cancel();
     let _ = relay_task.await;
     let _ = lake_task.await;
@@ -277,6 +291,7 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
         settled: &settled,
         stored,
         baseline,
+        boto3,
         peak_rss_bytes: memory.peak_bytes,
         rss_before_bytes: rss_before,
         rss_ingest_peak_bytes: rss_ingest_peak,
@@ -286,6 +301,35 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
         relay_disk_bytes: disk_usage(&relay_dir),
         lake_disk_bytes: disk_usage(&lake_dir),
     }))
+}
+
+/// The boto3 publisher, shipped in the binary.
+const BOTO3_PUBLISHER: &str = include_str!("../../../../../bench/boto3_publisher.py");
+
+/// Runs the boto3 publisher against the lake; what it measured, or why it could not run.
+fn boto3_baseline(root: &Path, endpoint: &str, channel_arn: &str, template: &str, events: usize) -> report::Boto3 {
+    let run = || -> anyhow::Result<report::Boto3Figures> {
+        let script = root.join("boto3_publisher.py");
+        std::fs::write(&script, BOTO3_PUBLISHER)?;
+        let event = root.join("boto3_event.json");
+        std::fs::write(&event, template)?;
+        let output = std::process::Command::new("python3")
+            .arg(&script)
+            .args(["--endpoint", endpoint, "--channel-arn", channel_arn, "--events", &events.to_string()])
+            .arg("--event-file")
+            .arg(&event)
+            .output()
+            .context("running python3 (is it installed?)")?;
+        if !output.status.success() {
+            bail!("{}", String::from_utf8_lossy(&output.stderr).trim());
+        }
+        serde_json::from_slice(&output.stdout)
+            .with_context(|| format!("reading its answer {:?}", String::from_utf8_lossy(&output.stdout)))
+    };
+    match run() {
+        Ok(figures) => report::Boto3::Measured(figures),
+        Err(err) => report::Boto3::NotMeasured { why: format!("{err:#}") },
+    }
 }
 
 /// A cloudtrail client of the local lake with the customer account's documented key.

@@ -14,9 +14,28 @@ pub(crate) struct Report {
     pub(crate) ingest: Ingest,
     pub(crate) end_to_end: EndToEnd,
     pub(crate) baseline: Option<Baseline>,
+    /// The boto3 publisher against the same lake.
+    pub(crate) boto3: Option<Boto3>,
     pub(crate) cpu: Cpu,
     pub(crate) memory: MemoryFigures,
     pub(crate) disk: Disk,
+}
+
+/// The boto3 baseline: measured, or why not.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Boto3 {
+    Measured(Boto3Figures),
+    NotMeasured { why: String },
+}
+
+/// What `bench/boto3_publisher.py` printed.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub(crate) struct Boto3Figures {
+    pub(crate) events: u64,
+    pub(crate) seconds: f64,
+    pub(crate) events_per_second: f64,
+    pub(crate) failed: u64,
 }
 
 /// CPU time per part of the flow (each on threads of its own; see `cpu`).
@@ -150,6 +169,7 @@ pub(crate) struct Inputs<'a> {
     pub(crate) settled: &'a Scraped,
     pub(crate) stored: u64,
     pub(crate) baseline: Option<Baseline>,
+    pub(crate) boto3: Option<Boto3>,
     pub(crate) cpu_ingest: Seconds,
     pub(crate) cpu_whole: Seconds,
     pub(crate) peak_rss_bytes: u64,
@@ -212,6 +232,7 @@ impl Report {
                 },
             },
             baseline: i.baseline,
+            boto3: i.boto3,
             cpu: Cpu {
                 whole_run,
                 ingest_only: i.args.hold.then(|| CpuPerPart::new(i.cpu_ingest, events)),
@@ -291,6 +312,21 @@ impl Report {
             if s.offered_rate.is_none() {
                 writeln!(out, "    end to end / lake alone: {:.2}", e.events_per_second / b.events_per_second)?;
             }
+        }
+        match &self.boto3 {
+            Some(Boto3::Measured(b)) => {
+                writeln!(
+                    out,
+                    "  baseline: boto3     {:>10} events/s   ({} events, put_audit_events × 100, one call at a time)",
+                    group(b.events_per_second as u64),
+                    group(b.events)
+                )?;
+                if s.offered_rate.is_none() && b.events_per_second > 0.0 {
+                    writeln!(out, "    end to end / boto3: {:.1}×", e.events_per_second / b.events_per_second)?;
+                }
+            }
+            Some(Boto3::NotMeasured { why }) => writeln!(out, "  baseline: boto3     not measured: {why}")?,
+            None => {}
         }
         let c = &self.cpu;
         let parts = |p: &CpuPerPart| {
