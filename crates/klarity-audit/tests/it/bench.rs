@@ -30,6 +30,8 @@ fn a_small_bench_delivers_every_event_once_and_reports_it() {
     assert_eq!(report["end_to_end"]["delivered"], 1500);
     assert_eq!(report["end_to_end"]["failed"], 0);
     assert_eq!(report["end_to_end"]["stored_in_lake"], 1500, "each event is in its tenant's store, once");
+    assert_eq!(report["end_to_end"]["queryable"]["events"], 1500, "and a query counts each once");
+    assert_eq!(report["end_to_end"]["queryable"]["query_ms"].as_array().map(Vec::len), Some(3));
     assert_eq!(report["baseline"]["events"], 1500);
     assert_eq!(report["baseline"]["stored"], 1500);
     assert!(report["end_to_end"]["latency_seconds_at_most"]["p99"].as_f64().is_some());

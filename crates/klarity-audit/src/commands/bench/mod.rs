@@ -247,6 +247,24 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
         total
     };
 
+    // Queryable: each tenant's events counted through the query API (StartQuery … GetQueryResults),
+    // as the customer would, with the time each count took.
+    let mut queryable = report::Queryable::default();
+    for t in &tenants {
+        let statement = format!("SELECT count(*) FROM {}", t.store_id);
+        let asked = Instant::now();
+        let finished = crate::commands::query::execute(
+            &cloudtrail,
+            &statement,
+            crate::commands::query::Poll::Every(Duration::from_millis(2)),
+        )
+        .await
+        .map_err(|e| e.into_anyhow().context(format!("counting {}'s events with a query", t.id)))?;
+        queryable.query_ms.push(asked.elapsed().as_secs_f64() * 1000.0);
+        let count = finished.rows.first().and_then(|r| r.first()).and_then(|c| c.parse::<u64>().ok());
+        queryable.events += count.with_context(|| format!("the count of {}'s events is not a number", t.id))?;
+    }
+
     // The baseline: the lake alone, fed the same events by the same number of clients.
     let baseline = if args.no_baseline {
         None
@@ -290,6 +308,7 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
         drain_seconds,
         settled: &settled,
         stored,
+        queryable,
         baseline,
         boto3,
         peak_rss_bytes: memory.peak_bytes,

@@ -115,6 +115,8 @@ pub(crate) struct EndToEnd {
     pub(crate) retried: u64,
     /// Events found in the tenants' event data stores afterwards.
     pub(crate) stored_in_lake: u64,
+    /// And counted there by queries.
+    pub(crate) queryable: Queryable,
     /// From the first request sent to the last event delivered.
     pub(crate) seconds: f64,
     pub(crate) events_per_second: f64,
@@ -130,6 +132,15 @@ pub(crate) struct LatencyBounds {
     pub(crate) p50: Option<f64>,
     pub(crate) p90: Option<f64>,
     pub(crate) p99: Option<f64>,
+}
+
+/// The delivered events as the customer finds them: counted by `SELECT count(*)` per store.
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct Queryable {
+    /// Events the queries counted, over every tenant's store.
+    pub(crate) events: u64,
+    /// Each count's time through the API (StartQuery, DescribeQuery, GetQueryResults), ms.
+    pub(crate) query_ms: Vec<f64>,
 }
 
 /// The lake alone, measured in the same run.
@@ -168,6 +179,7 @@ pub(crate) struct Inputs<'a> {
     pub(crate) drain_seconds: f64,
     pub(crate) settled: &'a Scraped,
     pub(crate) stored: u64,
+    pub(crate) queryable: Queryable,
     pub(crate) baseline: Option<Baseline>,
     pub(crate) boto3: Option<Boto3>,
     pub(crate) cpu_ingest: Seconds,
@@ -221,6 +233,7 @@ impl Report {
                 failed: i.settled.failed,
                 retried: i.settled.retried,
                 stored_in_lake: i.stored,
+                queryable: i.queryable,
                 seconds: i.end_to_end_seconds,
                 events_per_second: events as f64 / i.end_to_end_seconds,
                 drain_seconds: i.args.hold.then_some(i.drain_seconds),
@@ -301,6 +314,14 @@ impl Report {
         let l = &e.latency_seconds_at_most;
         writeln!(out, "    accepted→stored   p50 {}   p90 {}   p99 {}", bound(l.p50), bound(l.p90), bound(l.p99))?;
         writeln!(out, "    retried {}   dead-lettered {}", group(e.retried), group(e.failed))?;
+        let q = &e.queryable;
+        let slowest = q.query_ms.iter().copied().fold(0.0, f64::max);
+        writeln!(
+            out,
+            "    queryable         {} events counted by SELECT count(*), {} store(s), slowest count {slowest:.0} ms",
+            group(q.events),
+            q.query_ms.len()
+        )?;
         if let Some(b) = &self.baseline {
             writeln!(
                 out,
