@@ -347,6 +347,10 @@ pub(crate) struct BenchArgs {
     /// Approximate size of one event's JSON, in bytes.
     #[arg(long, default_value_t = 1000)]
     pub(crate) event_size: usize,
+    /// Stop sending after this many seconds (0: when --events are sent); --events stays the most
+    /// sent. Delivery is then measured until every event sent is settled.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub(crate) duration: u64,
     /// Offered load in events/s (0: as fast as the relay accepts).
     #[arg(long, default_value_t = 0)]
     pub(crate) rate: u64,

@@ -61,6 +61,20 @@ fn a_held_backlog_is_drained() {
 }
 
 #[test]
+fn a_timed_run_sends_for_its_duration_and_accounts_for_what_it_sent() {
+    let dir = Dir::new();
+    let out = dir
+        .run(&["bench", "--duration", "1", "--events", "100000000", "--clients", "2", "--no-baseline", "--json"], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let accepted = report["ingest"]["accepted"].as_u64().unwrap();
+    assert!(accepted > 0 && accepted < 100_000_000, "{accepted}");
+    assert_eq!(report["setup"]["events"].as_u64(), Some(accepted));
+    assert_eq!(report["end_to_end"]["delivered"].as_u64(), Some(accepted));
+    assert_eq!(report["end_to_end"]["stored_in_lake"].as_u64(), Some(accepted));
+}
+
+#[test]
 fn bad_settings_are_refused_with_the_rule() {
     let dir = Dir::new();
     let out = dir.run(&["bench", "--batch", "5000"], None);

@@ -111,11 +111,15 @@ pub(crate) struct Plan {
     pub(crate) clients: usize,
     /// Events/s offered; 0 for as fast as possible.
     pub(crate) rate: u64,
+    /// No batch is started after this long (then fewer than `events` may be sent).
+    pub(crate) duration: Option<Duration>,
 }
 
 /// What the producers saw.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Ingested {
+    /// Events sent (in requests that got an answer).
+    pub(crate) sent: u64,
     /// Events answered `202` (each durable).
     pub(crate) accepted: u64,
     /// Requests sent.
@@ -159,7 +163,7 @@ pub(crate) async fn produce(
             let mut seen = Ingested::default();
             loop {
                 let b = next.fetch_add(1, Ordering::Relaxed) as usize;
-                if b >= batches {
+                if b >= batches || plan.duration.is_some_and(|d| started.elapsed() >= d) {
                     break;
                 }
                 let first = b * plan.batch;
@@ -176,6 +180,7 @@ pub(crate) async fn produce(
                 let (status, answer) = clients[tenant].call_raw(Method::POST, &path, Some(body)).await?;
                 seen.latencies_us.push(u32::try_from(sent_at.elapsed().as_micros()).unwrap_or(u32::MAX));
                 seen.requests += 1;
+                seen.sent += count as u64;
                 if status == StatusCode::ACCEPTED {
                     seen.accepted += count as u64;
                 } else if seen.first_error.is_empty() {
@@ -188,6 +193,7 @@ pub(crate) async fn produce(
     let mut all = Ingested::default();
     while let Some(done) = tasks.join_next().await {
         let seen = done.context("a producer failed")??;
+        all.sent += seen.sent;
         all.accepted += seen.accepted;
         all.requests += seen.requests;
         all.latencies_us.extend(seen.latencies_us);

@@ -171,10 +171,18 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
     let started = Instant::now();
     let producers = {
         let tokens: Vec<(String, String)> = tenants.iter().map(|t| (t.id.clone(), t.token.clone())).collect();
-        let plan = load::Plan { events: args.events, batch: args.batch, clients: args.clients, rate: args.rate };
+        let plan = load::Plan {
+            events: args.events,
+            batch: args.batch,
+            clients: args.clients,
+            rate: args.rate,
+            duration: (args.duration > 0).then(|| Duration::from_secs(args.duration)),
+        };
         tokio::spawn(load::produce(relay_url.clone(), tokens, load.clone(), plan))
     };
-    let mut watch = Watch { expected: args.events as u64, all_delivered_at: None };
+    // With --duration the number sent is known only at the end.
+    let mut watch =
+        Watch { expected: if args.duration > 0 { u64::MAX } else { args.events as u64 }, all_delivered_at: None };
     let mut rss_ingest_peak = rss_before;
     let ingest = loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -197,9 +205,11 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
     let ingest_seconds = started.elapsed().as_secs_f64();
     cpu.sample();
     let cpu_ingested = cpu.totals();
-    if ingest.accepted as usize != args.events {
-        bail!("the relay accepted {} of {} events: {}", ingest.accepted, args.events, ingest.first_error);
+    if ingest.accepted != ingest.sent {
+        bail!("the relay accepted {} of {} events: {}", ingest.accepted, ingest.sent, ingest.first_error);
     }
+    let events = ingest.accepted;
+    watch.expected = events;
 
     // Delivery: until every accepted event is settled.
     let drain_started = Instant::now();
@@ -218,16 +228,16 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
         progress.line(&format!(
             "delivered {:>10} of {}   queued {:>10}",
             group(state.delivered),
-            group(args.events as u64),
+            group(events),
             group(state.queued)
         ));
-        if state.delivered + state.failed >= args.events as u64 {
+        if state.delivered + state.failed >= events {
             break state;
         }
         if state.delivered + state.failed > last_progress.1 {
             last_progress = (Instant::now(), state.delivered + state.failed);
         } else if last_progress.0.elapsed() > Duration::from_secs(60) {
-            bail!("delivery made no progress for a minute ({} of {} settled)", last_progress.1, args.events);
+            bail!("delivery made no progress for a minute ({} of {events} settled)", last_progress.1);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
@@ -270,7 +280,7 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
         None
     } else {
         progress.say("baseline: PutAuditEvents straight into the lake");
-        let count = args.events.min(500_000);
+        let count = (events as usize).min(500_000);
         let (store_id, channel_arn) = store_and_channel(&cloudtrail, "bench-baseline", false).await?;
         let started = Instant::now();
         load::put_directly(&lake_endpoint, &channel_arn, load.clone(), count, args.clients).await?;

@@ -198,7 +198,7 @@ fn mib(bytes: u64) -> f64 {
 
 impl Report {
     pub(crate) fn new(i: Inputs<'_>) -> Report {
-        let events = i.args.events as u64;
+        let events = i.ingest.accepted;
         let lake_events = events + i.baseline.as_ref().map_or(0, |b| b.events);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let whole_run = CpuPerPart::new(i.cpu_whole, events);
