@@ -124,16 +124,23 @@ mod tests {
         let mut ledger = Ledger::default();
         ledger.sample();
         let before = ledger.totals();
+        // Work until the ledger sees this thread's time (a busy machine may give it little), for at
+        // most ten seconds of wall time: a ledger that never counts fails.
         let started = std::time::Instant::now();
         let mut x = 0u64;
-        while started.elapsed() < std::time::Duration::from_millis(300) {
-            x = x.wrapping_mul(31).wrapping_add(7);
-        }
+        let spent = loop {
+            for _ in 0..1_000_000 {
+                x = x.wrapping_mul(31).wrapping_add(7);
+            }
+            ledger.sample();
+            let spent = ledger.totals().since(&before);
+            if spent.load >= 0.05 || started.elapsed() > std::time::Duration::from_secs(10) {
+                break spent;
+            }
+        };
         std::hint::black_box(x);
-        ledger.sample();
-        let spent = ledger.totals().since(&before);
         // The test threads are not relay- or lake- threads: the time is the load's.
-        assert!(spent.load >= 0.1, "{spent:?}");
+        assert!(spent.load >= 0.05, "{spent:?}");
         assert_eq!(spent.relay, 0.0);
     }
 }

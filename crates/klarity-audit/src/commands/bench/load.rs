@@ -118,8 +118,6 @@ pub(crate) struct Plan {
 /// What the producers saw.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Ingested {
-    /// Events sent (in requests that got an answer).
-    pub(crate) sent: u64,
     /// Events answered `202` (each durable).
     pub(crate) accepted: u64,
     /// Requests sent.
@@ -180,7 +178,6 @@ pub(crate) async fn produce(
                 let (status, answer) = clients[tenant].call_raw(Method::POST, &path, Some(body)).await?;
                 seen.latencies_us.push(u32::try_from(sent_at.elapsed().as_micros()).unwrap_or(u32::MAX));
                 seen.requests += 1;
-                seen.sent += count as u64;
                 if status == StatusCode::ACCEPTED {
                     seen.accepted += count as u64;
                 } else if seen.first_error.is_empty() {
@@ -193,7 +190,6 @@ pub(crate) async fn produce(
     let mut all = Ingested::default();
     while let Some(done) = tasks.join_next().await {
         let seen = done.context("a producer failed")??;
-        all.sent += seen.sent;
         all.accepted += seen.accepted;
         all.requests += seen.requests;
         all.latencies_us.extend(seen.latencies_us);
