@@ -29,6 +29,10 @@ struct Server {
 }
 
 async fn start() -> Server {
+    start_with(LIMITS).await
+}
+
+async fn start_with(limits: Limits) -> Server {
     let router = Router::new()
         .route("/echo", post(|body: Bytes| async move { body.len().to_string() }))
         .route("/big", post(|| async { vec![b'x'; BIG] }))
@@ -42,7 +46,7 @@ async fn start() -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(serve(listener, router, LIMITS, async move {
+    let task = tokio::spawn(serve(listener, router, limits, async move {
         let _ = stopped.await;
     }));
     Server { addr, stop: Some(stop), task }
@@ -140,11 +144,11 @@ async fn a_keep_alive_connection_in_use_stays_open_and_closes_once_silent() {
     let server = start().await;
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
     // Requests less than the head's deadline apart keep it open past every deadline.
-    for _ in 0..6 {
+    for _ in 0..12 {
         stream.write_all(echo("hello").as_bytes()).await.unwrap();
         let answer = read_answer(&mut stream, "\r\n\r\n5", Duration::from_secs(2)).await.expect("an answer");
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Silent after an answer, it waits for a next head as for a first one (hyper's rule), no longer.
     let started = Instant::now();
@@ -173,7 +177,14 @@ async fn a_client_that_stops_reading_its_answer_is_dropped() {
 
 #[tokio::test]
 async fn connections_beyond_the_bound_wait_until_one_closes() {
-    let server = start().await;
+    // The held connections must outlive the wait below however slow the machine: long deadlines.
+    let server = start_with(Limits {
+        header_read_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(10),
+        max_connections: 2,
+    })
+    .await;
     let mut held = Vec::new();
     for _ in 0..LIMITS.max_connections {
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
