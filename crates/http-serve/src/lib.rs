@@ -9,8 +9,10 @@
 //! - a request's head must arrive within `header_read_timeout` of the connection's start or of
 //!   the previous answer (hyper's rule: it is also how long a keep-alive connection may wait
 //!   silent for its next request); otherwise the connection is closed;
-//! - a whole request, body included, must be answered within `request_timeout`; otherwise the
-//!   answer is `408` and the connection closes;
+//! - a request's body must arrive within `request_timeout` of its head; past that, reading the
+//!   body fails with a [`BodyTimeout`] (found with [`is_body_timeout`]), which each server answers
+//!   with `408` in its own error shape. Only the reading is timed, never the handler's work: a
+//!   request whose events were stored must not be answered as if it failed;
 //! - a connection that moves no byte either way for `idle_timeout` is closed (a client that stopped
 //!   reading its answers);
 //! - at most `max_connections` are served at once; more wait in the listen backlog.
@@ -22,6 +24,7 @@
 //! through it.
 
 use std::{
+    fmt,
     future::Future,
     io,
     pin::Pin,
@@ -32,10 +35,9 @@ use std::{
 
 use axum::{
     Router,
+    body::{Body, Bytes},
     extract::Request,
-    http::{HeaderValue, StatusCode, header},
-    middleware::{self, Next},
-    response::{IntoResponse, Response},
+    middleware,
 };
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
@@ -55,7 +57,7 @@ use tokio::{
 pub struct Limits {
     /// Time to send a request's head, from connecting or from the previous answer.
     pub header_read_timeout: Duration,
-    /// Time from a request's head to its answer, body included.
+    /// Time from a request's head to the end of its body.
     pub request_timeout: Duration,
     /// A connection with no byte read or written for this long is closed. Longer than
     /// `request_timeout`, so that a request being worked on is never cut.
@@ -77,7 +79,7 @@ pub struct HttpConfig {
     /// Seconds to send a request's head, from connecting or from the previous answer (so also how
     /// long an idle keep-alive connection is kept).
     pub header_read_timeout_secs: u64,
-    /// Seconds from a request's head to its answer, body included (then `408`).
+    /// Seconds from a request's head to the end of its body (then `408`).
     pub request_timeout_secs: u64,
     /// Seconds a connection may stay silent before it is closed.
     pub idle_timeout_secs: u64,
@@ -134,8 +136,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let deadline = limits.request_timeout;
-    let router =
-        router.layer(middleware::from_fn(move |request: Request, next: Next| answer_within(deadline, request, next)));
+    let router = router.layer(middleware::map_request(move |request: Request| async move {
+        request.map(|body| Body::new(Deadline::new(body, deadline)))
+    }));
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -178,20 +181,72 @@ pub async fn serve(
     Ok(())
 }
 
-async fn answer_within(deadline: Duration, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(deadline, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => {
-            let message = format!("the request was not complete and answered within {} s", deadline.as_secs_f64());
-            let body = format!(
-                "{{\"error\":{{\"code\":\"RequestTimeout\",\"message\":\"{message}\"}},\"message\":\"{message}\"}}"
-            );
-            let mut response = (StatusCode::REQUEST_TIMEOUT, body).into_response();
-            let headers = response.headers_mut();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-            response
+/// What reading a request body gives once its deadline has passed (the request's head came more
+/// than `request_timeout` ago and the body is not all there). Servers answer it with `408`.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(Duration);
+
+impl fmt::Display for BodyTimeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the request body did not arrive within {} s of its head", self.0.as_secs_f64())
+    }
+}
+
+impl std::error::Error for BodyTimeout {}
+
+/// Whether `err`, or an error it wraps, is a [`BodyTimeout`] (axum and `http-body-util` wrap a
+/// body's error in their own).
+pub fn is_body_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(err) = next {
+        if err.is::<BodyTimeout>() {
+            return true;
         }
+        next = err.source();
+    }
+    false
+}
+
+/// A request body that fails with [`BodyTimeout`] when a frame is still awaited `limit` after the
+/// request's head. The timer is armed only when a read has to wait, so a body that is there when
+/// read costs no timer.
+struct Deadline {
+    inner: Body,
+    limit: Duration,
+    due: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl Deadline {
+    fn new(inner: Body, limit: Duration) -> Deadline {
+        Deadline { inner, limit, due: Instant::now() + limit, timer: None }
+    }
+}
+
+impl http_body::Body for Deadline {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
+        }
+        let due = this.due;
+        let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        ready!(timer.as_mut().poll(cx));
+        Poll::Ready(Some(Err(Box::new(BodyTimeout(this.limit)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

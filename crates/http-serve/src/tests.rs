@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use axum::{body::Bytes, routing::post};
+use axum::{http::StatusCode, routing::post};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -34,13 +34,22 @@ async fn start() -> Server {
 
 async fn start_with(limits: Limits) -> Server {
     let router = Router::new()
-        .route("/echo", post(|body: Bytes| async move { body.len().to_string() }))
+        .route("/echo", post(echo_length))
         .route("/big", post(|| async { vec![b'x'; BIG] }))
         .route(
             "/slow",
             post(|| async {
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 "done"
+            }),
+        )
+        .route(
+            "/read-then-work",
+            post(|body: Body| async move {
+                let length = echo_length(body).await;
+                // Longer than the request timeout, shorter than the idle one.
+                tokio::time::sleep(LIMITS.request_timeout + Duration::from_millis(150)).await;
+                length
             }),
         );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -50,6 +59,15 @@ async fn start_with(limits: Limits) -> Server {
         let _ = stopped.await;
     }));
     Server { addr, stop: Some(stop), task }
+}
+
+/// The body's length, or `408` as a server answers a [`BodyTimeout`].
+async fn echo_length(body: Body) -> (StatusCode, String) {
+    match http_body_util::BodyExt::collect(body).await {
+        Ok(collected) => (StatusCode::OK, collected.to_bytes().len().to_string()),
+        Err(err) if is_body_timeout(&err) => (StatusCode::REQUEST_TIMEOUT, format!("RequestTimeout: {err}")),
+        Err(err) => (StatusCode::BAD_REQUEST, err.to_string()),
+    }
 }
 
 /// Reads until the server closes the connection (or `within` passes: then `None`).
@@ -137,6 +155,15 @@ async fn a_dribbled_body_gets_408_within_the_request_timeout() {
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains("RequestTimeout"), "{answer}");
     assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn a_handler_working_past_the_request_timeout_after_reading_its_body_is_answered() {
+    let server = start().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(b"POST /read-then-work HTTP/1.1\r\nhost: x\r\ncontent-length: 3\r\n\r\nabc").await.unwrap();
+    let answer = read_answer(&mut stream, "\r\n\r\n3", Duration::from_secs(3)).await.expect("the answer");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
 #[tokio::test]

@@ -122,6 +122,9 @@ async fn serve(
     let body: Bytes = match Limited::new(body, max).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(err) if err.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(too_large(max)),
+        Err(err) if http_serve::is_body_timeout(&*err) => {
+            return Err(AwsError::with_status(408, "RequestTimeout", err.to_string()));
+        }
         Err(_) => return Err(AwsError::client("IncompleteBody", "The request body could not be read.")),
     };
 

@@ -322,6 +322,7 @@ async fn slow_and_silent_clients_are_cut_off_and_the_lake_keeps_serving() {
     assert!(closed.is_ok(), "the dribbling connection stayed open");
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"__type\":\"RequestTimeout\""), "the lake's own error shape: {answer}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     assert_still_serving(&lake.endpoint).await;
 }

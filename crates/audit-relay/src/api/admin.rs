@@ -5,6 +5,7 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use axum::{
     Json,
+    body::Body,
     extract::{Path, State},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
@@ -13,11 +14,15 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{ApiError, RelayState};
+use super::{ApiError, RelayState, read_body};
 use crate::{
     metrics::TenantGauges,
     registry::{Grant, Tenant, check_tenant},
 };
+
+/// Largest admin request body (a tenant, a token grant, a pause reason), read only once the admin
+/// token is checked.
+pub(super) const MAX_ADMIN_BODY: usize = 64 << 10;
 
 fn authorize(state: &RelayState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = &state.admin_token_sha256 else {
@@ -63,9 +68,10 @@ pub(super) async fn list_tenants(
 pub(super) async fn add_tenant(
     State(state): State<Arc<RelayState>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
+    let body = read_body(&headers, body, MAX_ADMIN_BODY).await?;
     let tenant: Tenant = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(StatusCode::BAD_REQUEST, "MalformedRequest", format!("the body is not a tenant: {e}"))
     })?;
@@ -117,9 +123,10 @@ pub(super) async fn pause_tenant(
     State(state): State<Arc<RelayState>>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
+    let body = read_body(&headers, body, MAX_ADMIN_BODY).await?;
     let reason = serde_json::from_slice::<PauseRequest>(&body)
         .ok()
         .and_then(|r| r.reason)
@@ -141,9 +148,10 @@ pub(super) async fn resume_tenant(
 pub(super) async fn issue_token(
     State(state): State<Arc<RelayState>>,
     headers: HeaderMap,
-    body: axum::body::Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
+    let body = read_body(&headers, body, MAX_ADMIN_BODY).await?;
     let grant: Grant = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -24,13 +24,13 @@ use std::sync::Arc;
 use audit_event::{Catalog, Stage, Validator};
 use axum::{
     Json, Router,
-    body::Body,
+    body::{Body, Bytes},
     extract::{Path, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::{Value, json, value::RawValue};
 
 use crate::{
@@ -175,6 +175,31 @@ fn authorize(state: &RelayState, headers: &HeaderMap, tenant_id: &str) -> Result
     Ok((grant, tenant))
 }
 
+/// Reads a request body of at most `max` bytes: refused from its declared length before anything
+/// is read, and while reading. A body still incomplete at the request deadline is a `408`.
+pub(super) async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLarge", format!("the request body exceeds {max} bytes"))
+    };
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(too_large());
+    }
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<LengthLimitError>() => Err(too_large()),
+        Err(err) if http_serve::is_body_timeout(&*err) => {
+            Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "RequestTimeout", err.to_string()))
+        }
+        Err(err) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "IncompleteBody",
+            format!("the request body could not be read: {err}"),
+        )),
+    }
+}
+
 async fn ingest(
     State(state): State<Arc<RelayState>>,
     Path(tenant_id): Path<String>,
@@ -182,19 +207,7 @@ async fn ingest(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (grant, tenant) = authorize(&state, &headers, &tenant_id)?;
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestTooLarge",
-            format!("the request body exceeds {} bytes", state.max_body_bytes),
-        )
-    };
-    let declared =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > state.max_body_bytes) {
-        return Err(too_large());
-    }
-    let bytes = Limited::new(body, state.max_body_bytes).collect().await.map_err(|_| too_large())?.to_bytes();
+    let bytes = read_body(&headers, body, state.max_body_bytes).await?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "MalformedJson", format!("the body is not UTF-8: {e}")))?;
     let events = split_events(text)?;

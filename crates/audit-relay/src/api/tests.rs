@@ -260,6 +260,14 @@ async fn the_admin_api_needs_its_own_token() {
             assert_eq!(status, expected, "{uri} with {token:?}");
         }
     }
+    // A body is read only once the admin token is checked, and is bounded.
+    let big = format!("{{\"reason\":\"{}\"}}", "x".repeat(super::admin::MAX_ADMIN_BODY));
+    let (status, _, _) = call(&s, "POST", "/v1/admin/tenants/t1/pause", None, &big).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _, body) = call(&s, "POST", "/v1/admin/tenants/t1/pause", Some(ADMIN), &big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["error"]["code"], "RequestTooLarge");
+    assert!(s.state.registry.tenant("t1").unwrap().unwrap().paused.is_none(), "an oversized pause must not pause");
     // Health and readiness carry no data and need no credential.
     for uri in ["/healthz", "/readyz"] {
         let response = router(s.state.clone()).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();

@@ -161,6 +161,7 @@ fn slow_silent_and_oversized_clients_are_cut_off() {
     let mut answer = String::new();
     dribble.read_to_string(&mut answer).expect("the dribbling connection is answered and closed");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"RequestTimeout\""), "the relay's own error shape: {answer}");
     assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
     // 6 MB declared, beyond the 5 MiB bound: refused from the header, nothing read.
     let (status, body) = {
