@@ -362,12 +362,12 @@ fn split_events(text: &str) -> Result<Vec<&RawValue>, ApiError> {
             "send an eventData object, an array of them, or {\"events\": [...]}",
         )
     };
-    let root: &RawValue = serde_json::from_str(text).map_err(malformed)?;
-    match root.get().as_bytes().first() {
-        Some(b'[') => serde_json::from_str(root.get()).map_err(malformed),
+    // One pass over the body in the common case (an array); the first byte says which shape to parse.
+    match text.trim_start().as_bytes().first() {
+        Some(b'[') => serde_json::from_str(text).map_err(malformed),
         Some(b'{') => {
             let members: std::collections::HashMap<std::borrow::Cow<'_, str>, &RawValue> =
-                serde_json::from_str(root.get()).map_err(malformed)?;
+                serde_json::from_str(text).map_err(malformed)?;
             match members.get("events") {
                 Some(events) if events.get().starts_with('[') => serde_json::from_str(events.get()).map_err(malformed),
                 Some(_) => Err(ApiError::new(
@@ -375,10 +375,15 @@ fn split_events(text: &str) -> Result<Vec<&RawValue>, ApiError> {
                     "MalformedRequest",
                     "\"events\" must be an array of eventData objects",
                 )),
-                None => Ok(vec![root]),
+                None => Ok(vec![serde_json::from_str(text).map_err(malformed)?]),
             }
         }
-        _ => Err(shape()),
+        Some(_) => {
+            // Not an array or an object: the parser's message says what it is, or where it breaks.
+            serde_json::from_str::<&RawValue>(text).map_err(malformed)?;
+            Err(shape())
+        }
+        None => Err(ApiError::new(StatusCode::BAD_REQUEST, "MalformedJson", "the body is empty")),
     }
 }
 

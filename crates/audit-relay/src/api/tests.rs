@@ -199,6 +199,19 @@ async fn body_forms_and_limits() {
     assert!(body["error"]["message"].as_str().unwrap().contains("line 2"), "{body}");
     let (status, _, body) = call(&s, "POST", "/v1/tenants/t1/events", Some(&s.backup), "[]").await;
     assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("MalformedRequest")));
+    for (text, code) in
+        [("", "MalformedJson"), (" \n ", "MalformedJson"), ("\"x\"", "MalformedRequest"), ("[1,", "MalformedJson")]
+    {
+        let (status, _, body) = call(&s, "POST", "/v1/tenants/t1/events", Some(&s.backup), text).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some(code)), "{text:?}: {body}");
+    }
+    // One object (with whitespace around it), and the {"events": [...]} form.
+    let one = format!("\n {} \n", backup_event(Some("0190a6b4-2222-7a3f-9d2b-000000000007")));
+    let (status, _, body) = call(&s, "POST", "/v1/tenants/t1/events", Some(&s.backup), &one).await;
+    assert_eq!((status, body["accepted"].as_array().map(Vec::len)), (StatusCode::ACCEPTED, Some(1)), "{body}");
+    let wrapped = json!({"events": [backup_event(Some("0190a6b4-2222-7a3f-9d2b-000000000008"))]});
+    let (status, body) = post(&s, "t1", &s.backup, &wrapped).await;
+    assert_eq!((status, body["accepted"].as_array().map(Vec::len)), (StatusCode::ACCEPTED, Some(1)), "{body}");
 
     let eleven: Vec<Value> = (0..11).map(|i| backup_event(Some(&format!("0190a6b4-2222-7a3f-9d2b-{i:012}")))).collect();
     let (status, body) = post(&s, "t1", &s.backup, &json!(eleven)).await;
