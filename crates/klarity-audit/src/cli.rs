@@ -347,6 +347,12 @@ pub(crate) struct BenchArgs {
     /// Approximate size of one event's JSON, in bytes.
     #[arg(long, default_value_t = 1000)]
     pub(crate) event_size: usize,
+    /// How the events' UIDs are made. `ordered`: time-ordered, like the UUID v7 the relay
+    /// generates when a producer sends none, so the spool's idempotency index grows at its end.
+    /// `random`: spread like UUID v4, as many producers send them, so every event lands somewhere
+    /// else in that index.
+    #[arg(long, value_enum, default_value_t = UidOrder::Ordered)]
+    pub(crate) uids: UidOrder,
     /// Stop sending after this many seconds (0: when --events are sent); --events stays the most
     /// sent. Delivery is then measured until every event sent is settled.
     #[arg(long, value_name = "SECS", default_value_t = 0)]
@@ -377,6 +383,16 @@ pub(crate) struct BenchArgs {
     /// Print the results as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// How `klarity-audit bench` makes UIDs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum UidOrder {
+    /// Time-ordered (as UUID v7).
+    Ordered,
+    /// Spread over the key space (as UUID v4).
+    Random,
 }
 
 #[derive(Debug, Args)]

@@ -13,24 +13,29 @@ use anyhow::Context;
 use bytes::Bytes;
 use http::{Method, StatusCode};
 
-use crate::http::JsonClient;
+use crate::{cli::UidOrder, http::JsonClient};
 
 /// The smallest `--event-size`: the event without padding.
 pub(crate) const MIN_EVENT_SIZE: usize = 700;
+
+/// An odd multiplier (2^64 / φ) for `--uids random`.
+const SCATTER: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// Builds the bench's events.
 pub(crate) struct Load {
     /// The event's JSON up to its UID's value, and after it.
     before_uid: String,
     after_uid: String,
-    /// UIDs are `<run>` followed by 12 hex digits of the event's number: unique per run.
+    /// UIDs are `<run>` followed by 12 hex digits of the event's number (or, with `random`, of a
+    /// bijection of it that scatters neighbours): unique per run.
     run: String,
+    random: bool,
     sent: AtomicU64,
 }
 
 impl Load {
     /// Events of about `size` bytes.
-    pub(crate) fn new(size: usize) -> Load {
+    pub(crate) fn new(size: usize, uids: UidOrder) -> Load {
         let run = uuid::Uuid::now_v7().to_string()[..24].to_owned();
         let template = |padding: usize| {
             serde_json::json!({
@@ -51,7 +56,13 @@ impl Load {
         let bare = template(0).len() - "@UID@".len() + 36;
         let text = template(size.saturating_sub(bare));
         let (before, after) = text.split_once("@UID@").expect("the template has a UID");
-        Load { before_uid: before.to_owned(), after_uid: after.to_owned(), run, sent: AtomicU64::new(0) }
+        Load {
+            before_uid: before.to_owned(),
+            after_uid: after.to_owned(),
+            run,
+            random: uids == UidOrder::Random,
+            sent: AtomicU64::new(0),
+        }
     }
 
     /// The size of one event's JSON.
@@ -84,6 +95,8 @@ impl Load {
     fn push_event(&self, out: &mut String, n: usize) {
         out.push_str(&self.before_uid);
         out.push_str(&self.run);
+        // Multiplying by an odd number is a bijection modulo 2^48: unique, and scattered.
+        let n = if self.random { (n as u64).wrapping_mul(SCATTER) & ((1 << 48) - 1) } else { n as u64 };
         out.push_str(&format!("{n:012x}"));
         out.push_str(&self.after_uid);
     }
@@ -273,8 +286,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn random_uids_are_unique_and_scattered() {
+        let load = Load::new(1000, UidOrder::Random);
+        let uids: Vec<String> = (0..10_000).map(|n| load.event(n)).collect();
+        let unique: std::collections::HashSet<&String> = uids.iter().collect();
+        assert_eq!(unique.len(), uids.len());
+        let ascending = uids.windows(2).filter(|w| w[0] < w[1]).count();
+        assert!((3_000..7_000).contains(&ascending), "neighbours should not be in order: {ascending} of 9,999 ascend");
+        let ordered = Load::new(1000, UidOrder::Ordered);
+        assert!((0..10_000).map(|n| ordered.event(n)).collect::<Vec<_>>().windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
     fn events_have_the_asked_size_and_unique_valid_uids() {
-        let load = Load::new(1000);
+        let load = Load::new(1000, UidOrder::Random);
         assert!((995..=1005).contains(&load.event_len()), "{}", load.event_len());
         let catalog = audit_event::Catalog::embedded();
         let validator = audit_event::Validator::new(audit_event::Stage::Submit).with_catalog(&catalog);

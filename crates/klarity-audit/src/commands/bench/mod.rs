@@ -165,7 +165,7 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
     let admin = JsonClient::new(&relay_url, Some(admin_token))?;
 
     // Ingest (and delivery, unless held).
-    let load = Arc::new(load::Load::new(args.event_size));
+    let load = Arc::new(load::Load::new(args.event_size, args.uids));
     let rss_before = memory().rss_bytes;
     let mut cpu = cpu::Ledger::default();
     cpu.sample();

@@ -78,6 +78,7 @@ impl CpuPerPart {
 pub(crate) struct Setup {
     pub(crate) events: u64,
     pub(crate) event_bytes: usize,
+    pub(crate) uids: crate::cli::UidOrder,
     pub(crate) batch: usize,
     pub(crate) clients: usize,
     pub(crate) tenants: usize,
@@ -208,6 +209,7 @@ impl Report {
             setup: Setup {
                 events,
                 event_bytes: i.event_bytes,
+                uids: i.args.uids,
                 batch: i.args.batch,
                 clients: i.args.clients,
                 tenants: i.args.tenants,
@@ -274,9 +276,13 @@ impl Report {
             s.offered_rate.map_or("as fast as accepted".to_owned(), |r| format!("offered {} events/s", group(r)));
         writeln!(
             out,
-            "klarity-audit bench: {} events of {} B, {} per request, {} clients, {} tenant(s), {rate}, {} core(s)",
+            "klarity-audit bench: {} events of {} B ({} UIDs), {} per request, {} clients, {} tenant(s), {rate}, {} core(s)",
             group(s.events),
             s.event_bytes,
+            match s.uids {
+                crate::cli::UidOrder::Ordered => "time-ordered",
+                crate::cli::UidOrder::Random => "random",
+            },
             s.batch,
             s.clients,
             s.tenants,
