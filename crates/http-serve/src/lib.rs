@@ -9,10 +9,10 @@
 //! - a request's head must arrive within `header_read_timeout` of the connection's start or of
 //!   the previous answer (hyper's rule: it is also how long a keep-alive connection may wait
 //!   silent for its next request); otherwise the connection is closed;
-//! - a request's body must arrive within `request_timeout` of its head; past that, reading the
-//!   body fails with a [`BodyTimeout`] (found with [`is_body_timeout`]), which each server answers
-//!   with `408` in its own error shape. Only the reading is timed, never the handler's work: a
-//!   request whose events were stored must not be answered as if it failed;
+//! - a request's body must arrive within `request_timeout` of its head; past that, [`read_body`]
+//!   fails with [`BodyError::TimedOut`], which each server answers with `408` in its own error
+//!   shape. Only the reading is timed, never the handler's work: a request whose events were
+//!   stored must not be answered as if it failed;
 //! - a connection that moves no byte either way for `idle_timeout` is closed (a client that stopped
 //!   reading its answers);
 //! - at most `max_connections` are served at once; more wait in the listen backlog.
@@ -37,8 +37,10 @@ use axum::{
     Router,
     body::{Body, Bytes},
     extract::Request,
+    http::{HeaderMap, header},
     middleware,
 };
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
     server::graceful::GracefulShutdown,
@@ -182,7 +184,7 @@ pub async fn serve(
 }
 
 /// What reading a request body gives once its deadline has passed (the request's head came more
-/// than `request_timeout` ago and the body is not all there). Servers answer it with `408`.
+/// than `request_timeout` ago and the body is not all there).
 #[derive(Debug, Clone, Copy)]
 pub struct BodyTimeout(Duration);
 
@@ -194,17 +196,59 @@ impl fmt::Display for BodyTimeout {
 
 impl std::error::Error for BodyTimeout {}
 
-/// Whether `err`, or an error it wraps, is a [`BodyTimeout`] (axum and `http-body-util` wrap a
-/// body's error in their own).
-pub fn is_body_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
+/// Why [`read_body`] gave no body.
+#[derive(Debug)]
+pub enum BodyError {
+    /// Longer than the bound, by its declared length (nothing was read) or while reading: `413`.
+    TooLarge {
+        /// The bound, in bytes.
+        max: usize,
+    },
+    /// Still incomplete at the request deadline: `408`.
+    TimedOut(BodyTimeout),
+    /// The client broke off or sent a malformed chunk: `400`.
+    Incomplete(axum::BoxError),
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BodyError::TooLarge { max } => write!(f, "the request body exceeds {max} bytes"),
+            BodyError::TimedOut(timeout) => timeout.fmt(f),
+            BodyError::Incomplete(err) => write!(f, "the request body could not be read: {err}"),
+        }
+    }
+}
+
+/// Reads a request body of at most `max` bytes, bounded before it is buffered: refused by its
+/// declared `Content-Length` before a byte is read, and cut off once more arrives.
+pub async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, BodyError> {
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(BodyError::TooLarge { max });
+    }
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if err.is::<LengthLimitError>() => Err(BodyError::TooLarge { max }),
+        Err(err) => match body_timeout(&*err) {
+            Some(timeout) => Err(BodyError::TimedOut(timeout)),
+            None => Err(BodyError::Incomplete(err)),
+        },
+    }
+}
+
+/// The [`BodyTimeout`] in `err` or in an error it wraps (axum and `http-body-util` wrap a body's
+/// error in their own).
+fn body_timeout(err: &(dyn std::error::Error + 'static)) -> Option<BodyTimeout> {
     let mut next = Some(err);
     while let Some(err) = next {
-        if err.is::<BodyTimeout>() {
-            return true;
+        if let Some(timeout) = err.downcast_ref::<BodyTimeout>() {
+            return Some(*timeout);
         }
         next = err.source();
     }
-    false
+    None
 }
 
 /// A request body that fails with [`BodyTimeout`] when a frame is still awaited `limit` after the

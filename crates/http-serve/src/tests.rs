@@ -45,8 +45,8 @@ async fn start_with(limits: Limits) -> Server {
         )
         .route(
             "/read-then-work",
-            post(|body: Body| async move {
-                let length = echo_length(body).await;
+            post(|headers: HeaderMap, body: Body| async move {
+                let length = echo_length(headers, body).await;
                 // Longer than the request timeout, shorter than the idle one.
                 tokio::time::sleep(LIMITS.request_timeout + Duration::from_millis(150)).await;
                 length
@@ -61,11 +61,12 @@ async fn start_with(limits: Limits) -> Server {
     Server { addr, stop: Some(stop), task }
 }
 
-/// The body's length, or `408` as a server answers a [`BodyTimeout`].
-async fn echo_length(body: Body) -> (StatusCode, String) {
-    match http_body_util::BodyExt::collect(body).await {
-        Ok(collected) => (StatusCode::OK, collected.to_bytes().len().to_string()),
-        Err(err) if is_body_timeout(&err) => (StatusCode::REQUEST_TIMEOUT, format!("RequestTimeout: {err}")),
+/// The body's length, or the status a server answers [`read_body`]'s error with.
+async fn echo_length(headers: HeaderMap, body: Body) -> (StatusCode, String) {
+    match read_body(&headers, body, 1 << 20).await {
+        Ok(bytes) => (StatusCode::OK, bytes.len().to_string()),
+        Err(err @ BodyError::TimedOut(_)) => (StatusCode::REQUEST_TIMEOUT, format!("RequestTimeout: {err}")),
+        Err(err @ BodyError::TooLarge { .. }) => (StatusCode::PAYLOAD_TOO_LARGE, err.to_string()),
         Err(err) => (StatusCode::BAD_REQUEST, err.to_string()),
     }
 }

@@ -22,12 +22,12 @@ use std::sync::Arc;
 
 use axum::{
     Router,
-    body::{Body, Bytes},
+    body::Body,
     extract::{Request, State},
     http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     response::Response,
 };
-use http_body_util::{BodyExt, Limited};
+use http_serve::BodyError;
 
 use crate::{Lake, error::AwsError, identity::Caller};
 
@@ -112,21 +112,13 @@ async fn serve(
     parts: axum::http::request::Parts,
     body: Body,
 ) -> Result<Reply, AwsError> {
-    // Bound the body before buffering it: first by the declared length, then while reading.
-    let max = lake.config.max_body_bytes;
-    let declared =
-        parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return Err(too_large(max));
-    }
-    let body: Bytes = match Limited::new(body, max).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(err) if err.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return Err(too_large(max)),
-        Err(err) if http_serve::is_body_timeout(&*err) => {
-            return Err(AwsError::with_status(408, "RequestTimeout", err.to_string()));
-        }
-        Err(_) => return Err(AwsError::client("IncompleteBody", "The request body could not be read.")),
-    };
+    // Bounded before it is buffered: by the declared length, then while reading.
+    let body =
+        http_serve::read_body(&parts.headers, body, lake.config.max_body_bytes).await.map_err(|err| match err {
+            BodyError::TooLarge { max } => too_large(max),
+            BodyError::TimedOut(timeout) => AwsError::with_status(408, "RequestTimeout", timeout.to_string()),
+            BodyError::Incomplete(_) => AwsError::client("IncompleteBody", "The request body could not be read."),
+        })?;
 
     let (caller, service) = authenticate(lake, protocol, &parts, &body)?;
     let Some(protocol) = protocol else {

@@ -30,7 +30,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::{get, post},
 };
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_serve::BodyError;
 use serde_json::{Value, json, value::RawValue};
 
 use crate::{
@@ -175,29 +175,17 @@ fn authorize(state: &RelayState, headers: &HeaderMap, tenant_id: &str) -> Result
     Ok((grant, tenant))
 }
 
-/// Reads a request body of at most `max` bytes: refused from its declared length before anything
-/// is read, and while reading. A body still incomplete at the request deadline is a `408`.
+/// Reads a request body of at most `max` bytes ([`http_serve::read_body`]), its errors in the
+/// API's shape.
 pub(super) async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLarge", format!("the request body exceeds {max} bytes"))
-    };
-    let declared =
-        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return Err(too_large());
-    }
-    match Limited::new(body, max).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<LengthLimitError>() => Err(too_large()),
-        Err(err) if http_serve::is_body_timeout(&*err) => {
-            Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "RequestTimeout", err.to_string()))
-        }
-        Err(err) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "IncompleteBody",
-            format!("the request body could not be read: {err}"),
-        )),
-    }
+    http_serve::read_body(headers, body, max).await.map_err(|err| {
+        let (status, code) = match err {
+            BodyError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLarge"),
+            BodyError::TimedOut(_) => (StatusCode::REQUEST_TIMEOUT, "RequestTimeout"),
+            BodyError::Incomplete(_) => (StatusCode::BAD_REQUEST, "IncompleteBody"),
+        };
+        ApiError::new(status, code, err.to_string())
+    })
 }
 
 async fn ingest(

@@ -2,6 +2,7 @@
 //! completion of UID and recipientAccountId, idempotency, limits.
 
 use axum::{body::Body, http::Request};
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sha2::Digest;
 use tower::ServiceExt;
