@@ -8,8 +8,11 @@
 //! - `events(seq INTEGER PRIMARY KEY, tenant, source, uid, entry_id, size, accepted_ms, state,
 //!   attempts, event_id, error_code, error_message, settled_ms)`: one small row per event, kept
 //!   after delivery as the idempotency record.
-//!   - `(tenant, source, uid)` is unique: it is the idempotency key. Resubmitting an event stores
-//!     nothing and returns the first result.
+//!   - `(tenant, source, uid)` is the idempotency key: resubmitting an event stores nothing and
+//!     returns the first result. No SQLite index holds it: with random UIDs every event of a commit
+//!     wrote its own index page, a third of the ingest rate. The writer keeps the key's fingerprint
+//!     and position in memory ([`keys`]; ~25 bytes per kept event), rebuilt from this table when the
+//!     spool opens, and confirms a candidate by reading its row.
 //!   - `entry_id` is the `AuditEvent.id` sent to `PutAuditEvents`: a UUID v7 in 32 hex digits,
 //!     ordered by time (see [`new_entry_id`]). It is stored at acceptance, so retries, restarts and
 //!     even a resubmission (which returns the first acceptance) reuse it.
@@ -23,7 +26,7 @@
 //! - Partial indexes on `(tenant, seq)` of the pending events (`state = 0`) and of the dead ones
 //!   (`state = 2`) serve delivery, which reads each tenant's pending events in acceptance order, and
 //!   the dead-letter queue. Delivered events leave them, so they stay as small as the backlog.
-//! - `PRAGMA user_version` is the schema version (3); older spools are migrated when opened.
+//! - `PRAGMA user_version` is the schema version (4); older spools are migrated when opened.
 //!
 //! Delivered events are forgotten ([`Spool::forget`]) once older than the relay's
 //! `delivered_retention_hours`: that is how long a resubmitted UID is recognized and an event's
@@ -44,6 +47,7 @@
 //! The spool refuses new events ([`SpoolError::Full`]) when the pages in use would exceed its
 //! limit. Nothing accepted is ever dropped to make room; delivery frees the payloads.
 
+mod keys;
 #[cfg(test)]
 mod tests;
 
@@ -60,6 +64,7 @@ use std::{
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
+use self::keys::{Fingerprint, Key, KeyIndex};
 use crate::error::SpoolError;
 
 /// The database file name inside the spool directory.
@@ -220,6 +225,7 @@ pub struct Spool {
     path: PathBuf,
     commits: Arc<AtomicU64>,
     depth: Depth,
+    keys: Arc<Mutex<KeyIndex>>,
     crashed: bool,
 }
 
@@ -247,11 +253,12 @@ fn open_connection(path: &Path) -> Result<Connection, SpoolError> {
 }
 
 /// The schema version kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// Creates the tables, or brings an older spool up to date: version 1 kept payloads inside
 /// `events`; version 2 indexed every event by (tenant, state, seq) where version 3 indexes only the
-/// pending and the dead ones.
+/// pending and the dead ones; version 3 kept a unique index on the idempotency key, which version 4
+/// keeps in memory.
 fn create_or_migrate(conn: &Connection) -> Result<(), SpoolError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let has_events: bool =
@@ -274,7 +281,7 @@ fn create_or_migrate(conn: &Connection) -> Result<(), SpoolError> {
              accepted_ms INTEGER NOT NULL, state INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
              event_id TEXT, error_code TEXT, error_message TEXT, settled_ms INTEGER);
          CREATE TABLE IF NOT EXISTS payloads (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
-         CREATE UNIQUE INDEX IF NOT EXISTS events_by_key ON events (tenant, source, uid);
+         DROP INDEX IF EXISTS events_by_key;
          DROP INDEX IF EXISTS events_by_tenant_state;
          CREATE INDEX IF NOT EXISTS pending_by_tenant ON events (tenant, seq) WHERE state = 0;
          CREATE INDEX IF NOT EXISTS dead_by_tenant ON events (tenant, seq) WHERE state = 2;
@@ -287,6 +294,10 @@ fn create_or_migrate(conn: &Connection) -> Result<(), SpoolError> {
 impl Spool {
     /// Opens (creating if needed) the spool in `dir`, limited to `max_bytes`, and starts its writer.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Spool, SpoolError> {
+        Spool::open_with(dir, max_bytes, Fingerprint::Keyed(std::hash::RandomState::new()))
+    }
+
+    fn open_with(dir: &Path, max_bytes: u64, fingerprint: Fingerprint) -> Result<Spool, SpoolError> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(DB_FILE);
         let marker = dir.join(CLEAN_STOP_FILE);
@@ -303,16 +314,17 @@ impl Spool {
             rows.collect::<Result<_, _>>()?
         };
         let depth = Arc::new(Mutex::new(depth));
+        let keys = Arc::new(Mutex::new(index_keys(&conn, fingerprint)?));
         let reader = Arc::new(Mutex::new(open_connection(&path)?));
         let (jobs, rx) = mpsc::channel(1024);
         let commits = Arc::new(AtomicU64::new(0));
-        let (counter, kept) = (commits.clone(), depth.clone());
+        let (counter, kept, index) = (commits.clone(), depth.clone(), keys.clone());
         let checkpointer = wal_db::Checkpointer::start(&path, "relay-spool-checkpointer")?;
         thread::Builder::new().name("relay-spool-writer".into()).spawn(move || {
-            writer(conn, rx, max_bytes, &counter, &kept, &checkpointer);
+            writer(conn, rx, max_bytes, &counter, &kept, &index, &checkpointer);
             checkpointer.stop();
         })?;
-        Ok(Spool { jobs, reader, path, commits, depth, crashed })
+        Ok(Spool { jobs, reader, path, commits, depth, keys, crashed })
     }
 
     /// Whether the relay that last used this spool stopped without [`Spool::stopped_cleanly`]: its
@@ -417,24 +429,32 @@ impl Spool {
 
     /// The status of the event (tenant, source, UID), if it was accepted.
     pub fn status(&self, tenant: &str, source: &str, uid: &str) -> Result<Option<EventStatus>, SpoolError> {
+        let key = Key { tenant, source, uid };
+        let candidates: Vec<i64> = self.keys.lock().expect("spool key index lock").candidates(key).collect();
         let conn = self.reader.lock().expect("spool reader lock");
         let mut stmt = conn.prepare_cached(
             "SELECT entry_id, state, event_id, attempts, error_code, error_message, accepted_ms FROM events
-             WHERE tenant = ?1 AND source = ?2 AND uid = ?3",
+             WHERE seq = ?1 AND tenant = ?2 AND source = ?3 AND uid = ?4",
         )?;
-        let row = stmt
-            .query_row(params![tenant, source, uid], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, Option<String>>(2)?,
-                    row.get::<_, u32>(3)?,
-                    row.get::<_, Option<String>>(4)?,
-                    row.get::<_, Option<String>>(5)?,
-                    row.get::<_, i64>(6)?,
-                ))
-            })
-            .optional()?;
+        let mut row = None;
+        for seq in candidates {
+            row = stmt
+                .query_row(params![seq, tenant, source, uid], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, Option<String>>(2)?,
+                        row.get::<_, u32>(3)?,
+                        row.get::<_, Option<String>>(4)?,
+                        row.get::<_, Option<String>>(5)?,
+                        row.get::<_, i64>(6)?,
+                    ))
+                })
+                .optional()?;
+            if row.is_some() {
+                break;
+            }
+        }
         row.map(|(entry_id, state, event_id, attempts, error_code, error_message, accepted_ms)| {
             Ok(EventStatus {
                 entry_id,
@@ -515,6 +535,32 @@ impl Spool {
     }
 }
 
+/// The key in columns 1, 2 and 3 (tenant, source, uid) of `row`.
+fn row_key<'r>(row: &'r rusqlite::Row<'_>) -> rusqlite::Result<Key<'r>> {
+    Ok(Key { tenant: row.get_ref(1)?.as_str()?, source: row.get_ref(2)?.as_str()?, uid: row.get_ref(3)?.as_str()? })
+}
+
+/// Builds the idempotency index from every kept event.
+fn index_keys(conn: &Connection, fingerprint: Fingerprint) -> Result<KeyIndex, SpoolError> {
+    let started = std::time::Instant::now();
+    let count: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+    let mut keys = KeyIndex::new(fingerprint, usize::try_from(count).unwrap_or(0));
+    let mut stmt = conn.prepare("SELECT seq, tenant, source, uid FROM events")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        keys.insert(row_key(row)?, row.get(0)?);
+    }
+    keys.settle();
+    if count > 0 {
+        tracing::info!(
+            events = count,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Indexed the kept events' idempotency keys."
+        );
+    }
+    Ok(keys)
+}
+
 /// Bytes the database's pages in use take.
 fn used_bytes(conn: &Connection) -> Result<u64, rusqlite::Error> {
     let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
@@ -530,6 +576,7 @@ fn writer(
     max_bytes: u64,
     commits: &AtomicU64,
     depth: &Depth,
+    keys: &Mutex<KeyIndex>,
     checkpointer: &wal_db::Checkpointer,
 ) {
     let mut batch = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
@@ -541,7 +588,7 @@ fn writer(
                 Err(_) => break,
             }
         }
-        let (results, changes) = commit(&mut conn, &batch, max_bytes);
+        let (results, changes) = commit(&mut conn, &batch, max_bytes, &mut keys.lock().expect("spool key index lock"));
         commits.fetch_add(1, Ordering::Relaxed);
         if !changes.is_empty() {
             let mut depth = depth.lock().expect("spool depth lock");
@@ -639,10 +686,34 @@ fn settle_delivered(tx: &rusqlite::Transaction<'_>, outcomes: &[Outcome], now: i
     Ok(tenants)
 }
 
+/// The kept event `key` names, if any: (position, entry id, state). Each candidate the index names is
+/// confirmed by reading its row.
+fn find(
+    by_seq: &mut rusqlite::CachedStatement<'_>,
+    keys: &KeyIndex,
+    key: Key<'_>,
+) -> rusqlite::Result<Option<(String, i64)>> {
+    for seq in keys.candidates(key) {
+        let row = by_seq
+            .query_row(params![seq, key.tenant, key.source, key.uid], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if row.is_some() {
+            return Ok(row);
+        }
+    }
+    Ok(None)
+}
+
 /// Applies a batch of jobs in one transaction. A full spool refuses only the appends that do not
-/// fit; a failed commit fails every job (nothing of the batch is acknowledged). Also returns how
-/// each tenant's pending count changed (nothing when the commit failed).
-fn commit(conn: &mut Connection, batch: &[Job], max_bytes: u64) -> (Vec<JobResult>, HashMap<String, i64>) {
+/// fit; a failed commit fails every job (nothing of the batch is acknowledged) and undoes its
+/// changes to the key index. Also returns how each tenant's pending count changed (nothing when
+/// the commit failed).
+fn commit(
+    conn: &mut Connection,
+    batch: &[Job],
+    max_bytes: u64,
+    keys: &mut KeyIndex,
+) -> (Vec<JobResult>, HashMap<String, i64>) {
     let mut changes: HashMap<String, i64> = HashMap::new();
     let outcome = (|| -> Result<Vec<JobResult>, rusqlite::Error> {
         let mut used = used_bytes(conn)?;
@@ -650,12 +721,17 @@ fn commit(conn: &mut Connection, batch: &[Job], max_bytes: u64) -> (Vec<JobResul
         let mut results = Vec::with_capacity(batch.len());
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO events (tenant, source, uid, entry_id, size, accepted_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (tenant, source, uid) DO NOTHING",
+                "INSERT INTO events (tenant, source, uid, entry_id, size, accepted_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
             let mut payload = tx.prepare_cached("INSERT INTO payloads (seq, data) VALUES (?1, ?2)")?;
-            let mut existing =
-                tx.prepare_cached("SELECT entry_id, state FROM events WHERE tenant = ?1 AND source = ?2 AND uid = ?3")?;
+            let mut existing = tx.prepare_cached(
+                "SELECT entry_id, state FROM events WHERE seq = ?1 AND tenant = ?2 AND source = ?3 AND uid = ?4",
+            )?;
+            let mut forget = tx.prepare_cached(
+                "DELETE FROM events WHERE seq IN
+                     (SELECT seq FROM events WHERE seq < ?1 AND state = 1 ORDER BY seq LIMIT ?2)
+                 RETURNING seq, tenant, source, uid",
+            )?;
             let mut dead = tx.prepare_cached(
                 "UPDATE events SET state = 2, error_code = ?2, error_message = ?3, attempts = attempts + 1, settled_ms = ?4
                  WHERE seq = ?1 AND state = 0 RETURNING tenant",
@@ -674,22 +750,23 @@ fn commit(conn: &mut Connection, batch: &[Job], max_bytes: u64) -> (Vec<JobResul
                         }
                         let mut accepted = Vec::with_capacity(events.len());
                         for e in events {
-                            let stored = insert.execute(params![e.tenant, e.source, e.uid, e.entry_id, e.size, now])?;
-                            if stored == 1 {
-                                payload.execute(params![tx.last_insert_rowid(), e.data])?;
-                                used += e.data.len() as u64 + 100;
-                                *changes.entry(e.tenant.clone()).or_default() += 1;
-                                accepted.push(Accepted {
-                                    entry_id: e.entry_id.clone(),
-                                    duplicate: false,
-                                    state: State::Pending,
-                                });
-                            } else {
-                                let (first, state): (String, i64) = existing
-                                    .query_row(params![e.tenant, e.source, e.uid], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                            let key = Key { tenant: &e.tenant, source: &e.source, uid: &e.uid };
+                            if let Some((first, state)) = find(&mut existing, keys, key)? {
                                 let state = State::from_code(state).unwrap_or(State::Pending);
                                 accepted.push(Accepted { entry_id: first, duplicate: true, state });
+                                continue;
                             }
+                            insert.execute(params![e.tenant, e.source, e.uid, e.entry_id, e.size, now])?;
+                            let seq = tx.last_insert_rowid();
+                            payload.execute(params![seq, e.data])?;
+                            keys.insert(key, seq);
+                            used += e.data.len() as u64 + 100;
+                            *changes.entry(e.tenant.clone()).or_default() += 1;
+                            accepted.push(Accepted {
+                                entry_id: e.entry_id.clone(),
+                                duplicate: false,
+                                state: State::Pending,
+                            });
                         }
                         results.push(JobResult::Append(Ok(accepted)));
                     }
@@ -724,12 +801,13 @@ fn commit(conn: &mut Connection, batch: &[Job], max_bytes: u64) -> (Vec<JobResul
                     }
                     Job::Forget { accepted_before_ms, limit, .. } => {
                         let bound = first_seq_accepted_since(&tx, *accepted_before_ms)?;
-                        let n = tx.execute(
-                            "DELETE FROM events WHERE seq IN
-                                 (SELECT seq FROM events WHERE seq < ?1 AND state = 1 ORDER BY seq LIMIT ?2)",
-                            params![bound, *limit as i64],
-                        )?;
-                        results.push(JobResult::Count(Ok(n as u64)));
+                        let mut rows = forget.query(params![bound, *limit as i64])?;
+                        let mut n = 0;
+                        while let Some(row) = rows.next()? {
+                            keys.remove(row_key(row)?, row.get(0)?);
+                            n += 1;
+                        }
+                        results.push(JobResult::Count(Ok(n)));
                     }
                 }
             }
@@ -738,9 +816,13 @@ fn commit(conn: &mut Connection, batch: &[Job], max_bytes: u64) -> (Vec<JobResul
         Ok(results)
     })();
     let err = match outcome {
-        Ok(results) => return (results, changes),
+        Ok(results) => {
+            keys.settle();
+            return (results, changes);
+        }
         Err(err) => err,
     };
+    keys.rollback();
     tracing::error!(error = %err, jobs = batch.len(), "Spool commit failed.");
     let failed = batch
         .iter()

@@ -191,6 +191,14 @@ async fn a_version_1_spool_is_migrated_with_its_pending_payloads() {
     let payloads: i64 =
         spool.reader.lock().unwrap().query_row("SELECT count(*) FROM payloads", [], |r| r.get(0)).unwrap();
     assert_eq!(payloads, 0, "a delivered event's payload is gone");
+    let key_index: i64 = spool
+        .reader
+        .lock()
+        .unwrap()
+        .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'events_by_key'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(key_index, 0, "the unique index on the key is dropped");
+    assert!(spool.append(vec![event("t1", A, "old")]).await.unwrap()[0].duplicate, "migrated keys are known");
     drop(spool);
     let spool = Spool::open(dir.path(), 1 << 30).unwrap();
     assert_eq!(spool.counts().unwrap(), (0, 2, 0), "opening a migrated spool again changes nothing");
@@ -242,4 +250,89 @@ async fn forgetting_works_in_chunks() {
     assert_eq!(spool.forget(later, 10).await.unwrap(), 10);
     assert_eq!(spool.forget(later, 10).await.unwrap(), 5);
     assert_eq!(spool.counts().unwrap(), (0, 0, 0));
+}
+
+#[tokio::test]
+async fn a_key_twice_in_one_call_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), 1 << 30).unwrap();
+    let accepted = spool.append(vec![event("t1", A, "u1"), event("t1", A, "u1")]).await.unwrap();
+    assert!(!accepted[0].duplicate && accepted[1].duplicate);
+    assert_eq!(accepted[0].entry_id, accepted[1].entry_id);
+    assert_eq!(spool.counts().unwrap(), (1, 0, 0));
+}
+
+#[tokio::test]
+async fn keys_are_recognized_after_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), 1 << 30).unwrap();
+    let first = spool.append(vec![event("t1", A, "u1"), event("t1", A, "u2")]).await.unwrap();
+    drop(spool);
+    let spool = Spool::open(dir.path(), 1 << 30).unwrap();
+    let again = spool.append(vec![event("t1", A, "u2"), event("t1", A, "u3")]).await.unwrap();
+    assert_eq!(again[0], Accepted { entry_id: first[1].entry_id.clone(), duplicate: true, state: State::Pending });
+    assert!(!again[1].duplicate);
+    assert_eq!(spool.counts().unwrap(), (3, 0, 0));
+    let schema: i64 = spool
+        .reader
+        .lock()
+        .unwrap()
+        .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'events_by_key'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(schema, 0, "no SQLite index holds the key");
+}
+
+/// Every key gets one fingerprint, so every lookup but the first meets a candidate that is another
+/// event: idempotency must rest on the rows, not on the fingerprints.
+#[tokio::test]
+async fn idempotency_holds_when_every_fingerprint_collides() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || Spool::open_with(dir.path(), 1 << 30, Fingerprint::Constant).unwrap();
+    let spool = open();
+    let first = spool.append(vec![event("t1", A, "a"), event("t1", A, "b"), event("t1", A, "c")]).await.unwrap();
+    assert!(first.iter().all(|a| !a.duplicate), "a shared fingerprint does not make a duplicate");
+    let again = spool.append(vec![event("t1", A, "b"), event("t1", A, "d"), event("t1", A, "d")]).await.unwrap();
+    assert_eq!(again[0].entry_id, first[1].entry_id);
+    assert_eq!((again[0].duplicate, again[1].duplicate, again[2].duplicate), (true, false, true));
+    for (uid, accepted) in [("a", &first[0]), ("b", &first[1]), ("c", &first[2]), ("d", &again[1])] {
+        assert_eq!(spool.status("t1", A, uid).unwrap().unwrap().entry_id, accepted.entry_id, "status of {uid}");
+    }
+    assert!(spool.status("t1", A, "e").unwrap().is_none());
+
+    // Forgetting the fingerprint's first holder leaves the others findable.
+    let p = spool.pending("t1", 0, 10).unwrap();
+    spool.settle(vec![Outcome::Delivered { seq: p[0].seq, event_id: "ev".into() }]).await.unwrap();
+    assert_eq!(spool.forget(now_ms() + 1, 10).await.unwrap(), 1);
+    assert!(spool.status("t1", A, "a").unwrap().is_none());
+    assert!(spool.append(vec![event("t1", A, "b")]).await.unwrap()[0].duplicate);
+    drop(spool);
+
+    let spool = open();
+    let after = spool.append(vec![event("t1", A, "c"), event("t1", A, "d"), event("t1", A, "a")]).await.unwrap();
+    assert_eq!((after[0].duplicate, after[1].duplicate, after[2].duplicate), (true, true, false));
+    assert_eq!(spool.counts().unwrap(), (4, 0, 0));
+}
+
+/// A commit that fails (here a trigger injects the fault) acknowledges nothing and leaves no key
+/// behind: the same events sent again are stored, once.
+#[tokio::test]
+async fn a_failed_commit_leaves_no_key_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path(), 1 << 30).unwrap();
+    spool.append(vec![event("t1", A, "before")]).await.unwrap();
+    let fault = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    fault
+        .execute_batch(
+            "CREATE TRIGGER poison AFTER INSERT ON events WHEN NEW.uid = 'poison'
+             BEGIN SELECT RAISE(ABORT, 'injected fault'); END;",
+        )
+        .unwrap();
+    let batch = || vec![event("t1", A, "ok"), event("t1", A, "poison")];
+    assert!(spool.append(batch()).await.is_err());
+    assert_eq!(spool.keys.lock().unwrap().len(), 1, "only the committed key");
+    fault.execute_batch("DROP TRIGGER poison").unwrap();
+    let accepted = spool.append(batch()).await.unwrap();
+    assert!(accepted.iter().all(|a| !a.duplicate));
+    assert_eq!(spool.counts().unwrap(), (3, 0, 0));
+    assert_eq!(spool.keys.lock().unwrap().len(), 3);
 }
