@@ -63,16 +63,20 @@ impl Hasher for Prehashed {
     }
 }
 
+/// One change to undo; 24 bytes (collided keys are boxed: they are nearly never there).
 enum Undo {
     /// A fingerprint was given a position: remove it.
     Placed(u64),
     /// A collided key was added: remove it.
-    Added(OwnedKey),
+    Added(Box<OwnedKey>),
     /// A fingerprint's position was removed: put it back.
     Cleared(u64, i64),
     /// A collided key was removed: put it back.
-    Removed(OwnedKey, i64),
+    Removed(Box<OwnedKey>, i64),
 }
+
+/// The journal's capacity kept between commits (a commit holds at most a few thousand changes).
+const JOURNAL_KEPT: usize = 4096;
 
 /// Fingerprint → position of every event the spool keeps.
 pub(super) struct KeyIndex {
@@ -94,6 +98,11 @@ impl KeyIndex {
         }
     }
 
+    /// Records that `key`, known to be absent, is at `seq`, a position already committed (no journal).
+    pub(super) fn load(&mut self, key: Key<'_>, seq: i64) {
+        self.place(key, seq);
+    }
+
     fn fingerprint(&self, key: Key<'_>) -> u64 {
         match &self.fingerprint {
             Fingerprint::Keyed(state) => state.hash_one(key),
@@ -111,14 +120,19 @@ impl KeyIndex {
 
     /// Records that `key`, known to be absent, is at `seq`.
     pub(super) fn insert(&mut self, key: Key<'_>, seq: i64) {
+        let undo = self.place(key, seq);
+        self.journal.push(undo);
+    }
+
+    fn place(&mut self, key: Key<'_>, seq: i64) -> Undo {
         let fingerprint = self.fingerprint(key);
         if let std::collections::hash_map::Entry::Vacant(slot) = self.by_fingerprint.entry(fingerprint) {
             slot.insert(seq);
-            self.journal.push(Undo::Placed(fingerprint));
+            Undo::Placed(fingerprint)
         } else {
             let key = key.to_owned();
             self.collided.insert(key.clone(), seq);
-            self.journal.push(Undo::Added(key));
+            Undo::Added(Box::new(key))
         }
     }
 
@@ -132,7 +146,7 @@ impl KeyIndex {
             let key = key.to_owned();
             if self.collided.get(&key) == Some(&seq) {
                 self.collided.remove(&key);
-                self.journal.push(Undo::Removed(key, seq));
+                self.journal.push(Undo::Removed(Box::new(key), seq));
             }
         }
     }
@@ -140,6 +154,7 @@ impl KeyIndex {
     /// The changes since the last call are committed.
     pub(super) fn settle(&mut self) {
         self.journal.clear();
+        self.journal.shrink_to(JOURNAL_KEPT);
     }
 
     /// Undoes the changes since the last [`KeyIndex::settle`] (their transaction failed).
@@ -150,13 +165,13 @@ impl KeyIndex {
                     self.by_fingerprint.remove(&fingerprint);
                 }
                 Undo::Added(key) => {
-                    self.collided.remove(&key);
+                    self.collided.remove(&*key);
                 }
                 Undo::Cleared(fingerprint, seq) => {
                     self.by_fingerprint.insert(fingerprint, seq);
                 }
                 Undo::Removed(key, seq) => {
-                    self.collided.insert(key, seq);
+                    self.collided.insert(*key, seq);
                 }
             }
         }

@@ -548,9 +548,8 @@ fn index_keys(conn: &Connection, fingerprint: Fingerprint) -> Result<KeyIndex, S
     let mut stmt = conn.prepare("SELECT seq, tenant, source, uid FROM events")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        keys.insert(row_key(row)?, row.get(0)?);
+        keys.load(row_key(row)?, row.get(0)?);
     }
-    keys.settle();
     if count > 0 {
         tracing::info!(
             events = count,
