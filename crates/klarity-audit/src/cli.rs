@@ -348,9 +348,8 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 1000)]
     pub(crate) event_size: usize,
     /// How the events' UIDs are made. `ordered`: time-ordered, like the UUID v7 the relay
-    /// generates when a producer sends none, so the spool's idempotency index grows at its end.
-    /// `random`: spread like UUID v4, as many producers send them, so every event lands somewhere
-    /// else in that index.
+    /// generates when a producer sends none. `random`: spread like UUID v4, as many producers send
+    /// them (an index ordered by UID takes each one at a different place).
     #[arg(long, value_enum, default_value_t = UidOrder::Ordered)]
     pub(crate) uids: UidOrder,
     /// Stop sending after this many seconds (0: when --events are sent); --events stays the most
