@@ -74,6 +74,20 @@ const UNIQUE_COLUMNS: [&[&str]; 6] = [
 /// Rows handed to the Parquet writer at a time.
 const WRITE_ROWS: usize = 8192;
 
+/// A store's last converted batch: its buffer sizes, and the rows its step read (of every store).
+#[derive(Debug, Clone)]
+struct LastBatch {
+    sizes: Sizes,
+    step_rows: usize,
+}
+
+impl LastBatch {
+    /// A builder with room for this store's share of a step of `rows` rows.
+    fn builder(&self, rows: usize) -> RecordsBuilder {
+        RecordsBuilder::with_sizes(&self.sizes, rows * self.sizes.rows() / self.step_rows.max(1))
+    }
+}
+
 /// When hot batches become Parquet files.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -119,8 +133,8 @@ struct StoreData {
     hot_since: Option<(i64, Instant)>,
     /// Every event of this store up to here is in `segments`.
     flushed_upto: i64,
-    /// The buffer sizes of the last batch converted, which the next builder starts with.
-    last: Option<Sizes>,
+    /// The last batch converted, which sizes the next builder.
+    last: Option<LastBatch>,
 }
 
 #[derive(Default)]
@@ -328,7 +342,7 @@ impl Columnar {
 
     /// Converts the next rows of the database into hot batches; returns how many rows it read.
     fn convert_step(&self, conn: &rusqlite::Connection) -> Result<usize, LakeError> {
-        let (after, flushed, sizes): (i64, HashMap<String, i64>, HashMap<String, Sizes>) = {
+        let (after, flushed, sizes): (i64, HashMap<String, i64>, HashMap<String, LastBatch>) = {
             let state = self.state.read().expect("columnar lock");
             (
                 state.converted_upto,
@@ -337,9 +351,12 @@ impl Columnar {
                 state.stores.iter().filter_map(|(id, d)| Some((id.clone(), d.last.clone()?))).collect(),
             )
         };
+        // Each store's buffers get room for its share (as in its last batch) of the rows this step
+        // will read.
+        let upcoming = (Store::last_seq(conn)? - after).clamp(0, STEP_ROWS as i64) as usize;
         let mut builders: HashMap<String, (RecordsBuilder, i64)> = HashMap::new();
         let mut last = after;
-        let n = Store::events_after(conn, after, STEP_ROWS, None, |seq, stores, row| {
+        let read = Store::events_after(conn, after, STEP_ROWS, None, |seq, stores, row| {
             last = seq;
             for id in stores.split('/').filter(|s| !s.is_empty()) {
                 if flushed.get(id).is_some_and(|&upto| seq <= upto) {
@@ -347,7 +364,7 @@ impl Columnar {
                 }
                 let (builder, _) = builders.entry(id.to_owned()).or_insert_with(|| {
                     let builder = match sizes.get(id) {
-                        Some(last) => RecordsBuilder::with_sizes(last),
+                        Some(last) => last.builder(upcoming),
                         None => RecordsBuilder::default(),
                     };
                     (builder, seq)
@@ -362,12 +379,12 @@ impl Columnar {
             let data = state.stores.entry(id).or_default();
             data.hot_rows += builder.len();
             let (batch, sizes) = builder.finish_sized();
-            data.last = Some(sizes);
+            data.last = Some(LastBatch { sizes, step_rows: read });
             data.hot.push(batch);
             data.hot_since.get_or_insert((first_seq, now));
         }
         state.converted_upto = last;
-        Ok(n)
+        Ok(read)
     }
 
     /// Writes the hot batches of every store that is due (or of all, with `all`) as files.

@@ -270,6 +270,11 @@ impl Store {
         Ok(n)
     }
 
+    /// The highest `seq` stored (0 when none is).
+    pub(crate) fn last_seq(conn: &Connection) -> Result<i64, LakeError> {
+        Ok(conn.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?)
+    }
+
     /// Reads stored events with `seq > after` in `seq` order, at most `limit` of them, keeping only
     /// those of `store` when given. `each` gets the row's seq, its destination stores (`/id1/id2/`)
     /// and the row. Used by the columnar side ([`crate::columnar`]) on its own connection.
