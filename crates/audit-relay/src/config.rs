@@ -34,7 +34,7 @@ pub struct RelayConfig {
     pub attempt_timeout_secs: u64,
     /// How long a delivered event's record is kept, in hours: its status stays readable and a
     /// resubmission of its UID is recognized (not delivered again) for this long after acceptance.
-    /// Each kept event costs ~24 bytes of memory (the spool's idempotency index).
+    /// Each kept event costs 9–18 bytes of memory (the spool's idempotency index).
     pub delivered_retention_hours: u64,
     /// SHA-256 (hex) of the admin token; empty disables the admin API and `/metrics`.
     pub admin_token_sha256: String,

@@ -1,21 +1,25 @@
-//! The idempotency index: where each kept event's (tenant, source, UID) is in the spool.
+//! The idempotency index: where each kept event's (tenant, source, UID) may be in the spool.
 //!
 //! A unique SQLite index on the key cost 3× the ingest rate when producers send random UIDs
 //! (UUID v4): each key of a group commit lands on a different index page, so a commit of 1,000
 //! events wrote ~1,000 pages of index to the WAL. This index lives in memory instead and is rebuilt
-//! from the `events` table when the spool opens. It maps a 64-bit fingerprint of the key (SipHash
-//! with keys drawn when the process starts, so a producer cannot aim collisions) to the event's
-//! position. A fingerprint only names a candidate: the spool reads that row and compares the key, so
-//! a collision never makes a new event look like a duplicate. The rare key whose fingerprint is
-//! taken by another is kept whole in `collided`.
+//! from the `events` table when the spool opens.
+//!
+//! It is a hash table of 8-byte slots with linear probing. A slot holds a 31-bit *tag* of the key
+//! (from SipHash with keys drawn when the process starts, so a producer cannot aim collisions; the
+//! tag also picks the slot's home, so the table can grow) and the low 32 bits of the event's
+//! position. Positions are rebuilt from the highest one recorded, which is exact as long as the
+//! kept events span fewer than 2³² positions (4 billion events; the spool's disk bound comes far
+//! earlier). A tag only names a *candidate*: the spool reads that row and compares the key. Keys
+//! sharing a tag simply have several slots, so a collision costs a row read and never makes a new
+//! event look like a duplicate.
+//!
+//! Memory: 8 bytes per slot, at most 7/8 of the slots used: 9–18 bytes per kept event.
 //!
 //! Changes are journaled until the spool's transaction ends, and undone if it fails, so the index
 //! always describes what is committed.
 
-use std::{
-    collections::HashMap,
-    hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState},
-};
+use std::hash::{BuildHasher, RandomState};
 
 /// An event's idempotency key, borrowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -25,130 +29,155 @@ pub(super) struct Key<'a> {
     pub(super) uid: &'a str,
 }
 
-impl Key<'_> {
-    fn to_owned(self) -> OwnedKey {
-        (self.tenant.to_owned(), self.source.to_owned(), self.uid.to_owned())
-    }
-}
-
-type OwnedKey = (String, String, String);
-
-/// How keys become fingerprints.
+/// How keys become tags.
 #[derive(Clone)]
 pub(super) enum Fingerprint {
     /// SipHash with per-process random keys.
     Keyed(RandomState),
-    /// Every key gets the same fingerprint, so every key but the first collides (tests of that path).
+    /// Every key gets the same tag, so every key collides with every other (tests of that path).
     #[cfg(test)]
     Constant,
 }
 
-/// The fingerprint is already a hash: the map uses it as is.
-#[derive(Default)]
-struct Prehashed(u64);
-
-impl Hasher for Prehashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-/// One change to undo; 24 bytes (collided keys are boxed: they are nearly never there).
+/// One change to undo.
+#[derive(Clone, Copy)]
 enum Undo {
-    /// A fingerprint was given a position: remove it.
+    /// A slot was filled: empty it.
     Placed(u64),
-    /// A collided key was added: remove it.
-    Added(Box<OwnedKey>),
-    /// A fingerprint's position was removed: put it back.
-    Cleared(u64, i64),
-    /// A collided key was removed: put it back.
-    Removed(Box<OwnedKey>, i64),
+    /// A slot was emptied: fill it again.
+    Cleared(u64),
 }
 
 /// The journal's capacity kept between commits (a commit holds at most a few thousand changes).
 const JOURNAL_KEPT: usize = 4096;
 
-/// Fingerprint → position of every event the spool keeps.
+/// The smallest table, in slots.
+const MIN_SLOTS: usize = 1024;
+
+/// Tag → candidate positions of every event the spool keeps.
 pub(super) struct KeyIndex {
     fingerprint: Fingerprint,
-    by_fingerprint: HashMap<u64, i64, BuildHasherDefault<Prehashed>>,
-    /// Keys whose fingerprint another key holds, whole. Nearly always empty.
-    collided: HashMap<OwnedKey, i64>,
+    /// 0 is empty; otherwise `tag << 32 | low 32 bits of the position`, and the tag is odd.
+    slots: Vec<u64>,
+    used: usize,
+    /// The highest position recorded: positions are rebuilt relative to it.
+    high: i64,
     journal: Vec<Undo>,
 }
 
 impl KeyIndex {
     /// An empty index, with room for `capacity` keys.
     pub(super) fn new(fingerprint: Fingerprint, capacity: usize) -> KeyIndex {
-        KeyIndex {
-            fingerprint,
-            by_fingerprint: HashMap::with_capacity_and_hasher(capacity, BuildHasherDefault::default()),
-            collided: HashMap::new(),
-            journal: Vec::new(),
-        }
+        let slots = (capacity.saturating_mul(8) / 7 + 1).next_power_of_two().max(MIN_SLOTS);
+        KeyIndex { fingerprint, slots: vec![0; slots], used: 0, high: 0, journal: Vec::new() }
     }
 
-    /// Records that `key`, known to be absent, is at `seq`, a position already committed (no journal).
-    pub(super) fn load(&mut self, key: Key<'_>, seq: i64) {
-        self.place(key, seq);
-    }
-
-    fn fingerprint(&self, key: Key<'_>) -> u64 {
+    fn tag(&self, key: Key<'_>) -> u32 {
         match &self.fingerprint {
-            Fingerprint::Keyed(state) => state.hash_one(key),
+            Fingerprint::Keyed(state) => ((state.hash_one(key) >> 32) as u32) | 1,
             #[cfg(test)]
-            Fingerprint::Constant => 0,
+            Fingerprint::Constant => 1,
         }
     }
 
-    /// The positions that may hold `key` (at most two); the caller confirms by reading the row.
-    pub(super) fn candidates(&self, key: Key<'_>) -> impl Iterator<Item = i64> + use<> {
-        let by_fingerprint = self.by_fingerprint.get(&self.fingerprint(key)).copied();
-        let collided = if self.collided.is_empty() { None } else { self.collided.get(&key.to_owned()).copied() };
-        by_fingerprint.into_iter().chain(collided)
+    fn slot(tag: u32, seq: i64) -> u64 {
+        (u64::from(tag) << 32) | u64::from(seq as u32)
+    }
+
+    fn home(&self, slot: u64) -> usize {
+        ((slot >> 33) as usize) & (self.slots.len() - 1)
+    }
+
+    /// The position whose low 32 bits are `low`, among the 2³² up to the highest recorded.
+    fn position(&self, low: u32) -> i64 {
+        self.high - i64::from((self.high as u32).wrapping_sub(low))
+    }
+
+    /// The positions that may hold `key`; the caller confirms each by reading its row.
+    pub(super) fn candidates(&self, key: Key<'_>) -> Vec<i64> {
+        let tag = u64::from(self.tag(key));
+        let mask = self.slots.len() - 1;
+        let mut at = self.home(tag << 32);
+        let mut found = Vec::new();
+        while self.slots[at] != 0 {
+            if self.slots[at] >> 32 == tag {
+                found.push(self.position(self.slots[at] as u32));
+            }
+            at = (at + 1) & mask;
+        }
+        found
     }
 
     /// Records that `key`, known to be absent, is at `seq`.
     pub(super) fn insert(&mut self, key: Key<'_>, seq: i64) {
-        let undo = self.place(key, seq);
-        self.journal.push(undo);
+        let slot = KeyIndex::slot(self.tag(key), seq);
+        self.place(slot);
+        self.high = self.high.max(seq);
+        self.journal.push(Undo::Placed(slot));
     }
 
-    fn place(&mut self, key: Key<'_>, seq: i64) -> Undo {
-        let fingerprint = self.fingerprint(key);
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.by_fingerprint.entry(fingerprint) {
-            slot.insert(seq);
-            Undo::Placed(fingerprint)
-        } else {
-            let key = key.to_owned();
-            self.collided.insert(key.clone(), seq);
-            Undo::Added(Box::new(key))
-        }
+    /// Records that `key`, known to be absent, is at `seq`, a position already committed (no journal).
+    pub(super) fn load(&mut self, key: Key<'_>, seq: i64) {
+        self.place(KeyIndex::slot(self.tag(key), seq));
+        self.high = self.high.max(seq);
     }
 
     /// Forgets that `key` is at `seq`.
     pub(super) fn remove(&mut self, key: Key<'_>, seq: i64) {
-        let fingerprint = self.fingerprint(key);
-        if self.by_fingerprint.get(&fingerprint) == Some(&seq) {
-            self.by_fingerprint.remove(&fingerprint);
-            self.journal.push(Undo::Cleared(fingerprint, seq));
-        } else {
-            let key = key.to_owned();
-            if self.collided.get(&key) == Some(&seq) {
-                self.collided.remove(&key);
-                self.journal.push(Undo::Removed(Box::new(key), seq));
+        let slot = KeyIndex::slot(self.tag(key), seq);
+        if self.clear(slot) {
+            self.journal.push(Undo::Cleared(slot));
+        }
+    }
+
+    fn place(&mut self, slot: u64) {
+        if (self.used + 1) * 8 > self.slots.len() * 7 {
+            let doubled = vec![0; self.slots.len() * 2];
+            let old = std::mem::replace(&mut self.slots, doubled);
+            self.used = 0;
+            for slot in old.into_iter().filter(|&s| s != 0) {
+                self.place(slot);
             }
         }
+        let mask = self.slots.len() - 1;
+        let mut at = self.home(slot);
+        while self.slots[at] != 0 {
+            at = (at + 1) & mask;
+        }
+        self.slots[at] = slot;
+        self.used += 1;
+    }
+
+    /// Empties the slot holding `slot`, moving back the ones after it that probed past it.
+    fn clear(&mut self, slot: u64) -> bool {
+        let mask = self.slots.len() - 1;
+        let mut at = self.home(slot);
+        loop {
+            match self.slots[at] {
+                0 => return false,
+                s if s == slot => break,
+                _ => at = (at + 1) & mask,
+            }
+        }
+        let mut hole = at;
+        let mut next = at;
+        loop {
+            next = (next + 1) & mask;
+            let moved = self.slots[next];
+            if moved == 0 {
+                break;
+            }
+            // `moved` may fill the hole unless its home lies cyclically in (hole, next].
+            let home = self.home(moved);
+            let stays = if hole < next { hole < home && home <= next } else { hole < home || home <= next };
+            if !stays {
+                self.slots[hole] = moved;
+                hole = next;
+            }
+        }
+        self.slots[hole] = 0;
+        self.used -= 1;
+        true
     }
 
     /// The changes since the last call are committed.
@@ -161,18 +190,10 @@ impl KeyIndex {
     pub(super) fn rollback(&mut self) {
         while let Some(undo) = self.journal.pop() {
             match undo {
-                Undo::Placed(fingerprint) => {
-                    self.by_fingerprint.remove(&fingerprint);
+                Undo::Placed(slot) => {
+                    self.clear(slot);
                 }
-                Undo::Added(key) => {
-                    self.collided.remove(&*key);
-                }
-                Undo::Cleared(fingerprint, seq) => {
-                    self.by_fingerprint.insert(fingerprint, seq);
-                }
-                Undo::Removed(key, seq) => {
-                    self.collided.insert(*key, seq);
-                }
+                Undo::Cleared(slot) => self.place(slot),
             }
         }
     }
@@ -180,7 +201,7 @@ impl KeyIndex {
     /// Keys held.
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
-        self.by_fingerprint.len() + self.collided.len()
+        self.used
     }
 }
 
@@ -193,7 +214,7 @@ mod tests {
     }
 
     fn found(index: &KeyIndex, uid: &str) -> Vec<i64> {
-        index.candidates(key(uid)).collect()
+        index.candidates(key(uid))
     }
 
     #[test]
@@ -213,14 +234,42 @@ mod tests {
     }
 
     #[test]
-    fn collided_keys_are_kept_whole() {
+    fn keys_sharing_a_tag_are_all_candidates() {
         let mut index = KeyIndex::new(Fingerprint::Constant, 0);
         index.insert(key("a"), 1);
         index.insert(key("b"), 2);
-        assert_eq!(found(&index, "b"), vec![1, 2], "the fingerprint's holder, then the key itself");
-        assert_eq!(found(&index, "c"), vec![1], "an absent key yields only a candidate to refute");
+        assert_eq!(found(&index, "b"), vec![1, 2], "each is read and compared by the spool");
+        assert_eq!(found(&index, "c"), vec![1, 2], "an absent key yields only candidates to refute");
         index.remove(key("a"), 1);
-        assert_eq!(found(&index, "b"), vec![2], "found after the fingerprint's holder left");
+        assert_eq!(found(&index, "b"), vec![2], "found after the first holder of the tag left");
+    }
+
+    #[test]
+    fn many_keys_grow_the_table_and_removals_keep_probe_chains_whole() {
+        let mut index = KeyIndex::new(Fingerprint::Keyed(RandomState::new()), 0);
+        let uids: Vec<String> = (0..20_000).map(|i| format!("uid-{i}")).collect();
+        for (seq, uid) in uids.iter().enumerate() {
+            index.load(key(uid), seq as i64 + 1);
+        }
+        assert!(index.slots.len() > MIN_SLOTS);
+        for (seq, uid) in uids.iter().enumerate().step_by(2) {
+            index.remove(key(uid), seq as i64 + 1);
+        }
+        for (seq, uid) in uids.iter().enumerate() {
+            let kept = seq % 2 == 1;
+            assert_eq!(found(&index, uid).contains(&(seq as i64 + 1)), kept, "{uid}");
+        }
+        assert_eq!(index.len(), 10_000);
+    }
+
+    #[test]
+    fn positions_are_exact_across_32_bit_boundaries() {
+        let mut index = KeyIndex::new(Fingerprint::Keyed(RandomState::new()), 0);
+        let (below, above) = ((1 << 32) - 3, (1 << 32) + 5);
+        index.insert(key("below"), below);
+        index.insert(key("above"), above);
+        assert_eq!(found(&index, "below"), vec![below]);
+        assert_eq!(found(&index, "above"), vec![above]);
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //!   - `(tenant, source, uid)` is the idempotency key: resubmitting an event stores nothing and
 //!     returns the first result. No SQLite index holds it: with random UIDs every event of a commit
 //!     wrote its own index page, a third of the ingest rate. The writer keeps the key's fingerprint
-//!     and position in memory ([`keys`]; ~25 bytes per kept event), rebuilt from this table when the
+//!     and position in memory ([`keys`]; 9–18 bytes per kept event), rebuilt from this table when the
 //!     spool opens, and confirms a candidate by reading its row.
 //!   - `entry_id` is the `AuditEvent.id` sent to `PutAuditEvents`: a UUID v7 in 32 hex digits,
 //!     ordered by time (see [`new_entry_id`]). It is stored at acceptance, so retries, restarts and
@@ -430,7 +430,7 @@ impl Spool {
     /// The status of the event (tenant, source, UID), if it was accepted.
     pub fn status(&self, tenant: &str, source: &str, uid: &str) -> Result<Option<EventStatus>, SpoolError> {
         let key = Key { tenant, source, uid };
-        let candidates: Vec<i64> = self.keys.lock().expect("spool key index lock").candidates(key).collect();
+        let candidates = self.keys.lock().expect("spool key index lock").candidates(key);
         let conn = self.reader.lock().expect("spool reader lock");
         let mut stmt = conn.prepare_cached(
             "SELECT entry_id, state, event_id, attempts, error_code, error_message, accepted_ms FROM events
