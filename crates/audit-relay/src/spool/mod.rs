@@ -685,8 +685,8 @@ fn settle_delivered(tx: &rusqlite::Transaction<'_>, outcomes: &[Outcome], now: i
     Ok(tenants)
 }
 
-/// The kept event `key` names, if any: (position, entry id, state). Each candidate the index names is
-/// confirmed by reading its row.
+/// The kept event `key` names, if any: its entry id and state. Each candidate position the index
+/// names is confirmed by reading its row.
 fn find(
     by_seq: &mut rusqlite::CachedStatement<'_>,
     keys: &KeyIndex,
