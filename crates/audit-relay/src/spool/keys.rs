@@ -29,6 +29,10 @@ pub(super) struct Key<'a> {
     pub(super) uid: &'a str,
 }
 
+/// A key's tag: computed once per event, then looked up and recorded.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Tag(u32);
+
 /// How keys become tags.
 #[derive(Clone)]
 pub(super) enum Fingerprint {
@@ -72,16 +76,17 @@ impl KeyIndex {
         KeyIndex { fingerprint, slots: vec![0; slots], used: 0, high: 0, journal: Vec::new() }
     }
 
-    fn tag(&self, key: Key<'_>) -> u32 {
+    /// The tag of `key` (odd, so that no slot in use is 0).
+    pub(super) fn tag(&self, key: Key<'_>) -> Tag {
         match &self.fingerprint {
-            Fingerprint::Keyed(state) => ((state.hash_one(key) >> 32) as u32) | 1,
+            Fingerprint::Keyed(state) => Tag(((state.hash_one(key) >> 32) as u32) | 1),
             #[cfg(test)]
-            Fingerprint::Constant => 1,
+            Fingerprint::Constant => Tag(1),
         }
     }
 
-    fn slot(tag: u32, seq: i64) -> u64 {
-        (u64::from(tag) << 32) | u64::from(seq as u32)
+    fn slot(tag: Tag, seq: i64) -> u64 {
+        (u64::from(tag.0) << 32) | u64::from(seq as u32)
     }
 
     fn home(&self, slot: u64) -> usize {
@@ -93,9 +98,9 @@ impl KeyIndex {
         self.high - i64::from((self.high as u32).wrapping_sub(low))
     }
 
-    /// The positions that may hold `key`; the caller confirms each by reading its row.
-    pub(super) fn candidates(&self, key: Key<'_>) -> Vec<i64> {
-        let tag = u64::from(self.tag(key));
+    /// The positions that may hold the key tagged `tag`; the caller confirms each by reading its row.
+    pub(super) fn candidates(&self, tag: Tag) -> Vec<i64> {
+        let tag = u64::from(tag.0);
         let mask = self.slots.len() - 1;
         let mut at = self.home(tag << 32);
         let mut found = Vec::new();
@@ -108,23 +113,24 @@ impl KeyIndex {
         found
     }
 
-    /// Records that `key`, known to be absent, is at `seq`.
-    pub(super) fn insert(&mut self, key: Key<'_>, seq: i64) {
-        let slot = KeyIndex::slot(self.tag(key), seq);
+    /// Records that the key tagged `tag`, known to be absent, is at `seq`.
+    pub(super) fn insert(&mut self, tag: Tag, seq: i64) {
+        let slot = KeyIndex::slot(tag, seq);
         self.place(slot);
         self.high = self.high.max(seq);
         self.journal.push(Undo::Placed(slot));
     }
 
-    /// Records that `key`, known to be absent, is at `seq`, a position already committed (no journal).
-    pub(super) fn load(&mut self, key: Key<'_>, seq: i64) {
-        self.place(KeyIndex::slot(self.tag(key), seq));
+    /// Records that the key tagged `tag`, known to be absent, is at `seq`, a position already
+    /// committed (no journal).
+    pub(super) fn load(&mut self, tag: Tag, seq: i64) {
+        self.place(KeyIndex::slot(tag, seq));
         self.high = self.high.max(seq);
     }
 
-    /// Forgets that `key` is at `seq`.
-    pub(super) fn remove(&mut self, key: Key<'_>, seq: i64) {
-        let slot = KeyIndex::slot(self.tag(key), seq);
+    /// Forgets that the key tagged `tag` is at `seq`.
+    pub(super) fn remove(&mut self, tag: Tag, seq: i64) {
+        let slot = KeyIndex::slot(tag, seq);
         if self.clear(slot) {
             self.journal.push(Undo::Cleared(slot));
         }
@@ -214,21 +220,21 @@ mod tests {
     }
 
     fn found(index: &KeyIndex, uid: &str) -> Vec<i64> {
-        index.candidates(key(uid))
+        index.candidates(index.tag(key(uid)))
     }
 
     #[test]
     fn keys_are_found_at_their_positions_and_forgotten() {
         for fingerprint in [Fingerprint::Keyed(RandomState::new()), Fingerprint::Constant] {
             let mut index = KeyIndex::new(fingerprint, 0);
-            index.insert(key("a"), 1);
-            index.insert(key("b"), 2);
+            index.insert(index.tag(key("a")), 1);
+            index.insert(index.tag(key("b")), 2);
             assert!(found(&index, "a").contains(&1) && found(&index, "b").contains(&2));
             assert_eq!(index.len(), 2);
-            index.remove(key("a"), 1);
+            index.remove(index.tag(key("a")), 1);
             assert!(!found(&index, "a").contains(&1));
             assert!(found(&index, "b").contains(&2), "removing one key keeps the other");
-            index.remove(key("b"), 7);
+            index.remove(index.tag(key("b")), 7);
             assert!(found(&index, "b").contains(&2), "a removal names the position it removes");
         }
     }
@@ -236,11 +242,11 @@ mod tests {
     #[test]
     fn keys_sharing_a_tag_are_all_candidates() {
         let mut index = KeyIndex::new(Fingerprint::Constant, 0);
-        index.insert(key("a"), 1);
-        index.insert(key("b"), 2);
+        index.insert(index.tag(key("a")), 1);
+        index.insert(index.tag(key("b")), 2);
         assert_eq!(found(&index, "b"), vec![1, 2], "each is read and compared by the spool");
         assert_eq!(found(&index, "c"), vec![1, 2], "an absent key yields only candidates to refute");
-        index.remove(key("a"), 1);
+        index.remove(index.tag(key("a")), 1);
         assert_eq!(found(&index, "b"), vec![2], "found after the first holder of the tag left");
     }
 
@@ -249,11 +255,11 @@ mod tests {
         let mut index = KeyIndex::new(Fingerprint::Keyed(RandomState::new()), 0);
         let uids: Vec<String> = (0..20_000).map(|i| format!("uid-{i}")).collect();
         for (seq, uid) in uids.iter().enumerate() {
-            index.load(key(uid), seq as i64 + 1);
+            index.load(index.tag(key(uid)), seq as i64 + 1);
         }
         assert!(index.slots.len() > MIN_SLOTS);
         for (seq, uid) in uids.iter().enumerate().step_by(2) {
-            index.remove(key(uid), seq as i64 + 1);
+            index.remove(index.tag(key(uid)), seq as i64 + 1);
         }
         for (seq, uid) in uids.iter().enumerate() {
             let kept = seq % 2 == 1;
@@ -266,8 +272,8 @@ mod tests {
     fn positions_are_exact_across_32_bit_boundaries() {
         let mut index = KeyIndex::new(Fingerprint::Keyed(RandomState::new()), 0);
         let (below, above) = ((1 << 32) - 3, (1 << 32) + 5);
-        index.insert(key("below"), below);
-        index.insert(key("above"), above);
+        index.insert(index.tag(key("below")), below);
+        index.insert(index.tag(key("above")), above);
         assert_eq!(found(&index, "below"), vec![below]);
         assert_eq!(found(&index, "above"), vec![above]);
     }
@@ -276,13 +282,13 @@ mod tests {
     fn a_rollback_undoes_every_change_since_the_last_settle() {
         for fingerprint in [Fingerprint::Keyed(RandomState::new()), Fingerprint::Constant] {
             let mut index = KeyIndex::new(fingerprint, 0);
-            index.insert(key("a"), 1);
-            index.insert(key("b"), 2);
+            index.insert(index.tag(key("a")), 1);
+            index.insert(index.tag(key("b")), 2);
             index.settle();
-            index.remove(key("a"), 1);
-            index.remove(key("b"), 2);
-            index.insert(key("c"), 3);
-            index.insert(key("a"), 4);
+            index.remove(index.tag(key("a")), 1);
+            index.remove(index.tag(key("b")), 2);
+            index.insert(index.tag(key("c")), 3);
+            index.insert(index.tag(key("a")), 4);
             index.rollback();
             assert!(found(&index, "a").contains(&1) && !found(&index, "a").contains(&4));
             assert!(found(&index, "b").contains(&2));

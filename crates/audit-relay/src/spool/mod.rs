@@ -430,31 +430,26 @@ impl Spool {
     /// The status of the event (tenant, source, UID), if it was accepted.
     pub fn status(&self, tenant: &str, source: &str, uid: &str) -> Result<Option<EventStatus>, SpoolError> {
         let key = Key { tenant, source, uid };
-        let candidates = self.keys.lock().expect("spool key index lock").candidates(key);
+        let candidates = {
+            let keys = self.keys.lock().expect("spool key index lock");
+            keys.candidates(keys.tag(key))
+        };
         let conn = self.reader.lock().expect("spool reader lock");
         let mut stmt = conn.prepare_cached(
             "SELECT entry_id, state, event_id, attempts, error_code, error_message, accepted_ms FROM events
              WHERE seq = ?1 AND tenant = ?2 AND source = ?3 AND uid = ?4",
         )?;
-        let mut row = None;
-        for seq in candidates {
-            row = stmt
-                .query_row(params![seq, tenant, source, uid], |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, i64>(1)?,
-                        row.get::<_, Option<String>>(2)?,
-                        row.get::<_, u32>(3)?,
-                        row.get::<_, Option<String>>(4)?,
-                        row.get::<_, Option<String>>(5)?,
-                        row.get::<_, i64>(6)?,
-                    ))
-                })
-                .optional()?;
-            if row.is_some() {
-                break;
-            }
-        }
+        let row = confirm(&mut stmt, candidates, key, |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, Option<String>>(2)?,
+                row.get::<_, u32>(3)?,
+                row.get::<_, Option<String>>(4)?,
+                row.get::<_, Option<String>>(5)?,
+                row.get::<_, i64>(6)?,
+            ))
+        })?;
         row.map(|(entry_id, state, event_id, attempts, error_code, error_message, accepted_ms)| {
             Ok(EventStatus {
                 entry_id,
@@ -548,7 +543,8 @@ fn index_keys(conn: &Connection, fingerprint: Fingerprint) -> Result<KeyIndex, S
     let mut stmt = conn.prepare("SELECT seq, tenant, source, uid FROM events")?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        keys.load(row_key(row)?, row.get(0)?);
+        let tag = keys.tag(row_key(row)?);
+        keys.load(tag, row.get(0)?);
     }
     if count > 0 {
         tracing::info!(
@@ -685,19 +681,17 @@ fn settle_delivered(tx: &rusqlite::Transaction<'_>, outcomes: &[Outcome], now: i
     Ok(tenants)
 }
 
-/// The kept event `key` names, if any: its entry id and state. Each candidate position the index
-/// names is confirmed by reading its row.
-fn find(
-    by_seq: &mut rusqlite::CachedStatement<'_>,
-    keys: &KeyIndex,
+/// The first of `candidates` (positions from the key index) whose row holds `key`, read by `stmt`
+/// (whose parameters are the position and the key) and `read`.
+fn confirm<T>(
+    stmt: &mut rusqlite::Statement<'_>,
+    candidates: Vec<i64>,
     key: Key<'_>,
-) -> rusqlite::Result<Option<(String, i64)>> {
-    for seq in keys.candidates(key) {
-        let row = by_seq
-            .query_row(params![seq, key.tenant, key.source, key.uid], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        if row.is_some() {
-            return Ok(row);
+    mut read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Option<T>> {
+    for seq in candidates {
+        if let Some(found) = stmt.query_row(params![seq, key.tenant, key.source, key.uid], &mut read).optional()? {
+            return Ok(Some(found));
         }
     }
     Ok(None)
@@ -750,7 +744,11 @@ fn commit(
                         let mut accepted = Vec::with_capacity(events.len());
                         for e in events {
                             let key = Key { tenant: &e.tenant, source: &e.source, uid: &e.uid };
-                            if let Some((first, state)) = find(&mut existing, keys, key)? {
+                            let tag = keys.tag(key);
+                            let first = confirm(&mut existing, keys.candidates(tag), key, |r| {
+                                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                            })?;
+                            if let Some((first, state)) = first {
                                 let state = State::from_code(state).unwrap_or(State::Pending);
                                 accepted.push(Accepted { entry_id: first, duplicate: true, state });
                                 continue;
@@ -758,7 +756,7 @@ fn commit(
                             insert.execute(params![e.tenant, e.source, e.uid, e.entry_id, e.size, now])?;
                             let seq = tx.last_insert_rowid();
                             payload.execute(params![seq, e.data])?;
-                            keys.insert(key, seq);
+                            keys.insert(tag, seq);
                             used += e.data.len() as u64 + 100;
                             *changes.entry(e.tenant.clone()).or_default() += 1;
                             accepted.push(Accepted {
@@ -803,7 +801,8 @@ fn commit(
                         let mut rows = forget.query(params![bound, *limit as i64])?;
                         let mut n = 0;
                         while let Some(row) = rows.next()? {
-                            keys.remove(row_key(row)?, row.get(0)?);
+                            let tag = keys.tag(row_key(row)?);
+                            keys.remove(tag, row.get(0)?);
                             n += 1;
                         }
                         results.push(JobResult::Count(Ok(n)));
