@@ -201,9 +201,12 @@ impl Registry {
 
     /// The tenant `id`.
     pub fn tenant(&self, id: &str) -> Result<Option<Tenant>, SpoolError> {
+        // Asked per ingest request and per delivered batch: the statement is prepared once.
         let conn = self.conn.lock().expect("registry lock");
-        let body: Option<String> =
-            conn.query_row("SELECT body FROM tenants WHERE id = ?1", params![id], |r| r.get(0)).optional()?;
+        let body: Option<String> = conn
+            .prepare_cached("SELECT body FROM tenants WHERE id = ?1")?
+            .query_row(params![id], |r| r.get(0))
+            .optional()?;
         body.map(|b| serde_json::from_str(&b).map_err(|e| SpoolError::Corrupt(format!("tenant {id}: {e}")))).transpose()
     }
 
@@ -239,7 +242,8 @@ impl Registry {
     pub fn grant(&self, token: &str) -> Result<Option<Grant>, SpoolError> {
         let conn = self.conn.lock().expect("registry lock");
         let body: Option<String> = conn
-            .query_row("SELECT body FROM tokens WHERE sha256 = ?1", params![token_hash(token)], |r| r.get(0))
+            .prepare_cached("SELECT body FROM tokens WHERE sha256 = ?1")?
+            .query_row(params![token_hash(token)], |r| r.get(0))
             .optional()?;
         body.map(|b| serde_json::from_str(&b).map_err(|e| SpoolError::Corrupt(format!("token grant: {e}")))).transpose()
     }
