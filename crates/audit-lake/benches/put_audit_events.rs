@@ -219,7 +219,6 @@ fn main() {
                                 event_id: format!("ev{r}-{i}"),
                                 event_time_ms: 0,
                                 event_data: audit_lake::store::compress(&record),
-                                text: record.clone(),
                             })
                             .collect();
                         store.put_events(&channel, vec![store_id.clone()], 0, events, IngestionStatus::default()).await.unwrap();

@@ -41,7 +41,7 @@ pub(super) async fn put_audit_events(
         }
     }
 
-    let mut request: PutAuditEventsRequest = serde_json::from_slice(body).map_err(|e| {
+    let request: PutAuditEventsRequest = serde_json::from_slice(body).map_err(|e| {
         AwsError::client("SerializationException", format!("The request body is not a PutAuditEvents request: {e}."))
     })?;
 
@@ -97,7 +97,7 @@ pub(super) async fn put_audit_events(
     let mut failed = Vec::new();
     let mut fresh = Vec::with_capacity(request.audit_events.len());
     let mut order = Vec::with_capacity(request.audit_events.len());
-    for entry in &mut request.audit_events {
+    for entry in &request.audit_events {
         let checked = entry.validate(&validator);
         if let Some(first) = checked.violations.first() {
             let mut message = checked.violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
@@ -124,8 +124,6 @@ pub(super) async fn put_audit_events(
             event_id,
             event_time_ms: event_time.unix_millis(),
             event_data: crate::store::compress(&entry.event_data),
-            // Moved, not copied: nothing below reads an accepted entry's text.
-            text: std::mem::take(&mut entry.event_data),
         });
     }
 

@@ -4,9 +4,7 @@
 //! # How events get here
 //!
 //! `PutAuditEvents` commits to SQLite and answers; nothing on that path waits for this module. A
-//! compactor thread tails the `events` table by `seq` (taking the `eventData` texts the writer has
-//! just committed from memory, [`crate::store::Recent`], rather than reading and decompressing
-//! them): it converts new rows into record batches
+//! compactor thread tails the `events` table by `seq`: it converts new rows into record batches
 //! ([`records`]) per destination store and keeps them in memory (the *hot* batches). When a store
 //! has [`ColumnarConfig::flush_rows`] hot rows, or its oldest hot row is
 //! [`ColumnarConfig::flush_age_secs`] old, or all stores together hold more than
@@ -57,10 +55,7 @@ use serde::{Deserialize, Serialize};
 
 pub use records::{JSON_FIELDS, RecordsBuilder, Row, Sizes, schema};
 
-use crate::{
-    error::LakeError,
-    store::{Recent, Store},
-};
+use crate::{error::LakeError, store::Store};
 
 /// The directory under the lake's data directory.
 pub const DIR: &str = "columnar";
@@ -165,8 +160,6 @@ pub type Retention = Box<dyn Fn(&str) -> Option<i64> + Send + Sync>;
 pub struct Columnar {
     dir: PathBuf,
     db: PathBuf,
-    /// Texts of just-committed events, taken instead of read back ([`Recent`]).
-    recent: Arc<Recent>,
     config: ColumnarConfig,
     state: RwLock<State>,
     /// Held by whoever converts or writes (the compactor, or [`Columnar::flush_all`]).
@@ -181,7 +174,7 @@ impl Columnar {
     /// leftovers of an interrupted write and starts the compactor thread.
     pub fn open(
         data_dir: &Path,
-        store: &Store,
+        db: &Path,
         config: ColumnarConfig,
         retention: Retention,
     ) -> Result<Arc<Columnar>, LakeError> {
@@ -213,8 +206,7 @@ impl Columnar {
         }
         let columnar = Arc::new(Columnar {
             dir,
-            db: store.path().to_owned(),
-            recent: store.recent(),
+            db: db.to_owned(),
             config,
             state: RwLock::new(state),
             work: Mutex::new(()),
@@ -250,8 +242,7 @@ impl Columnar {
         let mut builder = RecordsBuilder::default();
         let mut from = after;
         loop {
-            // Not `recent`: its texts are the compactor's, which has yet to convert these rows.
-            let n = Store::events_after(&conn, from, STEP_ROWS, Some(store_id), None, |seq, _, row| {
+            let n = Store::events_after(&conn, from, STEP_ROWS, Some(store_id), |seq, _, row| {
                 from = seq;
                 builder.append(row).map_err(LakeError::Corrupt)
             })?;
@@ -365,7 +356,7 @@ impl Columnar {
         let upcoming = (Store::last_seq(conn)? - after).clamp(0, STEP_ROWS as i64) as usize;
         let mut builders: HashMap<String, (RecordsBuilder, i64)> = HashMap::new();
         let mut last = after;
-        let read = Store::events_after(conn, after, STEP_ROWS, None, Some(&self.recent), |seq, stores, row| {
+        let read = Store::events_after(conn, after, STEP_ROWS, None, |seq, stores, row| {
             last = seq;
             for id in stores.split('/').filter(|s| !s.is_empty()) {
                 if flushed.get(id).is_some_and(|&upto| seq <= upto) {

@@ -31,7 +31,6 @@
 //! not de-duplicate across requests.
 
 pub mod model;
-mod recent;
 
 use std::{
     collections::HashMap,
@@ -48,7 +47,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::LakeError;
 use model::{Channel, EventDataStore, IngestionStatus, Role, Session, StoredAccount};
-pub(crate) use recent::Recent;
 
 /// The database file name inside the data directory.
 pub const DB_FILE: &str = "lake.db";
@@ -67,8 +65,6 @@ pub struct NewEvent {
     pub event_time_ms: i64,
     /// The producer's `eventData` text, compressed with [`compress`].
     pub event_data: Vec<u8>,
-    /// The same text as sent, which the compactor takes from memory once it is committed.
-    pub text: String,
 }
 
 /// The outcome of storing one event.
@@ -117,10 +113,6 @@ pub struct Resources {
     pub sessions: HashMap<String, Session>,
 }
 
-/// Bytes of just-committed `eventData` text kept for the compactor ([`Recent`]): some 60,000
-/// events of 1 KB, more than the compactor's step reads at once.
-const RECENT_TEXT_BYTES: usize = 64 << 20;
-
 /// The storage handle; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -129,8 +121,6 @@ pub struct Store {
     pub resources: Arc<RwLock<Resources>>,
     path: PathBuf,
     commits: Arc<AtomicU64>,
-    /// The texts of the events committed last, for the compactor.
-    recent: Arc<Recent>,
 }
 
 impl Store {
@@ -152,14 +142,12 @@ impl Store {
         let (jobs, rx) = mpsc::channel(1024);
         let commits = Arc::new(AtomicU64::new(0));
         let counter = commits.clone();
-        let recent = Arc::new(Recent::new(RECENT_TEXT_BYTES));
-        let committed = recent.clone();
         let checkpointer = wal_db::Checkpointer::start(&path, "lake-checkpointer")?;
         thread::Builder::new().name("lake-writer".into()).spawn(move || {
-            writer(conn, rx, &counter, &checkpointer, &committed);
+            writer(conn, rx, &counter, &checkpointer);
             checkpointer.stop();
         })?;
-        Ok(Store { jobs, resources: Arc::new(RwLock::new(resources)), path, commits, recent })
+        Ok(Store { jobs, resources: Arc::new(RwLock::new(resources)), path, commits })
     }
 
     /// Transactions committed (each one fsync of the WAL) since the store was opened.
@@ -170,11 +158,6 @@ impl Store {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// The texts of the events committed last, which the compactor takes instead of reading them.
-    pub(crate) fn recent(&self) -> Arc<Recent> {
-        self.recent.clone()
     }
 
     /// Stores `events` of a channel into each of `stores` (store ids), durably, de-duplicating on
@@ -294,53 +277,31 @@ impl Store {
 
     /// Reads stored events with `seq > after` in `seq` order, at most `limit` of them, keeping only
     /// those of `store` when given. `each` gets the row's seq, its destination stores (`/id1/id2/`)
-    /// and the row. Used by the columnar side ([`crate::columnar`]) on its own connection. With
-    /// `recent` (the compactor, which reads each event once), a text kept there is taken instead of
-    /// read and decompressed.
+    /// and the row. Used by the columnar side ([`crate::columnar`]) on its own connection.
     pub(crate) fn events_after(
         conn: &Connection,
         after: i64,
         limit: usize,
         store: Option<&str>,
-        recent: Option<&Recent>,
         mut each: impl FnMut(i64, &str, crate::columnar::Row<'_>) -> Result<(), LakeError>,
     ) -> Result<usize, LakeError> {
-        const COLUMNS: &str = "SELECT e.seq, e.stores, e.event_id, e.event_time_ms, e.ingestion_time_ms, c.arn";
-        const FROM: &str = "FROM events e JOIN channel_arns c ON c.channel_id = e.channel_id
-             WHERE e.seq > ?1 AND (?2 IS NULL OR instr(e.stores, ?2) > 0) ORDER BY e.seq LIMIT ?3";
-        let mut stmt = match recent {
-            Some(_) => conn.prepare_cached(&format!("{COLUMNS} {FROM}"))?,
-            None => conn.prepare_cached(&format!("{COLUMNS}, e.event_data {FROM}"))?,
-        };
-        let mut text_of = match recent {
-            Some(_) => Some(conn.prepare_cached("SELECT event_data FROM events WHERE seq = ?1")?),
-            None => None,
-        };
+        let mut stmt = conn.prepare_cached(
+            "SELECT e.seq, e.stores, e.event_id, e.event_time_ms, e.ingestion_time_ms, c.arn, e.event_data
+             FROM events e JOIN channel_arns c ON c.channel_id = e.channel_id
+             WHERE e.seq > ?1 AND (?2 IS NULL OR instr(e.stores, ?2) > 0) ORDER BY e.seq LIMIT ?3",
+        )?;
         let marker = store.map(|id| format!("/{id}/"));
         let mut rows = stmt.query(params![after, marker, limit as i64])?;
         let mut n = 0;
         let mut event_data = String::new();
-        let corrupt = |seq: i64, e: rusqlite::types::FromSqlError| LakeError::Corrupt(format!("event {seq}: {e}"));
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;
-            let stores = row.get_ref(1)?.as_str().map_err(|e| corrupt(seq, e))?;
-            let event_id = row.get_ref(2)?.as_str().map_err(|e| corrupt(seq, e))?;
-            let arn = row.get_ref(5)?.as_str().map_err(|e| corrupt(seq, e))?;
-            let decompressed = match (recent.and_then(|r| r.take(seq)), text_of.as_mut()) {
-                (Some(text), _) => {
-                    event_data = text;
-                    Ok(())
-                }
-                (None, Some(lookup)) => {
-                    let data: Vec<u8> = lookup.query_row(params![seq], |r| r.get(0))?;
-                    audit_event::compression::decompress_into(&data, &mut event_data)
-                }
-                (None, None) => {
-                    let data = row.get_ref(6)?.as_blob().map_err(|e| corrupt(seq, e))?;
-                    audit_event::compression::decompress_into(data, &mut event_data)
-                }
-            };
-            decompressed.map_err(|why| LakeError::Corrupt(format!("a stored event {why}")))?;
+            let stores = row.get_ref(1)?.as_str().map_err(|e| LakeError::Corrupt(format!("event {seq}: {e}")))?;
+            let event_id = row.get_ref(2)?.as_str().map_err(|e| LakeError::Corrupt(format!("event {seq}: {e}")))?;
+            let arn = row.get_ref(5)?.as_str().map_err(|e| LakeError::Corrupt(format!("event {seq}: {e}")))?;
+            let data = row.get_ref(6)?.as_blob().map_err(|e| LakeError::Corrupt(format!("event {seq}: {e}")))?;
+            audit_event::compression::decompress_into(data, &mut event_data)
+                .map_err(|why| LakeError::Corrupt(format!("a stored event {why}")))?;
             let row = crate::columnar::Row {
                 event_id,
                 event_time_ms: row.get(3)?,
@@ -444,13 +405,7 @@ fn load_resources(conn: &Connection) -> Result<Resources, LakeError> {
 }
 
 /// The writer thread: group-commits queued jobs until every sender is gone.
-fn writer(
-    mut conn: Connection,
-    mut rx: mpsc::Receiver<Job>,
-    commits: &AtomicU64,
-    checkpointer: &wal_db::Checkpointer,
-    recent: &Recent,
-) {
+fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, commits: &AtomicU64, checkpointer: &wal_db::Checkpointer) {
     let mut batch = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
     while let Some(job) = rx.blocking_recv() {
         batch.push(job);
@@ -460,13 +415,8 @@ fn writer(
                 Err(_) => break,
             }
         }
-        let (outcome, inserted) = commit(&mut conn, &mut batch);
+        let outcome = commit(&mut conn, &mut batch);
         commits.fetch_add(1, Ordering::Relaxed);
-        // Committed: the compactor may take these texts from memory.
-        recent.extend(inserted.into_iter().filter_map(|(job, event, seq)| match &mut batch[job] {
-            Job::Events { events, .. } => Some((seq, std::mem::take(&mut events[event].text))),
-            _ => None,
-        }));
         for (job, result) in batch.drain(..).zip(outcome) {
             match (job, result) {
                 (Job::Events { done, .. }, Outcome::Events(r)) => {
@@ -488,11 +438,8 @@ enum Outcome {
     Unit(Result<(), LakeError>),
 }
 
-/// Writes a batch of jobs in one transaction. On a failed commit every job fails. Also returns where
-/// the newly stored events are in `batch` (job, event) and their `seq`, in `seq` order (nothing
-/// when the commit failed).
-fn commit(conn: &mut Connection, batch: &mut [Job]) -> (Vec<Outcome>, Vec<(usize, usize, i64)>) {
-    let mut inserted = Vec::new();
+/// Writes a batch of jobs in one transaction. On a failed commit every job fails.
+fn commit(conn: &mut Connection, batch: &mut [Job]) -> Vec<Outcome> {
     let result = (|| -> Result<Vec<Option<Vec<Stored>>>, rusqlite::Error> {
         let tx = conn.transaction()?;
         let mut results = Vec::with_capacity(batch.len());
@@ -503,7 +450,7 @@ fn commit(conn: &mut Connection, batch: &mut [Job]) -> (Vec<Outcome>, Vec<(usize
             )?;
             let mut first_id =
                 tx.prepare_cached("SELECT event_id FROM events WHERE channel_id = ?1 AND entry_id = ?2")?;
-            for (job_index, job) in batch.iter().enumerate() {
+            for job in batch.iter() {
                 match job {
                     Job::Events { channel_id, channel_arn, stores, ingestion_time_ms, events, status, .. } => {
                         let mut stored = Vec::with_capacity(events.len());
@@ -512,8 +459,8 @@ fn commit(conn: &mut Connection, batch: &mut [Job]) -> (Vec<Outcome>, Vec<(usize
                             "INSERT INTO channel_arns (channel_id, arn) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
                         )?
                         .execute(params![channel_id, channel_arn])?;
-                        for (event_index, event) in events.iter().enumerate() {
-                            let changed = insert.execute(params![
+                        for event in events {
+                            let inserted = insert.execute(params![
                                 channel_id,
                                 event.entry_id,
                                 event.event_id,
@@ -522,12 +469,11 @@ fn commit(conn: &mut Connection, batch: &mut [Job]) -> (Vec<Outcome>, Vec<(usize
                                 ingestion_time_ms,
                                 event.event_data
                             ])?;
-                            if changed == 0 {
+                            if inserted == 0 {
                                 let first: String =
                                     first_id.query_row(params![channel_id, event.entry_id], |row| row.get(0))?;
                                 stored.push(Stored { event_id: first, duplicate: true });
                             } else {
-                                inserted.push((job_index, event_index, tx.last_insert_rowid()));
                                 stored.push(Stored { event_id: event.event_id.clone(), duplicate: false });
                             }
                         }
@@ -558,26 +504,22 @@ fn commit(conn: &mut Connection, batch: &mut [Job]) -> (Vec<Outcome>, Vec<(usize
         Ok(results)
     })();
     match result {
-        Ok(results) => {
-            let outcomes = results
-                .into_iter()
-                .map(|r| match r {
-                    Some(stored) => Outcome::Events(Ok(stored)),
-                    None => Outcome::Unit(Ok(())),
-                })
-                .collect();
-            (outcomes, inserted)
-        }
+        Ok(results) => results
+            .into_iter()
+            .map(|r| match r {
+                Some(stored) => Outcome::Events(Ok(stored)),
+                None => Outcome::Unit(Ok(())),
+            })
+            .collect(),
         Err(err) => {
             tracing::error!(error = %err, jobs = batch.len(), "Storage commit failed.");
-            let outcomes = batch
+            batch
                 .iter()
                 .map(|job| match job {
                     Job::Events { .. } => Outcome::Events(Err(LakeError::Database(clone_err(&err)))),
                     _ => Outcome::Unit(Err(LakeError::Database(clone_err(&err)))),
                 })
-                .collect();
-            (outcomes, Vec::new())
+                .collect()
         }
     }
 }
@@ -626,70 +568,4 @@ pub fn ingested_event_id(path: &Path, channel_id: &str, entry_id: &str) -> Resul
             |r| r.get(0),
         )
         .optional()?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn channel() -> Channel {
-        Channel {
-            id: "c1".into(),
-            arn: "arn:aws:cloudtrail:us-east-1:111111111111:channel/c1".into(),
-            account: "111111111111".into(),
-            region: "us-east-1".into(),
-            name: "c".into(),
-            source: "Custom".into(),
-            destinations: Vec::new(),
-            tags: serde_json::Value::Null,
-            resource_policy: None,
-        }
-    }
-
-    fn event(i: usize) -> NewEvent {
-        let text = format!(r#"{{"UID":"u{i}","padding":"{}"}}"#, "x".repeat(i));
-        NewEvent {
-            entry_id: format!("e{i}"),
-            event_id: format!("id{i}"),
-            event_time_ms: 0,
-            event_data: compress(&text),
-            text,
-        }
-    }
-
-    /// Reads every row after `after` the way the compactor does, as (seq, text).
-    fn read(store: &Store, after: i64) -> Vec<(i64, String)> {
-        let conn = Store::reader(store.path()).unwrap();
-        let mut out = Vec::new();
-        Store::events_after(&conn, after, 100, None, Some(&store.recent), |seq, _, row| {
-            out.push((seq, row.event_data.to_owned()));
-            Ok(())
-        })
-        .unwrap();
-        out
-    }
-
-    #[tokio::test]
-    async fn the_compactor_takes_committed_texts_from_memory_and_reads_the_rest() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let status = IngestionStatus::default;
-        let texts: Vec<String> = (1..=5).map(|i| event(i).text).collect();
-        store.put_events(&channel(), vec!["s".into()], 0, (1..=5).map(event).collect(), status()).await.unwrap();
-        assert_eq!(store.recent.bytes(), texts.iter().map(String::len).sum::<usize>(), "every committed text is kept");
-
-        // A repeated entry id stores nothing, so it leaves no text behind.
-        let stored = store.put_events(&channel(), vec!["s".into()], 0, vec![event(3)], status()).await.unwrap();
-        assert!(stored[0].duplicate);
-        assert_eq!(store.recent.bytes(), texts.iter().map(String::len).sum::<usize>());
-
-        // Events 1 and 2 are no longer kept (as if over the bound): they are read from the database.
-        assert_eq!(store.recent.take(2).as_deref(), Some(texts[1].as_str()));
-        let rows = read(&store, 0);
-        assert_eq!(rows, (1..=5).map(|seq| (seq, texts[seq as usize - 1].clone())).collect::<Vec<_>>());
-        assert_eq!(store.recent.bytes(), 0, "taken as read");
-
-        // Read again (as after a restart): every text comes from the database, unchanged.
-        assert_eq!(read(&store, 0), rows);
-    }
 }
