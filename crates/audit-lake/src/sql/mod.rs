@@ -53,6 +53,10 @@ pub struct QueryConfig {
     pub max_result_rows: usize,
     /// How long finished queries and their results are kept, in hours (CloudTrail: 7 days).
     pub keep_hours: u64,
+    /// Bytes of finished queries' results held in memory at most, all queries together. Beyond
+    /// it the oldest results are dropped (their queries stay, with their statistics), and
+    /// `GetQueryResults` on such a query asks for it to be run again.
+    pub max_kept_result_bytes: u64,
     /// Worker threads of the query runtime.
     pub threads: usize,
     /// The niceness of those threads (Linux; 0 to 19): above 0, ingestion keeps the CPU when both
@@ -67,6 +71,7 @@ impl Default for QueryConfig {
             timeout_secs: 3600,
             max_result_rows: 1_000_000,
             keep_hours: 168,
+            max_kept_result_bytes: 1 << 30,
             threads: 2,
             nice: 15,
         }
@@ -111,6 +116,15 @@ pub struct Output {
     pub rows: Vec<Vec<String>>,
     /// Counters.
     pub stats: Stats,
+    /// The memory the rows take (their strings and the vectors holding them).
+    pub bytes: u64,
+}
+
+/// The memory `rows` take: their strings and the vectors holding them.
+fn rows_bytes(rows: &[Vec<String>]) -> u64 {
+    let cell = std::mem::size_of::<String>();
+    let row = std::mem::size_of::<Vec<String>>();
+    rows.iter().map(|r| (row + r.iter().map(|c| cell + c.len()).sum::<usize>()) as u64).sum()
 }
 
 /// Why a query failed while it ran.
@@ -202,7 +216,8 @@ impl Engine {
         if stats.events_scanned > 0 {
             stats.bytes_scanned += memory_bytes;
         }
-        Ok(Output { columns, rows, stats })
+        let bytes = rows_bytes(&rows);
+        Ok(Output { columns, rows, stats, bytes })
     }
 }
 

@@ -1,7 +1,8 @@
 //! The lake's asynchronous queries, as CloudTrail keeps them: an id, a status that moves from
 //! `QUEUED` / `RUNNING` to `FINISHED`, `FAILED`, `CANCELLED` or `TIMED_OUT`, statistics, and the
 //! result rows, kept for [`QueryConfig::keep_hours`]. Held in memory: a restart of the lake
-//! forgets past queries (the events stay).
+//! forgets past queries (the events stay), and the rows of all finished queries together take at
+//! most [`QueryConfig::max_kept_result_bytes`] (the oldest rows are dropped first).
 
 use std::{
     collections::HashMap,
@@ -73,6 +74,12 @@ pub struct Progress {
     pub columns: Arc<Vec<String>>,
     /// Result rows.
     pub rows: Arc<Vec<Vec<String>>>,
+    /// The memory the rows take ([`Output::bytes`]).
+    pub bytes: u64,
+    /// When it ended.
+    pub ended: Option<Instant>,
+    /// Whether its rows were dropped to keep results within [`QueryConfig::max_kept_result_bytes`].
+    pub rows_dropped: bool,
 }
 
 /// One query.
@@ -113,6 +120,9 @@ impl Query {
                 elapsed_ms: 0,
                 columns: Arc::default(),
                 rows: Arc::default(),
+                bytes: 0,
+                ended: None,
+                rows_dropped: false,
             }),
             cancel: CancellationToken::new(),
         }
@@ -136,11 +146,21 @@ impl Query {
         progress.status = status;
         progress.error = error;
         progress.elapsed_ms = self.started.elapsed().as_millis() as u64;
+        progress.ended = Some(Instant::now());
         if let Some(output) = output {
             progress.stats = output.stats;
             progress.columns = Arc::new(output.columns);
             progress.rows = Arc::new(output.rows);
+            progress.bytes = output.bytes;
         }
+    }
+
+    /// Drops its rows (a request reading them keeps its own reference until it answers).
+    fn drop_rows(&self) {
+        let mut progress = self.progress.lock().expect("query lock");
+        progress.rows = Arc::default();
+        progress.bytes = 0;
+        progress.rows_dropped = true;
     }
 }
 
@@ -176,7 +196,34 @@ pub struct Queries {
     config: QueryConfig,
     engine: Arc<Engine>,
     runtime: QueryRuntime,
-    queries: Mutex<HashMap<String, Arc<Query>>>,
+    queries: Arc<Mutex<HashMap<String, Arc<Query>>>>,
+}
+
+/// Drops the rows of the queries that ended first until the results held take at most `budget`
+/// bytes; the rows of `newest` (which just ended) are kept whatever their size.
+fn keep_within(queries: &Mutex<HashMap<String, Arc<Query>>>, budget: u64, newest: &str) {
+    let queries: Vec<Arc<Query>> = queries.lock().expect("queries lock").values().cloned().collect();
+    let mut held: Vec<(Instant, u64, Arc<Query>)> = queries
+        .into_iter()
+        .filter_map(|q| {
+            let progress = q.progress.lock().expect("query lock");
+            let ended = progress.ended?;
+            (progress.bytes > 0).then(|| (ended, progress.bytes, q.clone()))
+        })
+        .collect();
+    let mut total: u64 = held.iter().map(|(_, bytes, _)| bytes).sum();
+    held.sort_by_key(|(ended, _, _)| *ended);
+    for (_, bytes, query) in held {
+        if total <= budget {
+            break;
+        }
+        if query.id == newest {
+            continue;
+        }
+        query.drop_rows();
+        total -= bytes;
+        tracing::info!(query = %query.id, bytes, "Dropped the rows of an older query to keep results within memory.");
+    }
 }
 
 impl Queries {
@@ -193,7 +240,7 @@ impl Queries {
             config,
             engine: Arc::new(Engine::default()),
             runtime: QueryRuntime(Some(runtime)),
-            queries: Mutex::new(HashMap::new()),
+            queries: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -216,7 +263,8 @@ impl Queries {
             }
             queries.insert(query.id.clone(), query.clone());
         }
-        let (engine, running) = (self.engine.clone(), query.clone());
+        let (engine, running, all) = (self.engine.clone(), query.clone(), self.queries.clone());
+        let budget = self.config.max_kept_result_bytes;
         let timeout = Duration::from_secs(self.config.timeout_secs);
         let max_rows = self.config.max_result_rows;
         let runtime = self.runtime.0.as_ref().expect("the runtime lives as long as the queries");
@@ -254,6 +302,7 @@ impl Queries {
                     ),
                 },
             }
+            keep_within(&all, budget, &running.id);
         });
         Ok(query)
     }

@@ -350,6 +350,46 @@ async fn at_most_the_configured_queries_run_at_once() {
     assert_eq!(wait(&ct, second.query_id().unwrap()).await, QueryStatus::Finished);
 }
 
+/// Results are held in memory within `max_kept_result_bytes`: a newer result pushes out the rows of
+/// older ones (their queries stay described), and asking for those rows says to run the query again.
+#[tokio::test]
+async fn older_results_make_way_for_newer_ones_within_the_memory_bound() {
+    // A row of `SELECT eventID` takes 84 bytes: its vector (24), one string (24) and a UUID (36).
+    // Room for one result of every event and a half, not two.
+    let events = fixture().len() as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let lake = TestLake::start_with(dir, move |c| c.query.max_kept_result_bytes = 84 * events * 3 / 2).await;
+    let (arn, channel) = store(&lake, "bounded").await;
+    publish(&lake, Who::Customer, &channel, &fixture()).await;
+    let ct = lake.cloudtrail(Who::Customer);
+    let sql = format!("SELECT eventID FROM {}", id(&arn));
+    let run = |ct: aws_sdk_cloudtrail::Client, sql: String| async move {
+        let id = ct.start_query().query_statement(sql).send().await.unwrap().query_id().unwrap().to_owned();
+        assert_eq!(wait(&ct, &id).await, QueryStatus::Finished);
+        id
+    };
+    let small = run(ct.clone(), format!("SELECT count(*) FROM {}", id(&arn))).await;
+    let first = run(ct.clone(), sql.clone()).await;
+    let rows = |page: &aws_sdk_cloudtrail::operation::get_query_results::GetQueryResultsOutput| {
+        page.query_statistics().unwrap().total_results_count().unwrap()
+    };
+    let page = ct.get_query_results().query_id(&first).send().await.unwrap();
+    assert_eq!(rows(&page) as usize, fixture().len());
+
+    let second = run(ct.clone(), sql.clone()).await;
+    let page = ct.get_query_results().query_id(&second).send().await.unwrap();
+    assert_eq!(rows(&page) as usize, fixture().len(), "the newest result is kept");
+    let err = ct.get_query_results().query_id(&first).send().await.unwrap_err();
+    let message = err.as_service_error().and_then(|e| e.meta().message()).unwrap_or("").to_owned();
+    assert_eq!(code(err), "QueryIdNotFoundException");
+    assert!(message.contains("no longer kept") && message.contains("Run the query again"), "{message}");
+    let described = ct.describe_query().query_id(&first).send().await.unwrap();
+    assert_eq!(described.query_status(), Some(&QueryStatus::Finished), "the query itself is still known");
+    // The small result ended before the first one, so it went first; alone it did not make room.
+    let err = ct.get_query_results().query_id(&small).send().await.unwrap_err();
+    assert_eq!(code(err), "QueryIdNotFoundException");
+}
+
 #[tokio::test]
 async fn a_caller_reads_only_its_own_stores() {
     let lake = TestLake::start().await;

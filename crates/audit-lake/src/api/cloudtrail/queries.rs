@@ -164,6 +164,17 @@ fn get_query_results(lake: &Lake, caller: &Caller, input: &Input) -> Result<Valu
         }
     };
     let progress = query.progress();
+    if progress.rows_dropped {
+        return Err(AwsError::client(
+            "QueryIdNotFoundException",
+            format!(
+                "The results of query {} are no longer kept: the lake holds {} MiB of query results at most \
+                 ([query] max_kept_result_bytes), and newer results took their place. Run the query again.",
+                query.id,
+                lake.config.query.max_kept_result_bytes >> 20
+            ),
+        ));
+    }
     let total = progress.rows.len();
     let start = match string(input, "NextToken")? {
         None => 0,
