@@ -68,7 +68,7 @@ impl Lake {
             let resources = resources.read().expect("resources lock");
             resources.stores.values().find(|s| s.id == id).map(|s| s.retention_period)
         });
-        let columnar = columnar::Columnar::open(&config.data_dir, store.path(), config.columnar.clone(), retention)?;
+        let columnar = columnar::Columnar::open(&config.data_dir, &store, config.columnar.clone(), retention)?;
         let queries = sql::queries::Queries::new(config.query.clone())?;
         Ok(Arc::new(Lake { config, identity, store, columnar, queries, control: tokio::sync::Mutex::new(()) }))
     }

@@ -26,7 +26,15 @@
 //! deleted at start. `columnar/converted` records a seq below which every store's events are in
 //! files; after a crash the compactor starts there and skips, per store, the rows its files
 //! already hold (a store's files end at its highest `last seq`). Nothing is lost (SQLite keeps every
-//! event) and nothing is read twice (seq ranges of a store's files never overlap).
+//! event until it is in files and past retention) and nothing is read twice (seq ranges of a store's
+//! files never overlap).
+//!
+//! # Retention
+//!
+//! Once a minute the compactor deletes the files whose events are all past their store's retention
+//! ([`Columnar::drop_expired`]), and then the database rows of the events past the retention of the
+//! store that keeps events longest, oldest first, up to the first one still kept, and only below
+//! `columnar/converted` ([`Columnar::forget_expired_events`]), so that disk use follows retention.
 
 mod records;
 
@@ -160,6 +168,8 @@ pub type Retention = Box<dyn Fn(&str) -> Option<i64> + Send + Sync>;
 pub struct Columnar {
     dir: PathBuf,
     db: PathBuf,
+    /// The database's writer, which deletes events past retention.
+    store: Store,
     config: ColumnarConfig,
     state: RwLock<State>,
     /// Held by whoever converts or writes (the compactor, or [`Columnar::flush_all`]).
@@ -174,7 +184,7 @@ impl Columnar {
     /// leftovers of an interrupted write and starts the compactor thread.
     pub fn open(
         data_dir: &Path,
-        db: &Path,
+        store: &Store,
         config: ColumnarConfig,
         retention: Retention,
     ) -> Result<Arc<Columnar>, LakeError> {
@@ -206,7 +216,8 @@ impl Columnar {
         }
         let columnar = Arc::new(Columnar {
             dir,
-            db: db.to_owned(),
+            db: store.path().to_owned(),
+            store: store.clone(),
             config,
             state: RwLock::new(state),
             work: Mutex::new(()),
@@ -301,6 +312,43 @@ impl Columnar {
         Ok(expired.len())
     }
 
+    /// Deletes from the database the events past the retention of every store (those of the store
+    /// that keeps events longest, so past any store's they may be in), from the oldest on, up to
+    /// the first one still kept; only events already in Parquet files (below `columnar/converted`).
+    /// Returns how many went. Blocks on the database's writer: for the compactor's thread (or a
+    /// blocking task), not for async code.
+    pub fn forget_expired_events(&self, now_ms: i64) -> Result<u64, LakeError> {
+        const CHUNK: usize = 10_000;
+        let cutoff = {
+            let state = self.state.read().expect("columnar lock");
+            state.stores.keys().filter_map(|id| (self.retention)(id)).map(|days| now_ms - days * 86_400_000).min()
+        };
+        let Some(cutoff) = cutoff else { return Ok(0) };
+        let in_files = read_converted(&self.dir)?;
+        let conn = Store::reader(&self.db)?;
+        let mut stmt =
+            conn.prepare_cached("SELECT seq, event_time_ms FROM events WHERE seq <= ?1 ORDER BY seq LIMIT ?2")?;
+        let mut forgotten = 0;
+        loop {
+            let rows: Vec<(i64, i64)> = stmt
+                .query_map(rusqlite::params![in_files, CHUNK as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            let expired = rows.iter().take_while(|(_, time)| *time < cutoff).count();
+            if expired == 0 {
+                break;
+            }
+            self.store.forget_events_through(rows[expired - 1].0)?;
+            forgotten += expired as u64;
+            if expired < CHUNK {
+                break;
+            }
+        }
+        if forgotten > 0 {
+            tracing::info!(events = forgotten, "Deleted stored events past every store's retention.");
+        }
+        Ok(forgotten)
+    }
+
     fn compactor(self: Arc<Self>) {
         let poll = Duration::from_millis(self.config.poll_millis.max(1));
         let mut conn = None;
@@ -314,8 +362,12 @@ impl Columnar {
             }
             if retention_checked.elapsed() >= Duration::from_secs(60) {
                 retention_checked = Instant::now();
-                if let Err(err) = self.drop_expired(audit_event::EventTime::now().unix_millis()) {
+                let now_ms = audit_event::EventTime::now().unix_millis();
+                if let Err(err) = self.drop_expired(now_ms) {
                     tracing::error!(error = %err, "Dropping expired files failed; it retries in a minute.");
+                }
+                if let Err(err) = self.forget_expired_events(now_ms) {
+                    tracing::error!(error = %err, "Deleting expired events failed; it retries in a minute.");
                 }
             }
             let result = (|| -> Result<usize, LakeError> {

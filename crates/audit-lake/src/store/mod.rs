@@ -10,7 +10,8 @@
 //!   accepted event of a channel. `stores` lists the ids of the destination event data stores at
 //!   ingestion, each wrapped in `/` (`/id1/id2/`). `event_data` is the producer's `eventData` text
 //!   as an LZ4 block with its length prepended (`audit_event::compression`). The unique index is also the
-//!   de-duplication ledger: the eventID first assigned to each entry id of a channel.
+//!   de-duplication ledger: the eventID first assigned to each entry id of a channel. Rows past every
+//!   store's retention are deleted once they are in Parquet files (see [`crate::columnar`]).
 //! - `channel_arns(channel_id PRIMARY KEY, arn)`: every channel that ever stored an event (kept
 //!   after the channel is deleted).
 //!
@@ -94,6 +95,11 @@ enum Job {
     },
     DeleteResource {
         arn: String,
+        done: oneshot::Sender<Result<(), LakeError>>,
+    },
+    /// Deletes the events with `seq <= through`.
+    ForgetEvents {
+        through: i64,
         done: oneshot::Sender<Result<(), LakeError>>,
     },
 }
@@ -244,6 +250,15 @@ impl Store {
             .await
             .map_err(|_| LakeError::WriterGone)?;
         wait.await.map_err(|_| LakeError::WriterGone)?
+    }
+
+    /// Deletes the stored events with `seq <= through`, durably: the columnar side's, for events past
+    /// every store's retention ([`crate::columnar`]). Blocks until committed, so it is for a thread
+    /// of its own, not for async code.
+    pub(crate) fn forget_events_through(&self, through: i64) -> Result<(), LakeError> {
+        let (done, wait) = oneshot::channel();
+        self.jobs.blocking_send(Job::ForgetEvents { through, done }).map_err(|_| LakeError::WriterGone)?;
+        wait.blocking_recv().map_err(|_| LakeError::WriterGone)?
     }
 
     /// Reads the stored records of an event data store (by id) in ingestion order, calling `each`
@@ -422,7 +437,10 @@ fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, commits: &AtomicU64
                 (Job::Events { done, .. }, Outcome::Events(r)) => {
                     let _ = done.send(r);
                 }
-                (Job::PutResource { done, .. } | Job::DeleteResource { done, .. }, Outcome::Unit(r)) => {
+                (
+                    Job::PutResource { done, .. } | Job::DeleteResource { done, .. } | Job::ForgetEvents { done, .. },
+                    Outcome::Unit(r),
+                ) => {
                     let _ = done.send(r);
                 }
                 _ => unreachable!("outcomes follow jobs"),
@@ -495,6 +513,10 @@ fn commit(conn: &mut Connection, batch: &mut [Job]) -> Vec<Outcome> {
                     Job::DeleteResource { arn, .. } => {
                         tx.execute("DELETE FROM resources WHERE arn = ?1", params![arn])?;
                         tx.execute("DELETE FROM ingestion_status WHERE channel_arn = ?1", params![arn])?;
+                        results.push(None);
+                    }
+                    Job::ForgetEvents { through, .. } => {
+                        tx.prepare_cached("DELETE FROM events WHERE seq <= ?1")?.execute(params![through])?;
                         results.push(None);
                     }
                 }
