@@ -330,16 +330,20 @@ impl Columnar {
             conn.prepare_cached("SELECT seq, event_time_ms FROM events WHERE seq <= ?1 ORDER BY seq LIMIT ?2")?;
         let mut forgotten = 0;
         loop {
-            let rows: Vec<(i64, i64)> = stmt
-                .query_map(rusqlite::params![in_files, CHUNK as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
-            let expired = rows.iter().take_while(|(_, time)| *time < cutoff).count();
-            if expired == 0 {
-                break;
+            // The oldest rows, read only as far as the first one still kept.
+            let (mut expired, mut through) = (0, None);
+            let mut rows = stmt.query(rusqlite::params![in_files, CHUNK as i64])?;
+            while let Some(row) = rows.next()? {
+                if row.get::<_, i64>(1)? >= cutoff {
+                    break;
+                }
+                (expired, through) = (expired + 1, Some(row.get::<_, i64>(0)?));
             }
-            self.store.forget_events_through(rows[expired - 1].0)?;
-            forgotten += expired as u64;
-            if expired < CHUNK {
+            drop(rows);
+            let Some(through) = through else { break };
+            self.store.forget_events_through(through)?;
+            forgotten += expired;
+            if expired < CHUNK as u64 {
                 break;
             }
         }
