@@ -164,6 +164,11 @@ pub struct Snapshot {
 /// Looks up a store's retention period, in days.
 pub type Retention = Box<dyn Fn(&str) -> Option<i64> + Send + Sync>;
 
+/// The earliest `eventTime` (ms) a store with a retention period of `days` keeps at `now_ms`.
+pub fn retained_from_ms(now_ms: i64, days: i64) -> i64 {
+    now_ms - days * 86_400_000
+}
+
 /// The columnar side of a lake; cheap to share.
 pub struct Columnar {
     dir: PathBuf,
@@ -290,7 +295,7 @@ impl Columnar {
             state
                 .stores
                 .iter()
-                .filter_map(|(id, d)| (self.retention)(id).map(|days| (id, d, now_ms - days * 86_400_000)))
+                .filter_map(|(id, d)| (self.retention)(id).map(|days| (id, d, retained_from_ms(now_ms, days))))
                 .flat_map(|(id, d, cutoff)| {
                     d.segments.iter().filter(move |s| s.latest_ms < cutoff).map(move |s| (id.clone(), s.path.clone()))
                 })
@@ -321,7 +326,7 @@ impl Columnar {
         const CHUNK: usize = 10_000;
         let cutoff = {
             let state = self.state.read().expect("columnar lock");
-            state.stores.keys().filter_map(|id| (self.retention)(id)).map(|days| now_ms - days * 86_400_000).min()
+            state.stores.keys().filter_map(|id| (self.retention)(id)).map(|days| retained_from_ms(now_ms, days)).min()
         };
         let Some(cutoff) = cutoff else { return Ok(0) };
         let in_files = read_converted(&self.dir)?;

@@ -10,13 +10,13 @@ fn event(tenant: &str, source: &str, uid: &str) -> NewEvent {
 }
 
 const A: &str = "com.nordcloudapp.com.autobackup";
+const M: &str = "com.nordcloudapp.com.maestro";
 
 /// Whether the spool still has schema 3's unique SQLite index on the idempotency key.
 fn has_key_index(spool: &Spool) -> bool {
     let conn = spool.reader.lock().unwrap();
     conn.query_row("SELECT count(*) > 0 FROM sqlite_master WHERE name = 'events_by_key'", [], |r| r.get(0)).unwrap()
 }
-const M: &str = "com.nordcloudapp.com.maestro";
 
 #[tokio::test]
 async fn accepted_events_survive_a_reopen_in_order() {

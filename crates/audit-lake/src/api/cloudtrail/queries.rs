@@ -96,7 +96,7 @@ async fn start_query(lake: &Lake, caller: &Caller, input: &Input) -> Result<Valu
         ids.into_iter()
             .map(|(id, days)| {
                 let snapshot = columnar.snapshot(&id)?;
-                Ok(StoreView { id, snapshot, retain_from_ms: now_ms - days * 86_400_000 })
+                Ok(StoreView { id, snapshot, retain_from_ms: crate::columnar::retained_from_ms(now_ms, days) })
             })
             .collect::<Result<Vec<_>, crate::LakeError>>()
     })
