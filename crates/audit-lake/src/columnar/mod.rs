@@ -34,7 +34,8 @@
 //! Once a minute the compactor deletes the files whose events are all past their store's retention
 //! ([`Columnar::drop_expired`]), and then the database rows of the events past the retention of the
 //! store that keeps events longest, oldest first, up to the first one still kept, and only below
-//! `columnar/converted` ([`Columnar::forget_expired_events`]), so that disk use follows retention.
+//! `columnar/converted` ([`Columnar::forget_expired_events`]), so that disk use follows retention. The
+//! newest row always stays, so new events keep getting seqs above those the files cover.
 
 mod records;
 

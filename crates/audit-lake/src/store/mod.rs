@@ -11,7 +11,9 @@
 //!   ingestion, each wrapped in `/` (`/id1/id2/`). `event_data` is the producer's `eventData` text
 //!   as an LZ4 block with its length prepended (`audit_event::compression`). The unique index is also the
 //!   de-duplication ledger: the eventID first assigned to each entry id of a channel. Rows past every
-//!   store's retention are deleted once they are in Parquet files (see [`crate::columnar`]).
+//!   store's retention are deleted once they are in Parquet files (see [`crate::columnar`]), except
+//!   the newest row: `seq` is SQLite's rowid, which is the largest + 1, so it must never restart
+//!   below the seqs the Parquet files and `columnar/converted` already cover.
 //! - `channel_arns(channel_id PRIMARY KEY, arn)`: every channel that ever stored an event (kept
 //!   after the channel is deleted).
 //!
@@ -97,7 +99,7 @@ enum Job {
         arn: String,
         done: oneshot::Sender<Result<(), LakeError>>,
     },
-    /// Deletes the events with `seq <= through`.
+    /// Deletes the events with `seq <= through`, except the newest one.
     ForgetEvents {
         through: i64,
         done: oneshot::Sender<Result<(), LakeError>>,
@@ -252,7 +254,8 @@ impl Store {
         wait.await.map_err(|_| LakeError::WriterGone)?
     }
 
-    /// Deletes the stored events with `seq <= through`, durably: the columnar side's, for events past
+    /// Deletes the stored events with `seq <= through`, durably, except the newest row, which keeps
+    /// new events' seqs above every seq handed out before: the columnar side's, for events past
     /// every store's retention ([`crate::columnar`]). Blocks until committed, so it is for a thread
     /// of its own, not for async code.
     pub(crate) fn forget_events_through(&self, through: i64) -> Result<(), LakeError> {
@@ -516,7 +519,12 @@ fn commit(conn: &mut Connection, batch: &mut [Job]) -> Vec<Outcome> {
                         results.push(None);
                     }
                     Job::ForgetEvents { through, .. } => {
-                        tx.prepare_cached("DELETE FROM events WHERE seq <= ?1")?.execute(params![through])?;
+                        // The newest row always stays: SQLite gives a new row the largest seq + 1,
+                        // so an empty table would hand out seqs the columnar files already cover.
+                        tx.prepare_cached(
+                            "DELETE FROM events WHERE seq <= ?1 AND seq < (SELECT max(seq) FROM events)",
+                        )?
+                        .execute(params![through])?;
                         results.push(None);
                     }
                 }
