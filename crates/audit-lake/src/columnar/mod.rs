@@ -25,7 +25,7 @@
 //! fsynced, renamed and its directory fsynced: the rename is the commit, and `*.tmp` leftovers are
 //! deleted at start. `columnar/converted` records a seq below which every store's events are in
 //! files; after a crash the compactor starts there and skips, per store, the rows its files
-//! already hold (a store's files end at its highest `last seq`). Nothing is lost (SQLite keeps every
+//! already hold (a store's files end at its highest `last seq`). Nothing is lost (the store keeps every
 //! event until it is in files and past retention) and nothing is read twice (seq ranges of a store's
 //! files never overlap).
 //!
@@ -64,7 +64,10 @@ use serde::{Deserialize, Serialize};
 
 pub use records::{JSON_FIELDS, RecordsBuilder, Row, Sizes, schema};
 
-use crate::{error::LakeError, store::Store};
+use crate::{
+    error::LakeError,
+    store::{Store, log::LogReader},
+};
 
 /// The directory under the lake's data directory.
 pub const DIR: &str = "columnar";
@@ -256,10 +259,11 @@ impl Columnar {
             (snapshot, state.converted_upto.max(flushed))
         };
         let conn = Store::reader(&self.db)?;
+        let mut log = LogReader::beside(&self.db);
         let mut builder = RecordsBuilder::default();
         let mut from = after;
         loop {
-            let n = Store::events_after(&conn, from, STEP_ROWS, Some(store_id), |seq, _, row| {
+            let n = Store::events_after(&conn, &mut log, from, STEP_ROWS, Some(store_id), |seq, _, row| {
                 from = seq;
                 builder.append(row).map_err(LakeError::Corrupt)
             })?;
@@ -284,7 +288,8 @@ impl Columnar {
     pub fn flush_all(&self) -> Result<(), LakeError> {
         let _work = self.work.lock().expect("columnar work lock");
         let conn = Store::reader(&self.db)?;
-        while self.convert_step(&conn)? == STEP_ROWS {}
+        let mut log = LogReader::beside(&self.db);
+        while self.convert_step(&conn, &mut log)? == STEP_ROWS {}
         self.flush(true)
     }
 
@@ -361,7 +366,7 @@ impl Columnar {
 
     fn compactor(self: Arc<Self>) {
         let poll = Duration::from_millis(self.config.poll_millis.max(1));
-        let mut conn = None;
+        let mut reader = None;
         let mut retention_checked = Instant::now() - Duration::from_secs(3600);
         let mut behind = false;
         while !self.stop.load(Ordering::Relaxed) {
@@ -381,12 +386,12 @@ impl Columnar {
                 }
             }
             let result = (|| -> Result<usize, LakeError> {
-                let conn = match &conn {
-                    Some(conn) => conn,
-                    None => conn.insert(Store::reader(&self.db)?),
+                let (conn, log) = match &mut reader {
+                    Some(reader) => reader,
+                    None => reader.insert((Store::reader(&self.db)?, LogReader::beside(&self.db))),
                 };
                 let _work = self.work.lock().expect("columnar work lock");
-                let n = self.convert_step(conn)?;
+                let n = self.convert_step(conn, log)?;
                 self.flush(false)?;
                 Ok(n)
             })();
@@ -395,7 +400,7 @@ impl Columnar {
                 Ok(_) => {}
                 Err(err) => {
                     tracing::error!(error = %err, "The compactor failed; it retries.");
-                    conn = None;
+                    reader = None;
                     thread::sleep(Duration::from_secs(1));
                 }
             }
@@ -403,7 +408,7 @@ impl Columnar {
     }
 
     /// Converts the next rows of the database into hot batches; returns how many rows it read.
-    fn convert_step(&self, conn: &rusqlite::Connection) -> Result<usize, LakeError> {
+    fn convert_step(&self, conn: &rusqlite::Connection, log: &mut LogReader) -> Result<usize, LakeError> {
         let (after, flushed, sizes): (i64, HashMap<String, i64>, HashMap<String, LastBatch>) = {
             let state = self.state.read().expect("columnar lock");
             (
@@ -418,7 +423,7 @@ impl Columnar {
         let upcoming = (Store::last_seq(conn)? - after).clamp(0, STEP_ROWS as i64) as usize;
         let mut builders: HashMap<String, (RecordsBuilder, i64)> = HashMap::new();
         let mut last = after;
-        let read = Store::events_after(conn, after, STEP_ROWS, None, |seq, stores, row| {
+        let read = Store::events_after(conn, log, after, STEP_ROWS, None, |seq, stores, row| {
             last = seq;
             for id in stores.split('/').filter(|s| !s.is_empty()) {
                 if flushed.get(id).is_some_and(|&upto| seq <= upto) {

@@ -11,7 +11,7 @@ use audit_event::Catalog;
 use aws_sdk_cloudtrail::types::QueryStatus;
 use serde_json::{Value, json};
 
-use crate::support::{CUSTOMER, TestLake, Who, code, entry, store_and_channel_kept};
+use crate::support::{CUSTOMER, TestLake, Who, code, entry, records, store_and_channel_kept};
 
 /// The fixed event set: every event type of the five applications, three times each, by three
 /// principals, five hours apart from 2026-10-01T00:00:00Z. Deterministic.
@@ -513,6 +513,56 @@ async fn events_after_everything_expired_are_still_returned() {
     publish(&lake, Who::Customer, &channel, &aged(&events[5..6], 60)).await;
     lake.lake.columnar.flush_all().unwrap();
     assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["3".to_string()]], "after a restart");
+}
+
+/// Databases written before the event log hold each event's text in its row (`event_data`, no
+/// `log_offset` column); the lake opens them and reads those texts, and new events go to the log.
+#[tokio::test]
+async fn a_database_from_before_the_event_log_is_read_and_extended() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = TestLake::start_with(dir, |_| {}).await;
+    let (arn, channel) = store(&lake, "older").await;
+    let events = fixture();
+    publish(&lake, Who::Customer, &channel, &events[..3]).await;
+    let dir = lake.stop().await;
+    // Rewrite the rows as the older format had them.
+    let data_dir = dir.path().join("lake");
+    {
+        let conn = rusqlite::Connection::open(data_dir.join(audit_lake::store::DB_FILE)).unwrap();
+        let seqs: Vec<i64> = conn
+            .prepare("SELECT seq FROM events ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(seqs.len(), 3);
+        for (seq, text) in seqs.iter().zip(&events) {
+            conn.execute(
+                "UPDATE events SET event_data = ?2 WHERE seq = ?1",
+                rusqlite::params![seq, audit_lake::store::compress(text)],
+            )
+            .unwrap();
+        }
+        conn.execute_batch("ALTER TABLE events DROP COLUMN log_offset").unwrap();
+    }
+    std::fs::remove_dir_all(data_dir.join(audit_lake::store::log::DIR)).unwrap();
+    std::fs::remove_dir_all(data_dir.join(audit_lake::columnar::DIR)).unwrap();
+
+    let lake = TestLake::start_with(dir, |_| {}).await;
+    publish(&lake, Who::Customer, &channel, &events[3..5]).await;
+    let uids: Vec<String> =
+        records(&lake.db(), &arn).iter().map(|r| r["eventData"]["UID"].as_str().unwrap().to_owned()).collect();
+    let sent: Vec<String> = events[..5]
+        .iter()
+        .map(|e| serde_json::from_str::<Value>(e).unwrap()["UID"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(uids, sent, "the older rows and the new ones, in order");
+    let ct = lake.cloudtrail(Who::Customer);
+    let count = format!("SELECT count(*) FROM {}", id(&arn));
+    assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["5".to_string()]]);
+    lake.lake.columnar.flush_all().unwrap();
+    assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["5".to_string()]]);
 }
 
 #[tokio::test]
