@@ -199,8 +199,7 @@ fn main() {
         let channel = lake.store.resources.read().unwrap().channels.values().next().unwrap().clone();
         let store_id = store_arn.rsplit('/').next().unwrap().to_owned();
         let record = sample.clone();
-        let compressed = audit_lake::store::compress(&record);
-        println!("  eventData: {} B of JSON, {} B stored (LZ4)", record.len(), compressed.len());
+        println!("  eventData: {} B of JSON", record.len());
         let base_next = Arc::new(AtomicUsize::new(0));
         let base_commits_before = lake.store.commits();
         let base_started = Instant::now();
@@ -212,13 +211,13 @@ fn main() {
                     let mut done = 0usize;
                     while Instant::now() < base_deadline {
                         let r = next.fetch_add(1, Ordering::Relaxed);
-                        // The same per-event work as the API path's storage step: compress, then store.
+                        // The API path's storage step.
                         let events = (0..EVENTS_PER_REQUEST)
                             .map(|i| NewEvent {
                                 entry_id: format!("b{}", r * EVENTS_PER_REQUEST + i),
                                 event_id: format!("ev{r}-{i}"),
                                 event_time_ms: 0,
-                                event_data: audit_lake::store::compress(&record),
+                                event_data: record.clone(),
                             })
                             .collect();
                         store.put_events(&channel, vec![store_id.clone()], 0, events, IngestionStatus::default()).await.unwrap();

@@ -97,7 +97,8 @@ pub(super) async fn put_audit_events(
     let mut failed = Vec::new();
     let mut fresh = Vec::with_capacity(request.audit_events.len());
     let mut order = Vec::with_capacity(request.audit_events.len());
-    for entry in &request.audit_events {
+    let last_entry_id = request.audit_events.last().map(|e| e.id.clone());
+    for entry in request.audit_events {
         let checked = entry.validate(&validator);
         if let Some(first) = checked.violations.first() {
             let mut message = checked.violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
@@ -117,13 +118,14 @@ pub(super) async fn put_audit_events(
             continue;
         }
         let event_time = checked.event_time.unwrap_or(ingestion);
+        drop(checked);
         let event_id = uuid::Uuid::new_v4().to_string();
         order.push(entry.id.clone());
         fresh.push(NewEvent {
-            entry_id: entry.id.clone(),
+            entry_id: entry.id,
             event_id,
             event_time_ms: event_time.unix_millis(),
-            event_data: crate::store::compress(&entry.event_data),
+            event_data: entry.event_data,
         });
     }
 
@@ -136,7 +138,7 @@ pub(super) async fn put_audit_events(
     }
     let stored = if fresh.is_empty() {
         // Nothing to store: record the attempt (and its error) in memory only.
-        status.latest_attempt_event_id = request.audit_events.last().map(|e| e.id.clone());
+        status.latest_attempt_event_id = last_entry_id;
         lake.store.resources.write().expect("resources lock").ingestion.insert(channel.arn.clone(), status);
         Vec::new()
     } else {

@@ -1,4 +1,4 @@
-//! The event log: the compressed `eventData` text of every stored event, appended in `seq` order to
+//! The event log: the `eventData` text of every stored event, appended in `seq` order to
 //! segment files beside the database, so that SQLite keeps only a small row per event.
 //!
 //! # On-disk format
@@ -10,8 +10,8 @@
 //! [payload length: u32 LE][check: u32 LE][seq: i64 LE][payload]
 //! ```
 //!
-//! where the payload is the text as [`audit_event::compression`] stores it and the check is the low
-//! half of the xxHash64 of the seq's bytes and the payload. The database's row of an event records
+//! where the payload is the event's `eventData` text as sent (UTF-8) and the check is the low half of
+//! the xxHash64 of the seq's bytes and the payload. The database's row of an event records
 //! its frame's offset (`events.log_offset`); the segment is the one with the largest first seq not
 //! above the event's seq. A segment is closed once it passes [`SEGMENT_BYTES`]; frames of one
 //! commit never span two segments.

@@ -9,10 +9,10 @@
 //! - `events(seq PRIMARY KEY, channel_id, entry_id, event_id, stores, event_time_ms,
 //!   ingestion_time_ms, event_data, log_offset)` with a unique index on `(channel_id, entry_id)`:
 //!   one row per accepted event of a channel. `stores` lists the ids of the destination event data
-//!   stores at ingestion, each wrapped in `/` (`/id1/id2/`). The producer's `eventData` text, as an
-//!   LZ4 block with its length prepended (`audit_event::compression`), is the frame at `log_offset`
-//!   in the event log; rows written before the log have `log_offset` NULL and the text in
-//!   `event_data` (empty otherwise). The unique index is also the de-duplication ledger: the
+//!   stores at ingestion, each wrapped in `/` (`/id1/id2/`). The producer's `eventData` text is the
+//!   frame at `log_offset` in the event log, as sent; rows written before the log have `log_offset`
+//!   NULL and the text in `event_data`, as an LZ4 block with its length prepended
+//!   (`audit_event::compression`), and `event_data` is empty otherwise. The unique index is also the de-duplication ledger: the
 //!   eventID first assigned to each entry id of a channel.
 //! - `channel_arns(channel_id PRIMARY KEY, arn)`: every channel that ever stored an event (kept
 //!   after the channel is deleted).
@@ -23,7 +23,9 @@
 //! single writer's bytes per event low.
 //!
 //! Keeping the texts out of SQLite spares each one a copy into the WAL and another into the
-//! database file by the checkpoint: the lake alone took about 7 % more events per second.
+//! database file by the checkpoint: the lake alone took about 7 % more events per second. The log
+//! keeps them uncompressed: LZ4 on the way in and out cost more CPU than the third more bytes it
+//! writes (the Parquet files are the compact copy).
 //!
 //! # Seqs
 //!
@@ -80,8 +82,8 @@ pub struct NewEvent {
     pub event_id: String,
     /// `eventData.eventTime`, milliseconds since the epoch.
     pub event_time_ms: i64,
-    /// The producer's `eventData` text, compressed with [`compress`].
-    pub event_data: Vec<u8>,
+    /// The producer's `eventData` text.
+    pub event_data: String,
 }
 
 /// The outcome of storing one event.
@@ -352,12 +354,20 @@ impl Store {
             let stores = row.get_ref(1)?.as_str().map_err(|e| LakeError::Corrupt(format!("event {seq}: {e}")))?;
             let event_id = row.get_ref(2)?.as_str().map_err(|e| LakeError::Corrupt(format!("event {seq}: {e}")))?;
             let arn = row.get_ref(5)?.as_str().map_err(|e| LakeError::Corrupt(format!("event {seq}: {e}")))?;
-            let data = match row.get::<_, Option<i64>>(7)? {
-                Some(offset) => log.read(seq, offset as u64)?,
-                None => row.get_ref(6)?.as_blob().map_err(|e| LakeError::Corrupt(format!("event {seq}: {e}")))?,
-            };
-            audit_event::compression::decompress_into(data, &mut event_data)
-                .map_err(|why| LakeError::Corrupt(format!("a stored event {why}")))?;
+            match row.get::<_, Option<i64>>(7)? {
+                Some(offset) => {
+                    let text = std::str::from_utf8(log.read(seq, offset as u64)?)
+                        .map_err(|_| LakeError::Corrupt(format!("the text of event {seq} is not UTF-8")))?;
+                    event_data.clear();
+                    event_data.push_str(text);
+                }
+                None => {
+                    let data =
+                        row.get_ref(6)?.as_blob().map_err(|e| LakeError::Corrupt(format!("event {seq}: {e}")))?;
+                    audit_event::compression::decompress_into(data, &mut event_data)
+                        .map_err(|why| LakeError::Corrupt(format!("a stored event {why}")))?;
+                }
+            }
             let row = crate::columnar::Row {
                 event_id,
                 event_time_ms: row.get(3)?,
@@ -382,14 +392,9 @@ impl Store {
     }
 }
 
-/// Compresses `eventData` text for [`NewEvent::event_data`].
+/// Compresses `eventData` text as rows written before the event log hold it (`event_data`).
 pub fn compress(text: &str) -> Vec<u8> {
     audit_event::compression::compress(text)
-}
-
-/// The text of a compressed `eventData`.
-pub fn decompress(bytes: &[u8]) -> Result<String, LakeError> {
-    audit_event::compression::decompress(bytes).map_err(|why| LakeError::Corrupt(format!("a stored event {why}")))
 }
 
 /// The stored record CloudTrail Lake keeps for an event ([`audit_event::StoredRecord`]), with the
@@ -551,7 +556,7 @@ impl Writer {
                                     stored.push(Stored { event_id: first, duplicate: true });
                                 } else {
                                     *next_seq += 1;
-                                    log::push_frame(&mut frames, seq, &event.event_data);
+                                    log::push_frame(&mut frames, seq, event.event_data.as_bytes());
                                     stored.push(Stored { event_id: event.event_id.clone(), duplicate: false });
                                 }
                             }
