@@ -49,7 +49,7 @@ pub enum LakeError {
     #[error("database error")]
     Database(#[from] rusqlite::Error),
     /// A file or socket operation failed.
-    #[error("i/o error")]
+    #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
     /// The configuration is not usable.
     #[error("invalid configuration: {0}")]

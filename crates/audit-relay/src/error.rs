@@ -18,7 +18,7 @@ pub enum SpoolError {
     #[error("spool database error")]
     Database(#[from] rusqlite::Error),
     /// A file operation failed.
-    #[error("spool i/o error")]
+    #[error("spool i/o error: {0}")]
     Io(#[from] std::io::Error),
     /// Stored data could not be decoded.
     #[error("corrupt spool data: {0}")]

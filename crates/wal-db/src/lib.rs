@@ -8,7 +8,12 @@
 //!   wait for a checkpoint, and has the writer restart the log once it grows past
 //!   [`RESTART_AFTER_FRAMES`].
 //!
-//! **Invariant:** knows nothing of events, HTTP or AWS; depends on rusqlite and tracing only.
+//! - [`log`] keeps payloads beside a database in append-only segment files, so that rows stay
+//!   small: synced before the transaction that points at them, cut back to the last commit at
+//!   start.
+//!
+//! **Invariant:** knows nothing of events, HTTP or AWS; depends on rusqlite, tracing, rustix
+//! (`fallocate`) and twox-hash (frame checks) only.
 
 use std::{
     path::Path,
@@ -21,6 +26,8 @@ use std::{
 };
 
 use rusqlite::Connection;
+
+pub mod log;
 
 /// The page size of a new database (fixed once it is first written): fewer WAL frames and B-tree
 /// splits per event than SQLite's 4 KiB default (4 KiB pages measured a quarter slower end to end).

@@ -66,7 +66,7 @@ pub use records::{JSON_FIELDS, RecordsBuilder, Row, Sizes, schema};
 
 use crate::{
     error::LakeError,
-    store::{Store, log::LogReader},
+    store::{Store, log_reader},
 };
 
 /// The directory under the lake's data directory.
@@ -259,7 +259,7 @@ impl Columnar {
             (snapshot, state.converted_upto.max(flushed))
         };
         let conn = Store::reader(&self.db)?;
-        let mut log = LogReader::beside(&self.db);
+        let mut log = log_reader(&self.db);
         let mut builder = RecordsBuilder::default();
         let mut from = after;
         loop {
@@ -288,7 +288,7 @@ impl Columnar {
     pub fn flush_all(&self) -> Result<(), LakeError> {
         let _work = self.work.lock().expect("columnar work lock");
         let conn = Store::reader(&self.db)?;
-        let mut log = LogReader::beside(&self.db);
+        let mut log = log_reader(&self.db);
         while self.convert_step(&conn, &mut log)? == STEP_ROWS {}
         self.flush(true)
     }
@@ -388,7 +388,7 @@ impl Columnar {
             let result = (|| -> Result<usize, LakeError> {
                 let (conn, log) = match &mut reader {
                     Some(reader) => reader,
-                    None => reader.insert((Store::reader(&self.db)?, LogReader::beside(&self.db))),
+                    None => reader.insert((Store::reader(&self.db)?, log_reader(&self.db))),
                 };
                 let _work = self.work.lock().expect("columnar work lock");
                 let n = self.convert_step(conn, log)?;
@@ -408,7 +408,7 @@ impl Columnar {
     }
 
     /// Converts the next rows of the database into hot batches; returns how many rows it read.
-    fn convert_step(&self, conn: &rusqlite::Connection, log: &mut LogReader) -> Result<usize, LakeError> {
+    fn convert_step(&self, conn: &rusqlite::Connection, log: &mut wal_db::log::LogReader) -> Result<usize, LakeError> {
         let (after, flushed, sizes): (i64, HashMap<String, i64>, HashMap<String, LastBatch>) = {
             let state = self.state.read().expect("columnar lock");
             (

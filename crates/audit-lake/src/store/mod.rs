@@ -1,5 +1,6 @@
 //! Durable storage: one SQLite database (WAL mode, `synchronous=FULL`) and the event log
-//! ([`log`]: the events' texts, appended to segment files) in the data directory.
+//! ([`LOG_DIR`], a [`wal_db::log`]: the events' texts, appended to segment files) in the data
+//! directory.
 //!
 //! # On-disk format
 //!
@@ -42,12 +43,11 @@
 //! transaction and commits; with `synchronous=FULL` the commit returns after the WAL is fsynced.
 //! Only then are the callers answered, so an acknowledged `PutAuditEvents` is on disk. A crash
 //! before the commit loses only unacknowledged work: SQLite's WAL recovery restores the last
-//! committed state, and the log is cut back to it when the store opens ([`log`]). A checkpointer
+//! committed state, and the log is cut back to it when the store opens ([`wal_db::log`]). A checkpointer
 //! (`wal_db`) copies the WAL into the database file beside the writer, so commits never wait for a
 //! checkpoint, and keeps it bounded. Re-sending an entry id on a channel stores nothing and returns
 //! the eventID first assigned — stricter than AWS, which does not de-duplicate across requests.
 
-pub mod log;
 pub mod model;
 
 use std::{
@@ -64,11 +64,18 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::LakeError;
-use log::{LogReader, LogWriter};
 use model::{Channel, EventDataStore, IngestionStatus, Role, Session, StoredAccount};
+use wal_db::log::{self, LogReader, LogWriter};
 
 /// The database file name inside the data directory.
 pub const DB_FILE: &str = "lake.db";
+/// The event log's directory inside the data directory.
+pub const LOG_DIR: &str = "events";
+
+/// A reader of the event log beside the database at `db`.
+pub(crate) fn log_reader(db: &Path) -> LogReader {
+    LogReader::new(&db.parent().unwrap_or(Path::new(".")).join(LOG_DIR))
+}
 
 /// The most jobs committed in one transaction.
 const MAX_JOBS_PER_COMMIT: usize = 256;
@@ -173,7 +180,7 @@ impl Store {
         }
         let resources = load_resources(&conn)?;
         let committed = Store::last_seq(&conn)?;
-        let log = LogWriter::open(&dir.join(log::DIR), committed)?;
+        let log = LogWriter::open(&dir.join(LOG_DIR), committed)?;
         let (jobs, rx) = mpsc::channel(1024);
         let commits = Arc::new(AtomicU64::new(0));
         let counter = commits.clone();
@@ -296,7 +303,7 @@ impl Store {
     /// with every record's JSON. Opens its own read connection; safe while the lake runs.
     pub fn scan_store(path: &Path, store_id: &str, mut each: impl FnMut(&str) -> bool) -> Result<u64, LakeError> {
         let conn = open_connection(path)?;
-        let mut log = LogReader::beside(path);
+        let mut log = log_reader(path);
         let mut n = 0;
         let mut after = 0;
         loop {

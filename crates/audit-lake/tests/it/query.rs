@@ -546,7 +546,7 @@ async fn a_database_from_before_the_event_log_is_read_and_extended() {
         }
         conn.execute_batch("ALTER TABLE events DROP COLUMN log_offset").unwrap();
     }
-    std::fs::remove_dir_all(data_dir.join(audit_lake::store::log::DIR)).unwrap();
+    std::fs::remove_dir_all(data_dir.join(audit_lake::store::LOG_DIR)).unwrap();
     std::fs::remove_dir_all(data_dir.join(audit_lake::columnar::DIR)).unwrap();
 
     let lake = TestLake::start_with(dir, |_| {}).await;

@@ -1,32 +1,35 @@
-//! The event log: the `eventData` text of every stored event, appended in `seq` order to
-//! segment files beside the database, so that SQLite keeps only a small row per event.
+//! A log of payloads beside a database: each row keeps the offset of its payload's frame, appended
+//! in `seq` order to segment files, so that SQLite keeps only a small row per item (the lake's
+//! event texts, the relay's pending payloads). Copying a payload through SQLite's WAL and again
+//! into the database file by the checkpoint cost more than this log's one write.
 //!
 //! # On-disk format
 //!
-//! `events/<first seq>.log` (zero-padded to 20 digits) holds the texts of events from that seq up
+//! `<dir>/<first seq>.log` (zero-padded to 20 digits) holds the payloads of items from that seq up
 //! to the next segment's first seq. A segment is a sequence of frames:
 //!
 //! ```text
 //! [payload length: u32 LE][check: u32 LE][seq: i64 LE][payload]
 //! ```
 //!
-//! where the payload is the event's `eventData` text as sent (UTF-8) and the check is the low half of
-//! the xxHash64 of the seq's bytes and the payload. The database's row of an event records
-//! its frame's offset (`events.log_offset`); the segment is the one with the largest first seq not
-//! above the event's seq. A segment is closed once it passes [`SEGMENT_BYTES`]; frames of one
-//! commit never span two segments.
+//! where the check is the low half of the xxHash64 of the seq's bytes and the payload. An item's
+//! segment is the one with the largest first seq not above its seq. A segment is closed once it
+//! passes [`SEGMENT_BYTES`]; frames of one commit never span two segments. Segments are given
+//! their blocks ahead of the frames ([`PREALLOCATE`] at a time), so that syncing a commit does not
+//! also allocate blocks; zeros past the last frame end a segment.
 //!
 //! # Durability and crash recovery
 //!
-//! The writer appends a commit's frames and syncs them *before* it commits the database
+//! The owner appends a commit's frames and syncs them *before* it commits the database
 //! transaction that records them, so every committed row finds its frame. A crash in between
 //! leaves frames past the last committed seq; [`LogWriter::open`] cuts the log back to the last
 //! committed seq (and at the first torn or corrupt frame) before anything is written. The frames
-//! of a commit that failed after they were synced stay, unread: their seqs are not handed out again
-//! while the writer runs, and later commits' frames follow them.
+//! of a commit that failed after they were synced stay, unread, and later commits' frames follow
+//! them; the owner must not hand out their seqs again while it runs, or a reader that read ahead
+//! could take one frame for another.
 //!
-//! Segments whose every event was deleted from the database (past every store's retention) are
-//! deleted whole ([`LogWriter::forget_through`]); the newest segment always stays.
+//! Segments whose every item is no longer needed are deleted whole
+//! ([`LogWriter::forget_through`]); the newest segment always stays.
 
 use std::{
     fs::{self, File, OpenOptions},
@@ -36,21 +39,27 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::error::LakeError;
-
-/// The directory under the lake's data directory.
-pub const DIR: &str = "events";
 /// A segment past this size is closed; the next commit starts a new one.
 pub const SEGMENT_BYTES: u64 = 64 << 20;
 /// Bytes a segment is given blocks for at a time, ahead of its frames.
 const PREALLOCATE: u64 = 8 << 20;
 /// Bytes before a frame's payload.
 const HEADER: usize = 16;
-/// The largest payload a frame may have (an event's text is at most 256 KB); a larger length in a
+/// The largest payload a frame may have (an audit event is at most 256 KB); a larger length in a
 /// header is damage.
 const MAX_PAYLOAD: usize = 16 << 20;
 /// Bytes a reader fetches at once (more when a frame is larger).
 const READ_AHEAD: usize = 256 << 10;
+
+/// The frame at `offset` of segment `first` is not item `seq`'s.
+fn not_here(dir: &Path, first: i64, seq: i64, offset: u64) -> io::Error {
+    corrupt(format!("the log frame at {offset} of segment {first} in {} is not item {seq}'s", dir.display()))
+}
+
+/// Damage found in the log: a frame that is not what its place says.
+fn corrupt(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
 
 fn check(seq: i64, payload: &[u8]) -> u32 {
     let mut hash = twox_hash::XxHash64::with_seed(0);
@@ -59,9 +68,9 @@ fn check(seq: i64, payload: &[u8]) -> u32 {
     hash.finish() as u32
 }
 
-/// Appends the frame of event `seq` to `buf`.
+/// Appends the frame of item `seq` to `buf`.
 pub fn push_frame(buf: &mut Vec<u8>, seq: i64, payload: &[u8]) {
-    let len = u32::try_from(payload.len()).expect("an event's text is far below 4 GiB");
+    let len = u32::try_from(payload.len()).expect("a payload is far below 4 GiB");
     buf.extend_from_slice(&len.to_le_bytes());
     buf.extend_from_slice(&check(seq, payload).to_le_bytes());
     buf.extend_from_slice(&seq.to_le_bytes());
@@ -114,23 +123,23 @@ pub struct LogWriter {
     dir: PathBuf,
     /// First seqs of the segments, in order; the last is the open one.
     segments: Vec<i64>,
-    /// The open segment (none before the first event).
+    /// The open segment (none before the first item).
     file: Option<Open>,
     /// The size past which the open segment is closed ([`SEGMENT_BYTES`]).
     segment_bytes: u64,
 }
 
 impl LogWriter {
-    /// Opens the log in `dir` (creating it), cutting it back to the events committed in the
+    /// Opens the log in `dir` (creating it), cutting it back to the items committed in the
     /// database (`committed`: the highest seq there, 0 for none).
-    pub fn open(dir: &Path, committed: i64) -> Result<LogWriter, LakeError> {
+    pub fn open(dir: &Path, committed: i64) -> io::Result<LogWriter> {
         fs::create_dir_all(dir)?;
         let mut segments = segments(dir)?;
         let mut changed = false;
         // Segments begun by a commit that never reached the database.
         while segments.last().is_some_and(|&first| first > committed) {
             let first = segments.pop().expect("checked");
-            tracing::info!(segment = first, committed, "Removing an event log segment past the last commit.");
+            tracing::info!(segment = first, committed, "Removing a log segment past the last commit.");
             fs::remove_file(segment_path(dir, first))?;
             changed = true;
         }
@@ -155,8 +164,8 @@ impl LogWriter {
     }
 
     /// Where the next commit's frames start: the open segment's end. Starts a new segment (named
-    /// `next_seq`, the seq of the commit's first event) when there is none or it is full.
-    pub fn begin(&mut self, next_seq: i64) -> Result<u64, LakeError> {
+    /// `next_seq`, the seq of the commit's first item) when there is none or it is full.
+    pub fn begin(&mut self, next_seq: i64) -> io::Result<u64> {
         if self.file.as_ref().is_none_or(|open| open.len >= self.segment_bytes) {
             let path = segment_path(&self.dir, next_seq);
             let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
@@ -171,9 +180,9 @@ impl LogWriter {
     /// segment is cut back, so the next commit writes at the same offset (with other seqs: the
     /// writer never hands out a seq twice while it runs, so a reader never takes one frame for
     /// another).
-    pub fn append(&mut self, frames: &[u8]) -> Result<(), LakeError> {
+    pub fn append(&mut self, frames: &[u8]) -> io::Result<()> {
         let Some(open) = self.file.as_mut() else {
-            return Err(LakeError::Corrupt("the event log was written before it was begun".into()));
+            return Err(corrupt("the log was written before it was begun".into()));
         };
         let end = open.len + frames.len() as u64;
         let written = (|| {
@@ -193,14 +202,14 @@ impl LogWriter {
             Err(err) => {
                 let _ = open.file.set_len(open.len);
                 open.allocated = open.len;
-                Err(err.into())
+                Err(err)
             }
         }
     }
 
-    /// Deletes the segments whose every event has a seq at or below `through` (never the open
+    /// Deletes the segments whose every item has a seq at or below `through` (never the open
     /// one). Returns how many went.
-    pub fn forget_through(&mut self, through: i64) -> Result<usize, LakeError> {
+    pub fn forget_through(&mut self, through: i64) -> io::Result<usize> {
         let mut gone = 0;
         while self.segments.len() > 1 && self.segments[1] - 1 <= through {
             let first = self.segments.remove(0);
@@ -227,7 +236,7 @@ fn preallocate(file: &File, from: u64, bytes: u64) -> io::Result<()> {
 }
 
 /// The end of the last whole, intact frame with a seq not above `committed`.
-fn valid_end(file: &File, committed: i64) -> Result<u64, LakeError> {
+fn valid_end(file: &File, committed: i64) -> io::Result<u64> {
     let size = file.metadata()?.len();
     let mut reader = io::BufReader::with_capacity(READ_AHEAD, file);
     let (mut at, mut head, mut payload) = (0u64, [0u8; HEADER], Vec::new());
@@ -266,16 +275,11 @@ impl LogReader {
         LogReader { dir: dir.to_owned(), segments: Vec::new(), open: None, buf: Vec::new(), at: 0 }
     }
 
-    /// The reader of the log beside the database at `db`.
-    pub fn beside(db: &Path) -> LogReader {
-        LogReader::new(&db.parent().unwrap_or(Path::new(".")).join(DIR))
-    }
-
-    /// The payload of event `seq`, whose frame starts at `offset`.
-    pub fn read(&mut self, seq: i64, offset: u64) -> Result<&[u8], LakeError> {
+    /// The payload of item `seq`, whose frame starts at `offset`.
+    pub fn read(&mut self, seq: i64, offset: u64) -> io::Result<&[u8]> {
         let found = match self.segment_of(seq) {
             Some(first) => self.frame(first, seq, offset),
-            None => Err(LakeError::Corrupt(format!("no event log segment holds event {seq}"))),
+            None => Err(corrupt(format!("no log segment in {} holds item {seq}", self.dir.display()))),
         };
         let range = match found {
             Ok(range) => range,
@@ -285,7 +289,7 @@ impl LogReader {
                 self.segments = segments(&self.dir)?;
                 self.open = None;
                 let Some(first) = self.segment_of(seq) else {
-                    return Err(LakeError::Corrupt(format!("no event log segment holds event {seq}")));
+                    return Err(corrupt(format!("no log segment in {} holds item {seq}", self.dir.display())));
                 };
                 self.frame(first, seq, offset)?
             }
@@ -299,30 +303,28 @@ impl LogReader {
         i.checked_sub(1).map(|i| self.segments[i])
     }
 
-    /// Where the payload of event `seq`'s frame at `offset` of segment `first` lies in `buf`.
-    fn frame(&mut self, first: i64, seq: i64, offset: u64) -> Result<std::ops::Range<usize>, LakeError> {
+    /// Where the payload of item `seq`'s frame at `offset` of segment `first` lies in `buf`.
+    fn frame(&mut self, first: i64, seq: i64, offset: u64) -> io::Result<std::ops::Range<usize>> {
         if self.open.as_ref().is_none_or(|(open, _)| *open != first) {
             let file = File::open(segment_path(&self.dir, first))?;
             self.open = Some((first, file));
             self.buf.clear();
         }
-        let not_here =
-            || LakeError::Corrupt(format!("the event log frame at {offset} of segment {first} is not event {seq}'s"));
         let head = self.fetch(offset, HEADER)?;
         let (len, sum, frame_seq) = header(&self.buf[head..head + HEADER]);
         if frame_seq != seq || len > MAX_PAYLOAD {
-            return Err(not_here());
+            return Err(not_here(&self.dir, first, seq, offset));
         }
         let start = self.fetch(offset, HEADER + len)? + HEADER;
         if check(seq, &self.buf[start..start + len]) != sum {
-            return Err(not_here());
+            return Err(not_here(&self.dir, first, seq, offset));
         }
         Ok(start..start + len)
     }
 
     /// Makes `buf` hold the `len` bytes at `offset` of the open segment; returns where they start
     /// in `buf`.
-    fn fetch(&mut self, offset: u64, len: usize) -> Result<usize, LakeError> {
+    fn fetch(&mut self, offset: u64, len: usize) -> io::Result<usize> {
         let end = offset + len as u64;
         if offset >= self.at && end <= self.at + self.buf.len() as u64 {
             return Ok((offset - self.at) as usize);
@@ -335,13 +337,13 @@ impl LogReader {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         }
         self.buf.truncate(filled);
         self.at = offset;
         if filled < len {
-            return Err(LakeError::Corrupt(format!("the event log ends inside the frame at {offset}")));
+            return Err(corrupt(format!("the log in {} ends inside the frame at {offset}", self.dir.display())));
         }
         Ok(0)
     }
@@ -385,8 +387,8 @@ mod tests {
         assert_eq!(reader.read(3, offsets[2]).unwrap(), &[7u8; 300_000][..]);
         assert_eq!(reader.read(1, offsets[0]).unwrap(), b"one");
         assert_eq!(reader.read(2, offsets[1]).unwrap(), b"");
-        // A frame that is not the event's is refused, not returned.
-        assert!(matches!(reader.read(2, offsets[0]), Err(LakeError::Corrupt(_))));
+        // A frame that is not the item's is refused, not returned.
+        assert!(reader.read(2, offsets[0]).is_err_and(|e| e.kind() == io::ErrorKind::InvalidData));
     }
 
     #[test]
@@ -403,7 +405,7 @@ mod tests {
         assert_eq!(reader.read(1, first[0]).unwrap().len(), big.len());
         assert_eq!(reader.read(3, second[1]).unwrap(), b"three");
         assert_eq!(reader.read(4, third[0]).unwrap(), b"four");
-        // Segment 1 holds only event 1; the open segment always stays.
+        // Segment 1 holds only item 1; the open segment always stays.
         assert_eq!(log.forget_through(0).unwrap(), 0);
         assert_eq!(log.forget_through(1).unwrap(), 1);
         assert_eq!(log.forget_through(10).unwrap(), 0);
