@@ -123,6 +123,8 @@ pub struct LogWriter {
     dir: PathBuf,
     /// First seqs of the segments, in order; the last is the open one.
     segments: Vec<i64>,
+    /// Bytes of the closed segments.
+    closed_bytes: u64,
     /// The open segment (none before the first item).
     file: Option<Open>,
     /// The size past which the open segment is closed ([`SEGMENT_BYTES`]).
@@ -143,6 +145,10 @@ impl LogWriter {
             fs::remove_file(segment_path(dir, first))?;
             changed = true;
         }
+        let mut closed_bytes = 0;
+        for &first in segments.iter().rev().skip(1) {
+            closed_bytes += fs::metadata(segment_path(dir, first))?.len();
+        }
         let file = match segments.last() {
             Some(&first) => {
                 let path = segment_path(dir, first);
@@ -160,13 +166,18 @@ impl LogWriter {
         if changed {
             sync_dir(dir)?;
         }
-        Ok(LogWriter { dir: dir.to_owned(), segments, file, segment_bytes: SEGMENT_BYTES })
+        Ok(LogWriter { dir: dir.to_owned(), segments, closed_bytes, file, segment_bytes: SEGMENT_BYTES })
     }
 
     /// Where the next commit's frames start: the open segment's end. Starts a new segment (named
     /// `next_seq`, the seq of the commit's first item) when there is none or it is full.
     pub fn begin(&mut self, next_seq: i64) -> io::Result<u64> {
         if self.file.as_ref().is_none_or(|open| open.len >= self.segment_bytes) {
+            if let Some(full) = self.file.take() {
+                // What was preallocated past its last frame goes back.
+                full.file.set_len(full.len)?;
+                self.closed_bytes += full.len;
+            }
             let path = segment_path(&self.dir, next_seq);
             let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
             sync_dir(&self.dir)?;
@@ -207,12 +218,25 @@ impl LogWriter {
         }
     }
 
+    /// Closes segments past `bytes` instead of [`SEGMENT_BYTES`] (tests use tiny segments).
+    pub fn with_segment_bytes(mut self, bytes: u64) -> LogWriter {
+        self.segment_bytes = bytes;
+        self
+    }
+
+    /// Bytes the log takes on disk (preallocated space included).
+    pub fn bytes(&self) -> u64 {
+        self.closed_bytes + self.file.as_ref().map_or(0, |open| open.allocated)
+    }
+
     /// Deletes the segments whose every item has a seq at or below `through` (never the open
     /// one). Returns how many went.
     pub fn forget_through(&mut self, through: i64) -> io::Result<usize> {
         let mut gone = 0;
         while self.segments.len() > 1 && self.segments[1] - 1 <= through {
             let first = self.segments.remove(0);
+            let size = fs::metadata(segment_path(&self.dir, first)).map_or(0, |m| m.len());
+            self.closed_bytes = self.closed_bytes.saturating_sub(size);
             fs::remove_file(segment_path(&self.dir, first))?;
             gone += 1;
         }
@@ -401,6 +425,9 @@ mod tests {
         let second = append(&mut log, &[(2, b"two"), (3, b"three")]);
         let third = append(&mut log, &[(4, b"four")]);
         assert_eq!(segments(dir.path()).unwrap(), vec![1, 2]);
+        let closed = fs::metadata(segment_path(dir.path(), 1)).unwrap().len();
+        assert_eq!(closed, first[0] + (HEADER + 1000) as u64, "the closed segment gave back its preallocation");
+        assert_eq!(log.bytes(), closed + fs::metadata(segment_path(dir.path(), 2)).unwrap().len());
         let mut reader = LogReader::new(dir.path());
         assert_eq!(reader.read(1, first[0]).unwrap().len(), big.len());
         assert_eq!(reader.read(3, second[1]).unwrap(), b"three");
@@ -410,6 +437,7 @@ mod tests {
         assert_eq!(log.forget_through(1).unwrap(), 1);
         assert_eq!(log.forget_through(10).unwrap(), 0);
         assert_eq!(segments(dir.path()).unwrap(), vec![2]);
+        assert_eq!(log.bytes(), fs::metadata(segment_path(dir.path(), 2)).unwrap().len());
     }
 
     #[test]

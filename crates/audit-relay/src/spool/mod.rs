@@ -6,7 +6,7 @@
 //! One SQLite database, `spool.db`, in WAL mode with `synchronous=FULL` and 16 KiB pages:
 //!
 //! - `events(seq INTEGER PRIMARY KEY, tenant, source, uid, entry_id, size, accepted_ms, state,
-//!   attempts, event_id, error_code, error_message, settled_ms)`: one small row per event, kept
+//!   attempts, event_id, error_code, error_message, settled_ms, log_offset)`: one small row per event, kept
 //!   after delivery as the idempotency record.
 //!   - `(tenant, source, uid)` is the idempotency key: resubmitting an event stores nothing and
 //!     returns the first result. No SQLite index holds it: with random UIDs every event of a commit
@@ -18,15 +18,22 @@
 //!     even a resubmission (which returns the first acceptance) reuse it.
 //!   - `state`: 0 pending, 1 delivered (`event_id` = CloudTrail's eventID), 2 dead
 //!     (`error_code`, `error_message`).
-//! - `payloads(seq INTEGER PRIMARY KEY, data BLOB)`: the `eventData` text of each pending or dead
-//!   event, as an LZ4 block with its length prepended. A delivered event's payload is deleted in
-//!   the commit that records the delivery; a batch's payloads are neighbours, so their pages are
-//!   freed whole instead of being rewritten (which doubled the bytes the spool wrote when payloads
-//!   lived in `events`).
+//!   - `log_offset`: where the event's `eventData` text is in the payload log (below); NULL when
+//!     it is in `payloads`.
+//! - The payload log (`payloads/`, a [`wal_db::log`]): the `eventData` text of each accepted event
+//!   as sent, appended in `seq` order and synced before the commit that records the rows. A
+//!   segment is deleted once none of its events is pending (checked about once a second: the
+//!   oldest pending event of each tenant with a backlog is one index lookup). Keeping payloads out
+//!   of SQLite spares each one a copy into the WAL, another into the database file, and a
+//!   delete: end to end went from 46.5k/44.5k to 51.3k/53.9k events/s (alternating runs).
+//! - `payloads(seq INTEGER PRIMARY KEY, data BLOB)`: the `eventData` text, as an LZ4 block with its
+//!   length prepended, of each dead letter (moved here from the log when it is dead-lettered, so
+//!   that it never holds a segment) and of pending events accepted before the log (version 4).
+//!   Deleted when the event is delivered.
 //! - Partial indexes on `(tenant, seq)` of the pending events (`state = 0`) and of the dead ones
 //!   (`state = 2`) serve delivery, which reads each tenant's pending events in acceptance order, and
 //!   the dead-letter queue. Delivered events leave them, so they stay as small as the backlog.
-//! - `PRAGMA user_version` is the schema version (4); older spools are migrated when opened.
+//! - `PRAGMA user_version` is the schema version (5); older spools are migrated when opened.
 //!
 //! Delivered events are forgotten ([`Spool::forget`]) once older than the relay's
 //! `delivered_retention_hours`: that is how long a resubmitted UID is recognized and an event's
@@ -35,8 +42,11 @@
 //! # Durability and crash recovery
 //!
 //! All writes go through one writer thread that group-commits: it takes every queued job (up to a
-//! bound), applies them in one transaction and commits, which with `synchronous=FULL` fsyncs the
-//! WAL. Callers are answered after the commit, so an acknowledged event is on disk. A checkpointer
+//! bound), appends the new payloads to the log and syncs it, applies the jobs in one transaction
+//! and commits, which with `synchronous=FULL` fsyncs the WAL. Callers are answered after the
+//! commit, so an acknowledged event is on disk. The writer hands out seqs itself, one above the
+//! last, and never twice while it runs; opened again, the spool goes on from the largest kept seq
+//! and cuts the log back to it (frames of a commit that never reached the database go). A checkpointer
 //! (`wal_db`) copies the WAL into the database file beside the writer, so commits never wait for one,
 //! and keeps the WAL bounded. After a crash,
 //! SQLite's WAL recovery restores the last commit. Pending events are delivered again from their
@@ -44,8 +54,9 @@
 //!
 //! # Bounds
 //!
-//! The spool refuses new events ([`SpoolError::Full`]) when the pages in use would exceed its
-//! limit. Nothing accepted is ever dropped to make room; delivery frees the payloads.
+//! The spool refuses new events ([`SpoolError::Full`]) when the database's pages in use and the
+//! payload log's segments would exceed its limit. Nothing accepted is ever dropped to make room;
+//! delivery frees the payloads.
 
 mod keys;
 #[cfg(test)]
@@ -64,11 +75,27 @@ use std::{
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
+use wal_db::log::{self, LogReader, LogWriter};
+
 use self::keys::{Fingerprint, Key, KeyIndex};
 use crate::error::SpoolError;
 
 /// The database file name inside the spool directory.
 pub const DB_FILE: &str = "spool.db";
+/// The payload log's directory inside the spool directory.
+pub const LOG_DIR: &str = "payloads";
+/// The payload log's segment size, and how often the writer looks for segments no pending event
+/// needs any more.
+struct LogSettings {
+    segment_bytes: u64,
+    sweep_every: std::time::Duration,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { segment_bytes: log::SEGMENT_BYTES, sweep_every: std::time::Duration::from_secs(1) }
+    }
+}
 
 /// The most jobs committed in one transaction.
 const MAX_JOBS_PER_COMMIT: usize = 256;
@@ -199,15 +226,14 @@ pub struct DeadLetter {
     pub attempts: u32,
 }
 
-/// An event ready for the writer: compressed and keyed by the caller, so the single writer thread
-/// only writes.
+/// An event ready for the writer, which only writes.
 struct Prepared {
     tenant: String,
     source: String,
     uid: String,
     entry_id: String,
-    data: Vec<u8>,
-    size: i64,
+    /// The `eventData` text.
+    data: String,
 }
 
 enum Job {
@@ -221,7 +247,9 @@ enum Job {
 #[derive(Clone)]
 pub struct Spool {
     jobs: mpsc::Sender<Job>,
+    /// The read connection and the payload log's reader, used together.
     reader: Arc<Mutex<Connection>>,
+    log: Arc<Mutex<LogReader>>,
     path: PathBuf,
     commits: Arc<AtomicU64>,
     depth: Depth,
@@ -253,12 +281,12 @@ fn open_connection(path: &Path) -> Result<Connection, SpoolError> {
 }
 
 /// The schema version kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// Creates the tables, or brings an older spool up to date: version 1 kept payloads inside
 /// `events`; version 2 indexed every event by (tenant, state, seq) where version 3 indexes only the
 /// pending and the dead ones; version 3 kept a unique index on the idempotency key, which version 4
-/// keeps in memory.
+/// keeps in memory; version 5 keeps new payloads in the payload log (`log_offset`).
 fn create_or_migrate(conn: &Connection) -> Result<(), SpoolError> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let has_events: bool =
@@ -279,7 +307,7 @@ fn create_or_migrate(conn: &Connection) -> Result<(), SpoolError> {
         "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, tenant TEXT NOT NULL, source TEXT NOT NULL,
              uid TEXT NOT NULL, entry_id TEXT NOT NULL, size INTEGER NOT NULL,
              accepted_ms INTEGER NOT NULL, state INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
-             event_id TEXT, error_code TEXT, error_message TEXT, settled_ms INTEGER);
+             event_id TEXT, error_code TEXT, error_message TEXT, settled_ms INTEGER, log_offset INTEGER);
          CREATE TABLE IF NOT EXISTS payloads (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
          DROP INDEX IF EXISTS events_by_key;
          DROP INDEX IF EXISTS events_by_tenant_state;
@@ -287,6 +315,13 @@ fn create_or_migrate(conn: &Connection) -> Result<(), SpoolError> {
          CREATE INDEX IF NOT EXISTS dead_by_tenant ON events (tenant, seq) WHERE state = 2;
 ",
     )?;
+    let has_log_offset: bool =
+        conn.query_row("SELECT count(*) > 0 FROM pragma_table_info('events') WHERE name = 'log_offset'", [], |r| {
+            r.get(0)
+        })?;
+    if !has_log_offset {
+        conn.execute_batch("ALTER TABLE events ADD COLUMN log_offset INTEGER")?;
+    }
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(())
 }
@@ -294,10 +329,15 @@ fn create_or_migrate(conn: &Connection) -> Result<(), SpoolError> {
 impl Spool {
     /// Opens (creating if needed) the spool in `dir`, limited to `max_bytes`, and starts its writer.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Spool, SpoolError> {
-        Spool::open_with(dir, max_bytes, Fingerprint::Keyed(std::hash::RandomState::new()))
+        Spool::open_with(dir, max_bytes, Fingerprint::Keyed(std::hash::RandomState::new()), LogSettings::default())
     }
 
-    fn open_with(dir: &Path, max_bytes: u64, fingerprint: Fingerprint) -> Result<Spool, SpoolError> {
+    fn open_with(
+        dir: &Path,
+        max_bytes: u64,
+        fingerprint: Fingerprint,
+        settings: LogSettings,
+    ) -> Result<Spool, SpoolError> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(DB_FILE);
         let marker = dir.join(CLEAN_STOP_FILE);
@@ -316,15 +356,32 @@ impl Spool {
         let depth = Arc::new(Mutex::new(depth));
         let keys = Arc::new(Mutex::new(index_keys(&conn, fingerprint)?));
         let reader = Arc::new(Mutex::new(open_connection(&path)?));
+        let committed: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?;
+        let log = PayloadLog {
+            writer: LogWriter::open(&dir.join(LOG_DIR), committed)?.with_segment_bytes(settings.segment_bytes),
+            reader: LogReader::new(&dir.join(LOG_DIR)),
+            next_seq: committed + 1,
+            swept: std::time::Instant::now(),
+            sweep_every: settings.sweep_every,
+        };
         let (jobs, rx) = mpsc::channel(1024);
         let commits = Arc::new(AtomicU64::new(0));
         let (counter, kept, index) = (commits.clone(), depth.clone(), keys.clone());
         let checkpointer = wal_db::Checkpointer::start(&path, "relay-spool-checkpointer")?;
         thread::Builder::new().name("relay-spool-writer".into()).spawn(move || {
-            writer(conn, rx, max_bytes, &counter, &kept, &index, &checkpointer);
+            writer(conn, log, rx, max_bytes, &counter, &kept, &index, &checkpointer);
             checkpointer.stop();
         })?;
-        Ok(Spool { jobs, reader, path, commits, depth, keys, crashed })
+        Ok(Spool {
+            jobs,
+            reader,
+            log: Arc::new(Mutex::new(LogReader::new(&dir.join(LOG_DIR)))),
+            path,
+            commits,
+            depth,
+            keys,
+            crashed,
+        })
     }
 
     /// Whether the relay that last used this spool stopped without [`Spool::stopped_cleanly`]: its
@@ -371,8 +428,7 @@ impl Spool {
             .into_iter()
             .map(|e| Prepared {
                 entry_id: new_entry_id(),
-                data: audit_event::compression::compress(&e.event_data),
-                size: e.event_data.len() as i64,
+                data: e.event_data,
                 tenant: e.tenant,
                 source: e.source,
                 uid: e.uid,
@@ -394,27 +450,26 @@ impl Spool {
     pub fn pending(&self, tenant: &str, after: i64, limit: usize) -> Result<Vec<Pending>, SpoolError> {
         let conn = self.reader.lock().expect("spool reader lock");
         let mut stmt = conn.prepare_cached(
-            "SELECT e.seq, e.entry_id, p.data, e.attempts, e.accepted_ms FROM events e LEFT JOIN payloads p ON p.seq = e.seq
+            "SELECT e.seq, e.entry_id, e.log_offset, p.data, e.attempts, e.accepted_ms FROM events e LEFT JOIN payloads p ON p.seq = e.seq
              WHERE e.tenant = ?1 AND e.state = 0 AND e.seq > ?2 ORDER BY e.seq LIMIT ?3",
         )?;
         let rows = stmt.query_map(params![tenant, after, limit as i64], |row| {
             Ok((
                 row.get::<_, i64>(0)?,
                 row.get::<_, String>(1)?,
-                row.get::<_, Option<Vec<u8>>>(2)?,
-                row.get::<_, u32>(3)?,
-                row.get::<_, i64>(4)?,
+                row.get::<_, Option<i64>>(2)?,
+                row.get::<_, Option<Vec<u8>>>(3)?,
+                row.get::<_, u32>(4)?,
+                row.get::<_, i64>(5)?,
             ))
         })?;
         let rows: Vec<_> = rows.collect::<Result<_, _>>()?;
         drop(stmt);
         drop(conn);
-        // Decompressed outside the lock, so other tenants' reads go on meanwhile.
         let mut out = Vec::with_capacity(rows.len());
-        for (seq, entry_id, data, attempts, accepted_ms) in rows {
-            let data = data.ok_or_else(|| SpoolError::Corrupt(format!("pending event {seq} has no payload")))?;
-            let event_data = audit_event::compression::decompress(&data)
-                .map_err(|why| SpoolError::Corrupt(format!("event {seq} {why}")))?;
+        let mut log = self.log.lock().expect("spool log reader lock");
+        for (seq, entry_id, offset, data, attempts, accepted_ms) in rows {
+            let event_data = payload(&mut log, seq, offset, data.as_deref())?;
             out.push(Pending { seq, entry_id, event_data, attempts, accepted_ms });
         }
         Ok(out)
@@ -530,6 +585,27 @@ impl Spool {
     }
 }
 
+/// The `eventData` text of event `seq`: its frame at `offset` in the payload log, or (`offset` is
+/// NULL) its LZ4 block in `payloads` (dead letters, and spools from before the log).
+fn payload(log: &mut LogReader, seq: i64, offset: Option<i64>, stored: Option<&[u8]>) -> Result<String, SpoolError> {
+    match (offset, stored) {
+        (Some(offset), _) => {
+            let bytes = log.read(seq, offset as u64)?;
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| SpoolError::Corrupt(format!("the payload of event {seq} is not UTF-8")))?;
+            Ok(text.to_owned())
+        }
+        (None, Some(stored)) => audit_event::compression::decompress(stored)
+            .map_err(|why| SpoolError::Corrupt(format!("event {seq} {why}"))),
+        (None, None) => Err(SpoolError::Corrupt(format!("pending event {seq} has no payload"))),
+    }
+}
+
+/// The text of event `seq`'s frame at `offset` in the payload log.
+fn payload_text(log: &mut LogReader, seq: i64, offset: i64) -> Result<String, SpoolError> {
+    payload(log, seq, Some(offset), None)
+}
+
 /// The key in columns 1, 2 and 3 (tenant, source, uid) of `row`.
 fn row_key<'r>(row: &'r rusqlite::Row<'_>) -> rusqlite::Result<Key<'r>> {
     Ok(Key { tenant: row.get_ref(1)?.as_str()?, source: row.get_ref(2)?.as_str()?, uid: row.get_ref(3)?.as_str()? })
@@ -564,9 +640,47 @@ fn used_bytes(conn: &Connection) -> Result<u64, rusqlite::Error> {
     Ok(((pages - free).max(0) * size) as u64)
 }
 
+/// The payload log as the writer thread keeps it.
+struct PayloadLog {
+    writer: LogWriter,
+    /// Reads the payloads of events being dead-lettered (kept in `payloads` from then on).
+    reader: LogReader,
+    /// The seq the next accepted event gets. It only grows while the writer runs, even past a
+    /// failed commit, so that no seq (and no frame) ever stands for two events.
+    next_seq: i64,
+    /// When segments were last looked at for deletion, and how often they are.
+    swept: std::time::Instant,
+    sweep_every: std::time::Duration,
+}
+
+impl PayloadLog {
+    /// Deletes the segments that hold no pending event's payload (dead letters keep theirs in
+    /// `payloads`). The oldest pending event of each tenant with a backlog is one index lookup.
+    fn sweep(&mut self, conn: &Connection, depth: &Depth) -> Result<(), SpoolError> {
+        self.swept = std::time::Instant::now();
+        let tenants: Vec<String> =
+            depth.lock().expect("spool depth lock").iter().filter(|(_, n)| **n > 0).map(|(t, _)| t.clone()).collect();
+        let mut stmt =
+            conn.prepare_cached("SELECT seq FROM events WHERE tenant = ?1 AND state = 0 ORDER BY seq LIMIT 1")?;
+        let mut needed = self.next_seq;
+        for tenant in tenants {
+            if let Some(seq) = stmt.query_row(params![tenant], |r| r.get::<_, i64>(0)).optional()? {
+                needed = needed.min(seq);
+            }
+        }
+        let gone = self.writer.forget_through(needed - 1)?;
+        if gone > 0 {
+            tracing::debug!(segments = gone, "Deleted payload log segments no pending event needs.");
+        }
+        Ok(())
+    }
+}
+
 /// The writer thread: group-commits queued jobs until every sender is gone.
+#[allow(clippy::too_many_arguments)]
 fn writer(
     mut conn: Connection,
+    mut log: PayloadLog,
     mut rx: mpsc::Receiver<Job>,
     max_bytes: u64,
     commits: &AtomicU64,
@@ -583,7 +697,8 @@ fn writer(
                 Err(_) => break,
             }
         }
-        let (results, changes) = commit(&mut conn, &batch, max_bytes, &mut keys.lock().expect("spool key index lock"));
+        let (results, changes) =
+            commit(&mut conn, &mut log, &batch, max_bytes, &mut keys.lock().expect("spool key index lock"));
         commits.fetch_add(1, Ordering::Relaxed);
         if !changes.is_empty() {
             let mut depth = depth.lock().expect("spool depth lock");
@@ -591,6 +706,11 @@ fn writer(
                 let n = depth.entry(tenant).or_default();
                 *n = n.saturating_add_signed(change);
             }
+        }
+        if log.swept.elapsed() >= log.sweep_every
+            && let Err(err) = log.sweep(&conn, depth)
+        {
+            tracing::error!(error = %err, "Deleting payload log segments failed; it retries.");
         }
         for (job, result) in batch.drain(..).zip(results) {
             match (job, result) {
@@ -703,20 +823,28 @@ fn confirm<T>(
 /// the commit failed).
 fn commit(
     conn: &mut Connection,
+    log: &mut PayloadLog,
     batch: &[Job],
     max_bytes: u64,
     keys: &mut KeyIndex,
 ) -> (Vec<JobResult>, HashMap<String, i64>) {
     let mut changes: HashMap<String, i64> = HashMap::new();
-    let outcome = (|| -> Result<Vec<JobResult>, rusqlite::Error> {
-        let mut used = used_bytes(conn)?;
+    let outcome = (|| -> Result<Vec<JobResult>, SpoolError> {
+        let mut used = used_bytes(conn)? + log.writer.bytes();
         let tx = conn.transaction()?;
         let mut results = Vec::with_capacity(batch.len());
+        let mut frames = Vec::new();
+        let base = match batch.iter().any(|job| matches!(job, Job::Append { .. })) {
+            true => log.writer.begin(log.next_seq)?,
+            false => 0,
+        };
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO events (tenant, source, uid, entry_id, size, accepted_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO events (seq, tenant, source, uid, entry_id, size, accepted_ms, log_offset)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
             let mut payload = tx.prepare_cached("INSERT INTO payloads (seq, data) VALUES (?1, ?2)")?;
+            let mut offset_of = tx.prepare_cached("SELECT log_offset FROM events WHERE seq = ?1 AND state = 0")?;
             let mut existing = tx.prepare_cached(
                 "SELECT entry_id, state FROM events WHERE seq = ?1 AND tenant = ?2 AND source = ?3 AND uid = ?4",
             )?;
@@ -726,7 +854,8 @@ fn commit(
                  RETURNING seq, tenant, source, uid",
             )?;
             let mut dead = tx.prepare_cached(
-                "UPDATE events SET state = 2, error_code = ?2, error_message = ?3, attempts = attempts + 1, settled_ms = ?4
+                "UPDATE events SET state = 2, error_code = ?2, error_message = ?3, attempts = attempts + 1, settled_ms = ?4,
+                     log_offset = NULL
                  WHERE seq = ?1 AND state = 0 RETURNING tenant",
             )?;
             let mut retry = tx.prepare_cached(
@@ -753,9 +882,19 @@ fn commit(
                                 accepted.push(Accepted { entry_id: first, duplicate: true, state });
                                 continue;
                             }
-                            insert.execute(params![e.tenant, e.source, e.uid, e.entry_id, e.size, now])?;
-                            let seq = tx.last_insert_rowid();
-                            payload.execute(params![seq, e.data])?;
+                            let (seq, offset) = (log.next_seq, base + frames.len() as u64);
+                            insert.execute(params![
+                                seq,
+                                e.tenant,
+                                e.source,
+                                e.uid,
+                                e.entry_id,
+                                e.data.len() as i64,
+                                now,
+                                offset as i64
+                            ])?;
+                            log.next_seq += 1;
+                            log::push_frame(&mut frames, seq, e.data.as_bytes());
                             keys.insert(tag, seq);
                             used += e.data.len() as u64 + 100;
                             *changes.entry(e.tenant.clone()).or_default() += 1;
@@ -775,6 +914,14 @@ fn commit(
                             let settled: Option<String> = match outcome {
                                 Outcome::Delivered { .. } => None,
                                 Outcome::Dead { seq, code, message } => {
+                                    // A dead letter's payload moves to `payloads`, so that the log's
+                                    // segments go once their pending events are delivered.
+                                    let offset: Option<Option<i64>> =
+                                        offset_of.query_row(params![seq], |r| r.get(0)).optional()?;
+                                    if let Some(Some(offset)) = offset {
+                                        let text = payload_text(&mut log.reader, *seq, offset)?;
+                                        payload.execute(params![seq, audit_event::compression::compress(&text)])?;
+                                    }
                                     dead.query_row(params![seq, code, message, now], |r| r.get(0)).optional()?
                                 }
                                 Outcome::Retry { seq, code } => {
@@ -809,6 +956,9 @@ fn commit(
                     }
                 }
             }
+        }
+        if !frames.is_empty() {
+            log.writer.append(&frames)?;
         }
         tx.commit()?;
         Ok(results)

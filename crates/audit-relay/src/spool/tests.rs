@@ -281,7 +281,7 @@ async fn keys_are_recognized_after_a_reopen() {
 #[tokio::test]
 async fn idempotency_holds_when_every_fingerprint_collides() {
     let dir = tempfile::tempdir().unwrap();
-    let open = || Spool::open_with(dir.path(), 1 << 30, Fingerprint::Constant).unwrap();
+    let open = || Spool::open_with(dir.path(), 1 << 30, Fingerprint::Constant, LogSettings::default()).unwrap();
     let spool = open();
     let first = spool.append(vec![event("t1", A, "a"), event("t1", A, "b"), event("t1", A, "c")]).await.unwrap();
     assert!(first.iter().all(|a| !a.duplicate), "a shared fingerprint does not make a duplicate");
@@ -329,4 +329,52 @@ async fn a_failed_commit_leaves_no_key_behind() {
     assert!(accepted.iter().all(|a| !a.duplicate));
     assert_eq!(spool.counts().unwrap(), (3, 0, 0));
     assert_eq!(spool.keys.lock().unwrap().len(), 3);
+}
+
+/// The payload log's segments (first seqs) in the spool directory.
+fn log_segments(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir.join(LOG_DIR)).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn log_segments_go_once_no_pending_event_needs_them_and_dead_letters_keep_their_payloads() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every commit closes its segment; every commit looks for segments to delete.
+    let settings = LogSettings { segment_bytes: 1, sweep_every: std::time::Duration::ZERO };
+    let spool = Spool::open_with(dir.path(), 1 << 30, Fingerprint::Constant, settings).unwrap();
+    for uid in ["u1", "u2", "u3"] {
+        spool.append(vec![event("t1", A, uid)]).await.unwrap();
+    }
+    spool.append(vec![event("t2", M, "u4")]).await.unwrap();
+    assert_eq!(log_segments(dir.path()).len(), 4);
+    let p = spool.pending("t1", 0, 10).unwrap();
+
+    spool.settle(vec![Outcome::Delivered { seq: p[0].seq, event_id: "ev1".into() }]).await.unwrap();
+    assert_eq!(log_segments(dir.path()).len(), 3, "u1's segment went once it was delivered");
+    // A dead letter's payload moves into the database: its segment goes too.
+    spool.settle(vec![Outcome::Dead { seq: p[1].seq, code: "InvalidData".into(), message: "m".into() }]).await.unwrap();
+    assert_eq!(log_segments(dir.path()).len(), 2);
+    // t2's pending event keeps its own segment, and every later one, while t1's are delivered.
+    spool.settle(vec![Outcome::Delivered { seq: p[2].seq, event_id: "ev3".into() }]).await.unwrap();
+    assert_eq!(log_segments(dir.path()).len(), 1);
+    assert!(spool.pending("t2", 0, 10).unwrap()[0].event_data.contains("\"UID\":\"u4\""));
+
+    // Replayed, the dead letter is sent with its payload, read from the database.
+    assert_eq!(spool.replay("t1").await.unwrap(), 1);
+    let replayed = spool.pending("t1", 0, 10).unwrap();
+    assert_eq!(replayed.len(), 1);
+    assert_eq!(replayed[0].event_data, p[1].event_data);
+
+    // Reopened, the spool reads what is left and goes on after it.
+    drop(spool);
+    let spool = Spool::open_with(dir.path(), 1 << 30, Fingerprint::Constant, LogSettings::default()).unwrap();
+    assert_eq!(spool.pending("t1", 0, 10).unwrap()[0].event_data, p[1].event_data);
+    assert!(spool.pending("t2", 0, 10).unwrap()[0].event_data.contains("\"UID\":\"u4\""));
+    spool.append(vec![event("t1", A, "u5")]).await.unwrap();
+    let after = spool.pending("t1", 0, 10).unwrap();
+    assert_eq!(after.len(), 2);
+    assert!(after[1].event_data.contains("\"UID\":\"u5\""));
 }
