@@ -12,7 +12,7 @@
 //! [payload length: u32 LE][check: u32 LE][seq: i64 LE][payload]
 //! ```
 //!
-//! where the check is the low half of the xxHash64 of the seq's bytes and the payload. An item's
+//! where the check is the low half of the payload's xxHash64 seeded with the seq. An item's
 //! segment is the one with the largest first seq not above its seq. A segment is closed once it
 //! passes [`SEGMENT_BYTES`]; frames of one commit never span two segments. Segments are given
 //! their blocks ahead of the frames ([`PREALLOCATE`] at a time), so that syncing a commit does not
@@ -33,7 +33,6 @@
 
 use std::{
     fs::{self, File, OpenOptions},
-    hash::Hasher,
     io,
     os::unix::fs::FileExt,
     path::{Path, PathBuf},
@@ -62,10 +61,7 @@ fn corrupt(message: String) -> io::Error {
 }
 
 fn check(seq: i64, payload: &[u8]) -> u32 {
-    let mut hash = twox_hash::XxHash64::with_seed(0);
-    hash.write(&seq.to_le_bytes());
-    hash.write(payload);
-    hash.finish() as u32
+    twox_hash::XxHash64::oneshot(seq as u64, payload) as u32
 }
 
 /// Appends the frame of item `seq` to `buf`.
