@@ -15,8 +15,8 @@
 //! where the check is the low half of the payload's xxHash64 seeded with the seq. An item's
 //! segment is the one with the largest first seq not above its seq. A segment is closed once it
 //! passes [`SEGMENT_BYTES`]; frames of one commit never span two segments. Segments are given
-//! their blocks ahead of the frames ([`PREALLOCATE`] at a time), so that syncing a commit does not
-//! also allocate blocks; zeros past the last frame end a segment.
+//! their blocks ahead of the frames (8 MiB at a time); zeros past the
+//! last frame end a segment.
 //!
 //! # Durability and crash recovery
 //!
@@ -244,8 +244,10 @@ impl LogWriter {
 }
 
 /// Gives `bytes` of the segment from `from` their blocks up front ([`PREALLOCATE`] at a time), so
-/// that most commits overwrite allocated space and their syncs do not also allocate blocks. The
-/// zeros past the last frame end the log when it is read at start.
+/// that most commits write into allocated space instead of growing the file at every sync. (In a
+/// profile, appending to a growing file raised the lake writer's kernel time from 2.7 % to 4.5 % of
+/// all CPU; with preallocation a later profile showed 4.0 %.) The zeros past the last frame end the
+/// log when it is read at start.
 fn preallocate(file: &File, from: u64, bytes: u64) -> io::Result<()> {
     match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), from, bytes) {
         Ok(()) => Ok(()),

@@ -13,8 +13,8 @@
 //!   stores at ingestion, each wrapped in `/` (`/id1/id2/`). The producer's `eventData` text is the
 //!   frame at `log_offset` in the event log, as sent; rows written before the log have `log_offset`
 //!   NULL and the text in `event_data`, as an LZ4 block with its length prepended
-//!   (`audit_event::compression`), and `event_data` is empty otherwise. The unique index is also the de-duplication ledger: the
-//!   eventID first assigned to each entry id of a channel.
+//!   (`audit_event::compression`), and `event_data` is empty otherwise. The unique index is also
+//!   the de-duplication ledger: the eventID first assigned to each entry id of a channel.
 //! - `channel_arns(channel_id PRIMARY KEY, arn)`: every channel that ever stored an event (kept
 //!   after the channel is deleted).
 //!
@@ -43,9 +43,9 @@
 //! transaction and commits; with `synchronous=FULL` the commit returns after the WAL is fsynced.
 //! Only then are the callers answered, so an acknowledged `PutAuditEvents` is on disk. A crash
 //! before the commit loses only unacknowledged work: SQLite's WAL recovery restores the last
-//! committed state, and the log is cut back to it when the store opens ([`wal_db::log`]). A checkpointer
-//! (`wal_db`) copies the WAL into the database file beside the writer, so commits never wait for a
-//! checkpoint, and keeps it bounded. Re-sending an entry id on a channel stores nothing and returns
+//! committed state, and the log is cut back to it when the store opens ([`wal_db::log`]). A
+//! checkpointer (`wal_db`) copies the WAL into the database file beside the writer, so commits
+//! never wait for a checkpoint, and keeps it bounded. Re-sending an entry id on a channel stores nothing and returns
 //! the eventID first assigned — stricter than AWS, which does not de-duplicate across requests.
 
 pub mod model;
@@ -361,26 +361,25 @@ impl Store {
             let stores = row.get_ref(1)?.as_str().map_err(|e| LakeError::Corrupt(format!("event {seq}: {e}")))?;
             let event_id = row.get_ref(2)?.as_str().map_err(|e| LakeError::Corrupt(format!("event {seq}: {e}")))?;
             let arn = row.get_ref(5)?.as_str().map_err(|e| LakeError::Corrupt(format!("event {seq}: {e}")))?;
-            match row.get::<_, Option<i64>>(7)? {
-                Some(offset) => {
-                    let text = std::str::from_utf8(log.read(seq, offset as u64)?)
-                        .map_err(|_| LakeError::Corrupt(format!("the text of event {seq} is not UTF-8")))?;
-                    event_data.clear();
-                    event_data.push_str(text);
-                }
+            // The text is read where it lies in the log's buffer; only rows from before the log
+            // are decompressed (into `event_data`).
+            let text = match row.get::<_, Option<i64>>(7)? {
+                Some(offset) => std::str::from_utf8(log.read(seq, offset as u64)?)
+                    .map_err(|_| LakeError::Corrupt(format!("the text of event {seq} is not UTF-8")))?,
                 None => {
                     let data =
                         row.get_ref(6)?.as_blob().map_err(|e| LakeError::Corrupt(format!("event {seq}: {e}")))?;
                     audit_event::compression::decompress_into(data, &mut event_data)
                         .map_err(|why| LakeError::Corrupt(format!("a stored event {why}")))?;
+                    &event_data
                 }
-            }
+            };
             let row = crate::columnar::Row {
                 event_id,
                 event_time_ms: row.get(3)?,
                 ingestion_time_ms: row.get(4)?,
                 channel_arn: arn,
-                event_data: &event_data,
+                event_data: text,
             };
             each(seq, stores, row)?;
             n += 1;

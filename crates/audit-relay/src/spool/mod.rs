@@ -6,8 +6,8 @@
 //! One SQLite database, `spool.db`, in WAL mode with `synchronous=FULL` and 16 KiB pages:
 //!
 //! - `events(seq INTEGER PRIMARY KEY, tenant, source, uid, entry_id, size, accepted_ms, state,
-//!   attempts, event_id, error_code, error_message, settled_ms, log_offset)`: one small row per event, kept
-//!   after delivery as the idempotency record.
+//!   attempts, event_id, error_code, error_message, settled_ms, log_offset)`: one small row per
+//!   event, kept after delivery as the idempotency record.
 //!   - `(tenant, source, uid)` is the idempotency key: resubmitting an event stores nothing and
 //!     returns the first result. No SQLite index holds it: with random UIDs every event of a commit
 //!     wrote its own index page, a third of the ingest rate. The writer keeps the key's fingerprint
@@ -23,9 +23,9 @@
 //! - The payload log (`payloads/`, a [`wal_db::log`]): the `eventData` text of each accepted event
 //!   as sent, appended in `seq` order and synced before the commit that records the rows. A
 //!   segment is deleted once none of its events is pending (checked about once a second: each
-//!   tenant with pending events, and its oldest one, is a seek in the pending index). Keeping payloads out
-//!   of SQLite spares each one a copy into the WAL, another into the database file, and a
-//!   delete: end to end went from 46.5k/44.5k to 51.3k/53.9k events/s (alternating runs).
+//!   tenant with pending events, and its oldest one, is a seek in the pending index). Keeping
+//!   payloads out of SQLite spares each one a copy into the WAL, another into the database file,
+//!   and a delete: end to end went from 46.5k/44.5k to 51.3k/53.9k events/s (alternating runs).
 //! - `payloads(seq INTEGER PRIMARY KEY, data BLOB)`: the `eventData` text, as an LZ4 block with its
 //!   length prepended, of each dead letter (moved here from the log when it is dead-lettered, so
 //!   that it never holds a segment) and of pending events accepted before the log (version 4).
@@ -46,10 +46,10 @@
 //! and commits, which with `synchronous=FULL` fsyncs the WAL. Callers are answered after the
 //! commit, so an acknowledged event is on disk. The writer hands out seqs itself, one above the
 //! last, and never twice while it runs; opened again, the spool goes on from the largest kept seq
-//! and cuts the log back to it (frames of a commit that never reached the database go). A checkpointer
-//! (`wal_db`) copies the WAL into the database file beside the writer, so commits never wait for one,
-//! and keeps the WAL bounded. After a crash,
-//! SQLite's WAL recovery restores the last commit. Pending events are delivered again from their
+//! and cuts the log back to it (frames of a commit that never reached the database go). A
+//! checkpointer (`wal_db`) copies the WAL into the database file beside the writer, so commits
+//! never wait for one, and keeps the WAL bounded. After a crash, SQLite's WAL recovery restores the
+//! last commit. Pending events are delivered again from their
 //! stored `entry_id`, so a batch whose result was lost is re-sent with the same ids.
 //!
 //! # Bounds
@@ -601,11 +601,6 @@ fn payload(log: &mut LogReader, seq: i64, offset: Option<i64>, stored: Option<&[
     }
 }
 
-/// The text of event `seq`'s frame at `offset` in the payload log.
-fn payload_text(log: &mut LogReader, seq: i64, offset: i64) -> Result<String, SpoolError> {
-    payload(log, seq, Some(offset), None)
-}
-
 /// The key in columns 1, 2 and 3 (tenant, source, uid) of `row`.
 fn row_key<'r>(row: &'r rusqlite::Row<'_>) -> rusqlite::Result<Key<'r>> {
     Ok(Key { tenant: row.get_ref(1)?.as_str()?, source: row.get_ref(2)?.as_str()?, uid: row.get_ref(3)?.as_str()? })
@@ -776,7 +771,7 @@ fn settle_delivered(tx: &rusqlite::Transaction<'_>, outcomes: &[Outcome], now: i
         let mut stmt = tx.prepare_cached(&format!(
             "UPDATE events SET state = 1, event_id = v.column2, settled_ms = ?1
              FROM (VALUES {values}) AS v WHERE events.seq = v.column1 AND events.state = 0
-             RETURNING events.seq, events.tenant"
+             RETURNING events.seq, events.tenant, events.log_offset IS NULL"
         ))?;
         let mut bound: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(1 + 2 * chunk.len());
         bound.push(&now);
@@ -784,15 +779,18 @@ fn settle_delivered(tx: &rusqlite::Transaction<'_>, outcomes: &[Outcome], now: i
             bound.push(seq);
             bound.push(event_id);
         }
-        let rows = stmt.query_map(bound.as_slice(), |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
-        let mut settled = Vec::with_capacity(chunk.len());
+        let rows = stmt
+            .query_map(bound.as_slice(), |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?)))?;
+        let mut settled = Vec::new();
         for row in rows {
-            let (seq, tenant) = row?;
-            settled.push(seq);
+            let (seq, tenant, in_table) = row?;
+            if in_table {
+                settled.push(seq);
+            }
             tenants.push(tenant);
         }
-        // A delivered event's payload goes; a batch's payloads are neighbours, so their pages are
-        // freed whole rather than rewritten.
+        // A delivered event's payload goes from `payloads` when it is there (a replayed dead letter,
+        // a spool from before the log); the log's segments go with their last pending event.
         if !settled.is_empty() {
             let marks = vec!["?"; settled.len()].join(", ");
             let mut delete = tx.prepare_cached(&format!("DELETE FROM payloads WHERE seq IN ({marks})"))?;
@@ -844,7 +842,7 @@ fn commit(
                 "INSERT INTO events (seq, tenant, source, uid, entry_id, size, accepted_ms, log_offset)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?;
-            let mut payload = tx.prepare_cached("INSERT INTO payloads (seq, data) VALUES (?1, ?2)")?;
+            let mut keep_payload = tx.prepare_cached("INSERT INTO payloads (seq, data) VALUES (?1, ?2)")?;
             let mut offset_of = tx.prepare_cached("SELECT log_offset FROM events WHERE seq = ?1 AND state = 0")?;
             let mut existing = tx.prepare_cached(
                 "SELECT entry_id, state FROM events WHERE seq = ?1 AND tenant = ?2 AND source = ?3 AND uid = ?4",
@@ -920,8 +918,9 @@ fn commit(
                                     let offset: Option<Option<i64>> =
                                         offset_of.query_row(params![seq], |r| r.get(0)).optional()?;
                                     if let Some(Some(offset)) = offset {
-                                        let text = payload_text(&mut log.reader, *seq, offset)?;
-                                        payload.execute(params![seq, audit_event::compression::compress(&text)])?;
+                                        let text = payload(&mut log.reader, *seq, Some(offset), None)?;
+                                        keep_payload
+                                            .execute(params![seq, audit_event::compression::compress(&text)])?;
                                     }
                                     dead.query_row(params![seq, code, message, now], |r| r.get(0)).optional()?
                                 }
