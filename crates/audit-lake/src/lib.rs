@@ -69,7 +69,7 @@ impl Lake {
             resources.stores.values().find(|s| s.id == id).map(|s| s.retention_period)
         });
         let columnar = columnar::Columnar::open(&config.data_dir, &store, config.columnar.clone(), retention)?;
-        let queries = sql::queries::Queries::new(config.query.clone())?;
+        let queries = sql::queries::Queries::new(config.query.clone(), &config.data_dir.join(sql::SPILL_DIR))?;
         Ok(Arc::new(Lake { config, identity, store, columnar, queries, control: tokio::sync::Mutex::new(()) }))
     }
 }

@@ -28,8 +28,8 @@ use datafusion::{
         parser::{DFParser, Statement as DfStatement},
         sqlparser::{
             ast::{
-                AccessExpr, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, ObjectNamePart,
-                Query, SelectItem, SetExpr, Statement, Subscript, VisitMut, VisitorMut,
+                AccessExpr, BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
+                ObjectNamePart, Query, SelectItem, SetExpr, Statement, Subscript, Value, VisitMut, VisitorMut,
             },
             dialect::GenericDialect,
             parser::Parser,
@@ -231,6 +231,13 @@ impl VisitorMut for Rewrite {
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Refused> {
         if let Some(rewritten) = self.resolve(expr) {
             *expr = rewritten;
+        } else if let Expr::BinaryOp { op: BinaryOperator::StringConcat, left, right } = expr {
+            // `a || b` as a function, whose calls are bounded like every function's (`bounds`).
+            let (left, right) = (
+                std::mem::replace(&mut **left, Expr::value(Value::Null)),
+                std::mem::replace(&mut **right, Expr::value(Value::Null)),
+            );
+            *expr = call(super::bounds::ConcatOp::NAME, left, right);
         }
         ControlFlow::Continue(())
     }
@@ -393,17 +400,24 @@ fn resolve_path(parts: &[Ident]) -> Option<Resolved> {
     Some(Resolved { qualifier, names, json })
 }
 
-/// `element_at(map, key)`, built from a parsed template so every field of the call is valid.
+/// `element_at(map, key)`.
 fn element_at(map: Expr, key: Expr) -> Expr {
+    call("element_at", map, key)
+}
+
+/// `name(first, second)`, built from a parsed template so every field of the call is valid.
+fn call(name: &str, first: Expr, second: Expr) -> Expr {
     let mut call = Parser::new(&GenericDialect {})
-        .try_with_sql("element_at(m, k)")
+        .try_with_sql(&format!("{name}(a, b)"))
         .and_then(|mut p| p.parse_expr())
         .expect("a valid template");
     if let Expr::Function(function) = &mut call
         && let FunctionArguments::List(list) = &mut function.args
     {
-        list.args =
-            vec![FunctionArg::Unnamed(FunctionArgExpr::Expr(map)), FunctionArg::Unnamed(FunctionArgExpr::Expr(key))];
+        list.args = vec![
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(first)),
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(second)),
+        ];
     }
     call
 }

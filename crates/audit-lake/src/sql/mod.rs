@@ -13,11 +13,15 @@
 //! competes with ingestion for the CPU only as the OS shares it, never by holding the lake's
 //! request workers.
 
+mod bounds;
 pub mod dialect;
 mod functions;
 pub mod queries;
 
-use std::sync::Arc;
+use std::{
+    path::Path,
+    sync::{Arc, atomic::AtomicUsize},
+};
 
 use datafusion::{
     arrow::{
@@ -29,8 +33,13 @@ use datafusion::{
     dataframe::DataFrame,
     datasource::MemTable,
     error::DataFusionError,
-    execution::{SessionStateBuilder, runtime_env::RuntimeEnv},
-    logical_expr::{LogicalPlan, ident, lit},
+    execution::{
+        SessionStateBuilder, SessionStateDefaults,
+        disk_manager::{DiskManagerBuilder, DiskManagerMode},
+        memory_pool::{FairSpillPool, MemoryPool},
+        runtime_env::{RuntimeEnv, RuntimeEnvBuilder},
+    },
+    logical_expr::{LogicalPlan, ScalarUDF, ident, lit},
     physical_plan::{ExecutionPlan, execute_stream},
     prelude::{ParquetReadOptions, SessionConfig, SessionContext},
     sql::parser::Statement as DfStatement,
@@ -38,19 +47,41 @@ use datafusion::{
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
+use self::bounds::ValueLimits;
 use crate::columnar::{JSON_FIELDS, Snapshot, schema};
 
-/// How queries run.
+/// The directory under the lake's data directory where queries spill.
+pub const SPILL_DIR: &str = "query-spill";
+
+/// How queries run, and what one query may take (see `bounds`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueryConfig {
     /// Queries of one account queued or running at once (CloudTrail allows 10).
     pub max_concurrent: usize,
-    /// A query running longer is stopped and marked `TIMED_OUT` (CloudTrail: one hour).
+    /// A query running longer is stopped and marked `TIMED_OUT` (CloudTrail: one hour; locally
+    /// five minutes, so that a runaway query gives its share of the machine back soon).
     pub timeout_secs: u64,
     /// The most rows a query may return; a larger result fails with a message asking for a
     /// `LIMIT` or a narrower `WHERE`. Results are held in memory until they expire.
     pub max_result_rows: usize,
+    /// The most bytes a query's rendered result may take; a larger one fails like too many rows.
+    pub max_result_bytes: u64,
+    /// Memory all running queries may hold together for their operators (sorts, aggregations,
+    /// joins), shared among them: each may hold this divided by the queries running. Beyond its
+    /// share an operator that can spill writes to disk, and one that cannot fails its query.
+    pub memory_limit_bytes: u64,
+    /// Disk the running queries may fill with spilled data together (in the lake's data
+    /// directory, `query-spill/`); beyond it the query that spills fails.
+    pub spill_limit_bytes: u64,
+    /// The largest string or binary value a function may take or make (`repeat`, `lpad`, `||`,
+    /// ...): larger fails the query. Stored values are at most 1 MiB.
+    pub max_value_bytes: usize,
+    /// The most bytes a function call may take or make over one batch of rows.
+    pub max_batch_bytes: usize,
+    /// How many times `WITH RECURSIVE` may run its recursive term (Trino's
+    /// `max_recursion_depth`); one more fails the query.
+    pub max_recursion_depth: usize,
     /// How long finished queries and their results are kept, in hours (CloudTrail: 7 days).
     pub keep_hours: u64,
     /// Bytes of finished queries' results held in memory at most, all queries together. Beyond
@@ -68,8 +99,14 @@ impl Default for QueryConfig {
     fn default() -> Self {
         QueryConfig {
             max_concurrent: 10,
-            timeout_secs: 3600,
+            timeout_secs: 300,
             max_result_rows: 1_000_000,
+            max_result_bytes: 256 << 20,
+            memory_limit_bytes: 2 << 30,
+            spill_limit_bytes: 8 << 30,
+            max_value_bytes: 1 << 20,
+            max_batch_bytes: 256 << 20,
+            max_recursion_depth: 100,
             keep_hours: 168,
             max_kept_result_bytes: 1 << 30,
             threads: 2,
@@ -132,35 +169,83 @@ fn rows_bytes(rows: &[Vec<String>]) -> u64 {
 pub enum RunError {
     /// The result is larger than [`QueryConfig::max_result_rows`].
     TooManyRows(usize),
+    /// The rendered result is larger than [`QueryConfig::max_result_bytes`].
+    TooManyBytes(u64),
     /// DataFusion failed.
     Engine(String),
 }
 
-/// Plans and runs queries; shares the file metadata cache across queries.
+/// Plans and runs queries within the bounds of [`QueryConfig`]; shares the file metadata cache,
+/// the memory pool and the spill directory across queries.
 pub struct Engine {
     env: Arc<RuntimeEnv>,
-}
-
-impl Default for Engine {
-    fn default() -> Self {
-        Engine { env: Arc::new(RuntimeEnv::default()) }
-    }
+    /// The memory pool of all queries; each query takes its share through a `bounds::QueryPool`.
+    pool: Arc<dyn MemoryPool>,
+    running: Arc<AtomicUsize>,
+    memory_limit: usize,
+    /// Every scalar function a query may call, guarded (`bounds::Guarded`).
+    functions: Vec<Arc<ScalarUDF>>,
+    limits: ValueLimits,
+    max_recursion_depth: usize,
 }
 
 impl Engine {
+    /// An engine that spills into `spill_dir` (emptied first: what a previous run left there is
+    /// of no use).
+    pub fn new(config: &QueryConfig, spill_dir: &Path) -> std::io::Result<Engine> {
+        match std::fs::remove_dir_all(spill_dir) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err),
+        }
+        std::fs::create_dir_all(spill_dir)?;
+        let memory_limit = usize::try_from(config.memory_limit_bytes).unwrap_or(usize::MAX);
+        let pool: Arc<dyn MemoryPool> = Arc::new(FairSpillPool::new(memory_limit));
+        let disk = DiskManagerBuilder::default()
+            .with_mode(DiskManagerMode::Directories(vec![spill_dir.to_owned()]))
+            .with_max_temp_directory_size(config.spill_limit_bytes);
+        let env = RuntimeEnvBuilder::new()
+            .with_memory_pool(pool.clone())
+            .with_disk_manager_builder(disk)
+            .build_arc()
+            .map_err(std::io::Error::other)?;
+        let limits = ValueLimits { max_value_bytes: config.max_value_bytes, max_batch_bytes: config.max_batch_bytes };
+        let functions = SessionStateDefaults::default_scalar_functions()
+            .into_iter()
+            .chain(functions::all().into_iter().map(Arc::new))
+            .chain([Arc::new(bounds::ConcatOp::udf())])
+            .map(|f| bounds::Guarded::wrap(f, limits))
+            .collect();
+        Ok(Engine {
+            env,
+            pool,
+            running: Arc::default(),
+            memory_limit,
+            functions,
+            limits,
+            max_recursion_depth: config.max_recursion_depth,
+        })
+    }
+
     fn context(&self) -> SessionContext {
         let mut config = SessionConfig::new().with_target_partitions(2).with_information_schema(false);
         config.options_mut().execution.parquet.schema_force_view_types = false;
+        // This query's share of the pool of all queries, beside the shared caches and spill space.
+        let env = RuntimeEnv {
+            memory_pool: Arc::new(bounds::QueryPool::new(self.pool.clone(), self.running.clone(), self.memory_limit)),
+            ..(*self.env).clone()
+        };
         let state = SessionStateBuilder::new()
             .with_config(config)
-            .with_runtime_env(self.env.clone())
+            .with_runtime_env(Arc::new(env))
             .with_default_features()
+            .with_scalar_functions(self.functions.clone())
+            .with_table_functions(Default::default())
+            .with_analyzer_rule(Arc::new(bounds::GuardRule(self.limits)))
+            .with_optimizer_rule(Arc::new(bounds::GuardRule(self.limits)))
+            .with_physical_optimizer_rule(Arc::new(bounds::RecursionBound(self.max_recursion_depth)))
             .build();
-        let ctx = SessionContext::new_with_state(state);
-        for function in functions::all() {
-            ctx.register_udf(function);
-        }
-        ctx
+        SessionContext::new_with_state(state)
     }
 
     /// Plans `statement` over `stores` (every table it names must be among them). An error is
@@ -189,8 +274,9 @@ impl Engine {
         Ok(Planned { ctx, plan, memory_bytes })
     }
 
-    /// Runs a planned query to the end, rendering its rows; at most `max_rows` of them.
-    pub async fn run(&self, planned: Planned, max_rows: usize) -> Result<Output, RunError> {
+    /// Runs a planned query to the end, rendering its rows; at most `max_rows` of them taking at
+    /// most `max_bytes`.
+    pub async fn run(&self, planned: Planned, max_rows: usize, max_bytes: u64) -> Result<Output, RunError> {
         let engine = |e: DataFusionError| RunError::Engine(message(&e));
         let Planned { ctx, plan, memory_bytes } = planned;
         let frame = ctx.execute_logical_plan(plan).await.map_err(engine)?;
@@ -198,12 +284,18 @@ impl Engine {
         let columns: Vec<String> = physical.schema().fields().iter().map(|f| f.name().clone()).collect();
         let mut stream = execute_stream(physical.clone(), ctx.task_ctx()).map_err(engine)?;
         let mut rows = Vec::new();
+        let mut bytes = 0;
         while let Some(batch) = stream.next().await {
             let batch = batch.map_err(engine)?;
             if rows.len() + batch.num_rows() > max_rows {
                 return Err(RunError::TooManyRows(max_rows));
             }
-            render(&batch, &mut rows).map_err(|e| RunError::Engine(e.to_string()))?;
+            let from = rows.len();
+            render(&batch, &mut rows, max_bytes.saturating_sub(bytes)).map_err(|e| match e {
+                Render::TooLarge => RunError::TooManyBytes(max_bytes),
+                Render::Arrow(e) => RunError::Engine(e.to_string()),
+            })?;
+            bytes += rows_bytes(&rows[from..]);
         }
         drop(stream);
         let mut stats = Stats::default();
@@ -216,7 +308,6 @@ impl Engine {
         if stats.events_scanned > 0 {
             stats.bytes_scanned += memory_bytes;
         }
-        let bytes = rows_bytes(&rows);
         Ok(Output { columns, rows, stats, bytes })
     }
 }
@@ -253,9 +344,23 @@ fn used_bytes(batch: &RecordBatch) -> u64 {
     batch.columns().iter().map(|c| c.to_data().get_slice_memory_size().unwrap_or(0) as u64).sum()
 }
 
-/// DataFusion's message without its internal prefixes.
+/// DataFusion's message without its internal prefixes; a bound of the lake's that was reached
+/// says which, and what to do.
 fn message(err: &DataFusionError) -> String {
+    const NARROW: &str = "Narrow the query: bound eventTime, filter before joining, aggregate, or add a LIMIT.";
     let full = err.strip_backtrace();
+    // The disk manager's refusal arrives wrapped in Arrow's I/O error, naming its own setting.
+    if let Some(at) = full.find("allowable limit of ") {
+        let limit = full[at + "allowable limit of ".len()..].split(". ").next().unwrap_or("").trim_end_matches('.');
+        return format!(
+            "The query spilled more to disk than the lake allows running queries together \
+             (query.spill_limit_bytes, {limit}). {NARROW}"
+        );
+    }
+    if let DataFusionError::ResourcesExhausted(reason) = err.find_root() {
+        let advice = if reason.contains("share of query memory") { NARROW } else { "" };
+        return format!("The query reached a bound of the lake: {reason}. {advice}").trim_end().to_owned();
+    }
     // The innermost cause says what is wrong; the outer ones name optimizer passes.
     let text = full.rsplit("caused by\n").next().unwrap_or(&full);
     let text = text
@@ -304,17 +409,34 @@ fn memory_rows(plan: &Arc<dyn ExecutionPlan>) -> u64 {
 
 const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.3f";
 
-/// Appends a batch's rows, rendered, to `rows`.
-fn render(batch: &RecordBatch, rows: &mut Vec<Vec<String>>) -> Result<(), datafusion::arrow::error::ArrowError> {
+/// Why a batch was not rendered.
+enum Render {
+    /// Its rows would take more than the bytes left.
+    TooLarge,
+    Arrow(datafusion::arrow::error::ArrowError),
+}
+
+/// Appends a batch's rows, rendered, to `rows`, unless they take more than `left` bytes.
+fn render(batch: &RecordBatch, rows: &mut Vec<Vec<String>>, left: u64) -> Result<(), Render> {
+    // Rendered text is at most a few times the values' bytes; a batch that cannot fit is refused
+    // before a row of it is rendered.
+    if used_bytes(batch) > left.saturating_mul(4) {
+        return Err(Render::TooLarge);
+    }
     let options = FormatOptions::new().with_null("").with_timestamp_format(Some(TIMESTAMP_FORMAT));
     let columns: Vec<Renderer<'_>> =
-        batch.columns().iter().map(|c| Renderer::new(c, &options)).collect::<Result<_, _>>()?;
+        batch.columns().iter().map(|c| Renderer::new(c, &options)).collect::<Result<_, _>>().map_err(Render::Arrow)?;
+    let mut taken = 0u64;
     for row in 0..batch.num_rows() {
         let mut out = Vec::with_capacity(columns.len());
         for column in &columns {
             let mut cell = String::new();
             column.write(row, &mut cell, false);
+            taken += cell.len() as u64;
             out.push(cell);
+        }
+        if taken > left {
+            return Err(Render::TooLarge);
         }
         rows.push(out);
     }

@@ -227,8 +227,8 @@ fn keep_within(queries: &Mutex<HashMap<String, Arc<Query>>>, budget: u64, newest
 }
 
 impl Queries {
-    /// Starts the query runtime.
-    pub fn new(config: QueryConfig) -> std::io::Result<Queries> {
+    /// Starts the query runtime; queries spill into `spill_dir`.
+    pub fn new(config: QueryConfig, spill_dir: &std::path::Path) -> std::io::Result<Queries> {
         let nice = config.nice.clamp(0, 19);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.threads.max(1))
@@ -236,9 +236,10 @@ impl Queries {
             .on_thread_start(move || lower_priority(nice))
             .enable_all()
             .build()?;
+        let engine = Engine::new(&config, spill_dir)?;
         Ok(Queries {
             config,
-            engine: Arc::new(Engine::default()),
+            engine: Arc::new(engine),
             runtime: QueryRuntime(Some(runtime)),
             queries: Arc::new(Mutex::new(HashMap::new())),
         })
@@ -266,7 +267,7 @@ impl Queries {
         let (engine, running, all) = (self.engine.clone(), query.clone(), self.queries.clone());
         let budget = self.config.max_kept_result_bytes;
         let timeout = Duration::from_secs(self.config.timeout_secs);
-        let max_rows = self.config.max_result_rows;
+        let (max_rows, max_bytes) = (self.config.max_result_rows, self.config.max_result_bytes);
         let runtime = self.runtime.0.as_ref().expect("the runtime lives as long as the queries");
         runtime.spawn(async move {
             {
@@ -277,7 +278,7 @@ impl Queries {
                 progress.status = Status::Running;
             }
             // A panic in the engine fails the query instead of leaving it running forever.
-            let run = tokio::time::timeout(timeout, AssertUnwindSafe(engine.run(planned, max_rows)).catch_unwind());
+            let run = tokio::time::timeout(timeout, AssertUnwindSafe(engine.run(planned, max_rows, max_bytes)).catch_unwind());
             tokio::select! {
                 () = running.cancel.cancelled() => {}
                 outcome = run => match outcome {
@@ -291,6 +292,14 @@ impl Queries {
                         Some(format!(
                             "The result has more than {max} rows, the most the lake keeps for one query. \
                              Add a LIMIT, narrow the WHERE clause (for example by eventTime) or aggregate."
+                        )),
+                        None,
+                    ),
+                    Ok(Ok(Err(RunError::TooManyBytes(max)))) => running.finish(
+                        Status::Failed,
+                        Some(format!(
+                            "The result takes more than {max} bytes, the most the lake keeps for one query \
+                             (query.max_result_bytes). Select fewer or shorter columns, add a LIMIT or aggregate."
                         )),
                         None,
                     ),

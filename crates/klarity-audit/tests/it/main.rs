@@ -5,6 +5,7 @@ mod bench;
 mod catalog;
 mod lake_cli;
 mod lake_crash;
+mod lake_query_bounds;
 mod onboard;
 mod relay_cli;
 mod relay_crash;

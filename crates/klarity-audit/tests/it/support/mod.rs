@@ -74,16 +74,38 @@ impl LakeProcess {
 
     /// Starts the lake; with `log`, its info-level log goes to that file.
     pub(crate) fn start_logging(data_dir: &Path, log: Option<&Path>) -> LakeProcess {
+        LakeProcess::start_with(data_dir, log, &[], None)
+    }
+
+    /// Starts the lake with extra environment (settings as `KLARITY_LAKE__…`) and, with
+    /// `address_space_kib`, under that limit of virtual memory (`ulimit -v`, as a container's memory
+    /// limit would hold it): an allocation past it aborts the process.
+    pub(crate) fn start_with(
+        data_dir: &Path,
+        log: Option<&Path>,
+        env: &[(&str, &str)],
+        address_space_kib: Option<u64>,
+    ) -> LakeProcess {
         use std::io::BufRead;
         let stderr = match log {
             Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
             None => Stdio::inherit(),
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_klarity-audit"))
+        let binary = env!("CARGO_BIN_EXE_klarity-audit");
+        let mut command = match address_space_kib {
+            Some(kib) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c").arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\"")).arg(binary);
+                sh
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .args(["lake", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("RUST_LOG", if log.is_some() { "warn,audit_lake=info" } else { "warn" })
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -107,6 +129,11 @@ impl LakeProcess {
     pub(crate) fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// How the process ended, if it did.
+    pub(crate) fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
     }
 }
 
@@ -193,12 +220,21 @@ pub(crate) fn urlencode(s: &str) -> String {
 /// CloudTrail operation for `cloudtrail`, or a path with query for `cloudtrail-data`.
 /// Returns (status, body); (0, error) when the connection failed.
 pub(crate) fn lake_call(endpoint: &str, service: &str, target: &str, body: &str) -> (u16, String) {
+    use audit_lake::config::{CUSTOMER_ACCESS_KEY_ID, CUSTOMER_SECRET_ACCESS_KEY};
+    lake_call_as(endpoint, (CUSTOMER_ACCESS_KEY_ID, CUSTOMER_SECRET_ACCESS_KEY), service, target, body)
+}
+
+/// [`lake_call`] signed with other keys (access key id, secret).
+pub(crate) fn lake_call_as(
+    endpoint: &str,
+    (access_key_id, secret): (&str, &str),
+    service: &str,
+    target: &str,
+    body: &str,
+) -> (u16, String) {
     use std::io::{Read, Write};
 
-    use audit_lake::{
-        api::sigv4,
-        config::{CUSTOMER_ACCESS_KEY_ID, CUSTOMER_SECRET_ACCESS_KEY},
-    };
+    use audit_lake::api::sigv4;
     let host = endpoint.trim_start_matches("http://").to_owned();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let amz_date = audit_event::EventTime::from_unix(now, 0).to_string().replace(['-', ':'], "");
@@ -224,16 +260,8 @@ pub(crate) fn lake_call(endpoint: &str, service: &str, target: &str, body: &str)
     let mut names: Vec<&str> = headers.iter().map(|(k, _)| k.as_str()).collect();
     names.sort();
     let signable = sigv4::Signable { method: "POST", path, query, headers: &headers, body: body.as_bytes() };
-    let auth = sigv4::authorization_header(
-        &signable,
-        CUSTOMER_ACCESS_KEY_ID,
-        CUSTOMER_SECRET_ACCESS_KEY,
-        &amz_date,
-        "us-east-1",
-        service,
-        &names,
-    )
-    .unwrap();
+    let auth =
+        sigv4::authorization_header(&signable, access_key_id, secret, &amz_date, "us-east-1", service, &names).unwrap();
     let mut request = format!(
         "POST {path_query} HTTP/1.1\r\nContent-Length: {}\r\nConnection: close\r\nAuthorization: {auth}\r\n",
         body.len()
