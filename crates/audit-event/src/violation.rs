@@ -51,6 +51,9 @@ pub enum Rule {
     Json,
     /// `eventData` (or a nested object) is not a JSON object.
     NotObject,
+    /// A string holds a `\u` escape of half a UTF-16 surrogate pair without its other half,
+    /// which stands for no character (JSON parsers refuse it when they read the string).
+    Surrogate,
     /// A required field is missing, null or empty.
     Required,
     /// A field has the wrong JSON type.
@@ -91,9 +94,10 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, for exhaustive tests and documentation.
-    pub const ALL: [Rule; 20] = [
+    pub const ALL: [Rule; 21] = [
         Rule::Json,
         Rule::NotObject,
+        Rule::Surrogate,
         Rule::Required,
         Rule::Type,
         Rule::MaxLength,
@@ -125,6 +129,7 @@ impl Rule {
             Rule::CatalogEventSource => InvalidEventSource,
             Rule::Json
             | Rule::NotObject
+            | Rule::Surrogate
             | Rule::Type
             | Rule::UnknownField
             | Rule::DuplicateKey
@@ -143,6 +148,7 @@ impl Rule {
         match self {
             Rule::Json => "json",
             Rule::NotObject => "not_object",
+            Rule::Surrogate => "lone_surrogate",
             Rule::Required => "required",
             Rule::Type => "type",
             Rule::MaxLength => "max_length",

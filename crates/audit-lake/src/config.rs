@@ -28,6 +28,9 @@ pub struct LakeConfig {
     pub query: crate::sql::QueryConfig,
     /// Deadlines and bounds of the HTTP endpoint (slow or silent clients).
     pub http: http_serve::HttpConfig,
+    /// SHA-256 (hex) of the token that reads `GET /metrics` (Prometheus text) as
+    /// `Authorization: Bearer <token>`; empty disables it.
+    pub metrics_token_sha256: String,
 }
 
 /// One account hosted by the lake.
@@ -104,6 +107,7 @@ impl Default for LakeConfig {
             columnar: Default::default(),
             query: Default::default(),
             http: Default::default(),
+            metrics_token_sha256: String::new(),
         }
     }
 }
@@ -138,6 +142,14 @@ impl LakeConfig {
                     return Err(format!("access key id {} is configured twice", key.access_key_id));
                 }
             }
+        }
+        if !self.metrics_token_sha256.is_empty()
+            && (self.metrics_token_sha256.len() != 64
+                || !self.metrics_token_sha256.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(
+                "metrics_token_sha256 must be 64 hexadecimal digits (the SHA-256 of the token), or empty".into()
+            );
         }
         if self.max_body_bytes < audit_event::limits::MAX_REQUEST_BYTES {
             return Err(format!(

@@ -206,6 +206,7 @@ impl<'c> Validator<'c> {
             return checked;
         };
 
+        run.check_escapes(&object, text);
         let slots = run.fields(&object, "eventData", &EVENT_FIELDS, text);
         checked.absent = Absent { uid: slots[IDX_UID].is_none(), recipient_account_id: slots[IDX_RECIPIENT].is_none() };
         // requestParameters: `None` absent, `Some(None)` unusable, `Some(Some(members))` parsed.
@@ -318,6 +319,26 @@ impl<'t> Run<'t> {
                 }
                 None
             }
+        }
+    }
+
+    /// Reports each field whose strings (keys or values, at any depth) hold a `\u` escape of a
+    /// lone UTF-16 surrogate. serde_json checks escapes only when it decodes a string, and the
+    /// validator reads most values raw, so this is one scan of the text for backslashes.
+    fn check_escapes(&mut self, object: &Object<'t>, text: &'t str) {
+        let mut reported: Vec<String> = Vec::new();
+        for (at, escape) in lone_surrogates(text) {
+            let path = path_at(object, text, at, "eventData".to_owned());
+            if reported.contains(&path) {
+                continue;
+            }
+            let message = format!(
+                "holds {escape:?} at byte {at}, half of a UTF-16 surrogate pair without its other half, which stands for \
+                 no character; send characters outside the Basic Multilingual Plane as a pair (\\ud83d\\ude00) or \
+                 as UTF-8"
+            );
+            self.push(&path, Rule::Surrogate, message, Some(at));
+            reported.push(path);
         }
     }
 
@@ -669,6 +690,57 @@ pub fn is_uuid(s: &str) -> bool {
 }
 
 /// The byte offset of a 1-based line and column reported by serde_json.
+/// The byte offsets and texts of the `\uXXXX` escapes in `text` (well-formed JSON) that encode
+/// half a surrogate pair without the other half right after (a high one) or before (a low one).
+fn lone_surrogates(text: &str) -> Vec<(usize, &str)> {
+    let bytes = text.as_bytes();
+    let unit = |at: usize| -> Option<u16> {
+        let digits = text.get(at + 2..at + 6)?;
+        (bytes.get(at + 1) == Some(&b'u')).then(|| u16::from_str_radix(digits, 16).ok()).flatten()
+    };
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(found_at) = text[from..].find('\\') {
+        let at = from + found_at;
+        // Every backslash in well-formed JSON starts an escape; `\\` is two bytes, `\uXXXX` six.
+        let Some(code) = unit(at) else {
+            from = at + 2;
+            continue;
+        };
+        from = at + 6;
+        match code {
+            0xD800..=0xDBFF => match unit(at + 6) {
+                Some(0xDC00..=0xDFFF) => from = at + 12,
+                _ => found.push((at, &text[at..at + 6])),
+            },
+            0xDC00..=0xDFFF => found.push((at, &text[at..at + 6])),
+            _ => {}
+        }
+    }
+    found
+}
+
+/// The JSON path of the field of `object` (at `path`) whose value holds byte `at` of `text`,
+/// descending into nested objects; a key, or an array element, is its parent's.
+fn path_at(object: &Object<'_>, text: &str, at: usize, path: String) -> String {
+    for (key, raw) in &object.members {
+        let Some(start) = raw::offset_in(text, raw.get()) else { continue };
+        if !(start..start + raw.get().len()).contains(&at) {
+            continue;
+        }
+        let path = format!("{path}.{key}");
+        return match Kind::of(raw) {
+            Kind::Object => match raw::object(raw) {
+                Some(inner) => path_at(&inner, text, at, path),
+                // An object whose keys do not decode: the field itself.
+                None => path,
+            },
+            _ => path,
+        };
+    }
+    path
+}
+
 pub(crate) fn offset_of_line_column(text: &str, line: usize, column: usize) -> Option<usize> {
     if line == 0 {
         return None;

@@ -538,6 +538,7 @@ fn every_rule_has_a_failing_case() {
     let cases: Vec<(Rule, String)> = vec![
         (Rule::Json, "{\"version\":".into()),
         (Rule::NotObject, "[1]".into()),
+        (Rule::Surrogate, base().to_string().replacen("jane@example.com", "jane\\ud800", 1)),
         (Rule::Required, with("version", None).to_string()),
         (Rule::Type, with("version", Some(json!(1))).to_string()),
         (Rule::MaxLength, with("errorCode", Some(json!("E".repeat(257)))).to_string()),
@@ -584,4 +585,46 @@ fn absent_keys_are_told_apart_from_null_ones() {
     assert!(!schema().validate(&text).absent.uid);
     let text = with("recipientAccountId", None).to_string();
     assert!(schema().validate(&text).absent.recipient_account_id);
+}
+
+/// A `\u` escape of half a UTF-16 surrogate pair decodes to no character: serde_json refuses it
+/// when it reads the string, so an event holding one would poison every reader downstream. Every
+/// string is checked, wherever it is (keys, nested objects, free-form maps).
+#[test]
+fn lone_surrogate_escapes_are_refused_wherever_they_are() {
+    let catalog = Catalog::embedded();
+    let validator = Validator::new(Stage::Put).with_catalog(&catalog).with_channel_owner("123456789012");
+    let text = base().to_string();
+    let cases = [
+        (
+            "\"principalId\":\"jane@example.com\"",
+            "\"principalId\":\"ops\\ud800x\"",
+            "eventData.userIdentity.principalId",
+        ),
+        (
+            "\"principalId\":\"jane@example.com\"",
+            "\"principalId\":\"ops\\udc00\"",
+            "eventData.userIdentity.principalId",
+        ),
+        ("\"team\":\"ops\"", "\"team\":\"ops\\uD83D\"", "eventData.userIdentity.details.team"),
+        ("\"k\":\"v\"", "\"k\\udfff\":\"v\"", "eventData.additionalEventData"),
+        ("\"ok\":true", "\"ok\":[\"\\ud83d\\u0041\"]", "eventData.responseElements.ok"),
+        ("\"userAgent\":\"klarity/1.0\"", "\"userAgent\":\"\\\\ud800\\ud800\"", "eventData.userAgent"),
+    ];
+    for (from, to, path) in cases {
+        let poisoned = text.replacen(from, to, 1);
+        assert_ne!(poisoned, text, "{to}");
+        let checked = validator.validate(&poisoned);
+        let found: Vec<(&str, Rule, ErrorCode)> =
+            checked.violations.iter().map(|v| (v.path.as_str(), v.rule, v.code())).collect();
+        assert_eq!(found, vec![(path, Rule::Surrogate, ErrorCode::InvalidData)], "{to}");
+        assert!(serde_json::from_str::<Value>(&poisoned).is_err(), "serde_json refuses it too: {to}");
+    }
+    // Pairs, and escaped backslashes before a `u`, are fine.
+    for fine in
+        ["\"principalId\":\"ops\\ud83d\\ude00\"", "\"principalId\":\"ops\\\\ud800\"", "\"principalId\":\"\\u00e9\""]
+    {
+        let text = text.replacen("\"principalId\":\"jane@example.com\"", fine, 1);
+        assert_eq!(run(&validator, &text), vec![], "{fine}");
+    }
 }

@@ -70,6 +70,9 @@ pub(crate) enum Reply {
 }
 
 async fn handle(State(lake): State<Arc<Lake>>, request: Request) -> Response {
+    if request.uri().path() == "/metrics" && request.method() == Method::GET {
+        return metrics(&lake, request.headers());
+    }
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
     let protocol = classify(&parts.method, parts.uri.path(), &parts.headers);
@@ -87,6 +90,43 @@ async fn handle(State(lake): State<Arc<Lake>>, request: Request) -> Response {
         response.headers_mut().insert("x-amzn-requestid", value);
     }
     response
+}
+
+/// `GET /metrics`: the lake's own counters as Prometheus text, for the bearer of the metrics token
+/// (not an AWS API: scrapers do not sign requests).
+fn metrics(lake: &Lake, headers: &HeaderMap) -> Response {
+    let plain = |status: StatusCode, text: String| {
+        Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
+            .body(Body::from(text))
+            .expect("valid response")
+    };
+    let expected = &lake.config.metrics_token_sha256;
+    if expected.is_empty() {
+        return plain(StatusCode::NOT_FOUND, "metrics are disabled: set metrics_token_sha256\n".into());
+    }
+    let presented =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let hash = presented.map(|t| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(t.trim().as_bytes())));
+    if !hash.is_some_and(|h| sigv4::constant_time_eq(h.as_bytes(), expected.to_ascii_lowercase().as_bytes())) {
+        return plain(StatusCode::UNAUTHORIZED, "send the metrics token as 'Authorization: Bearer <token>'\n".into());
+    }
+    let text = format!(
+        "# HELP klarity_lake_quarantined_events Stored events that cannot be read, left out of files and queries since the lake started.\n\
+         # TYPE klarity_lake_quarantined_events gauge\n\
+         klarity_lake_quarantined_events {}\n\
+         # HELP klarity_lake_queries_running Queries planned or running now.\n\
+         # TYPE klarity_lake_queries_running gauge\n\
+         klarity_lake_queries_running {}\n\
+         # HELP klarity_lake_commits_total Commits of the storage writer since the lake started.\n\
+         # TYPE klarity_lake_commits_total counter\n\
+         klarity_lake_commits_total {}\n",
+        lake.columnar.quarantined(),
+        lake.queries.running(),
+        lake.store.commits(),
+    );
+    plain(StatusCode::OK, text)
 }
 
 fn classify(method: &Method, path: &str, headers: &HeaderMap) -> Option<Protocol> {

@@ -186,6 +186,31 @@ pub struct Columnar {
     /// A store's retention period in days, if the store exists.
     retention: Retention,
     stop: AtomicBool,
+    /// Stored events no reader can decode, set aside.
+    quarantine: Quarantine,
+}
+
+/// Stored events that cannot be turned into records (their text does not decode: an event a lake
+/// stored before validation refused such texts, or a damaged one). Each is left out of its
+/// stores' files and queries instead of stopping them, logged the first time it is met, and
+/// counted once ([`Columnar::quarantined`]). The row stays in the database, as the record.
+#[derive(Default)]
+struct Quarantine {
+    seqs: Mutex<std::collections::HashSet<i64>>,
+}
+
+impl Quarantine {
+    /// Sets the event at `seq` aside (logging it the first time).
+    fn add(&self, seq: i64, event_id: &str, reason: &str) {
+        if self.seqs.lock().expect("quarantine lock").insert(seq) {
+            tracing::warn!(
+                seq,
+                event_id,
+                reason,
+                "A stored event cannot be read; it is left out of its stores' files and queries."
+            );
+        }
+    }
 }
 
 impl Columnar {
@@ -232,6 +257,7 @@ impl Columnar {
             work: Mutex::new(()),
             retention,
             stop: false.into(),
+            quarantine: Quarantine::default(),
         });
         let worker = columnar.clone();
         thread::Builder::new().name("lake-compactor".into()).spawn(move || worker.compactor())?;
@@ -265,7 +291,10 @@ impl Columnar {
         loop {
             let n = Store::events_after(&conn, &mut log, from, STEP_ROWS, Some(store_id), |seq, _, row| {
                 from = seq;
-                builder.append(row).map_err(LakeError::Corrupt)
+                if let Err(reason) = builder.append(row) {
+                    self.quarantine.add(seq, row.event_id, &reason);
+                }
+                Ok(())
             })?;
             if !builder.is_empty() {
                 snapshot.batches.push(builder.finish());
@@ -275,6 +304,11 @@ impl Columnar {
             }
         }
         Ok(snapshot)
+    }
+
+    /// How many stored events were found unreadable and set aside since the lake started.
+    pub fn quarantined(&self) -> u64 {
+        self.quarantine.seqs.lock().expect("quarantine lock").len() as u64
     }
 
     /// Bytes of Parquet files per store.
@@ -436,13 +470,20 @@ impl Columnar {
                     };
                     (builder, seq)
                 });
-                builder.append(row).map_err(LakeError::Corrupt)?;
+                if let Err(reason) = builder.append(row) {
+                    // Unreadable for every store alike.
+                    self.quarantine.add(seq, row.event_id, &reason);
+                    break;
+                }
             }
             Ok(())
         })?;
         let now = Instant::now();
         let mut state = self.state.write().expect("columnar lock");
         for (id, (mut builder, first_seq)) in builders {
+            if builder.is_empty() {
+                continue; // only unreadable events
+            }
             let data = state.stores.entry(id).or_default();
             data.hot_rows += builder.len();
             let (batch, sizes) = builder.finish_sized();

@@ -163,6 +163,11 @@ fn json(value: Option<&RawValue>) -> Option<&str> {
     value.map(RawValue::get).filter(|s| *s != "null")
 }
 
+/// A stored event's fields, decoded.
+fn parse(row: Row<'_>) -> Result<EventDataIn<'_>, String> {
+    serde_json::from_str(row.event_data).map_err(|e| format!("event {} does not decode: {e}", row.event_id))
+}
+
 /// Builds record batches of [`schema`] from [`Row`]s.
 pub struct RecordsBuilder {
     event_version: StringBuilder,
@@ -243,10 +248,10 @@ impl RecordsBuilder {
     }
 
     /// Appends one stored event. The `eventData` was validated at ingestion; a stored text that
-    /// is not a JSON object is reported (the database is corrupt), and nothing is appended.
+    /// does not decode as an event (an older lake's, or a damaged one) is reported, and nothing is
+    /// appended.
     pub fn append(&mut self, row: Row<'_>) -> Result<(), String> {
-        let data: EventDataIn<'_> =
-            serde_json::from_str(row.event_data).map_err(|e| format!("event {} is not an event: {e}", row.event_id))?;
+        let data = parse(row)?;
         let mut arn = row.channel_arn.split(':');
         let (region, account) = (arn.nth(3).unwrap_or(""), arn.next().unwrap_or(""));
         self.event_version.append_value(EVENT_VERSION);

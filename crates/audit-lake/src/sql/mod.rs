@@ -227,6 +227,11 @@ impl Engine {
         })
     }
 
+    /// Queries planned or running now (each holds a share of the memory pool).
+    pub fn running(&self) -> usize {
+        self.running.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn context(&self) -> SessionContext {
         let mut config = SessionConfig::new().with_target_partitions(2).with_information_schema(false);
         config.options_mut().execution.parquet.schema_force_view_types = false;

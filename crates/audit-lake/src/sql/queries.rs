@@ -245,6 +245,11 @@ impl Queries {
         })
     }
 
+    /// Queries planned or running now.
+    pub fn running(&self) -> usize {
+        self.engine.running()
+    }
+
     /// The engine, to plan with.
     pub fn engine(&self) -> &Engine {
         &self.engine

@@ -7,4 +7,5 @@ mod identity;
 mod put_audit_events;
 mod query;
 mod support;
+mod surrogates;
 mod wire;

@@ -585,3 +585,63 @@ async fn every_documented_query_runs() {
         }
     }
 }
+
+/// An event whose text no reader can decode (here a lone UTF-16 surrogate escape in
+/// `principalId`, which `PutAuditEvents` refuses now but an older lake stored) never stops its
+/// store: the compactor and the query path set it aside (counted, logged once) and go on.
+#[tokio::test]
+async fn an_unreadable_stored_event_is_quarantined_and_its_store_stays_queryable() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = TestLake::start_with(dir, |c| c.columnar.flush_rows = 4).await;
+    let (arn, channel_arn) = store(&lake, "poison").await;
+    let events = fixture();
+    let poison = events[0].replacen("\"principalId\":\"", "\"principalId\":\"ops\\ud800x", 1);
+    assert_ne!(poison, events[0]);
+
+    // PutAuditEvents refuses it, with the per-entry code of malformed content.
+    let out = lake
+        .data(Who::Customer)
+        .put_audit_events()
+        .channel_arn(&channel_arn)
+        .audit_events(entry("poison", &poison))
+        .send()
+        .await
+        .unwrap();
+    assert!(out.successful().is_empty());
+    assert_eq!(out.failed()[0].error_code(), "InvalidData", "{:?}", out.failed());
+
+    // As an older lake stored it: straight into the store, past validation (the fault injected).
+    publish(&lake, Who::Customer, &channel_arn, &events[1..6]).await;
+    let channel = lake.lake.store.resources.read().unwrap().channels.get(&channel_arn).cloned().unwrap();
+    let bad = audit_lake::store::NewEvent {
+        entry_id: "poison".into(),
+        event_id: uuid::Uuid::new_v4().to_string(),
+        event_time_ms: 1_790_812_800_000,
+        event_data: poison,
+    };
+    let status = lake.lake.store.resources.read().unwrap().ingestion.get(&channel_arn).cloned().unwrap();
+    lake.lake
+        .store
+        .put_events(&channel, vec![id(&arn).to_owned()], 1_790_812_800_000, vec![bad], status)
+        .await
+        .unwrap();
+    publish(&lake, Who::Customer, &channel_arn, &events[6..12]).await;
+
+    let ct = lake.cloudtrail(Who::Customer);
+    let count = format!("SELECT count(*) AS n, count(DISTINCT eventData.UID) AS uids FROM {}", id(&arn));
+    // At once (the rows the compactor has not reached are converted for the query) ...
+    assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["11".to_owned(), "11".to_owned()]]);
+    // ... once the compactor wrote files ...
+    lake.lake.columnar.flush_all().unwrap();
+    assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["11".to_owned(), "11".to_owned()]]);
+    assert!(lake.lake.columnar.file_bytes().get(id(&arn)).copied().unwrap_or(0) > 0);
+    assert_eq!(lake.lake.columnar.quarantined(), 1, "counted once, however often it was read");
+    // ... and after a restart, with more events.
+    let dir = lake.stop().await;
+    let lake = TestLake::start_in(dir).await;
+    publish(&lake, Who::Customer, &channel_arn, &events[12..15]).await;
+    let ct = lake.cloudtrail(Who::Customer);
+    assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["14".to_owned(), "14".to_owned()]]);
+    lake.lake.columnar.flush_all().unwrap();
+    assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["14".to_owned(), "14".to_owned()]]);
+}

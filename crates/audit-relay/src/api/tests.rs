@@ -433,3 +433,22 @@ async fn a_null_recipient_is_refused_not_filled() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["rejected"][0]["errors"][0]["path"], "eventData.recipientAccountId");
 }
+
+/// An event holding half a UTF-16 surrogate pair is refused at the door (it would poison every
+/// reader downstream), with the field, the rule and the code CloudTrail would give.
+#[tokio::test]
+async fn a_lone_surrogate_escape_is_refused() {
+    let s = setup(64 << 20);
+    let text = backup_event(Some("0190a6b4-2222-7a3f-9d2b-00000000dead")).to_string().replacen(
+        "autobackup-scheduler",
+        "ops\\ud800x",
+        1,
+    );
+    let (status, _, answer) = call(&s, "POST", "/v1/tenants/t1/events", Some(&s.backup), &text).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let error = &answer["rejected"][0]["errors"][0];
+    assert_eq!(error["path"], "eventData.userIdentity.principalId", "{answer}");
+    assert_eq!(error["rule"], "lone_surrogate");
+    assert_eq!(error["code"], "InvalidData");
+    assert_eq!(s.state.spool.depth().get("t1").copied().unwrap_or(0), 0, "nothing was stored");
+}

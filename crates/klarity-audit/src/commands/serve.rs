@@ -9,8 +9,10 @@
 //! 3. the relay gets the tenant `demo` (role mode, through the proxy role) and an app token per
 //!    application of the catalog, and an admin token.
 //!
-//! What was made is kept in `serve.json` (readable by the owner only: it holds the demo's tokens,
-//! which the relay itself keeps only as hashes), so a second start reuses everything.
+//! What was made is kept in `serve.json` (readable by the owner only), so a second start reuses
+//! everything. The tokens are printed once, when they are made, and kept nowhere in the clear:
+//! `serve.json` holds the admin token's SHA-256 and the first characters of each app token, and
+//! later starts print those, masked.
 
 use std::{io::Write, path::Path, process::ExitCode};
 
@@ -46,9 +48,25 @@ struct World {
     external_id: String,
     store_arn: String,
     channel_arn: String,
-    /// App tokens by event source (the relay keeps only their hashes).
+    /// Each app token's first characters, by event source, to recognise it by.
+    #[serde(default)]
+    token_hints: Vec<(String, String)>,
+    /// SHA-256 (hex) of the admin token, which also reads the lake's `/metrics`.
+    #[serde(default)]
+    admin_token_sha256: String,
+    /// App tokens in the clear, as `serve.json` held them before tokens were printed once; read
+    /// only to move a file from then to hints and a hash.
+    #[serde(default, skip_serializing)]
     tokens: Vec<(String, String)>,
+    /// The admin token in the clear, likewise.
+    #[serde(default, skip_serializing)]
+    admin_token: Option<String>,
+}
+
+/// The tokens made at the first start: printed once, then gone.
+struct Secrets {
     admin_token: String,
+    tokens: Vec<(String, String)>,
 }
 
 impl World {
@@ -56,9 +74,24 @@ impl World {
         self.store_arn.rsplit('/').next().unwrap_or("")
     }
 
-    fn token_for(&self, source: &str) -> &str {
-        self.tokens.iter().find(|(s, _)| s == source).map_or("", |(_, t)| t.as_str())
+    /// How to show the app token of `source`: the token itself when it was just made, else its
+    /// first characters.
+    fn token_for(&self, secrets: Option<&Secrets>, source: &str) -> String {
+        if let Some((_, token)) = secrets.and_then(|s| s.tokens.iter().find(|(s, _)| s == source)) {
+            return token.clone();
+        }
+        let hint = self.token_hints.iter().find(|(s, _)| s == source).map_or("kat_", |(_, h)| h.as_str());
+        format!("{hint}…")
     }
+}
+
+/// The first characters of a token, enough to tell tokens apart and not enough to use one.
+fn hint(token: &str) -> String {
+    token.chars().take(12).collect()
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()))
 }
 
 pub(crate) fn run(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<ExitCode> {
@@ -75,8 +108,22 @@ async fn serve(args: &ServeArgs, catalog: audit_event::Catalog) -> anyhow::Resul
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
     let stop = CancellationToken::new();
 
+    // What an earlier start made, if any; else the admin token now, so the lake's metrics take it.
+    let state_path = data.join(STATE_FILE);
+    let existing = read_world(&state_path)?;
+    let fresh_admin = existing.is_none().then(|| format!("kadm_{}", uuid::Uuid::new_v4().simple()));
+    let admin_token_sha256 = match (&existing, &fresh_admin) {
+        (Some(world), _) => world.admin_token_sha256.clone(),
+        (None, Some(token)) => sha256_hex(token),
+        (None, None) => unreachable!("a token is made when there is no world"),
+    };
+
     // The lake.
-    let lake_config = audit_lake::LakeConfig { data_dir: data.join("lake"), ..Default::default() };
+    let lake_config = audit_lake::LakeConfig {
+        data_dir: data.join("lake"),
+        metrics_token_sha256: admin_token_sha256.clone(),
+        ..Default::default()
+    };
     let lake = audit_lake::Lake::open(lake_config).context("opening the lake")?;
     let lake_listener = tokio::net::TcpListener::bind(args.lake_listen)
         .await
@@ -86,14 +133,15 @@ async fn serve(args: &ServeArgs, catalog: audit_event::Catalog) -> anyhow::Resul
     let lake_task = tokio::spawn(audit_lake::serve(lake, lake_listener, async move { lake_stop.cancelled().await }));
 
     // The seed's world: made once, then reused.
-    let state_path = data.join(STATE_FILE);
     let registry = Registry::open(&data.join("relay"))?;
-    let (world, made) = match read_world(&state_path)? {
-        Some(world) => (world, false),
-        None => {
-            let world = bootstrap(&lake_url, &registry, &catalog).await.context("setting up the demo world")?;
+    let (world, secrets) = match (existing, fresh_admin) {
+        (Some(world), _) => (world, None),
+        (None, admin_token) => {
+            let admin_token = admin_token.unwrap_or_default();
+            let (world, tokens) =
+                bootstrap(&lake_url, &registry, &catalog, &admin_token).await.context("setting up the demo world")?;
             write_world(&state_path, &world)?;
-            (world, true)
+            (world, Some(Secrets { admin_token, tokens }))
         }
     };
     if registry.tenant(TENANT)?.is_none() {
@@ -105,7 +153,7 @@ async fn serve(args: &ServeArgs, catalog: audit_event::Catalog) -> anyhow::Resul
         listen: args.relay_listen,
         data_dir: data.join("relay"),
         endpoint_url: lake_url.clone(),
-        admin_token_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(world.admin_token.as_bytes())),
+        admin_token_sha256,
         ..Default::default()
     };
     let relay_listener = tokio::net::TcpListener::bind(args.relay_listen)
@@ -114,7 +162,7 @@ async fn serve(args: &ServeArgs, catalog: audit_event::Catalog) -> anyhow::Resul
     let relay_url = format!("http://{}", relay_listener.local_addr()?);
     let relay_task = tokio::spawn(audit_relay::run(relay_config, relay_listener, catalog.clone(), stop.clone()));
 
-    let _ = print_welcome(data, &lake_url, &relay_url, &world, made, &catalog);
+    let _ = print_welcome(data, &lake_url, &relay_url, &world, secrets.as_ref(), &catalog);
 
     let trigger = stop.clone();
     tokio::select! {
@@ -126,8 +174,14 @@ async fn serve(args: &ServeArgs, catalog: audit_event::Catalog) -> anyhow::Resul
     Ok(())
 }
 
-/// Makes the vendor's proxy role, the demo customer's side, and the relay's tenant and tokens.
-async fn bootstrap(lake_url: &str, registry: &Registry, catalog: &audit_event::Catalog) -> anyhow::Result<World> {
+/// Makes the vendor's proxy role, the demo customer's side, and the relay's tenant and tokens;
+/// returns the world and the app tokens by event source.
+async fn bootstrap(
+    lake_url: &str,
+    registry: &Registry,
+    catalog: &audit_event::Catalog,
+    admin_token: &str,
+) -> anyhow::Result<(World, Vec<(String, String)>)> {
     let target = Target { endpoint: Some(lake_url.to_owned()), region: "us-east-1".into() };
 
     // The vendor: a proxy role the relay's own key assumes first, which may assume customer roles.
@@ -180,19 +234,24 @@ async fn bootstrap(lake_url: &str, registry: &Registry, catalog: &audit_event::C
         external_id: handover.external_id,
         store_arn: handover.event_data_store_arn,
         channel_arn: handover.channel_arn,
+        token_hints: Vec::new(),
+        admin_token_sha256: sha256_hex(admin_token),
         tokens: Vec::new(),
-        admin_token: format!("kadm_{}", uuid::Uuid::new_v4().simple()),
+        admin_token: None,
     };
     register_tenant(registry, &world, catalog)?;
+    let mut tokens = Vec::new();
     for app in catalog.applications() {
         let grant = Grant {
             name: format!("demo {}", app.name),
             source: app.event_source.clone(),
             tenants: vec![TENANT.into()],
         };
-        world.tokens.push((app.event_source.clone(), registry.issue_token(&grant)?));
+        let token = registry.issue_token(&grant)?;
+        world.token_hints.push((app.event_source.clone(), hint(&token)));
+        tokens.push((app.event_source.clone(), token));
     }
-    Ok(world)
+    Ok((world, tokens))
 }
 
 fn register_tenant(registry: &Registry, world: &World, catalog: &audit_event::Catalog) -> anyhow::Result<()> {
@@ -211,14 +270,24 @@ fn register_tenant(registry: &Registry, world: &World, catalog: &audit_event::Ca
     Ok(())
 }
 
+/// The world an earlier start made. A file that still holds tokens in the clear (written before
+/// tokens were printed once) is rewritten with their hints and the admin token's hash.
 fn read_world(path: &Path) -> anyhow::Result<Option<World>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(serde_json::from_str(&text).with_context(|| {
-            format!("{} is not what `serve` wrote; move it away to set the demo up again", path.display())
-        })?)),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(err) => Err(err).with_context(|| format!("reading {}", path.display())),
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(err).with_context(|| format!("reading {}", path.display())),
+    };
+    let mut world: World = serde_json::from_str(&text).with_context(|| {
+        format!("{} is not what `serve` wrote; move it away to set the demo up again", path.display())
+    })?;
+    if let Some(admin_token) = world.admin_token.take() {
+        world.admin_token_sha256 = sha256_hex(&admin_token);
+        world.token_hints =
+            std::mem::take(&mut world.tokens).into_iter().map(|(source, token)| (source, hint(&token))).collect();
+        write_world(path, &world)?;
     }
+    Ok(Some(world))
 }
 
 /// Writes the state atomically, readable by the owner only.
@@ -242,7 +311,7 @@ fn print_welcome(
     lake_url: &str,
     relay_url: &str,
     world: &World,
-    made: bool,
+    secrets: Option<&Secrets>,
     catalog: &audit_event::Catalog,
 ) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
@@ -255,7 +324,7 @@ fn print_welcome(
     writeln!(
         out,
         "{}",
-        if made {
+        if secrets.is_some() {
             "Set up now (kept in serve.json and reused on the next start):"
         } else {
             "Reusing the demo set up at the first start:"
@@ -273,9 +342,17 @@ fn print_welcome(
         world.external_id
     )?;
     writeln!(out, "  relay tenant {TENANT}: assumes the role through the proxy role")?;
-    writeln!(out, "  app tokens (the relay keeps only their hashes; serve.json is readable by you only):")?;
+    if secrets.is_some() {
+        writeln!(out, "  app tokens (shown this once: the relay keeps only their hashes; note them now):")?;
+    } else {
+        writeln!(
+            out,
+            "  app tokens (shown when they were made; `{} tokens issue --app SOURCE --tenants {TENANT}` makes another):",
+            self_command()
+        )?;
+    }
     for app in catalog.applications() {
-        writeln!(out, "    {:<34} {}", app.event_source, world.token_for(&app.event_source))?;
+        writeln!(out, "    {:<34} {}", app.event_source, world.token_for(secrets, &app.event_source))?;
     }
     let source = "com.nordcloudapp.com.autopatcher";
     // Today's time, so the event is within the store's retention when queried.
@@ -288,13 +365,13 @@ fn print_welcome(
     writeln!(
         out,
         "  curl -X POST {relay_url}/v1/tenants/{TENANT}/events -H 'Authorization: Bearer {}' -H 'content-type: application/json' -d '{example}'",
-        world.token_for(source)
+        world.token_for(secrets, source)
     )?;
     writeln!(out, "Or with the CLI, from a file or standard input:")?;
     writeln!(
         out,
         "  echo '{example}' | KLARITY_TOKEN={} {} send --tenant {TENANT} --relay-url {relay_url}",
-        world.token_for(source),
+        world.token_for(secrets, source),
         self_command()
     )?;
     writeln!(out, "Query the store with CloudTrail Lake SQL (the AWS CLI's `cloudtrail start-query` works too):")?;
@@ -307,7 +384,12 @@ fn print_welcome(
     }
     writeln!(out, "Or dump every stored record as NDJSON:")?;
     writeln!(out, "  {} lake dump --store {} --data-dir {data}/lake", self_command(), world.store_id())?;
-    writeln!(out, "Relay metrics: curl -H 'Authorization: Bearer {}' {relay_url}/metrics", world.admin_token)?;
+    let admin = match secrets {
+        Some(secrets) => format!("{} (the admin token, shown this once)", secrets.admin_token),
+        None => "<the admin token shown at the first start>".to_owned(),
+    };
+    writeln!(out, "Relay and lake metrics: curl -H 'Authorization: Bearer <admin token>' {relay_url}/metrics")?;
+    writeln!(out, "  (and {lake_url}/metrics); admin token: {admin}")?;
     writeln!(out, "Stop with Ctrl-C.")?;
     out.flush()
 }

@@ -50,11 +50,7 @@ impl Serve {
     }
 
     fn token(&self, source: &str) -> String {
-        self.banner
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(source).map(|rest| rest.trim().to_owned()))
-            .filter(|t| t.starts_with("kat_"))
-            .unwrap_or_else(|| panic!("no token for {source} in\n{}", self.banner))
+        token_in(&self.banner, source)
     }
 
     fn store(&self) -> String {
@@ -84,6 +80,15 @@ impl Drop for Serve {
     }
 }
 
+/// The app token of `source` a banner shows (in full, or masked).
+fn token_in(banner: &str, source: &str) -> String {
+    banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(source).map(|rest| rest.trim().to_owned()))
+        .filter(|t| t.starts_with("kat_"))
+        .unwrap_or_else(|| panic!("no token for {source} in\n{banner}"))
+}
+
 fn stored_uids(data: &Path, store: &str) -> Vec<String> {
     let mut uids = Vec::new();
     audit_lake::store::Store::scan_store(&data.join("lake").join(audit_lake::store::DB_FILE), store, |record| {
@@ -94,6 +99,21 @@ fn stored_uids(data: &Path, store: &str) -> Vec<String> {
     .unwrap();
     uids.sort();
     uids
+}
+
+/// GETs `path` with a bearer token over plain HTTP; the whole answer (head and body).
+fn http_get(address: &str, path: &str, token: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
 }
 
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
@@ -246,8 +266,38 @@ fn serve_runs_the_whole_flow_and_a_restart_keeps_it_without_making_anything_twic
     let serve = Serve::start(&data);
     assert!(serve.banner.contains("Reusing the demo set up at the first start"), "{}", serve.banner);
     assert_eq!(serve.store(), store);
-    let maestro = "com.nordcloudapp.com.maestro";
-    assert!(first_banner.contains(&serve.token(maestro)), "the tokens are the same");
+    // Tokens were shown once: now masked, and in serve.json only as hints and a hash.
+    let state = std::fs::read_to_string(data.join("serve.json")).unwrap();
+    let admin = first_banner
+        .split("admin token: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no admin token in\n{first_banner}"))
+        .to_owned();
+    assert!(admin.starts_with("kadm_"), "{admin}");
+    assert!(!serve.banner.contains(&admin) && !state.contains(&admin), "the admin token is shown once");
+    for app in catalog.applications() {
+        let token = token_in(&first_banner, &app.event_source);
+        let masked = serve.token(&app.event_source);
+        assert!(!serve.banner.contains(&token) && !state.contains(&token), "{token} is shown once");
+        assert_eq!(masked, format!("{}…", &token[..12]), "the same token, masked");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(data.join("serve.json")).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    // The admin token reads the lake's metrics too.
+    let lake = serve
+        .banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("lake   http://"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let metrics = http_get(&lake, "/metrics", &admin);
+    assert!(metrics.contains("klarity_lake_quarantined_events 0"), "{metrics}");
+    assert!(!http_get(&lake, "/metrics", "kadm_wrong").contains("klarity_lake"), "the token is checked");
     assert_eq!(stored_uids(&data, &store), expected, "the events are still there");
     let resources =
         audit_lake::store::Store::read_resources(&data.join("lake").join(audit_lake::store::DB_FILE)).unwrap();
@@ -262,7 +312,7 @@ fn serve_runs_the_whole_flow_and_a_restart_keeps_it_without_making_anything_twic
     let mut event = Value::Object(catalog.applications()[4].event_types[0].example.clone());
     event["UID"] = json!("0190a6b7-9999-7a3f-9d2b-000000000001");
     event.as_object_mut().unwrap().remove("recipientAccountId");
-    let token = serve.token(&catalog.applications()[4].event_source);
+    let token = token_in(&first_banner, &catalog.applications()[4].event_source);
     let (status, body) = http_post(&serve.relay, "/v1/tenants/demo/events", &token, &event.to_string());
     assert_eq!(status, 202, "{body}");
     wait_for("the event sent after the restart arrives", || stored_uids(&data, &store).len() == expected.len() + 1);
