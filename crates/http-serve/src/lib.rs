@@ -15,7 +15,15 @@
 //!   stored must not be answered as if it failed;
 //! - a connection that moves no byte either way for `idle_timeout` is closed (a client that stopped
 //!   reading its answers);
-//! - at most `max_connections` are served at once; more wait in the listen backlog.
+//! - at most `max_connections` are served at once. When they are all taken, a new connection
+//!   closes the one that has waited longest for a request head (an idle keep-alive connection, or
+//!   one that never sent a whole head); a connection with a request under way is never closed for
+//!   another. Only when every connection is at work does a new one wait in the listen backlog;
+//! - one peer address holds at most `max_connections_per_peer` of them: past that, its new
+//!   connection closes that peer's own longest-idle one, or is closed itself when all of the
+//!   peer's are at work, so one client cannot take every slot;
+//! - under pressure (three quarters of the slots taken), a new connection has
+//!   `pressure_header_read_timeout` instead of `header_read_timeout` to send its head.
 //!
 //! On shutdown it stops accepting, lets the requests in progress finish, and closes idle
 //! connections.
@@ -27,6 +35,7 @@ use std::{
     fmt,
     future::Future,
     io,
+    net::IpAddr,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll, ready},
@@ -50,7 +59,7 @@ use serde::{Deserialize, Serialize};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpListener,
-    sync::Semaphore,
+    sync::{Notify, Semaphore},
     time::{Instant, Sleep},
 };
 
@@ -66,6 +75,11 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Connections served at once.
     pub max_connections: usize,
+    /// Connections one peer address may hold.
+    pub max_connections_per_peer: usize,
+    /// Time to send a request's head for a connection accepted with three quarters of the slots
+    /// taken.
+    pub pressure_header_read_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -85,8 +99,13 @@ pub struct HttpConfig {
     pub request_timeout_secs: u64,
     /// Seconds a connection may stay silent before it is closed.
     pub idle_timeout_secs: u64,
-    /// Connections served at once; more wait to be accepted.
+    /// Connections served at once; when all are taken, a new one closes the longest-idle one.
     pub max_connections: usize,
+    /// Connections one peer address may hold (a load balancer in front holds them all: raise it).
+    pub max_connections_per_peer: usize,
+    /// Seconds to send a request's head for a connection accepted with three quarters of the
+    /// slots taken (at most `header_read_timeout_secs`).
+    pub pressure_header_read_timeout_secs: u64,
 }
 
 impl Default for HttpConfig {
@@ -96,6 +115,8 @@ impl Default for HttpConfig {
             request_timeout_secs: 60,
             idle_timeout_secs: 120,
             max_connections: 1024,
+            max_connections_per_peer: 512,
+            pressure_header_read_timeout_secs: 5,
         }
     }
 }
@@ -112,8 +133,11 @@ impl HttpConfig {
                 self.idle_timeout_secs, self.request_timeout_secs
             ));
         }
-        if self.max_connections == 0 {
-            return Err("http.max_connections must be at least 1".into());
+        if self.max_connections == 0 || self.max_connections_per_peer == 0 {
+            return Err("http.max_connections and http.max_connections_per_peer must be at least 1".into());
+        }
+        if self.pressure_header_read_timeout_secs == 0 {
+            return Err("http.pressure_header_read_timeout_secs must be at least 1".into());
         }
         Ok(())
     }
@@ -125,6 +149,11 @@ impl HttpConfig {
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             max_connections: self.max_connections,
+            max_connections_per_peer: self.max_connections_per_peer,
+            // Never longer than the usual deadline.
+            pressure_header_read_timeout: Duration::from_secs(
+                self.pressure_header_read_timeout_secs.min(self.header_read_timeout_secs),
+            ),
         }
     }
 }
@@ -142,16 +171,13 @@ pub async fn serve(
         request.map(|body| Body::new(Deadline::new(body, deadline)))
     }));
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let table = Arc::new(Table::default());
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-            () = &mut shutdown => break,
-        };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok((stream, peer)) => (stream, peer.ip()),
                 Err(err) => {
                     // Out of file descriptors and the like: wait, as axum::serve does, rather than spin.
                     if !is_connection_error(&err) {
@@ -163,16 +189,49 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // A peer at its bound makes room among its own connections, or is refused.
+        if table.held_by(peer) >= limits.max_connections_per_peer && !table.close_longest_idle(Some(peer)) {
+            tracing::debug!(%peer, "Refused a connection: the peer holds its bound of connections, all at work.");
+            drop(stream);
+            continue;
+        }
+        // Every slot taken: the longest-idle connection makes room; while all are at work, wait
+        // for a slot, or for one of them to become idle.
+        let permit = loop {
+            if let Ok(permit) = permits.clone().try_acquire_owned() {
+                break Some(permit);
+            }
+            if !table.closing() {
+                table.close_longest_idle(None);
+            }
+            tokio::select! {
+                permit = permits.clone().acquire_owned() => break Some(permit.expect("the semaphore is never closed")),
+                () = table.idled.notified() => {}
+                () = &mut shutdown => break None,
+            }
+        };
+        let Some(permit) = permit else { break };
+        let under_pressure = permits.available_permits() < limits.max_connections / 4;
+        let head_timeout =
+            if under_pressure { limits.pressure_header_read_timeout } else { limits.header_read_timeout };
         let _ = stream.set_nodelay(true);
+        let (id, close) = table.add(peer);
         let io = TokioIo::new(Idle::new(stream, limits.idle_timeout));
+        let service = Tracked { inner: TowerToHyperService::new(router.clone()), table: table.clone(), id };
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .serve_connection(io, TowerToHyperService::new(router.clone()));
+            .header_read_timeout(head_timeout)
+            .serve_connection(io, service);
         let connection = graceful.watch(connection);
+        let table = table.clone();
         tokio::spawn(async move {
-            // Errors are the client's (reset, timed out, malformed): nothing to report.
-            let _ = connection.await;
+            tokio::select! {
+                // Errors are the client's (reset, timed out, malformed): nothing to report.
+                _ = connection => {}
+                // Closed to make room: dropping the connection closes its socket.
+                () = close.notified() => {}
+            }
+            table.remove(id);
             drop(permit);
         });
     }
@@ -181,6 +240,173 @@ pub async fn serve(
         tracing::warn!("Connections still open after the request timeout were dropped at shutdown.");
     }
     Ok(())
+}
+
+/// The open connections: whose they are, and since when each has waited for a request head.
+#[derive(Default)]
+struct Table {
+    inner: std::sync::Mutex<Connections>,
+    /// Told when a connection's last request under way ends.
+    idled: Notify,
+}
+
+#[derive(Default)]
+struct Connections {
+    next: u64,
+    open: std::collections::HashMap<u64, Connection>,
+    per_peer: std::collections::HashMap<IpAddr, usize>,
+}
+
+struct Connection {
+    peer: IpAddr,
+    /// Requests under way (a response's body counts until it is sent).
+    busy: usize,
+    /// Since when it has had no request under way.
+    idle_since: Instant,
+    close: Arc<Notify>,
+    /// Told to close (to make room); no longer counted as its peer's.
+    closing: bool,
+}
+
+impl Table {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connections> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn add(&self, peer: IpAddr) -> (u64, Arc<Notify>) {
+        let mut table = self.lock();
+        let id = table.next;
+        table.next += 1;
+        let close = Arc::new(Notify::new());
+        let connection = Connection { peer, busy: 0, idle_since: Instant::now(), close: close.clone(), closing: false };
+        table.open.insert(id, connection);
+        *table.per_peer.entry(peer).or_default() += 1;
+        (id, close)
+    }
+
+    fn remove(&self, id: u64) {
+        let mut table = self.lock();
+        if let Some(connection) = table.open.remove(&id)
+            && !connection.closing
+        {
+            table.forget_one_of(connection.peer);
+        }
+    }
+
+    fn held_by(&self, peer: IpAddr) -> usize {
+        self.lock().per_peer.get(&peer).copied().unwrap_or(0)
+    }
+
+    /// Whether a connection told to close has not closed yet.
+    fn closing(&self) -> bool {
+        self.lock().open.values().any(|c| c.closing)
+    }
+
+    /// Closes the connection (of `peer`, or of anyone) that has waited longest for a request
+    /// head; returns whether there was one.
+    fn close_longest_idle(&self, peer: Option<IpAddr>) -> bool {
+        let mut table = self.lock();
+        let longest = table
+            .open
+            .values_mut()
+            .filter(|c| c.busy == 0 && !c.closing && peer.is_none_or(|p| c.peer == p))
+            .min_by_key(|c| c.idle_since);
+        let Some(connection) = longest else { return false };
+        connection.closing = true;
+        connection.close.notify_one();
+        let peer = connection.peer;
+        table.forget_one_of(peer);
+        true
+    }
+
+    fn start(&self, id: u64) {
+        if let Some(connection) = self.lock().open.get_mut(&id) {
+            connection.busy += 1;
+        }
+    }
+
+    fn end(&self, id: u64) {
+        if let Some(connection) = self.lock().open.get_mut(&id) {
+            connection.busy = connection.busy.saturating_sub(1);
+            if connection.busy == 0 {
+                connection.idle_since = Instant::now();
+                self.idled.notify_one();
+            }
+        }
+    }
+}
+
+impl Connections {
+    fn forget_one_of(&mut self, peer: IpAddr) {
+        if let Some(count) = self.per_peer.get_mut(&peer) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_peer.remove(&peer);
+            }
+        }
+    }
+}
+
+/// The router as one connection serves it: a request is under way from its head to the end of
+/// its response's body.
+struct Tracked {
+    inner: TowerToHyperService<Router>,
+    table: Arc<Table>,
+    id: u64,
+}
+
+/// Marks a request of a connection as under way until dropped.
+struct UnderWay {
+    table: Arc<Table>,
+    id: u64,
+}
+
+impl Drop for UnderWay {
+    fn drop(&mut self) {
+        self.table.end(self.id);
+    }
+}
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Tracked {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn call(&self, request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        self.table.start(self.id);
+        let under_way = UnderWay { table: self.table.clone(), id: self.id };
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            Ok(response.map(|body| Body::new(Held { inner: body, _under_way: under_way })))
+        })
+    }
+}
+
+/// A response body that keeps its request under way until it is sent (or dropped).
+struct Held {
+    inner: Body,
+    _under_way: UnderWay,
+}
+
+impl http_body::Body for Held {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// What reading a request body gives once its deadline has passed (the request's head came more

@@ -17,6 +17,18 @@ const LIMITS: Limits = Limits {
     request_timeout: Duration::from_millis(600),
     idle_timeout: Duration::from_millis(900),
     max_connections: 2,
+    max_connections_per_peer: 2,
+    pressure_header_read_timeout: Duration::from_millis(300),
+};
+
+/// Deadlines long enough that no connection of a test is closed by one, however slow the machine.
+const PATIENT: Limits = Limits {
+    header_read_timeout: Duration::from_secs(10),
+    request_timeout: Duration::from_secs(10),
+    idle_timeout: Duration::from_secs(20),
+    max_connections: 2,
+    max_connections_per_peer: 2,
+    pressure_header_read_timeout: Duration::from_secs(10),
 };
 
 /// An answer larger than loopback's socket buffers.
@@ -40,6 +52,13 @@ async fn start_with(limits: Limits) -> Server {
             "/slow",
             post(|| async {
                 tokio::time::sleep(Duration::from_millis(300)).await;
+                "done"
+            }),
+        )
+        .route(
+            "/long",
+            post(|| async {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
                 "done"
             }),
         )
@@ -204,31 +223,105 @@ async fn a_client_that_stops_reading_its_answer_is_dropped() {
 }
 
 #[tokio::test]
-async fn connections_beyond_the_bound_wait_until_one_closes() {
-    // The held connections must outlive the wait below however slow the machine: long deadlines.
-    let server = start_with(Limits {
-        header_read_timeout: Duration::from_secs(5),
-        request_timeout: Duration::from_secs(5),
-        idle_timeout: Duration::from_secs(10),
-        max_connections: 2,
-    })
-    .await;
+async fn connections_beyond_the_bound_wait_while_every_one_is_at_work() {
+    let server = start_with(Limits { max_connections_per_peer: 8, ..PATIENT }).await;
     let mut held = Vec::new();
-    for _ in 0..LIMITS.max_connections {
+    for _ in 0..PATIENT.max_connections {
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
-        stream.write_all(echo("a").as_bytes()).await.unwrap();
-        read_answer(&mut stream, "\r\n\r\n1", Duration::from_secs(2)).await.expect("an answer");
+        stream.write_all(b"POST /long HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n").await.unwrap();
         held.push(stream);
     }
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let mut third = TcpStream::connect(server.addr).await.unwrap();
     third.write_all(echo("abc").as_bytes()).await.unwrap();
     assert!(
         read_answer(&mut third, "\r\n\r\n3", Duration::from_millis(200)).await.is_none(),
-        "served beyond the bound"
+        "served beyond the bound while both connections were at work"
     );
-    drop(held.pop());
-    let answer = read_answer(&mut third, "\r\n\r\n3", Duration::from_secs(2)).await.expect("served once a slot freed");
+    for stream in &mut held {
+        let answer = read_answer(stream, "done", Duration::from_secs(5)).await.expect("a request at work is finished");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    let answer = read_answer(&mut third, "\r\n\r\n3", Duration::from_secs(5)).await.expect("served once one was idle");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// Idle connections (a keep-alive one between requests, one that never sent a head) hold no
+/// slot against a client with a request: the longest-idle one is closed to make room.
+#[tokio::test]
+async fn idle_connections_make_room_for_a_new_one() {
+    let server = start_with(Limits { max_connections_per_peer: 8, ..PATIENT }).await;
+    let mut kept_alive = TcpStream::connect(server.addr).await.unwrap();
+    kept_alive.write_all(echo("a").as_bytes()).await.unwrap();
+    read_answer(&mut kept_alive, "\r\n\r\n1", Duration::from_secs(2)).await.expect("an answer");
+    let mut silent = TcpStream::connect(server.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    let mut third = TcpStream::connect(server.addr).await.unwrap();
+    third.write_all(echo("abc").as_bytes()).await.unwrap();
+    let answer = read_answer(&mut third, "\r\n\r\n3", Duration::from_secs(2)).await.expect("served at once");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    // The keep-alive connection had waited longest (since its answer): it went, the silent one stays.
+    assert!(read_to_close(&mut kept_alive, Duration::from_secs(2)).await.is_some(), "the longest-idle one was closed");
+    assert!(read_to_close(&mut silent, Duration::from_millis(300)).await.is_none(), "the other stays open");
+}
+
+/// One peer address holds at most its bound: past it, its new connection replaces its own
+/// longest-idle one, or is refused when all of its connections are at work.
+#[tokio::test]
+async fn one_peer_holds_at_most_its_bound_of_connections() {
+    let server = start_with(Limits { max_connections: 8, ..PATIENT }).await;
+    let mut first = TcpStream::connect(server.addr).await.unwrap();
+    let _second = TcpStream::connect(server.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut third = TcpStream::connect(server.addr).await.unwrap();
+    third.write_all(echo("abc").as_bytes()).await.unwrap();
+    read_answer(&mut third, "\r\n\r\n3", Duration::from_secs(2)).await.expect("served in place of an idle one");
+    assert!(read_to_close(&mut first, Duration::from_secs(2)).await.is_some(), "its longest-idle one was closed");
+
+    // Both of the peer's connections at work: a third is closed unserved.
+    let mut busy = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(b"POST /long HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+        busy.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut refused = TcpStream::connect(server.addr).await.unwrap();
+    let _ = refused.write_all(echo("x").as_bytes()).await;
+    let answer = read_to_close(&mut refused, Duration::from_secs(2)).await.expect("closed");
+    assert!(answer.is_empty(), "{answer}");
+    for stream in &mut busy {
+        read_answer(stream, "done", Duration::from_secs(5)).await.expect("the peer's requests at work finish");
+    }
+}
+
+/// With three quarters of the slots taken, a new connection has the short head deadline.
+#[tokio::test]
+async fn under_pressure_a_head_must_come_sooner() {
+    let limits = Limits {
+        max_connections: 4,
+        max_connections_per_peer: 4,
+        pressure_header_read_timeout: Duration::from_millis(200),
+        ..PATIENT
+    };
+    let server = start_with(limits).await;
+    let mut early = Vec::new();
+    for _ in 0..3 {
+        early.push(TcpStream::connect(server.addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut late = TcpStream::connect(server.addr).await.unwrap();
+    let started = Instant::now();
+    assert!(read_to_close(&mut late, Duration::from_secs(2)).await.is_some(), "the late silent one was closed");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    for stream in &mut early {
+        assert!(
+            read_to_close(stream, Duration::from_millis(100)).await.is_none(),
+            "the early ones keep the long deadline"
+        );
+    }
 }
 
 #[tokio::test]
@@ -251,5 +344,9 @@ fn settings_are_checked() {
     assert!(bad.check().unwrap_err().contains("http.idle_timeout_secs"));
     let bad = HttpConfig { max_connections: 0, ..HttpConfig::default() };
     assert!(bad.check().unwrap_err().contains("http.max_connections"));
+    let bad = HttpConfig { pressure_header_read_timeout_secs: 0, ..HttpConfig::default() };
+    assert!(bad.check().unwrap_err().contains("http.pressure_header_read_timeout_secs"));
+    let short = HttpConfig { header_read_timeout_secs: 2, ..HttpConfig::default() };
+    assert_eq!(short.limits().pressure_header_read_timeout, Duration::from_secs(2), "never past the usual deadline");
     assert_eq!(Limits::default().request_timeout, Duration::from_secs(60));
 }

@@ -152,6 +152,9 @@ async fn serve(
     parts: axum::http::request::Parts,
     body: Body,
 ) -> Result<Reply, AwsError> {
+    // What the headers claim is checked before a byte of the body is read: a request that is not
+    // signed, or signed by no key of the lake's, costs no body.
+    let claimed = claim(lake, protocol, &parts)?;
     // Bounded before it is buffered: by the declared length, then while reading.
     let body =
         http_serve::read_body(&parts.headers, body, lake.config.max_body_bytes).await.map_err(|err| match err {
@@ -159,8 +162,7 @@ async fn serve(
             BodyError::TimedOut(timeout) => AwsError::with_status(408, "RequestTimeout", timeout.to_string()),
             BodyError::Incomplete(_) => AwsError::client("IncompleteBody", "The request body could not be read."),
         })?;
-
-    let (caller, service) = authenticate(lake, protocol, &parts, &body)?;
+    let (caller, service) = verify(lake, claimed, &parts, &body)?;
     let Some(protocol) = protocol else {
         return Err(AwsError::with_status(
             404,
@@ -232,13 +234,34 @@ fn parse_json_object(body: &[u8]) -> Result<serde_json::Map<String, serde_json::
     }
 }
 
-/// Verifies SigV4 and resolves the caller.
-fn authenticate(
+/// A request's signature as its headers state it, with the key that must have made it: checked
+/// before the body is read ([`claim`]), verified over the body after ([`verify`]).
+struct Claimed<'a> {
+    auth: sigv4::Authorization<'a>,
+    amz_date: &'a str,
+    key: [u8; 32],
+    session: Option<crate::store::model::Session>,
+    query_protocol: bool,
+    now: i64,
+}
+
+/// Headers that choose what a request does: each must be signed when it is sent (AWS's rule for
+/// `x-amz-*`; `X-Amz-Target` picks the operation and `Content-Type` the protocol).
+fn steers(name: &str) -> bool {
+    name.starts_with("x-amz-") || name == "content-type"
+}
+
+/// The payload hashes a client may claim without hashing the body, which these services refuse.
+const UNHASHED_PAYLOADS: [&str; 2] = ["UNSIGNED-PAYLOAD", "STREAMING-"];
+
+/// Checks everything of a request's signature that its headers hold: the `Authorization` header's
+/// form, the key, the scope, the date, that every header steering the request is signed, and that
+/// the payload is claimed as its hash.
+fn claim<'a>(
     lake: &Lake,
     protocol: Option<Protocol>,
-    parts: &axum::http::request::Parts,
-    body: &[u8],
-) -> Result<(Caller, String), AwsError> {
+    parts: &'a axum::http::request::Parts,
+) -> Result<Claimed<'a>, AwsError> {
     let query_protocol = protocol == Some(Protocol::Query);
     let Some(header) = parts.headers.get(header::AUTHORIZATION) else {
         let code = if query_protocol { "MissingAuthenticationToken" } else { "MissingAuthenticationTokenException" };
@@ -254,17 +277,7 @@ fn authenticate(
         sigv4::SigError::Malformed(m) => incomplete(m),
         _ => incomplete("The Authorization header is not a SigV4 signature.".into()),
     })?;
-    let invalid_token = || {
-        if query_protocol {
-            AwsError::with_status(403, "InvalidClientTokenId", "The security token included in the request is invalid.")
-        } else {
-            AwsError::with_status(
-                400,
-                "UnrecognizedClientException",
-                "The security token included in the request is invalid.",
-            )
-        }
-    };
+    let invalid_token = || invalid_token(query_protocol);
     let session = if lake.identity.knows(auth.access_key_id) {
         None
     } else {
@@ -273,13 +286,7 @@ fn authenticate(
             None => return Err(invalid_token()),
         }
     };
-    let signature_error = |m: String| {
-        if query_protocol {
-            AwsError::with_status(403, "SignatureDoesNotMatch", m)
-        } else {
-            AwsError::with_status(400, "InvalidSignatureException", m)
-        }
-    };
+    let signature_error = |m: String| signature_error(query_protocol, m);
     if let Some(protocol) = protocol
         && !protocol.service().contains(&auth.service)
     {
@@ -302,13 +309,85 @@ fn authenticate(
     }
     let now = audit_event::EventTime::now().unix_seconds();
     let skew = lake.config.max_clock_skew.as_secs() as i64;
-    if (now - signed_at).abs() > skew {
+    if now - signed_at > skew {
         return Err(signature_error(format!(
             "Signature expired: {amz_date} is now earlier than {} ({} - {} min.)",
             sigv4_time(now - skew),
             sigv4_time(now),
             skew / 60
         )));
+    }
+    if signed_at - now > skew {
+        return Err(signature_error(format!(
+            "Signature not yet current: {amz_date} is still later than {} ({} + {} min.)",
+            sigv4_time(now + skew),
+            sigv4_time(now),
+            skew / 60
+        )));
+    }
+    for name in parts.headers.keys().map(|n| n.as_str()).filter(|n| steers(n)) {
+        if !auth.signed_headers.contains(&name) {
+            return Err(incomplete(format!(
+                "The '{name}' header must be signed: list it in SignedHeaders, or do not send it."
+            )));
+        }
+    }
+    if let Some(claimed) = parts.headers.get("x-amz-content-sha256") {
+        let claimed = claimed.to_str().unwrap_or("");
+        if UNHASHED_PAYLOADS.iter().any(|p| claimed.starts_with(p)) {
+            return Err(incomplete(format!(
+                "x-amz-content-sha256 is {claimed:?}; {} signs its payload: send the hex SHA-256 of the body, or leave the header out.",
+                auth.service
+            )));
+        }
+    }
+    let key = match &session {
+        Some(session) => sigv4::signing_key(&session.secret_access_key, auth.date, auth.region, auth.service),
+        None => lake
+            .identity
+            .signing_key(auth.access_key_id, auth.date, auth.region, auth.service)
+            .ok_or_else(AwsError::internal)?,
+    };
+    Ok(Claimed { auth, amz_date, key, session, query_protocol, now })
+}
+
+fn invalid_token(query_protocol: bool) -> AwsError {
+    if query_protocol {
+        AwsError::with_status(403, "InvalidClientTokenId", "The security token included in the request is invalid.")
+    } else {
+        AwsError::with_status(
+            400,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        )
+    }
+}
+
+fn signature_error(query_protocol: bool, message: String) -> AwsError {
+    if query_protocol {
+        AwsError::with_status(403, "SignatureDoesNotMatch", message)
+    } else {
+        AwsError::with_status(400, "InvalidSignatureException", message)
+    }
+}
+
+/// Verifies the claimed signature over the request with its body, and resolves the caller.
+fn verify(
+    lake: &Lake,
+    claimed: Claimed<'_>,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+) -> Result<(Caller, String), AwsError> {
+    let Claimed { auth, amz_date, key, session, query_protocol, now } = claimed;
+    // The payload hash is always the body's own: a claimed one must be it.
+    if let Some(claimed) = parts.headers.get("x-amz-content-sha256") {
+        let computed = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body));
+        if !claimed.to_str().unwrap_or("").eq_ignore_ascii_case(&computed) {
+            return Err(AwsError::client(
+                "XAmzContentSHA256Mismatch",
+                "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            ));
+        }
     }
     let headers: Vec<(String, String)> = parts
         .headers
@@ -322,16 +401,13 @@ fn authenticate(
         headers: &headers,
         body,
     };
-    let key = match &session {
-        Some(session) => sigv4::signing_key(&session.secret_access_key, auth.date, auth.region, auth.service),
-        None => lake
-            .identity
-            .signing_key(auth.access_key_id, auth.date, auth.region, auth.service)
-            .ok_or_else(AwsError::internal)?,
-    };
     sigv4::verify(&signable, &auth, amz_date, &key).map_err(|e| match e {
-        sigv4::SigError::Malformed(m) => incomplete(m),
+        sigv4::SigError::Malformed(m) => AwsError::client(
+            if query_protocol { "IncompleteSignature" } else { "IncompleteSignatureException" },
+            m,
+        ),
         _ => signature_error(
+            query_protocol,
             "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.".into(),
         ),
     })?;
@@ -340,14 +416,14 @@ fn authenticate(
     let Some(session) = session else {
         // A long-term key never carries a session token.
         if token.is_some() {
-            return Err(invalid_token());
+            return Err(invalid_token(query_protocol));
         }
         let caller = lake.identity.caller(auth.access_key_id, auth.region).ok_or_else(AwsError::internal)?;
         return Ok((caller, service));
     };
     let presented = token.map(|t| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(t.as_bytes())));
     if presented.as_deref() != Some(session.token_sha256.as_str()) {
-        return Err(invalid_token());
+        return Err(invalid_token(query_protocol));
     }
     if now >= session.expires {
         return Err(AwsError::client("ExpiredTokenException", "The security token included in the request is expired"));

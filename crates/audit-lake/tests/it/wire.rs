@@ -112,6 +112,21 @@ async fn authentication_failures() {
     assert!(r.header("x-amzn-requestid").is_some_and(|id| id.len() == 36));
     assert_eq!(r.header("content-type"), Some("application/x-amz-json-1.1"));
 
+    // Unsigned, with a body declared and never sent: answered from the head, at once (the body
+    // would be waited for until the request timeout otherwise).
+    let mut stream = tokio::net::TcpStream::connect(&host).await.unwrap();
+    stream
+        .write_all(format!("POST /PutAuditEvents?channelArn=x HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = vec![0; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .expect("answered without the body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+
     for garbage in ["Bearer abc", "AWS4-HMAC-SHA256", "AWS4-HMAC-SHA256 Credential=x", "AWS4-HMAC-SHA256 Credential=é"]
     {
         let mut headers = cloudtrail("ListChannels", "application/x-amz-json-1.1");
@@ -162,6 +177,9 @@ async fn authentication_failures() {
     )
     .await;
     assert_eq!(r.json()["__type"], "InvalidSignatureException");
+    // A date in the future is later than the window, not earlier.
+    let message = r.json()["message"].as_str().unwrap().to_owned();
+    assert!(message.starts_with("Signature not yet current") && message.contains("is still later than"), "{message}");
 
     // Signed for the wrong service.
     let r = send_raw(
@@ -267,18 +285,45 @@ async fn assert_still_serving(endpoint: &str) {
 async fn oversized_bodies_are_refused_before_buffering() {
     let lake = TestLake::start().await;
     let host = lake.endpoint.trim_start_matches("http://").to_owned();
-    // Declares 3 MB, sends none of it: the answer comes from the header alone.
-    let head = format!(
-        "POST /PutAuditEvents?channelArn=x HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: 3000000\r\nConnection: close\r\n\r\n"
+    // Declares 3 MB, sends none of it: the answer comes from the head alone. Unsigned, it is
+    // refused for that before anything else.
+    let head = |auth: &[(String, String)]| {
+        let mut head = format!(
+            "POST /PutAuditEvents?channelArn=x HTTP/1.1\r\nHost: {host}\r\nContent-Length: 3000000\r\nConnection: close\r\n"
+        );
+        for (k, v) in auth {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head + "\r\n"
+    };
+    let r = send_raw(&lake.endpoint, head(&[("Content-Type".into(), "application/json".into())]).as_bytes()).await;
+    assert_eq!((r.status, r.header("x-amzn-errortype")), (403, Some("MissingAuthenticationTokenException")));
+    // Signed (over another body: the signature cannot be checked before the body is read).
+    let signed = signed_headers(
+        &lake.endpoint,
+        "cloudtrail-data",
+        "/PutAuditEvents",
+        vec![("Content-Type".into(), "application/json".into())],
+        &[],
+        b"{}",
     );
-    let r = send_raw(&lake.endpoint, head.as_bytes()).await;
+    let r = send_raw(&lake.endpoint, head(&signed).as_bytes()).await;
     assert_eq!((r.status, r.header("x-amzn-errortype")), (413, Some("RequestEntityTooLargeException")));
     // Chunked, without a length: cut off at the limit while reading.
     let chunk = vec![b'x'; 1 << 20];
-    let mut raw = format!(
-        "POST / HTTP/1.1\r\nHost: {host}\r\nX-Amz-Target: com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.ListChannels\r\nContent-Type: application/x-amz-json-1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-    )
-    .into_bytes();
+    let mut raw = format!("POST / HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n");
+    let signed = signed_headers(
+        &lake.endpoint,
+        "cloudtrail",
+        "/",
+        cloudtrail("ListChannels", "application/x-amz-json-1.1"),
+        &[],
+        b"{}",
+    );
+    for (k, v) in &signed {
+        raw.push_str(&format!("{k}: {v}\r\n"));
+    }
+    let mut raw = (raw + "\r\n").into_bytes();
     for _ in 0..3 {
         raw.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
         raw.extend_from_slice(&chunk);
@@ -298,6 +343,7 @@ async fn slow_and_silent_clients_are_cut_off_and_the_lake_keeps_serving() {
             request_timeout_secs: 2,
             idle_timeout_secs: 3,
             max_connections: 64,
+            ..http_serve::HttpConfig::default()
         };
     })
     .await;
@@ -306,14 +352,20 @@ async fn slow_and_silent_clients_are_cut_off_and_the_lake_keeps_serving() {
     // Slow-loris: a head never finished.
     let mut loris = tokio::net::TcpStream::connect(&addr).await.unwrap();
     loris.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: CloudTrail_20131101.ListChannels\r\n").await.unwrap();
-    // A body dribbled: 10 of 1000 bytes, then nothing.
+    // A body dribbled: 10 of 1000 bytes, then nothing (signed: an unsigned one is answered at once).
     let mut dribble = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    dribble
-        .write_all(
-            b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: CloudTrail_20131101.ListChannels\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: 1000\r\n\r\n0123456789",
-        )
-        .await
-        .unwrap();
+    let mut head = format!("POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 1000\r\n");
+    for (k, v) in signed_headers(
+        &lake.endpoint,
+        "cloudtrail",
+        "/",
+        cloudtrail("ListChannels", "application/x-amz-json-1.1"),
+        &[],
+        b"{}",
+    ) {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    dribble.write_all(format!("{head}\r\n0123456789").as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     let closed = tokio::time::timeout(std::time::Duration::from_secs(5), loris.read_to_end(&mut buf)).await;
     assert!(closed.is_ok(), "the slow-loris connection stayed open");
@@ -360,4 +412,111 @@ proptest! {
             let _ = lake.stop().await;
         });
     }
+}
+
+/// Headers with an `Authorization` signed (as the customer, for `service`) over `body`, `headers`
+/// and `Host`, of which only those named in `unsigned` are left out of `SignedHeaders`.
+fn signed_headers(
+    endpoint: &str,
+    service: &str,
+    path: &str,
+    mut headers: Vec<(String, String)>,
+    unsigned: &[&str],
+    body: &[u8],
+) -> Vec<(String, String)> {
+    let amz_date = amz_now(0);
+    headers.push(("X-Amz-Date".into(), amz_date.clone()));
+    let mut all = headers.clone();
+    all.push(("Host".into(), endpoint.trim_start_matches("http://").to_owned()));
+    let mut names: Vec<String> = all
+        .iter()
+        .map(|(k, _)| k.to_ascii_lowercase())
+        .filter(|k| !unsigned.iter().any(|u| u.eq_ignore_ascii_case(k)))
+        .collect();
+    names.sort();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let signable = sigv4::Signable { method: "POST", path, query: "", headers: &all, body };
+    let auth = sigv4::authorization_header(
+        &signable,
+        CUSTOMER_ACCESS_KEY_ID,
+        CUSTOMER_SECRET_ACCESS_KEY,
+        &amz_date,
+        "us-east-1",
+        service,
+        &names,
+    )
+    .unwrap();
+    headers.push(("Authorization".into(), auth));
+    headers
+}
+
+fn sha256_hex(body: &[u8]) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body))
+}
+
+/// A signature covers the body and every header that steers the request: a signed request resent
+/// with another body, a payload left unsigned, or an `X-Amz-Target`, `Content-Type` or `x-amz-*`
+/// header added after signing is refused, and nothing happens.
+#[tokio::test]
+async fn a_signature_covers_the_body_and_the_headers_that_steer_the_request() {
+    let lake = TestLake::start().await;
+    let host = lake.endpoint.trim_start_matches("http://").to_owned();
+    let form = || vec![("Content-Type".to_owned(), "application/x-www-form-urlencoded; charset=utf-8".to_owned())];
+
+    // A harmless call, signed with its content hash, resent with a CreateRole body.
+    let list = b"Action=ListRoles&Version=2010-05-08".to_vec();
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999999999999:root"},"Action":"sts:AssumeRole"}]}"#;
+    let create = format!(
+        "Action=CreateRole&Version=2010-05-08&RoleName=Smuggled&AssumeRolePolicyDocument={}",
+        percent_encoding::utf8_percent_encode(trust, percent_encoding::NON_ALPHANUMERIC)
+    )
+    .into_bytes();
+    let mut headers = form();
+    headers.push(("X-Amz-Content-Sha256".into(), sha256_hex(&list)));
+    let headers = signed_headers(&lake.endpoint, "iam", "/", headers, &[], &list);
+    let r = send_raw(&lake.endpoint, &request("POST", &host, "/", &headers, &list)).await;
+    assert_eq!(r.status, 200, "the request as signed works: {}", r.body);
+    let r = send_raw(&lake.endpoint, &request("POST", &host, "/", &headers, &create)).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("<Code>XAmzContentSHA256Mismatch</Code>"), "{}", r.body);
+
+    // UNSIGNED-PAYLOAD: the body is not covered, so it is not accepted.
+    let mut headers = form();
+    headers.push(("X-Amz-Content-Sha256".into(), "UNSIGNED-PAYLOAD".into()));
+    let headers = signed_headers(&lake.endpoint, "iam", "/", headers, &[], &create);
+    let r = send_raw(&lake.endpoint, &request("POST", &host, "/", &headers, &create)).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("<Code>IncompleteSignature</Code>") && r.body.contains("UNSIGNED-PAYLOAD"), "{}", r.body);
+
+    // Without the header, the body's own hash is what the signature covers (as every SDK signs).
+    let headers = signed_headers(&lake.endpoint, "iam", "/", form(), &[], &list);
+    let r = send_raw(&lake.endpoint, &request("POST", &host, "/", &headers, &create)).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("<Code>SignatureDoesNotMatch</Code>"), "{}", r.body);
+
+    // Headers that steer a request must be signed.
+    let body = br#"{"RoleName":"x"}"#.to_vec();
+    for unsigned in ["X-Amz-Target", "Content-Type"] {
+        let headers = signed_headers(
+            &lake.endpoint,
+            "cloudtrail",
+            "/",
+            cloudtrail("ListChannels", "application/x-amz-json-1.1"),
+            &[unsigned],
+            &body,
+        );
+        let r = send_raw(&lake.endpoint, &request("POST", &host, "/", &headers, &body)).await;
+        assert_eq!(r.status, 400, "{unsigned}: {}", r.body);
+        assert!(r.json()["message"].as_str().unwrap().contains(&unsigned.to_ascii_lowercase()), "{}", r.body);
+    }
+    let mut headers = cloudtrail("ListChannels", "application/x-amz-json-1.1");
+    headers.push(("X-Amz-Meta-Note".into(), "added later".into()));
+    let headers = signed_headers(&lake.endpoint, "cloudtrail", "/", headers, &["x-amz-meta-note"], &body);
+    let r = send_raw(&lake.endpoint, &request("POST", &host, "/", &headers, &body)).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("x-amz-meta-note"), "{}", r.body);
+
+    // Nothing of the above made a role.
+    let roles = lake.iam(crate::support::Who::Customer).list_roles().send().await.unwrap();
+    assert!(roles.roles().iter().all(|r| r.role_name() != "Smuggled"), "{roles:?}");
 }

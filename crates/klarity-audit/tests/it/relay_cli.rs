@@ -194,3 +194,50 @@ fn http_get(address: &str, path: &str) -> (u16, String) {
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
     (head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0), body.to_owned())
 }
+
+/// 1,100 connections that send nothing, from one client, against the relay and the lake as they
+/// ship (1,024 slots): neither is taken down. A health check from the same address is answered at
+/// once (the idle connections make room), and so is a signed lake request.
+#[test]
+fn idle_connections_cannot_take_every_slot() {
+    use std::{
+        net::TcpStream,
+        time::{Duration, Instant},
+    };
+    let dir = Dir::new();
+    let lake = crate::support::LakeProcess::start(&dir.path().join("lake"));
+    let relay = RelayProcess::start_with(&dir.path().join("relay"), &lake.endpoint, &[]);
+    let lake_address = lake.endpoint.trim_start_matches("http://").to_owned();
+    for address in [&relay.address, &lake_address] {
+        let mut idle = Vec::new();
+        for _ in 0..1100 {
+            match TcpStream::connect(address) {
+                Ok(stream) => idle.push(stream),
+                Err(err) => panic!("connecting: {err}"),
+            }
+        }
+        let started = Instant::now();
+        let (status, body) = http_get_within(address, "/healthz", Duration::from_secs(5));
+        if address == &relay.address {
+            assert_eq!((status, body.as_str()), (200, "ok"));
+        } else {
+            // The lake answers an unsigned request with its AWS-shaped refusal: it was served.
+            assert_eq!(status, 403, "{body}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{address}: {:?}", started.elapsed());
+        drop(idle);
+    }
+    let (status, body) = crate::support::lake_call(&lake.endpoint, "cloudtrail", "ListEventDataStores", "{}");
+    assert_eq!(status, 200, "{body}");
+}
+
+fn http_get_within(address: &str, path: &str, within: std::time::Duration) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(within)).unwrap();
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+    let mut raw = String::new();
+    let _ = stream.read_to_string(&mut raw);
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    (head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0), body.to_owned())
+}
