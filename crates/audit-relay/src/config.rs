@@ -104,6 +104,14 @@ impl RelayConfig {
         if self.max_body_bytes < 1024 {
             return Err("max_body_bytes must be at least 1024".into());
         }
+        let least = (16u64 << 20).max(4 * self.max_body_bytes as u64);
+        if self.spool_max_bytes < least {
+            return Err(format!(
+                "spool_max_bytes ({}) must be at least {least}: 16 MiB, and four of the largest requests \
+                 (max_body_bytes = {}), or a full request could never be taken",
+                self.spool_max_bytes, self.max_body_bytes
+            ));
+        }
         if !self.endpoint_url.is_empty()
             && !self.endpoint_url.starts_with("http://")
             && !self.endpoint_url.starts_with("https://")
@@ -140,5 +148,19 @@ impl RelayConfig {
             concurrency: self.delivery_concurrency,
             reconcile: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spool_bound_that_cannot_take_a_full_request_is_refused() {
+        let config = RelayConfig { spool_max_bytes: 8 << 20, ..RelayConfig::default() };
+        let err = config.validate().unwrap_err();
+        assert!(err.starts_with("spool_max_bytes (8388608) must be at least 20971520"), "{err}");
+        let config = RelayConfig { spool_max_bytes: 32 << 20, ..RelayConfig::default() };
+        assert_eq!(config.validate(), Ok(()));
     }
 }

@@ -225,6 +225,27 @@ impl LogWriter {
         self.closed_bytes + self.file.as_ref().map_or(0, |open| open.allocated)
     }
 
+    /// Bytes of the log's frames: the closed segments, and the open one up to its last frame (its
+    /// preallocated space, at most a block, left out).
+    pub fn written_bytes(&self) -> u64 {
+        self.closed_bytes + self.file.as_ref().map_or(0, |open| open.len)
+    }
+
+    /// Deletes every segment, the open one too, for when no item of the log is needed any more;
+    /// the next commit begins a new segment. Returns how many went.
+    pub fn clear(&mut self) -> io::Result<usize> {
+        let gone = self.segments.len();
+        self.file = None;
+        for first in self.segments.drain(..) {
+            fs::remove_file(segment_path(&self.dir, first))?;
+        }
+        self.closed_bytes = 0;
+        if gone > 0 {
+            sync_dir(&self.dir)?;
+        }
+        Ok(gone)
+    }
+
     /// Deletes the segments whose every item has a seq at or below `through` (never the open
     /// one). Returns how many went.
     pub fn forget_through(&mut self, through: i64) -> io::Result<usize> {

@@ -55,8 +55,11 @@
 //! # Bounds
 //!
 //! The spool refuses new events ([`SpoolError::Full`]) when the database's pages in use and the
-//! payload log's segments would exceed its limit. Nothing accepted is ever dropped to make room;
-//! delivery frees the payloads.
+//! payload log's frames would exceed its limit, after looking for segments no pending event needs.
+//! Segments are an eighth of the limit (1 to 64 MiB); once nothing is pending, the segment being
+//! written goes too, so a drained spool holds no payload bytes. Nothing accepted is ever dropped to
+//! make room; delivery frees the payloads. (Delivered events' rows stay, as idempotency records,
+//! for `delivered_retention_hours`, and count.)
 
 mod keys;
 #[cfg(test)]
@@ -329,7 +332,11 @@ fn create_or_migrate(conn: &Connection) -> Result<(), SpoolError> {
 impl Spool {
     /// Opens (creating if needed) the spool in `dir`, limited to `max_bytes`, and starts its writer.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Spool, SpoolError> {
-        Spool::open_with(dir, max_bytes, Fingerprint::Keyed(std::hash::RandomState::new()), LogSettings::default())
+        // An eighth of the bound per segment (1 to 64 MiB), so that a spool partly drained gives
+        // space back before it is empty.
+        let settings =
+            LogSettings { segment_bytes: (max_bytes / 8).clamp(1 << 20, log::SEGMENT_BYTES), ..LogSettings::default() };
+        Spool::open_with(dir, max_bytes, Fingerprint::Keyed(std::hash::RandomState::new()), settings)
     }
 
     fn open_with(
@@ -664,7 +671,13 @@ impl PayloadLog {
             }
             tenant = next;
         }
-        let gone = self.writer.forget_through(needed - 1)?;
+        // Nothing pending: the segment being written goes too (a new one begins with the next
+        // commit), so a drained spool holds no payload bytes.
+        let gone = if needed == self.next_seq && self.writer.written_bytes() > 0 {
+            self.writer.clear()?
+        } else {
+            self.writer.forget_through(needed - 1)?
+        };
         if gone > 0 {
             tracing::debug!(segments = gone, "Deleted payload log segments no pending event needs.");
         }
@@ -829,7 +842,19 @@ fn commit(
 ) -> (Vec<JobResult>, HashMap<String, i64>) {
     let mut changes: HashMap<String, i64> = HashMap::new();
     let outcome = (|| -> Result<Vec<JobResult>, SpoolError> {
-        let mut used = used_bytes(conn)? + log.writer.bytes();
+        let mut used = used_bytes(conn)? + log.writer.written_bytes();
+        let incoming: u64 = batch
+            .iter()
+            .map(|job| match job {
+                Job::Append { events, .. } => events.iter().map(|e| e.data.len() as u64 + 200).sum(),
+                _ => 0,
+            })
+            .sum();
+        if used + incoming > max_bytes {
+            // Segments of delivered events may still be there: look before refusing anything.
+            log.sweep(conn)?;
+            used = used_bytes(conn)? + log.writer.written_bytes();
+        }
         let tx = conn.transaction()?;
         let mut results = Vec::with_capacity(batch.len());
         let mut frames = Vec::new();

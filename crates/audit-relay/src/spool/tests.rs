@@ -378,3 +378,42 @@ async fn log_segments_go_once_no_pending_event_needs_them_and_dead_letters_keep_
     assert_eq!(after.len(), 2);
     assert!(after[1].event_data.contains("\"UID\":\"u5\""));
 }
+
+/// A spool that filled up and then drained takes events again, also after a reopen: what it counts
+/// is what pending events hold, not the log segment that was being written when they went.
+#[tokio::test]
+async fn a_drained_spool_takes_events_again_also_after_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let limit = 32 << 20;
+    let spool = Spool::open(dir.path(), limit).unwrap();
+    let padded = |i: usize| NewEvent {
+        event_data: format!("{{\"UID\":\"u{i}\",\"padding\":\"{}\"}}", "x".repeat(4000)),
+        ..event("t1", A, &format!("u{i}"))
+    };
+    let mut accepted = 0;
+    loop {
+        match spool.append((accepted..accepted + 100).map(padded).collect()).await {
+            Ok(_) => accepted += 100,
+            Err(SpoolError::Full { .. }) => break,
+            Err(err) => panic!("{err}"),
+        }
+        assert!(accepted < 20_000, "never full");
+    }
+    assert!(accepted > 4000, "refused early, after {accepted} events");
+    // Everything is delivered.
+    loop {
+        let pending = spool.pending("t1", 0, 1000).unwrap();
+        if pending.is_empty() {
+            break;
+        }
+        let outcomes =
+            pending.iter().map(|p| Outcome::Delivered { seq: p.seq, event_id: format!("ev-{}", p.seq) }).collect();
+        spool.settle(outcomes).await.unwrap();
+    }
+    assert_eq!(spool.counts().unwrap().0, 0);
+    spool.append(vec![event("t1", A, "after-drain")]).await.expect("a drained spool takes events");
+    drop(spool);
+    let spool = Spool::open(dir.path(), limit).unwrap();
+    spool.append(vec![event("t1", A, "after-reopen")]).await.expect("and after a reopen");
+    assert_eq!(spool.counts().unwrap().0, 2);
+}
