@@ -3,7 +3,10 @@
 //! A tenant is one customer: its channel (ARN, and the region and account read from it), how the
 //! relay reaches it (a role to assume, or a channel resource policy), the applications enabled for
 //! it, and whether delivery is paused. An app token belongs to one application (event source) and a
-//! set of tenants; only its SHA-256 is stored, so a token is shown once, when issued.
+//! set of tenants; only its SHA-256 is stored (with an id, its first characters to recognise it by,
+//! when it was made, when it expires, when it was revoked and when it was last used), so a token is
+//! shown once, when issued. Every request's token is looked up here, so a token revoked (by any
+//! process sharing the registry) is refused from the next request on.
 
 use std::{
     path::Path,
@@ -117,10 +120,53 @@ impl Grant {
     }
 }
 
+/// An app token as the registry keeps it: everything but the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenRecord {
+    /// Its id (`tok_` and 12 hexadecimal digits), to list and revoke it by.
+    pub id: String,
+    /// Its first characters, to recognise it by (none for tokens issued before they were kept).
+    pub hint: Option<String>,
+    /// What it may do.
+    #[serde(flatten)]
+    pub grant: Grant,
+    /// When it was issued, milliseconds since the epoch (none for tokens issued before this was kept).
+    pub created_ms: Option<i64>,
+    /// When it stops working, if it does.
+    pub expires_ms: Option<i64>,
+    /// When it was revoked, if it was.
+    pub revoked_ms: Option<i64>,
+    /// When it was last presented, to the minute.
+    pub last_used_ms: Option<i64>,
+}
+
+/// What a presented token is worth.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenCheck {
+    /// It works, with this grant.
+    Valid(Grant),
+    /// No token of the registry.
+    Unknown,
+    /// It was revoked at this time.
+    Revoked(i64),
+    /// It expired at this time.
+    Expired(i64),
+}
+
+/// How often a token's last use is written (one write per token per interval at most).
+const LAST_USED_EVERY_MS: i64 = 60_000;
+
+fn now_ms() -> i64 {
+    audit_event::EventTime::now().unix_millis()
+}
+
 /// The registry handle; cheap to clone.
 #[derive(Clone)]
 pub struct Registry {
     conn: Arc<Mutex<Connection>>,
+    /// When each token's last use was last written, by its hash.
+    touched: Arc<Mutex<std::collections::HashMap<String, i64>>>,
 }
 
 /// The registry's database file name.
@@ -141,7 +187,28 @@ impl Registry {
             "CREATE TABLE IF NOT EXISTS tenants (id TEXT PRIMARY KEY, body TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS tokens (sha256 TEXT PRIMARY KEY, body TEXT NOT NULL);",
         )?;
-        Ok(Registry { conn: Arc::new(Mutex::new(conn)) })
+        // Token metadata, added to registries from before it was kept.
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('tokens')")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for (column, kind) in [
+            ("id", "TEXT"),
+            ("hint", "TEXT"),
+            ("created_ms", "INTEGER"),
+            ("expires_ms", "INTEGER"),
+            ("revoked_ms", "INTEGER"),
+            ("last_used_ms", "INTEGER"),
+        ] {
+            if !columns.iter().any(|c| c == column) {
+                conn.execute_batch(&format!("ALTER TABLE tokens ADD COLUMN {column} {kind}"))?;
+            }
+        }
+        conn.execute_batch(
+            "UPDATE tokens SET id = 'tok_' || substr(sha256, 1, 12) WHERE id IS NULL;
+             CREATE UNIQUE INDEX IF NOT EXISTS tokens_id ON tokens (id);",
+        )?;
+        Ok(Registry { conn: Arc::new(Mutex::new(conn)), touched: Arc::default() })
     }
 
     /// Creates or replaces a tenant.
@@ -230,21 +297,111 @@ impl Registry {
 
     /// Issues a token for `grant`; returns the token, which is not stored and cannot be shown again.
     pub fn issue_token(&self, grant: &Grant) -> Result<String, SpoolError> {
-        let token = format!("kat_{}", uuid::Uuid::new_v4().simple()) + &uuid::Uuid::new_v4().simple().to_string();
-        self.conn.lock().expect("registry lock").execute(
-            "INSERT INTO tokens (sha256, body) VALUES (?1, ?2)",
-            params![token_hash(&token), serde_json::to_string(grant).expect("serializable")],
-        )?;
-        Ok(token)
+        Ok(self.issue(grant, None)?.0)
     }
 
-    /// The grant of a presented token, if it is one.
-    pub fn grant(&self, token: &str) -> Result<Option<Grant>, SpoolError> {
+    /// Issues a token for `grant` that stops working at `expires_ms`, if given; returns the token
+    /// (not stored: shown once) and its record.
+    pub fn issue(&self, grant: &Grant, expires_ms: Option<i64>) -> Result<(String, TokenRecord), SpoolError> {
+        let token = format!("kat_{}", uuid::Uuid::new_v4().simple()) + &uuid::Uuid::new_v4().simple().to_string();
+        let hash = token_hash(&token);
+        let record = TokenRecord {
+            id: format!("tok_{}", &hash[..12]),
+            hint: Some(token.chars().take(12).collect()),
+            grant: grant.clone(),
+            created_ms: Some(now_ms()),
+            expires_ms,
+            revoked_ms: None,
+            last_used_ms: None,
+        };
+        self.conn.lock().expect("registry lock").execute(
+            "INSERT INTO tokens (sha256, body, id, hint, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                hash,
+                serde_json::to_string(grant).expect("serializable"),
+                record.id,
+                record.hint,
+                record.created_ms,
+                expires_ms
+            ],
+        )?;
+        Ok((token, record))
+    }
+
+    /// What a presented token is worth now; a valid one's last use is recorded (at most once a
+    /// minute per token).
+    pub fn check_token(&self, token: &str) -> Result<TokenCheck, SpoolError> {
+        self.check_token_at(token, now_ms())
+    }
+
+    pub(crate) fn check_token_at(&self, token: &str, now: i64) -> Result<TokenCheck, SpoolError> {
+        let hash = token_hash(token);
         let conn = self.conn.lock().expect("registry lock");
-        let body: Option<String> = conn
-            .prepare_cached("SELECT body FROM tokens WHERE sha256 = ?1")?
-            .query_row(params![token_hash(token)], |r| r.get(0))
+        let row: Option<(String, Option<i64>, Option<i64>)> = conn
+            .prepare_cached("SELECT body, expires_ms, revoked_ms FROM tokens WHERE sha256 = ?1")?
+            .query_row(params![hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
-        body.map(|b| serde_json::from_str(&b).map_err(|e| SpoolError::Corrupt(format!("token grant: {e}")))).transpose()
+        let Some((body, expires, revoked)) = row else { return Ok(TokenCheck::Unknown) };
+        if let Some(at) = revoked {
+            return Ok(TokenCheck::Revoked(at));
+        }
+        if let Some(at) = expires.filter(|&at| at <= now) {
+            return Ok(TokenCheck::Expired(at));
+        }
+        let grant = serde_json::from_str(&body).map_err(|e| SpoolError::Corrupt(format!("token grant: {e}")))?;
+        let mut touched = self.touched.lock().expect("registry touch lock");
+        if touched.get(&hash).is_none_or(|&at| now - at >= LAST_USED_EVERY_MS) {
+            conn.prepare_cached("UPDATE tokens SET last_used_ms = ?2 WHERE sha256 = ?1")?
+                .execute(params![hash, now])?;
+            touched.insert(hash, now);
+        }
+        Ok(TokenCheck::Valid(grant))
+    }
+
+    /// The grant of a presented token, if it is a valid one.
+    pub fn grant(&self, token: &str) -> Result<Option<Grant>, SpoolError> {
+        Ok(match self.check_token(token)? {
+            TokenCheck::Valid(grant) => Some(grant),
+            _ => None,
+        })
+    }
+
+    /// Every token's record, oldest first.
+    pub fn tokens(&self) -> Result<Vec<TokenRecord>, SpoolError> {
+        let conn = self.conn.lock().expect("registry lock");
+        let mut stmt = conn.prepare(
+            "SELECT id, hint, body, created_ms, expires_ms, revoked_ms, last_used_ms FROM tokens
+             ORDER BY coalesce(created_ms, 0), id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+                [r.get::<_, Option<i64>>(3)?, r.get(4)?, r.get(5)?, r.get(6)?],
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, hint, body, [created_ms, expires_ms, revoked_ms, last_used_ms]) = row?;
+            let grant = serde_json::from_str(&body).map_err(|e| SpoolError::Corrupt(format!("token {id}: {e}")))?;
+            out.push(TokenRecord { id, hint, grant, created_ms, expires_ms, revoked_ms, last_used_ms });
+        }
+        Ok(out)
+    }
+
+    /// Revokes token `id`: refused from the next request on, by every relay of this registry.
+    /// Returns its record, or `None` when there is no such token. Revoking twice keeps the first
+    /// time.
+    pub fn revoke_token(&self, id: &str) -> Result<Option<TokenRecord>, SpoolError> {
+        let changed = self
+            .conn
+            .lock()
+            .expect("registry lock")
+            .execute("UPDATE tokens SET revoked_ms = coalesce(revoked_ms, ?2) WHERE id = ?1", params![id, now_ms()])?;
+        if changed == 0 {
+            return Ok(None);
+        }
+        Ok(self.tokens()?.into_iter().find(|t| t.id == id))
     }
 }

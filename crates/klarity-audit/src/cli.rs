@@ -101,7 +101,7 @@ pub(crate) enum Command {
     #[command(display_order = 5)]
     Tenants(TenantsArgs),
 
-    /// Issue app tokens for the relay's ingest API (shown once; stored hashed).
+    /// Issue, list and revoke app tokens for the relay's ingest API (shown once; stored hashed).
     #[command(
         after_help = "Example:\n  klarity-audit tokens issue --app com.nordcloudapp.com.autobackup --tenants acme,beta --name autobackup-prod"
     )]
@@ -548,7 +548,8 @@ pub(crate) struct TokensArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum TokensCommand {
-    /// Issue a token for one application and a set of tenants.
+    /// Issue a token for one application and a set of tenants. It is printed once; the relay keeps
+    /// only its SHA-256, its id and its first characters.
     Issue {
         /// The application's event source.
         #[arg(long)]
@@ -559,6 +560,25 @@ pub(crate) enum TokensCommand {
         /// A name for people.
         #[arg(long, default_value = "")]
         name: String,
+        /// The token stops working after this long: `90d`, `12h`, `30m` (default: never).
+        #[arg(long, value_name = "DURATION", conflicts_with = "expires_at")]
+        expires_in: Option<String>,
+        /// The token stops working at this time (UTC, e.g. `2027-06-30T00:00:00Z`).
+        #[arg(long, value_name = "TIME")]
+        expires_at: Option<String>,
+    },
+    /// List the tokens: id, first characters, application, tenants, when made, when they expire,
+    /// when last used (to the minute), and whether revoked. Never the tokens themselves.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id (`tokens list` shows it): every relay sharing this registry refuses
+    /// it from its next request on.
+    Revoke {
+        /// The token's id (`tok_…`).
+        id: String,
     },
 }
 

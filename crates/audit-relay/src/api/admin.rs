@@ -152,13 +152,30 @@ pub(super) async fn issue_token(
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
     let body = read_body(&headers, body, MAX_ADMIN_BODY).await?;
-    let grant: Grant = serde_json::from_slice(&body).map_err(|e| {
+    let request: TokenRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
             "MalformedRequest",
-            format!("the body is not a token grant {{name, source, tenants}}: {e}"),
+            format!("the body is not a token grant {{name, source, tenants, expiresAt?}}: {e}"),
         )
     })?;
+    let grant = request.grant;
+    let expires_ms = match request.expires_at.as_deref() {
+        None => None,
+        Some(text) => {
+            let at = audit_event::EventTime::parse(text).map_err(|e| {
+                ApiError::new(StatusCode::BAD_REQUEST, "InvalidGrant", format!("expiresAt {text:?}: {e}"))
+            })?;
+            if at.unix_millis() <= audit_event::EventTime::now().unix_millis() {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidGrant",
+                    format!("expiresAt {text} is past"),
+                ));
+            }
+            Some(at.unix_millis())
+        }
+    };
     if state.catalog.application(&grant.source).is_none() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -169,8 +186,38 @@ pub(super) async fn issue_token(
     if grant.tenants.is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "InvalidGrant", "a token needs tenants (ids, or \"*\")"));
     }
-    let token = state.registry.issue_token(&grant)?;
-    Ok((StatusCode::CREATED, Json(json!({"token": token, "grant": grant}))).into_response())
+    let (token, record) = state.registry.issue(&grant, expires_ms)?;
+    Ok((StatusCode::CREATED, Json(json!({"token": token, "grant": grant, "record": record}))).into_response())
+}
+
+/// A token to issue: its grant, and when it expires, if it does.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct TokenRequest {
+    #[serde(flatten)]
+    grant: Grant,
+    expires_at: Option<String>,
+}
+
+pub(super) async fn list_tokens(
+    State(state): State<Arc<RelayState>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    Ok(Json(json!({"tokens": state.registry.tokens()?})).into_response())
+}
+
+pub(super) async fn revoke_token(
+    State(state): State<Arc<RelayState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let record = state
+        .registry
+        .revoke_token(&id)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "TokenNotFound", format!("there is no token {id:?}")))?;
+    Ok(Json(json!(record)).into_response())
 }
 
 pub(super) async fn dead_letters(

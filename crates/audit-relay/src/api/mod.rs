@@ -36,7 +36,7 @@ use serde_json::{Value, json, value::RawValue};
 use crate::{
     error::SpoolError,
     metrics::Metrics,
-    registry::{Grant, Registry, Tenant},
+    registry::{Grant, Registry, Tenant, TokenCheck},
     spool::{NewEvent, Spool, State as EventState},
 };
 
@@ -76,7 +76,8 @@ pub fn router(state: Arc<RelayState>) -> Router {
         .route("/v1/admin/tenants/{tenant}/resume", post(admin::resume_tenant))
         .route("/v1/admin/tenants/{tenant}/dead-letters", get(admin::dead_letters))
         .route("/v1/admin/tenants/{tenant}/dead-letters/replay", post(admin::replay))
-        .route("/v1/admin/tokens", post(admin::issue_token))
+        .route("/v1/admin/tokens", get(admin::list_tokens).post(admin::issue_token))
+        .route("/v1/admin/tokens/{id}", axum::routing::delete(admin::revoke_token))
         .with_state(state)
 }
 
@@ -151,20 +152,24 @@ fn authorize(state: &RelayState, headers: &HeaderMap, tenant_id: &str) -> Result
                 "send an app token as 'Authorization: Bearer <token>'",
             )
         })?;
-    let grant = state
-        .registry
-        .grant(token.trim())?
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", "the token is not valid"))?;
-    let tenant = state.registry.tenant(tenant_id)?.ok_or_else(|| {
-        ApiError::new(StatusCode::NOT_FOUND, "TenantNotFound", format!("there is no tenant {tenant_id:?}"))
-    })?;
-    if !grant.covers(&tenant.id) {
+    let unauthorized = |message: String| ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", message);
+    let grant = match state.registry.check_token(token.trim())? {
+        TokenCheck::Valid(grant) => grant,
+        TokenCheck::Unknown => return Err(unauthorized("the token is not valid".into())),
+        TokenCheck::Revoked(at) => return Err(unauthorized(format!("the token was revoked at {}", time(at)))),
+        TokenCheck::Expired(at) => return Err(unauthorized(format!("the token expired at {}", time(at)))),
+    };
+    // Whether another tenant exists is none of this token's business: the same answer either way.
+    if !grant.covers(tenant_id) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "Forbidden",
-            format!("this token may not publish into tenant {}", tenant.id),
+            format!("this token may not publish into tenant {tenant_id:?}"),
         ));
     }
+    let tenant = state.registry.tenant(tenant_id)?.ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "TenantNotFound", format!("there is no tenant {tenant_id:?}"))
+    })?;
     if !tenant.applications.contains(&grant.source) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -390,6 +395,11 @@ fn splice(object: &str, first: Option<(&str, &str)>, second: Option<(&str, &str)
     out.push_str(separator);
     out.push_str(rest);
     out
+}
+
+/// A time in milliseconds since the epoch, as RFC 3339 UTC.
+pub(super) fn time(ms: i64) -> String {
+    audit_event::EventTime::from_unix(ms.div_euclid(1000), 0).to_string()
 }
 
 fn state_name(state: EventState) -> &'static str {

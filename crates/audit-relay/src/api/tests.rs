@@ -122,6 +122,8 @@ async fn tokens_are_bound_to_one_application_and_their_tenants() {
         (Some("kat_forged"), "t1", StatusCode::UNAUTHORIZED),
         (Some(s.backup.as_str()), "nope", StatusCode::NOT_FOUND),
         (Some(s.backup_t1.as_str()), "t2", StatusCode::FORBIDDEN),
+        // A tenant the token does not cover gets the same answer whether it exists or not.
+        (Some(s.backup_t1.as_str()), "nope", StatusCode::FORBIDDEN),
         (Some(s.maestro.as_str()), "t2", StatusCode::FORBIDDEN),
     ] {
         let (status, headers, body) =
@@ -385,14 +387,16 @@ async fn the_openapi_document_describes_every_route() {
         ("post", "/v1/admin/tenants/{tenant}/resume"),
         ("get", "/v1/admin/tenants/{tenant}/dead-letters"),
         ("post", "/v1/admin/tenants/{tenant}/dead-letters/replay"),
+        ("get", "/v1/admin/tokens"),
         ("post", "/v1/admin/tokens"),
+        ("delete", "/v1/admin/tokens/{id}"),
     ];
     let documented: usize = doc["paths"].as_object().unwrap().values().map(|ops| ops.as_object().unwrap().len()).sum();
     assert_eq!(documented, routes.len(), "every documented operation is a route");
     for (method, path) in routes {
         assert!(doc["paths"][path][method].is_object(), "{method} {path} is not documented");
         // And the route exists: it does not answer 404/405 for lack of a handler.
-        let uri = path.replace("{tenant}", "t1").replace("{uid}", "u");
+        let uri = path.replace("{tenant}", "t1").replace("{uid}", "u").replace("{id}", "tok_0");
         let response = router(s.state.clone())
             .oneshot(Request::builder().method(method.to_uppercase().as_str()).uri(uri).body(Body::empty()).unwrap())
             .await
@@ -451,4 +455,76 @@ async fn a_lone_surrogate_escape_is_refused() {
     assert_eq!(error["rule"], "lone_surrogate");
     assert_eq!(error["code"], "InvalidData");
     assert_eq!(s.state.spool.depth().get("t1").copied().unwrap_or(0), 0, "nothing was stored");
+}
+
+/// Tokens are listed (never shown), revoked and expire over the admin API; a revoked or expired
+/// token is refused from its next request on, with the reason.
+#[tokio::test]
+async fn tokens_are_listed_revoked_and_expire() {
+    let s = setup(1 << 30);
+    let admin = Some(ADMIN);
+    let (status, _, body) = call(&s, "GET", "/v1/admin/tokens", admin, "").await;
+    assert_eq!(status, StatusCode::OK);
+    let tokens = body["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 3);
+    let listed = body.to_string();
+    for token in [&s.backup, &s.maestro, &s.backup_t1] {
+        assert!(!listed.contains(token.as_str()), "a listing never shows a token");
+    }
+    let record = tokens.iter().find(|t| t["name"] == "backup-t1").unwrap();
+    assert_eq!(record["hint"], s.backup_t1[..12]);
+    assert!(record["createdMs"].as_i64().is_some() && record["revokedMs"].is_null());
+    let id = record["id"].as_str().unwrap().to_owned();
+
+    let event = backup_event(Some("0190a6b4-2222-7a3f-9d2b-00000000a001"));
+    assert_eq!(post(&s, "t1", &s.backup_t1, &event).await.0, StatusCode::ACCEPTED);
+    let (status, _, body) = call(&s, "DELETE", &format!("/v1/admin/tokens/{id}"), admin, "").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["revokedMs"].as_i64().is_some());
+    let (status, body) = post(&s, "t1", &s.backup_t1, &event).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("the token was revoked at "), "{body}");
+    assert_eq!(call(&s, "DELETE", "/v1/admin/tokens/tok_000000000000", admin, "").await.0, StatusCode::NOT_FOUND);
+    // The other tokens still work.
+    assert_eq!(
+        post(&s, "t1", &s.backup, &backup_event(Some("0190a6b4-2222-7a3f-9d2b-00000000a002"))).await.0,
+        StatusCode::ACCEPTED
+    );
+
+    // An expiring token works until its time.
+    let grant = json!({"name": "short", "source": BACKUP, "tenants": ["t1"], "expiresAt": "2099-01-01T00:00:00Z"});
+    let (status, _, body) = call(&s, "POST", "/v1/admin/tokens", admin, &grant.to_string()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+    assert_eq!(body["record"]["expiresMs"], 4_070_908_800_000i64);
+    assert_eq!(
+        post(&s, "t1", &token, &backup_event(Some("0190a6b4-2222-7a3f-9d2b-00000000a003"))).await.0,
+        StatusCode::ACCEPTED
+    );
+    let past = json!({"name": "past", "source": BACKUP, "tenants": ["t1"], "expiresAt": "2020-01-01T00:00:00Z"});
+    let (status, _, body) = call(&s, "POST", "/v1/admin/tokens", admin, &past.to_string()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    match s.state.registry.check_token_at(&token, 4_070_908_800_000).unwrap() {
+        crate::registry::TokenCheck::Expired(at) => assert_eq!(at, 4_070_908_800_000),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A token's last use is written at most once a minute: a busy token costs no write per request.
+#[test]
+fn a_token_s_last_use_is_written_at_most_once_a_minute() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    let grant = Grant { name: "n".into(), source: BACKUP.into(), tenants: vec!["*".into()] };
+    let token = registry.issue_token(&grant).unwrap();
+    let last_used = || registry.tokens().unwrap()[0].last_used_ms;
+    assert_eq!(last_used(), None);
+    let t0 = 1_800_000_000_000;
+    for (at, written) in
+        [(t0, t0), (t0 + 1_000, t0), (t0 + 59_999, t0), (t0 + 60_000, t0 + 60_000), (t0 + 61_000, t0 + 60_000)]
+    {
+        assert!(matches!(registry.check_token_at(&token, at).unwrap(), crate::registry::TokenCheck::Valid(_)));
+        assert_eq!(last_used(), Some(written), "at {at}");
+    }
+    assert_eq!(registry.check_token_at("kat_other", t0).unwrap(), crate::registry::TokenCheck::Unknown);
 }

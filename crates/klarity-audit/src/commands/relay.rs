@@ -183,8 +183,9 @@ pub(crate) fn tokens(args: &TokensArgs) -> anyhow::Result<ExitCode> {
     let dir = data_dir(args.data_dir.as_ref())?;
     let registry =
         Registry::open(&dir).with_context(|| format!("opening the relay's registry in {}", dir.display()))?;
+    let mut out = std::io::stdout().lock();
     match &args.command {
-        TokensCommand::Issue { app, tenants, name } => {
+        TokensCommand::Issue { app, tenants, name, expires_in, expires_at } => {
             let tenants: Vec<String> =
                 tenants.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
             if tenants.is_empty() {
@@ -195,12 +196,92 @@ pub(crate) fn tokens(args: &TokensArgs) -> anyhow::Result<ExitCode> {
                     bail!("there is no tenant {t:?} (see `klarity-audit tenants list`)");
                 }
             }
+            let now = audit_event::EventTime::now().unix_millis();
+            let expires_ms = match (expires_in, expires_at) {
+                (Some(text), _) => Some(now + duration_ms(text)?),
+                (None, Some(text)) => {
+                    let at = audit_event::EventTime::parse(text)
+                        .map_err(|e| anyhow::anyhow!("--expires-at {text:?}: {e}"))?
+                        .unix_millis();
+                    if at <= now {
+                        bail!("--expires-at {text} is past");
+                    }
+                    Some(at)
+                }
+                (None, None) => None,
+            };
             let name = if name.is_empty() { app.clone() } else { name.clone() };
-            let token = registry.issue_token(&Grant { name, source: app.clone(), tenants })?;
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "Token for {app} (shown only now; the relay keeps only its hash):")?;
+            let (token, record) = registry.issue(&Grant { name, source: app.clone(), tenants }, expires_ms)?;
+            let until = record.expires_ms.map_or(String::new(), |ms| format!(", valid until {}", time(ms)));
+            writeln!(out, "Token {} for {app}{until} (shown only now; the relay keeps only its hash):", record.id)?;
             writeln!(out, "{token}")?;
+        }
+        TokensCommand::List { json } => {
+            let tokens = registry.tokens()?;
+            if *json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&serde_json::json!({ "tokens": tokens }))?)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            writeln!(
+                out,
+                "{:<17} {:<14} {:<34} {:<16} {:<20} {:<20} state",
+                "id", "starts", "application", "tenants", "last used", "expires"
+            )?;
+            let now = audit_event::EventTime::now().unix_millis();
+            for t in tokens {
+                let state = match (t.revoked_ms, t.expires_ms) {
+                    (Some(at), _) => format!("revoked {}", time(at)),
+                    (None, Some(at)) if at <= now => "expired".to_owned(),
+                    _ => "active".to_owned(),
+                };
+                writeln!(
+                    out,
+                    "{:<17} {:<14} {:<34} {:<16} {:<20} {:<20} {state}",
+                    t.id,
+                    t.hint.map_or("-".to_owned(), |h| format!("{h}…")),
+                    t.grant.source,
+                    t.grant.tenants.join(","),
+                    t.last_used_ms.map_or("never".to_owned(), time),
+                    t.expires_ms.map_or("never".to_owned(), time),
+                )?;
+            }
+        }
+        TokensCommand::Revoke { id } => {
+            let record = registry
+                .revoke_token(id)?
+                .ok_or_else(|| anyhow::anyhow!("there is no token {id:?} (see `klarity-audit tokens list`)"))?;
+            writeln!(
+                out,
+                "Revoked {} ({} for {}): relays refuse it from their next request on.",
+                record.id,
+                record.grant.source,
+                record.grant.tenants.join(",")
+            )?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A time in milliseconds since the epoch, as RFC 3339 UTC.
+fn time(ms: i64) -> String {
+    audit_event::EventTime::from_unix(ms.div_euclid(1000), 0).to_string()
+}
+
+/// `90d`, `12h`, `30m` or `45s`, in milliseconds.
+fn duration_ms(text: &str) -> anyhow::Result<i64> {
+    let text = text.trim();
+    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: i64 =
+        digits.parse().map_err(|_| anyhow::anyhow!("--expires-in {text:?} is not a duration like 90d, 12h or 30m"))?;
+    let unit_ms = match unit {
+        "d" => 86_400_000,
+        "h" => 3_600_000,
+        "m" => 60_000,
+        "s" => 1_000,
+        _ => bail!("--expires-in {text:?} is not a duration like 90d, 12h or 30m"),
+    };
+    if n == 0 {
+        bail!("--expires-in must be longer than 0");
+    }
+    n.checked_mul(unit_ms).ok_or_else(|| anyhow::anyhow!("--expires-in {text:?} is too long"))
 }

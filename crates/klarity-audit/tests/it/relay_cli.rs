@@ -241,3 +241,63 @@ fn http_get_within(address: &str, path: &str, within: std::time::Duration) -> (u
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
     (head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0), body.to_owned())
 }
+
+/// `tokens list | revoke`: a token revoked from the command line is refused at once by a relay
+/// already running on the same registry; the list shows it revoked and when it was last used.
+#[test]
+fn a_token_revoked_from_the_cli_is_refused_at_once_by_a_running_relay() {
+    let dir = Dir::new();
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--data-dir", "relay"]);
+        dir.run(&all, None)
+    };
+    let out = run(&["tenants", "add", "acme", "--channel-arn", CHANNEL, "--resource-policy"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out =
+        run(&["tokens", "issue", "--app", "com.nordcloudapp.com.maestro", "--tenants", "acme", "--expires-in", "30d"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains(", valid until "), "{}", out.stdout);
+    let token = out.stdout.lines().nth(1).unwrap_or_default().to_owned();
+    let id = out.stdout.split_whitespace().nth(1).unwrap_or_default().to_owned();
+    assert!(token.starts_with("kat_") && id.starts_with("tok_"), "{}", out.stdout);
+    let relay = RelayProcess::start_with(&dir.path().join("relay"), "http://127.0.0.1:9", &[]);
+    let catalog = audit_event::Catalog::embedded();
+    let maestro = catalog.application("com.nordcloudapp.com.maestro").unwrap();
+    let event = |uid: &str| {
+        let mut event = maestro.event_types[0].example.clone();
+        event.insert("UID".into(), serde_json::json!(uid));
+        event.remove("recipientAccountId");
+        serde_json::Value::Object(event).to_string()
+    };
+    let (status, body) = crate::support::http_post(
+        &relay.address,
+        "/v1/tenants/acme/events",
+        &token,
+        &event("0190a6b4-2222-7a3f-9d2b-0000000c0001"),
+    );
+    assert_eq!(status, 202, "{body}");
+
+    let out = run(&["tokens", "revoke", &id]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let (status, body) = crate::support::http_post(
+        &relay.address,
+        "/v1/tenants/acme/events",
+        &token,
+        &event("0190a6b4-2222-7a3f-9d2b-0000000c0002"),
+    );
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("the token was revoked at "), "{body}");
+
+    let out = run(&["tokens", "list"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let line = out.stdout.lines().find(|l| l.starts_with(&id)).unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(line.contains(&format!("{}…", &token[..12])) && line.contains("revoked "), "{line}");
+    assert!(!line.contains(" never "), "it was used: {line}");
+    assert!(!out.stdout.contains(&token), "a listing never shows a token");
+    let out = run(&["tokens", "revoke", "tok_nope"]);
+    assert_eq!(
+        (out.code, out.stderr.trim()),
+        (2, "error: there is no token \"tok_nope\" (see `klarity-audit tokens list`)")
+    );
+}
