@@ -31,6 +31,9 @@ pub struct LakeConfig {
     /// SHA-256 (hex) of the token that reads `GET /metrics` (Prometheus text) as
     /// `Authorization: Bearer <token>`; empty disables it.
     pub metrics_token_sha256: String,
+    /// The file of the key that seals the secret keys kept in the database (made on first use);
+    /// empty means `secrets.key` in `data_dir`. Keep it apart from the database's backups.
+    pub secrets_key_file: PathBuf,
 }
 
 /// One account hosted by the lake.
@@ -108,11 +111,21 @@ impl Default for LakeConfig {
             query: Default::default(),
             http: Default::default(),
             metrics_token_sha256: String::new(),
+            secrets_key_file: PathBuf::new(),
         }
     }
 }
 
 impl LakeConfig {
+    /// Where the key that seals the database's secrets is.
+    pub fn secrets_key_path(&self) -> PathBuf {
+        if self.secrets_key_file.as_os_str().is_empty() {
+            self.data_dir.join("secrets.key")
+        } else {
+            self.secrets_key_file.clone()
+        }
+    }
+
     /// Checks the configuration; the error says what to fix.
     pub fn validate(&self) -> Result<(), String> {
         self.http.check()?;

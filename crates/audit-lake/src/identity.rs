@@ -63,7 +63,7 @@ struct Key {
 pub struct Identity {
     keys: std::sync::RwLock<HashMap<String, Key>>,
     signing_keys: Mutex<SigningKeys>,
-    db: Option<std::path::PathBuf>,
+    db: Option<(std::path::PathBuf, std::sync::Arc<crate::secrets::Sealer>)>,
     /// When the database's accounts were last re-read for an unknown key (at most once a second,
     /// so a flood of made-up keys cannot make every request read the database).
     last_refresh: Mutex<Option<std::time::Instant>>,
@@ -89,15 +89,18 @@ impl Identity {
         }
     }
 
-    /// Also honours accounts created in the database at `path`.
-    pub fn with_database(mut self, path: &std::path::Path) -> Identity {
-        if let Ok(accounts) = crate::store::stored_accounts(path) {
-            let mut keys = self.keys.write().expect("keys lock");
-            for a in accounts {
-                keys.insert(a.access_key_id, Key { account: a.id, secret: a.secret_access_key });
+    /// Also honours accounts created in the database at `path` (their secrets opened by `sealer`).
+    pub fn with_database(mut self, path: &std::path::Path, sealer: std::sync::Arc<crate::secrets::Sealer>) -> Identity {
+        match crate::store::stored_accounts(path, &sealer) {
+            Ok(accounts) => {
+                let mut keys = self.keys.write().expect("keys lock");
+                for a in accounts {
+                    keys.insert(a.access_key_id, Key { account: a.id, secret: a.secret_access_key });
+                }
             }
+            Err(err) => tracing::error!(error = %err, "The database's accounts could not be read."),
         }
-        self.db = Some(path.to_owned());
+        self.db = Some((path.to_owned(), sealer));
         self
     }
 
@@ -107,7 +110,7 @@ impl Identity {
         if self.keys.read().expect("keys lock").contains_key(access_key_id) {
             return true;
         }
-        let (Some(db), true) = (&self.db, access_key_id.starts_with("AKIA")) else {
+        let (Some((db, sealer)), true) = (&self.db, access_key_id.starts_with("AKIA")) else {
             return false;
         };
         {
@@ -117,7 +120,7 @@ impl Identity {
             }
             *last = Some(std::time::Instant::now());
         }
-        let Ok(accounts) = crate::store::stored_accounts(db) else {
+        let Ok(accounts) = crate::store::stored_accounts(db, sealer) else {
             return false;
         };
         let mut keys = self.keys.write().expect("keys lock");

@@ -19,6 +19,7 @@
 //! - [`identity`]: access keys → [`identity::Caller`]; [`authz`]: what a caller's own policies allow.
 //! - [`policy`]: IAM-style policy documents and their evaluation.
 //! - [`store`]: SQLite storage with a group-committing writer; its module documents the format.
+//! - [`secrets`]: the secret keys the lake keeps, sealed under a key kept apart from the database.
 //! - [`columnar`]: each store's events as Arrow in memory and Parquet on disk, for queries.
 //! - [`sql`]: CloudTrail Lake SQL over DataFusion, and the asynchronous queries of the API.
 //! - [`error`]: [`AwsError`] (answered to clients) and [`LakeError`] (failures of the lake).
@@ -30,6 +31,7 @@ pub mod config;
 pub mod error;
 pub mod identity;
 pub mod policy;
+pub mod secrets;
 pub mod sql;
 pub mod store;
 
@@ -61,8 +63,9 @@ impl Lake {
     /// Opens the lake's storage under `config.data_dir`.
     pub fn open(config: LakeConfig) -> Result<Arc<Lake>, LakeError> {
         config.validate().map_err(LakeError::Config)?;
-        let store = Store::open(&config.data_dir)?;
-        let identity = Identity::new(&config).with_database(store.path());
+        let sealer = Arc::new(secrets::Sealer::load_or_create(&config.secrets_key_path())?);
+        let store = Store::open(&config.data_dir, sealer.clone())?;
+        let identity = Identity::new(&config).with_database(store.path(), sealer);
         let resources = store.resources.clone();
         let retention: columnar::Retention = Box::new(move |id| {
             let resources = resources.read().expect("resources lock");

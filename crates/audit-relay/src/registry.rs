@@ -180,7 +180,10 @@ impl Registry {
     /// Opens (creating if needed) the registry in `dir`.
     pub fn open(dir: &Path) -> Result<Registry, SpoolError> {
         std::fs::create_dir_all(dir)?;
+        // Tenants (with their external IDs) and token hashes: the owner's alone.
+        wal_db::restrict(dir, 0o700)?;
         let conn = Connection::open(dir.join(REGISTRY_FILE))?;
+        wal_db::restrict(&dir.join(REGISTRY_FILE), 0o600)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(

@@ -20,6 +20,10 @@ mod logging;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Everything this program writes (databases, logs, Parquet files, keys, state) is for its
+    // owner only: files 0600, directories 0700.
+    #[cfg(unix)]
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let args = cli::Cli::parse();
     match commands::run(args) {
         Ok(code) => code,

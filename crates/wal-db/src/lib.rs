@@ -43,6 +43,12 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// Opens (creating if needed) a database with the settings of this crate.
 pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
+    // The database holds what others must not read: its directory and file are the owner's alone
+    // (SQLite gives its WAL and shared-memory files the database file's permissions).
+    if let Some(dir) = path.parent() {
+        restrict(dir, 0o700).map_err(io_error)?;
+    }
+    restrict(path, 0o600).map_err(io_error)?;
     conn.pragma_update(None, "page_size", PAGE_SIZE)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -55,6 +61,27 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.pragma_update(None, "cache_size", -65_536)?;
     Ok(conn)
+}
+
+/// Makes `path` (a directory or a file that exists) accessible to its owner only: `mode` is
+/// `0o700` for a directory, `0o600` for a file. Changes nothing when it already is; does nothing
+/// off Unix.
+pub fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let current = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        if current != mode {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
+}
+
+fn io_error(err: std::io::Error) -> rusqlite::Error {
+    rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_PERM), Some(err.to_string()))
 }
 
 /// The checkpointer of one database: a thread that copies the WAL into the database file, and a

@@ -76,6 +76,10 @@ pub(super) async fn dispatch(
                     "Policy document should not specify a principal.",
                 ));
             }
+            // An identity policy says what it allows on which resources (IAM's rule).
+            if policy.statements.iter().any(|s| s.resources.is_none()) {
+                return Err(AwsError::client("MalformedPolicyDocument", "Policy statement must contain resources."));
+            }
             role.policies.insert(name.to_owned(), document.to_owned());
             lake.store.put_role(role).await.map_err(internal)?;
             Ok(response(action, NAMESPACE, ""))

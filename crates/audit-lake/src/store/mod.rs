@@ -63,7 +63,7 @@ use std::{
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::error::LakeError;
+use crate::{error::LakeError, secrets::Sealer};
 use model::{Channel, EventDataStore, IngestionStatus, Role, Session, StoredAccount};
 use wal_db::log::{self, LogReader, LogWriter};
 
@@ -152,11 +152,14 @@ pub struct Store {
     pub resources: Arc<RwLock<Resources>>,
     path: PathBuf,
     commits: Arc<AtomicU64>,
+    /// Seals the secret keys of sessions before they are written.
+    sealer: Arc<Sealer>,
 }
 
 impl Store {
-    /// Opens (creating if needed) the database in `dir`, loads resources and starts the writer.
-    pub fn open(dir: &Path) -> Result<Store, LakeError> {
+    /// Opens (creating if needed) the database in `dir`, loads resources (opening secrets with
+    /// `sealer`; those an older lake stored in the clear are sealed now) and starts the writer.
+    pub fn open(dir: &Path, sealer: Arc<Sealer>) -> Result<Store, LakeError> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(DB_FILE);
         let conn = open_connection(&path)?;
@@ -178,7 +181,8 @@ impl Store {
         if !has_log_offset {
             conn.execute_batch("ALTER TABLE events ADD COLUMN log_offset INTEGER")?;
         }
-        let resources = load_resources(&conn)?;
+        seal_plain_secrets(&conn, &sealer)?;
+        let resources = load_resources(&conn, Some(&sealer))?;
         let committed = Store::last_seq(&conn)?;
         let log = LogWriter::open(&dir.join(LOG_DIR), committed)?;
         let (jobs, rx) = mpsc::channel(1024);
@@ -190,7 +194,7 @@ impl Store {
             writer.run(rx, &counter, &checkpointer);
             checkpointer.stop();
         })?;
-        Ok(Store { jobs, resources: Arc::new(RwLock::new(resources)), path, commits })
+        Ok(Store { jobs, resources: Arc::new(RwLock::new(resources)), path, commits, sealer })
     }
 
     /// Transactions committed (each one fsync of the WAL) since the store was opened.
@@ -260,7 +264,11 @@ impl Store {
     /// Records an issued session, durably (so a restart keeps honouring it until it expires).
     pub async fn put_session(&self, session: Session) -> Result<(), LakeError> {
         let key = format!("session/{}", session.access_key_id);
-        self.put_resource(&key, "session", serde_json::to_string(&session).expect("serializable")).await?;
+        let sealed = Session {
+            secret_access_key: self.sealer.seal(&session.access_key_id, &session.secret_access_key),
+            ..session.clone()
+        };
+        self.put_resource(&key, "session", serde_json::to_string(&sealed).expect("serializable")).await?;
         self.resources.write().expect("resources lock").sessions.insert(session.access_key_id.clone(), session);
         Ok(())
     }
@@ -392,9 +400,10 @@ impl Store {
         open_connection(path)
     }
 
-    /// Loads the resources of a database without starting a writer (for offline tools).
+    /// Loads the resources of a database without starting a writer (for offline tools); the
+    /// secret keys of sessions stay sealed.
     pub fn read_resources(path: &Path) -> Result<Resources, LakeError> {
-        load_resources(&open_connection(path)?)
+        load_resources(&open_connection(path)?, None)
     }
 }
 
@@ -434,7 +443,41 @@ fn open_connection(path: &Path) -> Result<Connection, LakeError> {
     Ok(wal_db::open(path)?)
 }
 
-fn load_resources(conn: &Connection) -> Result<Resources, LakeError> {
+/// Seals the secrets an older lake stored in the clear (sessions' and accounts' secret keys).
+fn seal_plain_secrets(conn: &Connection, sealer: &Sealer) -> Result<(), LakeError> {
+    let rows: Vec<(String, String, String)> = conn
+        .prepare("SELECT arn, kind, body FROM resources WHERE kind IN ('session', 'account')")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut sealed = 0;
+    // The plaintext must not stay behind in the page it is overwritten on.
+    conn.pragma_update(None, "secure_delete", true)?;
+    for (arn, kind, body) in rows {
+        let mut value: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| LakeError::Corrupt(format!("resource {arn}: {e}")))?;
+        let (Some(owner), Some(secret)) = (
+            value["access_key_id"].as_str().map(str::to_owned),
+            value["secret_access_key"].as_str().map(str::to_owned),
+        ) else {
+            return Err(LakeError::Corrupt(format!("{kind} {arn} has no access key")));
+        };
+        if Sealer::is_sealed(&secret) {
+            continue;
+        }
+        value["secret_access_key"] = serde_json::Value::String(sealer.seal(&owner, &secret));
+        conn.execute("UPDATE resources SET body = ?2 WHERE arn = ?1", params![arn, value.to_string()])?;
+        sealed += 1;
+    }
+    conn.pragma_update(None, "secure_delete", false)?;
+    if sealed > 0 {
+        // Nor in the write-ahead log: its frames go into the database file, and it starts over.
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        tracing::info!(secrets = sealed, "Sealed secret keys an older lake had stored in the clear.");
+    }
+    Ok(())
+}
+
+fn load_resources(conn: &Connection, sealer: Option<&Sealer>) -> Result<Resources, LakeError> {
     let mut resources = Resources::default();
     let mut stmt = conn.prepare("SELECT arn, kind, body FROM resources")?;
     let rows =
@@ -454,7 +497,10 @@ fn load_resources(conn: &Connection) -> Result<Resources, LakeError> {
             }
             "account" => {}
             "session" => {
-                let session: Session = serde_json::from_str(&body).map_err(corrupt)?;
+                let mut session: Session = serde_json::from_str(&body).map_err(corrupt)?;
+                if let Some(sealer) = sealer {
+                    session.secret_access_key = sealer.open(&session.access_key_id, &session.secret_access_key)?;
+                }
                 resources.sessions.insert(session.access_key_id.clone(), session);
             }
             other => return Err(LakeError::Corrupt(format!("resource {arn} has unknown kind {other}"))),
@@ -657,8 +703,9 @@ fn clone_err(err: &rusqlite::Error) -> rusqlite::Error {
     rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(1), Some(err.to_string()))
 }
 
-/// Accounts created at run time, read from the database (the configuration's are not here).
-pub fn stored_accounts(path: &Path) -> Result<Vec<StoredAccount>, LakeError> {
+/// Accounts created at run time, read from the database (the configuration's are not here), their
+/// secrets opened with `sealer`.
+pub fn stored_accounts(path: &Path, sealer: &Sealer) -> Result<Vec<StoredAccount>, LakeError> {
     let conn = open_connection(path)?;
     // A database the lake has not initialized yet simply has no accounts.
     conn.execute_batch(
@@ -669,20 +716,27 @@ pub fn stored_accounts(path: &Path) -> Result<Vec<StoredAccount>, LakeError> {
     let mut out = Vec::new();
     for row in rows {
         let (key, body) = row?;
-        out.push(serde_json::from_str(&body).map_err(|e| LakeError::Corrupt(format!("account {key}: {e}")))?);
+        let mut account: StoredAccount =
+            serde_json::from_str(&body).map_err(|e| LakeError::Corrupt(format!("account {key}: {e}")))?;
+        account.secret_access_key = sealer.open(&account.access_key_id, &account.secret_access_key)?;
+        out.push(account);
     }
     Ok(out)
 }
 
-/// Stores a new account durably, from a tool running beside (or without) the lake.
-pub fn insert_account(path: &Path, account: &StoredAccount) -> Result<(), LakeError> {
+/// Stores a new account durably, its secret sealed, from a tool running beside (or without) the lake.
+pub fn insert_account(path: &Path, sealer: &Sealer, account: &StoredAccount) -> Result<(), LakeError> {
+    let account = StoredAccount {
+        secret_access_key: sealer.seal(&account.access_key_id, &account.secret_access_key),
+        ..account.clone()
+    };
     let conn = open_connection(path)?;
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS resources (arn TEXT PRIMARY KEY, kind TEXT NOT NULL, body TEXT NOT NULL);",
     )?;
     conn.execute(
         "INSERT INTO resources (arn, kind, body) VALUES (?1, 'account', ?2)",
-        params![format!("account/{}", account.id), serde_json::to_string(account).expect("serializable")],
+        params![format!("account/{}", account.id), serde_json::to_string(&account).expect("serializable")],
     )?;
     Ok(())
 }

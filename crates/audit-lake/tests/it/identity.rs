@@ -360,3 +360,100 @@ async fn sessions_survive_a_restart() {
     let me = lake.sts_session(&proxy).get_caller_identity().send().await.unwrap();
     assert_eq!(me.arn(), Some("arn:aws:sts::855341727128:assumed-role/KlarityProxy/klarity-publisher"));
 }
+
+/// The secret keys the lake keeps (sessions', accounts' made at run time) are sealed under a key
+/// kept apart: the database's files hold none of them in the clear, a restart opens them again,
+/// and a database of an older lake with plaintext secrets is sealed when it opens.
+#[tokio::test]
+async fn secret_keys_are_sealed_at_rest() {
+    let lake = TestLake::start().await;
+    seed_world(&lake).await;
+    let proxy = assume(&lake.sts(Who::Vendor), PROXY_ROLE, None, None).await.unwrap();
+    let db = lake.db();
+    let key_file = db.parent().unwrap().join("secrets.key");
+    let sealer = audit_lake::secrets::Sealer::load_or_create(&key_file).unwrap();
+    let account = audit_lake::store::model::StoredAccount {
+        id: "333333333333".into(),
+        name: "made".into(),
+        access_key_id: "AKIAMADEATRUNTIME001".into(),
+        secret_access_key: "made-at-run-time-secret-key-00000001".into(),
+        created: 0,
+    };
+    audit_lake::store::insert_account(&db, &sealer, &account).unwrap();
+    // An older lake's session, stored with its secret in the clear (the fault injected).
+    let old_secret = "plaintext-session-secret-of-an-old-lake";
+    let old = audit_lake::store::model::Session {
+        access_key_id: "ASIAOLDLAKESESSION01".into(),
+        secret_access_key: old_secret.into(),
+        token_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"old-token")),
+        expires: i64::MAX / 2,
+        ..lake.lake.store.resources.read().unwrap().sessions.get(&proxy.id).cloned().unwrap()
+    };
+    rusqlite_insert(&db, &format!("session/{}", old.access_key_id), &serde_json::to_string(&old).unwrap());
+
+    let dir = lake.stop().await;
+    let files = |dir: &std::path::Path| -> Vec<u8> {
+        let mut all = Vec::new();
+        for entry in std::fs::read_dir(dir.join("lake")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() && path.file_name().unwrap().to_string_lossy().starts_with("lake.db") {
+                all.extend(std::fs::read(path).unwrap());
+            }
+        }
+        all
+    };
+    let holds = |bytes: &[u8], secret: &str| bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+    assert!(!holds(&files(dir.path()), &proxy.secret), "a session's secret is in the database in the clear");
+    assert!(!holds(&files(dir.path()), &account.secret_access_key), "an account's secret is in the clear");
+
+    // A restart opens them again; the older session's secret is sealed now, and still works.
+    let lake = TestLake::start_in(dir).await;
+    let me = lake.sts_session(&proxy).get_caller_identity().send().await.unwrap();
+    assert_eq!(me.arn(), Some("arn:aws:sts::855341727128:assumed-role/KlarityProxy/klarity-publisher"));
+    let made = lake.sts_with(&account.access_key_id, &account.secret_access_key, None);
+    assert_eq!(made.get_caller_identity().send().await.unwrap().account(), Some("333333333333"));
+    let keys = SessionKeys { id: old.access_key_id.clone(), secret: old_secret.into(), token: "old-token".into() };
+    assert!(lake.sts_session(&keys).get_caller_identity().send().await.is_ok());
+    let dir = lake.stop().await;
+    // Checkpointed by the clean stop: the files hold the sealed form only.
+    assert!(!holds(&files(dir.path()), old_secret), "the older session's secret was sealed at open");
+    // Without the key, the database hands out nothing: another key refuses to open it.
+    std::fs::remove_file(dir.path().join("lake").join("secrets.key")).unwrap();
+    let config = audit_lake::LakeConfig { data_dir: dir.path().join("lake"), ..Default::default() };
+    let err = audit_lake::Lake::open(config).err().expect("a database sealed with another key");
+    assert!(err.to_string().contains("sealed with another key"), "{err}");
+}
+
+fn rusqlite_insert(db: &std::path::Path, arn: &str, body: &str) {
+    let conn = wal_db::open(db).unwrap();
+    conn.execute("INSERT INTO resources (arn, kind, body) VALUES (?1, 'session', ?2)", (arn, body)).unwrap();
+}
+
+/// An identity policy statement without `Resource` is refused, as IAM refuses it.
+#[tokio::test]
+async fn a_role_policy_statement_needs_resources() {
+    let lake = TestLake::start().await;
+    let iam = lake.iam(Who::Customer);
+    iam.create_role()
+        .role_name("NoResource")
+        .assume_role_policy_document(trust("arn:aws:iam::855341727128:root", None))
+        .send()
+        .await
+        .unwrap();
+    let err = iam
+        .put_role_policy()
+        .role_name("NoResource")
+        .policy_name("p")
+        .policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"cloudtrail-data:PutAuditEvents"}]}"#,
+        )
+        .send()
+        .await
+        .unwrap_err();
+    let message =
+        err.as_service_error().and_then(aws_sdk_iam::error::ProvideErrorMetadata::message).unwrap_or("").to_owned();
+    assert_eq!(
+        (code(err).as_str(), message.as_str()),
+        ("MalformedPolicyDocument", "Policy statement must contain resources.")
+    );
+}

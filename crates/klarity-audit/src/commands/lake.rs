@@ -21,7 +21,11 @@ fn accounts(args: &LakeAccountsArgs) -> anyhow::Result<ExitCode> {
     let config = config(args.config.as_deref(), None, args.data_dir.as_deref())?;
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating {}", config.data_dir.display()))?;
     let db = config.data_dir.join(audit_lake::store::DB_FILE);
-    let stored = if db.exists() { stored_accounts(&db).context("reading the lake's accounts")? } else { Vec::new() };
+    let key = config.secrets_key_path();
+    let sealer = audit_lake::secrets::Sealer::load_or_create(&key)
+        .with_context(|| format!("reading the key that seals the lake's secrets ({})", key.display()))?;
+    let stored =
+        if db.exists() { stored_accounts(&db, &sealer).context("reading the lake's accounts")? } else { Vec::new() };
     let mut out = std::io::stdout().lock();
     match &args.command {
         None | Some(AccountsCommand::List) => {
@@ -51,7 +55,7 @@ fn accounts(args: &LakeAccountsArgs) -> anyhow::Result<ExitCode> {
                 secret_access_key: random_alnum(40),
                 created: audit_event::EventTime::now().unix_seconds(),
             };
-            insert_account(&db, &account).context("storing the account")?;
+            insert_account(&db, &sealer, &account).context("storing the account")?;
             writeln!(out, "Created account {id} ({name}). Its root key is shown only now; keep it safe:")?;
             writeln!(out, "AWS_ACCESS_KEY_ID={}", account.access_key_id)?;
             writeln!(out, "AWS_SECRET_ACCESS_KEY={}", account.secret_access_key)?;

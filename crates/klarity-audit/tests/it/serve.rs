@@ -282,10 +282,25 @@ fn serve_runs_the_whole_flow_and_a_restart_keeps_it_without_making_anything_twic
         assert!(!serve.banner.contains(&token) && !state.contains(&token), "{token} is shown once");
         assert_eq!(masked, format!("{}…", &token[..12]), "the same token, masked");
     }
+    // Everything serve wrote is its owner's alone: directories 0700, files 0600.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(data.join("serve.json")).unwrap().permissions().mode() & 0o777, 0o600);
+        let mut pending = vec![data.clone()];
+        let mut seen = 0;
+        while let Some(path) = pending.pop() {
+            let meta = std::fs::metadata(&path).unwrap();
+            let mode = meta.permissions().mode() & 0o777;
+            if meta.is_dir() {
+                assert_eq!(mode, 0o700, "{} is {mode:o}", path.display());
+                pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            } else {
+                assert_eq!(mode & 0o077, 0, "{} is {mode:o}", path.display());
+                seen += 1;
+            }
+        }
+        assert!(seen > 10, "only {seen} files looked at");
+        assert!(data.join("lake").join("secrets.key").exists(), "the lake's sealing key is there");
     }
     // The admin token reads the lake's metrics too.
     let lake = serve
