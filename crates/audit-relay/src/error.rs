@@ -23,7 +23,34 @@ pub enum SpoolError {
     /// Stored data could not be decoded.
     #[error("corrupt spool data: {0}")]
     Corrupt(String),
+    /// The disk holding the spool has no room left (or the process may not write more): nothing
+    /// of the request was stored (the API answers 503 and reports not ready until a write works).
+    #[error("the disk holding the spool is full: {0}")]
+    StorageFull(String),
     /// The writer thread has stopped.
     #[error("the spool writer has stopped")]
     WriterGone,
+}
+
+impl SpoolError {
+    /// Whether this is a storage-full failure of the file system or the database.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            SpoolError::StorageFull(_) => true,
+            SpoolError::Io(err) => storage_full(err),
+            SpoolError::Database(rusqlite::Error::SqliteFailure(err, _)) => err.code == rusqlite::ErrorCode::DiskFull,
+            _ => false,
+        }
+    }
+}
+
+/// Whether an I/O error says the disk (or the quota, or the file size the process may write) is
+/// exhausted.
+pub(crate) fn storage_full(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
+    const ENOSPC: i32 = 28;
+    const EDQUOT: i32 = 122;
+    const EFBIG: i32 = 27;
+    matches!(err.kind(), StorageFull | QuotaExceeded | FileTooLarge)
+        || matches!(err.raw_os_error(), Some(ENOSPC | EDQUOT | EFBIG))
 }

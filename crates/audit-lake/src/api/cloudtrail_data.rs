@@ -147,6 +147,14 @@ pub(super) async fn put_audit_events(
         status.latest_success_event_id = fresh.last().map(|e| e.event_id.clone());
         lake.store.put_events(&channel, stores, ingestion.unix_millis(), fresh, status.clone()).await.map_err(
             |err| {
+                if err.is_storage_full() {
+                    tracing::warn!(error = %err, channel = %channel.arn, "The lake's disk is full; nothing was stored.");
+                    return AwsError::with_status(
+                        503,
+                        "ServiceUnavailableException",
+                        "The lake's disk is full; nothing of this request was stored. Retry later.",
+                    );
+                }
                 tracing::error!(error = %err, channel = %channel.arn, "Storing audit events failed.");
                 AwsError::internal()
             },

@@ -104,7 +104,12 @@ pub fn quote_tables(sql: &str) -> String {
     while i < bytes.len() {
         let c = bytes[i];
         // Literals, quoted names and comments pass through untouched.
+        let starts_word = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
         let skip_to = match c {
+            // `E'…'`: a string whose backslashes escape (`\'` does not end it).
+            b'E' | b'e' if starts_word && bytes.get(i + 1) == Some(&b'\'') => Some(end_of_escaped(bytes, i + 1)),
+            // `$$…$$` or `$tag$…$tag$`: a dollar-quoted string.
+            b'$' => end_of_dollar_quoted(sql, i),
             b'\'' | b'"' | b'`' => Some(end_of_quoted(bytes, i, c)),
             b'-' if bytes.get(i + 1) == Some(&b'-') => {
                 Some(bytes[i..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |p| i + p))
@@ -156,6 +161,38 @@ pub fn quote_tables(sql: &str) -> String {
         i += ch.len_utf8();
     }
     out
+}
+
+/// The end of an `E'…'` string whose opening quote is at `start`: a backslash escapes the next
+/// byte, a doubled quote is a quote.
+fn end_of_escaped(bytes: &[u8], start: usize) -> usize {
+    let mut j = start + 1;
+    while j < bytes.len() {
+        match bytes[j] {
+            b'\\' => j += 2,
+            b'\'' if bytes.get(j + 1) == Some(&b'\'') => j += 2,
+            b'\'' => return j + 1,
+            _ => j += 1,
+        }
+    }
+    bytes.len()
+}
+
+/// The end of a dollar-quoted string starting at `start` (`$$…$$`, `$tag$…$tag$`, a tag being a
+/// letter or `_` then letters, digits or `_`), or `None` when no such string starts there (`$1`).
+fn end_of_dollar_quoted(sql: &str, start: usize) -> Option<usize> {
+    let rest = &sql[start + 1..];
+    let tag_len = rest.find('$')?;
+    let tag = &rest[..tag_len];
+    let valid = tag.is_empty()
+        || (tag.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
+    if !valid {
+        return None;
+    }
+    let delimiter = &sql[start..start + tag_len + 2];
+    let body = start + delimiter.len();
+    Some(sql[body..].find(delimiter).map_or(sql.len(), |at| body + at + delimiter.len()))
 }
 
 fn end_of_quoted(bytes: &[u8], start: usize, quote: u8) -> usize {
@@ -448,6 +485,17 @@ mod tests {
         // Not after FROM, inside literals or comments: untouched.
         let untouched = "SELECT 'FROM a-b-c-d-e' -- from a-b-c-d-e\n, x-1 FROM t";
         assert_eq!(quote_tables(untouched), untouched);
+        for untouched in [
+            "SELECT $$ FROM a-b-c-d-e $$ FROM t",
+            "SELECT $q$ FROM a-b-c-d-e $q$, $$x$$ FROM t",
+            "SELECT E'it\\'s FROM a-b-c-d-e' FROM t",
+            "SELECT e'\\\\' , 'FROM a-b-c-d-e' FROM t",
+        ] {
+            assert_eq!(quote_tables(untouched), untouched);
+        }
+        // A word ending in E before a quote is not an escape string; `$1` is not a dollar quote.
+        assert_eq!(quote_tables("SELECT name'x' FROM a-b-c-d-e"), r#"SELECT name'x' FROM "a-b-c-d-e""#);
+        assert_eq!(quote_tables("SELECT $1 FROM a-b-c-d-e"), r#"SELECT $1 FROM "a-b-c-d-e""#);
         // After a comma only a UUID-shaped name is a table; elsewhere it stays arithmetic.
         assert_eq!(
             quote_tables(

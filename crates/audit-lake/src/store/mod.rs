@@ -700,7 +700,12 @@ fn copy_err(err: &LakeError) -> LakeError {
 }
 
 fn clone_err(err: &rusqlite::Error) -> rusqlite::Error {
-    rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(1), Some(err.to_string()))
+    // Keep SQLite's code (a full disk must stay recognisable), else a generic error.
+    let code = match err {
+        rusqlite::Error::SqliteFailure(code, _) => *code,
+        _ => rusqlite::ffi::Error::new(1),
+    };
+    rusqlite::Error::SqliteFailure(code, Some(err.to_string()))
 }
 
 /// Accounts created at run time, read from the database (the configuration's are not here), their

@@ -82,11 +82,17 @@ pub fn router(state: Arc<RelayState>) -> Router {
 }
 
 async fn ready(State(state): State<Arc<RelayState>>) -> Response {
+    let not_ready = |text: &'static str| {
+        let mut response = (StatusCode::SERVICE_UNAVAILABLE, text).into_response();
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        response
+    };
     match state.spool.check() {
         Ok(()) => "ready".into_response(),
+        Err(err) if err.is_storage_full() => not_ready("the spool's disk is full"),
         Err(err) => {
             tracing::error!(error = %err, "The spool does not answer.");
-            (StatusCode::SERVICE_UNAVAILABLE, "the spool does not answer").into_response()
+            not_ready("the spool does not answer")
         }
     }
 }
@@ -126,6 +132,11 @@ impl From<SpoolError> for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "SpoolFull",
                 "the relay's spool is full; nothing was accepted from this request, retry later",
+            ),
+            full if full.is_storage_full() => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "StorageFull",
+                "the relay's disk is full; nothing was accepted from this request, retry later",
             ),
             other => {
                 tracing::error!(error = %other, source = ?std::error::Error::source(&other), "Spool failure.");

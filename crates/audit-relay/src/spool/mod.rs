@@ -70,7 +70,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     thread,
 };
@@ -258,6 +258,8 @@ pub struct Spool {
     depth: Depth,
     keys: Arc<Mutex<KeyIndex>>,
     crashed: bool,
+    /// Whether the last commit failed for lack of disk (readiness reports it).
+    disk_full: Arc<AtomicBool>,
 }
 
 /// Written when the relay stops after its deliveries settled; its absence at the next start
@@ -373,10 +375,11 @@ impl Spool {
         };
         let (jobs, rx) = mpsc::channel(1024);
         let commits = Arc::new(AtomicU64::new(0));
-        let (counter, kept, index) = (commits.clone(), depth.clone(), keys.clone());
+        let disk_full = Arc::new(AtomicBool::new(false));
+        let (counter, kept, index, full) = (commits.clone(), depth.clone(), keys.clone(), disk_full.clone());
         let checkpointer = wal_db::Checkpointer::start(&path, "relay-spool-checkpointer")?;
         thread::Builder::new().name("relay-spool-writer".into()).spawn(move || {
-            writer(conn, log, rx, max_bytes, &counter, &kept, &index, &checkpointer);
+            writer(conn, log, rx, max_bytes, &counter, &kept, &index, &checkpointer, &full);
             checkpointer.stop();
         })?;
         Ok(Spool {
@@ -388,6 +391,7 @@ impl Spool {
             depth,
             keys,
             crashed,
+            disk_full,
         })
     }
 
@@ -484,6 +488,9 @@ impl Spool {
 
     /// Whether the spool answers a read (for readiness): one row looked up, whatever its size.
     pub fn check(&self) -> Result<(), SpoolError> {
+        if self.disk_full.load(Ordering::Relaxed) {
+            return Err(SpoolError::StorageFull("the last write found no room; it will be tried again".into()));
+        }
         let conn = self.reader.lock().expect("spool reader lock");
         conn.query_row("SELECT count(*) FROM (SELECT 1 FROM events LIMIT 1)", [], |_| Ok(()))?;
         Ok(())
@@ -696,6 +703,7 @@ fn writer(
     depth: &Depth,
     keys: &Mutex<KeyIndex>,
     checkpointer: &wal_db::Checkpointer,
+    disk_full: &AtomicBool,
 ) {
     let mut batch = Vec::with_capacity(MAX_JOBS_PER_COMMIT);
     while let Some(job) = rx.blocking_recv() {
@@ -709,6 +717,7 @@ fn writer(
         let (results, changes) =
             commit(&mut conn, &mut log, &batch, max_bytes, &mut keys.lock().expect("spool key index lock"));
         commits.fetch_add(1, Ordering::Relaxed);
+        disk_full.store(results.iter().any(JobResult::disk_full), Ordering::Relaxed);
         if !changes.is_empty() {
             let mut depth = depth.lock().expect("spool depth lock");
             for (tenant, change) in changes {
@@ -744,6 +753,17 @@ enum JobResult {
     Append(Result<Vec<Accepted>, SpoolError>),
     Settle(Result<(), SpoolError>),
     Count(Result<u64, SpoolError>),
+}
+
+impl JobResult {
+    /// Whether the job failed for lack of disk.
+    fn disk_full(&self) -> bool {
+        match self {
+            JobResult::Append(Err(err)) => err.is_storage_full(),
+            JobResult::Settle(Err(err)) | JobResult::Count(Err(err)) => err.is_storage_full(),
+            _ => false,
+        }
+    }
 }
 
 /// The first position whose event was accepted at or after `since_ms` (one past the last when
@@ -996,14 +1016,23 @@ fn commit(
         Err(err) => err,
     };
     keys.rollback();
-    tracing::error!(error = %err, jobs = batch.len(), "Spool commit failed.");
+    let full = err.is_storage_full();
+    if full {
+        tracing::warn!(error = %err, jobs = batch.len(), "The spool's disk is full; nothing of this commit was stored.");
+    } else {
+        tracing::error!(error = %err, jobs = batch.len(), "Spool commit failed.");
+    }
     let failed = batch
         .iter()
         .map(|job| {
-            let failure = SpoolError::Database(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(1),
-                Some(err.to_string()),
-            ));
+            let failure = if full {
+                SpoolError::StorageFull(err.to_string())
+            } else {
+                SpoolError::Database(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(1),
+                    Some(err.to_string()),
+                ))
+            };
             match job {
                 Job::Append { .. } => JobResult::Append(Err(failure)),
                 Job::Settle { .. } => JobResult::Settle(Err(failure)),

@@ -301,3 +301,149 @@ fn a_token_revoked_from_the_cli_is_refused_at_once_by_a_running_relay() {
         (2, "error: there is no token \"tok_nope\" (see `klarity-audit tokens list`)")
     );
 }
+
+/// A relay whose disk fills up (a 24 MiB tmpfs of its own, in a mount namespace: a real ENOSPC)
+/// answers `503 StorageFull` with `Retry-After`, reports not ready, and keeps what it accepted.
+#[test]
+fn a_full_disk_answers_503_and_the_relay_reports_not_ready() {
+    use std::{
+        io::{Read, Write},
+        time::Duration,
+    };
+    let dir = Dir::new();
+    let token_file = dir.path().join("token");
+    let relay = crate::support::OnSmallDisk::start(
+        &dir.path().join("disk"),
+        "24m",
+        &token_file,
+        r#""$B" tenants add acme --channel-arn "$C" --resource-policy --data-dir "$D/relay" >/dev/null &&
+           "$B" tokens issue --app com.nordcloudapp.com.maestro --tenants acme --data-dir "$D/relay" > "$T" &&
+           exec "$B" relay --listen 127.0.0.1:0 --data-dir "$D/relay""#,
+        &[("C", CHANNEL), ("KLARITY_RELAY__ENDPOINT_URL", "http://127.0.0.1:9")],
+    );
+    let address = relay.address();
+    let token = std::fs::read_to_string(&token_file).unwrap().lines().nth(1).unwrap().to_owned();
+
+    let catalog = audit_event::Catalog::embedded();
+    let example = catalog.application("com.nordcloudapp.com.maestro").unwrap().event_types[0].example.clone();
+    let batch = |n: usize| {
+        let events: Vec<serde_json::Value> = (0..500)
+            .map(|i| {
+                let mut event = example.clone();
+                event.insert("UID".into(), serde_json::json!(format!("0190a6b4-2222-7a3f-9d2b-{:012}", n * 500 + i)));
+                event.remove("recipientAccountId");
+                event.insert("userAgent".into(), serde_json::json!("x".repeat(1000)));
+                serde_json::Value::Object(event)
+            })
+            .collect();
+        serde_json::Value::Array(events).to_string()
+    };
+    let post = |body: &str| -> String {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            stream,
+            "POST /v1/tenants/acme/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    };
+    let mut accepted = 0;
+    let refusal = loop {
+        let answer = post(&batch(accepted));
+        if !answer.starts_with("HTTP/1.1 202") {
+            break answer;
+        }
+        accepted += 1;
+        assert!(accepted < 100, "24 MiB never filled up");
+    };
+    assert!(accepted > 0, "refused at once: {refusal}");
+    assert!(refusal.starts_with("HTTP/1.1 503"), "{refusal}");
+    assert!(refusal.to_lowercase().contains("retry-after: 5"), "{refusal}");
+    assert!(refusal.contains("\"code\":\"StorageFull\""), "{refusal}");
+    let ready = {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream.write_all(b"GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    };
+    assert!(ready.starts_with("HTTP/1.1 503") && ready.contains("disk is full"), "{ready}");
+    // What was accepted is still there.
+    let status = {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            stream,
+            "GET /v1/tenants/acme/events/0190a6b4-2222-7a3f-9d2b-000000000000 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    };
+    assert!(status.starts_with("HTTP/1.1 200") && status.contains("\"state\":\"pending\""), "{status}");
+    eprintln!("the disk filled after {accepted} requests of 500 events");
+}
+
+/// The lake on a disk that fills up answers `PutAuditEvents` with a 503 the SDKs retry (not a 500),
+/// stores nothing of that request, and keeps serving.
+#[test]
+fn a_full_disk_makes_the_lake_answer_503() {
+    let dir = Dir::new();
+    let lake = crate::support::OnSmallDisk::start(
+        &dir.path().join("disk"),
+        "20m",
+        &dir.path().join("unused"),
+        r#"exec "$B" lake --listen 127.0.0.1:0 --data-dir "$D/lake""#,
+        &[],
+    );
+    let endpoint = format!("http://{}", lake.address());
+    let call = |service: &str, target: &str, body: &str| crate::support::lake_call(&endpoint, service, target, body);
+    let (status, body) = call(
+        "cloudtrail",
+        "CreateEventDataStore",
+        r#"{"Name":"full","MultiRegionEnabled":false,"AdvancedEventSelectors":[{"Name":"a","FieldSelectors":[{"Field":"eventCategory","Equals":["ActivityAuditLog"]}]}]}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let store: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let store_arn = store["EventDataStoreArn"].as_str().unwrap();
+    let (status, body) = call(
+        "cloudtrail",
+        "CreateChannel",
+        &serde_json::json!({"Name": "full", "Source": "Custom", "Destinations": [{"Type": "EVENT_DATA_STORE", "Location": store_arn}]}).to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+    let channel: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let channel_arn = channel["ChannelArn"].as_str().unwrap().to_owned();
+    let path = format!("/PutAuditEvents?channelArn={}", channel_arn.replace(':', "%3A").replace('/', "%2F"));
+    let mut sent = 0;
+    let (status, body) = loop {
+        let events: Vec<serde_json::Value> = (0..100)
+            .map(|i| {
+                let data = serde_json::json!({
+                    "version": "v1", "userIdentity": {"type": "USER", "principalId": "p"},
+                    "eventSource": "com.example.app", "eventName": "e", "eventTime": "2026-11-24T10:00:00Z",
+                    "UID": format!("u{sent}-{i}"), "additionalEventData": {"pad": "x".repeat(9000)},
+                    "recipientAccountId": "123456789012"
+                });
+                serde_json::json!({"id": format!("e{sent}-{i}"), "eventData": data.to_string()})
+            })
+            .collect();
+        let (status, body) = call("cloudtrail-data", &path, &serde_json::json!({"auditEvents": events}).to_string());
+        if status != 200 {
+            break (status, body);
+        }
+        sent += 1;
+        assert!(sent < 100, "20 MiB never filled up");
+    };
+    assert!(sent > 0, "refused at once: {body}");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("disk is full"), "{body}");
+    let (status, body) = call("cloudtrail", "GetChannel", &serde_json::json!({"Channel": channel_arn}).to_string());
+    assert_eq!(status, 200, "the lake keeps serving: {body}");
+}

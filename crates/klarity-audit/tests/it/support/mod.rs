@@ -293,3 +293,53 @@ pub(crate) fn upstream_dir() -> PathBuf {
 pub(crate) fn catalog_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../catalog")
 }
+
+/// `klarity-audit` running in a mount namespace of its own (`unshare`, util-linux) in which `disk`
+/// is a fresh tmpfs of `size` (e.g. `24m`): a disk that really fills up (ENOSPC). `script` runs
+/// there with `$D` the disk, `$B` the binary and `$T` a file outside it, and ends by `exec`ing the
+/// server; its first line of output (the listening banner) is returned. Killed on drop.
+pub(crate) struct OnSmallDisk {
+    child: std::process::Child,
+    pub(crate) banner: String,
+}
+
+impl OnSmallDisk {
+    pub(crate) fn start(disk: &Path, size: &str, out_file: &Path, script: &str, env: &[(&str, &str)]) -> OnSmallDisk {
+        use std::io::BufRead;
+        std::fs::create_dir_all(disk).unwrap();
+        let script = format!(r#"mount -t tmpfs -o size={size} tmpfs "$D" && {script}"#);
+        let mut child = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+            .env("D", disk)
+            .env("B", env!("CARGO_BIN_EXE_klarity-audit"))
+            .env("T", out_file)
+            .env("RUST_LOG", "error")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("unshare (util-linux) runs the server in a mount namespace of its own");
+        let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut banner = String::new();
+        reader.read_line(&mut banner).unwrap();
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        OnSmallDisk { child, banner }
+    }
+
+    /// The `http://` address the banner names, without the scheme.
+    pub(crate) fn address(&self) -> String {
+        self.banner
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http://"))
+            .map(|a| a.trim_end_matches(',').to_owned())
+            .unwrap_or_else(|| panic!("no address in {:?}", self.banner))
+    }
+}
+
+impl Drop for OnSmallDisk {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
