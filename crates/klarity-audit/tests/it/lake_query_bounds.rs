@@ -58,10 +58,26 @@ fn store_with_events(endpoint: &str, keys: (&str, &str), account: &str, count: u
 
 /// Runs a query to its end; returns (status, error message, rows).
 fn run_query(endpoint: &str, keys: (&str, &str), sql: &str, within: Duration) -> (String, String, Vec<Value>) {
+    let id = start_query(endpoint, keys, sql);
+    wait_query(endpoint, keys, &id, sql, within)
+}
+
+/// Starts a query; returns its id.
+fn start_query(endpoint: &str, keys: (&str, &str), sql: &str) -> String {
     let (status, body) =
         lake_call_as(endpoint, keys, "cloudtrail", "StartQuery", &json!({"QueryStatement": sql}).to_string());
     assert_eq!(status, 200, "StartQuery {sql}: {body}");
-    let id = serde_json::from_str::<Value>(&body).unwrap()["QueryId"].as_str().unwrap().to_owned();
+    serde_json::from_str::<Value>(&body).unwrap()["QueryId"].as_str().unwrap().to_owned()
+}
+
+/// Waits for query `id` to end; returns (status, error message, rows).
+fn wait_query(
+    endpoint: &str,
+    keys: (&str, &str),
+    id: &str,
+    sql: &str,
+    within: Duration,
+) -> (String, String, Vec<Value>) {
     let started = Instant::now();
     loop {
         let (status, body) =
@@ -140,8 +156,13 @@ fn hostile_queries_fail_alone_and_the_process_lives_on() {
             "recursi",
         ),
     ];
-    for (sql, says) in &hostile {
-        let (state, message, _) = run_query(&endpoint, CUSTOMER, sql, limit);
+    // All at once; meanwhile the other account's query answers.
+    let started: Vec<String> = hostile.iter().map(|(sql, _)| start_query(&endpoint, CUSTOMER, sql)).collect();
+    let (state, message, rows) = run_query(&endpoint, VENDOR, &format!("SELECT count(*) AS n FROM {vendor}"), limit);
+    assert_eq!(state, "FINISHED", "{message}");
+    assert_eq!(rows[0][0]["n"], "50");
+    for ((sql, says), id) in hostile.iter().zip(&started) {
+        let (state, message, _) = wait_query(&endpoint, CUSTOMER, id, sql, limit);
         assert!(lake.exited().is_none(), "the lake died on {sql}: {:?}", lake.exited());
         assert!(matches!(state.as_str(), "FAILED" | "TIMED_OUT"), "{sql}: {state} {message}");
         assert!(!message.is_empty(), "{sql}: no message");
@@ -149,10 +170,7 @@ fn hostile_queries_fail_alone_and_the_process_lives_on() {
         eprintln!("{state}: {message}");
     }
 
-    // Meanwhile and after, the other account's queries answer.
-    let (state, message, rows) = run_query(&endpoint, VENDOR, &format!("SELECT count(*) AS n FROM {vendor}"), limit);
-    assert_eq!(state, "FINISHED", "{message}");
-    assert_eq!(rows[0][0]["n"], "50");
+    // And after, every account's queries answer.
     let (state, message, rows) =
         run_query(&endpoint, CUSTOMER, &format!("SELECT count(DISTINCT eventData.UID) AS n FROM {customer}"), limit);
     assert_eq!(state, "FINISHED", "{message}");
