@@ -311,19 +311,8 @@ async fn oversized_bodies_are_refused_before_buffering() {
     assert_eq!((r.status, r.header("x-amzn-errortype")), (413, Some("RequestEntityTooLargeException")));
     // Chunked, without a length: cut off at the limit while reading.
     let chunk = vec![b'x'; 1 << 20];
-    let mut raw = format!("POST / HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n");
-    let signed = signed_headers(
-        &lake.endpoint,
-        "cloudtrail",
-        "/",
-        cloudtrail("ListChannels", "application/x-amz-json-1.1"),
-        &[],
-        b"{}",
-    );
-    for (k, v) in &signed {
-        raw.push_str(&format!("{k}: {v}\r\n"));
-    }
-    let mut raw = (raw + "\r\n").into_bytes();
+    let head = format!("POST / HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n");
+    let mut raw = (signed_list_channels_head(&lake.endpoint, head) + "\r\n").into_bytes();
     for _ in 0..3 {
         raw.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
         raw.extend_from_slice(&chunk);
@@ -354,17 +343,10 @@ async fn slow_and_silent_clients_are_cut_off_and_the_lake_keeps_serving() {
     loris.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: CloudTrail_20131101.ListChannels\r\n").await.unwrap();
     // A body dribbled: 10 of 1000 bytes, then nothing (signed: an unsigned one is answered at once).
     let mut dribble = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let mut head = format!("POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 1000\r\n");
-    for (k, v) in signed_headers(
+    let head = signed_list_channels_head(
         &lake.endpoint,
-        "cloudtrail",
-        "/",
-        cloudtrail("ListChannels", "application/x-amz-json-1.1"),
-        &[],
-        b"{}",
-    ) {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
+        format!("POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 1000\r\n"),
+    );
     dribble.write_all(format!("{head}\r\n0123456789").as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     let closed = tokio::time::timeout(std::time::Duration::from_secs(5), loris.read_to_end(&mut buf)).await;
@@ -448,6 +430,16 @@ fn signed_headers(
     .unwrap();
     headers.push(("Authorization".into(), auth));
     headers
+}
+
+/// `head` (a request line and headers) with the headers of a ListChannels signed over `{}`
+/// appended; the body sent may be another, the signature is not checked before it is read.
+fn signed_list_channels_head(endpoint: &str, mut head: String) -> String {
+    let headers = cloudtrail("ListChannels", "application/x-amz-json-1.1");
+    for (k, v) in signed_headers(endpoint, "cloudtrail", "/", headers, &[], b"{}") {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head
 }
 
 fn sha256_hex(body: &[u8]) -> String {

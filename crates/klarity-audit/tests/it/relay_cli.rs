@@ -5,6 +5,20 @@ use crate::support::{Dir, RelayProcess};
 
 const CHANNEL: &str = "arn:aws:cloudtrail:eu-west-1:123456789012:channel/0f9c1e2d-3b4a-4c5d-8e6f-7a8b9c0d1e2f";
 
+/// Registers tenant `acme` and issues a Maestro token for it (with `extra` arguments); returns
+/// the token and what `tokens issue` printed.
+fn acme_and_a_token(run: &dyn Fn(&[&str]) -> crate::support::Output, extra: &[&str]) -> (String, String) {
+    let out = run(&["tenants", "add", "acme", "--channel-arn", CHANNEL, "--resource-policy"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut args = vec!["tokens", "issue", "--app", "com.nordcloudapp.com.maestro", "--tenants", "acme"];
+    args.extend(extra);
+    let out = run(&args);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let token = out.stdout.lines().nth(1).unwrap_or_default().to_owned();
+    assert!(token.starts_with("kat_"), "{}", out.stdout);
+    (token, out.stdout)
+}
+
 #[test]
 fn tenants_lifecycle() {
     let dir = Dir::new();
@@ -127,11 +141,7 @@ fn slow_silent_and_oversized_clients_are_cut_off() {
         all.extend(["--data-dir", "relay"]);
         dir.run(&all, None)
     };
-    let out = run(&["tenants", "add", "acme", "--channel-arn", CHANNEL, "--resource-policy"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let out = run(&["tokens", "issue", "--app", "com.nordcloudapp.com.maestro", "--tenants", "acme"]);
-    let token = out.stdout.lines().nth(1).unwrap_or_default().to_owned();
-    assert!(token.starts_with("kat_"), "{}", out.stdout);
+    let (token, _) = acme_and_a_token(&run, &[]);
     let relay = RelayProcess::start_with(
         &dir.path().join("relay"),
         "http://127.0.0.1:9",
@@ -252,15 +262,10 @@ fn a_token_revoked_from_the_cli_is_refused_at_once_by_a_running_relay() {
         all.extend(["--data-dir", "relay"]);
         dir.run(&all, None)
     };
-    let out = run(&["tenants", "add", "acme", "--channel-arn", CHANNEL, "--resource-policy"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let out =
-        run(&["tokens", "issue", "--app", "com.nordcloudapp.com.maestro", "--tenants", "acme", "--expires-in", "30d"]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.contains(", valid until "), "{}", out.stdout);
-    let token = out.stdout.lines().nth(1).unwrap_or_default().to_owned();
-    let id = out.stdout.split_whitespace().nth(1).unwrap_or_default().to_owned();
-    assert!(token.starts_with("kat_") && id.starts_with("tok_"), "{}", out.stdout);
+    let (token, out) = acme_and_a_token(&run, &["--expires-in", "30d"]);
+    assert!(out.contains(", valid until "), "{out}");
+    let id = out.split_whitespace().nth(1).unwrap_or_default().to_owned();
+    assert!(id.starts_with("tok_"), "{out}");
     let relay = RelayProcess::start_with(&dir.path().join("relay"), "http://127.0.0.1:9", &[]);
     let catalog = audit_event::Catalog::embedded();
     let maestro = catalog.application("com.nordcloudapp.com.maestro").unwrap();

@@ -133,20 +133,12 @@ impl Guarded {
         for arg in &args.args {
             let (largest, bytes) = sizes(arg, if batch { rows } else { 1 });
             if largest > self.limits.max_value_bytes {
-                return Err(too_large(format!(
-                    "{name} was given a value of {largest} bytes; a function takes values of at most {} bytes \
-                     (query.max_value_bytes)",
-                    self.limits.max_value_bytes
-                )));
+                return Err(self.value_too_large(name, "was given a value of", largest));
             }
             total = total.saturating_add(bytes);
         }
         if total > self.limits.max_batch_bytes {
-            return Err(too_large(format!(
-                "{name} would read {total} bytes at once; a function call reads at most {} bytes over a batch of \
-                 rows (query.max_batch_bytes)",
-                self.limits.max_batch_bytes
-            )));
+            return Err(self.batch_too_large(name, "read", total));
         }
         if self.growth == Growth::Inputs {
             return Ok(());
@@ -175,27 +167,32 @@ impl Guarded {
                 }
             };
             if bound > self.limits.max_value_bytes {
-                return Err(too_large(format!(
-                    "{name} would make a value of up to {bound} bytes; a function makes values of at most {} bytes \
-                     (query.max_value_bytes)",
-                    self.limits.max_value_bytes
-                )));
+                return Err(self.value_too_large(name, "would make a value of up to", bound));
             }
             made = made.saturating_add(bound);
         }
         if made > self.limits.max_batch_bytes {
-            return Err(too_large(format!(
-                "{name} would make {made} bytes at once; a function call makes at most {} bytes over a batch of \
-                 rows (query.max_batch_bytes)",
-                self.limits.max_batch_bytes
-            )));
+            return Err(self.batch_too_large(name, "make", made));
         }
         Ok(())
     }
-}
 
-fn too_large(message: String) -> DataFusionError {
-    DataFusionError::ResourcesExhausted(message)
+    /// `name` took (`was given a value of`) or would make (`would make a value of up to`) `bytes`.
+    fn value_too_large(&self, name: &str, what: &str, bytes: usize) -> DataFusionError {
+        DataFusionError::ResourcesExhausted(format!(
+            "{name} {what} {bytes} bytes; a function's values may have at most {} bytes (query.max_value_bytes)",
+            self.limits.max_value_bytes
+        ))
+    }
+
+    /// `name` would `read` or `make` `bytes` over one batch.
+    fn batch_too_large(&self, name: &str, verb: &str, bytes: usize) -> DataFusionError {
+        DataFusionError::ResourcesExhausted(format!(
+            "{name} would {verb} {bytes} bytes at once; a function call may {verb} at most {} bytes over a batch of \
+             rows (query.max_batch_bytes)",
+            self.limits.max_batch_bytes
+        ))
+    }
 }
 
 fn is_guarded(function: &ScalarUDF) -> bool {
