@@ -208,10 +208,7 @@ fn sizes(value: &ColumnarValue, rows: usize) -> (usize, usize) {
             let len = scalar_len(scalar).unwrap_or(0);
             (len, len.saturating_mul(rows))
         }
-        ColumnarValue::Array(array) => {
-            let largest = array_lengths(array).map_or(0, |l| l.into_iter().flatten().max().unwrap_or(0));
-            (largest, array.to_data().get_slice_memory_size().unwrap_or(0))
-        }
+        ColumnarValue::Array(array) => (largest_value(array), array.to_data().get_slice_memory_size().unwrap_or(0)),
     }
 }
 
@@ -228,6 +225,24 @@ fn scalar_len(scalar: &ScalarValue) -> Option<usize> {
         ScalarValue::Utf8(v) | ScalarValue::LargeUtf8(v) | ScalarValue::Utf8View(v) => v.as_ref().map(String::len),
         ScalarValue::Binary(v) | ScalarValue::LargeBinary(v) | ScalarValue::BinaryView(v) => v.as_ref().map(Vec::len),
         _ => Some(0),
+    }
+}
+
+/// The longest value of a string or binary array, read from its offsets or views (0 for other
+/// types); nothing is allocated, so every call of every function can afford it.
+fn largest_value(array: &ArrayRef) -> usize {
+    fn by_offsets<O: Copy + Into<i64>>(offsets: &[O]) -> usize {
+        offsets.windows(2).map(|w| (w[1].into() - w[0].into()) as usize).max().unwrap_or(0)
+    }
+    let array = array.as_ref();
+    match array.data_type() {
+        DataType::Utf8 => by_offsets(array.as_string::<i32>().value_offsets()),
+        DataType::LargeUtf8 => by_offsets(array.as_string::<i64>().value_offsets()),
+        DataType::Binary => by_offsets(array.as_binary::<i32>().value_offsets()),
+        DataType::LargeBinary => by_offsets(array.as_binary::<i64>().value_offsets()),
+        DataType::Utf8View => array.as_string_view().views().iter().map(|v| *v as u32 as usize).max().unwrap_or(0),
+        DataType::BinaryView => array.as_binary_view().views().iter().map(|v| *v as u32 as usize).max().unwrap_or(0),
+        _ => 0,
     }
 }
 
