@@ -42,14 +42,34 @@ pub struct RelayConfig {
     pub http: http_serve::HttpConfig,
 }
 
-/// Long-term AWS credentials.
+/// The relay's own AWS identity: static keys, or (both empty) AWS's standard credential chain.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CredentialsConfig {
-    /// Access key id.
+    /// Access key id; empty, with `secret_access_key` empty too, for the standard chain.
     pub access_key_id: String,
     /// Secret access key.
     pub secret_access_key: String,
+    /// With the standard chain: the profile of the shared config and credentials files (else
+    /// `AWS_PROFILE`, else `default`).
+    #[serde(default)]
+    pub profile: String,
+}
+
+impl CredentialsConfig {
+    /// Where these settings take the relay's identity from.
+    pub fn base(&self) -> crate::delivery::credentials::BaseCredentials {
+        use crate::delivery::credentials::BaseCredentials;
+        if self.access_key_id.is_empty() {
+            BaseCredentials::Chain { profile: (!self.profile.is_empty()).then(|| self.profile.clone()) }
+        } else {
+            BaseCredentials::Static {
+                access_key_id: self.access_key_id.clone(),
+                secret_access_key: self.secret_access_key.clone(),
+                session_token: None,
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for CredentialsConfig {
@@ -57,6 +77,7 @@ impl std::fmt::Debug for CredentialsConfig {
         f.debug_struct("CredentialsConfig")
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"<redacted>")
+            .field("profile", &self.profile)
             .finish()
     }
 }
@@ -73,6 +94,7 @@ impl Default for RelayConfig {
             credentials: CredentialsConfig {
                 access_key_id: "AKIAKLARITYVENDOR001".into(),
                 secret_access_key: "klarity-local-vendor-secret-key-0001".into(),
+                profile: String::new(),
             },
             idle_poll_ms: 50,
             probe_interval_secs: 30,
@@ -125,8 +147,18 @@ impl RelayConfig {
                 "admin_token_sha256 must be 64 hexadecimal digits (the SHA-256 of the admin token), or empty".into()
             );
         }
-        if self.credentials.access_key_id.is_empty() || self.credentials.secret_access_key.is_empty() {
-            return Err("credentials.access_key_id and credentials.secret_access_key are required".into());
+        let c = &self.credentials;
+        if c.access_key_id.is_empty() != c.secret_access_key.is_empty() {
+            return Err(
+                "credentials.access_key_id and credentials.secret_access_key go together: set both (static keys), \
+                 or neither (AWS's standard credential chain)"
+                    .into(),
+            );
+        }
+        if !c.access_key_id.is_empty() && !c.profile.is_empty() {
+            return Err(
+                "credentials.profile chooses a profile of the standard chain: it cannot go with static keys".into()
+            );
         }
         Ok(())
     }
@@ -135,11 +167,7 @@ impl RelayConfig {
     pub fn delivery(&self) -> crate::delivery::DeliveryConfig {
         crate::delivery::DeliveryConfig {
             endpoint_url: (!self.endpoint_url.is_empty()).then(|| self.endpoint_url.clone()),
-            credentials: crate::delivery::credentials::BaseCredentials {
-                access_key_id: self.credentials.access_key_id.clone(),
-                secret_access_key: self.credentials.secret_access_key.clone(),
-                session_token: None,
-            },
+            credentials: self.credentials.base(),
             retry: crate::delivery::retry::RetryPolicy::default(),
             idle_poll: Duration::from_millis(self.idle_poll_ms),
             probe_interval: Duration::from_secs(self.probe_interval_secs),
@@ -154,6 +182,26 @@ impl RelayConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_are_static_keys_or_the_standard_chain() {
+        use crate::delivery::credentials::BaseCredentials;
+        let with = |id: &str, secret: &str, profile: &str| RelayConfig {
+            credentials: CredentialsConfig {
+                access_key_id: id.into(),
+                secret_access_key: secret.into(),
+                profile: profile.into(),
+            },
+            ..RelayConfig::default()
+        };
+        assert!(matches!(RelayConfig::default().credentials.base(), BaseCredentials::Static { .. }));
+        let chain = with("", "", "vendor");
+        assert_eq!(chain.validate(), Ok(()));
+        assert!(matches!(chain.credentials.base(), BaseCredentials::Chain { profile: Some(p) } if p == "vendor"));
+        assert!(matches!(with("", "", "").credentials.base(), BaseCredentials::Chain { profile: None }));
+        assert!(with("AKIAX", "", "").validate().unwrap_err().contains("go together"));
+        assert!(with("AKIAX", "secret", "vendor").validate().unwrap_err().contains("cannot go with static keys"));
+    }
 
     #[test]
     fn a_spool_bound_that_cannot_take_a_full_request_is_refused() {

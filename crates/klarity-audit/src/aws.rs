@@ -1,5 +1,7 @@
 //! AWS SDK clients for commands that act on AWS or the local lake: an endpoint (none for AWS), a
-//! region and keys.
+//! region and an identity (keys, or AWS's standard credential chain).
+
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 
 /// Where the calls go.
 #[derive(Debug, Clone)]
@@ -10,17 +12,17 @@ pub(crate) struct Target {
     pub(crate) region: String,
 }
 
-/// Access keys.
+/// The identity calls are made with: keys, or AWS's standard credential chain.
 #[derive(Clone)]
 pub(crate) struct Keys {
-    pub(crate) id: String,
-    pub(crate) secret: String,
-    pub(crate) token: Option<String>,
+    provider: SharedCredentialsProvider,
+    /// What it is, for messages (an access key id, or the chain and its profile).
+    pub(crate) label: String,
 }
 
 impl std::fmt::Debug for Keys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keys").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("Keys").field("label", &self.label).finish_non_exhaustive()
     }
 }
 
@@ -29,12 +31,64 @@ impl Keys {
     pub(crate) fn from_env() -> Option<Keys> {
         let id = std::env::var("AWS_ACCESS_KEY_ID").ok().filter(|v| !v.is_empty())?;
         let secret = std::env::var("AWS_SECRET_ACCESS_KEY").ok().filter(|v| !v.is_empty())?;
-        Some(Keys { id, secret, token: std::env::var("AWS_SESSION_TOKEN").ok().filter(|v| !v.is_empty()) })
+        let token = std::env::var("AWS_SESSION_TOKEN").ok().filter(|v| !v.is_empty());
+        Some(Keys::of(aws_credential_types::Credentials::new(id, secret, token, None, "klarity-audit")))
     }
 
     /// The local lake's documented key of an account.
     pub(crate) fn local(id: &str, secret: &str) -> Keys {
-        Keys { id: id.to_owned(), secret: secret.to_owned(), token: None }
+        Keys::of(aws_credential_types::Credentials::new(id, secret, None, None, "klarity-audit"))
+    }
+
+    /// These credentials.
+    pub(crate) fn of(credentials: aws_credential_types::Credentials) -> Keys {
+        let label = credentials.access_key_id().to_owned();
+        Keys { provider: SharedCredentialsProvider::new(credentials), label }
+    }
+
+    /// AWS's standard credential chain (environment, shared config and credentials files, SSO, web
+    /// identity, ECS container credentials, instance metadata), with `profile` if given (else
+    /// `AWS_PROFILE`, else `default`). Loaded when first used.
+    pub(crate) fn chain(profile: Option<&str>) -> Keys {
+        let label = match profile {
+            Some(profile) => format!("the standard AWS credential chain, profile {profile}"),
+            None => "the standard AWS credential chain".to_owned(),
+        };
+        let chain = LazyChain { profile: profile.map(str::to_owned), chain: tokio::sync::OnceCell::new() };
+        Keys { provider: SharedCredentialsProvider::new(chain), label }
+    }
+
+    /// The provider for an SDK client's configuration.
+    pub(crate) fn provider(&self) -> SharedCredentialsProvider {
+        self.provider.clone()
+    }
+}
+
+/// aws-config's default chain, built on first use (building it reads files and the environment).
+#[derive(Debug)]
+struct LazyChain {
+    profile: Option<String>,
+    chain: tokio::sync::OnceCell<aws_config::default_provider::credentials::DefaultCredentialsChain>,
+}
+
+impl ProvideCredentials for LazyChain {
+    fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        aws_credential_types::provider::future::ProvideCredentials::new(async move {
+            let chain = self
+                .chain
+                .get_or_init(|| async {
+                    let mut builder = aws_config::default_provider::credentials::DefaultCredentialsChain::builder();
+                    if let Some(profile) = &self.profile {
+                        builder = builder.profile_name(profile);
+                    }
+                    builder.build().await
+                })
+                .await;
+            chain.provide_credentials().await
+        })
     }
 }
 
@@ -45,13 +99,7 @@ macro_rules! client {
         let mut builder = $krate::Config::builder()
             .behavior_version($krate::config::BehaviorVersion::latest())
             .region($krate::config::Region::new(target.region.clone()))
-            .credentials_provider($krate::config::Credentials::new(
-                &keys.id,
-                &keys.secret,
-                keys.token.clone(),
-                None,
-                "klarity-audit",
-            ));
+            .credentials_provider(keys.provider());
         if let Some(endpoint) = &target.endpoint {
             builder = builder.endpoint_url(endpoint);
         }

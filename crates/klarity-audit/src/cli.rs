@@ -226,12 +226,17 @@ pub(crate) struct QueryArgs {
     /// The lake to ask.
     #[arg(long, value_name = "URL", env = "KLARITY_LAKE_URL", default_value = "http://127.0.0.1:4566")]
     pub(crate) endpoint_url: String,
-    /// Ask AWS CloudTrail Lake instead of a local lake (credentials from the AWS_* variables).
+    /// Ask AWS CloudTrail Lake instead of a local lake (credentials from AWS's standard chain:
+    /// AWS_* variables, profiles, SSO, container or instance credentials).
     #[arg(long)]
     pub(crate) aws: bool,
     /// The region [default: AWS_REGION, AWS_DEFAULT_REGION, or us-east-1].
     #[arg(long)]
     pub(crate) region: Option<String>,
+    /// Take credentials from this profile of the AWS config and credentials files (SSO and
+    /// `role_arn` profiles included).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) profile: Option<String>,
     /// Print one JSON object per row.
     #[arg(long, conflicts_with = "csv")]
     pub(crate) json: bool,
@@ -308,6 +313,11 @@ pub(crate) struct ApplyArgs {
     /// The region [default: AWS_REGION, AWS_DEFAULT_REGION, or us-east-1].
     #[arg(long)]
     pub(crate) region: Option<String>,
+    /// Take the customer's credentials from this profile of the AWS config and credentials files
+    /// (SSO and `role_arn` profiles included) [default: the AWS_* variables, else AWS's standard
+    /// chain].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) profile: Option<String>,
     /// Give the role PutAuditEvents only (no reading the channel, no queries; `tenants verify` then
     /// checks the publishing call alone).
     #[arg(long)]
@@ -456,6 +466,10 @@ pub(crate) struct TenantsArgs {
     /// The relay's settings (for `verify`: endpoint_url and credentials).
     #[arg(long, value_name = "FILE", global = true)]
     pub(crate) config: Option<PathBuf>,
+    /// For `verify`: the relay's own identity from this profile of the AWS config and credentials
+    /// files (through AWS's standard chain) instead of the configured credentials.
+    #[arg(long, value_name = "NAME", global = true)]
+    pub(crate) profile: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

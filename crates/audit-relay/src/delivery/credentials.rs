@@ -1,6 +1,10 @@
-//! Credentials per tenant: the relay's own for the resource-policy mode; for the role mode, the
-//! role chain (optional proxy role, then the customer's role with its external ID), cached until
-//! five minutes before expiry.
+//! Credentials per tenant. The relay's own identity ([`BaseCredentials`]) is either keys from its
+//! configuration or AWS's standard chain (aws-config: environment, shared config and credentials
+//! files with profiles, SSO, web identity as in EKS, ECS container credentials, EC2 instance
+//! metadata). A resource-policy tenant is called with that identity; a role tenant through
+//! aws-config's assume-role provider: an optional proxy role first, then the customer's role with
+//! its external ID. Each tenant's credentials (and the base identity's, when they expire) are
+//! cached until five minutes before they expire.
 
 use std::{
     collections::HashMap,
@@ -8,60 +12,104 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use aws_sdk_sts::config::{BehaviorVersion, Credentials, Region};
+use aws_config::{BehaviorVersion, SdkConfig, sts::AssumeRoleProvider};
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, error::CredentialsError};
+use aws_sdk_sts::config::{Credentials, Region};
 
 use crate::registry::{DeliveryMode, Tenant};
 
-/// The relay's own long-term (or ambient) credentials.
+/// Where the relay's own AWS identity comes from.
 #[derive(Clone)]
-pub struct BaseCredentials {
-    /// Access key id.
-    pub access_key_id: String,
-    /// Secret access key.
-    pub secret_access_key: String,
-    /// Session token, for temporary credentials.
-    pub session_token: Option<String>,
+pub enum BaseCredentials {
+    /// Keys given in the configuration (the local lake's vendor keys by default).
+    Static {
+        /// Access key id.
+        access_key_id: String,
+        /// Secret access key.
+        secret_access_key: String,
+        /// Session token, for temporary credentials.
+        session_token: Option<String>,
+    },
+    /// AWS's standard credential chain, with this profile (else `AWS_PROFILE`, else `default`).
+    Chain {
+        /// The profile of the shared config and credentials files.
+        profile: Option<String>,
+    },
 }
 
 impl std::fmt::Debug for BaseCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BaseCredentials").field("access_key_id", &self.access_key_id).finish_non_exhaustive()
+        match self {
+            BaseCredentials::Static { access_key_id, .. } => {
+                f.debug_struct("Static").field("access_key_id", access_key_id).finish_non_exhaustive()
+            }
+            BaseCredentials::Chain { profile } => f.debug_struct("Chain").field("profile", profile).finish(),
+        }
     }
 }
 
 /// Why credentials could not be had: the STS error code and message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CredentialError {
-    /// The error code (`AccessDenied`, or `Network` when STS was unreachable).
+    /// The error code (`AccessDenied`; `Network` when STS was unreachable; `CredentialsUnavailable`
+    /// when the relay's own identity could not be had).
     pub code: String,
-    /// What STS said.
+    /// What went wrong.
     pub message: String,
 }
 
 /// Renew this long before expiry.
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
 
+/// The session name of the relay's assumed roles (CloudTrail shows it in the customer's account).
+const SESSION_NAME: &str = "klarity-relay";
+
 /// Credentials by tenant, cached.
 pub struct CredentialCache {
     base: BaseCredentials,
     endpoint: Option<String>,
+    /// The SDK configuration of the base identity, made on first use (the standard chain loads
+    /// asynchronously).
+    sdk: tokio::sync::OnceCell<SdkConfig>,
+    /// The base identity's credentials, while they are good.
+    base_cached: Mutex<Option<Credentials>>,
     cache: Mutex<HashMap<String, (Credentials, SystemTime)>>,
 }
 
 impl CredentialCache {
-    /// A cache over the relay's own credentials; `endpoint` overrides the AWS endpoints (the lake).
+    /// A cache over the relay's own identity; `endpoint` overrides the AWS endpoints (the lake).
     pub fn new(base: BaseCredentials, endpoint: Option<String>) -> CredentialCache {
-        CredentialCache { base, endpoint, cache: Mutex::new(HashMap::new()) }
+        CredentialCache {
+            base,
+            endpoint,
+            sdk: tokio::sync::OnceCell::new(),
+            base_cached: Mutex::new(None),
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
-    fn base(&self) -> Credentials {
-        Credentials::new(
-            &self.base.access_key_id,
-            &self.base.secret_access_key,
-            self.base.session_token.clone(),
-            None,
-            "klarity-relay",
-        )
+    async fn sdk(&self) -> &SdkConfig {
+        self.sdk
+            .get_or_init(|| async {
+                let mut loader = aws_config::defaults(BehaviorVersion::latest());
+                if let Some(endpoint) = &self.endpoint {
+                    loader = loader.endpoint_url(endpoint);
+                }
+                loader = match &self.base {
+                    BaseCredentials::Static { access_key_id, secret_access_key, session_token } => loader
+                        .credentials_provider(Credentials::new(
+                            access_key_id,
+                            secret_access_key,
+                            session_token.clone(),
+                            None,
+                            "klarity-relay",
+                        )),
+                    BaseCredentials::Chain { profile: Some(profile) } => loader.profile_name(profile),
+                    BaseCredentials::Chain { profile: None } => loader,
+                };
+                loader.load().await
+            })
+            .await
     }
 
     /// Forgets a tenant's cached credentials (after an access error, or an update).
@@ -69,69 +117,105 @@ impl CredentialCache {
         self.cache.lock().expect("credential cache lock").remove(tenant);
     }
 
-    /// The credentials to call the tenant's channel with.
-    pub async fn for_tenant(&self, tenant: &Tenant) -> Result<Credentials, CredentialError> {
-        let DeliveryMode::AssumeRole { role_arn, external_id, proxy_role_arn } = &tenant.delivery else {
-            return Ok(self.base());
-        };
-        if let Some((credentials, expires)) = self.cache.lock().expect("credential cache lock").get(&tenant.id)
-            && SystemTime::now() + RENEW_BEFORE < *expires
+    /// The relay's own credentials.
+    pub async fn base_credentials(&self) -> Result<Credentials, CredentialError> {
+        if let Some(credentials) = self.base_cached.lock().expect("credential cache lock").as_ref()
+            && fresh(credentials.expiry())
         {
             return Ok(credentials.clone());
         }
-        let mut current = self.base();
-        if let Some(proxy) = proxy_role_arn {
-            current = self.assume(current, tenant.region(), proxy, None).await?.0;
+        let provider: SharedCredentialsProvider =
+            self.sdk().await.credentials_provider().ok_or_else(|| CredentialError {
+                code: "CredentialsUnavailable".into(),
+                message: "no AWS credentials are configured and the standard chain has none".into(),
+            })?;
+        let credentials = provider.provide_credentials().await.map_err(|err| CredentialError {
+            code: "CredentialsUnavailable".into(),
+            message: format!("the relay's own AWS identity: {}", chain(&err)),
+        })?;
+        *self.base_cached.lock().expect("credential cache lock") = Some(credentials.clone());
+        Ok(credentials)
+    }
+
+    /// The credentials to call the tenant's channel with.
+    pub async fn for_tenant(&self, tenant: &Tenant) -> Result<Credentials, CredentialError> {
+        let DeliveryMode::AssumeRole { role_arn, external_id, proxy_role_arn } = &tenant.delivery else {
+            return self.base_credentials().await;
+        };
+        if let Some((credentials, expires)) = self.cache.lock().expect("credential cache lock").get(&tenant.id)
+            && fresh(Some(*expires))
+        {
+            return Ok(credentials.clone());
         }
-        let (credentials, expires) = self.assume(current, tenant.region(), role_arn, external_id.as_deref()).await?;
+        let mut current = self.base_credentials().await?;
+        if let Some(proxy) = proxy_role_arn {
+            current = self.assume(current, tenant.region(), proxy, None).await?;
+        }
+        let credentials = self.assume(current, tenant.region(), role_arn, external_id.as_deref()).await?;
+        let expires = credentials.expiry().unwrap_or_else(|| SystemTime::now() + Duration::from_secs(3600));
         self.cache.lock().expect("credential cache lock").insert(tenant.id.clone(), (credentials.clone(), expires));
         Ok(credentials)
     }
 
+    /// `role_arn` assumed with `with`, through aws-config's assume-role provider.
     async fn assume(
         &self,
         with: Credentials,
         region: &str,
         role_arn: &str,
         external_id: Option<&str>,
-    ) -> Result<(Credentials, SystemTime), CredentialError> {
-        let mut config = aws_sdk_sts::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
+    ) -> Result<Credentials, CredentialError> {
+        let mut builder = AssumeRoleProvider::builder(role_arn)
+            .session_name(SESSION_NAME)
+            .session_length(Duration::from_secs(3600))
             .region(Region::new(region.to_owned()))
-            .credentials_provider(with)
-            .retry_config(aws_sdk_sts::config::retry::RetryConfig::standard().with_max_attempts(3));
-        if let Some(endpoint) = &self.endpoint {
-            config = config.endpoint_url(endpoint);
+            .configure(self.sdk().await);
+        if let Some(id) = external_id {
+            builder = builder.external_id(id);
         }
-        let sts = aws_sdk_sts::Client::from_conf(config.build());
-        let out = sts
-            .assume_role()
-            .role_arn(role_arn)
-            .role_session_name("klarity-relay")
-            .set_external_id(external_id.map(str::to_owned))
-            .duration_seconds(3600)
-            .send()
-            .await
-            .map_err(|err| {
-                use aws_sdk_sts::error::ProvideErrorMetadata;
-                let code = err.code().unwrap_or("Network").to_owned();
-                let message = err.message().map(str::to_owned).unwrap_or_else(|| format!("{err}"));
-                CredentialError { code, message: format!("assuming {role_arn}: {message}") }
-            })?;
-        let c = out.credentials().ok_or_else(|| CredentialError {
-            code: "InvalidResponse".into(),
-            message: "STS returned no credentials".into(),
-        })?;
-        let expires = SystemTime::UNIX_EPOCH + Duration::from_secs(c.expiration().secs().max(0) as u64);
-        Ok((
-            Credentials::new(
-                c.access_key_id(),
-                c.secret_access_key(),
-                Some(c.session_token().to_owned()),
-                Some(expires),
-                "klarity-relay-assumed",
-            ),
-            expires,
-        ))
+        let provider = builder.build_from_provider(with).await;
+        provider.provide_credentials().await.map_err(|err| {
+            let (code, message) = sts_refusal(&err).unwrap_or_else(|| ("Network".into(), chain(&err)));
+            CredentialError { code, message: format!("assuming {role_arn}: {message}") }
+        })
     }
+}
+
+/// Whether credentials expiring at `expiry` (never, for `None`) are good for a while yet.
+fn fresh(expiry: Option<SystemTime>) -> bool {
+    expiry.is_none_or(|at| SystemTime::now() + RENEW_BEFORE < at)
+}
+
+/// The code and message STS refused an `AssumeRole` with, if that is what `err` comes from.
+fn sts_refusal(err: &CredentialsError) -> Option<(String, String)> {
+    use aws_sdk_sts::{
+        config::http::HttpResponse, error::ProvideErrorMetadata, error::SdkError,
+        operation::assume_role::AssumeRoleError,
+    };
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = next {
+        if let Some(SdkError::ServiceError(service)) = current.downcast_ref::<SdkError<AssumeRoleError, HttpResponse>>()
+        {
+            let refusal = service.err();
+            let code = refusal.code().unwrap_or("AccessDenied").to_owned();
+            return Some((code, refusal.message().unwrap_or("refused").to_owned()));
+        }
+        next = current.source();
+    }
+    None
+}
+
+/// An error and its causes, as one line.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        let line = cause.to_string();
+        if !text.contains(&line) {
+            text.push_str(": ");
+            text.push_str(&line);
+        }
+        next = cause.source();
+    }
+    text
 }

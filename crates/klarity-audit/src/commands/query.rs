@@ -22,7 +22,7 @@ const CELL: usize = 60;
 
 pub(crate) fn run(args: &QueryArgs) -> anyhow::Result<ExitCode> {
     let endpoint = (!args.aws).then_some(args.endpoint_url.as_str());
-    let (target, keys) = target_and_keys(endpoint, false, args.region.as_deref())?;
+    let (target, keys) = target_and_keys(endpoint, false, args.region.as_deref(), args.profile.as_deref())?;
     let runtime =
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
     let where_to = target.endpoint.clone().unwrap_or_else(|| format!("AWS {}", target.region));

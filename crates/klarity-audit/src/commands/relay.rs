@@ -56,7 +56,14 @@ pub(crate) fn run(global: &GlobalArgs, args: &RelayArgs) -> anyhow::Result<ExitC
 }
 
 pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result<ExitCode> {
-    let config: RelayConfig = crate::config::load(args.config.as_deref(), "KLARITY_RELAY__")?;
+    let mut config: RelayConfig = crate::config::load(args.config.as_deref(), "KLARITY_RELAY__")?;
+    if let Some(profile) = &args.profile {
+        config.credentials = audit_relay::config::CredentialsConfig {
+            access_key_id: String::new(),
+            secret_access_key: String::new(),
+            profile: profile.clone(),
+        };
+    }
     let dir = args.data_dir.clone().unwrap_or_else(|| config.data_dir.clone());
     let registry =
         Registry::open(&dir).with_context(|| format!("opening the relay's registry in {}", dir.display()))?;

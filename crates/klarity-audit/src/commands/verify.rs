@@ -5,7 +5,7 @@ use std::{io::Write, process::ExitCode};
 
 use audit_relay::{
     RelayConfig,
-    delivery::credentials::{BaseCredentials, CredentialCache},
+    delivery::credentials::CredentialCache,
     registry::{DeliveryMode, Tenant},
 };
 
@@ -40,12 +40,7 @@ async fn verify(tenant: &Tenant, config: &RelayConfig) -> Verdict {
     let mut checks = Vec::new();
     let fail = |checks: Vec<String>, problem: String| Verdict { checks, problem: Some(problem) };
     let endpoint = (!config.endpoint_url.is_empty()).then(|| config.endpoint_url.clone());
-    let base = BaseCredentials {
-        access_key_id: config.credentials.access_key_id.clone(),
-        secret_access_key: config.credentials.secret_access_key.clone(),
-        session_token: None,
-    };
-    let cache = CredentialCache::new(base, endpoint.clone());
+    let cache = CredentialCache::new(config.credentials.base(), endpoint.clone());
     let credentials = match cache.for_tenant(tenant).await {
         Ok(c) => c,
         Err(err) => {
@@ -75,11 +70,7 @@ async fn verify(tenant: &Tenant, config: &RelayConfig) -> Verdict {
             checks.push("the relay's own credentials, for the channel's resource policy".into())
         }
     }
-    let keys = Keys {
-        id: credentials.access_key_id().to_owned(),
-        secret: credentials.secret_access_key().to_owned(),
-        token: credentials.session_token().map(str::to_owned),
-    };
+    let keys = Keys::of(credentials);
     let target = Target { endpoint, region: tenant.region().to_owned() };
     let data = client!(aws_sdk_cloudtraildata, &target, &keys);
     let source = tenant.applications.first().cloned().unwrap_or_else(|| "com.nordcloudapp.com.klarity".into());

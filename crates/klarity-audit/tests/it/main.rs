@@ -11,6 +11,7 @@ mod relay_cli;
 mod relay_crash;
 mod relay_e2e;
 mod relay_faults;
+mod relay_identity;
 mod serve;
 mod support;
 mod validate;

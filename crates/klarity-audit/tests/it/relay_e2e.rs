@@ -80,7 +80,7 @@ pub(crate) fn relay(
         registry.clone(),
         DeliveryConfig {
             endpoint_url: Some(endpoint.to_owned()),
-            credentials: BaseCredentials {
+            credentials: BaseCredentials::Static {
                 access_key_id: audit_lake::config::VENDOR_ACCESS_KEY_ID.into(),
                 secret_access_key: audit_lake::config::VENDOR_SECRET_ACCESS_KEY.into(),
                 session_token: None,

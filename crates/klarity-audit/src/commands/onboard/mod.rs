@@ -24,7 +24,8 @@ pub(crate) fn run(args: &OnboardArgs) -> anyhow::Result<ExitCode> {
         OnboardCommand::Template(t) => template(t),
         OnboardCommand::Apply(a) => {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let (target, keys) = target_and_keys(a.endpoint_url.as_deref(), a.local, a.region.as_deref())?;
+            let (target, keys) =
+                target_and_keys(a.endpoint_url.as_deref(), a.local, a.region.as_deref(), a.profile.as_deref())?;
             let plan = Plan::from_args(a);
             let handover = runtime.block_on(apply(&target, &keys, &plan))?;
             let mut out = std::io::stdout().lock();
@@ -90,12 +91,14 @@ fn template(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Where `apply` and `verify`-like commands call, with which keys: AWS by default (keys from the
-/// environment); `--local` or `--endpoint-url` for the local lake (its customer key by default).
+/// Where `apply` and `query` call, with which identity: AWS by default (a `--profile`, else the
+/// AWS_* keys, else AWS's standard credential chain); `--local` or `--endpoint-url` for the local
+/// lake (a `--profile`, else the AWS_* keys, else its documented customer key).
 pub(crate) fn target_and_keys(
     endpoint_url: Option<&str>,
     local: bool,
     region: Option<&str>,
+    profile: Option<&str>,
 ) -> anyhow::Result<(Target, Keys)> {
     let endpoint = endpoint_url.map(str::to_owned).or_else(|| local.then(|| "http://127.0.0.1:4566".to_owned()));
     let region = region
@@ -104,15 +107,13 @@ pub(crate) fn target_and_keys(
         .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
         .filter(|r| !r.is_empty())
         .unwrap_or_else(|| "us-east-1".to_owned());
-    let keys = match (Keys::from_env(), &endpoint) {
-        (Some(keys), _) => keys,
-        (None, Some(_)) => {
+    let keys = match (profile.filter(|p| !p.is_empty()), Keys::from_env(), &endpoint) {
+        (Some(profile), _, _) => Keys::chain(Some(profile)),
+        (None, Some(keys), _) => keys,
+        (None, None, Some(_)) => {
             Keys::local(audit_lake::config::CUSTOMER_ACCESS_KEY_ID, audit_lake::config::CUSTOMER_SECRET_ACCESS_KEY)
         }
-        (None, None) => bail!(
-            "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) to the \
-             customer account's, or use --local for the local lake"
-        ),
+        (None, None, None) => Keys::chain(None),
     };
     Ok((Target { endpoint, region }, keys))
 }

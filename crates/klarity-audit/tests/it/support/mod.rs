@@ -40,7 +40,20 @@ impl Dir {
 
     /// Runs `klarity-audit ARGS` with optional standard input.
     pub(crate) fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_klarity-audit"))
+        self.run_with(args, stdin, &[])
+    }
+
+    /// [`Dir::run`] with environment variables set (and those of AWS identity the machine has
+    /// removed, so that only `env` gives one).
+    pub(crate) fn run_with(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_klarity-audit"));
+        if !env.is_empty() {
+            for name in AWS_IDENTITY_ENV {
+                command.env_remove(name);
+            }
+        }
+        let mut child = command
+            .envs(env.iter().copied())
             .args(args)
             .current_dir(self.dir.path())
             .env_remove("KLARITY_CATALOG_DIR")
@@ -137,6 +150,23 @@ impl LakeProcess {
     }
 }
 
+/// Environment variables through which AWS's standard credential chain finds an identity.
+pub(crate) const AWS_IDENTITY_ENV: [&str; 13] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ENDPOINT_URL",
+];
+
 /// `klarity-audit relay` as a process on a free port, delivering to `endpoint`; killed on drop.
 pub(crate) struct RelayProcess {
     child: std::process::Child,
@@ -147,7 +177,12 @@ impl RelayProcess {
     /// Starts the relay with extra environment (settings as `KLARITY_RELAY__…`).
     pub(crate) fn start_with(data_dir: &Path, endpoint: &str, env: &[(&str, &str)]) -> RelayProcess {
         use std::io::BufRead;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_klarity-audit"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_klarity-audit"));
+        // The relay's AWS identity is what a test gives it, never what the machine has.
+        for name in AWS_IDENTITY_ENV {
+            command.env_remove(name);
+        }
+        let mut child = command
             .args(["relay", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("KLARITY_RELAY__ENDPOINT_URL", endpoint)
