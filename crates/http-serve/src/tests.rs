@@ -31,6 +31,20 @@ const PATIENT: Limits = Limits {
     pressure_header_read_timeout: Duration::from_secs(10),
 };
 
+/// How many `/long` and `/hold` handlers have begun (each route serves one test; the server is at
+/// work on a request from then on).
+static LONG_STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static HOLD_STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Waits until `counter` has counted `n` more handlers than `before`.
+async fn begun(counter: &std::sync::atomic::AtomicUsize, before: usize, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while counter.load(std::sync::atomic::Ordering::SeqCst) < before + n {
+        assert!(Instant::now() < deadline, "the server never began the requests");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// An answer larger than loopback's socket buffers.
 const BIG: usize = 64 << 20;
 
@@ -58,6 +72,15 @@ async fn start_with(limits: Limits) -> Server {
         .route(
             "/long",
             post(|| async {
+                LONG_STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                "done"
+            }),
+        )
+        .route(
+            "/hold",
+            post(|| async {
+                HOLD_STARTED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(1500)).await;
                 "done"
             }),
@@ -226,12 +249,13 @@ async fn a_client_that_stops_reading_its_answer_is_dropped() {
 async fn connections_beyond_the_bound_wait_while_every_one_is_at_work() {
     let server = start_with(Limits { max_connections_per_peer: 8, ..PATIENT }).await;
     let mut held = Vec::new();
+    let before = LONG_STARTED.load(std::sync::atomic::Ordering::SeqCst);
     for _ in 0..PATIENT.max_connections {
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
         stream.write_all(b"POST /long HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n").await.unwrap();
         held.push(stream);
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    begun(&LONG_STARTED, before, PATIENT.max_connections).await;
     let mut third = TcpStream::connect(server.addr).await.unwrap();
     third.write_all(echo("abc").as_bytes()).await.unwrap();
     assert!(
@@ -282,12 +306,13 @@ async fn one_peer_holds_at_most_its_bound_of_connections() {
 
     // Both of the peer's connections at work: a third is closed unserved.
     let mut busy = Vec::new();
+    let before = HOLD_STARTED.load(std::sync::atomic::Ordering::SeqCst);
     for _ in 0..2 {
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
-        stream.write_all(b"POST /long HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n").await.unwrap();
+        stream.write_all(b"POST /hold HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n").await.unwrap();
         busy.push(stream);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    begun(&HOLD_STARTED, before, 2).await;
     let mut refused = TcpStream::connect(server.addr).await.unwrap();
     let _ = refused.write_all(echo("x").as_bytes()).await;
     let answer = read_to_close(&mut refused, Duration::from_secs(2)).await.expect("closed");
