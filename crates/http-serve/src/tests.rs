@@ -278,15 +278,17 @@ async fn idle_connections_make_room_for_a_new_one() {
     let mut kept_alive = TcpStream::connect(server.addr).await.unwrap();
     kept_alive.write_all(echo("a").as_bytes()).await.unwrap();
     read_answer(&mut kept_alive, "\r\n\r\n1", Duration::from_secs(2)).await.expect("an answer");
+    // A second, younger keep-alive connection.
     let mut silent = TcpStream::connect(server.addr).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    silent.write_all(echo("b").as_bytes()).await.unwrap();
+    read_answer(&mut silent, "\r\n\r\n1", Duration::from_secs(2)).await.expect("an answer");
     let started = Instant::now();
     let mut third = TcpStream::connect(server.addr).await.unwrap();
     third.write_all(echo("abc").as_bytes()).await.unwrap();
     let answer = read_answer(&mut third, "\r\n\r\n3", Duration::from_secs(2)).await.expect("served at once");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(started.elapsed() < Duration::from_secs(2));
-    // The keep-alive connection had waited longest (since its answer): it went, the silent one stays.
+    // The older keep-alive connection had waited longest (since its answer): it went, the younger stays.
     assert!(read_to_close(&mut kept_alive, Duration::from_secs(2)).await.is_some(), "the longest-idle one was closed");
     assert!(read_to_close(&mut silent, Duration::from_millis(300)).await.is_none(), "the other stays open");
 }
@@ -332,11 +334,14 @@ async fn under_pressure_a_head_must_come_sooner() {
         ..PATIENT
     };
     let server = start_with(limits).await;
+    // Three connections, surely accepted before the fourth (each was answered once).
     let mut early = Vec::new();
     for _ in 0..3 {
-        early.push(TcpStream::connect(server.addr).await.unwrap());
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        stream.write_all(echo("a").as_bytes()).await.unwrap();
+        read_answer(&mut stream, "\r\n\r\n1", Duration::from_secs(2)).await.expect("an answer");
+        early.push(stream);
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
     let mut late = TcpStream::connect(server.addr).await.unwrap();
     let started = Instant::now();
     assert!(read_to_close(&mut late, Duration::from_secs(2)).await.is_some(), "the late silent one was closed");
