@@ -96,7 +96,10 @@ impl CredentialCache {
                     loader = loader.endpoint_url(endpoint);
                 }
                 loader = match &self.base {
+                    // Every call names its region (the tenant's): with static keys nothing is left to
+                    // look up, not even a default region (which could ask the instance metadata service).
                     BaseCredentials::Static { access_key_id, secret_access_key, session_token } => loader
+                        .region(Region::new("us-east-1"))
                         .credentials_provider(Credentials::new(
                             access_key_id,
                             secret_access_key,
