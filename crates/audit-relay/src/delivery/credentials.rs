@@ -98,15 +98,15 @@ impl CredentialCache {
                 loader = match &self.base {
                     // Every call names its region (the tenant's): with static keys nothing is left to
                     // look up, not even a default region (which could ask the instance metadata service).
-                    BaseCredentials::Static { access_key_id, secret_access_key, session_token } => loader
-                        .region(Region::new("us-east-1"))
-                        .credentials_provider(Credentials::new(
+                    BaseCredentials::Static { access_key_id, secret_access_key, session_token } => {
+                        loader.region(Region::new("us-east-1")).credentials_provider(Credentials::new(
                             access_key_id,
                             secret_access_key,
                             session_token.clone(),
                             None,
                             "klarity-relay",
-                        )),
+                        ))
+                    }
                     BaseCredentials::Chain { profile: Some(profile) } => loader.profile_name(profile),
                     BaseCredentials::Chain { profile: None } => loader,
                 };

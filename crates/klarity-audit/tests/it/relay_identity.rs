@@ -313,19 +313,11 @@ fn the_commands_that_call_aws_take_a_profile() {
     assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("FAIL"), "{}", out.stdout);
 
-    let out = dir.run_with(
-        &[
-            "query",
-            "--endpoint-url",
-            &lake.endpoint,
-            "--profile",
-            "customer",
-            "--json",
-            "SELECT count(*) AS n FROM identity",
-        ],
-        None,
-        &env,
-    );
+    let query = |sql: &str| {
+        let args = ["query", "--endpoint-url", &lake.endpoint, "--profile", "customer", "--json", sql];
+        dir.run_with(&args, None, &env)
+    };
+    let out = query("SELECT count(*) AS n FROM identity");
     assert_ne!(out.code, 0, "a table that is not a store id is refused: {}", out.stdout);
     let stores = lake_call(&lake.endpoint, "cloudtrail", "ListEventDataStores", "{}").1;
     let store = serde_json::from_str::<Value>(&stores).unwrap()["EventDataStores"][0]["EventDataStoreArn"]
@@ -335,19 +327,7 @@ fn the_commands_that_call_aws_take_a_profile() {
         .next()
         .unwrap()
         .to_owned();
-    let out = dir.run_with(
-        &[
-            "query",
-            "--endpoint-url",
-            &lake.endpoint,
-            "--profile",
-            "customer",
-            "--json",
-            &format!("SELECT count(*) AS n FROM {store}"),
-        ],
-        None,
-        &env,
-    );
+    let out = query(&format!("SELECT count(*) AS n FROM {store}"));
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("\"n\":\"1\""), "the canary of verify is there: {}", out.stdout);
     let out = dir.run_with(
