@@ -68,13 +68,9 @@ pub enum LakeError {
 impl LakeError {
     /// Whether the disk (or the quota, or the file size the process may write) is exhausted.
     pub fn is_storage_full(&self) -> bool {
-        use std::io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
         match self {
-            LakeError::Io(err) => {
-                matches!(err.kind(), StorageFull | QuotaExceeded | FileTooLarge)
-                    || matches!(err.raw_os_error(), Some(28 | 122 | 27))
-            }
-            LakeError::Database(rusqlite::Error::SqliteFailure(err, _)) => err.code == rusqlite::ErrorCode::DiskFull,
+            LakeError::Io(err) => wal_db::storage_full(err),
+            LakeError::Database(err) => wal_db::database_full(err),
             _ => false,
         }
     }

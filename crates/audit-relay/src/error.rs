@@ -37,20 +37,9 @@ impl SpoolError {
     pub fn is_storage_full(&self) -> bool {
         match self {
             SpoolError::StorageFull(_) => true,
-            SpoolError::Io(err) => storage_full(err),
-            SpoolError::Database(rusqlite::Error::SqliteFailure(err, _)) => err.code == rusqlite::ErrorCode::DiskFull,
+            SpoolError::Io(err) => wal_db::storage_full(err),
+            SpoolError::Database(err) => wal_db::database_full(err),
             _ => false,
         }
     }
-}
-
-/// Whether an I/O error says the disk (or the quota, or the file size the process may write) is
-/// exhausted.
-pub(crate) fn storage_full(err: &std::io::Error) -> bool {
-    use std::io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
-    const ENOSPC: i32 = 28;
-    const EDQUOT: i32 = 122;
-    const EFBIG: i32 = 27;
-    matches!(err.kind(), StorageFull | QuotaExceeded | FileTooLarge)
-        || matches!(err.raw_os_error(), Some(ENOSPC | EDQUOT | EFBIG))
 }

@@ -154,6 +154,16 @@ pub enum TokenCheck {
     Expired(i64),
 }
 
+/// The expiry `text` names (an RFC 3339 UTC time), in milliseconds since the epoch; the error
+/// says why it cannot be one (not a time, or not in the future).
+pub fn expiry_at(text: &str) -> Result<i64, String> {
+    let at = audit_event::EventTime::parse(text).map_err(|e| format!("{text:?} is not a time: {e}"))?.unix_millis();
+    if at <= now_ms() {
+        return Err(format!("{text} is past"));
+    }
+    Ok(at)
+}
+
 /// How often a token's last use is written (one write per token per interval at most).
 const LAST_USED_EVERY_MS: i64 = 60_000;
 
@@ -371,12 +381,17 @@ impl Registry {
 
     /// Every token's record, oldest first.
     pub fn tokens(&self) -> Result<Vec<TokenRecord>, SpoolError> {
+        self.token_records(None)
+    }
+
+    /// The records of every token, or of token `id`.
+    fn token_records(&self, id: Option<&str>) -> Result<Vec<TokenRecord>, SpoolError> {
         let conn = self.conn.lock().expect("registry lock");
         let mut stmt = conn.prepare(
             "SELECT id, hint, body, created_ms, expires_ms, revoked_ms, last_used_ms FROM tokens
-             ORDER BY coalesce(created_ms, 0), id",
+             WHERE ?1 IS NULL OR id = ?1 ORDER BY coalesce(created_ms, 0), id",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map(params![id], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, Option<String>>(1)?,
@@ -405,6 +420,6 @@ impl Registry {
         if changed == 0 {
             return Ok(None);
         }
-        Ok(self.tokens()?.into_iter().find(|t| t.id == id))
+        Ok(self.token_records(Some(id))?.pop())
     }
 }

@@ -80,6 +80,22 @@ pub fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether an I/O error says the disk (or the quota, or the size a file may grow to) is
+/// exhausted: the write may work later, once room is made.
+pub fn storage_full(err: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
+    const ENOSPC: i32 = 28;
+    const EDQUOT: i32 = 122;
+    const EFBIG: i32 = 27;
+    matches!(err.kind(), StorageFull | QuotaExceeded | FileTooLarge)
+        || matches!(err.raw_os_error(), Some(ENOSPC | EDQUOT | EFBIG))
+}
+
+/// Whether a database error is SQLite's for a full disk.
+pub fn database_full(err: &rusqlite::Error) -> bool {
+    matches!(err, rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::DiskFull)
+}
+
 fn io_error(err: std::io::Error) -> rusqlite::Error {
     rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_PERM), Some(err.to_string()))
 }

@@ -234,14 +234,13 @@ impl LogWriter {
     /// Deletes every segment, the open one too, for when no item of the log is needed any more;
     /// the next commit begins a new segment. Returns how many went.
     pub fn clear(&mut self) -> io::Result<usize> {
-        let gone = self.segments.len();
-        self.file = None;
-        for first in self.segments.drain(..) {
-            fs::remove_file(segment_path(&self.dir, first))?;
-        }
-        self.closed_bytes = 0;
-        if gone > 0 {
+        let mut gone = self.forget_through(i64::MAX)?;
+        if let Some(&open) = self.segments.last() {
+            self.file = None;
+            fs::remove_file(segment_path(&self.dir, open))?;
+            self.segments.pop();
             sync_dir(&self.dir)?;
+            gone += 1;
         }
         Ok(gone)
     }
@@ -432,6 +431,23 @@ mod tests {
         assert_eq!(reader.read(2, offsets[1]).unwrap(), b"");
         // A frame that is not the item's is refused, not returned.
         assert!(reader.read(2, offsets[0]).is_err_and(|e| e.kind() == io::ErrorKind::InvalidData));
+    }
+
+    #[test]
+    fn a_cleared_log_holds_nothing_and_goes_on_with_a_new_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogWriter::open(dir.path(), 0).unwrap();
+        log.segment_bytes = 1000;
+        append(&mut log, &[(1, &[1u8; 1000])]);
+        append(&mut log, &[(2, b"two")]);
+        assert_eq!(segments(dir.path()).unwrap(), vec![1, 2]);
+        assert!(log.written_bytes() > 1000 && log.written_bytes() <= log.bytes());
+        assert_eq!(log.clear().unwrap(), 2);
+        assert_eq!(segments(dir.path()).unwrap(), Vec::<i64>::new());
+        assert_eq!((log.bytes(), log.written_bytes()), (0, 0));
+        let offsets = append(&mut log, &[(3, b"three")]);
+        assert_eq!((segments(dir.path()).unwrap(), offsets), (vec![3], vec![0]));
+        assert_eq!(LogReader::new(dir.path()).read(3, 0).unwrap(), b"three");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use super::{ApiError, RelayState, read_body};
 use crate::{
     metrics::TenantGauges,
-    registry::{Grant, Tenant, check_tenant},
+    registry::{Grant, Tenant, check_tenant, expiry_at},
 };
 
 /// Largest admin request body (a tenant, a token grant, a pause reason), read only once the admin
@@ -160,22 +160,12 @@ pub(super) async fn issue_token(
         )
     })?;
     let grant = request.grant;
-    let expires_ms = match request.expires_at.as_deref() {
-        None => None,
-        Some(text) => {
-            let at = audit_event::EventTime::parse(text).map_err(|e| {
-                ApiError::new(StatusCode::BAD_REQUEST, "InvalidGrant", format!("expiresAt {text:?}: {e}"))
-            })?;
-            if at.unix_millis() <= audit_event::EventTime::now().unix_millis() {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "InvalidGrant",
-                    format!("expiresAt {text} is past"),
-                ));
-            }
-            Some(at.unix_millis())
-        }
-    };
+    let expires_ms = request
+        .expires_at
+        .as_deref()
+        .map(expiry_at)
+        .transpose()
+        .map_err(|why| ApiError::new(StatusCode::BAD_REQUEST, "InvalidGrant", format!("expiresAt: {why}")))?;
     if state.catalog.application(&grant.source).is_none() {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -328,7 +328,7 @@ async fn status(
         "attempts": status.attempts,
         "errorCode": status.error_code,
         "errorMessage": status.error_message,
-        "acceptedAt": audit_event::EventTime::from_unix(status.accepted_ms.div_euclid(1000), 0).to_string(),
+        "acceptedAt": time(status.accepted_ms),
     }))
     .into_response())
 }
@@ -409,7 +409,7 @@ fn splice(object: &str, first: Option<(&str, &str)>, second: Option<(&str, &str)
 }
 
 /// A time in milliseconds since the epoch, as RFC 3339 UTC.
-pub(super) fn time(ms: i64) -> String {
+fn time(ms: i64) -> String {
     audit_event::EventTime::from_unix(ms.div_euclid(1000), 0).to_string()
 }
 

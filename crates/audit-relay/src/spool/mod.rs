@@ -641,6 +641,11 @@ fn index_keys(conn: &Connection, fingerprint: Fingerprint) -> Result<KeyIndex, S
     Ok(keys)
 }
 
+/// What appending `events` counts against the bound: their payloads, and a row's worth each.
+fn appended_bytes(events: &[Prepared]) -> u64 {
+    events.iter().map(|e| e.data.len() as u64 + 200).sum()
+}
+
 /// Bytes the database's pages in use take.
 fn used_bytes(conn: &Connection) -> Result<u64, rusqlite::Error> {
     let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
@@ -866,7 +871,7 @@ fn commit(
         let incoming: u64 = batch
             .iter()
             .map(|job| match job {
-                Job::Append { events, .. } => events.iter().map(|e| e.data.len() as u64 + 200).sum(),
+                Job::Append { events, .. } => appended_bytes(events),
                 _ => 0,
             })
             .sum();
@@ -909,7 +914,7 @@ fn commit(
             for job in batch {
                 match job {
                     Job::Append { events, .. } => {
-                        let incoming: u64 = events.iter().map(|e| e.data.len() as u64 + 200).sum();
+                        let incoming = appended_bytes(events);
                         if used + incoming > max_bytes {
                             results.push(JobResult::Append(Err(SpoolError::Full { used, limit: max_bytes })));
                             continue;

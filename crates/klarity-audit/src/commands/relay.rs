@@ -207,13 +207,7 @@ pub(crate) fn tokens(args: &TokensArgs) -> anyhow::Result<ExitCode> {
             let expires_ms = match (expires_in, expires_at) {
                 (Some(text), _) => Some(now + duration_ms(text)?),
                 (None, Some(text)) => {
-                    let at = audit_event::EventTime::parse(text)
-                        .map_err(|e| anyhow::anyhow!("--expires-at {text:?}: {e}"))?
-                        .unix_millis();
-                    if at <= now {
-                        bail!("--expires-at {text} is past");
-                    }
-                    Some(at)
+                    Some(audit_relay::registry::expiry_at(text).map_err(|why| anyhow::anyhow!("--expires-at: {why}"))?)
                 }
                 (None, None) => None,
             };

@@ -108,15 +108,13 @@ async fn serve(args: &ServeArgs, catalog: audit_event::Catalog) -> anyhow::Resul
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
     let stop = CancellationToken::new();
 
-    // What an earlier start made, if any; else the admin token now, so the lake's metrics take it.
+    // What an earlier start made, if any. The admin token is made before the lake starts, so that
+    // its metrics take it; it is used only when this is the first start.
     let state_path = data.join(STATE_FILE);
     let existing = read_world(&state_path)?;
-    let fresh_admin = existing.is_none().then(|| format!("kadm_{}", uuid::Uuid::new_v4().simple()));
-    let admin_token_sha256 = match (&existing, &fresh_admin) {
-        (Some(world), _) => world.admin_token_sha256.clone(),
-        (None, Some(token)) => sha256_hex(token),
-        (None, None) => unreachable!("a token is made when there is no world"),
-    };
+    let admin_token = format!("kadm_{}", uuid::Uuid::new_v4().simple());
+    let admin_token_sha256 =
+        existing.as_ref().map_or_else(|| sha256_hex(&admin_token), |world| world.admin_token_sha256.clone());
 
     // The lake.
     let lake_config = audit_lake::LakeConfig {
@@ -134,10 +132,9 @@ async fn serve(args: &ServeArgs, catalog: audit_event::Catalog) -> anyhow::Resul
 
     // The seed's world: made once, then reused.
     let registry = Registry::open(&data.join("relay"))?;
-    let (world, secrets) = match (existing, fresh_admin) {
-        (Some(world), _) => (world, None),
-        (None, admin_token) => {
-            let admin_token = admin_token.unwrap_or_default();
+    let (world, secrets) = match existing {
+        Some(world) => (world, None),
+        None => {
             let (world, tokens) =
                 bootstrap(&lake_url, &registry, &catalog, &admin_token).await.context("setting up the demo world")?;
             write_world(&state_path, &world)?;

@@ -247,21 +247,17 @@ fn largest_value(array: &ArrayRef) -> usize {
 }
 
 fn array_lengths(array: &ArrayRef) -> Option<Vec<Option<usize>>> {
-    fn collect<'a, T: AsRef<[u8]> + ?Sized + 'a>(
-        array: &dyn Array,
-        values: impl Iterator<Item = Option<&'a T>>,
-    ) -> Vec<Option<usize>> {
-        let _ = array;
+    fn collect<'a, T: AsRef<[u8]> + ?Sized + 'a>(values: impl Iterator<Item = Option<&'a T>>) -> Vec<Option<usize>> {
         values.map(|v| v.map(|v| v.as_ref().len())).collect()
     }
     let array = array.as_ref();
     Some(match array.data_type() {
-        DataType::Utf8 => collect(array, array.as_string::<i32>().iter().map(|v| v.map(str::as_bytes))),
-        DataType::LargeUtf8 => collect(array, array.as_string::<i64>().iter().map(|v| v.map(str::as_bytes))),
-        DataType::Utf8View => collect(array, array.as_string_view().iter().map(|v| v.map(str::as_bytes))),
-        DataType::Binary => collect(array, array.as_binary::<i32>().iter()),
-        DataType::LargeBinary => collect(array, array.as_binary::<i64>().iter()),
-        DataType::BinaryView => collect(array, array.as_binary_view().iter()),
+        DataType::Utf8 => collect(array.as_string::<i32>().iter().map(|v| v.map(str::as_bytes))),
+        DataType::LargeUtf8 => collect(array.as_string::<i64>().iter().map(|v| v.map(str::as_bytes))),
+        DataType::Utf8View => collect(array.as_string_view().iter().map(|v| v.map(str::as_bytes))),
+        DataType::Binary => collect(array.as_binary::<i32>().iter()),
+        DataType::LargeBinary => collect(array.as_binary::<i64>().iter()),
+        DataType::BinaryView => collect(array.as_binary_view().iter()),
         _ => return None,
     })
 }
