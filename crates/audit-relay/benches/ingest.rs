@@ -82,8 +82,7 @@ fn main() {
         let token = registry.issue_token(&Grant { name: "b".into(), source: "com.nordcloudapp.com.autobackup".into(), tenants: vec!["*".into()] }).unwrap();
         let spool = Spool::open(&dir.path().join("spool"), 1 << 40).unwrap();
         let state = Arc::new(RelayState {
-            spool: spool.clone(),
-            registry,
+            store: Arc::new(audit_relay::store::sqlite::SqliteStore::new(spool.clone(), registry)),
             catalog: Arc::new(Catalog::embedded()),
             max_body_bytes: 5 << 20,
             max_events: 1000,

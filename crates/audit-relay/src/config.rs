@@ -11,13 +11,13 @@ use serde::{Deserialize, Serialize};
 pub struct RelayConfig {
     /// Address of the ingest API.
     pub listen: SocketAddr,
-    /// Directory of the spool and the registry.
+    /// Directory of the spool and the registry (with `database.url` empty).
     pub data_dir: PathBuf,
     /// Largest ingest request body, in bytes.
     pub max_body_bytes: usize,
     /// Most events in one ingest request.
     pub max_events_per_request: usize,
-    /// Most bytes the spool may use; beyond it ingest answers 503.
+    /// Most bytes the spool (or, on PostgreSQL, the events table) may use; beyond it ingest answers 503.
     pub spool_max_bytes: u64,
     /// The AWS endpoint to deliver to: the local lake by default; empty for AWS itself.
     pub endpoint_url: String,
@@ -40,6 +40,45 @@ pub struct RelayConfig {
     pub admin_token_sha256: String,
     /// Deadlines and bounds of the HTTP endpoint (slow or silent clients).
     pub http: http_serve::HttpConfig,
+    /// Where the relay keeps its state: SQLite files in `data_dir` (the default), or a PostgreSQL
+    /// database shared by several relays.
+    pub database: DatabaseConfig,
+}
+
+/// The shared database, for several relays behind a load balancer.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// A PostgreSQL connection string (`postgres://user:password@host:5432/klarity`, or libpq's
+    /// `host=… user=… dbname=…`); empty keeps the state in SQLite files in `data_dir`. Also
+    /// `KLARITY_RELAY__DATABASE__URL`.
+    pub url: String,
+    /// Most connections one relay opens (2 to 1000).
+    pub pool_size: usize,
+    /// The longest a request waits for a connection, or a connection takes to open, in seconds:
+    /// while the database is away, ingest answers 503 after this long.
+    pub connect_timeout_secs: u64,
+    /// How long a tenant's delivery lease lasts without renewal, in seconds: when a relay dies,
+    /// another takes its tenants over after this long (and one attempt timeout more before it
+    /// sends what the dead one may have had in flight).
+    pub lease_secs: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig { url: String::new(), pool_size: 16, connect_timeout_secs: 5, lease_secs: 15 }
+    }
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &crate::store::postgres::redact(&self.url))
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_secs", &self.connect_timeout_secs)
+            .field("lease_secs", &self.lease_secs)
+            .finish()
+    }
 }
 
 /// The relay's own AWS identity: static keys, or (both empty) AWS's standard credential chain.
@@ -103,6 +142,7 @@ impl Default for RelayConfig {
             delivered_retention_hours: 168,
             admin_token_sha256: String::new(),
             http: Default::default(),
+            database: DatabaseConfig::default(),
         }
     }
 }
@@ -147,6 +187,21 @@ impl RelayConfig {
                 "admin_token_sha256 must be 64 hexadecimal digits (the SHA-256 of the admin token), or empty".into()
             );
         }
+        let db = &self.database;
+        if !db.url.is_empty() {
+            if let Err(e) = db.url.parse::<tokio_postgres::Config>() {
+                return Err(format!("database.url is not a PostgreSQL connection string: {e}"));
+            }
+            if !(2..=1000).contains(&db.pool_size) {
+                return Err(format!("database.pool_size must be 2 to 1000, not {}", db.pool_size));
+            }
+            if db.connect_timeout_secs == 0 {
+                return Err("database.connect_timeout_secs must be at least 1".into());
+            }
+            if db.lease_secs < 3 {
+                return Err(format!("database.lease_secs must be at least 3, not {}", db.lease_secs));
+            }
+        }
         let c = &self.credentials;
         if c.access_key_id.is_empty() != c.secret_access_key.is_empty() {
             return Err(
@@ -174,8 +229,21 @@ impl RelayConfig {
             tenant_scan: Duration::from_secs(1),
             attempt_timeout: Duration::from_secs(self.attempt_timeout_secs),
             concurrency: self.delivery_concurrency,
-            reconcile: None,
         }
+    }
+
+    /// Where this configuration keeps the relay's state.
+    pub fn engine(&self) -> crate::store::Engine {
+        if self.database.url.is_empty() {
+            return crate::store::Engine::Sqlite { dir: self.data_dir.clone(), max_bytes: self.spool_max_bytes };
+        }
+        crate::store::Engine::Postgres(crate::store::postgres::PgSettings {
+            url: self.database.url.clone(),
+            pool_size: self.database.pool_size,
+            connect_timeout: Duration::from_secs(self.database.connect_timeout_secs),
+            lease: Duration::from_secs(self.database.lease_secs),
+            max_bytes: self.spool_max_bytes,
+        })
     }
 }
 

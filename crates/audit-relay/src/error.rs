@@ -30,11 +30,26 @@ pub enum SpoolError {
     /// The writer thread has stopped.
     #[error("the spool writer has stopped")]
     WriterGone,
+    /// PostgreSQL refused or failed a statement.
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[source] tokio_postgres::Error),
+    /// The database cannot be reached (down, restarting, or no connection free in time): nothing
+    /// of the request was stored (the API answers 503 and reports not ready).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// This relay's delivery lease of the tenant ran out and another relay may hold it: the
+    /// outcomes were not recorded (the new holder looks them up or sends the events again).
+    #[error("the delivery lease of tenant {0} was lost")]
+    LeaseLost(String),
+    /// The store's settings cannot work; the message says what to fix.
+    #[error("{0}")]
+    Config(String),
 }
 
 impl SpoolError {
     /// Whether this is a storage-full failure of the file system or the database.
     pub fn is_storage_full(&self) -> bool {
+        // (PostgreSQL's disk_full arrives as StorageFull.)
         match self {
             SpoolError::StorageFull(_) => true,
             SpoolError::Io(err) => wal_db::storage_full(err),

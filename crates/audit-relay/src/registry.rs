@@ -171,6 +171,22 @@ fn now_ms() -> i64 {
     audit_event::EventTime::now().unix_millis()
 }
 
+/// A new app token for `grant` (`kat_` and 64 random hexadecimal digits) and its record.
+pub fn new_token(grant: &Grant, expires_ms: Option<i64>) -> (String, TokenRecord) {
+    let token = format!("kat_{}", uuid::Uuid::new_v4().simple()) + &uuid::Uuid::new_v4().simple().to_string();
+    let hash = token_hash(&token);
+    let record = TokenRecord {
+        id: format!("tok_{}", &hash[..12]),
+        hint: Some(token.chars().take(12).collect()),
+        grant: grant.clone(),
+        created_ms: Some(now_ms()),
+        expires_ms,
+        revoked_ms: None,
+        last_used_ms: None,
+    };
+    (token, record)
+}
+
 /// The registry handle; cheap to clone.
 #[derive(Clone)]
 pub struct Registry {
@@ -182,7 +198,7 @@ pub struct Registry {
 /// The registry's database file name.
 pub const REGISTRY_FILE: &str = "registry.db";
 
-fn token_hash(token: &str) -> String {
+pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
@@ -316,17 +332,8 @@ impl Registry {
     /// Issues a token for `grant` that stops working at `expires_ms`, if given; returns the token
     /// (not stored: shown once) and its record.
     pub fn issue(&self, grant: &Grant, expires_ms: Option<i64>) -> Result<(String, TokenRecord), SpoolError> {
-        let token = format!("kat_{}", uuid::Uuid::new_v4().simple()) + &uuid::Uuid::new_v4().simple().to_string();
+        let (token, record) = new_token(grant, expires_ms);
         let hash = token_hash(&token);
-        let record = TokenRecord {
-            id: format!("tok_{}", &hash[..12]),
-            hint: Some(token.chars().take(12).collect()),
-            grant: grant.clone(),
-            created_ms: Some(now_ms()),
-            expires_ms,
-            revoked_ms: None,
-            last_used_ms: None,
-        };
         self.conn.lock().expect("registry lock").execute(
             "INSERT INTO tokens (sha256, body, id, hint, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
@@ -421,5 +428,50 @@ impl Registry {
             return Ok(None);
         }
         Ok(self.token_records(Some(id))?.pop())
+    }
+}
+
+/// The registry as the relay's [`crate::store::Directory`] (its calls are quick local reads and
+/// writes, made in place).
+#[async_trait::async_trait]
+impl crate::store::Directory for Registry {
+    async fn put_tenant(&self, tenant: &Tenant) -> Result<(), SpoolError> {
+        Registry::put_tenant(self, tenant)
+    }
+
+    async fn update_tenant(
+        &self,
+        id: &str,
+        change: &crate::store::TenantChange<'_>,
+    ) -> Result<Option<Tenant>, SpoolError> {
+        Registry::update_tenant(self, id, change)
+    }
+
+    async fn tenant(&self, id: &str) -> Result<Option<Tenant>, SpoolError> {
+        Registry::tenant(self, id)
+    }
+
+    async fn remove_tenant(&self, id: &str) -> Result<bool, SpoolError> {
+        Registry::remove_tenant(self, id)
+    }
+
+    async fn tenants(&self) -> Result<Vec<Tenant>, SpoolError> {
+        Registry::tenants(self)
+    }
+
+    async fn issue(&self, grant: &Grant, expires_ms: Option<i64>) -> Result<(String, TokenRecord), SpoolError> {
+        Registry::issue(self, grant, expires_ms)
+    }
+
+    async fn check_token(&self, token: &str) -> Result<TokenCheck, SpoolError> {
+        Registry::check_token(self, token)
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, SpoolError> {
+        Registry::tokens(self)
+    }
+
+    async fn revoke_token(&self, id: &str) -> Result<Option<TokenRecord>, SpoolError> {
+        Registry::revoke_token(self, id)
     }
 }

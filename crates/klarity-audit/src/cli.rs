@@ -84,9 +84,12 @@ pub(crate) enum Command {
     ///
     /// The ingest API listens on 127.0.0.1:8080 by default; delivery goes to the local lake at
     /// 127.0.0.1:4566 by default (set endpoint_url = "" and the vendor's credentials in the config
-    /// file for AWS).
+    /// file for AWS). State stays in SQLite files in the data directory, or, with a database URL, in
+    /// PostgreSQL, where any number of relays share it behind a load balancer (docs/deployment.md).
     #[command(
-        after_help = "Examples:\n  klarity-audit relay\n  klarity-audit relay --config relay.toml --listen 0.0.0.0:8080"
+        after_help = "Examples:\n  klarity-audit relay\n  klarity-audit relay --config relay.toml --listen 0.0.0.0:8080\n  \
+        KLARITY_RELAY__DATABASE__URL=postgres://klarity@db:5432/klarity klarity-audit relay --listen 0.0.0.0:8080\n  \
+        klarity-audit relay migrate --database-url postgres://klarity@db:5432/klarity"
     )]
     #[command(display_order = 8)]
     Relay(RelayArgs),
@@ -454,6 +457,19 @@ pub(crate) struct RelayArgs {
     /// Directory of the relay's spool and registry [default: klarity-data/relay].
     #[arg(long, value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
+    /// Keep the relay's state in this PostgreSQL database (shared by every relay given it) instead
+    /// of SQLite files [config: database.url; env: KLARITY_RELAY__DATABASE__URL].
+    #[arg(long, value_name = "URL", global = true)]
+    pub(crate) database_url: Option<String>,
+    #[command(subcommand)]
+    pub(crate) command: Option<RelayCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RelayCommand {
+    /// Bring the PostgreSQL database's schema up to this version and exit (relays also do it when
+    /// they start, under a lock, so running this first is optional).
+    Migrate,
 }
 
 #[derive(Debug, Args)]
@@ -470,6 +486,10 @@ pub(crate) struct TenantsArgs {
     /// files (through AWS's standard chain) instead of the configured credentials.
     #[arg(long, value_name = "NAME", global = true)]
     pub(crate) profile: Option<String>,
+    /// The relays' PostgreSQL database, when they keep their state there [config: database.url;
+    /// env: KLARITY_RELAY__DATABASE__URL].
+    #[arg(long, value_name = "URL", global = true)]
+    pub(crate) database_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -558,6 +578,10 @@ pub(crate) struct TokensArgs {
     /// Directory of the relay's data [default: klarity-data/relay].
     #[arg(long, value_name = "DIR", global = true)]
     pub(crate) data_dir: Option<PathBuf>,
+    /// The relays' PostgreSQL database, when they keep their state there [config: database.url;
+    /// env: KLARITY_RELAY__DATABASE__URL].
+    #[arg(long, value_name = "URL", global = true)]
+    pub(crate) database_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -53,8 +53,8 @@ fn not_found(id: &str) -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "TenantNotFound", format!("there is no tenant {id:?}"))
 }
 
-fn tenant_or_404(state: &RelayState, id: &str) -> Result<Tenant, ApiError> {
-    state.registry.tenant(id)?.ok_or_else(|| not_found(id))
+async fn tenant_or_404(state: &RelayState, id: &str) -> Result<Tenant, ApiError> {
+    state.store.tenant(id).await?.ok_or_else(|| not_found(id))
 }
 
 pub(super) async fn list_tenants(
@@ -62,7 +62,7 @@ pub(super) async fn list_tenants(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    Ok(Json(json!({"tenants": state.registry.tenants()?})).into_response())
+    Ok(Json(json!({"tenants": state.store.tenants().await?})).into_response())
 }
 
 pub(super) async fn add_tenant(
@@ -83,14 +83,14 @@ pub(super) async fn add_tenant(
             format!("{unknown:?} is not an event source of the catalog"),
         ));
     }
-    if state.registry.tenant(&tenant.id)?.is_some() {
+    if state.store.tenant(&tenant.id).await?.is_some() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "TenantExists",
             format!("tenant {} already exists", tenant.id),
         ));
     }
-    state.registry.put_tenant(&tenant)?;
+    state.store.put_tenant(&tenant).await?;
     Ok((StatusCode::CREATED, Json(json!(tenant))).into_response())
 }
 
@@ -100,7 +100,7 @@ pub(super) async fn get_tenant(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    Ok(Json(json!(tenant_or_404(&state, &id)?)).into_response())
+    Ok(Json(json!(tenant_or_404(&state, &id).await?)).into_response())
 }
 
 pub(super) async fn remove_tenant(
@@ -109,8 +109,8 @@ pub(super) async fn remove_tenant(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    tenant_or_404(&state, &id)?;
-    state.registry.remove_tenant(&id)?;
+    tenant_or_404(&state, &id).await?;
+    state.store.remove_tenant(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -131,7 +131,7 @@ pub(super) async fn pause_tenant(
         .ok()
         .and_then(|r| r.reason)
         .unwrap_or_else(|| "paused by an operator".into());
-    let tenant = state.registry.hold(&id, &reason)?;
+    let tenant = crate::store::hold(state.store.as_ref(), &id, &reason).await?;
     Ok(Json(json!(tenant.ok_or_else(|| not_found(&id))?)).into_response())
 }
 
@@ -141,7 +141,7 @@ pub(super) async fn resume_tenant(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    let tenant = state.registry.resume(&id)?;
+    let tenant = crate::store::resume(state.store.as_ref(), &id).await?;
     Ok(Json(json!(tenant.ok_or_else(|| not_found(&id))?)).into_response())
 }
 
@@ -176,7 +176,7 @@ pub(super) async fn issue_token(
     if grant.tenants.is_empty() {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "InvalidGrant", "a token needs tenants (ids, or \"*\")"));
     }
-    let (token, record) = state.registry.issue(&grant, expires_ms)?;
+    let (token, record) = state.store.issue(&grant, expires_ms).await?;
     Ok((StatusCode::CREATED, Json(json!({"token": token, "grant": grant, "record": record}))).into_response())
 }
 
@@ -194,7 +194,7 @@ pub(super) async fn list_tokens(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    Ok(Json(json!({"tokens": state.registry.tokens()?})).into_response())
+    Ok(Json(json!({"tokens": state.store.tokens().await?})).into_response())
 }
 
 pub(super) async fn revoke_token(
@@ -203,10 +203,10 @@ pub(super) async fn revoke_token(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    let record = state
-        .registry
-        .revoke_token(&id)?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "TokenNotFound", format!("there is no token {id:?}")))?;
+    let record =
+        state.store.revoke_token(&id).await?.ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, "TokenNotFound", format!("there is no token {id:?}"))
+        })?;
     Ok(Json(json!(record)).into_response())
 }
 
@@ -216,10 +216,11 @@ pub(super) async fn dead_letters(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    tenant_or_404(&state, &id)?;
+    tenant_or_404(&state, &id).await?;
     let letters: Vec<Value> = state
-        .spool
-        .dead_letters(&id, 1000)?
+        .store
+        .dead_letters(&id, 1000)
+        .await?
         .into_iter()
         .map(|d| json!({"uid": d.uid, "eventSource": d.source, "id": d.entry_id, "errorCode": d.code, "errorMessage": d.message, "attempts": d.attempts}))
         .collect();
@@ -232,19 +233,19 @@ pub(super) async fn replay(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    tenant_or_404(&state, &id)?;
-    let replayed = state.spool.replay(&id).await?;
+    tenant_or_404(&state, &id).await?;
+    let replayed = state.store.replay(&id).await?;
     Ok(Json(json!({"replayed": replayed})).into_response())
 }
 
 pub(super) async fn metrics(State(state): State<Arc<RelayState>>, headers: HeaderMap) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    let depth = state.spool.depth();
+    let depth = state.store.depth().await?;
     let now = audit_event::EventTime::now().unix_millis();
     let mut gauges = BTreeMap::new();
-    for tenant in state.registry.tenants()? {
+    for tenant in state.store.tenants().await? {
         let queued = depth.get(&tenant.id).copied().unwrap_or(0);
-        let oldest = if queued > 0 { state.spool.oldest_pending_ms(&tenant.id)? } else { None };
+        let oldest = if queued > 0 { state.store.oldest_pending_ms(&tenant.id).await? } else { None };
         let oldest_age_seconds = oldest.map_or(0.0, |ms| (now - ms).max(0) as f64 / 1000.0);
         gauges.insert(tenant.id.clone(), TenantGauges { queued, oldest_age_seconds, paused: tenant.paused.is_some() });
     }

@@ -7,7 +7,7 @@
 //!   answer: `202` with per-event results, or `400` when none was accepted.
 //! - `GET /v1/tenants/{tenant}/events/{uid}`: the delivery status of an event of the token's
 //!   application.
-//! - `GET /healthz`: liveness; `GET /readyz`: the spool answers. Neither returns data nor needs a
+//! - `GET /healthz`: liveness; `GET /readyz`: the store (spool or database) answers and has room. Neither returns data nor needs a
 //!   credential, so orchestrators can probe them.
 //! - `/v1/admin/...` and `GET /metrics`: the admin API ([`admin`]), behind its own credential.
 //!
@@ -36,8 +36,9 @@ use serde_json::{Value, json, value::RawValue};
 use crate::{
     error::SpoolError,
     metrics::Metrics,
-    registry::{Grant, Registry, Tenant, TokenCheck},
-    spool::{NewEvent, Spool, State as EventState},
+    registry::{Grant, Tenant, TokenCheck},
+    spool::{NewEvent, State as EventState},
+    store::Store,
 };
 
 /// The OpenAPI 3.1 description of this API.
@@ -45,10 +46,8 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 
 /// What the API needs.
 pub struct RelayState {
-    /// Where accepted events go.
-    pub spool: Spool,
-    /// Tenants and tokens.
-    pub registry: Registry,
+    /// Where accepted events go, and tenants and tokens.
+    pub store: Store,
     /// The application catalog events are checked against.
     pub catalog: Arc<Catalog>,
     /// Largest request body, in bytes.
@@ -87,9 +86,13 @@ async fn ready(State(state): State<Arc<RelayState>>) -> Response {
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         response
     };
-    match state.spool.check() {
+    match state.store.check().await {
         Ok(()) => "ready".into_response(),
         Err(err) if err.is_storage_full() => not_ready("the spool's disk is full"),
+        Err(SpoolError::Unavailable(why)) => {
+            tracing::warn!(reason = %why, "The relay's database is unavailable.");
+            not_ready("the relay's database is unavailable")
+        }
         Err(err) => {
             tracing::error!(error = %err, "The spool does not answer.");
             not_ready("the spool does not answer")
@@ -133,6 +136,11 @@ impl From<SpoolError> for ApiError {
                 "SpoolFull",
                 "the relay's spool is full; nothing was accepted from this request, retry later",
             ),
+            SpoolError::Unavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
+                "the relay's database is unavailable; nothing was accepted from this request, retry later",
+            ),
             full if full.is_storage_full() => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "StorageFull",
@@ -151,7 +159,7 @@ impl From<SpoolError> for ApiError {
 }
 
 /// The token's grant, and the tenant it may publish into.
-fn authorize(state: &RelayState, headers: &HeaderMap, tenant_id: &str) -> Result<(Grant, Tenant), ApiError> {
+async fn authorize(state: &RelayState, headers: &HeaderMap, tenant_id: &str) -> Result<(Grant, Tenant), ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -164,7 +172,7 @@ fn authorize(state: &RelayState, headers: &HeaderMap, tenant_id: &str) -> Result
             )
         })?;
     let unauthorized = |message: String| ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", message);
-    let grant = match state.registry.check_token(token.trim())? {
+    let grant = match state.store.check_token(token.trim()).await? {
         TokenCheck::Valid(grant) => grant,
         TokenCheck::Unknown => return Err(unauthorized("the token is not valid".into())),
         TokenCheck::Revoked(at) => return Err(unauthorized(format!("the token was revoked at {}", time(at)))),
@@ -178,7 +186,7 @@ fn authorize(state: &RelayState, headers: &HeaderMap, tenant_id: &str) -> Result
             format!("this token may not publish into tenant {tenant_id:?}"),
         ));
     }
-    let tenant = state.registry.tenant(tenant_id)?.ok_or_else(|| {
+    let tenant = state.store.tenant(tenant_id).await?.ok_or_else(|| {
         ApiError::new(StatusCode::NOT_FOUND, "TenantNotFound", format!("there is no tenant {tenant_id:?}"))
     })?;
     if !tenant.applications.contains(&grant.source) {
@@ -210,7 +218,7 @@ async fn ingest(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let (grant, tenant) = authorize(&state, &headers, &tenant_id)?;
+    let (grant, tenant) = authorize(&state, &headers, &tenant_id).await?;
     let bytes = read_body(&headers, body, state.max_body_bytes).await?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "MalformedJson", format!("the body is not UTF-8: {e}")))?;
@@ -283,7 +291,7 @@ async fn ingest(
         uids.push((index, uid.clone()));
         fresh.push(NewEvent { tenant: tenant.id.clone(), source: grant.source.clone(), uid, event_data: text });
     }
-    let accepted = if fresh.is_empty() { Vec::new() } else { state.spool.append(fresh).await? };
+    let accepted = if fresh.is_empty() { Vec::new() } else { state.store.append(fresh).await? };
     {
         use std::sync::atomic::Ordering::Relaxed;
         let duplicates = accepted.iter().filter(|a| a.duplicate).count() as u64;
@@ -312,8 +320,8 @@ async fn status(
     Path((tenant_id, uid)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (grant, tenant) = authorize(&state, &headers, &tenant_id)?;
-    let Some(status) = state.spool.status(&tenant.id, &grant.source, &uid)? else {
+    let (grant, tenant) = authorize(&state, &headers, &tenant_id).await?;
+    let Some(status) = state.store.status(&tenant.id, &grant.source, &uid).await? else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "EventNotFound",

@@ -17,6 +17,8 @@ const MAESTRO: &str = "com.nordcloudapp.com.maestro";
 struct Setup {
     _dir: tempfile::TempDir,
     state: Arc<RelayState>,
+    spool: crate::spool::Spool,
+    registry: crate::registry::Registry,
     backup: String,
     maestro: String,
     backup_t1: String,
@@ -24,7 +26,7 @@ struct Setup {
 
 fn setup(spool_bytes: u64) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::open(dir.path()).unwrap();
+    let registry = crate::registry::Registry::open(dir.path()).unwrap();
     for (id, account, apps) in [("t1", "123456789012", vec![BACKUP, MAESTRO]), ("t2", "210987654321", vec![BACKUP])] {
         let tenant = Tenant {
             id: id.into(),
@@ -45,17 +47,16 @@ fn setup(spool_bytes: u64) -> Setup {
     let backup = registry.issue_token(&grant("backup", BACKUP, &["*"])).unwrap();
     let maestro = registry.issue_token(&grant("maestro", MAESTRO, &["t1", "t2"])).unwrap();
     let backup_t1 = registry.issue_token(&grant("backup-t1", BACKUP, &["t1"])).unwrap();
-    let spool = Spool::open(&dir.path().join("spool"), spool_bytes).unwrap();
+    let spool = crate::spool::Spool::open(&dir.path().join("spool"), spool_bytes).unwrap();
     let state = Arc::new(RelayState {
-        spool,
-        registry,
+        store: Arc::new(crate::store::sqlite::SqliteStore::new(spool.clone(), registry.clone())),
         catalog: Arc::new(Catalog::embedded()),
         max_body_bytes: 256 * 1024,
         max_events: 10,
         admin_token_sha256: Some(hex::encode(sha2::Sha256::digest(ADMIN.as_bytes()))),
         metrics: Default::default(),
     });
-    Setup { _dir: dir, state, backup, maestro, backup_t1 }
+    Setup { _dir: dir, state, spool, registry, backup, maestro, backup_t1 }
 }
 
 fn backup_event(uid: Option<&str>) -> Value {
@@ -96,13 +97,10 @@ async fn a_valid_event_is_completed_and_made_durable() {
     let (status, body) = post(&s, "t1", &s.backup, &backup_event(Some("0190a6b4-2222-7a3f-9d2b-000000000001"))).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let id = body["accepted"][0]["id"].as_str().unwrap().to_owned();
-    assert_eq!(
-        s.state.spool.status("t1", BACKUP, "0190a6b4-2222-7a3f-9d2b-000000000001").unwrap().unwrap().entry_id,
-        id
-    );
+    assert_eq!(s.spool.status("t1", BACKUP, "0190a6b4-2222-7a3f-9d2b-000000000001").unwrap().unwrap().entry_id, id);
     assert_eq!(body["accepted"][0]["state"], "pending");
     assert_eq!(body["rejected"], json!([]));
-    let pending = s.state.spool.pending("t1", 0, 10).unwrap();
+    let pending = s.spool.pending("t1", 0, 10).unwrap();
     let stored: Value = serde_json::from_str(&pending[0].event_data).unwrap();
     assert_eq!(stored["recipientAccountId"], "123456789012", "filled from the tenant's channel");
 
@@ -138,12 +136,12 @@ async fn tokens_are_bound_to_one_application_and_their_tenants() {
     let (status, body) = post(&s, "t1", &s.maestro, &event).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["rejected"][0]["errors"][0]["code"], "InvalidEventSource");
-    assert_eq!(s.state.spool.counts().unwrap(), (0, 0, 0), "nothing was stored");
+    assert_eq!(s.spool.counts().unwrap(), (0, 0, 0), "nothing was stored");
     // The right token into the other tenant it covers.
     let (status, _) = post(&s, "t2", &s.backup, &event).await;
     assert_eq!(status, StatusCode::ACCEPTED);
-    assert_eq!(s.state.spool.pending("t2", 0, 10).unwrap().len(), 1);
-    assert!(s.state.spool.pending("t1", 0, 10).unwrap().is_empty());
+    assert_eq!(s.spool.pending("t2", 0, 10).unwrap().len(), 1);
+    assert!(s.spool.pending("t1", 0, 10).unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -155,7 +153,7 @@ async fn resubmission_returns_the_first_result() {
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(again["accepted"][0]["id"], first["accepted"][0]["id"]);
     assert_eq!(again["accepted"][0]["duplicate"], true);
-    assert_eq!(s.state.spool.counts().unwrap().0, 1);
+    assert_eq!(s.spool.counts().unwrap().0, 1);
 }
 
 #[tokio::test]
@@ -231,9 +229,8 @@ async fn delivery_status() {
     post(&s, "t1", &s.backup, &backup_event(Some(uid))).await;
     let (status, _, body) = call(&s, "GET", &format!("/v1/tenants/t1/events/{uid}"), Some(&s.backup), "").await;
     assert_eq!((status, body["state"].as_str()), (StatusCode::OK, Some("pending")));
-    let seq = s.state.spool.pending("t1", 0, 1).unwrap()[0].seq;
-    s.state
-        .spool
+    let seq = s.spool.pending("t1", 0, 1).unwrap()[0].seq;
+    s.spool
         .settle(vec![Outcome::Delivered { seq, event_id: "4cb788f9-f541-4c33-bac1-8a1f0b477a3d".into() }])
         .await
         .unwrap();
@@ -283,7 +280,7 @@ async fn the_admin_api_needs_its_own_token() {
     let (status, _, body) = call(&s, "POST", "/v1/admin/tenants/t1/pause", Some(ADMIN), &big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert_eq!(body["error"]["code"], "RequestTooLarge");
-    assert!(s.state.registry.tenant("t1").unwrap().unwrap().paused.is_none(), "an oversized pause must not pause");
+    assert!(s.registry.tenant("t1").unwrap().unwrap().paused.is_none(), "an oversized pause must not pause");
     // Health and readiness carry no data and need no credential.
     for uri in ["/healthz", "/readyz"] {
         let response = router(s.state.clone()).oneshot(Request::get(uri).body(Body::empty()).unwrap()).await.unwrap();
@@ -329,17 +326,13 @@ async fn tenants_tokens_and_dead_letters_over_the_admin_api() {
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
 
     // A dead letter, listed and replayed.
-    let seq = s.state.spool.pending("t3", 0, 1).unwrap()[0].seq;
-    s.state
-        .spool
-        .settle(vec![Outcome::Dead { seq, code: "InvalidData".into(), message: "refused".into() }])
-        .await
-        .unwrap();
+    let seq = s.spool.pending("t3", 0, 1).unwrap()[0].seq;
+    s.spool.settle(vec![Outcome::Dead { seq, code: "InvalidData".into(), message: "refused".into() }]).await.unwrap();
     let (_, _, body) = call(&s, "GET", "/v1/admin/tenants/t3/dead-letters", Some(ADMIN), "").await;
     assert_eq!(body["deadLetters"][0]["errorCode"], "InvalidData");
     let (_, _, body) = call(&s, "POST", "/v1/admin/tenants/t3/dead-letters/replay", Some(ADMIN), "").await;
     assert_eq!(body["replayed"], 1);
-    assert_eq!(s.state.spool.pending("t3", 0, 10).unwrap().len(), 1);
+    assert_eq!(s.spool.pending("t3", 0, 10).unwrap().len(), 1);
 
     let response = router(s.state.clone())
         .oneshot(
@@ -454,7 +447,7 @@ async fn a_lone_surrogate_escape_is_refused() {
     assert_eq!(error["path"], "eventData.userIdentity.principalId", "{answer}");
     assert_eq!(error["rule"], "lone_surrogate");
     assert_eq!(error["code"], "InvalidData");
-    assert_eq!(s.state.spool.depth().get("t1").copied().unwrap_or(0), 0, "nothing was stored");
+    assert_eq!(s.spool.depth().get("t1").copied().unwrap_or(0), 0, "nothing was stored");
 }
 
 /// Tokens are listed (never shown), revoked and expire over the admin API; a revoked or expired
@@ -504,7 +497,7 @@ async fn tokens_are_listed_revoked_and_expire() {
     let past = json!({"name": "past", "source": BACKUP, "tenants": ["t1"], "expiresAt": "2020-01-01T00:00:00Z"});
     let (status, _, body) = call(&s, "POST", "/v1/admin/tokens", admin, &past.to_string()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    match s.state.registry.check_token_at(&token, 4_070_908_800_000).unwrap() {
+    match s.registry.check_token_at(&token, 4_070_908_800_000).unwrap() {
         crate::registry::TokenCheck::Expired(at) => assert_eq!(at, 4_070_908_800_000),
         other => panic!("{other:?}"),
     }
@@ -514,7 +507,7 @@ async fn tokens_are_listed_revoked_and_expire() {
 #[test]
 fn a_token_s_last_use_is_written_at_most_once_a_minute() {
     let dir = tempfile::tempdir().unwrap();
-    let registry = Registry::open(dir.path()).unwrap();
+    let registry = crate::registry::Registry::open(dir.path()).unwrap();
     let grant = Grant { name: "n".into(), source: BACKUP.into(), tenants: vec!["*".into()] };
     let token = registry.issue_token(&grant).unwrap();
     let last_used = || registry.tokens().unwrap()[0].last_used_ms;

@@ -10,6 +10,13 @@
 //! paused tenant is probed every `probe_interval` and resumes by itself when the channel works
 //! again, or when an operator resumes it.
 //!
+//! Each tenant is delivered by the relay holding its lease ([`crate::store`]): the lease is
+//! renewed while the relay works, no batch is sent once it may have run out, and outcomes are
+//! settled under it. A relay takes at most its fair share of the tenants (their number over the
+//! relays running) and gives extras back. A lease taken over from a relay that died (or the first
+//! lease after this relay itself did not stop cleanly) first looks up what may have been in flight
+//! ([`reconcile`]).
+//!
 //! Ids are stable: an entry's id is fixed when it is accepted, so a batch whose answer was lost is
 //! re-sent with the same ids. AWS does not de-duplicate across requests, so the window between a
 //! successful call and the spool's commit is kept to one local fsync.
@@ -29,8 +36,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     metrics::Metrics,
-    registry::{DeliveryMode, Registry, Tenant},
-    spool::{Outcome, Spool},
+    registry::{DeliveryMode, Tenant},
+    spool::Outcome,
+    store::{Lease, Store},
 };
 use credentials::{BaseCredentials, CredentialCache};
 use retry::{Class, RetryPolicy, classify_call, classify_entry};
@@ -54,9 +62,6 @@ pub struct DeliveryConfig {
     pub attempt_timeout: Duration,
     /// PutAuditEvents calls in flight at once per tenant (each with different events).
     pub concurrency: usize,
-    /// Before sending, look up each role-mode tenant's first batches in its store ([`reconcile`]),
-    /// after this wait: set when the relay did not stop cleanly.
-    pub reconcile: Option<Duration>,
 }
 
 /// What one round did.
@@ -68,6 +73,8 @@ pub enum Round {
     Retry,
     /// The channel refuses the relay: pause with this reason.
     Pause(String),
+    /// The tenant's lease was lost: another relay delivers it now.
+    Lost,
 }
 
 /// An entry as aws-sdk-cloudtraildata takes it: id, eventData and its checksum. (`None` only if the
@@ -91,10 +98,24 @@ struct Taken {
     oversized: Vec<i64>,
 }
 
+/// A tenant's lease as its delivery holds it: until when it surely lasts, and whether it was lost.
+struct Held {
+    lease: Lease,
+    deadline: std::sync::Mutex<std::time::Instant>,
+    lost: std::sync::atomic::AtomicBool,
+}
+
+impl Held {
+    /// Whether a batch may still be sent under the lease.
+    fn valid(&self) -> bool {
+        !self.lost.load(std::sync::atomic::Ordering::Relaxed)
+            && std::time::Instant::now() < *self.deadline.lock().expect("lease deadline lock")
+    }
+}
+
 /// The delivery engine.
 pub struct Deliverer {
-    spool: Spool,
-    registry: Registry,
+    store: Store,
     config: DeliveryConfig,
     credentials: CredentialCache,
     metrics: Arc<Metrics>,
@@ -104,80 +125,155 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
-    /// A deliverer over the spool and registry, counting into `metrics`.
-    pub fn new(spool: Spool, registry: Registry, config: DeliveryConfig, metrics: Arc<Metrics>) -> Arc<Deliverer> {
+    /// A deliverer over the store, counting into `metrics`.
+    pub fn new(store: Store, config: DeliveryConfig, metrics: Arc<Metrics>) -> Arc<Deliverer> {
         let credentials = CredentialCache::new(config.credentials.clone(), config.endpoint_url.clone());
-        Arc::new(Deliverer {
-            spool,
-            registry,
-            config,
-            credentials,
-            metrics,
-            clients: std::sync::Mutex::new(HashMap::new()),
-        })
+        Arc::new(Deliverer { store, config, credentials, metrics, clients: std::sync::Mutex::new(HashMap::new()) })
     }
 
-    /// Runs until `shutdown`: one task per tenant, started as tenants appear. On shutdown each
-    /// tenant finishes (and records) the batches it has in flight, and sends no more.
+    /// Runs until `shutdown`: one task per tenant whose lease this relay holds, started as tenants
+    /// appear and leases come free, up to a fair share. On shutdown each tenant finishes (and
+    /// records) the batches it has in flight, sends no more, and gives its lease back.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut running: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
+        let mut running: HashMap<String, (tokio::task::JoinHandle<()>, CancellationToken)> = HashMap::new();
         loop {
-            match self.registry.tenants() {
-                Ok(tenants) => {
-                    for tenant in tenants {
-                        if running.get(&tenant.id).is_none_or(|task| task.is_finished()) {
-                            let (me, token, id) = (self.clone(), shutdown.clone(), tenant.id.clone());
-                            running.insert(
-                                tenant.id.clone(),
-                                tokio::spawn(async move { me.tenant_loop(id, token).await }),
-                            );
-                        }
-                    }
-                }
-                Err(err) => tracing::error!(error = %err, "Reading the tenant registry failed."),
+            running.retain(|_, (task, _)| !task.is_finished());
+            if let Err(err) = self.share(&mut running, &shutdown).await {
+                tracing::error!(error = %err, "Reading the tenants or taking their leases failed; the next scan retries.");
             }
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(self.config.tenant_scan) => {}
             }
         }
-        for (_, task) in running {
+        for (_, (task, _)) in running {
             let _ = task.await;
         }
     }
 
-    /// One tenant's delivery: up to `concurrency` batches in flight, each of different events, fewer
-    /// while calls fail for now ([`retry::Window`]).
+    /// Takes the leases of tenants nobody delivers, up to this relay's fair share, and gives one
+    /// back when it holds more than that.
+    async fn share(
+        self: &Arc<Self>,
+        running: &mut HashMap<String, (tokio::task::JoinHandle<()>, CancellationToken)>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), crate::SpoolError> {
+        let tenants = self.store.tenants().await?;
+        let relays = self.store.relays().await?;
+        let fair = tenants.len().div_ceil(relays.max(1));
+        for tenant in &tenants {
+            if running.len() >= fair || shutdown.is_cancelled() {
+                break;
+            }
+            if running.contains_key(&tenant.id) {
+                continue;
+            }
+            let Some(lease) = self.store.acquire(&tenant.id).await? else { continue };
+            let stop = shutdown.child_token();
+            let (me, token) = (self.clone(), stop.clone());
+            tracing::debug!(tenant = %tenant.id, epoch = lease.epoch, "Took a tenant's delivery lease.");
+            running.insert(tenant.id.clone(), (tokio::spawn(async move { me.tenant_loop(lease, token).await }), stop));
+        }
+        if running.len() > fair
+            && let Some((id, (_, stop))) = running.iter().find(|(_, (_, stop))| !stop.is_cancelled())
+        {
+            tracing::info!(tenant = %id, relays, "Giving a tenant back: this relay holds more than its share.");
+            stop.cancel();
+        }
+        Ok(())
+    }
+
+    /// Renews the lease every third of its time until `stop`; marks it lost when another relay
+    /// took it. A renewal that fails (the database is away) leaves the deadline where it was, so
+    /// sending stops when the lease may have run out.
+    async fn keep(&self, held: Arc<Held>, stop: CancellationToken) {
+        let every = held.lease.ttl / 3;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            let started = std::time::Instant::now();
+            match self.store.renew(&held.lease).await {
+                Ok(true) => *held.deadline.lock().expect("lease deadline lock") = started + held.lease.ttl,
+                Ok(false) => {
+                    tracing::warn!(tenant = %held.lease.tenant, "Lost a tenant's delivery lease; another relay delivers it now.");
+                    held.lost.store(true, std::sync::atomic::Ordering::Relaxed);
+                    stop.cancel();
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, tenant = %held.lease.tenant, "Renewing a delivery lease failed; retrying.");
+                }
+            }
+        }
+    }
+
+    /// One tenant's delivery under its lease: up to `concurrency` batches in flight, each of
+    /// different events, fewer while calls fail for now ([`retry::Window`]).
     ///
-    /// Batches are taken in acceptance order behind a cursor that only moves forward while batches
+    /// Batches are taken in position order behind a cursor that only moves forward while batches
     /// are in flight, so no event is ever in two calls at once. When a batch needs a retry or the
     /// channel refuses, nothing more is sent; once the calls in flight have settled, the tenant
     /// waits (backoff, or the probe interval while paused) and starts again from its oldest
-    /// pending event.
-    async fn tenant_loop(self: Arc<Self>, tenant_id: String, shutdown: CancellationToken) {
-        let mut failures = 0u32;
-        let mut cursor = 0i64;
-        let mut in_flight = tokio::task::JoinSet::new();
-        let mut wait: Option<Duration> = None;
-        let mut window = retry::Window::new(self.config.concurrency);
-        if let Some(wait) = self.config.reconcile
-            && let Ok(Some(tenant)) = self.registry.tenant(&tenant_id)
+    /// pending event. It starts again the same way when events were committed behind the cursor
+    /// (PostgreSQL hands out positions before commits), looked for once a second.
+    async fn tenant_loop(self: Arc<Self>, lease: Lease, stop: CancellationToken) {
+        let tenant_id = lease.tenant.clone();
+        let held = Arc::new(Held {
+            deadline: std::sync::Mutex::new(std::time::Instant::now() + lease.ttl),
+            lost: std::sync::atomic::AtomicBool::new(false),
+            lease,
+        });
+        let keeping = tokio::spawn({
+            let (me, held, stop) = (self.clone(), held.clone(), stop.clone());
+            async move { me.keep(held, stop).await }
+        });
+        if let Some(since) = held.lease.takeover
+            && let Ok(Some(tenant)) = self.store.tenant(&tenant_id).await
         {
+            // Calls in flight when the previous holder stopped may land up to one attempt timeout
+            // later: the look-up waits out what is left of it.
             if matches!(tenant.delivery, DeliveryMode::AssumeRole { .. }) {
+                let wait = self.config.attempt_timeout.saturating_sub(since);
+                tracing::warn!(
+                    tenant = %tenant_id,
+                    wait_secs = wait.as_secs(),
+                    "The tenant's previous delivery did not stop cleanly; batches it had in flight are looked up in the customer's store before they are sent again."
+                );
                 tokio::select! {
-                    () = shutdown.cancelled() => return,
+                    () = stop.cancelled() => {}
                     () = tokio::time::sleep(wait) => {}
                 }
             }
-            self.reconcile(&tenant).await;
+            if !stop.is_cancelled() {
+                self.reconcile(&tenant, &held.lease).await;
+            }
         }
+        let mut failures = 0u32;
+        let mut cursor = 0i64;
+        let mut in_flight = tokio::task::JoinSet::new();
+        let mut sent = 0u64;
+        let mut wait: Option<Duration> = None;
+        let mut window = retry::Window::new(self.config.concurrency);
+        let mut looked_behind = std::time::Instant::now();
+        let mut rewind = false;
         loop {
-            let tenant = match self.registry.tenant(&tenant_id) {
+            let tenant = match self.store.tenant(&tenant_id).await {
                 Ok(Some(tenant)) => tenant,
                 Ok(None) => break,
                 Err(err) => {
                     tracing::error!(error = %err, tenant = %tenant_id, "Reading the tenant failed.");
-                    break;
+                    if in_flight.is_empty() {
+                        tokio::select! {
+                            () = stop.cancelled() => break,
+                            () = tokio::time::sleep(self.config.retry.backoff(failures)) => {}
+                        }
+                        failures = failures.saturating_add(1);
+                        continue;
+                    }
+                    let _ = in_flight.join_next().await;
+                    continue;
                 }
             };
             // A tenant paused by the breaker is probed with one batch; one held by an operator waits.
@@ -186,13 +282,32 @@ impl Deliverer {
                 (Some(_), false) => 1,
                 (None, _) => window.get(),
             };
+            if !in_flight.is_empty() && looked_behind.elapsed() >= Duration::from_secs(1) {
+                looked_behind = std::time::Instant::now();
+                // Pending events at or behind the cursor that are not in flight were committed
+                // after the cursor passed them.
+                match self.store.pending_through(&tenant.id, cursor).await {
+                    Ok(behind) if behind > sent => rewind = true,
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(error = %err, tenant = %tenant.id, "Looking behind the cursor failed."),
+                }
+            }
             let mut idle = false;
-            while wait.is_none() && !shutdown.is_cancelled() && in_flight.len() < limit {
-                match self.next_batch(&tenant, cursor) {
+            while wait.is_none() && !rewind && !stop.is_cancelled() && in_flight.len() < limit {
+                if !held.valid() {
+                    // The lease may have run out (renewals failed): send nothing until it is renewed.
+                    wait = Some(self.config.idle_poll);
+                    break;
+                }
+                match self.next_batch(&tenant, cursor).await {
                     Ok(Some(taken)) => {
                         cursor = taken.last;
-                        let (me, tenant) = (self.clone(), tenant.clone());
-                        in_flight.spawn(async move { me.deliver(&tenant, taken.batch, taken.oversized).await });
+                        let count = (taken.batch.seqs.len() + taken.oversized.len()) as u64;
+                        sent += count;
+                        let (me, tenant, held) = (self.clone(), tenant.clone(), held.clone());
+                        in_flight.spawn(async move {
+                            (me.deliver(&tenant, &held.lease, taken.batch, taken.oversized).await, count)
+                        });
                     }
                     Ok(None) => {
                         idle = true;
@@ -205,22 +320,26 @@ impl Deliverer {
                 }
             }
             if in_flight.is_empty() {
-                if shutdown.is_cancelled() {
+                if stop.is_cancelled() {
                     break;
                 }
-                cursor = 0;
+                (cursor, sent, rewind) = (0, 0, false);
                 let pause =
                     wait.take().unwrap_or(if idle || limit == 0 { self.config.idle_poll } else { Duration::ZERO });
                 tokio::select! {
-                    () = shutdown.cancelled() => {}
+                    () = stop.cancelled() => {}
                     () = tokio::time::sleep(pause) => {}
                 }
                 continue;
             }
             let round = match in_flight.join_next().await {
-                Some(Ok(round)) => round,
+                Some(Ok((round, count))) => {
+                    sent -= count;
+                    round
+                }
                 Some(Err(err)) => {
                     tracing::error!(error = %err, tenant = %tenant.id, "A delivery task failed.");
+                    // Its events are pending still, and counted as sent until the cursor resets.
                     Round::Retry
                 }
                 None => continue,
@@ -230,7 +349,7 @@ impl Deliverer {
                     failures = 0;
                     window.widen();
                     if tenant.paused.is_some() && !tenant.held {
-                        self.set_breaker(&tenant.id, None);
+                        self.set_breaker(&tenant.id, None).await;
                     }
                 }
                 Round::Retry => {
@@ -241,27 +360,41 @@ impl Deliverer {
                 Round::Pause(reason) => {
                     if tenant.paused.as_deref() != Some(reason.as_str()) {
                         tracing::warn!(tenant = %tenant.id, reason = %reason, "Paused delivery to a tenant; its events are kept.");
-                        self.set_breaker(&tenant.id, Some(reason));
+                        self.set_breaker(&tenant.id, Some(reason)).await;
                     }
                     self.credentials.forget(&tenant.id);
                     wait = Some(self.config.probe_interval);
                 }
+                Round::Lost => {
+                    held.lost.store(true, std::sync::atomic::Ordering::Relaxed);
+                    stop.cancel();
+                }
             }
         }
-        // Whatever ended the loop, calls in flight are settled before the task ends.
+        // Whatever ended the loop, calls in flight are settled before the lease is given back.
         while in_flight.join_next().await.is_some() {}
+        stop.cancel();
+        let _ = keeping.await;
+        if !held.lost.load(std::sync::atomic::Ordering::Relaxed)
+            && let Err(err) = self.store.release(&held.lease).await
+        {
+            tracing::warn!(error = %err, tenant = %tenant_id, "Giving a delivery lease back failed; it runs out by itself.");
+        }
     }
 
     /// Opens or closes the circuit breaker, unless an operator holds the tenant.
-    fn set_breaker(&self, tenant_id: &str, reason: Option<String>) {
+    async fn set_breaker(&self, tenant_id: &str, reason: Option<String>) {
         let resumed = reason.is_none();
-        let updated = self.registry.update_tenant(tenant_id, |t| {
-            if t.held || t.paused == reason {
-                return false;
-            }
-            t.paused = reason;
-            true
-        });
+        let updated = self
+            .store
+            .update_tenant(tenant_id, &|t| {
+                if t.held || t.paused == reason {
+                    return false;
+                }
+                t.paused = reason.clone();
+                true
+            })
+            .await;
         match updated {
             Ok(Some(t)) if resumed && t.paused.is_none() => {
                 tracing::info!(tenant = %tenant_id, "Resumed delivery to a tenant.");
@@ -272,8 +405,8 @@ impl Deliverer {
     }
 
     /// The next batch of the tenant's pending events after `cursor`.
-    fn next_batch(&self, tenant: &Tenant, cursor: i64) -> Result<Option<Taken>, crate::SpoolError> {
-        let pending = self.spool.pending(&tenant.id, cursor, audit_event::limits::MAX_EVENTS_PER_REQUEST)?;
+    async fn next_batch(&self, tenant: &Tenant, cursor: i64) -> Result<Option<Taken>, crate::SpoolError> {
+        let pending = self.store.pending(&tenant.id, cursor, audit_event::limits::MAX_EVENTS_PER_REQUEST).await?;
         if pending.is_empty() {
             return Ok(None);
         }
@@ -283,7 +416,13 @@ impl Deliverer {
     }
 
     /// Sends `batch` and settles every entry; dead-letters `oversized` (spool positions).
-    async fn deliver(&self, tenant: &Tenant, batch: request_builder::Batch, oversized: Vec<i64>) -> Round {
+    async fn deliver(
+        &self,
+        tenant: &Tenant,
+        lease: &Lease,
+        batch: request_builder::Batch,
+        oversized: Vec<i64>,
+    ) -> Round {
         let metrics = self.metrics.tenant(&tenant.id);
         let mut outcomes: Vec<Outcome> = oversized
             .into_iter()
@@ -294,7 +433,7 @@ impl Deliverer {
             })
             .collect();
         if batch.entries.is_empty() {
-            return self.settle(tenant, outcomes, Round::Progress).await;
+            return self.settle(tenant, lease, outcomes, Round::Progress).await;
         }
         let credentials = match self.credentials.for_tenant(tenant).await {
             Ok(c) => c,
@@ -349,7 +488,7 @@ impl Deliverer {
                         }),
                     }
                 }
-                self.settle(tenant, outcomes, if retry { Round::Retry } else { Round::Progress }).await
+                self.settle(tenant, lease, outcomes, if retry { Round::Retry } else { Round::Progress }).await
             }
             Err(err) => {
                 let status = err.raw_response().map(|r| r.status().as_u16());
@@ -364,7 +503,7 @@ impl Deliverer {
                         let code =
                             code.unwrap_or_else(|| status.map_or("NetworkError".into(), |s| format!("HTTP {s}")));
                         outcomes.extend(batch.seqs.iter().map(|&seq| Outcome::Retry { seq, code: code.clone() }));
-                        self.settle(tenant, outcomes, Round::Retry).await
+                        self.settle(tenant, lease, outcomes, Round::Retry).await
                     }
                 }
             }
@@ -400,7 +539,7 @@ impl Deliverer {
         client
     }
 
-    async fn settle(&self, tenant: &Tenant, outcomes: Vec<Outcome>, round: Round) -> Round {
+    async fn settle(&self, tenant: &Tenant, lease: &Lease, outcomes: Vec<Outcome>, round: Round) -> Round {
         if outcomes.is_empty() {
             return round;
         }
@@ -412,7 +551,7 @@ impl Deliverer {
                 Outcome::Retry { .. } => retried += 1,
             }
         }
-        match self.spool.settle(outcomes).await {
+        match self.store.settle(lease, outcomes).await {
             Ok(()) => {
                 use std::sync::atomic::Ordering::Relaxed;
                 let metrics = self.metrics.tenant(&tenant.id);
@@ -420,6 +559,10 @@ impl Deliverer {
                 metrics.failed.fetch_add(failed, Relaxed);
                 metrics.retried.fetch_add(retried, Relaxed);
                 round
+            }
+            Err(crate::SpoolError::LeaseLost(_)) => {
+                tracing::warn!(tenant = %tenant.id, "The delivery lease ran out before outcomes were recorded; the tenant's new holder looks them up.");
+                Round::Lost
             }
             Err(err) => {
                 tracing::error!(error = %err, tenant = %tenant.id, "Recording delivery outcomes failed; the events will be sent again.");

@@ -28,6 +28,7 @@ use super::Deliverer;
 use crate::{
     registry::{DeliveryMode, Tenant},
     spool::Outcome,
+    store::Lease,
 };
 
 /// The longest statement CloudTrail accepts.
@@ -38,7 +39,7 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl Deliverer {
     /// Records as delivered the tenant's pending events its store already holds (see the module).
-    pub(super) async fn reconcile(&self, tenant: &Tenant) {
+    pub(super) async fn reconcile(&self, tenant: &Tenant, lease: &Lease) {
         if !matches!(tenant.delivery, DeliveryMode::AssumeRole { .. }) {
             tracing::warn!(
                 tenant = %tenant.id,
@@ -48,7 +49,7 @@ impl Deliverer {
             return;
         }
         let limit = self.config.concurrency.max(1) * audit_event::limits::MAX_EVENTS_PER_REQUEST;
-        let suspects = match self.spool.pending(&tenant.id, 0, limit) {
+        let suspects = match self.store.pending(&tenant.id, 0, limit).await {
             Ok(pending) if pending.is_empty() => return,
             Ok(pending) => pending,
             Err(err) => {
@@ -62,7 +63,7 @@ impl Deliverer {
                     found.into_iter().map(|(seq, event_id)| Outcome::Delivered { seq, event_id }).collect();
                 let n = outcomes.len();
                 if n > 0 {
-                    self.settle(tenant, outcomes, super::Round::Progress).await;
+                    self.settle(tenant, lease, outcomes, super::Round::Progress).await;
                 }
                 tracing::info!(
                     tenant = %tenant.id,

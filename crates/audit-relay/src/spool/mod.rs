@@ -486,6 +486,14 @@ impl Spool {
         Ok(out)
     }
 
+    /// How many events of `tenant` at or before position `through` are pending.
+    pub fn pending_through(&self, tenant: &str, through: i64) -> Result<u64, SpoolError> {
+        let conn = self.reader.lock().expect("spool reader lock");
+        let mut stmt =
+            conn.prepare_cached("SELECT count(*) FROM events WHERE tenant = ?1 AND state = 0 AND seq <= ?2")?;
+        Ok(stmt.query_row(params![tenant, through], |r| r.get::<_, i64>(0))? as u64)
+    }
+
     /// Whether the spool answers a read (for readiness): one row looked up, whatever its size.
     pub fn check(&self) -> Result<(), SpoolError> {
         if self.disk_full.load(Ordering::Relaxed) {

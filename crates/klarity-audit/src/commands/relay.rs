@@ -5,17 +5,88 @@ use std::{io::Write, path::PathBuf, process::ExitCode};
 use anyhow::{Context, bail};
 use audit_relay::{
     RelayConfig,
-    registry::{DeliveryMode, Grant, Registry, Tenant, check_tenant},
+    registry::{DeliveryMode, Grant, Tenant, TokenRecord, check_tenant},
+    store::{Directory, Engine},
 };
 
 use crate::{
     catalog_source,
-    cli::{GlobalArgs, RelayArgs, TenantsArgs, TenantsCommand, TokensArgs, TokensCommand},
+    cli::{GlobalArgs, RelayArgs, RelayCommand, TenantsArgs, TenantsCommand, TokensArgs, TokensCommand},
 };
 
-fn data_dir(given: Option<&PathBuf>) -> anyhow::Result<PathBuf> {
-    let config: RelayConfig = crate::config::load(None, "KLARITY_RELAY__")?;
-    Ok(given.cloned().unwrap_or(config.data_dir))
+/// The relays' tenants and tokens, for the commands that change them beside running relays:
+/// the registry in the data directory, or the PostgreSQL database.
+struct Registry {
+    runtime: tokio::runtime::Runtime,
+    directory: std::sync::Arc<dyn Directory>,
+}
+
+impl Registry {
+    fn open(
+        config: &RelayConfig,
+        data_dir: Option<&PathBuf>,
+        database_url: Option<&String>,
+    ) -> anyhow::Result<Registry> {
+        let mut config = config.clone();
+        if let Some(dir) = data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(url) = database_url {
+            config.database.url = url.clone();
+        }
+        config.validate().map_err(anyhow::Error::msg).context("checking the relay configuration")?;
+        let runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+        let engine = config.engine();
+        let directory =
+            runtime.block_on(audit_relay::store::open_directory(&engine)).with_context(|| match &engine {
+                Engine::Sqlite { dir, .. } => format!("opening the relay's registry in {}", dir.display()),
+                Engine::Postgres(settings) => {
+                    format!("opening the relays' database {}", audit_relay::store::postgres::redact(&settings.url))
+                }
+            })?;
+        Ok(Registry { runtime, directory })
+    }
+
+    fn tenant(&self, id: &str) -> anyhow::Result<Option<Tenant>> {
+        Ok(self.runtime.block_on(self.directory.tenant(id))?)
+    }
+
+    fn tenants(&self) -> anyhow::Result<Vec<Tenant>> {
+        Ok(self.runtime.block_on(self.directory.tenants())?)
+    }
+
+    fn put_tenant(&self, tenant: &Tenant) -> anyhow::Result<()> {
+        Ok(self.runtime.block_on(self.directory.put_tenant(tenant))?)
+    }
+
+    fn update_tenant(&self, id: &str, change: &audit_relay::store::TenantChange<'_>) -> anyhow::Result<Option<Tenant>> {
+        Ok(self.runtime.block_on(self.directory.update_tenant(id, change))?)
+    }
+
+    fn hold(&self, id: &str, reason: &str) -> anyhow::Result<Option<Tenant>> {
+        Ok(self.runtime.block_on(audit_relay::store::hold(self.directory.as_ref(), id, reason))?)
+    }
+
+    fn resume(&self, id: &str) -> anyhow::Result<Option<Tenant>> {
+        Ok(self.runtime.block_on(audit_relay::store::resume(self.directory.as_ref(), id))?)
+    }
+
+    fn remove_tenant(&self, id: &str) -> anyhow::Result<bool> {
+        Ok(self.runtime.block_on(self.directory.remove_tenant(id))?)
+    }
+
+    fn issue(&self, grant: &Grant, expires_ms: Option<i64>) -> anyhow::Result<(String, TokenRecord)> {
+        Ok(self.runtime.block_on(self.directory.issue(grant, expires_ms))?)
+    }
+
+    fn tokens(&self) -> anyhow::Result<Vec<TokenRecord>> {
+        Ok(self.runtime.block_on(self.directory.tokens())?)
+    }
+
+    fn revoke_token(&self, id: &str) -> anyhow::Result<Option<TokenRecord>> {
+        Ok(self.runtime.block_on(self.directory.revoke_token(id))?)
+    }
 }
 
 pub(crate) fn run(global: &GlobalArgs, args: &RelayArgs) -> anyhow::Result<ExitCode> {
@@ -26,7 +97,13 @@ pub(crate) fn run(global: &GlobalArgs, args: &RelayArgs) -> anyhow::Result<ExitC
     if let Some(dir) = &args.data_dir {
         config.data_dir = dir.clone();
     }
+    if let Some(url) = &args.database_url {
+        config.database.url = url.clone();
+    }
     config.validate().map_err(anyhow::Error::msg).context("checking the relay configuration")?;
+    if let Some(RelayCommand::Migrate) = args.command {
+        return migrate(&config);
+    }
     let catalog = catalog_source::load(global.catalog_dir.as_deref())?;
     crate::logging::init();
     let runtime =
@@ -37,12 +114,12 @@ pub(crate) fn run(global: &GlobalArgs, args: &RelayArgs) -> anyhow::Result<ExitC
             .with_context(|| format!("listening on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let target = if config.endpoint_url.is_empty() { "AWS".to_owned() } else { config.endpoint_url.clone() };
+        let place = match config.database.url.as_str() {
+            "" => format!("data in {}", config.data_dir.display()),
+            url => format!("state in {}", audit_relay::store::postgres::redact(url)),
+        };
         let mut out = std::io::stdout();
-        let _ = writeln!(
-            out,
-            "klarity-audit relay listening on http://{addr}, delivering to {target} (data in {})",
-            config.data_dir.display()
-        );
+        let _ = writeln!(out, "klarity-audit relay listening on http://{addr}, delivering to {target} ({place})");
         let _ = out.flush();
         let shutdown = tokio_util::sync::CancellationToken::new();
         let trigger = shutdown.clone();
@@ -55,6 +132,32 @@ pub(crate) fn run(global: &GlobalArgs, args: &RelayArgs) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+/// `relay migrate`: the PostgreSQL schema brought up to date, under the same lock relays take.
+fn migrate(config: &RelayConfig) -> anyhow::Result<ExitCode> {
+    let Engine::Postgres(settings) = config.engine() else {
+        bail!(
+            "relay migrate works on a PostgreSQL database: give --database-url, database.url or \
+             KLARITY_RELAY__DATABASE__URL (SQLite files are migrated when a relay opens them)"
+        );
+    };
+    let runtime =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
+    let place = audit_relay::store::postgres::redact(&settings.url);
+    let found = runtime
+        .block_on(async {
+            let store = audit_relay::store::postgres::PgStore::open(&settings).await?;
+            store.migrate().await
+        })
+        .with_context(|| format!("migrating {place}"))?;
+    let now = audit_relay::store::postgres::SCHEMA_VERSION;
+    if found < now {
+        println!("Migrated {place} from schema version {found} to {now}.");
+    } else {
+        println!("{place} is at schema version {now} already.");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result<ExitCode> {
     let mut config: RelayConfig = crate::config::load(args.config.as_deref(), "KLARITY_RELAY__")?;
     if let Some(profile) = &args.profile {
@@ -64,9 +167,7 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
             profile: profile.clone(),
         };
     }
-    let dir = args.data_dir.clone().unwrap_or_else(|| config.data_dir.clone());
-    let registry =
-        Registry::open(&dir).with_context(|| format!("opening the relay's registry in {}", dir.display()))?;
+    let registry = Registry::open(&config, args.data_dir.as_ref(), args.database_url.as_ref())?;
     let mut out = std::io::stdout().lock();
     let find = |id: &str| -> anyhow::Result<Tenant> {
         registry.tenant(id)?.with_context(|| format!("there is no tenant {id:?} (see `klarity-audit tenants list`)"))
@@ -147,7 +248,7 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
                 tenant.applications = applications(global, apps)?;
             }
             check_tenant(&tenant).map_err(anyhow::Error::msg)?;
-            registry.update_tenant(id, |stored| {
+            registry.update_tenant(id, &|stored| {
                 stored.channel_arn = tenant.channel_arn.clone();
                 stored.delivery = tenant.delivery.clone();
                 stored.applications = tenant.applications.clone();
@@ -187,9 +288,8 @@ fn applications(global: &GlobalArgs, apps: &str) -> anyhow::Result<Vec<String>> 
 }
 
 pub(crate) fn tokens(args: &TokensArgs) -> anyhow::Result<ExitCode> {
-    let dir = data_dir(args.data_dir.as_ref())?;
-    let registry =
-        Registry::open(&dir).with_context(|| format!("opening the relay's registry in {}", dir.display()))?;
+    let config: RelayConfig = crate::config::load(None, "KLARITY_RELAY__")?;
+    let registry = Registry::open(&config, args.data_dir.as_ref(), args.database_url.as_ref())?;
     let mut out = std::io::stdout().lock();
     match &args.command {
         TokensCommand::Issue { app, tenants, name, expires_in, expires_at } => {

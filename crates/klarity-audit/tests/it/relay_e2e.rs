@@ -66,9 +66,10 @@ pub(crate) fn relay(
     let registry = Registry::open(&dir.join("relay")).unwrap();
     let spool = Spool::open(&dir.join("relay/spool"), 1 << 30).unwrap();
     let metrics = Arc::new(audit_relay::metrics::Metrics::default());
+    let store: audit_relay::store::Store =
+        Arc::new(audit_relay::store::sqlite::SqliteStore::new(spool.clone(), registry.clone()));
     let state = Arc::new(RelayState {
-        spool: spool.clone(),
-        registry: registry.clone(),
+        store: store.clone(),
         catalog,
         max_body_bytes: 5 << 20,
         max_events: 1000,
@@ -76,8 +77,7 @@ pub(crate) fn relay(
         metrics: metrics.clone(),
     });
     let deliverer = Deliverer::new(
-        spool.clone(),
-        registry.clone(),
+        store,
         DeliveryConfig {
             endpoint_url: Some(endpoint.to_owned()),
             credentials: BaseCredentials::Static {
@@ -91,7 +91,6 @@ pub(crate) fn relay(
             tenant_scan: Duration::from_millis(100),
             attempt_timeout: Duration::from_secs(3),
             concurrency: 4,
-            reconcile: spool.crashed().then_some(Duration::ZERO),
         },
         metrics,
     );
