@@ -551,7 +551,23 @@ impl Deliverer {
                 Outcome::Retry { .. } => retried += 1,
             }
         }
-        match self.store.settle(lease, outcomes).await {
+        // The events were sent: their outcomes must be recorded, or they would be sent again (and
+        // stored twice). A failure of the store (a database restarting) is retried, for as long as
+        // the lease lasts; the settle is fenced, so a late success can never overwrite a new holder.
+        let started = std::time::Instant::now();
+        let patience = lease.ttl.min(Duration::from_secs(60));
+        let mut pause = Duration::from_millis(100);
+        let result = loop {
+            match self.store.settle(lease, outcomes.clone()).await {
+                Err(err) if !matches!(err, crate::SpoolError::LeaseLost(_)) && started.elapsed() < patience => {
+                    tracing::warn!(error = %err, tenant = %tenant.id, "Recording delivery outcomes failed; retrying.");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                result => break result,
+            }
+        };
+        match result {
             Ok(()) => {
                 use std::sync::atomic::Ordering::Relaxed;
                 let metrics = self.metrics.tenant(&tenant.id);
@@ -565,8 +581,10 @@ impl Deliverer {
                 Round::Lost
             }
             Err(err) => {
-                tracing::error!(error = %err, tenant = %tenant.id, "Recording delivery outcomes failed; the events will be sent again.");
-                Round::Retry
+                // Given up: the lease is not given back cleanly, so whoever takes it next (this
+                // relay too) first looks up what was sent.
+                tracing::error!(error = %err, tenant = %tenant.id, "Recording delivery outcomes failed; the tenant's next lease looks them up before sending again.");
+                Round::Lost
             }
         }
     }

@@ -745,7 +745,7 @@ impl Storage for PgStore {
                      expires_at = now() + $3::float8 * interval '1 millisecond'
                  FROM (SELECT tenant, holder, released, expires_at FROM leases WHERE tenant = $1 FOR UPDATE) old
                  WHERE l.tenant = old.tenant AND (old.released OR old.expires_at <= now())
-                 RETURNING l.epoch, old.released OR old.holder = $2,
+                 RETURNING l.epoch, old.released,
                      (extract(epoch FROM now() - old.expires_at) * 1000)::bigint",
             )
             .await

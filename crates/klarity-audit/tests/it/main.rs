@@ -8,6 +8,7 @@ mod lake_crash;
 mod lake_query_bounds;
 mod onboard;
 mod relay_cli;
+mod relay_cluster;
 mod relay_crash;
 mod relay_e2e;
 mod relay_faults;

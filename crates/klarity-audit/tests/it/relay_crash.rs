@@ -19,7 +19,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::support::{Dir, LakeProcess, RelayProcess, http_post, lake_call, urlencode};
+use crate::support::{Dir, LakeProcess, RelayProcess, http_post};
 
 #[test]
 fn sigkill_of_the_relay_in_role_mode_sends_nothing_again() {
@@ -42,65 +42,10 @@ fn sigkill_loop(role_mode: bool) {
     let dir = Dir::new();
     let lake_log = dir.path().join("lake.log");
     let lake = LakeProcess::start_logging(&dir.path().join("lake"), Some(&lake_log));
-    let (status, body) = lake_call(
-        &lake.endpoint,
-        "cloudtrail",
-        "CreateEventDataStore",
-        r#"{"Name":"relaycrash","MultiRegionEnabled":false,"AdvancedEventSelectors":[{"Name":"a","FieldSelectors":[{"Field":"eventCategory","Equals":["ActivityAuditLog"]}]}]}"#,
-    );
-    assert_eq!(status, 200, "{body}");
-    let store_arn = serde_json::from_str::<Value>(&body).unwrap()["EventDataStoreArn"].as_str().unwrap().to_owned();
-    let (status, body) = lake_call(
-        &lake.endpoint,
-        "cloudtrail",
-        "CreateChannel",
-        &format!(
-            r#"{{"Name":"relaycrash","Source":"Custom","Destinations":[{{"Type":"EVENT_DATA_STORE","Location":"{store_arn}"}}]}}"#
-        ),
-    );
-    assert_eq!(status, 200, "{body}");
-    let channel = serde_json::from_str::<Value>(&body).unwrap()["ChannelArn"].as_str().unwrap().to_owned();
-    let policy = format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"855341727128"}},"Action":"cloudtrail-data:PutAuditEvents","Resource":"{channel}","Condition":{{"StringEquals":{{"cloudtrail:ExternalId":"crash-ext-1"}}}}}}]}}"#
-    );
-    let (status, body) = lake_call(
-        &lake.endpoint,
-        "cloudtrail",
-        "PutResourcePolicy",
-        &json!({"ResourceArn": channel, "ResourcePolicy": policy}).to_string(),
-    );
-    assert_eq!(status, 200, "{body}");
-
+    let role_arn = "arn:aws:iam::123456789012:role/CrashPublisher";
+    let (store_arn, channel) = crate::support::crash_channel(&lake.endpoint, role_mode.then_some("CrashPublisher"));
     let relay_dir = dir.path().join("relay");
     let data = relay_dir.to_str().unwrap().to_owned();
-    let role_arn = "arn:aws:iam::123456789012:role/CrashPublisher";
-    if role_mode {
-        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::855341727128:root"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"sts:ExternalId":"crash-ext-1"}}}]}"#;
-        let (status, body) = lake_call(
-            &lake.endpoint,
-            "iam",
-            "",
-            &format!(
-                "Action=CreateRole&Version=2010-05-08&RoleName=CrashPublisher&AssumeRolePolicyDocument={}",
-                urlencode(trust)
-            ),
-        );
-        assert_eq!(status, 200, "{body}");
-        let permissions = json!({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": ["cloudtrail-data:PutAuditEvents", "cloudtrail:GetChannel"], "Resource": channel},
-            {"Effect": "Allow", "Action": ["cloudtrail:StartQuery", "cloudtrail:DescribeQuery", "cloudtrail:GetQueryResults"], "Resource": store_arn}
-        ]});
-        let (status, body) = lake_call(
-            &lake.endpoint,
-            "iam",
-            "",
-            &format!(
-                "Action=PutRolePolicy&Version=2010-05-08&RoleName=CrashPublisher&PolicyName=publish&PolicyDocument={}",
-                urlencode(&permissions.to_string())
-            ),
-        );
-        assert_eq!(status, 200, "{body}");
-    }
     let mode: Vec<&str> = if role_mode {
         vec!["--role-arn", role_arn, "--external-id", "crash-ext-1"]
     } else {

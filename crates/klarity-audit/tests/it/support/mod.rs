@@ -378,3 +378,125 @@ impl Drop for OnSmallDisk {
         let _ = self.child.wait();
     }
 }
+
+/// An event data store and a channel into it in the local lake at `endpoint`, whose resource
+/// policy lets the vendor account publish with external ID `crash-ext-1`; with `role`, also that
+/// customer role (trusting the vendor under the same external ID) allowed to publish and to query
+/// the store. Returns (store ARN, channel ARN).
+pub(crate) fn crash_channel(endpoint: &str, role: Option<&str>) -> (String, String) {
+    use serde_json::{Value, json};
+    let (status, body) = lake_call(
+        endpoint,
+        "cloudtrail",
+        "CreateEventDataStore",
+        r#"{"Name":"relaycrash","MultiRegionEnabled":false,"AdvancedEventSelectors":[{"Name":"a","FieldSelectors":[{"Field":"eventCategory","Equals":["ActivityAuditLog"]}]}]}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let store_arn = serde_json::from_str::<Value>(&body).unwrap()["EventDataStoreArn"].as_str().unwrap().to_owned();
+    let (status, body) = lake_call(
+        endpoint,
+        "cloudtrail",
+        "CreateChannel",
+        &format!(
+            r#"{{"Name":"relaycrash","Source":"Custom","Destinations":[{{"Type":"EVENT_DATA_STORE","Location":"{store_arn}"}}]}}"#
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    let channel = serde_json::from_str::<Value>(&body).unwrap()["ChannelArn"].as_str().unwrap().to_owned();
+    let policy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"855341727128"}},"Action":"cloudtrail-data:PutAuditEvents","Resource":"{channel}","Condition":{{"StringEquals":{{"cloudtrail:ExternalId":"crash-ext-1"}}}}}}]}}"#
+    );
+    let (status, body) = lake_call(
+        endpoint,
+        "cloudtrail",
+        "PutResourcePolicy",
+        &json!({"ResourceArn": channel, "ResourcePolicy": policy}).to_string(),
+    );
+    assert_eq!(status, 200, "{body}");
+
+    if let Some(role) = role {
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::855341727128:root"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"sts:ExternalId":"crash-ext-1"}}}]}"#;
+        let (status, body) = lake_call(
+            endpoint,
+            "iam",
+            "",
+            &format!(
+                "Action=CreateRole&Version=2010-05-08&RoleName={role}&AssumeRolePolicyDocument={}",
+                urlencode(trust)
+            ),
+        );
+        assert_eq!(status, 200, "{body}");
+        let permissions = json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["cloudtrail-data:PutAuditEvents", "cloudtrail:GetChannel"], "Resource": channel},
+            {"Effect": "Allow", "Action": ["cloudtrail:StartQuery", "cloudtrail:DescribeQuery", "cloudtrail:GetQueryResults"], "Resource": store_arn}
+        ]});
+        let (status, body) = lake_call(
+            endpoint,
+            "iam",
+            "",
+            &format!(
+                "Action=PutRolePolicy&Version=2010-05-08&RoleName={role}&PolicyName=publish&PolicyDocument={}",
+                urlencode(&permissions.to_string())
+            ),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    (store_arn, channel)
+}
+
+/// A new, empty database on the test server (`KLARITY_TEST_DATABASE_URL`, which `./scripts/test`
+/// sets to its throwaway cluster); its URL. Without the variable the test fails: a PostgreSQL test
+/// skipped would pass for nothing.
+pub(crate) fn fresh_database(server: &str) -> String {
+    let name = format!("klarity_it_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls).await.expect("test server");
+        tokio::spawn(connection);
+        client.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+    });
+    let base = server.rsplit_once('/').map_or(server, |(base, _)| base);
+    format!("{base}/{name}")
+}
+
+/// The shared test server's URL.
+pub(crate) fn test_server() -> String {
+    std::env::var("KLARITY_TEST_DATABASE_URL").expect(
+        "KLARITY_TEST_DATABASE_URL must name a PostgreSQL server where tests may create databases \
+         (postgres://user@host:port/postgres); ./scripts/test starts one",
+    )
+}
+
+/// A PostgreSQL cluster of the test's own (`scripts/throwaway-postgres`), for tests that restart
+/// the server; stopped on drop.
+pub(crate) struct OwnPostgres {
+    dir: tempfile::TempDir,
+    /// The server's URL (its `postgres` database).
+    pub(crate) url: String,
+}
+
+impl OwnPostgres {
+    fn script() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/throwaway-postgres")
+    }
+
+    pub(crate) fn start() -> OwnPostgres {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new(OwnPostgres::script()).arg("start").arg(dir.path()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        OwnPostgres { dir, url }
+    }
+
+    /// Restarts the server: every session ends, as on a failover.
+    pub(crate) fn restart(&self) {
+        let out = Command::new(OwnPostgres::script()).arg("restart").arg(self.dir.path()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let _ = Command::new(OwnPostgres::script()).arg("stop").arg(self.dir.path()).output();
+    }
+}

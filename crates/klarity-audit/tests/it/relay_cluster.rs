@@ -1,0 +1,215 @@
+//! Several relays on one PostgreSQL database, as the seed deploys the publisher (a container
+//! service behind a load balancer): producers spread batches over three `klarity-audit relay`
+//! processes, as a load balancer would, and post a batch again to another relay when its answer
+//! was lost, as a client would. Meanwhile relays are SIGKILLed and restarted (their tenants are
+//! taken over by the others when their leases run out), or PostgreSQL itself is restarted. A
+//! ledger of every event answered `202` is checked against the lake at the end: each one stored
+//! exactly once, and (role mode) nothing sent twice.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+use serde_json::{Value, json};
+
+use crate::support::{Dir, LakeProcess, OwnPostgres, RelayProcess, fresh_database, http_post, test_server};
+
+const TENANTS: [&str; 3] = ["acme", "globex", "initech"];
+const SOURCE: &str = "com.nordcloudapp.com.autopatcher";
+const EVENTS: usize = 30_000;
+const PER_BATCH: usize = 100;
+
+#[test]
+fn three_relays_on_postgres_lose_nothing_and_repeat_nothing_while_relays_are_killed() {
+    run(&fresh_database(&test_server()), Fault::KillRelays, None);
+}
+
+#[test]
+fn three_relays_on_postgres_recover_by_themselves_when_postgres_restarts() {
+    let server = OwnPostgres::start();
+    let url = fresh_database(&server.url);
+    run(&url, Fault::RestartPostgres, Some(&server));
+}
+
+enum Fault {
+    KillRelays,
+    RestartPostgres,
+}
+
+fn run(database: &str, fault: Fault, server: Option<&OwnPostgres>) {
+    let dir = Dir::new();
+    let lake_log = dir.path().join("lake.log");
+    let lake = LakeProcess::start_logging(&dir.path().join("lake"), Some(&lake_log));
+    let (store_arn, channel) = crate::support::crash_channel(&lake.endpoint, Some("CrashPublisher"));
+    let role_arn = "arn:aws:iam::123456789012:role/CrashPublisher";
+    for tenant in TENANTS {
+        let out = dir.run(
+            &[
+                "tenants",
+                "add",
+                tenant,
+                "--channel-arn",
+                &channel,
+                "--role-arn",
+                role_arn,
+                "--external-id",
+                "crash-ext-1",
+                "--database-url",
+                database,
+            ],
+            None,
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    let out = dir.run(&["tokens", "issue", "--app", SOURCE, "--tenants", "*", "--database-url", database], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let token = out.stdout.lines().nth(1).unwrap().to_owned();
+
+    // Short leases and attempts, so takeovers happen within the test's time.
+    let settings = [
+        ("KLARITY_RELAY__DATABASE__URL", database),
+        ("KLARITY_RELAY__DATABASE__LEASE_SECS", "3"),
+        ("KLARITY_RELAY__DATABASE__CONNECT_TIMEOUT_SECS", "2"),
+        ("KLARITY_RELAY__ATTEMPT_TIMEOUT_SECS", "2"),
+    ];
+    let start = |i: usize| RelayProcess::start_with(&dir.path().join(format!("relay{i}")), &lake.endpoint, &settings);
+    let relays: Arc<Mutex<Vec<Option<RelayProcess>>>> = Arc::new(Mutex::new((0..3).map(|i| Some(start(i))).collect()));
+    let addresses = || -> Vec<String> { relays.lock().unwrap().iter().flatten().map(|r| r.address.clone()).collect() };
+
+    // Batches of 100 events, each for one tenant; the ledger keeps what was answered 202.
+    let now = audit_event::EventTime::now().to_string();
+    let queue: Arc<Mutex<Vec<(usize, Vec<String>)>>> = Arc::new(Mutex::new(
+        (0..EVENTS / PER_BATCH)
+            .map(|b| {
+                (
+                    b % TENANTS.len(),
+                    (b * PER_BATCH..(b + 1) * PER_BATCH).map(|i| format!("0190a6b5-4444-7a3f-9d2b-{i:012}")).collect(),
+                )
+            })
+            .collect(),
+    ));
+    let ledger: Arc<Mutex<Vec<String>>> = Arc::default();
+    let refused = Arc::new(AtomicUsize::new(0));
+    let shared_addresses = Arc::new(Mutex::new(addresses()));
+    let producers: Vec<_> = (0..6)
+        .map(|p| {
+            let (queue, ledger, refused, addresses, token, now) =
+                (queue.clone(), ledger.clone(), refused.clone(), shared_addresses.clone(), token.clone(), now.clone());
+            thread::spawn(move || {
+                let mut turn = p;
+                loop {
+                    let Some((tenant, uids)) = queue.lock().unwrap().pop() else { return };
+                    let events: Vec<Value> = uids
+                        .iter()
+                        .map(|uid| json!({"version": "v1", "userIdentity": {"type": "SERVICE", "principalId": "cluster"},
+                            "eventSource": SOURCE, "eventName": "baselinePatching.started", "eventTime": now, "UID": uid,
+                            "requestParameters": {"machinesCount": 3}}))
+                        .collect();
+                    let body = json!({ "events": events }).to_string();
+                    // Round robin over the relays up now, as a load balancer would; another one
+                    // when a relay is down or answers 503.
+                    loop {
+                        let address = {
+                            let addresses = addresses.lock().unwrap();
+                            turn += 1;
+                            addresses[turn % addresses.len()].clone()
+                        };
+                        let (status, answer) =
+                            http_post(&address, &format!("/v1/tenants/{}/events", TENANTS[tenant]), &token, &body);
+                        if status == 202 {
+                            let answer: Value = serde_json::from_str(&answer).unwrap();
+                            assert_eq!(answer["accepted"].as_array().unwrap().len(), uids.len(), "{answer}");
+                            ledger.lock().unwrap().extend(uids);
+                            // Paced (about 6,000 events a second in all), so the load lasts
+                            // while the faults land.
+                            thread::sleep(Duration::from_millis(100));
+                            break;
+                        }
+                        assert!(matches!(status, 0 | 503), "only an unreachable relay or 503 is retried: {status} {answer}");
+                        refused.fetch_add(1, Ordering::Relaxed);
+                        thread::sleep(Duration::from_millis(50));
+                    }
+                }
+            })
+        })
+        .collect();
+
+    // The faults, while the producers post.
+    let mut faults = 0;
+    let started = Instant::now();
+    while queue.lock().unwrap().len() > 20 && started.elapsed() < Duration::from_secs(120) {
+        thread::sleep(Duration::from_millis(400));
+        match fault {
+            Fault::KillRelays => {
+                let victim = faults % 3;
+                let killed = relays.lock().unwrap()[victim].take().unwrap();
+                killed.kill();
+                *shared_addresses.lock().unwrap() = addresses();
+                thread::sleep(Duration::from_millis(300));
+                relays.lock().unwrap()[victim] = Some(start(victim));
+                *shared_addresses.lock().unwrap() = addresses();
+            }
+            Fault::RestartPostgres => server.unwrap().restart(),
+        }
+        faults += 1;
+        if faults == 4 {
+            break;
+        }
+    }
+    for p in producers {
+        p.join().unwrap();
+    }
+    assert!(faults >= 3, "the faults landed while producers were posting ({faults})");
+    let ledger = ledger.lock().unwrap().clone();
+    assert_eq!(ledger.len(), EVENTS, "every batch was answered 202 in the end");
+
+    // Everything answered 202 reaches the lake, once.
+    let store_id = store_arn.rsplit('/').next().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut stored: BTreeMap<String, usize> = BTreeMap::new();
+    while Instant::now() < deadline {
+        stored.clear();
+        let out = dir.run(
+            &["lake", "dump", "--data-dir", dir.path().join("lake").to_str().unwrap(), "--store", &store_id],
+            None,
+        );
+        for line in out.stdout.lines() {
+            let uid = serde_json::from_str::<Value>(line).unwrap()["eventData"]["UID"].as_str().unwrap().to_owned();
+            *stored.entry(uid).or_default() += 1;
+        }
+        if stored.len() >= EVENTS {
+            break;
+        }
+        thread::sleep(Duration::from_millis(500));
+    }
+    relays.lock().unwrap().clear();
+    let missing: Vec<&String> = ledger.iter().filter(|uid| !stored.contains_key(*uid)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged events are not in the lake, e.g. {:?}",
+        missing.len(),
+        missing.first()
+    );
+    assert_eq!(stored.len(), EVENTS, "nothing but the acknowledged events");
+    let twice: Vec<_> = stored.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "{} events stored more than once, e.g. {:?}", twice.len(), twice.first());
+    let repeated: usize = std::fs::read_to_string(&lake_log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("were sent again"))
+        .filter_map(|l| {
+            l.split("repeated=").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse::<usize>().ok())
+        })
+        .sum();
+    assert_eq!(repeated, 0, "role mode: nothing a dead relay had delivered is sent again");
+    eprintln!(
+        "relay cluster test: {EVENTS} events over 3 relays, {faults} faults, {} posts refused or cut and sent again",
+        refused.load(Ordering::Relaxed)
+    );
+}
