@@ -37,6 +37,9 @@ fn three_relays_on_postgres_recover_by_themselves_when_postgres_restarts() {
     run(&url, Fault::RestartPostgres, Some(&server));
 }
 
+/// A tenant (index into [`TENANTS`]) and the UIDs of a batch for it.
+type Batch = (usize, Vec<String>);
+
 enum Fault {
     KillRelays,
     RestartPostgres,
@@ -84,7 +87,7 @@ fn run(database: &str, fault: Fault, server: Option<&OwnPostgres>) {
 
     // Batches of 100 events, each for one tenant; the ledger keeps what was answered 202.
     let now = audit_event::EventTime::now().to_string();
-    let queue: Arc<Mutex<Vec<(usize, Vec<String>)>>> = Arc::new(Mutex::new(
+    let queue: Arc<Mutex<Vec<Batch>>> = Arc::new(Mutex::new(
         (0..EVENTS / PER_BATCH)
             .map(|b| {
                 (
