@@ -189,8 +189,14 @@ impl RelayConfig {
         }
         let db = &self.database;
         if !db.url.is_empty() {
-            if let Err(e) = db.url.parse::<tokio_postgres::Config>() {
-                return Err(format!("database.url is not a PostgreSQL connection string: {e}"));
+            match db.url.parse::<tokio_postgres::Config>() {
+                Err(e) => return Err(format!("database.url is not a PostgreSQL connection string: {e}")),
+                Ok(c) if c.get_ssl_mode() == tokio_postgres::config::SslMode::Require => {
+                    return Err("database.url asks for sslmode=require, but this relay does not speak TLS to \
+                                PostgreSQL yet: connect over a private network or a TLS proxy (docs/deployment.md)"
+                        .into());
+                }
+                Ok(_) => {}
             }
             if !(2..=1000).contains(&db.pool_size) {
                 return Err(format!("database.pool_size must be 2 to 1000, not {}", db.pool_size));
@@ -269,6 +275,23 @@ mod tests {
         assert!(matches!(with("", "", "").credentials.base(), BaseCredentials::Chain { profile: None }));
         assert!(with("AKIAX", "", "").validate().unwrap_err().contains("go together"));
         assert!(with("AKIAX", "secret", "vendor").validate().unwrap_err().contains("cannot go with static keys"));
+    }
+
+    #[test]
+    fn a_database_url_is_checked() {
+        let with = |url: &str| RelayConfig {
+            database: DatabaseConfig { url: url.into(), ..DatabaseConfig::default() },
+            ..RelayConfig::default()
+        };
+        assert_eq!(with("postgres://klarity@db:5432/klarity").validate(), Ok(()));
+        assert_eq!(with("host=db user=klarity dbname=klarity").validate(), Ok(()));
+        assert!(with("postgres://db/k?sslmode=require").validate().unwrap_err().contains("TLS"));
+        assert!(with("postgres://db:notaport/k").validate().unwrap_err().starts_with("database.url is not"));
+        let small = RelayConfig {
+            database: DatabaseConfig { pool_size: 1, ..with("postgres://db/k").database },
+            ..RelayConfig::default()
+        };
+        assert!(small.validate().unwrap_err().contains("pool_size"));
     }
 
     #[test]

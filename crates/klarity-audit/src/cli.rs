@@ -392,6 +392,16 @@ pub(crate) struct BenchArgs {
     /// Keep the data here instead of a temporary directory (which is removed afterwards).
     #[arg(long, value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
+    /// Keep the relays' state in PostgreSQL: a server (postgres://user@host:port/postgres) where
+    /// the bench creates a database of its own for the run, and drops it after. Without it, the
+    /// relay uses SQLite files.
+    #[arg(long, value_name = "URL")]
+    pub(crate) postgres: Option<String>,
+    /// Relay processes' worth of relays (each its own ingest API and delivery, sharing the
+    /// PostgreSQL database); producers spread requests over them as a load balancer would. More
+    /// than one needs --postgres.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) relays: usize,
     /// Print the results as JSON.
     #[arg(long)]
     pub(crate) json: bool,

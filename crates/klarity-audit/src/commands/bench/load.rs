@@ -154,22 +154,25 @@ impl Ingested {
 
 /// Posts every batch of `plan` to the relay; batch `b` goes to tenant `b % tenants.len()`.
 pub(crate) async fn produce(
-    relay_url: String,
+    relay_urls: Vec<String>,
     tenants: Vec<(String, String)>,
     load: Arc<Load>,
     plan: Plan,
 ) -> anyhow::Result<Ingested> {
     let batches = plan.events.div_ceil(plan.batch);
     let next = Arc::new(AtomicU64::new(0));
-    let clients: Vec<Arc<JsonClient>> = tenants
+    // One client per relay and tenant; each producer posts to one relay (as a load balancer
+    // spreads connections).
+    let clients: Vec<Vec<Arc<JsonClient>>> = relay_urls
         .iter()
-        .map(|(_, token)| JsonClient::new(&relay_url, Some(token.clone())).map(Arc::new))
+        .map(|url| tenants.iter().map(|(_, token)| JsonClient::new(url, Some(token.clone())).map(Arc::new)).collect())
         .collect::<anyhow::Result<_>>()?;
     let tenants = Arc::new(tenants);
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..plan.clients {
-        let (next, load, clients, tenants) = (next.clone(), load.clone(), clients.clone(), tenants.clone());
+    for c in 0..plan.clients {
+        let (next, load, tenants) = (next.clone(), load.clone(), tenants.clone());
+        let clients = clients[c % clients.len()].clone();
         tasks.spawn(async move {
             let mut seen = Ingested::default();
             loop {

@@ -25,7 +25,7 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use audit_relay::registry::{DeliveryMode, Grant, Registry, Tenant};
+use audit_relay::registry::{DeliveryMode, Grant, Tenant};
 use aws_sdk_cloudtrail::types::{AdvancedEventSelector, AdvancedFieldSelector, Destination, DestinationType};
 use http::Method;
 use tokio_util::sync::CancellationToken;
@@ -49,6 +49,9 @@ pub(crate) fn run(global: &GlobalArgs, args: &BenchArgs) -> anyhow::Result<ExitC
     }
     if !(1..=1000).contains(&args.batch) {
         bail!("--batch must be 1 to 1000 (the relay's request limit), not {}", args.batch);
+    }
+    if args.relays == 0 || (args.relays > 1 && args.postgres.is_none()) {
+        bail!("--relays {} needs --postgres (relays share their state in PostgreSQL), and at least 1", args.relays);
     }
     if !(1..=64).contains(&args.delivery_concurrency) {
         bail!("--delivery-concurrency must be 1 to 64, not {}", args.delivery_concurrency);
@@ -131,38 +134,59 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
     progress.say("setting up the customer side through the AWS SDK");
     let cloudtrail = cloudtrail_client(&lake_endpoint);
     let relay_dir = root.join("relay");
-    let registry = Registry::open(&relay_dir)?;
-    let mut tenants = Vec::new();
-    for n in 0..args.tenants {
-        let id = format!("bench-{n}");
-        let (store_id, channel_arn) = store_and_channel(&cloudtrail, &id, true).await?;
-        registry.put_tenant(&Tenant {
-            id: id.clone(),
-            channel_arn,
-            delivery: DeliveryMode::ResourcePolicy { external_id: Some(format!("bench-external-{n}")) },
-            applications: vec![SOURCE.into()],
-            paused: args.hold.then(|| "the bench holds delivery until every event is accepted".into()),
-            held: args.hold,
-        })?;
-        let token =
-            registry.issue_token(&Grant { name: id.clone(), source: SOURCE.into(), tenants: vec![id.clone()] })?;
-        tenants.push(BenchTenant { id, token, store_id });
-    }
-
-    // The relay.
-    let admin_token = format!("kadm_{}", uuid::Uuid::new_v4().simple());
-    let config = audit_relay::RelayConfig {
+    let database = match &args.postgres {
+        Some(server) => Some(BenchDatabase::create(server).await?),
+        None => None,
+    };
+    let base = audit_relay::RelayConfig {
         data_dir: relay_dir.clone(),
         endpoint_url: lake_endpoint.clone(),
         spool_max_bytes: 1 << 40,
         delivery_concurrency: args.delivery_concurrency,
-        admin_token_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(admin_token.as_bytes())),
+        database: audit_relay::config::DatabaseConfig {
+            url: database.as_ref().map(|d| d.url.clone()).unwrap_or_default(),
+            ..Default::default()
+        },
         ..Default::default()
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let relay_url = format!("http://{}", listener.local_addr()?);
-    let relay_task = parts.relay.spawn(audit_relay::run(config, listener, catalog, stop.clone()));
-    let admin = JsonClient::new(&relay_url, Some(admin_token))?;
+    let registry = audit_relay::store::open_directory(&base.engine()).await?;
+    let mut tenants = Vec::new();
+    for n in 0..args.tenants {
+        let id = format!("bench-{n}");
+        let (store_id, channel_arn) = store_and_channel(&cloudtrail, &id, true).await?;
+        registry
+            .put_tenant(&Tenant {
+                id: id.clone(),
+                channel_arn,
+                delivery: DeliveryMode::ResourcePolicy { external_id: Some(format!("bench-external-{n}")) },
+                applications: vec![SOURCE.into()],
+                paused: args.hold.then(|| "the bench holds delivery until every event is accepted".into()),
+                held: args.hold,
+            })
+            .await?;
+        let (token, _) =
+            registry.issue(&Grant { name: id.clone(), source: SOURCE.into(), tenants: vec![id.clone()] }, None).await?;
+        tenants.push(BenchTenant { id, token, store_id });
+    }
+
+    // The relays.
+    let admin_token = format!("kadm_{}", uuid::Uuid::new_v4().simple());
+    let mut relay_urls = Vec::new();
+    let mut relay_tasks = Vec::new();
+    let mut admins = Vec::new();
+    for n in 0..args.relays {
+        let config = audit_relay::RelayConfig {
+            data_dir: relay_dir.join(n.to_string()),
+            admin_token_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(admin_token.as_bytes())),
+            ..base.clone()
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let relay_url = format!("http://{}", listener.local_addr()?);
+        relay_tasks.push(parts.relay.spawn(audit_relay::run(config, listener, catalog.clone(), stop.clone())));
+        admins.push(JsonClient::new(&relay_url, Some(admin_token.clone()))?);
+        relay_urls.push(relay_url);
+    }
+    let admin = Admins(admins);
 
     // Ingest (and delivery, unless held).
     let load = Arc::new(load::Load::new(args.event_size, args.uids));
@@ -181,7 +205,7 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
             rate: args.rate,
             duration: (args.duration > 0).then(|| Duration::from_secs(args.duration)),
         };
-        tokio::spawn(load::produce(relay_url.clone(), tokens, load.clone(), plan))
+        tokio::spawn(load::produce(relay_urls.clone(), tokens, load.clone(), plan))
     };
     // With --duration the number sent is known only at the end.
     let mut watch =
@@ -219,7 +243,7 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
     let drain_started = Instant::now();
     if args.hold {
         for t in &tenants {
-            registry.resume(&t.id)?;
+            audit_relay::store::resume(registry.as_ref(), &t.id).await?;
         }
     }
     let mut rss_drain_peak = rss_ingest_peak;
@@ -310,8 +334,14 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
     };
 
     stop.cancel();
-    let _ = relay_task.await;
+    for task in relay_tasks {
+        let _ = task.await;
+    }
     let _ = lake_task.await;
+    drop(registry);
+    if let Some(database) = database {
+        database.drop_it().await;
+    }
     let memory = memory();
     Ok(Report::new(report::Inputs {
         args,
@@ -461,12 +491,59 @@ impl Scraped {
     }
 }
 
-async fn scrape(admin: &JsonClient) -> anyhow::Result<Scraped> {
-    let (status, body) = admin.call_raw(Method::GET, "/metrics", None).await?;
-    if !status.is_success() {
-        bail!("the relay's /metrics answered HTTP {status}");
+/// The admin API of each relay.
+struct Admins(Vec<JsonClient>);
+
+/// The relays' `/metrics` together: each relay counts what it delivered; the queue is the shared
+/// store's, which every relay reports whole.
+async fn scrape(admins: &Admins) -> anyhow::Result<Scraped> {
+    let mut total = Scraped::default();
+    for admin in &admins.0 {
+        let (status, body) = admin.call_raw(Method::GET, "/metrics", None).await?;
+        if !status.is_success() {
+            bail!("the relay's /metrics answered HTTP {status}");
+        }
+        let one = parse_metrics(&String::from_utf8_lossy(&body));
+        total.delivered += one.delivered;
+        total.failed += one.failed;
+        total.retried += one.retried;
+        total.queued = total.queued.max(one.queued);
+        if total.latency.is_empty() {
+            total.latency = one.latency;
+        } else {
+            for (slot, (_, n)) in total.latency.iter_mut().zip(one.latency) {
+                slot.1 += n;
+            }
+        }
     }
-    Ok(parse_metrics(&String::from_utf8_lossy(&body)))
+    Ok(total)
+}
+
+/// A database of the bench's own on a PostgreSQL server, dropped after the run.
+struct BenchDatabase {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl BenchDatabase {
+    async fn create(server: &str) -> anyhow::Result<BenchDatabase> {
+        let name = format!("klarity_bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let (client, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls)
+            .await
+            .with_context(|| format!("connecting to {}", audit_relay::store::postgres::redact(server)))?;
+        tokio::spawn(connection);
+        client.batch_execute(&format!("CREATE DATABASE {name}")).await.context("creating the bench's database")?;
+        let base = server.rsplit_once('/').map_or(server, |(base, _)| base);
+        Ok(BenchDatabase { server: server.to_owned(), url: format!("{base}/{name}"), name })
+    }
+
+    async fn drop_it(self) {
+        if let Ok((client, connection)) = tokio_postgres::connect(&self.server, tokio_postgres::NoTls).await {
+            tokio::spawn(connection);
+            let _ = client.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)).await;
+        }
+    }
 }
 
 /// Sums the per-tenant series the bench needs from a Prometheus text exposition.
