@@ -112,6 +112,7 @@ CREATE TABLE events (
     attempts integer NOT NULL DEFAULT 0, event_id text, error_code text, error_message text,
     settled_ms bigint, payload text,
     CONSTRAINT events_key UNIQUE (tenant, source, uid));
+ALTER TABLE events SET (autovacuum_vacuum_scale_factor = 0.02, autovacuum_analyze_scale_factor = 0.02);
 CREATE INDEX events_pending ON events (tenant, seq) WHERE state = 0;
 CREATE INDEX events_dead ON events (tenant, seq) WHERE state = 2;
 CREATE TABLE tenants (id text PRIMARY KEY, body text NOT NULL);
@@ -134,10 +135,16 @@ pub struct PgStore {
     measured: Mutex<Option<Instant>>,
     /// When each token's last use was last written, by its hash.
     touched: Mutex<HashMap<String, i64>>,
+    /// The pending events per tenant, counted at most once a second (a count walks the pending
+    /// index: a scrape every few seconds from each of N relays must not add up to a load).
+    depth: Mutex<Option<(Instant, HashMap<String, u64>)>>,
 }
 
 /// How often the table's size is measured for the bound.
 const MEASURE_EVERY: Duration = Duration::from_secs(1);
+
+/// How often the queue depth is counted.
+const DEPTH_EVERY: Duration = Duration::from_secs(1);
 
 /// How often a token's last use is written (one write per token per interval at most).
 const LAST_USED_EVERY_MS: i64 = 60_000;
@@ -212,6 +219,7 @@ impl PgStore {
             used: AtomicU64::new(0),
             measured: Mutex::new(None),
             touched: Mutex::default(),
+            depth: Mutex::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -468,7 +476,20 @@ impl Storage for PgStore {
             )
             .await
             .map_err(pg)?;
-        let rows = client.query(&insert, &[&tenants, &sources, &uids, &ids, &payloads, &now_ms()]).await.map_err(pg)?;
+        // Two appends sharing keys in different orders (a batch resubmitted to another relay while
+        // the first is under way) can each wait for the other's key: PostgreSQL ends one as a
+        // deadlock, rolled back whole, and it is simply run again.
+        let mut attempts = 0;
+        let rows = loop {
+            match client.query(&insert, &[&tenants, &sources, &uids, &ids, &payloads, &now_ms()]).await {
+                Err(err)
+                    if err.code() == Some(&tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED) && attempts < 5 =>
+                {
+                    attempts += 1;
+                }
+                other => break other.map_err(pg)?,
+            }
+        };
         let stored: std::collections::HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
         let mut accepted: Vec<Option<Accepted>> = ids
             .iter()
@@ -544,39 +565,42 @@ impl Storage for PgStore {
             return Err(SpoolError::LeaseLost(lease.tenant.clone()));
         }
         let now = now_ms();
+        // Each statement finds its rows by primary key: `state < 1` (pending) rather than
+        // `state = 0`, so the planner cannot take the pending index, which statistics lagging a
+        // fast-growing table made it scan whole (180 ms a batch at 300k pending; 1 ms by key). The
+        // positions are the lease's tenant's: delivery read them from its pending events.
         if !delivered.is_empty() {
             let stmt = tx
                 .prepare_cached(
-                    "UPDATE events SET state = 1, event_id = v.i, settled_ms = $4, payload = NULL
-                     FROM unnest($2::bigint[], $3::text[]) AS v(s, i)
-                     WHERE events.seq = v.s AND events.tenant = $1 AND events.state = 0",
+                    "UPDATE events SET state = 1, event_id = ($2::text[])[array_position($1::bigint[], seq)],
+                         settled_ms = $3, payload = NULL
+                     WHERE seq = ANY($1::bigint[]) AND state < 1",
                 )
                 .await
                 .map_err(pg)?;
-            tx.execute(&stmt, &[&lease.tenant, &delivered, &delivered_ids, &now]).await.map_err(pg)?;
+            tx.execute(&stmt, &[&delivered, &delivered_ids, &now]).await.map_err(pg)?;
         }
         if !dead.is_empty() {
             let stmt = tx
                 .prepare_cached(
-                    "UPDATE events SET state = 2, error_code = v.c, error_message = v.m, attempts = attempts + 1,
-                         settled_ms = $5
-                     FROM unnest($2::bigint[], $3::text[], $4::text[]) AS v(s, c, m)
-                     WHERE events.seq = v.s AND events.tenant = $1 AND events.state = 0",
+                    "UPDATE events SET state = 2, error_code = ($2::text[])[array_position($1::bigint[], seq)],
+                         error_message = ($3::text[])[array_position($1::bigint[], seq)], attempts = attempts + 1,
+                         settled_ms = $4
+                     WHERE seq = ANY($1::bigint[]) AND state < 1",
                 )
                 .await
                 .map_err(pg)?;
-            tx.execute(&stmt, &[&lease.tenant, &dead, &dead_codes, &dead_messages, &now]).await.map_err(pg)?;
+            tx.execute(&stmt, &[&dead, &dead_codes, &dead_messages, &now]).await.map_err(pg)?;
         }
         if !retry.is_empty() {
             let stmt = tx
                 .prepare_cached(
-                    "UPDATE events SET attempts = attempts + 1, error_code = v.c
-                     FROM unnest($2::bigint[], $3::text[]) AS v(s, c)
-                     WHERE events.seq = v.s AND events.tenant = $1 AND events.state = 0",
+                    "UPDATE events SET attempts = attempts + 1, error_code = ($2::text[])[array_position($1::bigint[], seq)]
+                     WHERE seq = ANY($1::bigint[]) AND state < 1",
                 )
                 .await
                 .map_err(pg)?;
-            tx.execute(&stmt, &[&lease.tenant, &retry, &retry_codes]).await.map_err(pg)?;
+            tx.execute(&stmt, &[&retry, &retry_codes]).await.map_err(pg)?;
         }
         tx.commit().await.map_err(pg)
     }
@@ -691,12 +715,19 @@ impl Storage for PgStore {
     }
 
     async fn depth(&self) -> Result<HashMap<String, u64>, SpoolError> {
+        if let Some((at, depth)) = &*self.depth.lock().expect("depth cache lock")
+            && at.elapsed() < DEPTH_EVERY
+        {
+            return Ok(depth.clone());
+        }
         let client = self.client().await?;
         let rows = client
             .query("SELECT tenant, count(*) FROM events WHERE state = 0 GROUP BY tenant", &[])
             .await
             .map_err(pg)?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get::<_, i64>(1) as u64)).collect())
+        let depth: HashMap<String, u64> = rows.iter().map(|r| (r.get(0), r.get::<_, i64>(1) as u64)).collect();
+        *self.depth.lock().expect("depth cache lock") = Some((Instant::now(), depth.clone()));
+        Ok(depth)
     }
 
     async fn oldest_pending_ms(&self, tenant: &str) -> Result<Option<i64>, SpoolError> {

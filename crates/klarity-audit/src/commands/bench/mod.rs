@@ -176,7 +176,9 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
     let mut admins = Vec::new();
     for n in 0..args.relays {
         let config = audit_relay::RelayConfig {
-            data_dir: relay_dir.join(n.to_string()),
+            // SQLite: the one relay's files, where the tenants were put; PostgreSQL: a directory
+            // each (unused but their own).
+            data_dir: if database.is_some() { relay_dir.join(n.to_string()) } else { relay_dir.clone() },
             admin_token_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(admin_token.as_bytes())),
             ..base.clone()
         };
