@@ -75,6 +75,48 @@ fn a_timed_run_sends_for_its_duration_and_accounts_for_what_it_sent() {
 }
 
 #[test]
+fn three_relays_on_postgres_deliver_every_event_once_and_the_database_goes_after() {
+    let server = crate::support::test_server();
+    let dir = Dir::new();
+    let out = dir.run(
+        &[
+            "bench",
+            "--events",
+            "3000",
+            "--clients",
+            "6",
+            "--tenants",
+            "4",
+            "--postgres",
+            &server,
+            "--relays",
+            "3",
+            "--hold",
+            "--no-baseline",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!((report["setup"]["store"].as_str(), report["setup"]["relays"].as_u64()), (Some("postgres"), Some(3)));
+    assert_eq!(report["ingest"]["accepted"], 3000);
+    assert_eq!(report["end_to_end"]["delivered"], 3000, "summed over the relays' /metrics");
+    assert_eq!(report["end_to_end"]["stored_in_lake"], 3000, "each event is in its tenant's store, once");
+    // The server's own work is counted beside the relays'.
+    assert!(report["cpu"]["whole_run"]["database_us_per_event"].as_f64().unwrap() > 0.0, "{}", report["cpu"]);
+    // The run's own database was dropped (no other test makes bench databases).
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let left: i64 = runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&server, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        let row = client.query_one("SELECT count(*) FROM pg_database WHERE datname LIKE 'klarity_bench_%'", &[]).await;
+        row.unwrap().get(0)
+    });
+    assert_eq!(left, 0);
+}
+
+#[test]
 fn bad_settings_are_refused_with_the_rule() {
     let dir = Dir::new();
     let out = dir.run(&["bench", "--batch", "5000"], None);

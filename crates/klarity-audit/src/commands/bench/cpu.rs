@@ -2,7 +2,8 @@
 //! and the producers on their own runtimes, whose threads are named `lake-…`, `relay-…` and
 //! `bench-…` (as are the storage threads each part starts), so every thread's time belongs to one
 //! part. Threads come and go (Tokio's blocking pool), so each is sampled as the run goes and its
-//! last reading kept.
+//! last reading kept. With the relays on PostgreSQL, the server's processes on this machine
+//! (named `postgres`) are sampled too, as a part of their own.
 
 use std::collections::HashMap;
 
@@ -16,6 +17,8 @@ pub(crate) enum Part {
     Lake,
     /// The producers and the bench's own bookkeeping.
     Load,
+    /// The PostgreSQL server's processes on this machine.
+    Database,
 }
 
 impl Part {
@@ -37,22 +40,35 @@ pub(crate) struct Seconds {
     pub(crate) relay: f64,
     pub(crate) lake: f64,
     pub(crate) load: f64,
+    pub(crate) database: f64,
 }
 
 impl Seconds {
     /// What was spent between `earlier` and `self`.
     pub(crate) fn since(&self, earlier: &Seconds) -> Seconds {
-        Seconds { relay: self.relay - earlier.relay, lake: self.lake - earlier.lake, load: self.load - earlier.load }
+        Seconds {
+            relay: self.relay - earlier.relay,
+            lake: self.lake - earlier.lake,
+            load: self.load - earlier.load,
+            database: self.database - earlier.database,
+        }
     }
 }
 
-/// Every thread's latest reading: thread id → (part, clock ticks of user and system time).
+/// Every thread's latest reading: thread id → (part, clock ticks of user and system time); with
+/// `database`, also every `postgres` process's, by process id.
 #[derive(Default)]
 pub(crate) struct Ledger {
     threads: HashMap<u32, (Part, u64)>,
+    database: bool,
 }
 
 impl Ledger {
+    /// A ledger that also counts the PostgreSQL server's processes on this machine.
+    pub(crate) fn with_database() -> Ledger {
+        Ledger { database: true, ..Ledger::default() }
+    }
+
     /// Reads every thread of the process now.
     pub(crate) fn sample(&mut self) {
         let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return };
@@ -61,6 +77,17 @@ impl Ledger {
             let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
             if let Some((name, ticks)) = parse_stat(&stat) {
                 self.threads.insert(tid, (Part::of(name), ticks));
+            }
+        }
+        if !self.database {
+            return;
+        }
+        let Ok(processes) = std::fs::read_dir("/proc") else { return };
+        for process in processes.flatten() {
+            let Some(pid) = process.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else { continue };
+            let Ok(stat) = std::fs::read_to_string(process.path().join("stat")) else { continue };
+            if let Some(("postgres", ticks)) = parse_stat(&stat) {
+                self.threads.insert(pid, (Part::Database, ticks));
             }
         }
     }
@@ -75,6 +102,7 @@ impl Ledger {
                 Part::Relay => total.relay += seconds,
                 Part::Lake => total.lake += seconds,
                 Part::Load => total.load += seconds,
+                Part::Database => total.database += seconds,
             }
         }
         total

@@ -193,7 +193,7 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
     // Ingest (and delivery, unless held).
     let load = Arc::new(load::Load::new(args.event_size, args.uids));
     let rss_before = memory().rss_bytes;
-    let mut cpu = cpu::Ledger::default();
+    let mut cpu = if database.is_some() { cpu::Ledger::with_database() } else { cpu::Ledger::default() };
     cpu.sample();
     let cpu_before = cpu.totals();
     progress.say("sending");

@@ -60,6 +60,8 @@ pub(crate) struct CpuPerPart {
     pub(crate) relay_us_per_event: f64,
     pub(crate) lake_us_per_event: f64,
     pub(crate) load_us_per_event: f64,
+    /// The PostgreSQL server's processes, when the relays keep their state there.
+    pub(crate) database_us_per_event: Option<f64>,
 }
 
 impl CpuPerPart {
@@ -69,6 +71,7 @@ impl CpuPerPart {
             relay_us_per_event: per(seconds.relay),
             lake_us_per_event: per(seconds.lake),
             load_us_per_event: per(seconds.load),
+            database_us_per_event: (seconds.database > 0.0).then(|| per(seconds.database)),
             seconds,
         }
     }
@@ -86,6 +89,9 @@ pub(crate) struct Setup {
     pub(crate) delivery_concurrency: usize,
     pub(crate) held_backlog: bool,
     pub(crate) cores: usize,
+    /// Where the relays keep their state: `sqlite`, or `postgres` shared by `relays`.
+    pub(crate) store: &'static str,
+    pub(crate) relays: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -203,8 +209,9 @@ impl Report {
         let lake_events = events + i.baseline.as_ref().map_or(0, |b| b.events);
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let whole_run = CpuPerPart::new(i.cpu_whole, events);
-        let relay_only_events_per_second =
-            if whole_run.relay_us_per_event > 0.0 { cores as f64 * 1e6 / whole_run.relay_us_per_event } else { 0.0 };
+        // With PostgreSQL, the relay's cost includes the database's.
+        let relay_us = whole_run.relay_us_per_event + whole_run.database_us_per_event.unwrap_or(0.0);
+        let relay_only_events_per_second = if relay_us > 0.0 { cores as f64 * 1e6 / relay_us } else { 0.0 };
         Report {
             setup: Setup {
                 events,
@@ -217,6 +224,8 @@ impl Report {
                 delivery_concurrency: i.args.delivery_concurrency,
                 held_backlog: i.args.hold,
                 cores,
+                store: if i.args.postgres.is_some() { "postgres" } else { "sqlite" },
+                relays: i.args.relays,
             },
             ingest: Ingest {
                 accepted: i.ingest.accepted,
@@ -288,6 +297,7 @@ impl Report {
             s.tenants,
             s.cores
         )?;
+        writeln!(out, "  relay state: {} ({} relay(s))", s.store, s.relays)?;
         writeln!(out)?;
         let i = &self.ingest;
         writeln!(
@@ -357,8 +367,9 @@ impl Report {
         }
         let c = &self.cpu;
         let parts = |p: &CpuPerPart| {
+            let database = p.database_us_per_event.map_or(String::new(), |us| format!("   PostgreSQL {us:.1} µs"));
             format!(
-                "relay {:.1} µs   lake {:.1} µs   producers {:.1} µs",
+                "relay {:.1} µs   lake {:.1} µs   producers {:.1} µs{database}",
                 p.relay_us_per_event, p.lake_us_per_event, p.load_us_per_event
             )
         };
@@ -367,7 +378,7 @@ impl Report {
             out,
             "  CPU per event       {}   ({:.1} CPU s in all)",
             parts(w),
-            w.seconds.relay + w.seconds.lake + w.seconds.load
+            w.seconds.relay + w.seconds.lake + w.seconds.load + w.seconds.database
         )?;
         if let (Some(ingest), Some(delivery)) = (&c.ingest_only, &c.delivery_only) {
             writeln!(out, "    accepting alone   {}", parts(ingest))?;
