@@ -292,6 +292,9 @@ mod tests {
             ..RelayConfig::default()
         };
         assert!(small.validate().unwrap_err().contains("pool_size"));
+        let secret = with("postgres://klarity:s3cr3t@db:5432/klarity");
+        assert!(!format!("{secret:?}").contains("s3cr3t"), "a password is never printed");
+        assert!(format!("{secret:?}").contains("postgres://klarity@db:5432/klarity"));
     }
 
     #[test]

@@ -191,9 +191,15 @@ fn holder_id() -> String {
 }
 
 impl PgStore {
-    /// Connects (the pool opens connections as needed), applies migrations, and checks the
-    /// database answers.
+    /// Connects (the pool opens connections as needed) and applies migrations.
     pub async fn open(settings: &PgSettings) -> Result<PgStore, SpoolError> {
+        let store = PgStore::connect(settings)?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A store over the database, without touching its schema (for `relay migrate`).
+    pub fn connect(settings: &PgSettings) -> Result<PgStore, SpoolError> {
         let mut config = tokio_postgres::Config::from_str(&settings.url)
             .map_err(|e| SpoolError::Config(format!("database_url is not a PostgreSQL connection string: {e}")))?;
         // Acknowledge only what is flushed, whatever the server's default.
@@ -221,7 +227,6 @@ impl PgStore {
             touched: Mutex::default(),
             depth: Mutex::default(),
         };
-        store.migrate().await?;
         Ok(store)
     }
 

@@ -144,10 +144,7 @@ fn migrate(config: &RelayConfig) -> anyhow::Result<ExitCode> {
         tokio::runtime::Builder::new_current_thread().enable_all().build().context("starting the async runtime")?;
     let place = audit_relay::store::postgres::redact(&settings.url);
     let found = runtime
-        .block_on(async {
-            let store = audit_relay::store::postgres::PgStore::open(&settings).await?;
-            store.migrate().await
-        })
+        .block_on(async { audit_relay::store::postgres::PgStore::connect(&settings)?.migrate().await })
         .with_context(|| format!("migrating {place}"))?;
     let now = audit_relay::store::postgres::SCHEMA_VERSION;
     if found < now {

@@ -19,12 +19,31 @@ fn acme_and_a_token(run: &dyn Fn(&[&str]) -> crate::support::Output, extra: &[&s
     (token, out.stdout)
 }
 
+/// Where the commands find the relays' state: SQLite files, or a PostgreSQL database (its URL).
+fn places() -> [Option<String>; 2] {
+    [None, Some(crate::support::fresh_database(&crate::support::test_server()))]
+}
+
+/// The arguments that name `place`.
+fn place_args(place: &Option<String>) -> Vec<&str> {
+    match place {
+        None => vec!["--data-dir", "relay"],
+        Some(url) => vec!["--database-url", url],
+    }
+}
+
 #[test]
-fn tenants_lifecycle() {
+fn tenants_lifecycle_on_sqlite_and_postgres() {
+    for place in places() {
+        tenants_lifecycle(&place);
+    }
+}
+
+fn tenants_lifecycle(place: &Option<String>) {
     let dir = Dir::new();
     let run = |args: &[&str]| {
         let mut all = args.to_vec();
-        all.extend(["--data-dir", "relay"]);
+        all.extend(place_args(place));
         dir.run(&all, None)
     };
     let out = run(&[
@@ -255,18 +274,25 @@ fn http_get_within(address: &str, path: &str, within: std::time::Duration) -> (u
 /// `tokens list | revoke`: a token revoked from the command line is refused at once by a relay
 /// already running on the same registry; the list shows it revoked and when it was last used.
 #[test]
-fn a_token_revoked_from_the_cli_is_refused_at_once_by_a_running_relay() {
+fn a_token_revoked_from_the_cli_is_refused_at_once_by_a_running_relay_on_sqlite_and_postgres() {
+    for place in places() {
+        a_token_revoked_from_the_cli_is_refused_at_once(&place);
+    }
+}
+
+fn a_token_revoked_from_the_cli_is_refused_at_once(place: &Option<String>) {
     let dir = Dir::new();
     let run = |args: &[&str]| {
         let mut all = args.to_vec();
-        all.extend(["--data-dir", "relay"]);
+        all.extend(place_args(place));
         dir.run(&all, None)
     };
     let (token, out) = acme_and_a_token(&run, &["--expires-in", "30d"]);
     assert!(out.contains(", valid until "), "{out}");
     let id = out.split_whitespace().nth(1).unwrap_or_default().to_owned();
     assert!(id.starts_with("tok_"), "{out}");
-    let relay = RelayProcess::start_with(&dir.path().join("relay"), "http://127.0.0.1:9", &[]);
+    let env: Vec<(&str, &str)> = place.iter().map(|url| ("KLARITY_RELAY__DATABASE__URL", url.as_str())).collect();
+    let relay = RelayProcess::start_with(&dir.path().join("relay"), "http://127.0.0.1:9", &env);
     let catalog = audit_event::Catalog::embedded();
     let maestro = catalog.application("com.nordcloudapp.com.maestro").unwrap();
     let event = |uid: &str| {
@@ -305,6 +331,27 @@ fn a_token_revoked_from_the_cli_is_refused_at_once_by_a_running_relay() {
         (out.code, out.stderr.trim()),
         (2, "error: there is no token \"tok_nope\" (see `klarity-audit tokens list`)")
     );
+}
+
+#[test]
+fn relay_migrate_brings_a_database_up_once_and_names_what_it_needs() {
+    let dir = Dir::new();
+    let url = crate::support::fresh_database(&crate::support::test_server());
+    let out = dir.run(&["relay", "migrate", "--database-url", &url], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("Migrated postgres://klarity@") && out.stdout.contains("from schema version 0 to 1"),
+        "{}",
+        out.stdout
+    );
+    let out = dir.run(&["relay", "migrate", "--database-url", &url], None);
+    assert!(out.stdout.ends_with("is at schema version 1 already.\n"), "{}", out.stdout);
+    let out = dir.run(&["relay", "migrate"], None);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("relay migrate works on a PostgreSQL database: give --database-url"), "{}", out.stderr);
+    let out = dir.run(&["relay", "migrate", "--database-url", "postgres://db/k?sslmode=require"], None);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("does not speak TLS to PostgreSQL yet"), "{}", out.stderr);
 }
 
 /// A relay whose disk fills up (a 24 MiB tmpfs of its own, in a mount namespace: a real ENOSPC)
