@@ -1,7 +1,7 @@
 //! `klarity-audit tenants` and `tokens`: registering the three values a customer hands over; and the
 //! relay's port against slow, silent and oversized clients.
 
-use crate::support::{Dir, RelayProcess};
+use crate::support::{Dir, RelayProcess, http_get};
 
 const CHANNEL: &str = "arn:aws:cloudtrail:eu-west-1:123456789012:channel/0f9c1e2d-3b4a-4c5d-8e6f-7a8b9c0d1e2f";
 
@@ -211,17 +211,6 @@ fn slow_silent_and_oversized_clients_are_cut_off() {
     assert_eq!(status, 413, "{body}");
     let (status, body) = http_get(&relay.address, "/healthz");
     assert_eq!((status, body.as_str()), (200, "ok"));
-}
-
-fn http_get(address: &str, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address).unwrap();
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    (head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0), body.to_owned())
 }
 
 /// 1,100 connections that send nothing, from one client, against the relay and the lake as they

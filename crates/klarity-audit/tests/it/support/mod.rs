@@ -490,8 +490,22 @@ impl OwnPostgres {
 
     /// Restarts the server: every session ends, as on a failover.
     pub(crate) fn restart(&self) {
-        let out = Command::new(OwnPostgres::script()).arg("restart").arg(self.dir.path()).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        self.script_does("restart");
+    }
+
+    /// Takes the server down until [`OwnPostgres::resume`].
+    pub(crate) fn pause(&self) {
+        self.script_does("pause");
+    }
+
+    /// Starts the server again after [`OwnPostgres::pause`], on the same port.
+    pub(crate) fn resume(&self) {
+        self.script_does("resume");
+    }
+
+    fn script_does(&self, what: &str) {
+        let out = Command::new(OwnPostgres::script()).arg(what).arg(self.dir.path()).output().unwrap();
+        assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
 
@@ -499,4 +513,16 @@ impl Drop for OwnPostgres {
     fn drop(&mut self) {
         let _ = Command::new(OwnPostgres::script()).arg("stop").arg(self.dir.path()).output();
     }
+}
+
+/// GETs `path` over plain HTTP (one connection, closed after); (status, body).
+pub(crate) fn http_get(address: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    (head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0), body.to_owned())
 }
