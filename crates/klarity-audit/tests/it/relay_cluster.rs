@@ -7,7 +7,6 @@
 //! exactly once, and (role mode) nothing sent twice.
 
 use std::{
-    collections::BTreeMap,
     sync::{
         Arc, Mutex,
         atomic::{AtomicUsize, Ordering},
@@ -174,23 +173,7 @@ fn run(database: &str, fault: Fault, server: Option<&OwnPostgres>) {
 
     // Everything answered 202 reaches the lake, once.
     let store_id = store_arn.rsplit('/').next().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut stored: BTreeMap<String, usize> = BTreeMap::new();
-    while Instant::now() < deadline {
-        stored.clear();
-        let out = dir.run(
-            &["lake", "dump", "--data-dir", dir.path().join("lake").to_str().unwrap(), "--store", &store_id],
-            None,
-        );
-        for line in out.stdout.lines() {
-            let uid = serde_json::from_str::<Value>(line).unwrap()["eventData"]["UID"].as_str().unwrap().to_owned();
-            *stored.entry(uid).or_default() += 1;
-        }
-        if stored.len() >= EVENTS {
-            break;
-        }
-        thread::sleep(Duration::from_millis(500));
-    }
+    let stored = crate::support::stored_uids(&dir, &store_id, EVENTS, Duration::from_secs(120));
     relays.lock().unwrap().clear();
     let missing: Vec<&String> = ledger.iter().filter(|uid| !stored.contains_key(*uid)).collect();
     assert!(
@@ -202,14 +185,7 @@ fn run(database: &str, fault: Fault, server: Option<&OwnPostgres>) {
     assert_eq!(stored.len(), EVENTS, "nothing but the acknowledged events");
     let twice: Vec<_> = stored.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "{} events stored more than once, e.g. {:?}", twice.len(), twice.first());
-    let repeated: usize = std::fs::read_to_string(&lake_log)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains("were sent again"))
-        .filter_map(|l| {
-            l.split("repeated=").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse::<usize>().ok())
-        })
-        .sum();
+    let repeated = crate::support::repeated_entries(&lake_log);
     assert_eq!(repeated, 0, "role mode: nothing a dead relay had delivered is sent again");
     eprintln!(
         "relay cluster test: {EVENTS} events over 3 relays, {faults} faults, {} posts refused or cut and sent again",

@@ -8,13 +8,12 @@
 //! channel-policy mode it cannot read the store, and the repeats are counted and bounded.
 
 use std::{
-    collections::BTreeMap,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use serde_json::{Value, json};
@@ -131,23 +130,7 @@ fn sigkill_loop(role_mode: bool) {
 
     // Wait until the relay has delivered everything into the lake.
     let store_id = store_arn.rsplit('/').next().unwrap().to_owned();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut stored: BTreeMap<String, usize> = BTreeMap::new();
-    while Instant::now() < deadline {
-        stored.clear();
-        let out = dir.run(
-            &["lake", "dump", "--data-dir", dir.path().join("lake").to_str().unwrap(), "--store", &store_id],
-            None,
-        );
-        for line in out.stdout.lines() {
-            let uid = serde_json::from_str::<Value>(line).unwrap()["eventData"]["UID"].as_str().unwrap().to_owned();
-            *stored.entry(uid).or_default() += 1;
-        }
-        if stored.len() >= total {
-            break;
-        }
-        thread::sleep(Duration::from_millis(200));
-    }
+    let stored = crate::support::stored_uids(&dir, &store_id, total, Duration::from_secs(60));
     relay.kill();
     assert_eq!(stored.len(), total, "every accepted event was delivered (seed {seed})");
     assert!(
@@ -158,14 +141,7 @@ fn sigkill_loop(role_mode: bool) {
     // The one window the relay cannot close: killed after the lake's 200 and before its own commit,
     // it sends those entries again. The lake logs each repeat (AWS would store them twice); the
     // count is reported, and bounded by what can be in flight at a kill.
-    let repeated: usize = std::fs::read_to_string(&lake_log)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains("were sent again"))
-        .filter_map(|l| {
-            l.split("repeated=").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse::<usize>().ok())
-        })
-        .sum();
+    let repeated = crate::support::repeated_entries(&lake_log);
     if role_mode {
         assert_eq!(repeated, 0, "role mode: nothing stored before a crash is sent again (seed {seed})");
     }

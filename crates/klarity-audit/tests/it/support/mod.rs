@@ -526,3 +526,40 @@ pub(crate) fn http_get(address: &str, path: &str) -> (u16, String) {
     let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
     (head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0), body.to_owned())
 }
+
+/// How many times each UID is in the lake's store `store_id` (under `dir/lake`), read with `lake
+/// dump` until `expected` distinct UIDs are there or `within` has passed.
+pub(crate) fn stored_uids(
+    dir: &Dir,
+    store_id: &str,
+    expected: usize,
+    within: std::time::Duration,
+) -> std::collections::BTreeMap<String, usize> {
+    let deadline = std::time::Instant::now() + within;
+    let lake = dir.path().join("lake");
+    loop {
+        let mut stored = std::collections::BTreeMap::new();
+        let out = dir.run(&["lake", "dump", "--data-dir", lake.to_str().unwrap(), "--store", store_id], None);
+        for line in out.stdout.lines() {
+            let event: serde_json::Value = serde_json::from_str(line).unwrap();
+            *stored.entry(event["eventData"]["UID"].as_str().unwrap().to_owned()).or_default() += 1;
+        }
+        if stored.len() >= expected || std::time::Instant::now() >= deadline {
+            return stored;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
+/// The entries the lake logged as sent again after it had stored them (its log at `log`): what
+/// AWS, which does not de-duplicate, would have stored twice.
+pub(crate) fn repeated_entries(log: &Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("were sent again"))
+        .filter_map(|l| {
+            l.split("repeated=").nth(1).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse::<usize>().ok())
+        })
+        .sum()
+}
