@@ -134,6 +134,37 @@ pub struct Segment {
     pub bytes: u64,
     /// The latest `eventTime` in it, milliseconds since the epoch.
     pub latest_ms: i64,
+    /// Shared by the store's listing and every query snapshot holding the file: a file dropped
+    /// past retention is deleted when the last of them lets go, so a query planned over it still
+    /// reads it.
+    pin: std::sync::Arc<FilePin>,
+}
+
+/// A Parquet file's life: deleted once retired and no longer held.
+#[derive(Debug)]
+struct FilePin {
+    path: PathBuf,
+    retired: AtomicBool,
+}
+
+impl FilePin {
+    fn new(path: &Path) -> std::sync::Arc<FilePin> {
+        std::sync::Arc::new(FilePin { path: path.to_owned(), retired: AtomicBool::new(false) })
+    }
+}
+
+impl Drop for FilePin {
+    fn drop(&mut self) {
+        if self.retired.load(Ordering::Relaxed) {
+            match fs::remove_file(&self.path) {
+                Ok(()) => tracing::info!(file = %self.path.display(), "Deleted a file past its store's retention."),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => {
+                    tracing::error!(error = %err, file = %self.path.display(), "Deleting a file past retention failed.")
+                }
+            }
+        }
+    }
 }
 
 #[derive(Default)]
@@ -243,7 +274,8 @@ impl Columnar {
                 let Some((first_seq, last_seq, latest_ms)) = parse_name(&name) else { continue };
                 let bytes = fs::metadata(&path)?.len();
                 data.flushed_upto = data.flushed_upto.max(last_seq);
-                data.segments.push(Segment { path, first_seq, last_seq, bytes, latest_ms });
+                let pin = FilePin::new(&path);
+                data.segments.push(Segment { path, first_seq, last_seq, bytes, latest_ms, pin });
             }
             data.segments.sort_by_key(|s| s.first_seq);
             state.stores.insert(store_id, data);
@@ -342,16 +374,14 @@ impl Columnar {
                 .collect()
         };
         for (id, path) in &expired {
-            // Out of the list first, so no new query reads it; a running query keeps its open file.
-            self.state
-                .write()
-                .expect("columnar lock")
-                .stores
-                .entry(id.clone())
-                .or_default()
-                .segments
-                .retain(|s| &s.path != path);
-            fs::remove_file(path)?;
+            // Out of the list, so no new query reads it; the file itself goes when the last query
+            // planned over it is done (at once when none is).
+            let mut state = self.state.write().expect("columnar lock");
+            let segments = &mut state.stores.entry(id.clone()).or_default().segments;
+            for segment in segments.iter().filter(|s| &s.path == path) {
+                segment.pin.retired.store(true, Ordering::Relaxed);
+            }
+            segments.retain(|s| &s.path != path);
             tracing::info!(store = %id, file = %path.display(), "Dropped a file past the store's retention.");
         }
         Ok(expired.len())
@@ -597,7 +627,8 @@ impl Columnar {
         fs::File::open(&dir)?.sync_all()?;
         let bytes = fs::metadata(&path)?.len();
         tracing::debug!(store = store_id, rows, bytes, "Wrote a columnar file.");
-        Ok(Segment { path, first_seq: first, last_seq: last, bytes, latest_ms })
+        let pin = FilePin::new(&path);
+        Ok(Segment { path, first_seq: first, last_seq: last, bytes, latest_ms, pin })
     }
 }
 

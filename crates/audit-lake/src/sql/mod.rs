@@ -142,6 +142,9 @@ pub struct Planned {
     ctx: SessionContext,
     plan: LogicalPlan,
     memory_bytes: u64,
+    /// The files the plan reads, held until the query is done (retention deletes a dropped file
+    /// only once nothing holds it).
+    _files: Vec<crate::columnar::Segment>,
 }
 
 /// Rows of a result, every value a string (NULL is the empty string), in select-list order.
@@ -259,6 +262,7 @@ impl Engine {
         let ctx = self.context();
         let mut memory_bytes = 0;
         let ids: Vec<String> = stores.iter().map(|s| s.id.clone()).collect();
+        let files: Vec<crate::columnar::Segment> = stores.iter().flat_map(|s| s.snapshot.files.clone()).collect();
         // Messages name columns without the store qualifier DataFusion puts before each.
         let message =
             |e: &DataFusionError| ids.iter().fold(message(e), |text, id| text.replace(&format!("\"{id}\"."), ""));
@@ -276,14 +280,15 @@ impl Engine {
             .map_err(|e| message(&e))?;
         // Type errors surface in the optimizer: report them now, as CloudTrail does at StartQuery.
         ctx.state().optimize(&plan).map_err(|e| message(&e))?;
-        Ok(Planned { ctx, plan, memory_bytes })
+        Ok(Planned { ctx, plan, memory_bytes, _files: files })
     }
 
     /// Runs a planned query to the end, rendering its rows; at most `max_rows` of them taking at
     /// most `max_bytes`.
     pub async fn run(&self, planned: Planned, max_rows: usize, max_bytes: u64) -> Result<Output, RunError> {
         let engine = |e: DataFusionError| RunError::Engine(message(&e));
-        let Planned { ctx, plan, memory_bytes } = planned;
+        // `_files` lives to the end of the run: the files stay while the query reads them.
+        let Planned { ctx, plan, memory_bytes, _files } = planned;
         let frame = ctx.execute_logical_plan(plan).await.map_err(engine)?;
         let physical = frame.create_physical_plan().await.map_err(engine)?;
         let columns: Vec<String> = physical.schema().fields().iter().map(|f| f.name().clone()).collect();
