@@ -438,7 +438,7 @@ async fn events_past_retention_are_not_returned() {
     // checks which files are left, not who dropped them.
     // A query planned before the drop holds its files (here: a snapshot, as StartQuery takes), so
     // the expired file stays on disk until it is done with it.
-    let held = lake.lake.columnar.snapshot(&id(&arn)).unwrap();
+    let held = lake.lake.columnar.snapshot(id(&arn)).unwrap();
     lake.lake.columnar.drop_expired(now * 1000).unwrap();
     let dir = lake.db().parent().unwrap().join(audit_lake::columnar::DIR).join(id(&arn));
     let files = || -> Vec<i64> {
