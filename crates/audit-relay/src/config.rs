@@ -62,11 +62,20 @@ pub struct DatabaseConfig {
     /// another takes its tenants over after this long (and one attempt timeout more before it
     /// sends what the dead one may have had in flight).
     pub lease_secs: u64,
+    /// With `sslmode=require` in the URL (TLS, the server's certificate and host name verified):
+    /// a PEM file of the certificate authorities to trust; empty for the system's roots.
+    pub ca_file: String,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        DatabaseConfig { url: String::new(), pool_size: 16, connect_timeout_secs: 5, lease_secs: 15 }
+        DatabaseConfig {
+            url: String::new(),
+            pool_size: 16,
+            connect_timeout_secs: 5,
+            lease_secs: 15,
+            ca_file: String::new(),
+        }
     }
 }
 
@@ -77,6 +86,7 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("pool_size", &self.pool_size)
             .field("connect_timeout_secs", &self.connect_timeout_secs)
             .field("lease_secs", &self.lease_secs)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -191,11 +201,6 @@ impl RelayConfig {
         if !db.url.is_empty() {
             match db.url.parse::<tokio_postgres::Config>() {
                 Err(e) => return Err(format!("database.url is not a PostgreSQL connection string: {e}")),
-                Ok(c) if c.get_ssl_mode() == tokio_postgres::config::SslMode::Require => {
-                    return Err("database.url asks for sslmode=require, but this relay does not speak TLS to \
-                                PostgreSQL yet: connect over a private network or a TLS proxy (docs/deployment.md)"
-                        .into());
-                }
                 Ok(_) => {}
             }
             if !(2..=1000).contains(&db.pool_size) {
@@ -203,6 +208,9 @@ impl RelayConfig {
             }
             if db.connect_timeout_secs == 0 {
                 return Err("database.connect_timeout_secs must be at least 1".into());
+            }
+            if !db.ca_file.is_empty() && !std::path::Path::new(&db.ca_file).is_file() {
+                return Err(format!("database.ca_file {:?} is not a file", db.ca_file));
             }
             if db.lease_secs < 3 {
                 return Err(format!("database.lease_secs must be at least 3, not {}", db.lease_secs));
@@ -249,6 +257,7 @@ impl RelayConfig {
             connect_timeout: Duration::from_secs(self.database.connect_timeout_secs),
             lease: Duration::from_secs(self.database.lease_secs),
             max_bytes: self.spool_max_bytes,
+            ca_file: (!self.database.ca_file.is_empty()).then(|| self.database.ca_file.clone().into()),
         })
     }
 }
@@ -285,7 +294,12 @@ mod tests {
         };
         assert_eq!(with("postgres://klarity@db:5432/klarity").validate(), Ok(()));
         assert_eq!(with("host=db user=klarity dbname=klarity").validate(), Ok(()));
-        assert!(with("postgres://db/k?sslmode=require").validate().unwrap_err().contains("TLS"));
+        assert_eq!(with("postgres://db/k?sslmode=require").validate(), Ok(()));
+        let missing = RelayConfig {
+            database: DatabaseConfig { ca_file: "/nonexistent/ca.pem".into(), ..with("postgres://db/k").database },
+            ..RelayConfig::default()
+        };
+        assert!(missing.validate().unwrap_err().contains("database.ca_file \"/nonexistent/ca.pem\" is not a file"));
         assert!(with("postgres://db:notaport/k").validate().unwrap_err().starts_with("database.url is not"));
         let small = RelayConfig {
             database: DatabaseConfig { pool_size: 1, ..with("postgres://db/k").database },

@@ -31,7 +31,7 @@ pub enum SpoolError {
     #[error("the spool writer has stopped")]
     WriterGone,
     /// PostgreSQL refused or failed a statement.
-    #[error("PostgreSQL error: {0}")]
+    #[error("PostgreSQL error")]
     Postgres(#[source] tokio_postgres::Error),
     /// The database cannot be reached (down, restarting, or no connection free in time): nothing
     /// of the request was stored (the API answers 503 and reports not ready).

@@ -60,6 +60,9 @@ pub struct PgSettings {
     pub lease: Duration,
     /// Most bytes the `events` table may take (with its indexes); beyond it ingest answers 503.
     pub max_bytes: u64,
+    /// With `sslmode=require`: the PEM file of the certificate authorities the server's
+    /// certificate must chain to; `None` for the system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for PgSettings {
@@ -70,6 +73,7 @@ impl std::fmt::Debug for PgSettings {
             .field("connect_timeout", &self.connect_timeout)
             .field("lease", &self.lease)
             .field("max_bytes", &self.max_bytes)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -153,6 +157,43 @@ fn now_ms() -> i64 {
     audit_event::EventTime::now().unix_millis()
 }
 
+/// The TLS connector for `sslmode=require`: rustls with aws-lc-rs (the AWS SDK's crypto), trusting
+/// `ca_file`'s certificates, or the system's roots.
+fn tls(ca_file: Option<&std::path::Path>) -> Result<tokio_postgres_rustls::MakeRustlsConnect, SpoolError> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let certificates = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| SpoolError::Config(format!("database.ca_file {}: {e}", path.display())))?;
+            if certificates.is_empty() {
+                return Err(SpoolError::Config(format!("database.ca_file {} holds no certificate", path.display())));
+            }
+            for certificate in certificates {
+                roots
+                    .add(certificate)
+                    .map_err(|e| SpoolError::Config(format!("database.ca_file {}: {e}", path.display())))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+            if roots.is_empty() {
+                return Err(SpoolError::Config(
+                    "sslmode=require, but this system has no root certificates: set database.ca_file".into(),
+                ));
+            }
+        }
+    }
+    let config = rustls::ClientConfig::builder_with_provider(rustls::crypto::aws_lc_rs::default_provider().into())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| SpoolError::Config(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
+
 /// Classifies a database error: unreachable, full, or a failure.
 fn pg(err: tokio_postgres::Error) -> SpoolError {
     match err.as_db_error() {
@@ -166,10 +207,24 @@ fn pg(err: tokio_postgres::Error) -> SpoolError {
         None if err.is_closed()
             || std::error::Error::source(&err).is_some_and(|e| e.downcast_ref::<std::io::Error>().is_some()) =>
         {
-            SpoolError::Unavailable(err.to_string())
+            SpoolError::Unavailable(with_causes(&err))
         }
         None => SpoolError::Postgres(err),
     }
+}
+
+/// An error's message followed by its causes' (a TLS handshake's names the certificate's fault).
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(next) = cause {
+        let more = next.to_string();
+        if !text.ends_with(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = next.source();
+    }
+    text
 }
 
 fn pool_err(err: deadpool_postgres::PoolError) -> SpoolError {
@@ -208,7 +263,15 @@ impl PgStore {
             config.connect_timeout(settings.connect_timeout);
         }
         config.application_name("klarity-audit-relay");
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+        // TLS when the URL asks for it: the server's certificate is verified, chain and host name,
+        // against the system's roots or `ca_file`. Otherwise plain (a private network, a socket).
+        let manager = match config.get_ssl_mode() {
+            tokio_postgres::config::SslMode::Require => {
+                Manager::from_config(config, tls(settings.ca_file.as_deref())?, manager_config)
+            }
+            _ => Manager::from_config(config, NoTls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(settings.pool_size)
             .runtime(Runtime::Tokio1)

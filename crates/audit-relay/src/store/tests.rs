@@ -34,6 +34,7 @@ fn settings(url: &str) -> PgSettings {
         connect_timeout: Duration::from_secs(5),
         lease: Duration::from_secs(15),
         max_bytes: 1 << 40,
+        ca_file: None,
     }
 }
 

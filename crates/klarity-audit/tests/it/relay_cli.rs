@@ -338,9 +338,43 @@ fn relay_migrate_brings_a_database_up_once_and_names_what_it_needs() {
     let out = dir.run(&["relay", "migrate"], None);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("relay migrate works on a PostgreSQL database: give --database-url"), "{}", out.stderr);
-    let out = dir.run(&["relay", "migrate", "--database-url", "postgres://db/k?sslmode=require"], None);
-    assert_eq!(out.code, 2);
-    assert!(out.stderr.contains("does not speak TLS to PostgreSQL yet"), "{}", out.stderr);
+}
+
+/// `sslmode=require`: TLS, with the server's certificate checked (chain and host name) against
+/// `database.ca_file` or the system's roots; a relay on such a server takes events.
+#[test]
+fn a_database_that_speaks_only_tls_is_reached_with_its_certificate_verified() {
+    let server = crate::support::OwnPostgres::start_tls();
+    let dir = Dir::new();
+    let url = format!("{}?sslmode=require", server.url);
+    let ca = server.ca_file();
+    let ca_env = [("KLARITY_RELAY__DATABASE__CA_FILE", ca.to_str().unwrap())];
+    // Without TLS the server refuses; with TLS but no trust in its authority the relay refuses.
+    let out = dir.run(&["relay", "migrate", "--database-url", &server.url], None);
+    assert!(out.stderr.contains("no encryption"), "{}", out.stderr);
+    let out = dir.run(&["relay", "migrate", "--database-url", &url], None);
+    assert!(out.stderr.contains("invalid peer certificate: UnknownIssuer"), "{}", out.stderr);
+    // Trusted, but for another name than the certificate's.
+    let localhost = url.replace("127.0.0.1", "localhost");
+    let out = dir.run_with(&["relay", "migrate", "--database-url", &localhost], None, &ca_env);
+    assert!(out.stderr.contains("certificate not valid for name \"localhost\""), "{}", out.stderr);
+    let out = dir.run_with(&["relay", "migrate", "--database-url", &url], None, &ca_env);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--database-url", &url]);
+        dir.run_with(&all, None, &ca_env)
+    };
+    let (token, _) = acme_and_a_token(&run, &[]);
+    let env = [("KLARITY_RELAY__DATABASE__URL", url.as_str()), ca_env[0]];
+    let relay = RelayProcess::start_with(&dir.path().join("relay"), "http://127.0.0.1:9", &env);
+    let catalog = audit_event::Catalog::embedded();
+    let mut event = catalog.application("com.nordcloudapp.com.maestro").unwrap().event_types[0].example.clone();
+    event.remove("recipientAccountId");
+    let body = serde_json::Value::Object(event).to_string();
+    let (status, answer) = crate::support::http_post(&relay.address, "/v1/tenants/acme/events", &token, &body);
+    assert_eq!(status, 202, "{answer}");
 }
 
 /// A relay whose disk fills up (a 24 MiB tmpfs of its own, in a mount namespace: a real ENOSPC)

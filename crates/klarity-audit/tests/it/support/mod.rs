@@ -481,8 +481,28 @@ impl OwnPostgres {
     }
 
     pub(crate) fn start() -> OwnPostgres {
+        OwnPostgres::start_speaking(false)
+    }
+
+    /// A server that speaks only TLS, with a certificate for 127.0.0.1 from a certificate
+    /// authority of its own ([`OwnPostgres::ca_file`]).
+    pub(crate) fn start_tls() -> OwnPostgres {
+        OwnPostgres::start_speaking(true)
+    }
+
+    /// The certificate authority of a [`OwnPostgres::start_tls`] server.
+    pub(crate) fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    fn start_speaking(tls: bool) -> OwnPostgres {
         let dir = tempfile::tempdir().unwrap();
-        let out = Command::new(OwnPostgres::script()).arg("start").arg(dir.path()).output().unwrap();
+        let out = Command::new(OwnPostgres::script())
+            .arg("start")
+            .arg(dir.path())
+            .env("THROWAWAY_POSTGRES_TLS", if tls { "1" } else { "0" })
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let url = String::from_utf8(out.stdout).unwrap().trim().to_owned();
         OwnPostgres { dir, url }
