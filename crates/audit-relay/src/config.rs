@@ -199,9 +199,8 @@ impl RelayConfig {
         }
         let db = &self.database;
         if !db.url.is_empty() {
-            match db.url.parse::<tokio_postgres::Config>() {
-                Err(e) => return Err(format!("database.url is not a PostgreSQL connection string: {e}")),
-                Ok(_) => {}
+            if let Err(e) = db.url.parse::<tokio_postgres::Config>() {
+                return Err(format!("database.url is not a PostgreSQL connection string: {e}"));
             }
             if !(2..=1000).contains(&db.pool_size) {
                 return Err(format!("database.pool_size must be 2 to 1000, not {}", db.pool_size));
