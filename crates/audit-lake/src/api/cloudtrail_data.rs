@@ -64,23 +64,19 @@ pub(super) async fn put_audit_events(
         }
         format!("arn:aws:cloudtrail:{}:{}:channel/{channel_ref}", caller.region, caller.account)
     };
-    let (channel, stores) = {
-        let resources = lake.store.resources.read().expect("resources lock");
-        let Some(channel) = resources.channels.get(&arn).filter(|c| c.region == caller.region).cloned() else {
-            return Err(AwsError::client(
-                "ChannelNotFound",
-                format!("The channel {channel_ref} could not be found in {}.", caller.region),
-            ));
-        };
-        let stores: Vec<String> = channel
-            .destinations
-            .iter()
-            .filter_map(|arn| resources.stores.get(arn))
-            .filter(|s| s.status != "PENDING_DELETION")
-            .map(|s| s.id.clone())
-            .collect();
-        (channel, stores)
+    let Some(channel) = lake.store.channel(&arn).filter(|c| c.region == caller.region) else {
+        return Err(AwsError::client(
+            "ChannelNotFound",
+            format!("The channel {channel_ref} could not be found in {}.", caller.region),
+        ));
     };
+    let stores: Vec<String> = channel
+        .destinations
+        .iter()
+        .filter_map(|arn| lake.store.event_data_store(arn))
+        .filter(|s| s.status != "PENDING_DELETION")
+        .map(|s| s.id)
+        .collect();
 
     authorize(lake, caller, &channel, external_id.map(String::as_str))?;
 
@@ -130,8 +126,7 @@ pub(super) async fn put_audit_events(
     }
 
     let now = ingestion.unix_millis() as f64 / 1000.0;
-    let mut status =
-        lake.store.resources.read().expect("resources lock").ingestion.get(&channel.arn).cloned().unwrap_or_default();
+    let mut status = lake.store.ingestion(&channel.arn);
     status.latest_attempt_time = Some(now);
     if let Some(last) = failed.last() {
         status.latest_error_code = last["errorCode"].as_str().map(str::to_owned);
@@ -139,7 +134,7 @@ pub(super) async fn put_audit_events(
     let stored = if fresh.is_empty() {
         // Nothing to store: record the attempt (and its error) in memory only.
         status.latest_attempt_event_id = last_entry_id;
-        lake.store.resources.write().expect("resources lock").ingestion.insert(channel.arn.clone(), status);
+        lake.store.note_attempt(&channel.arn, status);
         Vec::new()
     } else {
         status.latest_attempt_event_id = fresh.last().map(|e| e.event_id.clone());

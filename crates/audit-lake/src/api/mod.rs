@@ -281,7 +281,7 @@ fn claim<'a>(
     let session = if lake.identity.knows(auth.access_key_id) {
         None
     } else {
-        match lake.store.resources.read().expect("resources lock").sessions.get(auth.access_key_id).cloned() {
+        match lake.store.session(auth.access_key_id) {
             Some(session) => Some(session),
             None => return Err(invalid_token()),
         }

@@ -88,7 +88,7 @@ async fn assume_role(lake: &Lake, caller: &Caller, params: &HashMap<String, Stri
         ));
     }
 
-    let Some(role) = lake.store.resources.read().expect("resources lock").roles.get(role_arn).cloned() else {
+    let Some(role) = lake.store.role(role_arn) else {
         // AWS does not reveal whether the role exists.
         return Err(access_denied(caller, role_arn));
     };

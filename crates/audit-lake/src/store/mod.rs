@@ -156,6 +156,55 @@ pub struct Store {
     sealer: Arc<Sealer>,
 }
 
+/// Queries of the resources, for the API: each reads under the lock and returns copies, so no
+/// caller holds the lock or sees the map.
+impl Store {
+    fn read<T>(&self, f: impl FnOnce(&Resources) -> T) -> T {
+        f(&self.resources.read().expect("resources lock"))
+    }
+
+    /// The role `arn`.
+    pub fn role(&self, arn: &str) -> Option<Role> {
+        self.read(|r| r.roles.get(arn).cloned())
+    }
+
+    /// The STS session of temporary access key `access_key_id`.
+    pub fn session(&self, access_key_id: &str) -> Option<Session> {
+        self.read(|r| r.sessions.get(access_key_id).cloned())
+    }
+
+    /// The channel `arn`.
+    pub fn channel(&self, arn: &str) -> Option<Channel> {
+        self.read(|r| r.channels.get(arn).cloned())
+    }
+
+    /// The event data store `arn`.
+    pub fn event_data_store(&self, arn: &str) -> Option<EventDataStore> {
+        self.read(|r| r.stores.get(arn).cloned())
+    }
+
+    /// The event data stores of `account` in `region`.
+    pub fn event_data_stores_of(&self, account: &str, region: &str) -> Vec<EventDataStore> {
+        self.read(|r| r.stores.values().filter(|s| s.account == account && s.region == region).cloned().collect())
+    }
+
+    /// The channels of `account` in `region`.
+    pub fn channels_of(&self, account: &str, region: &str) -> Vec<Channel> {
+        self.read(|r| r.channels.values().filter(|c| c.account == account && c.region == region).cloned().collect())
+    }
+
+    /// The ingestion status of channel `arn` (empty before its first call).
+    pub fn ingestion(&self, arn: &str) -> IngestionStatus {
+        self.read(|r| r.ingestion.get(arn).cloned().unwrap_or_default())
+    }
+
+    /// Records a `PutAuditEvents` call that stored nothing (every entry failed or was a repeat):
+    /// kept in memory only, as its status is not worth a commit.
+    pub fn note_attempt(&self, arn: &str, status: IngestionStatus) {
+        self.resources.write().expect("resources lock").ingestion.insert(arn.to_owned(), status);
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the database in `dir`, loads resources (opening secrets with
     /// `sealer`; those an older lake stored in the clear are sealed now) and starts the writer.

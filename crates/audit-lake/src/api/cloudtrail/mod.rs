@@ -157,7 +157,6 @@ fn store_arn(caller: &Caller, id: &str) -> String {
 
 /// Finds a store of the caller's account and region by ARN or id.
 pub(crate) fn find_store(lake: &Lake, caller: &Caller, given: &str) -> Result<EventDataStore, AwsError> {
-    let resources = lake.store.resources.read().expect("resources lock");
     let arn = if given.starts_with("arn:") {
         let valid = given.split(':').count() == 6 && given.contains(":eventdatastore/");
         if !valid {
@@ -176,7 +175,7 @@ pub(crate) fn find_store(lake: &Lake, caller: &Caller, given: &str) -> Result<Ev
         }
         store_arn(caller, given)
     };
-    resources.stores.get(&arn).filter(|s| s.account == caller.account && s.region == caller.region).cloned().ok_or_else(
+    lake.store.event_data_store(&arn).filter(|s| s.account == caller.account && s.region == caller.region).ok_or_else(
         || {
             AwsError::client(
                 "EventDataStoreNotFoundException",
@@ -276,9 +275,7 @@ async fn create_event_data_store(lake: &Lake, caller: &Caller, input: &Input) ->
     }
     let _guard = lake.control.lock().await;
     {
-        let resources = lake.store.resources.read().expect("resources lock");
-        let mine: Vec<&EventDataStore> =
-            resources.stores.values().filter(|s| s.account == caller.account && s.region == caller.region).collect();
+        let mine = lake.store.event_data_stores_of(&caller.account, &caller.region);
         if mine.iter().any(|s| s.name == name) {
             return Err(AwsError::client(
                 "EventDataStoreAlreadyExistsException",
@@ -327,15 +324,12 @@ fn get_event_data_store(lake: &Lake, caller: &Caller, input: &Input) -> Result<V
 }
 
 fn list_event_data_stores(lake: &Lake, caller: &Caller, input: &Input) -> Result<Value, AwsError> {
-    let mut stores: Vec<(f64, String, String)> = {
-        let resources = lake.store.resources.read().expect("resources lock");
-        resources
-            .stores
-            .values()
-            .filter(|s| s.account == caller.account && s.region == caller.region)
-            .map(|s| (s.created, s.arn.clone(), s.name.clone()))
-            .collect()
-    };
+    let mut stores: Vec<(f64, String, String)> = lake
+        .store
+        .event_data_stores_of(&caller.account, &caller.region)
+        .into_iter()
+        .map(|s| (s.created, s.arn, s.name))
+        .collect();
     stores.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     let (items, next) = page(&stores, input)?;
     let mut out = json!({"EventDataStores": items.iter().map(|(_, arn, name)| json!({"EventDataStoreArn": arn, "Name": name})).collect::<Vec<_>>()});
@@ -369,10 +363,11 @@ async fn update_event_data_store(lake: &Lake, caller: &Caller, input: &Input) ->
     }
     if let Some(name) = string(input, "Name")? {
         check_name(name, "Event data store")?;
-        let taken =
-            lake.store.resources.read().expect("resources lock").stores.values().any(|s| {
-                s.account == caller.account && s.region == caller.region && s.name == name && s.arn != store.arn
-            });
+        let taken = lake
+            .store
+            .event_data_stores_of(&caller.account, &caller.region)
+            .iter()
+            .any(|s| s.name == name && s.arn != store.arn);
         if taken {
             return Err(AwsError::client(
                 "EventDataStoreAlreadyExistsException",
@@ -487,12 +482,9 @@ fn find_channel(lake: &Lake, caller: &Caller, given: &str) -> Result<Channel, Aw
         }
         channel_arn(caller, given)
     };
-    let resources = lake.store.resources.read().expect("resources lock");
-    resources
-        .channels
-        .get(&arn)
+    lake.store
+        .channel(&arn)
         .filter(|c| c.account == caller.account && c.region == caller.region)
-        .cloned()
         .ok_or_else(|| AwsError::client("ChannelNotFoundException", format!("The channel {given} was not found.")))
 }
 
@@ -566,9 +558,7 @@ async fn create_channel(lake: &Lake, caller: &Caller, input: &Input) -> Result<V
     let _guard = lake.control.lock().await;
     let arns = destinations(lake, caller, input)?;
     {
-        let resources = lake.store.resources.read().expect("resources lock");
-        let mine: Vec<&Channel> =
-            resources.channels.values().filter(|c| c.account == caller.account && c.region == caller.region).collect();
+        let mine = lake.store.channels_of(&caller.account, &caller.region);
         if mine.iter().any(|c| c.name == name) {
             return Err(AwsError::client(
                 "ChannelAlreadyExistsException",
@@ -612,8 +602,7 @@ async fn create_channel(lake: &Lake, caller: &Caller, input: &Input) -> Result<V
 
 fn get_channel(lake: &Lake, caller: &Caller, input: &Input) -> Result<Value, AwsError> {
     let channel = find_channel(lake, caller, required(input, "Channel")?)?;
-    let status =
-        lake.store.resources.read().expect("resources lock").ingestion.get(&channel.arn).cloned().unwrap_or_default();
+    let status = lake.store.ingestion(&channel.arn);
     let mut ingestion = Map::new();
     let mut put = |key: &str, value: Option<Value>| {
         if let Some(v) = value {
@@ -632,15 +621,8 @@ fn get_channel(lake: &Lake, caller: &Caller, input: &Input) -> Result<Value, Aws
 }
 
 fn list_channels(lake: &Lake, caller: &Caller, input: &Input) -> Result<Value, AwsError> {
-    let mut channels: Vec<(String, String)> = {
-        let resources = lake.store.resources.read().expect("resources lock");
-        resources
-            .channels
-            .values()
-            .filter(|c| c.account == caller.account && c.region == caller.region)
-            .map(|c| (c.arn.clone(), c.name.clone()))
-            .collect()
-    };
+    let mut channels: Vec<(String, String)> =
+        lake.store.channels_of(&caller.account, &caller.region).into_iter().map(|c| (c.arn, c.name)).collect();
     channels.sort();
     let (items, next) = page(&channels, input)?;
     let mut out = json!({"Channels": items.iter().map(|(arn, name)| json!({"ChannelArn": arn, "Name": name})).collect::<Vec<_>>()});
@@ -655,9 +637,11 @@ async fn update_channel(lake: &Lake, caller: &Caller, input: &Input) -> Result<V
     let mut channel = find_channel(lake, caller, required(input, "Channel")?)?;
     if let Some(name) = string(input, "Name")? {
         check_name(name, "Channel")?;
-        let taken = lake.store.resources.read().expect("resources lock").channels.values().any(|c| {
-            c.account == caller.account && c.region == caller.region && c.name == name && c.arn != channel.arn
-        });
+        let taken = lake
+            .store
+            .channels_of(&caller.account, &caller.region)
+            .iter()
+            .any(|c| c.name == name && c.arn != channel.arn);
         if taken {
             return Err(AwsError::client(
                 "ChannelAlreadyExistsException",
