@@ -196,7 +196,7 @@ fn main() {
         let api_rate = events as f64 / elapsed;
 
         // Baseline: the store alone, same records, same concurrency.
-        let channel = lake.store.resources.read().unwrap().channels.values().next().unwrap().clone();
+        let channel = lake.store.channel(&channel_arn).unwrap();
         let store_id = store_arn.rsplit('/').next().unwrap().to_owned();
         let record = sample.clone();
         println!("  eventData: {} B of JSON", record.len());

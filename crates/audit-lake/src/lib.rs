@@ -66,11 +66,8 @@ impl Lake {
         let sealer = Arc::new(secrets::Sealer::load_or_create(&config.secrets_key_path())?);
         let store = Store::open(&config.data_dir, sealer.clone())?;
         let identity = Identity::new(&config).with_database(store.path(), sealer);
-        let resources = store.resources.clone();
-        let retention: columnar::Retention = Box::new(move |id| {
-            let resources = resources.read().expect("resources lock");
-            resources.stores.values().find(|s| s.id == id).map(|s| s.retention_period)
-        });
+        let stores = store.clone();
+        let retention: columnar::Retention = Box::new(move |id| stores.retention_of(id));
         let columnar = columnar::Columnar::open(&config.data_dir, &store, config.columnar.clone(), retention)?;
         let queries = sql::queries::Queries::new(config.query.clone(), &config.data_dir.join(sql::SPILL_DIR))?;
         Ok(Arc::new(Lake { config, identity, store, columnar, queries, control: tokio::sync::Mutex::new(()) }))

@@ -29,16 +29,7 @@ pub(super) async fn dispatch(
             Ok(response(action, NAMESPACE, &format!("<Role>{}</Role>", role_xml(&role))))
         }
         "ListRoles" => {
-            let mut roles: Vec<Role> = lake
-                .store
-                .resources
-                .read()
-                .expect("resources lock")
-                .roles
-                .values()
-                .filter(|r| r.account == caller.account)
-                .cloned()
-                .collect();
+            let mut roles: Vec<Role> = lake.store.roles_of(&caller.account);
             roles.sort_by_key(|a| a.name.to_ascii_lowercase());
             let members: String = roles.iter().map(|r| format!("<member>{}</member>", role_xml(r))).collect();
             Ok(response(action, NAMESPACE, &format!("<IsTruncated>false</IsTruncated><Roles>{members}</Roles>")))
@@ -143,14 +134,7 @@ async fn create_role(lake: &Lake, caller: &Caller, params: &HashMap<String, Stri
             )
         })?,
     };
-    let exists = lake
-        .store
-        .resources
-        .read()
-        .expect("resources lock")
-        .roles
-        .values()
-        .any(|r| r.account == caller.account && r.name.eq_ignore_ascii_case(name));
+    let exists = lake.store.role_named(&caller.account, name).is_some();
     if exists {
         return Err(AwsError::with_status(
             409,
@@ -177,13 +161,7 @@ async fn create_role(lake: &Lake, caller: &Caller, params: &HashMap<String, Stri
 
 fn find(lake: &Lake, caller: &Caller, name: &str) -> Result<Role, AwsError> {
     lake.store
-        .resources
-        .read()
-        .expect("resources lock")
-        .roles
-        .values()
-        .find(|r| r.account == caller.account && r.name.eq_ignore_ascii_case(name))
-        .cloned()
+        .role_named(&caller.account, name)
         .ok_or_else(|| no_such(format!("The role with name {name} cannot be found.")))
 }
 

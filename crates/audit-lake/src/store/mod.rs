@@ -183,6 +183,28 @@ impl Store {
         self.read(|r| r.stores.get(arn).cloned())
     }
 
+    /// The roles of `account`.
+    pub fn roles_of(&self, account: &str) -> Vec<Role> {
+        self.read(|r| r.roles.values().filter(|role| role.account == account).cloned().collect())
+    }
+
+    /// The role of `account` named `name` (IAM names are case-insensitive).
+    pub fn role_named(&self, account: &str, name: &str) -> Option<Role> {
+        self.read(|r| {
+            r.roles.values().find(|role| role.account == account && role.name.eq_ignore_ascii_case(name)).cloned()
+        })
+    }
+
+    /// A channel that delivers into event data store `store_arn`, if any does.
+    pub fn channel_into(&self, store_arn: &str) -> Option<Channel> {
+        self.read(|r| r.channels.values().find(|c| c.destinations.iter().any(|d| d == store_arn)).cloned())
+    }
+
+    /// The retention period, in days, of the event data store with id `id`.
+    pub fn retention_of(&self, id: &str) -> Option<i64> {
+        self.read(|r| r.stores.values().find(|s| s.id == id).map(|s| s.retention_period))
+    }
+
     /// The event data stores of `account` in `region`.
     pub fn event_data_stores_of(&self, account: &str, region: &str) -> Vec<EventDataStore> {
         self.read(|r| r.stores.values().filter(|s| s.account == account && s.region == region).cloned().collect())

@@ -433,15 +433,7 @@ async fn delete_event_data_store(lake: &Lake, caller: &Caller, input: &Input) ->
             ),
         ));
     }
-    let used_by: Option<String> = lake
-        .store
-        .resources
-        .read()
-        .expect("resources lock")
-        .channels
-        .values()
-        .find(|c| c.destinations.contains(&store.arn))
-        .map(|c| c.arn.clone());
+    let used_by: Option<String> = lake.store.channel_into(&store.arn).map(|c| c.arn);
     if let Some(channel) = used_by {
         return Err(AwsError::client(
             "ChannelExistsForEDSException",
