@@ -25,8 +25,8 @@ pub fn identity_decision(
     let Some(role) = &caller.role else {
         return Decision::Allow;
     };
-    let policies: Vec<String> = match lake.store.resources.read().expect("resources lock").roles.get(&role.role_arn) {
-        Some(r) => r.policies.values().cloned().collect(),
+    let policies: Vec<String> = match lake.store.role(&role.role_arn) {
+        Some(r) => r.policies.into_values().collect(),
         // A deleted role's sessions can do nothing.
         None => return Decision::NotApplicable,
     };

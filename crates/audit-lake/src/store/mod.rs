@@ -149,7 +149,7 @@ pub struct Resources {
 pub struct Store {
     jobs: mpsc::Sender<Job>,
     /// Resources, for reads. Writers update it after the commit.
-    pub resources: Arc<RwLock<Resources>>,
+    resources: Arc<RwLock<Resources>>,
     path: PathBuf,
     commits: Arc<AtomicU64>,
     /// Seals the secret keys of sessions before they are written.

@@ -208,7 +208,7 @@ async fn what_aws_refuses_is_refused() {
     let forged = SessionKeys { token: "forged".into(), ..publisher.clone() };
     let err = lake.sts_session(&forged).get_caller_identity().send().await.unwrap_err();
     assert_eq!(code(err), "InvalidClientTokenId");
-    let mut session = lake.lake.store.resources.read().unwrap().sessions.get(&publisher.id).cloned().unwrap();
+    let mut session = lake.lake.store.session(&publisher.id).unwrap();
     session.expires = 0;
     lake.lake.store.put_session(session).await.unwrap();
     let err = lake.sts_session(&publisher).get_caller_identity().send().await.unwrap_err();
@@ -387,7 +387,7 @@ async fn secret_keys_are_sealed_at_rest() {
         secret_access_key: old_secret.into(),
         token_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"old-token")),
         expires: i64::MAX / 2,
-        ..lake.lake.store.resources.read().unwrap().sessions.get(&proxy.id).cloned().unwrap()
+        ..lake.lake.store.session(&proxy.id).unwrap()
     };
     rusqlite_insert(&db, &format!("session/{}", old.access_key_id), &serde_json::to_string(&old).unwrap());
 

@@ -622,14 +622,14 @@ async fn an_unreadable_stored_event_is_quarantined_and_its_store_stays_queryable
 
     // As an older lake stored it: straight into the store, past validation (the fault injected).
     publish(&lake, Who::Customer, &channel_arn, &events[1..6]).await;
-    let channel = lake.lake.store.resources.read().unwrap().channels.get(&channel_arn).cloned().unwrap();
+    let channel = lake.lake.store.channel(&channel_arn).unwrap();
     let bad = audit_lake::store::NewEvent {
         entry_id: "poison".into(),
         event_id: uuid::Uuid::new_v4().to_string(),
         event_time_ms: 1_790_812_800_000,
         event_data: poison,
     };
-    let status = lake.lake.store.resources.read().unwrap().ingestion.get(&channel_arn).cloned().unwrap();
+    let status = lake.lake.store.ingestion(&channel_arn);
     lake.lake
         .store
         .put_events(&channel, vec![id(&arn).to_owned()], 1_790_812_800_000, vec![bad], status)

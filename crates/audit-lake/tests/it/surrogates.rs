@@ -68,7 +68,7 @@ fn stored_events_of_the_class_are_converted_or_set_aside_never_stuck() {
                 let lake = TestLake::start_with(tempfile::tempdir().unwrap(), |c| c.columnar.flush_rows = 5).await;
                 let (arn, channel_arn) = store_and_channel_kept(&lake, "class", Some(3653)).await;
                 let store_id = arn.rsplit('/').next().unwrap().to_owned();
-                let channel = lake.lake.store.resources.read().unwrap().channels.get(&channel_arn).cloned().unwrap();
+                let channel = lake.lake.store.channel(&channel_arn).unwrap();
                 let events: Vec<audit_lake::store::NewEvent> = fields
                     .iter()
                     .enumerate()
