@@ -11,7 +11,7 @@ use crate::{
     Lake,
     error::AwsError,
     identity::Caller,
-    policy::{Decision, Policy, Request},
+    policy::{Decision, Request},
 };
 
 /// The identity side's decision for `action` on `resource`.
@@ -41,7 +41,7 @@ pub fn identity_decision(
     };
     let mut allowed = false;
     for text in policies {
-        match Policy::parse(&text).map(|p| p.evaluate(&request)) {
+        match lake.store.policy(&text).map(|p| p.evaluate(&request)) {
             Ok(Decision::ExplicitDeny) => return Decision::ExplicitDeny,
             Ok(Decision::Allow) => allowed = true,
             _ => {}

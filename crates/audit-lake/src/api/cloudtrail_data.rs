@@ -12,7 +12,7 @@ use crate::{
     Lake,
     error::AwsError,
     identity::Caller,
-    policy::{Decision, Policy, Request},
+    policy::{Decision, Request},
     store::NewEvent,
 };
 
@@ -190,7 +190,12 @@ fn authorize(
     channel: &crate::store::model::Channel,
     external_id: Option<&str>,
 ) -> Result<(), AwsError> {
-    let policy = channel.resource_policy.as_deref().map(Policy::parse).transpose().map_err(|_| AwsError::internal())?;
+    let policy = channel
+        .resource_policy
+        .as_deref()
+        .map(|text| lake.store.policy(text))
+        .transpose()
+        .map_err(|_| AwsError::internal())?;
     let mut context = HashMap::new();
     if let Some(id) = external_id {
         context.insert("cloudtrail:externalid".to_owned(), id.to_owned());

@@ -14,7 +14,7 @@ use crate::{
     Lake, authz,
     error::AwsError,
     identity::Caller,
-    policy::{Decision, Policy, Request},
+    policy::{Decision, Request},
     store::model::Session,
 };
 
@@ -107,7 +107,7 @@ async fn assume_role(lake: &Lake, caller: &Caller, params: &HashMap<String, Stri
         context,
     };
     let trust =
-        Policy::parse(&role.assume_role_policy).map(|p| p.evaluate(&request)).unwrap_or(Decision::NotApplicable);
+        lake.store.policy(&role.assume_role_policy).map(|p| p.evaluate(&request)).unwrap_or(Decision::NotApplicable);
     if trust != Decision::Allow {
         tracing::info!(caller = %caller.arn, role = %role.arn, "Refused AssumeRole: the trust policy does not allow it.");
         return Err(access_denied(caller, role_arn));

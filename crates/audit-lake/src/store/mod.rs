@@ -63,7 +63,11 @@ use std::{
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{error::LakeError, secrets::Sealer};
+use crate::{
+    error::LakeError,
+    policy::{Policy, PolicyError},
+    secrets::Sealer,
+};
 use model::{Channel, EventDataStore, IngestionStatus, Role, Session, StoredAccount};
 use wal_db::log::{self, LogReader, LogWriter};
 
@@ -142,6 +146,32 @@ pub struct Resources {
     pub roles: HashMap<String, Role>,
     /// STS sessions by temporary access key id.
     pub sessions: HashMap<String, Session>,
+    /// Every policy document of the roles (trust and inline) and channels, parsed once when
+    /// written or loaded, by its text ([`Store::policy`]).
+    parsed: HashMap<String, Arc<Policy>>,
+}
+
+impl Resources {
+    /// Parses the policy documents not parsed yet and forgets those no resource holds any more.
+    fn reparse(&mut self) {
+        let texts: std::collections::HashSet<&str> = self
+            .roles
+            .values()
+            .flat_map(|r| std::iter::once(r.assume_role_policy.as_str()).chain(r.policies.values().map(String::as_str)))
+            .chain(self.channels.values().filter_map(|c| c.resource_policy.as_deref()))
+            .collect();
+        let mut parsed = HashMap::with_capacity(texts.len());
+        for text in texts {
+            let policy = match self.parsed.get(text) {
+                Some(policy) => Some(policy.clone()),
+                None => Policy::parse(text).ok().map(Arc::new),
+            };
+            if let Some(policy) = policy {
+                parsed.insert(text.to_owned(), policy);
+            }
+        }
+        self.parsed = parsed;
+    }
 }
 
 /// The storage handle; cheap to clone.
@@ -161,6 +191,15 @@ pub struct Store {
 impl Store {
     fn read<T>(&self, f: impl FnOnce(&Resources) -> T) -> T {
         f(&self.resources.read().expect("resources lock"))
+    }
+
+    /// The policy document `text`, parsed: once, when the role or channel holding it was written
+    /// (parsed now, and not kept, for a text no resource holds).
+    pub fn policy(&self, text: &str) -> Result<Arc<Policy>, PolicyError> {
+        match self.read(|r| r.parsed.get(text).cloned()) {
+            Some(policy) => Ok(policy),
+            None => Policy::parse(text).map(Arc::new),
+        }
     }
 
     /// The role `arn`.
@@ -314,21 +353,27 @@ impl Store {
     /// Creates or replaces a channel, durably.
     pub async fn put_channel(&self, channel: Channel) -> Result<(), LakeError> {
         self.put_resource(&channel.arn, "channel", serde_json::to_string(&channel).expect("serializable")).await?;
-        self.resources.write().expect("resources lock").channels.insert(channel.arn.clone(), channel);
+        let mut resources = self.resources.write().expect("resources lock");
+        resources.channels.insert(channel.arn.clone(), channel);
+        resources.reparse();
         Ok(())
     }
 
     /// Creates or replaces a role, durably.
     pub async fn put_role(&self, role: Role) -> Result<(), LakeError> {
         self.put_resource(&role.arn, "role", serde_json::to_string(&role).expect("serializable")).await?;
-        self.resources.write().expect("resources lock").roles.insert(role.arn.clone(), role);
+        let mut resources = self.resources.write().expect("resources lock");
+        resources.roles.insert(role.arn.clone(), role);
+        resources.reparse();
         Ok(())
     }
 
     /// Deletes a role, durably.
     pub async fn delete_role(&self, arn: &str) -> Result<(), LakeError> {
         self.delete_resource(arn).await?;
-        self.resources.write().expect("resources lock").roles.remove(arn);
+        let mut resources = self.resources.write().expect("resources lock");
+        resources.roles.remove(arn);
+        resources.reparse();
         Ok(())
     }
 
@@ -356,6 +401,7 @@ impl Store {
         let mut resources = self.resources.write().expect("resources lock");
         resources.channels.remove(arn);
         resources.ingestion.remove(arn);
+        resources.reparse();
         Ok(())
     }
 
@@ -585,6 +631,7 @@ fn load_resources(conn: &Connection, sealer: Option<&Sealer>) -> Result<Resource
             serde_json::from_str(&body).map_err(|e| LakeError::Corrupt(format!("ingestion status of {arn}: {e}")))?;
         resources.ingestion.insert(arn, status);
     }
+    resources.reparse();
     Ok(resources)
 }
 

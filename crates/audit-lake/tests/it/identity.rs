@@ -334,6 +334,14 @@ async fn iam_roles_and_inline_policies() {
         .await
         .unwrap();
     assert_eq!(iam.list_role_policies().role_name("Auditor").send().await.unwrap().policy_names(), ["read"]);
+    // Stored policies are parsed once, when written: every request evaluates the same parse.
+    let store = &lake.lake.store;
+    let stored = store.role_named("123456789012", "Auditor").unwrap();
+    for text in std::iter::once(&stored.assume_role_policy).chain(stored.policies.values()) {
+        assert!(std::sync::Arc::ptr_eq(&store.policy(text).unwrap(), &store.policy(text).unwrap()), "{text}");
+    }
+    let unstored = allow("cloudtrail:List*", "*");
+    assert!(!std::sync::Arc::ptr_eq(&store.policy(&unstored).unwrap(), &store.policy(&unstored).unwrap()));
     let got = iam.get_role_policy().role_name("Auditor").policy_name("read").send().await.unwrap();
     assert!(got.policy_document().contains("cloudtrail%3AGet"));
     let err = iam.delete_role().role_name("Auditor").send().await.unwrap_err();
