@@ -167,6 +167,56 @@ pub fn expiry_at(text: &str) -> Result<i64, String> {
 /// How often a token's last use is written (one write per token per interval at most).
 const LAST_USED_EVERY_MS: i64 = 60_000;
 
+/// What a stored token is worth at `now`, from its row: its grant (`body`), expiry and revocation.
+pub(crate) fn judge(
+    body: &str,
+    expires: Option<i64>,
+    revoked: Option<i64>,
+    now: i64,
+) -> Result<TokenCheck, SpoolError> {
+    if let Some(at) = revoked {
+        return Ok(TokenCheck::Revoked(at));
+    }
+    if let Some(at) = expires.filter(|&at| at <= now) {
+        return Ok(TokenCheck::Expired(at));
+    }
+    let grant = serde_json::from_str(body).map_err(|e| SpoolError::Corrupt(format!("token grant: {e}")))?;
+    Ok(TokenCheck::Valid(grant))
+}
+
+/// When each token's last use was last written, by its hash: a busy token costs one write a
+/// minute, not one per request.
+#[derive(Default)]
+pub(crate) struct LastUse(Mutex<std::collections::HashMap<String, i64>>);
+
+impl LastUse {
+    /// Whether the last use of token `hash` at `now` is due to be written (and, if so, counts it
+    /// as written).
+    pub(crate) fn due(&self, hash: &str, now: i64) -> bool {
+        let mut written = self.0.lock().expect("token last-use lock");
+        let due = written.get(hash).is_none_or(|&at| now - at >= LAST_USED_EVERY_MS);
+        if due {
+            written.insert(hash.to_owned(), now);
+        }
+        due
+    }
+}
+
+/// The change of [`Registry::hold`]: paused by an operator for `reason`.
+pub(crate) fn holding(tenant: &mut Tenant, reason: &str) -> bool {
+    tenant.paused = Some(reason.to_owned());
+    tenant.held = true;
+    true
+}
+
+/// The change of [`Registry::resume`]: paused by nobody; whether it was paused.
+pub(crate) fn resuming(tenant: &mut Tenant) -> bool {
+    let changed = tenant.paused.is_some() || tenant.held;
+    tenant.paused = None;
+    tenant.held = false;
+    changed
+}
+
 fn now_ms() -> i64 {
     audit_event::EventTime::now().unix_millis()
 }
@@ -192,7 +242,7 @@ pub fn new_token(grant: &Grant, expires_ms: Option<i64>) -> (String, TokenRecord
 pub struct Registry {
     conn: Arc<Mutex<Connection>>,
     /// When each token's last use was last written, by its hash.
-    touched: Arc<Mutex<std::collections::HashMap<String, i64>>>,
+    touched: Arc<LastUse>,
 }
 
 /// The registry's database file name.
@@ -278,21 +328,12 @@ impl Registry {
     /// Pauses delivery to tenant `id` for an operator: it stays paused, unprobed, until
     /// [`Registry::resume`]. Returns the tenant, or `None` when there is no such tenant.
     pub fn hold(&self, id: &str, reason: &str) -> Result<Option<Tenant>, SpoolError> {
-        self.update_tenant(id, |t| {
-            t.paused = Some(reason.to_owned());
-            t.held = true;
-            true
-        })
+        self.update_tenant(id, |t| holding(t, reason))
     }
 
     /// Resumes delivery to tenant `id`, whoever paused it.
     pub fn resume(&self, id: &str) -> Result<Option<Tenant>, SpoolError> {
-        self.update_tenant(id, |t| {
-            let changed = t.paused.is_some() || t.held;
-            t.paused = None;
-            t.held = false;
-            changed
-        })
+        self.update_tenant(id, resuming)
     }
 
     /// The tenant `id`.
@@ -362,28 +403,12 @@ impl Registry {
             .query_row(params![hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
         let Some((body, expires, revoked)) = row else { return Ok(TokenCheck::Unknown) };
-        if let Some(at) = revoked {
-            return Ok(TokenCheck::Revoked(at));
-        }
-        if let Some(at) = expires.filter(|&at| at <= now) {
-            return Ok(TokenCheck::Expired(at));
-        }
-        let grant = serde_json::from_str(&body).map_err(|e| SpoolError::Corrupt(format!("token grant: {e}")))?;
-        let mut touched = self.touched.lock().expect("registry touch lock");
-        if touched.get(&hash).is_none_or(|&at| now - at >= LAST_USED_EVERY_MS) {
+        let check = judge(&body, expires, revoked, now)?;
+        if matches!(check, TokenCheck::Valid(_)) && self.touched.due(&hash, now) {
             conn.prepare_cached("UPDATE tokens SET last_used_ms = ?2 WHERE sha256 = ?1")?
                 .execute(params![hash, now])?;
-            touched.insert(hash, now);
         }
-        Ok(TokenCheck::Valid(grant))
-    }
-
-    /// The grant of a presented token, if it is a valid one.
-    pub fn grant(&self, token: &str) -> Result<Option<Grant>, SpoolError> {
-        Ok(match self.check_token(token)? {
-            TokenCheck::Valid(grant) => Some(grant),
-            _ => None,
-        })
+        Ok(check)
     }
 
     /// Every token's record, oldest first.

@@ -116,7 +116,7 @@ pub enum State {
 
 impl State {
     /// The state stored as `code` (0 pending, 1 delivered, 2 dead).
-    fn from_code(code: i64) -> Result<State, SpoolError> {
+    pub(crate) fn from_code(code: i64) -> Result<State, SpoolError> {
         match code {
             0 => Ok(State::Pending),
             1 => Ok(State::Delivered),

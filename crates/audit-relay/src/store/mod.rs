@@ -133,33 +133,12 @@ pub trait Storage: Directory {
 
 /// Pauses delivery to tenant `id` for an operator: it stays paused, unprobed, until [`resume`].
 pub async fn hold(store: &dyn Directory, id: &str, reason: &str) -> Result<Option<Tenant>, SpoolError> {
-    store
-        .update_tenant(id, &|t| {
-            t.paused = Some(reason.to_owned());
-            t.held = true;
-            true
-        })
-        .await
+    store.update_tenant(id, &|t| crate::registry::holding(t, reason)).await
 }
 
 /// Resumes delivery to tenant `id`, whoever paused it.
 pub async fn resume(store: &dyn Directory, id: &str) -> Result<Option<Tenant>, SpoolError> {
-    store
-        .update_tenant(id, &|t| {
-            let changed = t.paused.is_some() || t.held;
-            t.paused = None;
-            t.held = false;
-            changed
-        })
-        .await
-}
-
-/// The grant of a presented token, if it is a valid one.
-pub async fn grant(store: &dyn Directory, token: &str) -> Result<Option<Grant>, SpoolError> {
-    Ok(match store.check_token(token).await? {
-        TokenCheck::Valid(grant) => Some(grant),
-        _ => None,
-    })
+    store.update_tenant(id, &crate::registry::resuming).await
 }
 
 /// Where the relay keeps its state.

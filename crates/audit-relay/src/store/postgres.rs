@@ -42,7 +42,7 @@ use tokio_postgres::NoTls;
 use super::{Directory, Lease, Storage, TenantChange};
 use crate::{
     error::SpoolError,
-    registry::{Grant, Tenant, TokenCheck, TokenRecord, token_hash},
+    registry::{Grant, LastUse, Tenant, TokenCheck, TokenRecord, judge, token_hash},
     spool::{Accepted, DeadLetter, EventStatus, NewEvent, Outcome, Pending, State, new_entry_id},
 };
 
@@ -137,8 +137,8 @@ pub struct PgStore {
     /// The `events` table's size when last measured, and when that was.
     used: AtomicU64,
     measured: Mutex<Option<Instant>>,
-    /// When each token's last use was last written, by its hash.
-    touched: Mutex<HashMap<String, i64>>,
+    /// When each token's last use was last written.
+    touched: LastUse,
     /// The pending events per tenant, counted at most once a second (a count walks the pending
     /// index: a scrape every few seconds from each of N relays must not add up to a load).
     depth: Mutex<Option<(Instant, HashMap<String, u64>)>>,
@@ -149,9 +149,6 @@ const MEASURE_EVERY: Duration = Duration::from_secs(1);
 
 /// How often the queue depth is counted.
 const DEPTH_EVERY: Duration = Duration::from_secs(1);
-
-/// How often a token's last use is written (one write per token per interval at most).
-const LAST_USED_EVERY_MS: i64 = 60_000;
 
 fn now_ms() -> i64 {
     audit_event::EventTime::now().unix_millis()
@@ -197,7 +194,7 @@ fn tls(ca_file: Option<&std::path::Path>) -> Result<tokio_postgres_rustls::MakeR
 /// Classifies a database error: unreachable, full, or a failure.
 fn pg(err: tokio_postgres::Error) -> SpoolError {
     match err.as_db_error() {
-        // disk_full, and insufficient_resources' out-of-space cousins.
+        // disk_full.
         Some(db) if db.code().code() == "53100" => SpoolError::StorageFull(db.message().to_owned()),
         // The server is shutting down or restarting (admin_shutdown, crash_shutdown, cannot_connect_now).
         Some(db) if matches!(db.code().code(), "57P01" | "57P02" | "57P03") => {
@@ -256,7 +253,7 @@ impl PgStore {
     /// A store over the database, without touching its schema (for `relay migrate`).
     pub fn connect(settings: &PgSettings) -> Result<PgStore, SpoolError> {
         let mut config = tokio_postgres::Config::from_str(&settings.url)
-            .map_err(|e| SpoolError::Config(format!("database_url is not a PostgreSQL connection string: {e}")))?;
+            .map_err(|e| SpoolError::Config(format!("database.url is not a PostgreSQL connection string: {e}")))?;
         // Acknowledge only what is flushed, whatever the server's default.
         config.options("-c synchronous_commit=on");
         if config.get_connect_timeout().is_none() {
@@ -280,17 +277,16 @@ impl PgStore {
             .recycle_timeout(Some(settings.connect_timeout))
             .build()
             .map_err(|e| SpoolError::Config(format!("the PostgreSQL pool: {e}")))?;
-        let store = PgStore {
+        Ok(PgStore {
             pool,
             holder: holder_id(),
             lease: settings.lease,
             max_bytes: settings.max_bytes,
             used: AtomicU64::new(0),
             measured: Mutex::new(None),
-            touched: Mutex::default(),
+            touched: LastUse::default(),
             depth: Mutex::default(),
-        };
-        Ok(store)
+        })
     }
 
     /// Brings the schema to this build's version, once, however many relays start together.
@@ -368,12 +364,7 @@ fn tenant_from(id: &str, body: &str) -> Result<Tenant, SpoolError> {
 }
 
 fn state_of(code: i16) -> Result<State, SpoolError> {
-    match code {
-        0 => Ok(State::Pending),
-        1 => Ok(State::Delivered),
-        2 => Ok(State::Dead),
-        other => Err(SpoolError::Corrupt(format!("unknown event state {other}"))),
-    }
+    State::from_code(i64::from(code))
 }
 
 #[async_trait::async_trait]
@@ -456,23 +447,8 @@ impl Directory for PgStore {
         let Some(row) = client.query_opt(&stmt, &[&hash]).await.map_err(pg)? else {
             return Ok(TokenCheck::Unknown);
         };
-        let (body, expires, revoked): (String, Option<i64>, Option<i64>) = (row.get(0), row.get(1), row.get(2));
-        if let Some(at) = revoked {
-            return Ok(TokenCheck::Revoked(at));
-        }
-        if let Some(at) = expires.filter(|&at| at <= now) {
-            return Ok(TokenCheck::Expired(at));
-        }
-        let grant = serde_json::from_str(&body).map_err(|e| corrupt("token grant", e))?;
-        let due = {
-            let mut touched = self.touched.lock().expect("token touch lock");
-            let due = touched.get(&hash).is_none_or(|&at| now - at >= LAST_USED_EVERY_MS);
-            if due {
-                touched.insert(hash.clone(), now);
-            }
-            due
-        };
-        if due {
+        let check = judge(row.get(0), row.get(1), row.get(2), now)?;
+        if matches!(check, TokenCheck::Valid(_)) && self.touched.due(&hash, now) {
             client
                 .execute(
                     "UPDATE tokens SET last_used_ms = greatest(last_used_ms, $2) WHERE sha256 = $1",
@@ -481,7 +457,7 @@ impl Directory for PgStore {
                 .await
                 .map_err(pg)?;
         }
-        Ok(TokenCheck::Valid(grant))
+        Ok(check)
     }
 
     async fn tokens(&self) -> Result<Vec<TokenRecord>, SpoolError> {
