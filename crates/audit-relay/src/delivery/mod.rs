@@ -174,7 +174,10 @@ impl Deliverer {
             tracing::debug!(tenant = %tenant.id, epoch = lease.epoch, "Took a tenant's delivery lease.");
             running.insert(tenant.id.clone(), (tokio::spawn(async move { me.tenant_loop(lease, token).await }), stop));
         }
-        if running.len() > fair
+        // Tenants given back earlier may still be settling their batches: only those kept count, so
+        // one scan gives back one tenant, and the next gives back more only if still over.
+        let kept = running.values().filter(|(_, stop)| !stop.is_cancelled()).count();
+        if kept > fair
             && let Some((id, (_, stop))) = running.iter().find(|(_, (_, stop))| !stop.is_cancelled())
         {
             tracing::info!(tenant = %id, relays, "Giving a tenant back: this relay holds more than its share.");
@@ -258,22 +261,28 @@ impl Deliverer {
         let mut window = retry::Window::new(self.config.concurrency);
         let mut looked_behind = std::time::Instant::now();
         let mut rewind = false;
+        let mut known: Option<Tenant> = None;
         loop {
             let tenant = match self.store.tenant(&tenant_id).await {
-                Ok(Some(tenant)) => tenant,
+                Ok(Some(tenant)) => {
+                    known = Some(tenant.clone());
+                    tenant
+                }
                 Ok(None) => break,
                 Err(err) => {
                     tracing::error!(error = %err, tenant = %tenant_id, "Reading the tenant failed.");
-                    if in_flight.is_empty() {
-                        tokio::select! {
-                            () = stop.cancelled() => break,
-                            () = tokio::time::sleep(self.config.retry.backoff(failures)) => {}
+                    match &known {
+                        // Batches in flight are settled as usual, with the tenant as last read.
+                        Some(tenant) if !in_flight.is_empty() => tenant.clone(),
+                        _ => {
+                            tokio::select! {
+                                () = stop.cancelled() => break,
+                                () = tokio::time::sleep(self.config.retry.backoff(failures)) => {}
+                            }
+                            failures = failures.saturating_add(1);
+                            continue;
                         }
-                        failures = failures.saturating_add(1);
-                        continue;
                     }
-                    let _ = in_flight.join_next().await;
-                    continue;
                 }
             };
             // A tenant paused by the breaker is probed with one batch; one held by an operator waits.
@@ -554,6 +563,7 @@ impl Deliverer {
         // The events were sent: their outcomes must be recorded, or they would be sent again (and
         // stored twice). A failure of the store (a database restarting) is retried, for as long as
         // the lease lasts; the settle is fenced, so a late success can never overwrite a new holder.
+        let outcomes: Arc<[Outcome]> = outcomes.into();
         let started = std::time::Instant::now();
         let patience = lease.ttl.min(Duration::from_secs(60));
         let mut pause = Duration::from_millis(100);

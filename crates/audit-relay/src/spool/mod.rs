@@ -241,7 +241,7 @@ struct Prepared {
 
 enum Job {
     Append { events: Vec<Prepared>, done: oneshot::Sender<Result<Vec<Accepted>, SpoolError>> },
-    Settle { outcomes: Vec<Outcome>, done: oneshot::Sender<Result<(), SpoolError>> },
+    Settle { outcomes: Arc<[Outcome]>, done: oneshot::Sender<Result<(), SpoolError>> },
     Replay { tenant: String, done: oneshot::Sender<Result<u64, SpoolError>> },
     Forget { accepted_before_ms: i64, limit: usize, done: oneshot::Sender<Result<u64, SpoolError>> },
 }
@@ -451,7 +451,8 @@ impl Spool {
     }
 
     /// Records delivery outcomes durably.
-    pub async fn settle(&self, outcomes: Vec<Outcome>) -> Result<(), SpoolError> {
+    pub async fn settle(&self, outcomes: impl Into<Arc<[Outcome]>>) -> Result<(), SpoolError> {
+        let outcomes = outcomes.into();
         let (done, wait) = oneshot::channel();
         self.jobs.send(Job::Settle { outcomes, done }).await.map_err(|_| SpoolError::WriterGone)?;
         wait.await.map_err(|_| SpoolError::WriterGone)?
@@ -967,7 +968,7 @@ fn commit(
                         for tenant in settle_delivered(&tx, outcomes, now)? {
                             *changes.entry(tenant).or_default() -= 1;
                         }
-                        for outcome in outcomes {
+                        for outcome in outcomes.iter() {
                             let settled: Option<String> = match outcome {
                                 Outcome::Delivered { .. } => None,
                                 Outcome::Dead { seq, code, message } => {

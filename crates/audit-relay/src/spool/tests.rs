@@ -244,7 +244,10 @@ async fn forgetting_works_in_chunks() {
     let spool = Spool::open(dir.path(), 1 << 30).unwrap();
     spool.append((0..25).map(|i| event("t1", A, &format!("u{i}"))).collect()).await.unwrap();
     let p = spool.pending("t1", 0, 100).unwrap();
-    spool.settle(p.iter().map(|e| Outcome::Delivered { seq: e.seq, event_id: "ev".into() }).collect()).await.unwrap();
+    spool
+        .settle(p.iter().map(|e| Outcome::Delivered { seq: e.seq, event_id: "ev".into() }).collect::<Vec<_>>())
+        .await
+        .unwrap();
     let later = now_ms() + 1;
     assert_eq!(spool.forget(later, 10).await.unwrap(), 10);
     assert_eq!(spool.forget(later, 10).await.unwrap(), 10);
@@ -406,8 +409,10 @@ async fn a_drained_spool_takes_events_again_also_after_a_reopen() {
         if pending.is_empty() {
             break;
         }
-        let outcomes =
-            pending.iter().map(|p| Outcome::Delivered { seq: p.seq, event_id: format!("ev-{}", p.seq) }).collect();
+        let outcomes = pending
+            .iter()
+            .map(|p| Outcome::Delivered { seq: p.seq, event_id: format!("ev-{}", p.seq) })
+            .collect::<Vec<_>>();
         spool.settle(outcomes).await.unwrap();
     }
     assert_eq!(spool.counts().unwrap().0, 0);

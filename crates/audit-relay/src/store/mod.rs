@@ -92,8 +92,9 @@ pub trait Storage: Directory {
     /// (same tenant, source and UID, by any relay of this store) is not stored again; its first
     /// result is returned. Refuses the whole call when the store is full.
     async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Accepted>, SpoolError>;
-    /// Records delivery outcomes of `lease`'s tenant durably, if the lease is still held.
-    async fn settle(&self, lease: &Lease, outcomes: Vec<Outcome>) -> Result<(), SpoolError>;
+    /// Records delivery outcomes of `lease`'s tenant durably, if the lease is still held. (Shared,
+    /// so that a retry after a failure costs no copy.)
+    async fn settle(&self, lease: &Lease, outcomes: Arc<[Outcome]>) -> Result<(), SpoolError>;
     /// Up to `limit` pending events of `tenant` after position `after`, in position order.
     async fn pending(&self, tenant: &str, after: i64, limit: usize) -> Result<Vec<Pending>, SpoolError>;
     /// How many events of `tenant` at or before position `through` are pending (delivery compares

@@ -570,27 +570,27 @@ impl Storage for PgStore {
         Ok(accepted.into_iter().map(|a| a.expect("every event has a result")).collect())
     }
 
-    async fn settle(&self, lease: &Lease, outcomes: Vec<Outcome>) -> Result<(), SpoolError> {
+    async fn settle(&self, lease: &Lease, outcomes: std::sync::Arc<[Outcome]>) -> Result<(), SpoolError> {
         if outcomes.is_empty() {
             return Ok(());
         }
         let (mut delivered, mut delivered_ids) = (Vec::new(), Vec::new());
         let (mut dead, mut dead_codes, mut dead_messages) = (Vec::new(), Vec::new(), Vec::new());
         let (mut retry, mut retry_codes) = (Vec::new(), Vec::new());
-        for outcome in outcomes {
+        for outcome in outcomes.iter() {
             match outcome {
                 Outcome::Delivered { seq, event_id } => {
-                    delivered.push(seq);
-                    delivered_ids.push(event_id);
+                    delivered.push(*seq);
+                    delivered_ids.push(event_id.as_str());
                 }
                 Outcome::Dead { seq, code, message } => {
-                    dead.push(seq);
-                    dead_codes.push(code);
-                    dead_messages.push(message);
+                    dead.push(*seq);
+                    dead_codes.push(code.as_str());
+                    dead_messages.push(message.as_str());
                 }
                 Outcome::Retry { seq, code } => {
-                    retry.push(seq);
-                    retry_codes.push(code);
+                    retry.push(*seq);
+                    retry_codes.push(code.as_str());
                 }
             }
         }

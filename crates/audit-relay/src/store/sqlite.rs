@@ -101,7 +101,7 @@ impl Storage for SqliteStore {
         self.spool.append(events).await
     }
 
-    async fn settle(&self, _lease: &Lease, outcomes: Vec<Outcome>) -> Result<(), SpoolError> {
+    async fn settle(&self, _lease: &Lease, outcomes: std::sync::Arc<[Outcome]>) -> Result<(), SpoolError> {
         self.spool.settle(outcomes).await
     }
 

@@ -148,7 +148,8 @@ async fn outcomes_settle_deliver_dead_letter_and_retry_and_dead_letters_replay(s
                 Outcome::Delivered { seq: seqs[0], event_id: "ev-1".into() },
                 Outcome::Dead { seq: seqs[1], code: "InvalidData".into(), message: "refused".into() },
                 Outcome::Retry { seq: seqs[2], code: "ThrottlingException".into() },
-            ],
+            ]
+            .into(),
         )
         .await
         .unwrap();
@@ -164,7 +165,7 @@ async fn outcomes_settle_deliver_dead_letter_and_retry_and_dead_letters_replay(s
     let again = store.append(vec![event("t1", "a")]).await.unwrap();
     assert_eq!((again[0].duplicate, again[0].state), (true, State::Delivered));
     // Settling again changes nothing: an outcome applies to a pending event only.
-    store.settle(&lease, vec![Outcome::Delivered { seq: seqs[1], event_id: "ev-x".into() }]).await.unwrap();
+    store.settle(&lease, vec![Outcome::Delivered { seq: seqs[1], event_id: "ev-x".into() }].into()).await.unwrap();
     assert_eq!(store.status("t1", SOURCE, "b").await.unwrap().unwrap().state, State::Dead);
 
     let letters = store.dead_letters("t1", 10).await.unwrap();
@@ -191,7 +192,7 @@ async fn delivered_events_are_forgotten_after_their_retention_and_nothing_else_i
         Outcome::Delivered { seq: seqs[0], event_id: "ev-1".into() },
         Outcome::Dead { seq: seqs[1], code: "InvalidData".into(), message: "no".into() },
     ];
-    store.settle(&lease, outcomes).await.unwrap();
+    store.settle(&lease, outcomes.into()).await.unwrap();
     let future = audit_event::EventTime::now().unix_millis() + 60_000;
     assert_eq!(store.forget(0, 100).await.unwrap(), 0, "nothing is that old");
     assert_eq!(store.forget(future, 100).await.unwrap(), 1, "only the delivered one goes");
@@ -297,11 +298,11 @@ async fn postgres_a_lease_is_held_by_one_relay_settling_is_fenced_and_a_takeover
     let since = second.takeover.expect("a did not release it");
     assert!(since >= Duration::from_secs(2) && since < Duration::from_secs(60), "{since:?}");
     // a cannot record outcomes over b's, nor renew.
-    let late = a.settle(&first, vec![Outcome::Delivered { seq: seqs[0], event_id: "from-a".into() }]).await;
+    let late = a.settle(&first, vec![Outcome::Delivered { seq: seqs[0], event_id: "from-a".into() }].into()).await;
     assert!(matches!(late, Err(SpoolError::LeaseLost(ref t)) if t == "t1"), "{late:?}");
     assert_eq!(a.status("t1", SOURCE, "a").await.unwrap().unwrap().state, State::Pending);
     assert!(!a.renew(&first).await.unwrap());
-    b.settle(&second, vec![Outcome::Delivered { seq: seqs[0], event_id: "from-b".into() }]).await.unwrap();
+    b.settle(&second, vec![Outcome::Delivered { seq: seqs[0], event_id: "from-b".into() }].into()).await.unwrap();
     assert_eq!(a.status("t1", SOURCE, "a").await.unwrap().unwrap().event_id.as_deref(), Some("from-b"));
 
     // Released cleanly, the next holder has nothing to look up.
@@ -309,7 +310,7 @@ async fn postgres_a_lease_is_held_by_one_relay_settling_is_fenced_and_a_takeover
     let third = a.acquire("t1").await.unwrap().expect("released");
     assert_eq!((third.epoch, third.takeover), (3, None));
     assert!(matches!(
-        b.settle(&second, vec![Outcome::Delivered { seq: seqs[1], event_id: "x".into() }]).await,
+        b.settle(&second, vec![Outcome::Delivered { seq: seqs[1], event_id: "x".into() }].into()).await,
         Err(SpoolError::LeaseLost(_))
     ));
     a.stopped_cleanly().await.unwrap();
