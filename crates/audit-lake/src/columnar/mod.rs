@@ -376,12 +376,17 @@ impl Columnar {
         for (id, path) in &expired {
             // Out of the list, so no new query reads it; the file itself goes when the last query
             // planned over it is done (at once when none is).
-            let mut state = self.state.write().expect("columnar lock");
-            let segments = &mut state.stores.entry(id.clone()).or_default().segments;
-            for segment in segments.iter().filter(|s| &s.path == path) {
+            let gone: Vec<Segment> = {
+                let mut state = self.state.write().expect("columnar lock");
+                let segments = &mut state.stores.entry(id.clone()).or_default().segments;
+                let (gone, kept) = std::mem::take(segments).into_iter().partition(|s| &s.path == path);
+                *segments = kept;
+                gone
+            };
+            // Outside the lock: the last holder's drop deletes the file.
+            for segment in gone {
                 segment.pin.retired.store(true, Ordering::Relaxed);
             }
-            segments.retain(|s| &s.path != path);
             tracing::info!(store = %id, file = %path.display(), "Dropped a file past the store's retention.");
         }
         Ok(expired.len())
