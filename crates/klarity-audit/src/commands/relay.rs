@@ -5,7 +5,7 @@ use std::{io::Write, path::PathBuf, process::ExitCode};
 use anyhow::{Context, bail};
 use audit_relay::{
     RelayConfig,
-    registry::{DeliveryMode, Grant, Tenant, TokenRecord, check_tenant},
+    registry::{DeliveryMode, Grant, Tenant, check_tenant},
     store::{Directory, Engine},
 };
 
@@ -19,6 +19,14 @@ use crate::{
 struct Registry {
     runtime: tokio::runtime::Runtime,
     directory: std::sync::Arc<dyn Directory>,
+}
+
+impl std::ops::Deref for Registry {
+    type Target = dyn Directory;
+
+    fn deref(&self) -> &(dyn Directory + 'static) {
+        self.directory.as_ref()
+    }
 }
 
 impl Registry {
@@ -48,44 +56,12 @@ impl Registry {
         Ok(Registry { runtime, directory })
     }
 
-    fn tenant(&self, id: &str) -> anyhow::Result<Option<Tenant>> {
-        Ok(self.runtime.block_on(self.directory.tenant(id))?)
-    }
-
-    fn tenants(&self) -> anyhow::Result<Vec<Tenant>> {
-        Ok(self.runtime.block_on(self.directory.tenants())?)
-    }
-
-    fn put_tenant(&self, tenant: &Tenant) -> anyhow::Result<()> {
-        Ok(self.runtime.block_on(self.directory.put_tenant(tenant))?)
-    }
-
-    fn update_tenant(&self, id: &str, change: &audit_relay::store::TenantChange<'_>) -> anyhow::Result<Option<Tenant>> {
-        Ok(self.runtime.block_on(self.directory.update_tenant(id, change))?)
-    }
-
-    fn hold(&self, id: &str, reason: &str) -> anyhow::Result<Option<Tenant>> {
-        Ok(self.runtime.block_on(audit_relay::store::hold(self.directory.as_ref(), id, reason))?)
-    }
-
-    fn resume(&self, id: &str) -> anyhow::Result<Option<Tenant>> {
-        Ok(self.runtime.block_on(audit_relay::store::resume(self.directory.as_ref(), id))?)
-    }
-
-    fn remove_tenant(&self, id: &str) -> anyhow::Result<bool> {
-        Ok(self.runtime.block_on(self.directory.remove_tenant(id))?)
-    }
-
-    fn issue(&self, grant: &Grant, expires_ms: Option<i64>) -> anyhow::Result<(String, TokenRecord)> {
-        Ok(self.runtime.block_on(self.directory.issue(grant, expires_ms))?)
-    }
-
-    fn tokens(&self) -> anyhow::Result<Vec<TokenRecord>> {
-        Ok(self.runtime.block_on(self.directory.tokens())?)
-    }
-
-    fn revoke_token(&self, id: &str) -> anyhow::Result<Option<TokenRecord>> {
-        Ok(self.runtime.block_on(self.directory.revoke_token(id))?)
+    /// Waits for a call of the directory.
+    fn wait<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, audit_relay::SpoolError>>,
+    ) -> anyhow::Result<T> {
+        Ok(self.runtime.block_on(call)?)
     }
 }
 
@@ -167,7 +143,9 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
     let registry = Registry::open(&config, args.data_dir.as_ref(), args.database_url.as_ref())?;
     let mut out = std::io::stdout().lock();
     let find = |id: &str| -> anyhow::Result<Tenant> {
-        registry.tenant(id)?.with_context(|| format!("there is no tenant {id:?} (see `klarity-audit tenants list`)"))
+        registry
+            .wait(registry.tenant(id))?
+            .with_context(|| format!("there is no tenant {id:?} (see `klarity-audit tenants list`)"))
     };
     match &args.command {
         TenantsCommand::Add { id, channel_arn, role_arn, proxy_role_arn, resource_policy, external_id, apps } => {
@@ -190,10 +168,10 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
                 held: false,
             };
             check_tenant(&tenant).map_err(anyhow::Error::msg)?;
-            if registry.tenant(id)?.is_some() {
+            if registry.wait(registry.tenant(id))?.is_some() {
                 bail!("tenant {id} already exists (change it with `klarity-audit tenants update {id}`)");
             }
-            registry.put_tenant(&tenant)?;
+            registry.wait(registry.put_tenant(&tenant))?;
             writeln!(
                 out,
                 "Added tenant {id}: channel {} in {} (account {}).",
@@ -204,7 +182,7 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
         }
         TenantsCommand::List => {
             writeln!(out, "{:<20} {:<8} {:<14} {:<10} state", "tenant", "mode", "account", "region")?;
-            for t in registry.tenants()? {
+            for t in registry.wait(registry.tenants())? {
                 let mode = match t.delivery {
                     DeliveryMode::AssumeRole { .. } => "role",
                     DeliveryMode::ResourcePolicy { .. } => "policy",
@@ -222,11 +200,15 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
             writeln!(out, "{}", serde_json::to_string_pretty(&tenant)?)?;
         }
         TenantsCommand::Pause { id, reason } => {
-            registry.hold(id, reason)?.ok_or_else(|| anyhow::anyhow!("there is no tenant {id:?}"))?;
+            registry
+                .wait(audit_relay::store::hold(&*registry, id, reason))?
+                .ok_or_else(|| anyhow::anyhow!("there is no tenant {id:?}"))?;
             writeln!(out, "Paused delivery to {id}: {reason}. Its events are kept.")?;
         }
         TenantsCommand::Resume { id } => {
-            registry.resume(id)?.ok_or_else(|| anyhow::anyhow!("there is no tenant {id:?}"))?;
+            registry
+                .wait(audit_relay::store::resume(&*registry, id))?
+                .ok_or_else(|| anyhow::anyhow!("there is no tenant {id:?}"))?;
             writeln!(out, "Resumed delivery to {id}.")?;
         }
         TenantsCommand::Update { id, channel_arn, external_id, apps } => {
@@ -245,12 +227,12 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
                 tenant.applications = applications(global, apps)?;
             }
             check_tenant(&tenant).map_err(anyhow::Error::msg)?;
-            registry.update_tenant(id, &|stored| {
+            registry.wait(registry.update_tenant(id, &|stored| {
                 stored.channel_arn = tenant.channel_arn.clone();
                 stored.delivery = tenant.delivery.clone();
                 stored.applications = tenant.applications.clone();
                 true
-            })?;
+            }))?;
             writeln!(out, "Updated tenant {id}: channel {} ({}).", tenant.channel_arn, tenant.applications.join(", "))?;
         }
         TenantsCommand::Verify { id } => {
@@ -259,7 +241,7 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
             return super::verify::run(&tenant, &config);
         }
         TenantsCommand::Remove { id } => {
-            if !registry.remove_tenant(id)? {
+            if !registry.wait(registry.remove_tenant(id))? {
                 bail!("there is no tenant {id:?}");
             }
             writeln!(out, "Removed tenant {id}; its spooled events stay in the spool.")?;
@@ -296,7 +278,7 @@ pub(crate) fn tokens(args: &TokensArgs) -> anyhow::Result<ExitCode> {
                 bail!("--tenants needs tenant ids separated by commas, or '*'");
             }
             for t in tenants.iter().filter(|t| *t != "*") {
-                if registry.tenant(t)?.is_none() {
+                if registry.wait(registry.tenant(t))?.is_none() {
                     bail!("there is no tenant {t:?} (see `klarity-audit tenants list`)");
                 }
             }
@@ -309,13 +291,14 @@ pub(crate) fn tokens(args: &TokensArgs) -> anyhow::Result<ExitCode> {
                 (None, None) => None,
             };
             let name = if name.is_empty() { app.clone() } else { name.clone() };
-            let (token, record) = registry.issue(&Grant { name, source: app.clone(), tenants }, expires_ms)?;
+            let (token, record) =
+                registry.wait(registry.issue(&Grant { name, source: app.clone(), tenants }, expires_ms))?;
             let until = record.expires_ms.map_or(String::new(), |ms| format!(", valid until {}", time(ms)));
             writeln!(out, "Token {} for {app}{until} (shown only now; the relay keeps only its hash):", record.id)?;
             writeln!(out, "{token}")?;
         }
         TokensCommand::List { json } => {
-            let tokens = registry.tokens()?;
+            let tokens = registry.wait(registry.tokens())?;
             if *json {
                 writeln!(out, "{}", serde_json::to_string_pretty(&serde_json::json!({ "tokens": tokens }))?)?;
                 return Ok(ExitCode::SUCCESS);
@@ -346,7 +329,7 @@ pub(crate) fn tokens(args: &TokensArgs) -> anyhow::Result<ExitCode> {
         }
         TokensCommand::Revoke { id } => {
             let record = registry
-                .revoke_token(id)?
+                .wait(registry.revoke_token(id))?
                 .ok_or_else(|| anyhow::anyhow!("there is no token {id:?} (see `klarity-audit tokens list`)"))?;
             writeln!(
                 out,
