@@ -161,18 +161,20 @@ impl Deliverer {
         let tenants = self.store.tenants().await?;
         let relays = self.store.relays().await?;
         let fair = tenants.len().div_ceil(relays.max(1));
-        for tenant in &tenants {
+        let unheld: Vec<String> =
+            tenants.iter().filter(|t| !running.contains_key(&t.id)).map(|t| t.id.clone()).collect();
+        let free =
+            if running.len() < fair && !unheld.is_empty() { self.store.leasable(unheld).await? } else { Vec::new() };
+        for tenant in free {
             if running.len() >= fair || shutdown.is_cancelled() {
                 break;
             }
-            if running.contains_key(&tenant.id) {
-                continue;
-            }
-            let Some(lease) = self.store.acquire(&tenant.id).await? else { continue };
+            // Another relay may take it first: then there is no lease to run.
+            let Some(lease) = self.store.acquire(&tenant).await? else { continue };
             let stop = shutdown.child_token();
             let (me, token) = (self.clone(), stop.clone());
-            tracing::debug!(tenant = %tenant.id, epoch = lease.epoch, "Took a tenant's delivery lease.");
-            running.insert(tenant.id.clone(), (tokio::spawn(async move { me.tenant_loop(lease, token).await }), stop));
+            tracing::debug!(tenant = %tenant, epoch = lease.epoch, "Took a tenant's delivery lease.");
+            running.insert(tenant, (tokio::spawn(async move { me.tenant_loop(lease, token).await }), stop));
         }
         // Tenants given back earlier may still be settling their batches: only those kept count, so
         // one scan gives back one tenant, and the next gives back more only if still over.

@@ -119,6 +119,9 @@ pub trait Storage: Directory {
 
     // Delivery leases.
 
+    /// Which of `tenants` no relay holds a lease of now (one read for a whole scan, so a scan does
+    /// not try every tenant's lease in turn).
+    async fn leasable(&self, tenants: Vec<String>) -> Result<Vec<String>, SpoolError>;
     /// Takes the delivery lease of `tenant` when no other relay holds it; `None` when one does.
     async fn acquire(&self, tenant: &str) -> Result<Option<Lease>, SpoolError>;
     /// Extends `lease`; `false` when it was lost (it ran out and another relay took it).

@@ -838,6 +838,18 @@ impl Storage for PgStore {
         }))
     }
 
+    async fn leasable(&self, tenants: Vec<String>) -> Result<Vec<String>, SpoolError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT t FROM unnest($1::text[]) AS t WHERE NOT EXISTS
+                     (SELECT 1 FROM leases l WHERE l.tenant = t AND NOT l.released AND l.expires_at > now())",
+            )
+            .await
+            .map_err(pg)?;
+        Ok(client.query(&stmt, &[&tenants]).await.map_err(pg)?.iter().map(|r| r.get(0)).collect())
+    }
+
     async fn renew(&self, lease: &Lease) -> Result<bool, SpoolError> {
         let client = self.client().await?;
         let stmt = client

@@ -155,6 +155,10 @@ impl Storage for SqliteStore {
         }))
     }
 
+    async fn leasable(&self, tenants: Vec<String>) -> Result<Vec<String>, SpoolError> {
+        Ok(tenants)
+    }
+
     async fn renew(&self, _lease: &Lease) -> Result<bool, SpoolError> {
         Ok(true)
     }

@@ -289,6 +289,8 @@ async fn postgres_a_lease_is_held_by_one_relay_settling_is_fenced_and_a_takeover
     let first = a.acquire("t1").await.unwrap().expect("free");
     assert_eq!((first.epoch, first.takeover), (1, None));
     assert_eq!(b.acquire("t1").await.unwrap(), None, "held by a");
+    let both = vec!["t1".to_owned(), "t2".to_owned()];
+    assert_eq!(b.leasable(both.clone()).await.unwrap(), ["t2"], "t1 is held; t2 was never leased");
     assert!(a.renew(&first).await.unwrap());
 
     // a's lease runs out (a hung, or lost its database) and b takes the tenant over.
@@ -307,6 +309,7 @@ async fn postgres_a_lease_is_held_by_one_relay_settling_is_fenced_and_a_takeover
 
     // Released cleanly, the next holder has nothing to look up.
     b.release(&second).await.unwrap();
+    assert_eq!(a.leasable(both).await.unwrap(), ["t1", "t2"], "released");
     let third = a.acquire("t1").await.unwrap().expect("released");
     assert_eq!((third.epoch, third.takeover), (3, None));
     assert!(matches!(
