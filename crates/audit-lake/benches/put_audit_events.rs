@@ -22,8 +22,8 @@ use std::{
 
 use audit_lake::{
     Lake, LakeConfig,
-    api::sigv4,
     config::{CUSTOMER_ACCESS_KEY_ID, CUSTOMER_SECRET_ACCESS_KEY},
+    sigv4,
     store::{NewEvent, model::IngestionStatus},
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -164,7 +164,7 @@ fn main() {
 
         // The API.
         let next = Arc::new(AtomicUsize::new(0));
-        let commits_before = lake.store.commits();
+        let commits_before = lake.store().commits();
         let started = Instant::now();
         let deadline = started + Duration::from_secs(secs);
         let tasks: Vec<_> = (0..clients)
@@ -190,23 +190,23 @@ fn main() {
             latencies.extend(t.await.unwrap());
         }
         let elapsed = started.elapsed().as_secs_f64();
-        let commits = lake.store.commits() - commits_before;
+        let commits = lake.store().commits() - commits_before;
         latencies.sort();
         let events = latencies.len() * EVENTS_PER_REQUEST;
         let api_rate = events as f64 / elapsed;
 
         // Baseline: the store alone, same records, same concurrency.
-        let channel = lake.store.channel(&channel_arn).unwrap();
+        let channel = lake.store().channel(&channel_arn).unwrap();
         let store_id = store_arn.rsplit('/').next().unwrap().to_owned();
         let record = sample.clone();
         println!("  eventData: {} B of JSON", record.len());
         let base_next = Arc::new(AtomicUsize::new(0));
-        let base_commits_before = lake.store.commits();
+        let base_commits_before = lake.store().commits();
         let base_started = Instant::now();
         let base_deadline = base_started + Duration::from_secs(secs.min(4));
         let tasks: Vec<_> = (0..clients)
             .map(|_| {
-                let (store, channel, store_id, record, next) = (lake.store.clone(), channel.clone(), store_id.clone(), record.clone(), base_next.clone());
+                let (store, channel, store_id, record, next) = (lake.store().clone(), channel.clone(), store_id.clone(), record.clone(), base_next.clone());
                 tokio::spawn(async move {
                     let mut done = 0usize;
                     while Instant::now() < base_deadline {
@@ -233,7 +233,7 @@ fn main() {
         }
         let base_elapsed = base_started.elapsed().as_secs_f64();
         let base_rate = base_events as f64 / base_elapsed;
-        let base_commits = lake.store.commits() - base_commits_before;
+        let base_commits = lake.store().commits() - base_commits_before;
 
         println!("PutAuditEvents over loopback, {clients} clients, {EVENTS_PER_REQUEST} events x ~{} B per request, {secs}s", sample.len());
         println!("  api:       {:>9.0} events/s  {:>7.0} requests/s  {:>6.0} fsyncs/s (commits)  {:.1} requests/commit  latency p50 {:.1} ms  p99 {:.1} ms",

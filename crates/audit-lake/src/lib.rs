@@ -15,8 +15,12 @@
 //! # Layout
 //!
 //! - [`config`]: [`LakeConfig`], accounts and keys (with documented local defaults).
-//! - `api/`: the wire protocols, SigV4 verification ([`api::sigv4`]) and AWS-shaped errors.
-//! - [`identity`]: access keys → [`identity::Caller`]; [`authz`]: what a caller's own policies allow.
+//! - `api/`: the wire protocols: decodes each request into an operation's typed input and encodes
+//!   its output and errors, AWS-shaped.
+//! - [`ops`]: the operations themselves, as methods of [`Lake`] over typed inputs and outputs.
+//! - [`identity`]: access keys → [`identity::Caller`], and the authentication of signed requests
+//!   ([`sigv4`] holds the signature's arithmetic).
+//! - [`authz`]: the one authorization decision, over identity policies, resource policies and owner.
 //! - [`policy`]: IAM-style policy documents and their evaluation.
 //! - [`store`]: SQLite storage with a group-committing writer; its module documents the format.
 //! - [`secrets`]: the secret keys the lake keeps, sealed under a key kept apart from the database.
@@ -30,8 +34,10 @@ pub mod columnar;
 pub mod config;
 pub mod error;
 pub mod identity;
+pub mod ops;
 pub mod policy;
 pub mod secrets;
+pub mod sigv4;
 pub mod sql;
 pub mod store;
 
@@ -43,18 +49,19 @@ use identity::Identity;
 use store::Store;
 use tokio::net::TcpListener;
 
-/// A running lake's shared state.
+/// A running lake: its operations are methods ([`ops`]); its parts are private, with read-only
+/// handles for tools and tests ([`Lake::store`], [`Lake::columnar`], [`Lake::config`]).
 pub struct Lake {
     /// The configuration it runs with.
-    pub config: LakeConfig,
-    /// Access keys.
-    pub identity: Identity,
-    /// Storage.
-    pub store: Store,
+    config: LakeConfig,
+    /// Access keys and authentication.
+    identity: Identity,
+    /// Storage: its queries, and commands that only its writer applies.
+    store: Store,
     /// The events as Arrow and Parquet, for queries.
-    pub columnar: Arc<columnar::Columnar>,
+    columnar: Arc<columnar::Columnar>,
     /// SQL queries and their results.
-    pub queries: sql::queries::Queries,
+    queries: sql::queries::Queries,
     /// Serializes control-plane changes (create/update/delete), so checks and writes do not race.
     pub(crate) control: tokio::sync::Mutex<()>,
 }
@@ -65,12 +72,32 @@ impl Lake {
         config.validate().map_err(LakeError::Config)?;
         let sealer = Arc::new(secrets::Sealer::load_or_create(&config.secrets_key_path())?);
         let store = Store::open(&config.data_dir, sealer.clone())?;
-        let identity = Identity::new(&config).with_database(store.path(), sealer);
+        let identity = Identity::new(&config, store.clone(), sealer);
         let stores = store.clone();
         let retention: columnar::Retention = Box::new(move |id| stores.retention_of(id));
         let columnar = columnar::Columnar::open(&config.data_dir, &store, config.columnar.clone(), retention)?;
         let queries = sql::queries::Queries::new(config.query.clone(), &config.data_dir.join(sql::SPILL_DIR))?;
         Ok(Arc::new(Lake { config, identity, store, columnar, queries, control: tokio::sync::Mutex::new(()) }))
+    }
+
+    /// The configuration the lake runs with.
+    pub fn config(&self) -> &LakeConfig {
+        &self.config
+    }
+
+    /// The storage, for tools and tests that read what the lake keeps.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The columnar side, for tools and tests (flushing, retention, sizes).
+    pub fn columnar(&self) -> &Arc<columnar::Columnar> {
+        &self.columnar
+    }
+
+    /// The queries running and kept.
+    pub fn queries(&self) -> &sql::queries::Queries {
+        &self.queries
     }
 }
 

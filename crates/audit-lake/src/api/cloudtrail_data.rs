@@ -10,9 +10,10 @@ use serde_json::{Value, json};
 
 use crate::{
     Lake,
+    authz::{self, Target},
     error::AwsError,
     identity::Caller,
-    policy::{Decision, Request},
+    policy::Decision,
     store::NewEvent,
 };
 
@@ -180,9 +181,9 @@ struct Success<'a> {
     event_id: &'a str,
 }
 
-/// Identity and resource policy together, as AWS evaluates them: an explicit deny in either
-/// refuses; the channel's owner account needs an allow from either (its root always has one); any
-/// other account needs both — its own identity's allow and the channel policy's, whose
+/// Identity and resource policy together ([`crate::authz`]): an explicit deny in either refuses;
+/// the channel's owner account needs an allow from either (its root always has one); any other
+/// account needs both — its own identity's allow and the channel policy's, whose
 /// `cloudtrail:ExternalId` condition sees the request's `externalId`.
 fn authorize(
     lake: &Lake,
@@ -190,46 +191,29 @@ fn authorize(
     channel: &crate::store::model::Channel,
     external_id: Option<&str>,
 ) -> Result<(), AwsError> {
+    let store = lake.store();
     let policy = channel
         .resource_policy
         .as_deref()
-        .map(|text| lake.store.policy(text))
+        .map(|text| store.policy(text))
         .transpose()
         .map_err(|_| AwsError::internal())?;
     let mut context = HashMap::new();
     if let Some(id) = external_id {
         context.insert("cloudtrail:externalid".to_owned(), id.to_owned());
     }
-    let aliases = caller.aliases();
-    let request = Request {
-        principal_arn: &caller.arn,
-        principal_account: &caller.account,
-        principal_aliases: &aliases,
-        action: "cloudtrail-data:PutAuditEvents",
-        resource: &channel.arn,
-        context: context.clone(),
-    };
-    let resource = policy.as_ref().map_or(Decision::NotApplicable, |p| p.evaluate(&request));
-    let identity =
-        crate::authz::identity_decision(lake, caller, "cloudtrail-data:PutAuditEvents", &channel.arn, &context);
-    let owner = caller.account == channel.account;
-    if resource == Decision::ExplicitDeny {
-        return Err(denied(caller, channel, "the channel's resource policy denies it"));
-    }
-    if identity == Decision::ExplicitDeny {
-        return Err(denied(caller, channel, "an identity-based policy of the caller denies it"));
-    }
-    let allowed = if owner {
-        identity == Decision::Allow || resource == Decision::Allow
-    } else {
-        identity == Decision::Allow && resource == Decision::Allow
-    };
-    if allowed {
+    let target = Target { arn: &channel.arn, owner: &channel.account, policy: policy.as_deref() };
+    let verdict = authz::authorize(store, caller, "cloudtrail-data:PutAuditEvents", target, &context);
+    if verdict.allowed() {
         return Ok(());
     }
-    let why = if owner || resource == Decision::Allow {
+    let why = if verdict.resource == Decision::ExplicitDeny {
+        "the channel's resource policy denies it"
+    } else if verdict.identity == Decision::ExplicitDeny {
+        "an identity-based policy of the caller denies it"
+    } else if verdict.same_account || verdict.resource == Decision::Allow {
         "no identity-based policy of the caller allows cloudtrail-data:PutAuditEvents on the channel"
-    } else if policy.is_none() {
+    } else if !verdict.has_policy {
         "the channel has no resource policy, so only its owner may call PutAuditEvents"
     } else {
         "no statement of the channel's resource policy allows this caller (check the account and the externalId)"

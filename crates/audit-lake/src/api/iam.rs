@@ -1,203 +1,260 @@
-//! The IAM subset the seed needs: roles with trust policies and inline permission policies.
+//! IAM on the awsQuery protocol: decodes each action's form into its typed input, calls the
+//! lake's operation ([`crate::ops::iam`]) and encodes the answer as IAM's XML.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Deserialize;
 
-use super::{
-    query::{iso, now, random_id, required, response},
-    xml_escape,
+use super::xml::{Paging, decode, escape, iso, number, response, truncation};
+use crate::{
+    Lake,
+    error::AwsError,
+    identity::Caller,
+    ops::iam::{InlinePolicy, NewRole},
+    store::model::{AccessKey, Role, User},
 };
-use crate::{Lake, authz, error::AwsError, identity::Caller, policy::Policy, store::model::Role};
 
 const NAMESPACE: &str = "https://iam.amazonaws.com/doc/2010-05-08/";
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreateRole {
+    role_name: String,
+    assume_role_policy_document: String,
+    path: Option<String>,
+    #[serde(default, deserialize_with = "number")]
+    max_session_duration: Option<i64>,
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RoleName {
+    role_name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RoleDocument {
+    role_name: String,
+    policy_document: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RolePolicy {
+    role_name: String,
+    policy_name: String,
+    policy_document: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RolePolicyName {
+    role_name: String,
+    policy_name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreateUser {
+    user_name: String,
+    path: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct UserName {
+    user_name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct MaybeUser {
+    user_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct KeyOfUser {
+    user_name: Option<String>,
+    access_key_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct KeyStatus {
+    user_name: Option<String>,
+    access_key_id: String,
+    status: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct UserPolicy {
+    user_name: String,
+    policy_name: String,
+    policy_document: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct UserPolicyName {
+    user_name: String,
+    policy_name: String,
+}
 
 pub(super) async fn dispatch(
     lake: &Lake,
     caller: &Caller,
     action: &str,
     params: &HashMap<String, String>,
+    request_id: &str,
 ) -> Result<String, AwsError> {
-    let role_name = params.get("RoleName").map(String::as_str).unwrap_or("*");
-    let resource = format!("arn:aws:iam::{}:role/{role_name}", caller.account);
-    authz::require(lake, caller, &format!("iam:{action}"), &resource, "AccessDenied", 403)?;
-    let _guard = lake.control.lock().await;
-    match action {
-        "CreateRole" => create_role(lake, caller, params).await,
+    let result = match action {
+        "CreateRole" => {
+            let input: CreateRole = decode(params)?;
+            let role = lake
+                .create_role(
+                    caller,
+                    NewRole {
+                        name: input.role_name,
+                        path: input.path,
+                        trust_policy: input.assume_role_policy_document,
+                        max_session_duration: input.max_session_duration,
+                        description: input.description,
+                    },
+                )
+                .await?;
+            format!("<Role>{}</Role>", role_xml(&role))
+        }
         "GetRole" => {
-            let role = find(lake, caller, required(params, "RoleName")?)?;
-            Ok(response(action, NAMESPACE, &format!("<Role>{}</Role>", role_xml(&role))))
+            let input: RoleName = decode(params)?;
+            format!("<Role>{}</Role>", role_xml(&lake.get_role(caller, &input.role_name)?))
         }
         "ListRoles" => {
-            let mut roles: Vec<Role> = lake.store.roles_of(&caller.account);
-            roles.sort_by_key(|a| a.name.to_ascii_lowercase());
-            let members: String = roles.iter().map(|r| format!("<member>{}</member>", role_xml(r))).collect();
-            Ok(response(action, NAMESPACE, &format!("<IsTruncated>false</IsTruncated><Roles>{members}</Roles>")))
+            let page = lake.list_roles(caller, &decode::<Paging>(params)?.into())?;
+            let members: String = page.items.iter().map(|r| format!("<member>{}</member>", role_xml(r))).collect();
+            format!("{}<Roles>{members}</Roles>", truncation(&page.marker))
         }
         "DeleteRole" => {
-            let role = find(lake, caller, required(params, "RoleName")?)?;
-            if !role.policies.is_empty() {
-                return Err(AwsError::with_status(
-                    409,
-                    "DeleteConflict",
-                    "Cannot delete entity, must delete policies first.",
-                ));
-            }
-            lake.store.delete_role(&role.arn).await.map_err(internal)?;
-            Ok(response(action, NAMESPACE, ""))
+            lake.delete_role(caller, &decode::<RoleName>(params)?.role_name).await?;
+            String::new()
         }
         "UpdateAssumeRolePolicy" => {
-            let mut role = find(lake, caller, required(params, "RoleName")?)?;
-            let document = required(params, "PolicyDocument")?;
-            check_trust_policy(document)?;
-            role.assume_role_policy = document.to_owned();
-            lake.store.put_role(role).await.map_err(internal)?;
-            Ok(response(action, NAMESPACE, ""))
+            let input: RoleDocument = decode(params)?;
+            lake.update_assume_role_policy(caller, &input.role_name, input.policy_document).await?;
+            String::new()
         }
         "PutRolePolicy" => {
-            let mut role = find(lake, caller, required(params, "RoleName")?)?;
-            let name = required(params, "PolicyName")?;
-            check_name(name, "PolicyName")?;
-            let document = required(params, "PolicyDocument")?;
-            let policy = Policy::parse(document)
-                .map_err(|e| AwsError::client("MalformedPolicyDocument", format!("The policy {e}.")))?;
-            if policy.statements.iter().any(|s| s.principals.is_some()) {
-                return Err(AwsError::client(
-                    "MalformedPolicyDocument",
-                    "Policy document should not specify a principal.",
-                ));
-            }
-            // An identity policy says what it allows on which resources (IAM's rule).
-            if policy.statements.iter().any(|s| s.resources.is_none()) {
-                return Err(AwsError::client("MalformedPolicyDocument", "Policy statement must contain resources."));
-            }
-            role.policies.insert(name.to_owned(), document.to_owned());
-            lake.store.put_role(role).await.map_err(internal)?;
-            Ok(response(action, NAMESPACE, ""))
+            let input: RolePolicy = decode(params)?;
+            let policy =
+                InlinePolicy { owner: input.role_name, name: input.policy_name, document: input.policy_document };
+            lake.put_role_policy(caller, policy).await?;
+            String::new()
         }
         "GetRolePolicy" => {
-            let role = find(lake, caller, required(params, "RoleName")?)?;
-            let name = required(params, "PolicyName")?;
-            let Some(document) = role.policies.get(name) else {
-                return Err(no_such(format!("The role policy with name {name} cannot be found.")));
-            };
-            Ok(response(
-                action,
-                NAMESPACE,
-                &format!(
-                    "<RoleName>{}</RoleName><PolicyName>{}</PolicyName><PolicyDocument>{}</PolicyDocument>",
-                    xml_escape(&role.name),
-                    xml_escape(name),
-                    encode(document)
-                ),
-            ))
+            let input: RolePolicyName = decode(params)?;
+            let policy = lake.get_role_policy(caller, &input.role_name, &input.policy_name)?;
+            format!(
+                "<RoleName>{}</RoleName><PolicyName>{}</PolicyName><PolicyDocument>{}</PolicyDocument>",
+                escape(&policy.owner),
+                escape(&policy.name),
+                encode(&policy.document)
+            )
         }
         "DeleteRolePolicy" => {
-            let mut role = find(lake, caller, required(params, "RoleName")?)?;
-            let name = required(params, "PolicyName")?;
-            if role.policies.remove(name).is_none() {
-                return Err(no_such(format!("The role policy with name {name} cannot be found.")));
-            }
-            lake.store.put_role(role).await.map_err(internal)?;
-            Ok(response(action, NAMESPACE, ""))
+            let input: RolePolicyName = decode(params)?;
+            lake.delete_role_policy(caller, &input.role_name, &input.policy_name).await?;
+            String::new()
         }
         "ListRolePolicies" => {
-            let role = find(lake, caller, required(params, "RoleName")?)?;
-            let members: String = role.policies.keys().map(|n| format!("<member>{}</member>", xml_escape(n))).collect();
-            Ok(response(
-                action,
-                NAMESPACE,
-                &format!("<IsTruncated>false</IsTruncated><PolicyNames>{members}</PolicyNames>"),
-            ))
+            let input: RoleName = decode(params)?;
+            let page = lake.list_role_policies(caller, &input.role_name, &decode::<Paging>(params)?.into())?;
+            format!("{}<PolicyNames>{}</PolicyNames>", truncation(&page.marker), names(&page.items))
+        }
+        "CreateUser" => {
+            let input: CreateUser = decode(params)?;
+            format!("<User>{}</User>", user_xml(&lake.create_user(caller, &input.user_name, input.path).await?))
+        }
+        "GetUser" => {
+            let input: MaybeUser = decode(params)?;
+            format!("<User>{}</User>", user_xml(&lake.get_user(caller, input.user_name.as_deref())?))
+        }
+        "ListUsers" => {
+            let page = lake.list_users(caller, &decode::<Paging>(params)?.into())?;
+            let members: String = page.items.iter().map(|u| format!("<member>{}</member>", user_xml(u))).collect();
+            format!("{}<Users>{members}</Users>", truncation(&page.marker))
+        }
+        "DeleteUser" => {
+            lake.delete_user(caller, &decode::<UserName>(params)?.user_name).await?;
+            String::new()
+        }
+        "CreateAccessKey" => {
+            let input: MaybeUser = decode(params)?;
+            let issued = lake.create_access_key(caller, input.user_name.as_deref()).await?;
+            format!(
+                "<AccessKey>{}<SecretAccessKey>{}</SecretAccessKey></AccessKey>",
+                key_xml(&issued.key),
+                escape(&issued.key.secret_access_key)
+            )
+        }
+        "ListAccessKeys" => {
+            let input: MaybeUser = decode(params)?;
+            let page = lake.list_access_keys(caller, input.user_name.as_deref(), &decode::<Paging>(params)?.into())?;
+            let members: String = page.items.iter().map(|k| format!("<member>{}</member>", key_xml(k))).collect();
+            format!("{}<AccessKeyMetadata>{members}</AccessKeyMetadata>", truncation(&page.marker))
+        }
+        "UpdateAccessKey" => {
+            let input: KeyStatus = decode(params)?;
+            lake.update_access_key(caller, input.user_name.as_deref(), &input.access_key_id, &input.status).await?;
+            String::new()
+        }
+        "DeleteAccessKey" => {
+            let input: KeyOfUser = decode(params)?;
+            lake.delete_access_key(caller, input.user_name.as_deref(), &input.access_key_id).await?;
+            String::new()
+        }
+        "PutUserPolicy" => {
+            let input: UserPolicy = decode(params)?;
+            let policy =
+                InlinePolicy { owner: input.user_name, name: input.policy_name, document: input.policy_document };
+            lake.put_user_policy(caller, policy).await?;
+            String::new()
+        }
+        "GetUserPolicy" => {
+            let input: UserPolicyName = decode(params)?;
+            let policy = lake.get_user_policy(caller, &input.user_name, &input.policy_name)?;
+            format!(
+                "<UserName>{}</UserName><PolicyName>{}</PolicyName><PolicyDocument>{}</PolicyDocument>",
+                escape(&policy.owner),
+                escape(&policy.name),
+                encode(&policy.document)
+            )
+        }
+        "DeleteUserPolicy" => {
+            let input: UserPolicyName = decode(params)?;
+            lake.delete_user_policy(caller, &input.user_name, &input.policy_name).await?;
+            String::new()
+        }
+        "ListUserPolicies" => {
+            let input: UserName = decode(params)?;
+            let page = lake.list_user_policies(caller, &input.user_name, &decode::<Paging>(params)?.into())?;
+            format!("{}<PolicyNames>{}</PolicyNames>", truncation(&page.marker), names(&page.items))
         }
         other => {
-            Err(AwsError::client("InvalidAction", format!("The action {other} is not valid for this web service.")))
-        }
-    }
-}
-
-async fn create_role(lake: &Lake, caller: &Caller, params: &HashMap<String, String>) -> Result<String, AwsError> {
-    let name = required(params, "RoleName")?;
-    check_name(name, "RoleName")?;
-    let document = required(params, "AssumeRolePolicyDocument")?;
-    check_trust_policy(document)?;
-    let path = params.get("Path").cloned().unwrap_or_else(|| "/".into());
-    if !path.starts_with('/') || !path.ends_with('/') || path.len() > 512 {
-        return Err(AwsError::client("ValidationError", format!("Path {path:?} must begin and end with '/'.")));
-    }
-    let max_session_duration: i64 = match params.get("MaxSessionDuration") {
-        None => 3600,
-        Some(text) => text.parse().ok().filter(|n| (3600..=43200).contains(n)).ok_or_else(|| {
-            AwsError::client(
-                "ValidationError",
-                format!("MaxSessionDuration {text:?} must be between 3600 and 43200 seconds."),
-            )
-        })?,
-    };
-    let exists = lake.store.role_named(&caller.account, name).is_some();
-    if exists {
-        return Err(AwsError::with_status(
-            409,
-            "EntityAlreadyExists",
-            format!("Role with name {name} already exists."),
-        ));
-    }
-    let role = Role {
-        arn: format!("arn:aws:iam::{}:role{path}{name}", caller.account),
-        account: caller.account.clone(),
-        name: name.to_owned(),
-        path,
-        role_id: format!("AROA{}", random_id(17)),
-        assume_role_policy: document.to_owned(),
-        max_session_duration,
-        description: params.get("Description").cloned().unwrap_or_default(),
-        policies: BTreeMap::new(),
-        created: now(),
-    };
-    lake.store.put_role(role.clone()).await.map_err(internal)?;
-    tracing::info!(arn = %role.arn, "Created a role.");
-    Ok(response("CreateRole", NAMESPACE, &format!("<Role>{}</Role>", role_xml(&role))))
-}
-
-fn find(lake: &Lake, caller: &Caller, name: &str) -> Result<Role, AwsError> {
-    lake.store
-        .role_named(&caller.account, name)
-        .ok_or_else(|| no_such(format!("The role with name {name} cannot be found.")))
-}
-
-fn no_such(message: String) -> AwsError {
-    AwsError::with_status(404, "NoSuchEntity", message)
-}
-
-fn check_name(name: &str, what: &str) -> Result<(), AwsError> {
-    if (1..=128).contains(&name.len()) && name.chars().all(|c| c.is_ascii_alphanumeric() || "+=,.@-_".contains(c)) {
-        Ok(())
-    } else {
-        Err(AwsError::client(
-            "ValidationError",
-            format!("{what} {name:?} must be 1 to 128 characters of letters, digits and +=,.@-_"),
-        ))
-    }
-}
-
-fn check_trust_policy(document: &str) -> Result<(), AwsError> {
-    let policy =
-        Policy::parse(document).map_err(|e| AwsError::client("MalformedPolicyDocument", format!("The policy {e}.")))?;
-    for statement in &policy.statements {
-        if statement.principals.is_none() {
             return Err(AwsError::client(
-                "MalformedPolicyDocument",
-                "AssumeRolePolicy policy statements must name a Principal.",
+                "InvalidAction",
+                format!("The action {other} is not valid for this web service."),
             ));
         }
-        if statement.actions.iter().any(|a| !a.starts_with("sts:") && a != "*") {
-            return Err(AwsError::client(
-                "MalformedPolicyDocument",
-                "AssumeRolePolicy policy may only allow sts: actions.",
-            ));
-        }
-    }
-    Ok(())
+    };
+    Ok(response(action, NAMESPACE, &result, request_id))
+}
+
+fn names(items: &[String]) -> String {
+    items.iter().map(|n| format!("<member>{}</member>", escape(n))).collect()
 }
 
 /// Policy documents travel URL-encoded in IAM responses.
@@ -208,18 +265,35 @@ fn encode(document: &str) -> String {
 fn role_xml(role: &Role) -> String {
     format!(
         "<Path>{}</Path><RoleName>{}</RoleName><RoleId>{}</RoleId><Arn>{}</Arn><CreateDate>{}</CreateDate><AssumeRolePolicyDocument>{}</AssumeRolePolicyDocument><Description>{}</Description><MaxSessionDuration>{}</MaxSessionDuration>",
-        xml_escape(&role.path),
-        xml_escape(&role.name),
+        escape(&role.path),
+        escape(&role.name),
         role.role_id,
-        xml_escape(&role.arn),
+        escape(&role.arn),
         iso(role.created),
         encode(&role.assume_role_policy),
-        xml_escape(&role.description),
+        escape(&role.description),
         role.max_session_duration
     )
 }
 
-fn internal(err: crate::error::LakeError) -> AwsError {
-    tracing::error!(error = %err, "Storage failed.");
-    AwsError::internal()
+fn user_xml(user: &User) -> String {
+    format!(
+        "<Path>{}</Path><UserName>{}</UserName><UserId>{}</UserId><Arn>{}</Arn><CreateDate>{}</CreateDate>",
+        escape(&user.path),
+        escape(&user.name),
+        user.user_id,
+        escape(&user.arn),
+        iso(user.created)
+    )
+}
+
+/// A key's metadata (never its secret).
+fn key_xml(key: &AccessKey) -> String {
+    format!(
+        "<UserName>{}</UserName><AccessKeyId>{}</AccessKeyId><Status>{}</Status><CreateDate>{}</CreateDate>",
+        escape(&key.user_name),
+        key.access_key_id,
+        if key.active { "Active" } else { "Inactive" },
+        iso(key.created)
+    )
 }

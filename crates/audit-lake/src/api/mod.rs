@@ -10,13 +10,12 @@
 //! bounded before they are buffered. Errors become protocol-shaped responses here, in one place
 //! ([`error_response`]), so that botocore and aws-sdk-rust raise the modelled exception types.
 
-pub mod sigv4;
-
 mod cloudtrail;
 mod cloudtrail_data;
 mod iam;
 mod query;
 mod sts;
+mod xml;
 
 use std::sync::Arc;
 
@@ -29,7 +28,12 @@ use axum::{
 };
 use http_serve::BodyError;
 
-use crate::{Lake, error::AwsError, identity::Caller};
+use crate::{
+    Lake,
+    error::AwsError,
+    identity::{AuthError, RequestHead},
+    sigv4,
+};
 
 /// The JSON 1.1 target prefixes of CloudTrail: botocore sends the namespaced form, aws-sdk-rust
 /// the bare service name.
@@ -76,7 +80,7 @@ async fn handle(State(lake): State<Arc<Lake>>, request: Request) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
     let protocol = classify(&parts.method, parts.uri.path(), &parts.headers);
-    let outcome = serve(&lake, protocol, parts, body).await;
+    let outcome = serve(&lake, protocol, parts, body, &request_id).await;
     let mut response = match outcome {
         Ok(reply) => ok_response(protocol, reply),
         Err(err) => {
@@ -151,10 +155,20 @@ async fn serve(
     protocol: Option<Protocol>,
     parts: axum::http::request::Parts,
     body: Body,
+    request_id: &str,
 ) -> Result<Reply, AwsError> {
+    let query_protocol = protocol == Some(Protocol::Query);
+    let head = RequestHead {
+        method: &parts.method,
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+    };
     // What the headers claim is checked before a byte of the body is read: a request that is not
     // signed, or signed by no key of the lake's, costs no body.
-    let claimed = claim(lake, protocol, &parts)?;
+    let claim =
+        lake.identity.claim(&head, protocol.map(Protocol::service)).map_err(|e| auth_error(e, query_protocol))?;
+    let service = claim.service().to_owned();
     // Bounded before it is buffered: by the declared length, then while reading.
     let body =
         http_serve::read_body(&parts.headers, body, lake.config.max_body_bytes).await.map_err(|err| match err {
@@ -162,7 +176,7 @@ async fn serve(
             BodyError::TimedOut(timeout) => AwsError::with_status(408, "RequestTimeout", timeout.to_string()),
             BodyError::Incomplete(_) => AwsError::client("IncompleteBody", "The request body could not be read."),
         })?;
-    let (caller, service) = verify(lake, claimed, &parts, &body)?;
+    let caller = lake.identity.verify(claim, &head, &body).map_err(|e| auth_error(e, query_protocol))?;
     let Some(protocol) = protocol else {
         return Err(AwsError::with_status(
             404,
@@ -209,9 +223,9 @@ async fn serve(
                 .await
                 .map(Reply::JsonText)
         }
-        Protocol::Query => {
-            query::dispatch(lake, &caller, &service, parts.uri.query().unwrap_or(""), &body).await.map(Reply::Xml)
-        }
+        Protocol::Query => query::dispatch(lake, &caller, &service, parts.uri.query().unwrap_or(""), &body, request_id)
+            .await
+            .map(Reply::Xml),
     }
 }
 
@@ -234,206 +248,38 @@ fn parse_json_object(body: &[u8]) -> Result<serde_json::Map<String, serde_json::
     }
 }
 
-/// A request's signature as its headers state it, with the key that must have made it: checked
-/// before the body is read ([`claim`]), verified over the body after ([`verify`]).
-struct Claimed<'a> {
-    auth: sigv4::Authorization<'a>,
-    amz_date: &'a str,
-    key: [u8; 32],
-    session: Option<crate::store::model::Session>,
-    query_protocol: bool,
-    now: i64,
-}
-
-/// Headers that choose what a request does: each must be signed when it is sent (AWS's rule for
-/// `x-amz-*`; `X-Amz-Target` picks the operation and `Content-Type` the protocol).
-fn steers(name: &str) -> bool {
-    name.starts_with("x-amz-") || name == "content-type"
-}
-
-/// The payload hashes a client may claim without hashing the body, which these services refuse.
-const UNHASHED_PAYLOADS: [&str; 2] = ["UNSIGNED-PAYLOAD", "STREAMING-"];
-
-/// Checks everything of a request's signature that its headers hold: the `Authorization` header's
-/// form, the key, the scope, the date, that every header steering the request is signed, and that
-/// the payload is claimed as its hash.
-fn claim<'a>(
-    lake: &Lake,
-    protocol: Option<Protocol>,
-    parts: &'a axum::http::request::Parts,
-) -> Result<Claimed<'a>, AwsError> {
-    let query_protocol = protocol == Some(Protocol::Query);
-    let Some(header) = parts.headers.get(header::AUTHORIZATION) else {
-        let code = if query_protocol { "MissingAuthenticationToken" } else { "MissingAuthenticationTokenException" };
-        return Err(AwsError::with_status(403, code, "Request is missing Authentication Token"));
-    };
-    let header = header
-        .to_str()
-        .map_err(|_| AwsError::client("IncompleteSignatureException", "The Authorization header is not ASCII."))?;
-    let incomplete = |m: String| {
-        AwsError::client(if query_protocol { "IncompleteSignature" } else { "IncompleteSignatureException" }, m)
-    };
-    let auth = sigv4::parse_authorization(header).map_err(|e| match e {
-        sigv4::SigError::Malformed(m) => incomplete(m),
-        _ => incomplete("The Authorization header is not a SigV4 signature.".into()),
-    })?;
-    let invalid_token = || invalid_token(query_protocol);
-    let session = if lake.identity.knows(auth.access_key_id) {
-        None
-    } else {
-        match lake.store.session(auth.access_key_id) {
-            Some(session) => Some(session),
-            None => return Err(invalid_token()),
+/// An authentication failure in the protocol's words: the query protocol (STS, IAM) and the JSON
+/// protocols name the same faults differently.
+fn auth_error(err: AuthError, query_protocol: bool) -> AwsError {
+    let pick = |query: &'static str, json: &'static str| if query_protocol { query } else { json };
+    match err {
+        AuthError::Missing => AwsError::with_status(
+            403,
+            pick("MissingAuthenticationToken", "MissingAuthenticationTokenException"),
+            "Request is missing Authentication Token",
+        ),
+        AuthError::Incomplete(message) => {
+            AwsError::client(pick("IncompleteSignature", "IncompleteSignatureException"), message)
         }
-    };
-    let signature_error = |m: String| signature_error(query_protocol, m);
-    if let Some(protocol) = protocol
-        && !protocol.service().contains(&auth.service)
-    {
-        return Err(signature_error(format!(
-            "Credential should be scoped to correct service: '{}'.",
-            protocol.service()[0]
-        )));
-    }
-    let amz_date = parts.headers.get("x-amz-date").and_then(|v| v.to_str().ok()).ok_or_else(|| {
-        incomplete("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.".into())
-    })?;
-    let signed_at = sigv4::parse_amz_date(amz_date)
-        .ok_or_else(|| incomplete(format!("X-Amz-Date {amz_date:?} is not YYYYMMDDTHHMMSSZ.")))?;
-    if &amz_date[..8] != auth.date {
-        return Err(signature_error(format!(
-            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{}'.",
-            auth.date,
-            &amz_date[..8]
-        )));
-    }
-    let now = audit_event::EventTime::now().unix_seconds();
-    let skew = lake.config.max_clock_skew.as_secs() as i64;
-    if now - signed_at > skew {
-        return Err(signature_error(format!(
-            "Signature expired: {amz_date} is now earlier than {} ({} - {} min.)",
-            sigv4_time(now - skew),
-            sigv4_time(now),
-            skew / 60
-        )));
-    }
-    if signed_at - now > skew {
-        return Err(signature_error(format!(
-            "Signature not yet current: {amz_date} is still later than {} ({} + {} min.)",
-            sigv4_time(now + skew),
-            sigv4_time(now),
-            skew / 60
-        )));
-    }
-    for name in parts.headers.keys().map(|n| n.as_str()).filter(|n| steers(n)) {
-        if !auth.signed_headers.contains(&name) {
-            return Err(incomplete(format!(
-                "The '{name}' header must be signed: list it in SignedHeaders, or do not send it."
-            )));
-        }
-    }
-    if let Some(claimed) = parts.headers.get("x-amz-content-sha256") {
-        let claimed = claimed.to_str().unwrap_or("");
-        if UNHASHED_PAYLOADS.iter().any(|p| claimed.starts_with(p)) {
-            return Err(incomplete(format!(
-                "x-amz-content-sha256 is {claimed:?}; {} signs its payload: send the hex SHA-256 of the body, or leave the header out.",
-                auth.service
-            )));
-        }
-    }
-    let key = match &session {
-        Some(session) => sigv4::signing_key(&session.secret_access_key, auth.date, auth.region, auth.service),
-        None => lake
-            .identity
-            .signing_key(auth.access_key_id, auth.date, auth.region, auth.service)
-            .ok_or_else(AwsError::internal)?,
-    };
-    Ok(Claimed { auth, amz_date, key, session, query_protocol, now })
-}
-
-fn invalid_token(query_protocol: bool) -> AwsError {
-    if query_protocol {
-        AwsError::with_status(403, "InvalidClientTokenId", "The security token included in the request is invalid.")
-    } else {
-        AwsError::with_status(
-            400,
-            "UnrecognizedClientException",
+        AuthError::InvalidToken => AwsError::with_status(
+            if query_protocol { 403 } else { 400 },
+            pick("InvalidClientTokenId", "UnrecognizedClientException"),
             "The security token included in the request is invalid.",
-        )
-    }
-}
-
-fn signature_error(query_protocol: bool, message: String) -> AwsError {
-    if query_protocol {
-        AwsError::with_status(403, "SignatureDoesNotMatch", message)
-    } else {
-        AwsError::with_status(400, "InvalidSignatureException", message)
-    }
-}
-
-/// Verifies the claimed signature over the request with its body, and resolves the caller.
-fn verify(
-    lake: &Lake,
-    claimed: Claimed<'_>,
-    parts: &axum::http::request::Parts,
-    body: &[u8],
-) -> Result<(Caller, String), AwsError> {
-    let Claimed { auth, amz_date, key, session, query_protocol, now } = claimed;
-    // The payload hash is always the body's own: a claimed one must be it.
-    if let Some(claimed) = parts.headers.get("x-amz-content-sha256") {
-        let computed = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body));
-        if !claimed.to_str().unwrap_or("").eq_ignore_ascii_case(&computed) {
-            return Err(AwsError::client(
-                "XAmzContentSHA256Mismatch",
-                "The provided 'x-amz-content-sha256' header does not match what was computed.",
-            ));
-        }
-    }
-    let headers: Vec<(String, String)> = parts
-        .headers
-        .iter()
-        .filter_map(|(name, value)| value.to_str().ok().map(|v| (name.as_str().to_owned(), v.to_owned())))
-        .collect();
-    let signable = sigv4::Signable {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
-        headers: &headers,
-        body,
-    };
-    sigv4::verify(&signable, &auth, amz_date, &key).map_err(|e| match e {
-        sigv4::SigError::Malformed(m) => AwsError::client(
-            if query_protocol { "IncompleteSignature" } else { "IncompleteSignatureException" },
-            m,
         ),
-        _ => signature_error(
-            query_protocol,
-            "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.".into(),
+        AuthError::Signature(message) => AwsError::with_status(
+            if query_protocol { 403 } else { 400 },
+            pick("SignatureDoesNotMatch", "InvalidSignatureException"),
+            message,
         ),
-    })?;
-    let token = parts.headers.get("x-amz-security-token").and_then(|v| v.to_str().ok());
-    let service = auth.service.to_owned();
-    let Some(session) = session else {
-        // A long-term key never carries a session token.
-        if token.is_some() {
-            return Err(invalid_token(query_protocol));
+        AuthError::Expired => {
+            AwsError::client("ExpiredTokenException", "The security token included in the request is expired")
         }
-        let caller = lake.identity.caller(auth.access_key_id, auth.region).ok_or_else(AwsError::internal)?;
-        return Ok((caller, service));
-    };
-    let presented = token.map(|t| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(t.as_bytes())));
-    if presented.as_deref() != Some(session.token_sha256.as_str()) {
-        return Err(invalid_token(query_protocol));
+        AuthError::PayloadMismatch => AwsError::client(
+            "XAmzContentSHA256Mismatch",
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        ),
+        AuthError::Internal => AwsError::internal(),
     }
-    if now >= session.expires {
-        return Err(AwsError::client("ExpiredTokenException", "The security token included in the request is expired"));
-    }
-    Ok((Caller::for_session(&session, auth.region), service))
-}
-
-fn sigv4_time(secs: i64) -> String {
-    let t = audit_event::EventTime::from_unix(secs, 0).to_string();
-    t.replace(['-', ':'], "")
 }
 
 fn ok_response(protocol: Option<Protocol>, reply: Reply) -> Response {
@@ -468,15 +314,10 @@ fn error_response(protocol: Protocol, err: &AwsError, request_id: &str) -> Respo
             let xml = format!(
                 "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>{kind}</Type><Code>{}</Code><Message>{}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>",
                 err.code,
-                xml_escape(&err.message)
+                xml::escape(&err.message)
             );
             builder.header(header::CONTENT_TYPE, "text/xml").body(Body::from(xml))
         }
     }
     .expect("valid response")
-}
-
-/// Escapes text for XML content.
-pub(crate) fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
 }

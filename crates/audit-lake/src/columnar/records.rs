@@ -22,6 +22,8 @@ use datafusion::arrow::{
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+pub use crate::store::Row;
+
 use audit_event::{
     EventTime,
     record::{EVENT_CATEGORY, EVENT_TYPE, EVENT_VERSION},
@@ -89,21 +91,6 @@ pub fn schema() -> SchemaRef {
             ]))
         })
         .clone()
-}
-
-/// One stored event as the lake's database holds it.
-#[derive(Debug, Clone, Copy)]
-pub struct Row<'a> {
-    /// The eventID assigned at ingestion.
-    pub event_id: &'a str,
-    /// The event's time (from `eventData.eventTime`), milliseconds since the epoch.
-    pub event_time_ms: i64,
-    /// When it was ingested, milliseconds since the epoch.
-    pub ingestion_time_ms: i64,
-    /// The channel it arrived on (`arn:aws:cloudtrail:<region>:<account>:channel/<id>`).
-    pub channel_arn: &'a str,
-    /// The producer's `eventData` text.
-    pub event_data: &'a str,
 }
 
 #[derive(Deserialize)]

@@ -68,7 +68,7 @@ use crate::{
     policy::{Policy, PolicyError},
     secrets::Sealer,
 };
-use model::{Channel, EventDataStore, IngestionStatus, Role, Session, StoredAccount};
+use model::{AccessKey, Channel, EventDataStore, IngestionStatus, Role, Session, StoredAccount, User};
 use wal_db::log::{self, LogReader, LogWriter};
 
 /// The database file name inside the data directory.
@@ -83,6 +83,21 @@ pub(crate) fn log_reader(db: &Path) -> LogReader {
 
 /// The most jobs committed in one transaction.
 const MAX_JOBS_PER_COMMIT: usize = 256;
+
+/// One stored event as the lake's database holds it, read for the columnar side.
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a> {
+    /// The eventID assigned at ingestion.
+    pub event_id: &'a str,
+    /// The event's time (from `eventData.eventTime`), milliseconds since the epoch.
+    pub event_time_ms: i64,
+    /// When it was ingested, milliseconds since the epoch.
+    pub ingestion_time_ms: i64,
+    /// The channel it arrived on (`arn:aws:cloudtrail:<region>:<account>:channel/<id>`).
+    pub channel_arn: &'a str,
+    /// The producer's `eventData` text.
+    pub event_data: &'a str,
+}
 
 /// An event ready to store.
 #[derive(Debug, Clone)]
@@ -146,6 +161,10 @@ pub struct Resources {
     pub roles: HashMap<String, Role>,
     /// STS sessions by temporary access key id.
     pub sessions: HashMap<String, Session>,
+    /// IAM users by ARN.
+    pub users: HashMap<String, User>,
+    /// Users' access keys by access key id (secrets opened).
+    pub access_keys: HashMap<String, AccessKey>,
     /// Every policy document of the roles (trust and inline) and channels, parsed once when
     /// written or loaded, by its text ([`Store::policy`]).
     parsed: HashMap<String, Arc<Policy>>,
@@ -158,7 +177,9 @@ impl Resources {
             .roles
             .values()
             .flat_map(|r| std::iter::once(r.assume_role_policy.as_str()).chain(r.policies.values().map(String::as_str)))
+            .chain(self.users.values().flat_map(|u| u.policies.values().map(String::as_str)))
             .chain(self.channels.values().filter_map(|c| c.resource_policy.as_deref()))
+            .chain(self.stores.values().filter_map(|s| s.resource_policy.as_deref()))
             .collect();
         let mut parsed = HashMap::with_capacity(texts.len());
         for text in texts {
@@ -210,6 +231,33 @@ impl Store {
     /// The STS session of temporary access key `access_key_id`.
     pub fn session(&self, access_key_id: &str) -> Option<Session> {
         self.read(|r| r.sessions.get(access_key_id).cloned())
+    }
+
+    /// The user `arn`.
+    pub fn user(&self, arn: &str) -> Option<User> {
+        self.read(|r| r.users.get(arn).cloned())
+    }
+
+    /// The user of `account` named `name` (IAM names are case-insensitive).
+    pub fn user_named(&self, account: &str, name: &str) -> Option<User> {
+        self.read(|r| {
+            r.users.values().find(|user| user.account == account && user.name.eq_ignore_ascii_case(name)).cloned()
+        })
+    }
+
+    /// The users of `account`.
+    pub fn users_of(&self, account: &str) -> Vec<User> {
+        self.read(|r| r.users.values().filter(|user| user.account == account).cloned().collect())
+    }
+
+    /// The access key `access_key_id` of a user (active or not).
+    pub fn access_key(&self, access_key_id: &str) -> Option<AccessKey> {
+        self.read(|r| r.access_keys.get(access_key_id).cloned())
+    }
+
+    /// The access keys of user `user_arn`.
+    pub fn access_keys_of(&self, user_arn: &str) -> Vec<AccessKey> {
+        self.read(|r| r.access_keys.values().filter(|k| k.user_arn == user_arn).cloned().collect())
     }
 
     /// The channel `arn`.
@@ -389,6 +437,43 @@ impl Store {
         Ok(())
     }
 
+    /// Creates or replaces a user, durably.
+    pub async fn put_user(&self, user: User) -> Result<(), LakeError> {
+        self.put_resource(&user.arn, "user", serde_json::to_string(&user).expect("serializable")).await?;
+        let mut resources = self.resources.write().expect("resources lock");
+        resources.users.insert(user.arn.clone(), user);
+        resources.reparse();
+        Ok(())
+    }
+
+    /// Deletes a user, durably (its access keys must be gone first).
+    pub async fn delete_user(&self, arn: &str) -> Result<(), LakeError> {
+        self.delete_resource(arn).await?;
+        let mut resources = self.resources.write().expect("resources lock");
+        resources.users.remove(arn);
+        resources.reparse();
+        Ok(())
+    }
+
+    /// Creates or replaces a user's access key, durably, its secret sealed on disk.
+    pub async fn put_access_key(&self, key: AccessKey) -> Result<(), LakeError> {
+        let sealed = AccessKey {
+            secret_access_key: self.sealer.seal(&key.access_key_id, &key.secret_access_key),
+            ..key.clone()
+        };
+        let row = format!("accesskey/{}", key.access_key_id);
+        self.put_resource(&row, "accesskey", serde_json::to_string(&sealed).expect("serializable")).await?;
+        self.resources.write().expect("resources lock").access_keys.insert(key.access_key_id.clone(), key);
+        Ok(())
+    }
+
+    /// Deletes a user's access key, durably: from then on it signs nothing.
+    pub async fn delete_access_key(&self, access_key_id: &str) -> Result<(), LakeError> {
+        self.delete_resource(&format!("accesskey/{access_key_id}")).await?;
+        self.resources.write().expect("resources lock").access_keys.remove(access_key_id);
+        Ok(())
+    }
+
     async fn delete_resource(&self, arn: &str) -> Result<(), LakeError> {
         let (done, wait) = oneshot::channel();
         self.jobs.send(Job::DeleteResource { arn: arn.to_owned(), done }).await.map_err(|_| LakeError::WriterGone)?;
@@ -470,7 +555,7 @@ impl Store {
         after: i64,
         limit: usize,
         store: Option<&str>,
-        mut each: impl FnMut(i64, &str, crate::columnar::Row<'_>) -> Result<(), LakeError>,
+        mut each: impl FnMut(i64, &str, Row<'_>) -> Result<(), LakeError>,
     ) -> Result<usize, LakeError> {
         let mut stmt = conn.prepare_cached(
             "SELECT e.seq, e.stores, e.event_id, e.event_time_ms, e.ingestion_time_ms, c.arn, e.event_data, e.log_offset
@@ -499,7 +584,7 @@ impl Store {
                     &event_data
                 }
             };
-            let row = crate::columnar::Row {
+            let row = Row {
                 event_id,
                 event_time_ms: row.get(3)?,
                 ingestion_time_ms: row.get(4)?,
@@ -611,6 +696,16 @@ fn load_resources(conn: &Connection, sealer: Option<&Sealer>) -> Result<Resource
             }
             "role" => {
                 resources.roles.insert(arn.clone(), serde_json::from_str(&body).map_err(corrupt)?);
+            }
+            "user" => {
+                resources.users.insert(arn.clone(), serde_json::from_str(&body).map_err(corrupt)?);
+            }
+            "accesskey" => {
+                let mut key: AccessKey = serde_json::from_str(&body).map_err(corrupt)?;
+                if let Some(sealer) = sealer {
+                    key.secret_access_key = sealer.open(&key.access_key_id, &key.secret_access_key)?;
+                }
+                resources.access_keys.insert(key.access_key_id.clone(), key);
             }
             "account" => {}
             "session" => {

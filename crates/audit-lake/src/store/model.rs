@@ -38,6 +38,9 @@ pub struct EventDataStore {
     pub created: f64,
     /// Last update time, epoch seconds.
     pub updated: f64,
+    /// The resource policy document, if any.
+    #[serde(default)]
+    pub resource_policy: Option<String>,
 }
 
 impl EventDataStore {
@@ -176,6 +179,57 @@ impl std::fmt::Debug for StoredAccount {
             .field("name", &self.name)
             .field("access_key_id", &self.access_key_id)
             .field("secret_access_key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// An IAM user: a long-term identity of an account, such as the vendor's proxy user that non-AWS
+/// workloads sign with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// `arn:aws:iam::<account>:user<path><name>`.
+    pub arn: String,
+    /// Owner account.
+    pub account: String,
+    /// Name, unique per account (case-insensitive, as in IAM).
+    pub name: String,
+    /// Path, `/` by default.
+    pub path: String,
+    /// The stable id (`AIDA…`).
+    pub user_id: String,
+    /// Inline permission policies by name.
+    pub policies: std::collections::BTreeMap<String, String>,
+    /// Creation time, epoch seconds.
+    pub created: i64,
+}
+
+/// A user's long-term access key. Its secret is kept as issued in memory and sealed on disk
+/// (SigV4 verification derives the signing key from it); it is shown to the caller once.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessKey {
+    /// The access key id (`AKIA…`).
+    pub access_key_id: String,
+    /// The secret access key.
+    pub secret_access_key: String,
+    /// The owning user's ARN.
+    pub user_arn: String,
+    /// The owning user's name.
+    pub user_name: String,
+    /// The owning user's account.
+    pub account: String,
+    /// Whether the key signs requests (`Active`) or is refused (`Inactive`).
+    pub active: bool,
+    /// Creation time, epoch seconds.
+    pub created: i64,
+}
+
+impl std::fmt::Debug for AccessKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessKey")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("user_arn", &self.user_arn)
+            .field("active", &self.active)
             .finish()
     }
 }

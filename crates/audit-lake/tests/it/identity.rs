@@ -208,9 +208,9 @@ async fn what_aws_refuses_is_refused() {
     let forged = SessionKeys { token: "forged".into(), ..publisher.clone() };
     let err = lake.sts_session(&forged).get_caller_identity().send().await.unwrap_err();
     assert_eq!(code(err), "InvalidClientTokenId");
-    let mut session = lake.lake.store.session(&publisher.id).unwrap();
+    let mut session = lake.lake.store().session(&publisher.id).unwrap();
     session.expires = 0;
-    lake.lake.store.put_session(session).await.unwrap();
+    lake.lake.store().put_session(session).await.unwrap();
     let err = lake.sts_session(&publisher).get_caller_identity().send().await.unwrap_err();
     assert_eq!(code(err), "ExpiredTokenException");
     let err = lake.data_session(&publisher).put_one(&channel_arn, "z", 3).await.unwrap_err();
@@ -335,7 +335,7 @@ async fn iam_roles_and_inline_policies() {
         .unwrap();
     assert_eq!(iam.list_role_policies().role_name("Auditor").send().await.unwrap().policy_names(), ["read"]);
     // Stored policies are parsed once, when written: every request evaluates the same parse.
-    let store = &lake.lake.store;
+    let store = &lake.lake.store();
     let stored = store.role_named("123456789012", "Auditor").unwrap();
     for text in std::iter::once(&stored.assume_role_policy).chain(stored.policies.values()) {
         assert!(std::sync::Arc::ptr_eq(&store.policy(text).unwrap(), &store.policy(text).unwrap()), "{text}");
@@ -395,7 +395,7 @@ async fn secret_keys_are_sealed_at_rest() {
         secret_access_key: old_secret.into(),
         token_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"old-token")),
         expires: i64::MAX / 2,
-        ..lake.lake.store.session(&proxy.id).unwrap()
+        ..lake.lake.store().session(&proxy.id).unwrap()
     };
     rusqlite_insert(&db, &format!("session/{}", old.access_key_id), &serde_json::to_string(&old).unwrap());
 

@@ -217,8 +217,8 @@ async fn an_acknowledged_event_is_queryable_at_once_and_after_compaction_and_res
         assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec![n.clone(), n]]);
     }
     publish(&lake, Who::Customer, &channel, &events[12..]).await;
-    lake.lake.columnar.flush_all().unwrap();
-    let files = lake.lake.columnar.file_bytes();
+    lake.lake.columnar().flush_all().unwrap();
+    let files = lake.lake.columnar().file_bytes();
     assert!(files.get(id(&arn)).copied().unwrap_or(0) > 0, "no Parquet file was written: {files:?}");
     let total = events.len().to_string();
     assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec![total.clone(), total.clone()]]);
@@ -428,18 +428,18 @@ async fn events_past_retention_are_not_returned() {
     }
     // The old ones and the recent ones land in separate files.
     publish(&lake, Who::Customer, &channel, &events[2..]).await;
-    lake.lake.columnar.flush_all().unwrap();
+    lake.lake.columnar().flush_all().unwrap();
     publish(&lake, Who::Customer, &channel, &events[..2]).await;
     let count = format!("SELECT count(*) FROM {}", id(&arn));
     assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["2".to_string()]]);
-    lake.lake.columnar.flush_all().unwrap();
+    lake.lake.columnar().flush_all().unwrap();
     // The file of expired events goes; the other stays. The compactor also sweeps, once at its
     // start and then every minute, so on a loaded machine its sweep may come first: the test
     // checks which files are left, not who dropped them.
     // A query planned before the drop holds its files (here: a snapshot, as StartQuery takes), so
     // the expired file stays on disk until it is done with it.
-    let held = lake.lake.columnar.snapshot(id(&arn)).unwrap();
-    lake.lake.columnar.drop_expired(now * 1000).unwrap();
+    let held = lake.lake.columnar().snapshot(id(&arn)).unwrap();
+    lake.lake.columnar().drop_expired(now * 1000).unwrap();
     let dir = lake.db().parent().unwrap().join(audit_lake::columnar::DIR).join(id(&arn));
     let files = || -> Vec<i64> {
         std::fs::read_dir(&dir)
@@ -455,12 +455,12 @@ async fn events_past_retention_are_not_returned() {
     let latest = files();
     assert_eq!(latest.len(), 1, "one file is left in {}", dir.display());
     assert!(latest[0] > (now - 86_400) * 1000, "the file left holds the recent events");
-    assert_eq!(lake.lake.columnar.drop_expired(now * 1000).unwrap(), 0);
+    assert_eq!(lake.lake.columnar().drop_expired(now * 1000).unwrap(), 0);
     assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["2".to_string()]]);
 
     // The database's copies of the expired events go too (the compactor does this once a minute;
     // here it may already have), and only theirs.
-    let columnar = lake.lake.columnar.clone();
+    let columnar = lake.lake.columnar().clone();
     tokio::task::spawn_blocking(move || columnar.forget_expired_events(now * 1000)).await.unwrap().unwrap();
     let mut kept = Vec::new();
     audit_lake::store::Store::scan_store(&lake.db(), id(&arn), |record| {
@@ -474,7 +474,7 @@ async fn events_past_retention_are_not_returned() {
         .map(|e| serde_json::from_str::<Value>(e).unwrap()["UID"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(kept, recent, "only the recent events are left in the database");
-    let columnar = lake.lake.columnar.clone();
+    let columnar = lake.lake.columnar().clone();
     let again = tokio::task::spawn_blocking(move || columnar.forget_expired_events(now * 1000)).await.unwrap();
     assert_eq!(again.unwrap(), 0, "nothing more is past retention");
     assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["2".to_string()]]);
@@ -502,26 +502,26 @@ async fn events_after_everything_expired_are_still_returned() {
     };
     let events = fixture();
     publish(&lake, Who::Customer, &channel, &aged(&events[..3], 10 * 86_400)).await;
-    lake.lake.columnar.flush_all().unwrap();
-    let columnar = lake.lake.columnar.clone();
+    lake.lake.columnar().flush_all().unwrap();
+    let columnar = lake.lake.columnar().clone();
     tokio::task::spawn_blocking(move || columnar.forget_expired_events(now * 1000)).await.unwrap().unwrap();
     let count = format!("SELECT count(*) FROM {}", id(&arn));
     assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["0".to_string()]]);
 
     publish(&lake, Who::Customer, &channel, &aged(&events[3..5], 60)).await;
     assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["2".to_string()]], "before compaction");
-    lake.lake.columnar.flush_all().unwrap();
+    lake.lake.columnar().flush_all().unwrap();
     assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["2".to_string()]], "after compaction");
 
     // Once more across a restart, with the recent ones expired by a later clock.
     let later = now + 30 * 86_400;
-    let columnar = lake.lake.columnar.clone();
+    let columnar = lake.lake.columnar().clone();
     tokio::task::spawn_blocking(move || columnar.forget_expired_events(later * 1000)).await.unwrap().unwrap();
     let dir = lake.stop().await;
     let lake = TestLake::start_with(dir, |_| {}).await;
     let ct = lake.cloudtrail(Who::Customer);
     publish(&lake, Who::Customer, &channel, &aged(&events[5..6], 60)).await;
-    lake.lake.columnar.flush_all().unwrap();
+    lake.lake.columnar().flush_all().unwrap();
     assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["3".to_string()]], "after a restart");
 }
 
@@ -571,7 +571,7 @@ async fn a_database_from_before_the_event_log_is_read_and_extended() {
     let ct = lake.cloudtrail(Who::Customer);
     let count = format!("SELECT count(*) FROM {}", id(&arn));
     assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["5".to_string()]]);
-    lake.lake.columnar.flush_all().unwrap();
+    lake.lake.columnar().flush_all().unwrap();
     assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["5".to_string()]]);
 }
 
@@ -622,16 +622,16 @@ async fn an_unreadable_stored_event_is_quarantined_and_its_store_stays_queryable
 
     // As an older lake stored it: straight into the store, past validation (the fault injected).
     publish(&lake, Who::Customer, &channel_arn, &events[1..6]).await;
-    let channel = lake.lake.store.channel(&channel_arn).unwrap();
+    let channel = lake.lake.store().channel(&channel_arn).unwrap();
     let bad = audit_lake::store::NewEvent {
         entry_id: "poison".into(),
         event_id: uuid::Uuid::new_v4().to_string(),
         event_time_ms: 1_790_812_800_000,
         event_data: poison,
     };
-    let status = lake.lake.store.ingestion(&channel_arn);
+    let status = lake.lake.store().ingestion(&channel_arn);
     lake.lake
-        .store
+        .store()
         .put_events(&channel, vec![id(&arn).to_owned()], 1_790_812_800_000, vec![bad], status)
         .await
         .unwrap();
@@ -642,16 +642,16 @@ async fn an_unreadable_stored_event_is_quarantined_and_its_store_stays_queryable
     // At once (the rows the compactor has not reached are converted for the query) ...
     assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["11".to_owned(), "11".to_owned()]]);
     // ... once the compactor wrote files ...
-    lake.lake.columnar.flush_all().unwrap();
+    lake.lake.columnar().flush_all().unwrap();
     assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["11".to_owned(), "11".to_owned()]]);
-    assert!(lake.lake.columnar.file_bytes().get(id(&arn)).copied().unwrap_or(0) > 0);
-    assert_eq!(lake.lake.columnar.quarantined(), 1, "counted once, however often it was read");
+    assert!(lake.lake.columnar().file_bytes().get(id(&arn)).copied().unwrap_or(0) > 0);
+    assert_eq!(lake.lake.columnar().quarantined(), 1, "counted once, however often it was read");
     // ... and after a restart, with more events.
     let dir = lake.stop().await;
     let lake = TestLake::start_in(dir).await;
     publish(&lake, Who::Customer, &channel_arn, &events[12..15]).await;
     let ct = lake.cloudtrail(Who::Customer);
     assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["14".to_owned(), "14".to_owned()]]);
-    lake.lake.columnar.flush_all().unwrap();
+    lake.lake.columnar().flush_all().unwrap();
     assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["14".to_owned(), "14".to_owned()]]);
 }

@@ -68,7 +68,7 @@ fn stored_events_of_the_class_are_converted_or_set_aside_never_stuck() {
                 let lake = TestLake::start_with(tempfile::tempdir().unwrap(), |c| c.columnar.flush_rows = 5).await;
                 let (arn, channel_arn) = store_and_channel_kept(&lake, "class", Some(3653)).await;
                 let store_id = arn.rsplit('/').next().unwrap().to_owned();
-                let channel = lake.lake.store.channel(&channel_arn).unwrap();
+                let channel = lake.lake.store().channel(&channel_arn).unwrap();
                 let events: Vec<audit_lake::store::NewEvent> = fields
                     .iter()
                     .enumerate()
@@ -86,7 +86,7 @@ fn stored_events_of_the_class_are_converted_or_set_aside_never_stuck() {
                     .count();
                 let status = Default::default();
                 lake.lake
-                    .store
+                    .store()
                     .put_events(&channel, vec![store_id.clone()], 1_795_000_000_000, events, status)
                     .await
                     .unwrap();
@@ -94,9 +94,9 @@ fn stored_events_of_the_class_are_converted_or_set_aside_never_stuck() {
                 let count = format!("SELECT count(*) FROM {store_id}");
                 let counted = |rows: Vec<Vec<String>>| rows[0][0].parse::<usize>().unwrap();
                 prop_assert_eq!(counted(query_rows(&ct, &count).await), readable);
-                lake.lake.columnar.flush_all().map_err(|e| TestCaseError::fail(e.to_string()))?;
+                lake.lake.columnar().flush_all().map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert_eq!(counted(query_rows(&ct, &count).await), readable);
-                prop_assert_eq!(lake.lake.columnar.quarantined() as usize, fields.len() - readable);
+                prop_assert_eq!(lake.lake.columnar().quarantined() as usize, fields.len() - readable);
                 // Every readable map stays queryable through the JSON functions.
                 let keys = format!("SELECT count(element_at(eventData.requestParameters, 'x')) FROM {store_id}");
                 prop_assert_eq!(counted(query_rows(&ct, &keys).await), 0);

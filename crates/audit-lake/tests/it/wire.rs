@@ -2,8 +2,8 @@
 //! answer is an AWS-shaped error, and the lake keeps serving.
 
 use audit_lake::{
-    api::sigv4,
     config::{CUSTOMER_ACCESS_KEY_ID, CUSTOMER_SECRET_ACCESS_KEY},
+    sigv4,
 };
 use proptest::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

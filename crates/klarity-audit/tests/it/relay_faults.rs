@@ -15,8 +15,8 @@ use std::{
 
 use audit_event::Catalog;
 use audit_lake::{
-    api::sigv4,
     config::{VENDOR_ACCESS_KEY_ID, VENDOR_SECRET_ACCESS_KEY},
+    sigv4,
 };
 use audit_relay::{
     registry::{DeliveryMode, Grant, Tenant},

@@ -25,11 +25,12 @@ pub(super) async fn dispatch(lake: &Lake, caller: &Caller, operation: &str, inpu
     if let Some(result) = queries::dispatch(lake, caller, operation, &input).await {
         return result; // authorized per store the query reads
     }
+    let resource = resource_of(caller, operation, &input);
     crate::authz::require(
-        lake,
+        lake.store(),
         caller,
         &action,
-        &resource_of(caller, operation, &input),
+        crate::authz::Target::owned(&resource, &caller.account),
         "AccessDeniedException",
         400,
     )?;
@@ -308,6 +309,7 @@ async fn create_event_data_store(lake: &Lake, caller: &Caller, input: &Input) ->
         billing_mode: billing,
         created,
         updated: created,
+        resource_policy: None,
     };
     lake.store.put_store(store.clone()).await.map_err(internal)?;
     tracing::info!(arn = %store.arn, account = %caller.account, "Created an event data store.");

@@ -40,7 +40,15 @@ pub(super) async fn dispatch(
 
 fn authorize(lake: &Lake, caller: &Caller, operation: &str, stores: &[String]) -> Result<(), AwsError> {
     for arn in stores {
-        crate::authz::require(lake, caller, &format!("cloudtrail:{operation}"), arn, "AccessDeniedException", 400)?;
+        let target = crate::authz::Target::owned(arn, &caller.account);
+        crate::authz::require(
+            lake.store(),
+            caller,
+            &format!("cloudtrail:{operation}"),
+            target,
+            "AccessDeniedException",
+            400,
+        )?;
     }
     Ok(())
 }

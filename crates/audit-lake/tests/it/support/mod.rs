@@ -57,7 +57,7 @@ impl TestLake {
     }
 
     pub(crate) fn db(&self) -> std::path::PathBuf {
-        self.lake.store.path().to_owned()
+        self.lake.store().path().to_owned()
     }
 
     pub(crate) fn cloudtrail(&self, who: Who) -> aws_sdk_cloudtrail::Client {

@@ -176,7 +176,7 @@ pub(crate) async fn run(
     let progress = Progress::new(!args.json && std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let lake_dir = root.join("lake");
     let lake = audit_lake::Lake::open(audit_lake::LakeConfig { data_dir: lake_dir.clone(), ..Default::default() })?;
-    let columnar = lake.columnar.clone();
+    let columnar = lake.columnar().clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let endpoint = format!("http://{}", listener.local_addr()?);
     let lake_stop = stop.clone();

@@ -269,7 +269,7 @@ pub(crate) fn lake_call_as(
 ) -> (u16, String) {
     use std::io::{Read, Write};
 
-    use audit_lake::api::sigv4;
+    use audit_lake::sigv4;
     let host = endpoint.trim_start_matches("http://").to_owned();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let amz_date = audit_event::EventTime::from_unix(now, 0).to_string().replace(['-', ':'], "");

@@ -16,7 +16,7 @@ struct Vector {
 }
 
 fn vectors() -> (String, Vec<Vector>) {
-    let data: Value = serde_json::from_str(include_str!("../../../tests/data/sigv4-vectors.json")).unwrap();
+    let data: Value = serde_json::from_str(include_str!("../../tests/data/sigv4-vectors.json")).unwrap();
     let secret = data["credentials"]["secret_access_key"].as_str().unwrap().to_owned();
     let vectors = data["requests"]
         .as_array()
