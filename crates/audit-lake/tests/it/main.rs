@@ -8,4 +8,5 @@ mod put_audit_events;
 mod query;
 mod support;
 mod surrogates;
+mod users;
 mod wire;

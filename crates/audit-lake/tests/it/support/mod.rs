@@ -94,7 +94,7 @@ impl TestLake {
 }
 
 /// Credentials of a session from `AssumeRole`.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub(crate) struct SessionKeys {
     pub(crate) id: String,
     pub(crate) secret: String,
@@ -124,11 +124,15 @@ impl TestLake {
 
     pub(crate) fn iam(&self, who: Who) -> aws_sdk_iam::Client {
         let (id, secret) = who.keys();
+        self.iam_with(id, secret, None)
+    }
+
+    pub(crate) fn iam_with(&self, id: &str, secret: &str, token: Option<String>) -> aws_sdk_iam::Client {
         let config = aws_sdk_iam::Config::builder()
             .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
             .region(aws_sdk_iam::config::Region::new("us-east-1"))
             .endpoint_url(&self.endpoint)
-            .credentials_provider(aws_sdk_iam::config::Credentials::new(id, secret, None, None, "test"))
+            .credentials_provider(aws_sdk_iam::config::Credentials::new(id, secret, token, None, "test"))
             .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled())
             .build();
         aws_sdk_iam::Client::from_conf(config)
