@@ -161,18 +161,31 @@ pub(crate) enum Command {
     #[command(display_order = 4)]
     Onboard(OnboardArgs),
 
-    /// Send events to the relay from files or standard input (JSON object, array or NDJSON).
+    /// Send events to the relay, or straight to a customer's channel, from files or standard
+    /// input (JSON object, array or NDJSON).
     ///
     /// Events go in batches; NDJSON is streamed. Each refused event is printed as
     /// FILE:LINE:COLUMN: PATH: MESSAGE [Code/rule]; the exit status is 0 when all were accepted, 1
-    /// when any was refused, 2 on errors (the relay unreachable, the token refused).
+    /// when any was refused, 2 on errors (the relay unreachable, the token refused, a role not
+    /// assumed).
     ///
-    /// The app token comes from KLARITY_TOKEN or --token-file; the relay fills UID and
-    /// recipientAccountId when they are absent.
+    /// To the relay: the app token comes from KLARITY_TOKEN or --token-file; the relay fills UID
+    /// and recipientAccountId when they are absent.
+    ///
+    /// With --direct (the seed's path for workloads outside AWS: VMs, servers, Kubernetes): no
+    /// relay; the machine holds only the vendor's proxy user's keys, found by AWS's standard
+    /// credential chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or --profile, …). It
+    /// assumes --proxy-role-arn, then the customer's --role-arn with --external-id, and calls
+    /// PutAuditEvents on --channel-arn: each event checked and completed as the relay does it,
+    /// with its checksum, 100 per call, throttling and server errors retried.
     #[command(
         after_help = "Examples:\n  export KLARITY_TOKEN=kat_…\n  klarity-audit send --tenant demo event.json\n  \
         producer | klarity-audit send --tenant demo --relay-url https://relay.example.com\n  \
-        klarity-audit send --tenant demo examples/events.ndjson"
+        klarity-audit send --tenant demo examples/events.ndjson\n  \
+        AWS_PROFILE=klarity-proxy-user klarity-audit send --direct \\\n      \
+        --proxy-role-arn arn:aws:iam::855341727128:role/KlarityProxy \\\n      \
+        --role-arn arn:aws:iam::123456789012:role/CTEventPublisher --external-id … \\\n      \
+        --channel-arn arn:aws:cloudtrail:us-east-1:123456789012:channel/… events.ndjson"
     )]
     #[command(display_order = 2)]
     Send(SendArgs),
@@ -201,9 +214,9 @@ pub(crate) enum Command {
 
 #[derive(Debug, Args)]
 pub(crate) struct SendArgs {
-    /// The tenant to publish into.
-    #[arg(long)]
-    pub(crate) tenant: String,
+    /// The tenant to publish into (through the relay).
+    #[arg(long, required_unless_present = "direct")]
+    pub(crate) tenant: Option<String>,
     /// Files of events; `-` (or none) reads standard input.
     #[arg(value_name = "FILE")]
     pub(crate) files: Vec<PathBuf>,
@@ -216,9 +229,31 @@ pub(crate) struct SendArgs {
     /// A file holding the app token.
     #[arg(long, value_name = "FILE", conflicts_with = "token")]
     pub(crate) token_file: Option<PathBuf>,
-    /// Events per request.
+    /// Events per request (at most 100 with --direct, PutAuditEvents' limit).
     #[arg(long, default_value_t = 500)]
     pub(crate) batch: usize,
+    /// Publish straight to the customer's channel with PutAuditEvents, through the role chain,
+    /// instead of through a relay.
+    #[arg(long, conflicts_with_all = ["tenant", "token_file"], requires_all = ["channel_arn", "role_arn"])]
+    pub(crate) direct: bool,
+    /// With --direct: the customer's channel.
+    #[arg(long, value_name = "ARN", requires = "direct")]
+    pub(crate) channel_arn: Option<String>,
+    /// With --direct: the customer's role that may call PutAuditEvents on the channel.
+    #[arg(long, value_name = "ARN", requires = "direct")]
+    pub(crate) role_arn: Option<String>,
+    /// With --direct: the external ID the customer's role trusts.
+    #[arg(long, value_name = "ID", env = "KLARITY_EXTERNAL_ID", requires = "direct")]
+    pub(crate) external_id: Option<String>,
+    /// With --direct: the vendor's proxy role, assumed first (with the proxy user's keys).
+    #[arg(long, value_name = "ARN", requires = "direct")]
+    pub(crate) proxy_role_arn: Option<String>,
+    /// With --direct: another endpoint than AWS's, such as the local lake (http://127.0.0.1:4566).
+    #[arg(long, value_name = "URL", requires = "direct")]
+    pub(crate) endpoint_url: Option<String>,
+    /// With --direct: take the keys from this profile of the AWS config and credentials files.
+    #[arg(long, value_name = "NAME", requires = "direct")]
+    pub(crate) profile: Option<String>,
 }
 
 #[derive(Debug, Args)]

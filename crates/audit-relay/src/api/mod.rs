@@ -251,9 +251,8 @@ async fn ingest(
             ));
             continue;
         }
-        let checked = submit.validate(raw);
-        let given_uid = checked.uid.as_deref().map(str::to_owned);
-        if let Some(source) = checked.event_source.as_deref()
+        let prepared = prepare(raw, &submit, &put, tenant.account());
+        if let Some(source) = prepared.event_source.as_deref()
             && source != grant.source
         {
             let message = format!(
@@ -262,32 +261,20 @@ async fn ingest(
             );
             rejected.push(rejection(
                 index,
-                given_uid,
+                prepared.uid,
                 vec![problem("eventData.eventSource", "token_application", "InvalidEventSource", &message)],
             ));
             continue;
         }
-        let mut violations = checked.violations;
-        if checked.absent.uid {
-            // The relay provides it.
-            violations.retain(|v| !(v.path == "eventData.UID" && v.rule == audit_event::Rule::Required));
-        }
-        if !checked.absent.recipient_account_id && checked.recipient_account_id.is_none() {
-            // Present but null or empty: only the complete contract says what is wrong.
-            violations = put.validate(raw).violations;
-        }
-        if !violations.is_empty() {
-            let problems =
-                violations.iter().map(|v| problem(&v.path, v.rule.name(), v.code().as_str(), &v.message)).collect();
-            rejected.push(rejection(index, given_uid, problems));
-            continue;
-        }
-        let uid = given_uid.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
-        let text = splice(
-            raw,
-            checked.absent.uid.then_some(("UID", uid.as_str())),
-            checked.absent.recipient_account_id.then_some(("recipientAccountId", tenant.account())),
-        );
+        let (uid, text) = match prepared.outcome {
+            Ok(ready) => ready,
+            Err(violations) => {
+                let problems =
+                    violations.iter().map(|v| problem(&v.path, v.rule.name(), v.code().as_str(), &v.message)).collect();
+                rejected.push(rejection(index, prepared.uid, problems));
+                continue;
+            }
+        };
         uids.push((index, uid.clone()));
         fresh.push(NewEvent { tenant: tenant.id.clone(), source: grant.source.clone(), uid, event_data: text });
     }
@@ -339,6 +326,48 @@ async fn status(
         "acceptedAt": time(status.accepted_ms),
     }))
     .into_response())
+}
+
+/// One event as submitted, checked and completed for `PutAuditEvents` ([`prepare`]).
+#[derive(Debug)]
+pub struct Prepared {
+    /// Its `eventSource`, when it has one.
+    pub event_source: Option<String>,
+    /// The UID it was given with, if any.
+    pub uid: Option<String>,
+    /// Its UID (the given one, or a new UUIDv7) and its text with `UID` and `recipientAccountId`
+    /// added when absent; or what is wrong with it.
+    pub outcome: Result<(String, String), Vec<audit_event::Violation>>,
+}
+
+/// Checks one submitted event (a JSON object's text) as the relay accepts it — against the
+/// contract as submitted (`submit`, with the catalog and the channel owner's `account`), the
+/// complete contract (`put`) when a field it adds is present but empty — and adds the fields a
+/// publisher may leave out: `UID` (a new UUIDv7) and `recipientAccountId` (`account`). The relay's
+/// ingest and `klarity-audit send --direct` both use it, so both accept the same events.
+pub fn prepare(raw: &str, submit: &Validator, put: &Validator, account: &str) -> Prepared {
+    let checked = submit.validate(raw);
+    let given_uid = checked.uid.as_deref().map(str::to_owned);
+    let event_source = checked.event_source.as_deref().map(str::to_owned);
+    let mut violations = checked.violations;
+    if checked.absent.uid {
+        // The relay provides it.
+        violations.retain(|v| !(v.path == "eventData.UID" && v.rule == audit_event::Rule::Required));
+    }
+    if !checked.absent.recipient_account_id && checked.recipient_account_id.is_none() {
+        // Present but null or empty: only the complete contract says what is wrong.
+        violations = put.validate(raw).violations;
+    }
+    if !violations.is_empty() {
+        return Prepared { event_source, uid: given_uid, outcome: Err(violations) };
+    }
+    let uid = given_uid.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let text = splice(
+        raw,
+        checked.absent.uid.then_some(("UID", uid.as_str())),
+        checked.absent.recipient_account_id.then_some(("recipientAccountId", account)),
+    );
+    Prepared { event_source, uid: given_uid, outcome: Ok((uid, text)) }
 }
 
 /// The ingest answer, serialized straight from these (a `Value` per event cost a map each).

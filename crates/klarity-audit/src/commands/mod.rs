@@ -30,7 +30,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dlq(args) => dlq::run(&args),
         Command::Bench(args) => bench::run(&cli.global, &args),
         Command::Onboard(args) => onboard::run(&args),
-        Command::Send(args) => send::run(&args),
+        Command::Send(args) => send::run(&cli.global, &args),
         Command::Query(args) => query::run(&args),
     }
 }

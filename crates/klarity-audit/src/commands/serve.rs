@@ -2,7 +2,9 @@
 //! world, made through the same AWS APIs a customer and the vendor would call.
 //!
 //! First start (no `serve.json` in the data directory):
-//! 1. the vendor account 855341727128 gets a proxy role (`KlarityProxy`) that may assume roles;
+//! 1. the vendor account 855341727128 gets a proxy role (`KlarityProxy`) that may assume roles,
+//!    and a proxy user (`klarity-proxy-user`) allowed only to assume the proxy role, with an access
+//!    key for workloads outside AWS (`send --direct`);
 //! 2. the demo customer account 123456789012 gets, through `onboard apply`, an event data store for
 //!    integration events, a channel, and `CTEventPublisher` trusting the vendor with a generated
 //!    external ID;
@@ -10,7 +12,8 @@
 //!    application of the catalog, and an admin token.
 //!
 //! What was made is kept in `serve.json` (readable by the owner only), so a second start reuses
-//! everything. The tokens are printed once, when they are made, and kept nowhere in the clear:
+//! everything. The tokens and the proxy user's secret key are printed once, when they are made,
+//! and kept nowhere in the clear (the lake keeps the key's secret sealed):
 //! `serve.json` holds the admin token's SHA-256 and the first characters of each app token, and
 //! later starts print those, masked.
 
@@ -37,6 +40,9 @@ const TENANT: &str = "demo";
 /// The vendor's proxy role.
 const PROXY_ROLE: &str = "KlarityProxy";
 
+/// The vendor's proxy user, for workloads outside AWS.
+const PROXY_USER: &str = "klarity-proxy-user";
+
 /// The demo customer's role (the seed's example name).
 const CUSTOMER_ROLE: &str = "CTEventPublisher";
 
@@ -48,6 +54,12 @@ struct World {
     external_id: String,
     store_arn: String,
     channel_arn: String,
+    /// The vendor's proxy user and its access key id (empty in a file from before it existed; made
+    /// at the next start).
+    #[serde(default)]
+    proxy_user_arn: String,
+    #[serde(default)]
+    proxy_user_key_id: String,
     /// Each app token's first characters, by event source, to recognise it by.
     #[serde(default)]
     token_hints: Vec<(String, String)>,
@@ -68,6 +80,9 @@ struct Secrets {
     admin_token: String,
     tokens: Vec<(String, String)>,
 }
+
+/// The proxy user's secret key, when it was made at this start: printed once, then gone.
+struct UserSecret(String);
 
 impl World {
     fn store_id(&self) -> &str {
@@ -144,6 +159,14 @@ async fn serve(args: &ServeArgs, catalog: audit_event::Catalog) -> anyhow::Resul
     if registry.tenant(TENANT)?.is_none() {
         register_tenant(&registry, &world, &catalog)?;
     }
+    let mut world = world;
+    let user_secret = if world.proxy_user_key_id.is_empty() {
+        let secret = proxy_user(&lake_url, &mut world).await.context("making the vendor's proxy user")?;
+        write_world(&state_path, &world)?;
+        Some(secret)
+    } else {
+        None
+    };
 
     // The relay.
     let relay_config = audit_relay::RelayConfig {
@@ -159,7 +182,7 @@ async fn serve(args: &ServeArgs, catalog: audit_event::Catalog) -> anyhow::Resul
     let relay_url = format!("http://{}", relay_listener.local_addr()?);
     let relay_task = tokio::spawn(audit_relay::run(relay_config, relay_listener, catalog.clone(), stop.clone()));
 
-    let _ = print_welcome(data, &lake_url, &relay_url, &world, secrets.as_ref(), &catalog);
+    let _ = print_welcome(data, &lake_url, &relay_url, &world, secrets.as_ref(), user_secret.as_ref(), &catalog);
 
     let trigger = stop.clone();
     tokio::select! {
@@ -227,6 +250,8 @@ async fn bootstrap(
 
     let mut world = World {
         proxy_role_arn,
+        proxy_user_arn: String::new(),
+        proxy_user_key_id: String::new(),
         role_arn: handover.role_arn.unwrap_or_default(),
         external_id: handover.external_id,
         store_arn: handover.event_data_store_arn,
@@ -249,6 +274,46 @@ async fn bootstrap(
         tokens.push((app.event_source.clone(), token));
     }
     Ok((world, tokens))
+}
+
+/// Makes the vendor's proxy user — allowed only `sts:AssumeRole` on the proxy role — and its
+/// access key (the seed's path for workloads outside AWS); returns the key's secret.
+async fn proxy_user(lake_url: &str, world: &mut World) -> anyhow::Result<UserSecret> {
+    let target = Target { endpoint: Some(lake_url.to_owned()), region: "us-east-1".into() };
+    let vendor = Keys::local(audit_lake::config::VENDOR_ACCESS_KEY_ID, audit_lake::config::VENDOR_SECRET_ACCESS_KEY);
+    let iam = client!(aws_sdk_iam, &target, &vendor);
+    let arn = match iam.get_user().user_name(PROXY_USER).send().await {
+        Ok(out) => out.user().map(|u| u.arn().to_owned()).unwrap_or_default(),
+        Err(err) if describe(&err).0 == "NoSuchEntity" => {
+            let made = iam
+                .create_user()
+                .user_name(PROXY_USER)
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("creating the proxy user: {}", describe(&e).1))?;
+            made.user().map(|u| u.arn().to_owned()).unwrap_or_default()
+        }
+        Err(err) => bail!("reading the proxy user: {}", describe(&err).1),
+    };
+    let only_the_proxy_role = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": "sts:AssumeRole", "Resource": world.proxy_role_arn}]});
+    iam.put_user_policy()
+        .user_name(PROXY_USER)
+        .policy_name("AssumeProxyRole")
+        .policy_document(only_the_proxy_role.to_string())
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("giving the proxy user its permission: {}", describe(&e).1))?;
+    let key = iam
+        .create_access_key()
+        .user_name(PROXY_USER)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("making the proxy user's access key: {}", describe(&e).1))?;
+    let key = key.access_key().context("the lake answered no access key")?;
+    world.proxy_user_arn = arn;
+    world.proxy_user_key_id = key.access_key_id().to_owned();
+    Ok(UserSecret(key.secret_access_key().to_owned()))
 }
 
 fn register_tenant(registry: &Registry, world: &World, catalog: &audit_event::Catalog) -> anyhow::Result<()> {
@@ -309,6 +374,7 @@ fn print_welcome(
     relay_url: &str,
     world: &World,
     secrets: Option<&Secrets>,
+    user_secret: Option<&UserSecret>,
     catalog: &audit_event::Catalog,
 ) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
@@ -338,6 +404,19 @@ fn print_welcome(
         audit_lake::config::VENDOR_ACCOUNT,
         world.external_id
     )?;
+    writeln!(out, "  vendor proxy user {} (may only assume the proxy role)", world.proxy_user_arn)?;
+    match user_secret {
+        Some(secret) => writeln!(
+            out,
+            "    access key {} secret {} (shown this once: the lake keeps it sealed; note it now)",
+            world.proxy_user_key_id, secret.0
+        )?,
+        None => writeln!(
+            out,
+            "    access key {} (its secret was shown when it was made; `aws iam create-access-key --user-name {PROXY_USER} --endpoint-url {lake_url}` with the vendor's keys makes another)",
+            world.proxy_user_key_id
+        )?,
+    }
     writeln!(out, "  relay tenant {TENANT}: assumes the role through the proxy role")?;
     if secrets.is_some() {
         writeln!(out, "  app tokens (shown this once: the relay keeps only their hashes; note them now):")?;
@@ -370,6 +449,19 @@ fn print_welcome(
         "  echo '{example}' | KLARITY_TOKEN={} {} send --tenant {TENANT} --relay-url {relay_url}",
         world.token_for(secrets, source),
         self_command()
+    )?;
+    writeln!(out, "Or, from a VM, a server or Kubernetes holding only the proxy user's key, straight to the channel:")?;
+    let secret = user_secret.map_or("<its secret>", |s| s.0.as_str());
+    writeln!(
+        out,
+        "  echo '{example}' | AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={secret} {} send --direct --endpoint-url {lake_url} \\\n    \
+         --proxy-role-arn {} --role-arn {} --external-id {} --channel-arn {}",
+        world.proxy_user_key_id,
+        self_command(),
+        world.proxy_role_arn,
+        world.role_arn,
+        world.external_id,
+        world.channel_arn
     )?;
     writeln!(out, "Query the store with CloudTrail Lake SQL (the AWS CLI's `cloudtrail start-query` works too):")?;
     let endpoint =

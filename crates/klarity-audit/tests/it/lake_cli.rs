@@ -438,3 +438,221 @@ fn wait(aws: &Aws<'_>, query_id: &str) -> serde_json::Value {
     }
     panic!("query {query_id} did not end within a minute");
 }
+
+/// Scans the stored UIDs of a store in a lake's data directory.
+fn stored_uids(lake_dir: &std::path::Path, store_arn: &str) -> Vec<String> {
+    let id = store_arn.rsplit('/').next().unwrap();
+    let mut uids = Vec::new();
+    audit_lake::store::Store::scan_store(&lake_dir.join(audit_lake::store::DB_FILE), id, |record| {
+        let value: serde_json::Value = serde_json::from_str(record).unwrap();
+        uids.push(value["eventData"]["UID"].as_str().unwrap().to_owned());
+        true
+    })
+    .unwrap();
+    uids.sort();
+    uids
+}
+
+#[test]
+fn the_aws_cli_makes_a_proxy_user_and_send_direct_publishes_with_only_its_keys() {
+    let dir = Dir::new();
+    let lake_dir = dir.path().join("lake");
+    let lake = LakeProcess::start(&lake_dir);
+    let customer =
+        Aws { endpoint: &lake.endpoint, key: (CUSTOMER_ACCESS_KEY_ID, CUSTOMER_SECRET_ACCESS_KEY), token: None };
+    let vendor = Aws { endpoint: &lake.endpoint, key: (VENDOR_ACCESS_KEY_ID, VENDOR_SECRET_ACCESS_KEY), token: None };
+
+    // The customer's side, as the seed hands it over: store, channel, role with an external ID.
+    let store = customer.ok(&[
+        "cloudtrail",
+        "create-event-data-store",
+        "--name",
+        "direct",
+        "--advanced-event-selectors",
+        r#"[{"Name":"Klarity","FieldSelectors":[{"Field":"eventCategory","Equals":["ActivityAuditLog"]}]}]"#,
+    ]);
+    let store_arn = store["EventDataStoreArn"].as_str().unwrap().to_owned();
+    let channel = customer.ok(&[
+        "cloudtrail",
+        "create-channel",
+        "--name",
+        "direct",
+        "--source",
+        "Custom",
+        "--destinations",
+        &format!("Type=EVENT_DATA_STORE,Location={store_arn}"),
+    ]);
+    let channel_arn = channel["ChannelArn"].as_str().unwrap().to_owned();
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::855341727128:root"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"sts:ExternalId":"Kl4r1tyExt02"}}}]}"#;
+    let role =
+        customer.ok(&["iam", "create-role", "--role-name", "CTEventPublisher", "--assume-role-policy-document", trust]);
+    let role_arn = role["Role"]["Arn"].as_str().unwrap().to_owned();
+    let publish = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"cloudtrail-data:PutAuditEvents","Resource":"{channel_arn}"}}]}}"#
+    );
+    customer.ok(&[
+        "iam",
+        "put-role-policy",
+        "--role-name",
+        "CTEventPublisher",
+        "--policy-name",
+        "publish",
+        "--policy-document",
+        &publish,
+    ]);
+
+    // The vendor's side: the proxy role, and the proxy user allowed only to assume it.
+    let vendor_trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::855341727128:root"},"Action":"sts:AssumeRole"}]}"#;
+    let proxy = vendor.ok(&[
+        "iam",
+        "create-role",
+        "--role-name",
+        "KlarityProxy",
+        "--assume-role-policy-document",
+        vendor_trust,
+    ]);
+    let proxy_arn = proxy["Role"]["Arn"].as_str().unwrap().to_owned();
+    let chain = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"arn:aws:iam::*:role/*"}]}"#;
+    vendor.ok(&[
+        "iam",
+        "put-role-policy",
+        "--role-name",
+        "KlarityProxy",
+        "--policy-name",
+        "chain",
+        "--policy-document",
+        chain,
+    ]);
+    let user = vendor.ok(&["iam", "create-user", "--user-name", "klarity-proxy-user"]);
+    assert_eq!(user["User"]["Arn"], "arn:aws:iam::855341727128:user/klarity-proxy-user");
+    let only_proxy = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"sts:AssumeRole","Resource":"{proxy_arn}"}}]}}"#
+    );
+    vendor.ok(&[
+        "iam",
+        "put-user-policy",
+        "--user-name",
+        "klarity-proxy-user",
+        "--policy-name",
+        "proxy",
+        "--policy-document",
+        &only_proxy,
+    ]);
+    let key = vendor.ok(&["iam", "create-access-key", "--user-name", "klarity-proxy-user"]);
+    let (key_id, secret) = (
+        key["AccessKey"]["AccessKeyId"].as_str().unwrap().to_owned(),
+        key["AccessKey"]["SecretAccessKey"].as_str().unwrap().to_owned(),
+    );
+    let listed = vendor.ok(&["iam", "list-access-keys", "--user-name", "klarity-proxy-user"]);
+    assert_eq!(listed["AccessKeyMetadata"][0]["Status"], "Active");
+    assert!(listed["AccessKeyMetadata"][0].get("SecretAccessKey").is_none(), "{listed}");
+    let users = vendor.ok(&["iam", "list-users"]);
+    assert_eq!(users["Users"][0]["UserName"], "klarity-proxy-user");
+    let me = Aws { endpoint: &lake.endpoint, key: (&key_id, &secret), token: None }.ok(&["sts", "get-caller-identity"]);
+    assert_eq!(me["Arn"], "arn:aws:iam::855341727128:user/klarity-proxy-user");
+
+    // Two valid events (one without UID and recipientAccountId: filled in as the relay does) and
+    // one the catalog refuses.
+    let catalog = audit_event::Catalog::embedded();
+    let maestro = catalog.applications().iter().find(|a| a.event_source == "com.nordcloudapp.com.maestro").unwrap();
+    let example = serde_json::Value::Object(maestro.event_types[0].example.clone());
+    let mut first = example.clone();
+    first["UID"] = serde_json::json!("0190a6b6-5555-7a3f-9d2b-000000000001");
+    let mut second = example.clone();
+    second.as_object_mut().unwrap().remove("UID");
+    second.as_object_mut().unwrap().remove("recipientAccountId");
+    let mut bad = example;
+    bad["UID"] = serde_json::json!("0190a6b6-5555-7a3f-9d2b-000000000003");
+    bad["eventName"] = serde_json::json!("deployment.exploded");
+    let lines = [first.to_string(), second.to_string(), bad.to_string()];
+    let file = dir.write("events.ndjson", &(lines.join("\n") + "\n"));
+    let direct = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> =
+            ["send", "--direct", "--endpoint-url", &lake.endpoint, "--proxy-role-arn", &proxy_arn]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        args.extend(["--role-arn", &role_arn, "--channel-arn", &channel_arn].iter().map(|s| s.to_string()));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.push(file.display().to_string());
+        args
+    };
+    let with_keys = [
+        ("AWS_ACCESS_KEY_ID", key_id.as_str()),
+        ("AWS_SECRET_ACCESS_KEY", secret.as_str()),
+        ("AWS_CONFIG_FILE", "/dev/null"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let args = direct(&["--external-id", "Kl4r1tyExt02"]);
+    let out = dir.run_with(&args.iter().map(String::as_str).collect::<Vec<_>>(), None, &with_keys);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(&format!("3 event(s) sent to channel {channel_arn}: 2 accepted, 1 refused.")),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("events.ndjson:3:1: eventData.eventName:"), "{}", out.stdout);
+    let stored = stored_uids(&lake_dir, &store_arn);
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert!(stored.contains(&"0190a6b6-5555-7a3f-9d2b-000000000001".to_owned()));
+
+    // The same keys from a profile of a credentials file; the same file again stores the event
+    // with a UID once (its UID is its entry id), and the one without a UID gets a new one.
+    let credentials = dir.write(
+        "credentials",
+        &format!("[klarity-proxy-user]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n"),
+    );
+    let from_profile = [
+        ("AWS_CONFIG_FILE", "/dev/null"),
+        ("AWS_SHARED_CREDENTIALS_FILE", credentials.to_str().unwrap()),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    let args = direct(&["--external-id", "Kl4r1tyExt02", "--profile", "klarity-proxy-user"]);
+    let out = dir.run_with(&args.iter().map(String::as_str).collect::<Vec<_>>(), None, &from_profile);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("2 accepted, 1 refused."), "{}", out.stdout);
+    let again = stored_uids(&lake_dir, &store_arn);
+    assert!(again.contains(&"0190a6b6-5555-7a3f-9d2b-000000000001".to_owned()));
+    assert_eq!(again.iter().filter(|u| u.as_str() == "0190a6b6-5555-7a3f-9d2b-000000000001").count(), 1, "{again:?}");
+    assert_eq!(again.len(), 3, "{again:?}");
+
+    // Refused as AWS refuses: a wrong external ID; no permission for the user; a deactivated key.
+    let args = direct(&["--external-id", "WrongExt0000"]);
+    let out = dir.run_with(&args.iter().map(String::as_str).collect::<Vec<_>>(), None, &with_keys);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains(&format!("could not assume {role_arn} through {proxy_arn}")), "{}", out.stderr);
+    assert!(out.stderr.contains("AccessDenied"), "{}", out.stderr);
+
+    vendor.ok(&["iam", "delete-user-policy", "--user-name", "klarity-proxy-user", "--policy-name", "proxy"]);
+    let args = direct(&["--external-id", "Kl4r1tyExt02"]);
+    let out = dir.run_with(&args.iter().map(String::as_str).collect::<Vec<_>>(), None, &with_keys);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("AccessDenied"), "{}", out.stderr);
+    assert!(out.stderr.contains("klarity-proxy-user is not authorized to perform: sts:AssumeRole"), "{}", out.stderr);
+
+    vendor.ok(&[
+        "iam",
+        "put-user-policy",
+        "--user-name",
+        "klarity-proxy-user",
+        "--policy-name",
+        "proxy",
+        "--policy-document",
+        &only_proxy,
+    ]);
+    vendor.ok(&[
+        "iam",
+        "update-access-key",
+        "--user-name",
+        "klarity-proxy-user",
+        "--access-key-id",
+        &key_id,
+        "--status",
+        "Inactive",
+    ]);
+    let out = dir.run_with(&args.iter().map(String::as_str).collect::<Vec<_>>(), None, &with_keys);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("InvalidClientTokenId"), "{}", out.stderr);
+    assert_eq!(stored_uids(&lake_dir, &store_arn).len(), 3, "nothing more was stored");
+}

@@ -176,6 +176,34 @@ fn serve_runs_the_whole_flow_and_a_restart_keeps_it_without_making_anything_twic
     assert!(expected.iter().all(|u| now.contains(u)));
     expected = now;
 
+    // The banner's `send --direct` runs as printed, from a machine holding only the proxy user's
+    // key: user → proxy role → customer role → PutAuditEvents.
+    let lines: Vec<&str> = serve.banner.lines().collect();
+    let at = lines.iter().position(|l| l.contains(" send --direct ")).unwrap_or_else(|| panic!("{}", serve.banner));
+    let printed = format!("{}\n{}", lines[at].trim(), lines[at + 1]);
+    assert!(printed.contains("AWS_SECRET_ACCESS_KEY=") && !printed.contains("<its secret>"), "{printed}");
+    let mut direct = Command::new("sh");
+    direct.args(["-c", &printed]);
+    for name in crate::support::AWS_IDENTITY_ENV {
+        direct.env_remove(name);
+    }
+    let out = direct
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 accepted, 0 refused."), "{printed}\n{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stored_uids(&data, &store).len(), expected.len() + 1, "the direct event is stored at once");
+    expected = stored_uids(&data, &store);
+    let user_secret = printed
+        .split("AWS_SECRET_ACCESS_KEY=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+
     // Every query the banner prints runs as printed; the last counts events per application.
     let queries: Vec<&str> =
         serve.banner.lines().map(str::trim).filter(|l| l.contains(" query ") && l.contains("\"SELECT ")).collect();
@@ -195,7 +223,7 @@ fn serve_runs_the_whole_flow_and_a_restart_keeps_it_without_making_anything_twic
             .filter(|r| r["eventSource"] == app.event_source.as_str())
             .map(|r| r["events"].as_str().unwrap().parse::<u64>().unwrap())
             .sum();
-        assert_eq!(events, 2 + u64::from(app.event_source == "com.nordcloudapp.com.autopatcher"), "{rows:?}");
+        assert_eq!(events, 2 + 2 * u64::from(app.event_source == "com.nordcloudapp.com.autopatcher"), "{rows:?}");
     }
 
     // `send` reports a refused event at its place and exits 1.
@@ -276,6 +304,11 @@ fn serve_runs_the_whole_flow_and_a_restart_keeps_it_without_making_anything_twic
         .to_owned();
     assert!(admin.starts_with("kadm_"), "{admin}");
     assert!(!serve.banner.contains(&admin) && !state.contains(&admin), "the admin token is shown once");
+    assert!(
+        !serve.banner.contains(&user_secret) && !state.contains(&user_secret),
+        "the proxy user's secret is shown once"
+    );
+    assert!(serve.banner.contains("its secret was shown when it was made"), "{}", serve.banner);
     for app in catalog.applications() {
         let token = token_in(&first_banner, &app.event_source);
         let masked = serve.token(&app.event_source);
@@ -316,7 +349,11 @@ fn serve_runs_the_whole_flow_and_a_restart_keeps_it_without_making_anything_twic
     assert_eq!(stored_uids(&data, &store), expected, "the events are still there");
     let resources =
         audit_lake::store::Store::read_resources(&data.join("lake").join(audit_lake::store::DB_FILE)).unwrap();
-    assert_eq!((resources.stores.len(), resources.channels.len()), (1, 1), "nothing was made twice");
+    assert_eq!(
+        (resources.stores.len(), resources.channels.len(), resources.users.len(), resources.access_keys.len()),
+        (1, 1, 1, 1),
+        "nothing was made twice"
+    );
     let tokens: i64 = rusqlite::Connection::open(data.join("relay").join("registry.db"))
         .unwrap()
         .query_row("SELECT count(*) FROM tokens", [], |r| r.get(0))

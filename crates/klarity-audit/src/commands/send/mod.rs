@@ -1,5 +1,6 @@
-//! `klarity-audit send`: events from files or standard input to the relay, batched, with each
-//! refused event reported at its file, line and column.
+//! `klarity-audit send`: events from files or standard input to the relay (or, with `--direct`,
+//! straight to a customer's channel: [`direct`]), batched, with each refused event reported at its
+//! file, line and column.
 //!
 //! NDJSON (one object per line, recognized by its first line) is streamed: read a batch, send it,
 //! go on, so a backfill of any size runs in bounded memory. Any other input (one object, possibly
@@ -18,10 +19,13 @@ use http::{Method, StatusCode};
 use serde_json::value::RawValue;
 
 use crate::{
-    cli::SendArgs,
+    catalog_source,
+    cli::{GlobalArgs, SendArgs},
     http::JsonClient,
     input::{self, Item, LineIndex},
 };
+
+mod direct;
 
 /// The most bytes of events in one request (the relay's default limit is 5 MiB).
 const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
@@ -36,10 +40,17 @@ struct Event {
     text: String,
 }
 
+/// Where events go.
+enum Sink {
+    /// The relay's ingest API at `path`.
+    Relay { client: JsonClient, path: String },
+    /// The customer's channel, with `PutAuditEvents`.
+    Direct(direct::Publisher),
+}
+
 /// Events waiting to be sent, and the tallies.
 struct Outbox<'a> {
-    client: JsonClient,
-    path: String,
+    sink: Sink,
     batch: usize,
     runtime: tokio::runtime::Runtime,
     out: std::io::StdoutLock<'a>,
@@ -85,7 +96,35 @@ impl Outbox<'_> {
             body.push_str(&e.text);
         }
         body.push(']');
-        let answer = self.runtime.block_on(self.client.call(Method::POST, &self.path, Some(Bytes::from(body))))?;
+        let client = match &self.sink {
+            Sink::Relay { client, .. } => client,
+            Sink::Direct(publisher) => {
+                let texts: Vec<&str> = self.events.iter().map(|e| e.text.as_str()).collect();
+                let outcomes = self.runtime.block_on(publisher.publish(&texts)).inspect_err(|_| {
+                    if self.progress {
+                        eprintln!();
+                    }
+                })?;
+                for (event, outcome) in self.events.iter().zip(outcomes) {
+                    match outcome {
+                        direct::Outcome::Accepted => self.accepted += 1,
+                        direct::Outcome::Refused(problems) => {
+                            self.refused += 1;
+                            for (path, message, code, rule) in problems {
+                                writeln!(
+                                    self.out,
+                                    "{}:{}:{}: {path}: {message} [{code}/{rule}]",
+                                    self.name, event.line, event.column
+                                )?;
+                            }
+                        }
+                    }
+                }
+                return self.sent_batch();
+            }
+        };
+        let Sink::Relay { path, .. } = &self.sink else { unreachable!("matched above") };
+        let answer = self.runtime.block_on(client.call(Method::POST, path, Some(Bytes::from(body))))?;
         let answered = matches!(answer.status, StatusCode::ACCEPTED | StatusCode::BAD_REQUEST)
             && answer.body.get("accepted").is_some();
         if !answered {
@@ -122,6 +161,11 @@ impl Outbox<'_> {
                 )?;
             }
         }
+        self.sent_batch()
+    }
+
+    /// Counts the batch just sent and clears it.
+    fn sent_batch(&mut self) -> anyhow::Result<()> {
         self.sent += self.events.len();
         self.events.clear();
         self.bytes = 0;
@@ -132,24 +176,49 @@ impl Outbox<'_> {
     }
 }
 
-pub(crate) fn run(args: &SendArgs) -> anyhow::Result<ExitCode> {
-    if !(1..=1000).contains(&args.batch) {
-        bail!("--batch must be 1 to 1000 (the relay's request limit), not {}", args.batch);
-    }
-    let token = match (&args.token, &args.token_file) {
-        (Some(token), _) => token.trim().to_owned(),
-        (None, Some(file)) => std::fs::read_to_string(file)
-            .with_context(|| format!("reading the app token from {}", file.display()))?
-            .trim()
-            .to_owned(),
-        (None, None) => bail!("send needs an app token: set KLARITY_TOKEN or pass --token-file"),
+pub(crate) fn run(global: &GlobalArgs, args: &SendArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (sink, batch, target) = if args.direct {
+        if !(1..=audit_event::limits::MAX_EVENTS_PER_REQUEST).contains(&args.batch.min(100)) {
+            bail!("--batch must be 1 to 100 with --direct (PutAuditEvents' limit), not {}", args.batch);
+        }
+        let catalog = catalog_source::load(global.catalog_dir.as_deref())?;
+        let route = direct::Route {
+            channel_arn: args.channel_arn.clone().unwrap_or_default(),
+            role_arn: args.role_arn.clone().unwrap_or_default(),
+            external_id: args.external_id.clone(),
+            proxy_role_arn: args.proxy_role_arn.clone(),
+            endpoint_url: args.endpoint_url.clone(),
+            profile: args.profile.clone(),
+        };
+        let publisher = direct::Publisher::new(route, catalog)?;
+        runtime.block_on(publisher.check_credentials())?;
+        let target = format!("channel {}", args.channel_arn.as_deref().unwrap_or_default());
+        (Sink::Direct(publisher), args.batch.min(audit_event::limits::MAX_EVENTS_PER_REQUEST), target)
+    } else {
+        if !(1..=1000).contains(&args.batch) {
+            bail!("--batch must be 1 to 1000 (the relay's request limit), not {}", args.batch);
+        }
+        let token = match (&args.token, &args.token_file) {
+            (Some(token), _) => token.trim().to_owned(),
+            (None, Some(file)) => std::fs::read_to_string(file)
+                .with_context(|| format!("reading the app token from {}", file.display()))?
+                .trim()
+                .to_owned(),
+            (None, None) => bail!("send needs an app token: set KLARITY_TOKEN or pass --token-file"),
+        };
+        let tenant = args.tenant.clone().unwrap_or_default();
+        let sink = Sink::Relay {
+            client: JsonClient::new(&args.relay_url, Some(token))?,
+            path: format!("/v1/tenants/{tenant}/events"),
+        };
+        (sink, args.batch, format!("tenant {tenant}"))
     };
     let paths = if args.files.is_empty() { vec!["-".into()] } else { args.files.clone() };
     let mut outbox = Outbox {
-        client: JsonClient::new(&args.relay_url, Some(token))?,
-        path: format!("/v1/tenants/{}/events", args.tenant),
-        batch: args.batch,
-        runtime: tokio::runtime::Builder::new_current_thread().enable_all().build()?,
+        sink,
+        batch,
+        runtime,
         out: std::io::stdout().lock(),
         progress: std::io::stderr().is_terminal(),
         name: String::new(),
@@ -185,9 +254,8 @@ pub(crate) fn run(args: &SendArgs) -> anyhow::Result<ExitCode> {
     let Outbox { accepted, duplicates, refused, ref mut out, .. } = outbox;
     writeln!(
         out,
-        "{} event(s) sent to tenant {}: {accepted} accepted{}, {refused} refused.",
+        "{} event(s) sent to {target}: {accepted} accepted{}, {refused} refused.",
         accepted + refused,
-        args.tenant,
         if duplicates > 0 { format!(" ({duplicates} already accepted before)") } else { String::new() }
     )?;
     Ok(if refused > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
