@@ -185,6 +185,7 @@ fn boto3_runs_the_seed_flow_and_raises_modelled_exceptions() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "boto3 script failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("boto3 seed flow: ok"), "{stdout}");
+    assert!(stdout.contains("boto3 proxy user flow: ok"), "{stdout}");
 }
 
 /// The seed's role mode through the AWS CLI: the customer's role trusting the vendor account under

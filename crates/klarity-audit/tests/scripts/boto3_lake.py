@@ -117,3 +117,73 @@ assert first["successful"][0]["eventID"] == again["successful"][0]["eventID"]
 status = ct.get_channel(Channel=channel_arn)["IngestionStatus"]
 assert status["LatestIngestionErrorCode"] == "FieldNotFound" or "LatestIngestionSuccessEventID" in status, status
 print("boto3 seed flow: ok")
+
+# The seed's path for workloads outside AWS: the vendor's proxy user, allowed only to assume the
+# proxy role, which assumes the customer's role with the external ID, which publishes.
+import botocore.exceptions  # noqa: E402
+
+
+def code_of(call, **kwargs):
+    try:
+        call(**kwargs)
+    except botocore.exceptions.ClientError as err:
+        return err.response["Error"]["Code"]
+    raise AssertionError("expected an error")
+
+
+viam = client("iam", VENDOR)
+ciam = client("iam", CUSTOMER)
+trust = lambda principal, ext=None: json.dumps({"Version": "2012-10-17", "Statement": [dict(
+    {"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sts:AssumeRole"},
+    **({"Condition": {"StringEquals": {"sts:ExternalId": ext}}} if ext else {}))]})
+allow = lambda action, resource: json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": action, "Resource": resource}]})
+role_arn = ciam.create_role(RoleName="Boto3Publisher", AssumeRolePolicyDocument=trust("arn:aws:iam::855341727128:root", "ext-boto3-2"))["Role"]["Arn"]
+ciam.put_role_policy(RoleName="Boto3Publisher", PolicyName="publish", PolicyDocument=allow("cloudtrail-data:PutAuditEvents", channel_arn))
+proxy_arn = viam.create_role(RoleName="Boto3Proxy", AssumeRolePolicyDocument=trust("arn:aws:iam::855341727128:root"))["Role"]["Arn"]
+viam.put_role_policy(RoleName="Boto3Proxy", PolicyName="chain", PolicyDocument=allow("sts:AssumeRole", "*"))
+user = viam.create_user(UserName="boto3-proxy-user")["User"]
+assert user["Arn"] == "arn:aws:iam::855341727128:user/boto3-proxy-user" and user["UserId"].startswith("AIDA"), user
+assert code_of(viam.create_user, UserName="boto3-proxy-user") == "EntityAlreadyExists"
+assert code_of(viam.get_user, UserName="nobody") == "NoSuchEntity"
+key = viam.create_access_key(UserName="boto3-proxy-user")["AccessKey"]
+assert key["Status"] == "Active" and len(key["SecretAccessKey"]) == 40, key
+user_keys = (key["AccessKeyId"], key["SecretAccessKey"])
+user_sts = client("sts", user_keys)
+assert user_sts.get_caller_identity()["Arn"] == user["Arn"]
+# Without a policy the user may not assume the proxy role.
+assert code_of(user_sts.assume_role, RoleArn=proxy_arn, RoleSessionName="vm") == "AccessDenied"
+viam.put_user_policy(UserName="boto3-proxy-user", PolicyName="proxy", PolicyDocument=allow("sts:AssumeRole", proxy_arn))
+assert viam.list_user_policies(UserName="boto3-proxy-user")["PolicyNames"] == ["proxy"]
+# botocore decodes the URL-encoded document into a dict.
+assert viam.get_user_policy(UserName="boto3-proxy-user", PolicyName="proxy")["PolicyDocument"]["Statement"][0]["Resource"] == proxy_arn
+p = user_sts.assume_role(RoleArn=proxy_arn, RoleSessionName="vm")["Credentials"]
+psts = boto3.client("sts", endpoint_url=ENDPOINT, region_name="us-east-1", aws_access_key_id=p["AccessKeyId"],
+                    aws_secret_access_key=p["SecretAccessKey"], aws_session_token=p["SessionToken"])
+assert code_of(psts.assume_role, RoleArn=role_arn, RoleSessionName="vm", ExternalId="ext-wrong") == "AccessDenied"
+c = psts.assume_role(RoleArn=role_arn, RoleSessionName="vm", ExternalId="ext-boto3-2")["Credentials"]
+pdata = boto3.client("cloudtrail-data", endpoint_url=ENDPOINT, region_name="us-east-1", aws_access_key_id=c["AccessKeyId"],
+                     aws_secret_access_key=c["SecretAccessKey"], aws_session_token=c["SessionToken"])
+out = pdata.put_audit_events(channelArn=channel_arn, auditEvents=[entry("u1", event("0190a6b5-3333-7a3f-9d2b-000000000009"))])
+assert [s["id"] for s in out["successful"]] == ["u1"], out
+# A deactivated key signs nothing; a deleted one neither.
+viam.update_access_key(UserName="boto3-proxy-user", AccessKeyId=user_keys[0], Status="Inactive")
+assert code_of(user_sts.get_caller_identity) == "InvalidClientTokenId"
+assert viam.list_access_keys(UserName="boto3-proxy-user")["AccessKeyMetadata"][0]["Status"] == "Inactive"
+assert code_of(viam.delete_user, UserName="boto3-proxy-user") == "DeleteConflict"
+viam.delete_access_key(UserName="boto3-proxy-user", AccessKeyId=user_keys[0])
+viam.delete_user_policy(UserName="boto3-proxy-user", PolicyName="proxy")
+viam.delete_user(UserName="boto3-proxy-user")
+# IAM paging: MaxItems, Marker, IsTruncated.
+for n in range(3):
+    viam.create_user(UserName=f"paged-{n}")
+page = viam.list_users(MaxItems=2)
+assert page["IsTruncated"] and len(page["Users"]) == 2, page
+rest = viam.list_users(MaxItems=2, Marker=page["Marker"])
+assert not rest["IsTruncated"] and [u["UserName"] for u in page["Users"] + rest["Users"]] == ["paged-0", "paged-1", "paged-2"]
+names = [u["UserName"] for u in viam.get_paginator("list_users").paginate(PaginationConfig={"PageSize": 1}).build_full_result()["Users"]]
+assert names == ["paged-0", "paged-1", "paged-2"], names
+# The request id in the body is the header's.
+resp = viam.list_users()
+assert resp["ResponseMetadata"]["RequestId"] == resp["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"], resp["ResponseMetadata"]
+print("boto3 proxy user flow: ok")
