@@ -95,6 +95,11 @@ impl Lake {
         &self.columnar
     }
 
+    /// Access keys and the authentication of requests.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
     /// The queries running and kept.
     pub fn queries(&self) -> &sql::queries::Queries {
         &self.queries

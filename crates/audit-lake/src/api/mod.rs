@@ -106,7 +106,7 @@ fn metrics(lake: &Lake, headers: &HeaderMap) -> Response {
             .body(Body::from(text))
             .expect("valid response")
     };
-    let expected = &lake.config.metrics_token_sha256;
+    let expected = &lake.config().metrics_token_sha256;
     if expected.is_empty() {
         return plain(StatusCode::NOT_FOUND, "metrics are disabled: set metrics_token_sha256\n".into());
     }
@@ -126,9 +126,9 @@ fn metrics(lake: &Lake, headers: &HeaderMap) -> Response {
          # HELP klarity_lake_commits_total Commits of the storage writer since the lake started.\n\
          # TYPE klarity_lake_commits_total counter\n\
          klarity_lake_commits_total {}\n",
-        lake.columnar.quarantined(),
-        lake.queries.running(),
-        lake.store.commits(),
+        lake.columnar().quarantined(),
+        lake.queries().running(),
+        lake.store().commits(),
     );
     plain(StatusCode::OK, text)
 }
@@ -167,16 +167,16 @@ async fn serve(
     // What the headers claim is checked before a byte of the body is read: a request that is not
     // signed, or signed by no key of the lake's, costs no body.
     let claim =
-        lake.identity.claim(&head, protocol.map(Protocol::service)).map_err(|e| auth_error(e, query_protocol))?;
+        lake.identity().claim(&head, protocol.map(Protocol::service)).map_err(|e| auth_error(e, query_protocol))?;
     let service = claim.service().to_owned();
     // Bounded before it is buffered: by the declared length, then while reading.
     let body =
-        http_serve::read_body(&parts.headers, body, lake.config.max_body_bytes).await.map_err(|err| match err {
+        http_serve::read_body(&parts.headers, body, lake.config().max_body_bytes).await.map_err(|err| match err {
             BodyError::TooLarge { max } => too_large(max),
             BodyError::TimedOut(timeout) => AwsError::with_status(408, "RequestTimeout", timeout.to_string()),
             BodyError::Incomplete(_) => AwsError::client("IncompleteBody", "The request body could not be read."),
         })?;
-    let caller = lake.identity.verify(claim, &head, &body).map_err(|e| auth_error(e, query_protocol))?;
+    let caller = lake.identity().verify(claim, &head, &body).map_err(|e| auth_error(e, query_protocol))?;
     let Some(protocol) = protocol else {
         return Err(AwsError::with_status(
             404,

@@ -3,8 +3,11 @@
 //! and encodes their outputs and errors; authorization ([`crate::authz`]) and the store's queries
 //! and commands ([`crate::store`]) are used from here.
 
+pub mod data;
 pub mod iam;
+pub mod queries;
 pub mod sts;
+pub mod trail;
 
 use crate::error::{AwsError, LakeError};
 

@@ -287,6 +287,11 @@ impl Store {
         self.read(|r| r.channels.values().find(|c| c.destinations.iter().any(|d| d == store_arn)).cloned())
     }
 
+    /// The event data store with id `id` (ids are unique across accounts).
+    pub fn event_data_store_by_id(&self, id: &str) -> Option<EventDataStore> {
+        self.read(|r| r.stores.values().find(|s| s.id == id).cloned())
+    }
+
     /// The retention period, in days, of the event data store with id `id`.
     pub fn retention_of(&self, id: &str) -> Option<i64> {
         self.read(|r| r.stores.values().find(|s| s.id == id).map(|s| s.retention_period))

@@ -183,7 +183,7 @@ async fn channel_lifecycle() {
     let err = ct
         .create_channel()
         .name("again")
-        .source("Customklarity")
+        .source("Custom")
         .destinations(destination(&store_arn))
         .send()
         .await
@@ -253,7 +253,16 @@ async fn resource_policies() {
         let err = ct.put_resource_policy().resource_arn(&channel_arn).resource_policy(&bad).send().await.unwrap_err();
         assert_eq!(code(err), "ResourcePolicyNotValidException", "{bad}");
     }
+    // A channel's policy does not fit an event data store (whose policies grant queries).
     let err = ct.put_resource_policy().resource_arn(&store_arn).resource_policy(&policy).send().await.unwrap_err();
+    assert_eq!(code(err), "ResourcePolicyNotValidException");
+    let err = ct
+        .put_resource_policy()
+        .resource_arn("arn:aws:cloudtrail:us-east-1:123456789012:trail/x")
+        .resource_policy(&policy)
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(err), "ResourceTypeNotSupportedException");
     let err = ct
         .put_resource_policy()
@@ -313,10 +322,12 @@ async fn channel_limits_sources_and_inactive_stores() {
         .unwrap_err();
     assert!(matches!(err.into_service_error(), CreateChannelError::InvalidSourceException(_)));
 
-    for i in 0..25 {
+    // Custom and every partner source AWS lists (Nordcloud's is IBMMulticloud) are taken, once each;
+    // a name AWS does not list is not.
+    for (i, source) in audit_lake::ops::trail::CHANNEL_SOURCES.iter().enumerate() {
         ct.create_channel()
             .name(format!("chan-{i:02}"))
-            .source(format!("Partner{i}"))
+            .source(*source)
             .destinations(destination(&store_arn))
             .send()
             .await
@@ -324,13 +335,22 @@ async fn channel_limits_sources_and_inactive_stores() {
     }
     let err = ct
         .create_channel()
-        .name("chan-25")
-        .source("Partner25")
+        .name("chan-unknown")
+        .source("NordcloudKlarity")
         .destinations(destination(&store_arn))
         .send()
         .await
         .unwrap_err();
-    assert!(matches!(err.into_service_error(), CreateChannelError::ChannelMaxLimitExceededException(_)));
+    assert!(matches!(err.into_service_error(), CreateChannelError::InvalidSourceException(_)));
+    let err = ct
+        .create_channel()
+        .name("chan-again")
+        .source("IBMMulticloud")
+        .destinations(destination(&store_arn))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(err.into_service_error(), CreateChannelError::ChannelAlreadyExistsException(_)));
 
     // Paging channels, and a bad token.
     let first = ct.list_channels().max_results(10).send().await.unwrap();

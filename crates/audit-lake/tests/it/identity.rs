@@ -1,25 +1,10 @@
 //! STS and IAM: the seed's flow (vendor account → proxy role → customer role with the external
 //! ID → PutAuditEvents) is accepted, and everything AWS refuses is refused.
 
-use crate::support::{PutOne, SessionKeys, TestLake, Who, code, entry, event_data, store_and_channel};
+use crate::support::{PutOne, SessionKeys, TestLake, Who, allow, code, entry, event_data, store_and_channel, trust};
 
 const CUSTOMER_ROLE: &str = "arn:aws:iam::123456789012:role/CTEventPublisher";
 const PROXY_ROLE: &str = "arn:aws:iam::855341727128:role/KlarityProxy";
-
-fn trust(principal: &str, external_id: Option<&str>) -> String {
-    let condition = external_id
-        .map(|id| format!(r#","Condition":{{"StringEquals":{{"sts:ExternalId":"{id}"}}}}"#))
-        .unwrap_or_default();
-    format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{principal}"}},"Action":"sts:AssumeRole"{condition}}}]}}"#
-    )
-}
-
-fn allow(action: &str, resource: &str) -> String {
-    format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"{action}","Resource":"{resource}"}}]}}"#
-    )
-}
 
 async fn assume(
     sts: &aws_sdk_sts::Client,

@@ -1,27 +1,12 @@
 //! IAM users: the seed's non-AWS workload path (proxy user → proxy role → customer role with the
 //! external ID → PutAuditEvents), the refusals AWS gives, and IAM's shapes, errors and paging.
 
-use crate::support::{PutOne, SessionKeys, TestLake, Who, code, store_and_channel};
+use crate::support::{PutOne, SessionKeys, TestLake, Who, allow, code, store_and_channel, trust};
 
 const PROXY_USER: &str = "klarity-proxy-user";
 const PROXY_ROLE: &str = "arn:aws:iam::855341727128:role/KlarityProxy";
 const CUSTOMER_ROLE: &str = "arn:aws:iam::123456789012:role/CTEventPublisher";
 const EXTERNAL_ID: &str = "klarity-ext-42";
-
-fn trust(principal: &str, external_id: Option<&str>) -> String {
-    let condition = external_id
-        .map(|id| format!(r#","Condition":{{"StringEquals":{{"sts:ExternalId":"{id}"}}}}"#))
-        .unwrap_or_default();
-    format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{principal}"}},"Action":"sts:AssumeRole"{condition}}}]}}"#
-    )
-}
-
-fn allow(action: &str, resource: &str) -> String {
-    format!(
-        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"{action}","Resource":"{resource}"}}]}}"#
-    )
-}
 
 /// The user's long-term keys.
 struct UserKeys {

@@ -244,7 +244,7 @@ async fn bootstrap(
         external_id: None,
         vendor_account: vendor_account.into(),
         verify_permissions: true,
-        channel_source: "Custom".into(),
+        channel_source: audit_lake::ops::trail::NORDCLOUD_SOURCE.into(),
     };
     let handover = onboard::apply(&target, &customer, &plan).await?;
 

@@ -99,7 +99,7 @@ fn the_aws_cli_runs_the_seed_flow() {
         "--name",
         "klarity-channel",
         "--source",
-        "NordcloudKlarity",
+        "IBMMulticloud",
         "--destinations",
         &format!("Type=EVENT_DATA_STORE,Location={store_id}"),
     ]);
@@ -186,6 +186,7 @@ fn boto3_runs_the_seed_flow_and_raises_modelled_exceptions() {
     assert!(out.status.success(), "boto3 script failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("boto3 seed flow: ok"), "{stdout}");
     assert!(stdout.contains("boto3 proxy user flow: ok"), "{stdout}");
+    assert!(stdout.contains("boto3 conformance: ok"), "{stdout}");
 }
 
 /// The seed's role mode through the AWS CLI: the customer's role trusting the vendor account under

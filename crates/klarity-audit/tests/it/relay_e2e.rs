@@ -22,6 +22,9 @@ use crate::support::{lake_call, urlencode};
 
 /// A store and a channel of the customer account; returns (store id, channel ARN).
 pub(crate) fn store_and_channel(endpoint: &str, name: &str) -> (String, String) {
+    // One channel per source and account: names pick distinct sources.
+    let sources = audit_lake::ops::trail::CHANNEL_SOURCES;
+    let source = sources[name.bytes().map(usize::from).sum::<usize>() % sources.len()];
     let (status, body) = lake_call(
         endpoint,
         "cloudtrail",
@@ -37,7 +40,7 @@ pub(crate) fn store_and_channel(endpoint: &str, name: &str) -> (String, String) 
         "cloudtrail",
         "CreateChannel",
         &format!(
-            r#"{{"Name":"{name}","Source":"Klarity{name}","Destinations":[{{"Type":"EVENT_DATA_STORE","Location":"{arn}"}}]}}"#
+            r#"{{"Name":"{name}","Source":"{source}","Destinations":[{{"Type":"EVENT_DATA_STORE","Location":"{arn}"}}]}}"#
         ),
     );
     assert_eq!(status, 200, "{body}");

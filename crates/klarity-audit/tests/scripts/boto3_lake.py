@@ -68,7 +68,7 @@ assert store["Status"] == "CREATED", store
 assert ct.get_event_data_store(EventDataStore=store["EventDataStoreArn"])["Status"] == "ENABLED"
 channel_arn = ct.create_channel(
     Name="boto3-channel",
-    Source="NordcloudKlarity",
+    Source="IBMMulticloud",
     Destinations=[{"Type": "EVENT_DATA_STORE", "Location": store["EventDataStoreArn"]}],
 )["ChannelArn"]
 policy = {
@@ -100,7 +100,7 @@ expect(data.exceptions.ChannelNotFound, data.put_audit_events,
 expect(data.exceptions.InvalidChannelARN, data.put_audit_events, channelArn="arn:aws:s3:::bucket", auditEvents=[entry("n", event("a"))])
 expect(ct.exceptions.EventDataStoreNotFoundException, ct.get_event_data_store, EventDataStore="00000000-0000-0000-0000-000000000000")
 expect(ct.exceptions.ChannelAlreadyExistsException, ct.create_channel,
-       Name="again", Source="NordcloudKlarity", Destinations=[{"Type": "EVENT_DATA_STORE", "Location": store["EventDataStoreArn"]}])
+       Name="again", Source="IBMMulticloud", Destinations=[{"Type": "EVENT_DATA_STORE", "Location": store["EventDataStoreArn"]}])
 expect(ct.exceptions.EventDataStoreTerminationProtectedException, ct.delete_event_data_store, EventDataStore=store["EventDataStoreArn"])
 
 # Per-entry failures in a 200 response.
@@ -187,3 +187,94 @@ assert names == ["paged-0", "paged-1", "paged-2"], names
 resp = viam.list_users()
 assert resp["ResponseMetadata"]["RequestId"] == resp["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"], resp["ResponseMetadata"]
 print("boto3 proxy user flow: ok")
+
+# CloudTrail conformance, as a Lake customer tries it.
+ct_vendor = client("cloudtrail", VENDOR)
+selectors = [{"Name": "k", "FieldSelectors": [{"Field": "eventCategory", "Equals": ["ActivityAuditLog"]}]}]
+tagged = ct.create_event_data_store(Name="boto3-tagged", MultiRegionEnabled=False, AdvancedEventSelectors=selectors,
+                                    TerminationProtectionEnabled=False, TagsList=[{"Key": "team", "Value": "audit"}])
+tagged_arn = tagged["EventDataStoreArn"]
+assert tagged["TagsList"] == [{"Key": "team", "Value": "audit"}], tagged
+tags_of = lambda arn: ct.list_tags(ResourceIdList=[arn])["ResourceTagList"][0]["TagsList"]
+assert tags_of(tagged_arn) == [{"Key": "team", "Value": "audit"}]
+ct.add_tags(ResourceId=tagged_arn, TagsList=[{"Key": "team", "Value": "security"}, {"Key": "env", "Value": "prod"}])
+assert sorted((t["Key"], t["Value"]) for t in tags_of(tagged_arn)) == [("env", "prod"), ("team", "security")]
+ct.remove_tags(ResourceId=tagged_arn, TagsList=[{"Key": "team"}])
+assert tags_of(tagged_arn) == [{"Key": "env", "Value": "prod"}]
+ct.add_tags(ResourceId=channel_arn, TagsList=[{"Key": "owner", "Value": "klarity"}])
+assert tags_of(channel_arn) == [{"Key": "owner", "Value": "klarity"}]
+expect(ct.exceptions.TagsLimitExceededException, ct.add_tags, ResourceId=tagged_arn,
+       TagsList=[{"Key": f"k{i}", "Value": "v"} for i in range(50)])
+expect(ct.exceptions.InvalidTagParameterException, ct.add_tags, ResourceId=tagged_arn, TagsList=[{"Key": "aws:reserved", "Value": "v"}])
+expect(ct.exceptions.ResourceNotFoundException, ct.add_tags,
+       ResourceId=tagged_arn.rsplit("/", 1)[0] + "/00000000-0000-0000-0000-000000000000", TagsList=[{"Key": "a", "Value": "b"}])
+expect(ct.exceptions.CloudTrailARNInvalidException, ct.list_tags, ResourceIdList=["not-an-arn"])
+
+# Deleting waits seven days, within which RestoreEventDataStore brings the store back.
+ct.delete_event_data_store(EventDataStore=tagged_arn)
+assert ct.get_event_data_store(EventDataStore=tagged_arn)["Status"] == "PENDING_DELETION"
+expect(ct.exceptions.InactiveEventDataStoreException, ct.update_event_data_store, EventDataStore=tagged_arn, RetentionPeriod=30)
+restored = ct.restore_event_data_store(EventDataStore=tagged_arn)
+assert restored["Status"] == "ENABLED" and restored["EventDataStoreArn"] == tagged_arn, restored
+expect(ct.exceptions.InvalidEventDataStoreStatusException, ct.restore_event_data_store, EventDataStore=tagged_arn)
+
+# Ingestion starts and stops on stores of AWS events only.
+expect(ct.exceptions.InvalidEventDataStoreCategoryException, ct.stop_event_data_store_ingestion, EventDataStore=tagged_arn)
+management = ct.create_event_data_store(Name="boto3-management", TerminationProtectionEnabled=False)["EventDataStoreArn"]
+ct.stop_event_data_store_ingestion(EventDataStore=management)
+assert ct.get_event_data_store(EventDataStore=management)["Status"] == "STOPPED_INGESTION"
+expect(ct.exceptions.InvalidEventDataStoreStatusException, ct.stop_event_data_store_ingestion, EventDataStore=management)
+ct.start_event_data_store_ingestion(EventDataStore=management)
+assert ct.get_event_data_store(EventDataStore=management)["Status"] == "ENABLED"
+stopped = ct.create_event_data_store(Name="boto3-stopped", StartIngestion=False, TerminationProtectionEnabled=False)
+assert stopped["Status"] == "STOPPED_INGESTION", stopped
+
+# Selector values are checked.
+for bad in ([{"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Nonsense"]}]}],
+            [{"FieldSelectors": [{"Field": "noSuchField", "Equals": ["x"]}]}],
+            [{"FieldSelectors": [{"Field": "eventName", "Equals": ["x"]}]}],
+            [{"FieldSelectors": [{"Field": "eventCategory", "Equals": ["ActivityAuditLog", "Management"]}]}],
+            [{"FieldSelectors": [{"Field": "eventCategory", "Equals": ["Data"]}, {"Field": "readOnly", "Equals": ["maybe"]}]}]):
+    expect(ct.exceptions.InvalidEventSelectorsException, ct.create_event_data_store, Name="boto3-bad", AdvancedEventSelectors=bad)
+
+# Channel sources: Custom or a partner AWS lists; policy principals must be principals.
+expect(ct.exceptions.InvalidSourceException, ct.create_channel, Name="boto3-unknown", Source="NordcloudKlarity",
+       Destinations=[{"Type": "EVENT_DATA_STORE", "Location": tagged_arn}])
+custom = ct.create_channel(Name="boto3-custom", Source="Custom", Destinations=[{"Type": "EVENT_DATA_STORE", "Location": tagged_arn}])
+bad_principal = json.loads(json.dumps(policy))
+bad_principal["Statement"][0]["Principal"] = {"AWS": "arn:aws:s3:::bucket"}
+bad_principal["Statement"][0]["Resource"] = custom["ChannelArn"]
+expect(ct.exceptions.ResourcePolicyNotValidException, ct.put_resource_policy, ResourceArn=custom["ChannelArn"],
+       ResourcePolicy=json.dumps(bad_principal))
+
+# A resource policy on an event data store lets another account query it by its ARN.
+expect(ct_vendor.exceptions.EventDataStoreNotFoundException, ct_vendor.get_event_data_store, EventDataStore=store["EventDataStoreArn"])
+store_policy = {"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"AWS": "855341727128"},
+    "Action": ["cloudtrail:StartQuery", "cloudtrail:GetQueryResults", "cloudtrail:DescribeQuery", "cloudtrail:GetEventDataStore"],
+    "Resource": store["EventDataStoreArn"]}]}
+bad_store_policy = json.loads(json.dumps(store_policy))
+bad_store_policy["Statement"][0]["Action"] = "cloudtrail-data:PutAuditEvents"
+expect(ct.exceptions.ResourcePolicyNotValidException, ct.put_resource_policy, ResourceArn=store["EventDataStoreArn"],
+       ResourcePolicy=json.dumps(bad_store_policy))
+ct.put_resource_policy(ResourceArn=store["EventDataStoreArn"], ResourcePolicy=json.dumps(store_policy))
+assert json.loads(ct.get_resource_policy(ResourceArn=store["EventDataStoreArn"])["ResourcePolicy"]) == store_policy
+assert ct_vendor.get_event_data_store(EventDataStore=store["EventDataStoreArn"])["Name"] == "boto3-events"
+query = ct_vendor.start_query(QueryStatement=f"SELECT count(*) AS n FROM {store['EventDataStoreArn']}")
+assert query["EventDataStoreOwnerAccountId"] == "123456789012", query
+import time  # noqa: E402
+for _ in range(200):
+    described = ct_vendor.describe_query(QueryId=query["QueryId"])
+    if described["QueryStatus"] not in ("QUEUED", "RUNNING"):
+        break
+    time.sleep(0.05)
+assert described["QueryStatus"] == "FINISHED", described
+rows = ct_vendor.get_query_results(QueryId=query["QueryId"])["QueryResultRows"]
+assert list(rows[0][0]) == ["n"], rows  # (the events of 2024 are past the store's retention: 0)
+# Only what the policy grants: not another store, and not without the policy.
+expect(ct_vendor.exceptions.EventDataStoreNotFoundException, ct_vendor.start_query,
+       QueryStatement=f"SELECT count(*) FROM {tagged_arn}")
+ct.delete_resource_policy(ResourceArn=store["EventDataStoreArn"])
+expect(ct_vendor.exceptions.EventDataStoreNotFoundException, ct_vendor.start_query,
+       QueryStatement=f"SELECT count(*) FROM {store['EventDataStoreArn']}")
+print("boto3 conformance: ok")

@@ -18,6 +18,8 @@ pub(crate) struct TestLake {
     dir: Option<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    /// The next channel source [`TestLake::next_source`] hands out.
+    sources: std::sync::atomic::AtomicUsize,
 }
 
 impl TestLake {
@@ -46,7 +48,14 @@ impl TestLake {
             .await
             .unwrap();
         });
-        TestLake { endpoint, lake, dir: Some(dir), shutdown: Some(tx), task: Some(task) }
+        TestLake {
+            endpoint,
+            lake,
+            dir: Some(dir),
+            shutdown: Some(tx),
+            task: Some(task),
+            sources: std::sync::atomic::AtomicUsize::new(0),
+        }
     }
 
     /// Stops the lake and returns its data directory.
@@ -54,6 +63,13 @@ impl TestLake {
         let _ = self.shutdown.take().unwrap().send(());
         self.task.take().unwrap().await.unwrap();
         self.dir.take().unwrap()
+    }
+
+    /// A channel source not used yet on this lake (an account has one channel per source, and the
+    /// sources are `Custom` and AWS's partner names).
+    pub(crate) fn next_source(&self) -> &'static str {
+        let n = self.sources.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        audit_lake::ops::trail::CHANNEL_SOURCES[n % audit_lake::ops::trail::CHANNEL_SOURCES.len()]
     }
 
     pub(crate) fn db(&self) -> std::path::PathBuf {
@@ -227,7 +243,7 @@ pub(crate) async fn store_and_channel_kept(
     let channel = ct
         .create_channel()
         .name(format!("{name}-channel"))
-        .source(format!("Custom{name}").replace('-', ""))
+        .source(lake.next_source())
         .destinations(
             aws_sdk_cloudtrail::types::Destination::builder()
                 .r#type(aws_sdk_cloudtrail::types::DestinationType::EventDataStore)
@@ -324,4 +340,21 @@ impl PutOne for aws_sdk_cloudtraildata::Client {
     > {
         self.put_audit_events().channel_arn(channel).audit_events(entry(id, &event_data(n))).send().await
     }
+}
+
+/// A trust policy naming `principal`, with an `sts:ExternalId` condition when given.
+pub(crate) fn trust(principal: &str, external_id: Option<&str>) -> String {
+    let condition = external_id
+        .map(|id| format!(r#","Condition":{{"StringEquals":{{"sts:ExternalId":"{id}"}}}}"#))
+        .unwrap_or_default();
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{principal}"}},"Action":"sts:AssumeRole"{condition}}}]}}"#
+    )
+}
+
+/// An identity policy allowing `action` on `resource`.
+pub(crate) fn allow(action: &str, resource: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"{action}","Resource":"{resource}"}}]}}"#
+    )
 }

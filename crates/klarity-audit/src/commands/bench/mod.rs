@@ -47,6 +47,12 @@ pub(crate) fn run(global: &GlobalArgs, args: &BenchArgs) -> anyhow::Result<ExitC
     if args.events == 0 || args.clients == 0 || args.tenants == 0 {
         bail!("--events, --clients and --tenants must be at least 1");
     }
+    let most_tenants = audit_lake::ops::trail::CHANNEL_SOURCES.len() - 2;
+    if args.tenants > most_tenants {
+        bail!(
+            "--tenants is at most {most_tenants}: the bench's tenants share one customer account, which has one channel per source"
+        );
+    }
     if !(1..=1000).contains(&args.batch) {
         bail!("--batch must be 1 to 1000 (the relay's request limit), not {}", args.batch);
     }
@@ -153,7 +159,9 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
     let mut tenants = Vec::new();
     for n in 0..args.tenants {
         let id = format!("bench-{n}");
-        let (store_id, channel_arn) = store_and_channel(&cloudtrail, &id, true).await?;
+        // The baseline and boto3 take the first two sources.
+        let source = audit_lake::ops::trail::CHANNEL_SOURCES[n + 2];
+        let (store_id, channel_arn) = store_and_channel(&cloudtrail, &id, source, true).await?;
         registry
             .put_tenant(&Tenant {
                 id: id.clone(),
@@ -311,7 +319,8 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
     } else {
         progress.say("baseline: PutAuditEvents straight into the lake");
         let count = (events as usize).min(500_000);
-        let (store_id, channel_arn) = store_and_channel(&cloudtrail, "bench-baseline", false).await?;
+        let (store_id, channel_arn) =
+            store_and_channel(&cloudtrail, "bench-baseline", audit_lake::ops::trail::CHANNEL_SOURCES[0], false).await?;
         let started = Instant::now();
         load::put_directly(&lake_endpoint, &channel_arn, load.clone(), count, args.clients).await?;
         let seconds = started.elapsed().as_secs_f64();
@@ -325,7 +334,8 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
         None
     } else {
         progress.say("baseline: boto3 put_audit_events, batches of 100");
-        let (_, channel_arn) = store_and_channel(&cloudtrail, "bench-boto3", false).await?;
+        let (_, channel_arn) =
+            store_and_channel(&cloudtrail, "bench-boto3", audit_lake::ops::trail::CHANNEL_SOURCES[1], false).await?;
         let template = load.template(audit_lake::config::CUSTOMER_ACCOUNT);
         let (root, endpoint, events) = (root.to_owned(), lake_endpoint.clone(), args.boto3_events);
         let outcome =
@@ -420,6 +430,7 @@ fn cloudtrail_client(endpoint: &str) -> aws_sdk_cloudtrail::Client {
 async fn store_and_channel(
     cloudtrail: &aws_sdk_cloudtrail::Client,
     name: &str,
+    source: &str,
     for_vendor: bool,
 ) -> anyhow::Result<(String, String)> {
     let selector = AdvancedEventSelector::builder()
@@ -438,9 +449,9 @@ async fn store_and_channel(
     let channel = cloudtrail
         .create_channel()
         .name(name)
-        // One channel per source and account: each tenant's channel gets its own source name (in
-        // AWS each customer is its own account, and would use `Custom`).
-        .source(format!("Klarity-{name}"))
+        // One channel per source and account: each tenant's channel gets its own source (in AWS
+        // each customer is its own account, and would use `IBMMulticloud` or `Custom`).
+        .source(source)
         .destinations(Destination::builder().r#type(DestinationType::EventDataStore).location(&store_arn).build()?)
         .send()
         .await

@@ -182,7 +182,8 @@ pub(crate) async fn run(
     let lake_stop = stop.clone();
     let lake_task = tokio::spawn(audit_lake::serve(lake, listener, async move { lake_stop.cancelled().await }));
     let cloudtrail = super::cloudtrail_client(&endpoint);
-    let (store_id, channel_arn) = super::store_and_channel(&cloudtrail, "bench-sql", false).await?;
+    let (store_id, channel_arn) =
+        super::store_and_channel(&cloudtrail, "bench-sql", audit_lake::ops::trail::CHANNEL_SOURCES[0], false).await?;
 
     // 1. The store.
     let generator = Arc::new(Generator::new(&catalog, args.events, args.event_size));

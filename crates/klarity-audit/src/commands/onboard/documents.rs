@@ -131,7 +131,7 @@ Resources:
     Type: AWS::CloudTrail::Channel
     Properties:
       Name: klarity
-      Source: Custom
+      Source: IBMMulticloud
       Destinations:
         - Type: EVENT_DATA_STORE
           Location: !GetAtt KlarityEventDataStore.EventDataStoreArn

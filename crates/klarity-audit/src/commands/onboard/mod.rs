@@ -137,7 +137,7 @@ impl Plan {
             external_id: a.external_id.clone(),
             vendor_account: a.vendor_account.clone(),
             verify_permissions: !a.no_verify_permissions,
-            channel_source: "Custom".into(),
+            channel_source: audit_lake::ops::trail::NORDCLOUD_SOURCE.into(),
         }
     }
 }
