@@ -64,7 +64,7 @@ pub struct Listed<T> {
 
 impl Page {
     /// This page of `items` (already in their list order).
-    pub fn of<T>(&self, mut items: Vec<T>) -> Result<Listed<T>, AwsError> {
+    pub fn of<T>(&self, items: Vec<T>) -> Result<Listed<T>, AwsError> {
         let max = match self.max_items {
             None => 100,
             Some(n) if (1..=1000).contains(&n) => n as usize,
@@ -85,9 +85,16 @@ impl Page {
                 .filter(|n| *n <= items.len())
                 .ok_or_else(|| AwsError::client("ValidationError", format!("Marker {marker:?} is not valid.")))?,
         };
-        let end = (start + max).min(items.len());
-        let marker = (end < items.len()).then(|| format!("m{end}"));
-        items.truncate(end);
-        Ok(Listed { items: items.split_off(start), marker })
+        let (items, next) = window(items, start, max);
+        Ok(Listed { items, marker: next.map(|n| format!("m{n}")) })
     }
+}
+
+/// The items from `start` (at most `len`), at most `max` of them, and where the next window starts
+/// when more follow: the paging of every list, whatever its token looks like.
+pub(crate) fn window<T>(mut items: Vec<T>, start: usize, max: usize) -> (Vec<T>, Option<usize>) {
+    let end = (start + max).min(items.len());
+    let next = (end < items.len()).then_some(end);
+    items.truncate(end);
+    (items.split_off(start.min(end)), next)
 }

@@ -256,7 +256,7 @@ pub struct Paged<T> {
 
 impl Paging {
     /// This page of `items`: `NextToken` is the opaque decimal offset prefixed with `page-`.
-    pub fn of<T>(&self, mut items: Vec<T>) -> Result<Paged<T>, AwsError> {
+    pub fn of<T>(&self, items: Vec<T>) -> Result<Paged<T>, AwsError> {
         let max = match self.max_results {
             None => 1000,
             Some(n) if (1..=1000).contains(&n) => n as usize,
@@ -275,10 +275,8 @@ impl Paging {
                 .filter(|n| *n <= items.len())
                 .ok_or_else(|| AwsError::client("InvalidNextTokenException", "A token you provided is not valid."))?,
         };
-        let end = (start + max).min(items.len());
-        let next_token = (end < items.len()).then(|| format!("page-{end}"));
-        items.truncate(end);
-        Ok(Paged { items: items.split_off(start), next_token })
+        let (items, next) = super::window(items, start, max);
+        Ok(Paged { items, next_token: next.map(|n| format!("page-{n}")) })
     }
 }
 

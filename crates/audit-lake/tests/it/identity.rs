@@ -3,8 +3,8 @@
 
 use crate::support::{PutOne, SessionKeys, TestLake, Who, allow, code, entry, event_data, store_and_channel, trust};
 
-const CUSTOMER_ROLE: &str = "arn:aws:iam::123456789012:role/CTEventPublisher";
-const PROXY_ROLE: &str = "arn:aws:iam::855341727128:role/KlarityProxy";
+pub(crate) const CUSTOMER_ROLE: &str = "arn:aws:iam::123456789012:role/CTEventPublisher";
+pub(crate) const PROXY_ROLE: &str = "arn:aws:iam::855341727128:role/KlarityProxy";
 
 async fn assume(
     sts: &aws_sdk_sts::Client,
@@ -30,14 +30,17 @@ async fn assume(
     })
 }
 
+/// The external ID the seed world's customer role trusts.
+pub(crate) const EXTERNAL_ID: &str = "klarity-ext-7";
+
 /// The customer's side of the seed: role trusting the vendor account under an external ID, with
 /// only PutAuditEvents on the channel; the vendor's proxy role allowed to assume it.
-async fn seed_world(lake: &TestLake) -> (String, String) {
+pub(crate) async fn seed_world(lake: &TestLake) -> (String, String) {
     let (store_arn, channel_arn) = store_and_channel(lake, "seed").await;
     let iam = lake.iam(Who::Customer);
     iam.create_role()
         .role_name("CTEventPublisher")
-        .assume_role_policy_document(trust("arn:aws:iam::855341727128:root", Some("klarity-ext-7")))
+        .assume_role_policy_document(trust("arn:aws:iam::855341727128:root", Some(EXTERNAL_ID)))
         .send()
         .await
         .unwrap();

@@ -1,12 +1,12 @@
 //! IAM users: the seed's non-AWS workload path (proxy user → proxy role → customer role with the
 //! external ID → PutAuditEvents), the refusals AWS gives, and IAM's shapes, errors and paging.
 
-use crate::support::{PutOne, SessionKeys, TestLake, Who, allow, code, store_and_channel, trust};
+use crate::{
+    identity::{CUSTOMER_ROLE, EXTERNAL_ID, PROXY_ROLE, seed_world},
+    support::{PutOne, SessionKeys, TestLake, Who, allow, code, trust},
+};
 
 const PROXY_USER: &str = "klarity-proxy-user";
-const PROXY_ROLE: &str = "arn:aws:iam::855341727128:role/KlarityProxy";
-const CUSTOMER_ROLE: &str = "arn:aws:iam::123456789012:role/CTEventPublisher";
-const EXTERNAL_ID: &str = "klarity-ext-42";
 
 /// The user's long-term keys.
 struct UserKeys {
@@ -14,42 +14,11 @@ struct UserKeys {
     secret: String,
 }
 
-/// The customer's role and channel, the vendor's proxy role, and the vendor's proxy user with a
-/// key; `may_assume` gives the user its one permission.
+/// The seed's world ([`seed_world`]) and the vendor's proxy user with a key; `may_assume` gives
+/// the user its one permission.
 async fn world(lake: &TestLake, may_assume: bool) -> (String, UserKeys) {
-    let (_store, channel_arn) = store_and_channel(lake, "users").await;
-    let customer = lake.iam(Who::Customer);
-    customer
-        .create_role()
-        .role_name("CTEventPublisher")
-        .assume_role_policy_document(trust("arn:aws:iam::855341727128:root", Some(EXTERNAL_ID)))
-        .send()
-        .await
-        .unwrap();
-    customer
-        .put_role_policy()
-        .role_name("CTEventPublisher")
-        .policy_name("publish")
-        .policy_document(allow("cloudtrail-data:PutAuditEvents", &channel_arn))
-        .send()
-        .await
-        .unwrap();
+    let (_store, channel_arn) = seed_world(lake).await;
     let vendor = lake.iam(Who::Vendor);
-    vendor
-        .create_role()
-        .role_name("KlarityProxy")
-        .assume_role_policy_document(trust("arn:aws:iam::855341727128:root", None))
-        .send()
-        .await
-        .unwrap();
-    vendor
-        .put_role_policy()
-        .role_name("KlarityProxy")
-        .policy_name("chain")
-        .policy_document(allow("sts:AssumeRole", "arn:aws:iam::*:role/*"))
-        .send()
-        .await
-        .unwrap();
     let user = vendor.create_user().user_name(PROXY_USER).send().await.unwrap();
     let user = user.user().unwrap();
     assert_eq!(user.arn(), format!("arn:aws:iam::855341727128:user/{PROXY_USER}"));
@@ -147,7 +116,7 @@ async fn users_without_the_permission_with_an_inactive_key_or_a_wrong_external_i
 
     // A wrong or missing external ID on the customer's role.
     let chained = lake.sts_session(&proxy);
-    assert_eq!(assume(&chained, CUSTOMER_ROLE, Some("klarity-ext-43")).await.unwrap_err(), "AccessDenied");
+    assert_eq!(assume(&chained, CUSTOMER_ROLE, Some("klarity-ext-8")).await.unwrap_err(), "AccessDenied");
     assert_eq!(assume(&chained, CUSTOMER_ROLE, None).await.unwrap_err(), "AccessDenied");
 
     // An explicit deny in the user's policies wins.

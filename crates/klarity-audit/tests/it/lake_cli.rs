@@ -51,6 +51,32 @@ impl Aws<'_> {
     }
 }
 
+/// An event data store of integration events and a `Custom` channel into it, made with the AWS
+/// CLI; returns their ARNs.
+fn integration_channel(customer: &Aws<'_>, name: &str) -> (String, String) {
+    let store = customer.ok(&[
+        "cloudtrail",
+        "create-event-data-store",
+        "--name",
+        name,
+        "--advanced-event-selectors",
+        r#"[{"Name":"Klarity","FieldSelectors":[{"Field":"eventCategory","Equals":["ActivityAuditLog"]}]}]"#,
+    ]);
+    let store_arn = store["EventDataStoreArn"].as_str().unwrap().to_owned();
+    let destination = format!("Type=EVENT_DATA_STORE,Location={store_arn}");
+    let channel = customer.ok(&[
+        "cloudtrail",
+        "create-channel",
+        "--name",
+        name,
+        "--source",
+        "Custom",
+        "--destinations",
+        &destination,
+    ]);
+    (store_arn, channel["ChannelArn"].as_str().unwrap().to_owned())
+}
+
 fn event(uid: &str) -> String {
     serde_json::json!({
         "version": "v1",
@@ -199,26 +225,7 @@ fn the_aws_cli_runs_the_role_flow() {
     let customer =
         Aws { endpoint: &lake.endpoint, key: (CUSTOMER_ACCESS_KEY_ID, CUSTOMER_SECRET_ACCESS_KEY), token: None };
     let vendor = Aws { endpoint: &lake.endpoint, key: (VENDOR_ACCESS_KEY_ID, VENDOR_SECRET_ACCESS_KEY), token: None };
-    let store = customer.ok(&[
-        "cloudtrail",
-        "create-event-data-store",
-        "--name",
-        "role-mode",
-        "--advanced-event-selectors",
-        r#"[{"Name":"Klarity","FieldSelectors":[{"Field":"eventCategory","Equals":["ActivityAuditLog"]}]}]"#,
-    ]);
-    let store_arn = store["EventDataStoreArn"].as_str().unwrap().to_owned();
-    let channel = customer.ok(&[
-        "cloudtrail",
-        "create-channel",
-        "--name",
-        "role-mode",
-        "--source",
-        "Custom",
-        "--destinations",
-        &format!("Type=EVENT_DATA_STORE,Location={store_arn}"),
-    ]);
-    let channel_arn = channel["ChannelArn"].as_str().unwrap().to_owned();
+    let (_store_arn, channel_arn) = integration_channel(&customer, "role-mode");
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::855341727128:root"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"sts:ExternalId":"Kl4r1tyExt01"}}}]}"#;
     let role = customer.ok(&[
         "iam",
@@ -465,26 +472,7 @@ fn the_aws_cli_makes_a_proxy_user_and_send_direct_publishes_with_only_its_keys()
     let vendor = Aws { endpoint: &lake.endpoint, key: (VENDOR_ACCESS_KEY_ID, VENDOR_SECRET_ACCESS_KEY), token: None };
 
     // The customer's side, as the seed hands it over: store, channel, role with an external ID.
-    let store = customer.ok(&[
-        "cloudtrail",
-        "create-event-data-store",
-        "--name",
-        "direct",
-        "--advanced-event-selectors",
-        r#"[{"Name":"Klarity","FieldSelectors":[{"Field":"eventCategory","Equals":["ActivityAuditLog"]}]}]"#,
-    ]);
-    let store_arn = store["EventDataStoreArn"].as_str().unwrap().to_owned();
-    let channel = customer.ok(&[
-        "cloudtrail",
-        "create-channel",
-        "--name",
-        "direct",
-        "--source",
-        "Custom",
-        "--destinations",
-        &format!("Type=EVENT_DATA_STORE,Location={store_arn}"),
-    ]);
-    let channel_arn = channel["ChannelArn"].as_str().unwrap().to_owned();
+    let (store_arn, channel_arn) = integration_channel(&customer, "direct");
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::855341727128:root"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"sts:ExternalId":"Kl4r1tyExt02"}}}]}"#;
     let role =
         customer.ok(&["iam", "create-role", "--role-name", "CTEventPublisher", "--assume-role-policy-document", trust]);
