@@ -389,7 +389,8 @@ pub(crate) struct BenchArgs {
     /// Concurrent producers (keep-alive HTTP connections).
     #[arg(long, default_value_t = 32)]
     pub(crate) clients: usize,
-    /// Tenants, each with its own event data store and channel; producers spread over them.
+    /// Tenants, each with its own event data store and channel; producers spread over them (at
+    /// most 14: they share one customer account, which has one channel per source).
     #[arg(long, default_value_t = 2)]
     pub(crate) tenants: usize,
     /// Approximate size of one event's JSON, in bytes.
