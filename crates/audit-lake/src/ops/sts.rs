@@ -31,7 +31,7 @@ pub struct AssumeRole {
 }
 
 /// Temporary credentials, as `AssumeRole` answers them.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Credentials {
     /// `ASIA…`.
     pub access_key_id: String,
@@ -45,6 +45,16 @@ pub struct Credentials {
     pub assumed_arn: String,
     /// `AROA…:<session name>`.
     pub assumed_role_id: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("assumed_arn", &self.assumed_arn)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
 }
 
 fn access_denied(caller: &Caller, role_arn: &str) -> AwsError {

@@ -126,7 +126,7 @@ pub struct Role {
 /// Temporary credentials issued by `AssumeRole`. The session token is kept only as a SHA-256
 /// hash (it is compared, never recovered); the secret key must be kept as issued, because SigV4
 /// verification derives the signing key from it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Session {
     /// The temporary access key id (`ASIA…`).
     pub access_key_id: String,
@@ -146,6 +146,18 @@ pub struct Session {
     pub assumed_role_id: String,
     /// Whether the session was obtained by role chaining (a session assuming a role).
     pub chained: bool,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("expires", &self.expires)
+            .field("role_arn", &self.role_arn)
+            .field("session_name", &self.session_name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session {
