@@ -13,7 +13,7 @@ use crate::{
 };
 
 /// Decodes an operation's input from the request's JSON object.
-fn decode<T: DeserializeOwned>(input: Map<String, Value>) -> Result<T, AwsError> {
+pub(super) fn decode<T: DeserializeOwned>(input: Map<String, Value>) -> Result<T, AwsError> {
     serde_path_to_error::deserialize(Value::Object(input)).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner().to_string();
@@ -26,7 +26,7 @@ fn decode<T: DeserializeOwned>(input: Map<String, Value>) -> Result<T, AwsError>
     })
 }
 
-fn encode<T: Serialize>(output: T) -> Value {
+pub(super) fn encode<T: Serialize>(output: T) -> Value {
     serde_json::to_value(output).expect("serializable")
 }
 

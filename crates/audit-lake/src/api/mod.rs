@@ -3,6 +3,7 @@
 //! | protocol | recognised by | service |
 //! |---|---|---|
 //! | awsJson1_1 | `X-Amz-Target: [com.amazonaws.cloudtrail.v20131101.]CloudTrail_20131101.<Op>` | `cloudtrail` |
+//! | awsJson1_1 | `X-Amz-Target: Logs_20140328.<Op>` | `logs` (CloudWatch Logs) |
 //! | restJson1 | `POST /PutAuditEvents` | `cloudtrail-data` |
 //! | awsQuery | a form body (or query string) with `Action=` | `sts`, `iam` |
 //!
@@ -13,6 +14,7 @@
 mod cloudtrail;
 mod cloudtrail_data;
 mod iam;
+mod logs;
 mod query;
 mod sts;
 mod xml;
@@ -40,6 +42,9 @@ use crate::{
 const CLOUDTRAIL_TARGETS: [&str; 2] =
     ["com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.", "CloudTrail_20131101."];
 
+/// The JSON 1.1 target prefix of CloudWatch Logs.
+const LOGS_TARGET: &str = "Logs_20140328.";
+
 /// The router: everything goes through [`handle`].
 pub fn router(lake: Arc<Lake>) -> Router {
     Router::new().fallback(handle).with_state(lake)
@@ -49,6 +54,8 @@ pub fn router(lake: Arc<Lake>) -> Router {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Protocol {
     Json,
+    /// awsJson1_1 of CloudWatch Logs.
+    Logs,
     RestJson,
     Query,
 }
@@ -57,6 +64,7 @@ impl Protocol {
     fn service(self) -> &'static [&'static str] {
         match self {
             Protocol::Json => &["cloudtrail"],
+            Protocol::Logs => &["logs"],
             Protocol::RestJson => &["cloudtrail-data"],
             Protocol::Query => &["sts", "iam"],
         }
@@ -134,8 +142,9 @@ fn metrics(lake: &Lake, headers: &HeaderMap) -> Response {
 }
 
 fn classify(method: &Method, path: &str, headers: &HeaderMap) -> Option<Protocol> {
-    if headers.contains_key("x-amz-target") {
-        return Some(Protocol::Json);
+    if let Some(target) = headers.get("x-amz-target") {
+        let logs = target.to_str().is_ok_and(|t| t.starts_with(LOGS_TARGET));
+        return Some(if logs { Protocol::Logs } else { Protocol::Json });
     }
     if path == "/PutAuditEvents" {
         return Some(Protocol::RestJson);
@@ -182,16 +191,20 @@ async fn serve(
             404,
             "UnknownOperationException",
             format!(
-                "No operation matches {} {}; the lake speaks cloudtrail (X-Amz-Target), cloudtrail-data (POST /PutAuditEvents), sts and iam (Action=).",
+                "No operation matches {} {}; the lake speaks cloudtrail and logs (X-Amz-Target), cloudtrail-data (POST /PutAuditEvents), sts and iam (Action=).",
                 parts.method,
                 parts.uri.path()
             ),
         ));
     };
     match protocol {
-        Protocol::Json => {
+        Protocol::Json | Protocol::Logs => {
             let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
-            let Some(operation) = CLOUDTRAIL_TARGETS.iter().find_map(|prefix| target.strip_prefix(prefix)) else {
+            let operation = match protocol {
+                Protocol::Logs => target.strip_prefix(LOGS_TARGET),
+                _ => CLOUDTRAIL_TARGETS.iter().find_map(|prefix| target.strip_prefix(prefix)),
+            };
+            let Some(operation) = operation else {
                 return Err(AwsError::client("UnknownOperationException", format!("Unknown target {target:?}.")));
             };
             let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -204,7 +217,10 @@ async fn serve(
                 ));
             }
             let input = parse_json_object(&body)?;
-            cloudtrail::dispatch(lake, &caller, operation, input).await.map(Reply::Json)
+            match protocol {
+                Protocol::Logs => logs::dispatch(lake, &caller, operation, input).await.map(Reply::Json),
+                _ => cloudtrail::dispatch(lake, &caller, operation, input).await.map(Reply::Json),
+            }
         }
         Protocol::RestJson => {
             if parts.method != Method::POST {
@@ -302,7 +318,7 @@ fn error_response(protocol: Protocol, err: &AwsError, request_id: &str) -> Respo
     let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::BAD_REQUEST);
     let builder = Response::builder().status(status);
     match protocol {
-        Protocol::Json => builder
+        Protocol::Json | Protocol::Logs => builder
             .header(header::CONTENT_TYPE, "application/x-amz-json-1.1")
             .body(Body::from(serde_json::json!({"__type": err.code, "message": err.message}).to_string())),
         Protocol::RestJson => builder

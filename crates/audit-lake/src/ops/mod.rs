@@ -5,6 +5,7 @@
 
 pub mod data;
 pub mod iam;
+pub mod logs;
 pub mod queries;
 pub mod sts;
 pub mod trail;

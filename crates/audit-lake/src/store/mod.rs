@@ -68,7 +68,10 @@ use crate::{
     policy::{Policy, PolicyError},
     secrets::Sealer,
 };
-use model::{AccessKey, Channel, EventDataStore, IngestionStatus, Role, Session, StoredAccount, User};
+use model::{
+    AccessKey, Channel, EventDataStore, IngestionStatus, LogEvent, LogGroup, LogStream, Role, Session, StoredAccount,
+    User,
+};
 use wal_db::log::{self, LogReader, LogWriter};
 
 /// The database file name inside the data directory.
@@ -97,6 +100,25 @@ pub struct Row<'a> {
     pub channel_arn: &'a str,
     /// The producer's `eventData` text.
     pub event_data: &'a str,
+}
+
+/// What [`Store::log_events`] reads.
+#[derive(Debug, Clone)]
+pub struct LogQuery<'a> {
+    /// The log group.
+    pub group_arn: &'a str,
+    /// Only these streams, when given.
+    pub streams: Option<&'a [String]>,
+    /// Timestamps from (inclusive), epoch milliseconds.
+    pub from_ms: i64,
+    /// Timestamps to (exclusive), epoch milliseconds.
+    pub to_ms: i64,
+    /// The (timestamp, seq) position to go on from, exclusive.
+    pub cursor: Option<(i64, i64)>,
+    /// Newest first, before the cursor.
+    pub backward: bool,
+    /// At most this many.
+    pub limit: usize,
 }
 
 /// An event ready to store.
@@ -141,6 +163,14 @@ enum Job {
         arn: String,
         done: oneshot::Sender<Result<(), LakeError>>,
     },
+    /// Appends log events to a log stream.
+    LogEvents {
+        group_arn: String,
+        stream: String,
+        ingestion_ms: i64,
+        events: Vec<(i64, String)>,
+        done: oneshot::Sender<Result<(), LakeError>>,
+    },
     /// Deletes the events with `seq <= through`, except the newest one.
     ForgetEvents {
         through: i64,
@@ -165,6 +195,10 @@ pub struct Resources {
     pub users: HashMap<String, User>,
     /// Users' access keys by access key id (secrets opened).
     pub access_keys: HashMap<String, AccessKey>,
+    /// CloudWatch Logs log groups by ARN.
+    pub log_groups: HashMap<String, LogGroup>,
+    /// Log streams by ARN (`<group ARN>:log-stream:<name>`).
+    pub log_streams: HashMap<String, LogStream>,
     /// Every policy document of the roles (trust and inline) and channels, parsed once when
     /// written or loaded, by its text ([`Store::policy`]).
     parsed: HashMap<String, Arc<Policy>>,
@@ -260,6 +294,26 @@ impl Store {
         self.read(|r| r.access_keys.values().filter(|k| k.user_arn == user_arn).cloned().collect())
     }
 
+    /// The log group `arn`.
+    pub fn log_group(&self, arn: &str) -> Option<LogGroup> {
+        self.read(|r| r.log_groups.get(arn).cloned())
+    }
+
+    /// The log groups of `account` in `region`.
+    pub fn log_groups_of(&self, account: &str, region: &str) -> Vec<LogGroup> {
+        self.read(|r| r.log_groups.values().filter(|g| g.account == account && g.region == region).cloned().collect())
+    }
+
+    /// The log stream `arn` (`<group ARN>:log-stream:<name>`).
+    pub fn log_stream(&self, arn: &str) -> Option<LogStream> {
+        self.read(|r| r.log_streams.get(arn).cloned())
+    }
+
+    /// The log streams of the log group `group_arn`.
+    pub fn log_streams_of(&self, group_arn: &str) -> Vec<LogStream> {
+        self.read(|r| r.log_streams.values().filter(|s| s.group_arn == group_arn).cloned().collect())
+    }
+
     /// The channel `arn`.
     pub fn channel(&self, arn: &str) -> Option<Channel> {
         self.read(|r| r.channels.get(arn).cloned())
@@ -333,7 +387,10 @@ impl Store {
                  event_id TEXT NOT NULL, stores TEXT NOT NULL, event_time_ms INTEGER NOT NULL,
                  ingestion_time_ms INTEGER NOT NULL, event_data BLOB NOT NULL, log_offset INTEGER);
              CREATE TABLE IF NOT EXISTS channel_arns (channel_id TEXT PRIMARY KEY, arn TEXT NOT NULL);
-             CREATE UNIQUE INDEX IF NOT EXISTS events_by_entry ON events (channel_id, entry_id);",
+             CREATE UNIQUE INDEX IF NOT EXISTS events_by_entry ON events (channel_id, entry_id);
+             CREATE TABLE IF NOT EXISTS log_events (seq INTEGER PRIMARY KEY, group_arn TEXT NOT NULL, stream TEXT NOT NULL,
+                 timestamp_ms INTEGER NOT NULL, ingestion_ms INTEGER NOT NULL, message TEXT NOT NULL);
+             CREATE INDEX IF NOT EXISTS log_events_by_time ON log_events (group_arn, timestamp_ms, seq);",
         )?;
         // Databases from before the event log keep their texts in `event_data`.
         let has_log_offset: bool = conn.query_row(
@@ -477,6 +534,85 @@ impl Store {
         self.delete_resource(&format!("accesskey/{access_key_id}")).await?;
         self.resources.write().expect("resources lock").access_keys.remove(access_key_id);
         Ok(())
+    }
+
+    /// Creates or replaces a log group, durably.
+    pub async fn put_log_group(&self, group: LogGroup) -> Result<(), LakeError> {
+        self.put_resource(&group.arn, "loggroup", serde_json::to_string(&group).expect("serializable")).await?;
+        self.resources.write().expect("resources lock").log_groups.insert(group.arn.clone(), group);
+        Ok(())
+    }
+
+    /// Creates a log stream, durably.
+    pub async fn put_log_stream(&self, stream: LogStream) -> Result<(), LakeError> {
+        let arn = stream.arn();
+        self.put_resource(&arn, "logstream", serde_json::to_string(&stream).expect("serializable")).await?;
+        self.resources.write().expect("resources lock").log_streams.insert(arn, stream);
+        Ok(())
+    }
+
+    /// Appends `events` (timestamp in epoch milliseconds, message) to a log stream, durably.
+    pub async fn put_log_events(
+        &self,
+        group_arn: &str,
+        stream: &str,
+        ingestion_ms: i64,
+        events: Vec<(i64, String)>,
+    ) -> Result<(), LakeError> {
+        let (done, wait) = oneshot::channel();
+        let job =
+            Job::LogEvents { group_arn: group_arn.to_owned(), stream: stream.to_owned(), ingestion_ms, events, done };
+        self.jobs.send(job).await.map_err(|_| LakeError::WriterGone)?;
+        wait.await.map_err(|_| LakeError::WriterGone)?
+    }
+
+    /// Reads log events of a log group with a timestamp in `[from_ms, to_ms)`, of `streams` when
+    /// given, in (timestamp, seq) order after the position `after` (or before `before`, newest
+    /// first), at most `limit`. Opens its own read connection.
+    pub fn log_events(&self, query: &LogQuery<'_>) -> Result<Vec<LogEvent>, LakeError> {
+        let conn = open_connection(&self.path)?;
+        let streams = query.streams.map(|s| serde_json::to_string(s).expect("serializable"));
+        let (cursor_ts, cursor_seq) = query.cursor.unwrap_or((if query.backward { i64::MAX } else { i64::MIN }, 0));
+        let sql = if query.backward {
+            "SELECT seq, stream, timestamp_ms, ingestion_ms, message FROM log_events
+             WHERE group_arn = ?1 AND timestamp_ms >= ?2 AND timestamp_ms < ?3
+               AND (?4 IS NULL OR stream IN (SELECT value FROM json_each(?4)))
+               AND (timestamp_ms < ?5 OR (timestamp_ms = ?5 AND seq < ?6))
+             ORDER BY timestamp_ms DESC, seq DESC LIMIT ?7"
+        } else {
+            "SELECT seq, stream, timestamp_ms, ingestion_ms, message FROM log_events
+             WHERE group_arn = ?1 AND timestamp_ms >= ?2 AND timestamp_ms < ?3
+               AND (?4 IS NULL OR stream IN (SELECT value FROM json_each(?4)))
+               AND (timestamp_ms > ?5 OR (timestamp_ms = ?5 AND seq > ?6))
+             ORDER BY timestamp_ms, seq LIMIT ?7"
+        };
+        let mut stmt = conn.prepare(sql)?;
+        let rows = stmt.query_map(
+            params![query.group_arn, query.from_ms, query.to_ms, streams, cursor_ts, cursor_seq, query.limit as i64],
+            |r| {
+                Ok(LogEvent {
+                    seq: r.get(0)?,
+                    stream: r.get(1)?,
+                    timestamp_ms: r.get(2)?,
+                    ingestion_ms: r.get(3)?,
+                    message: r.get(4)?,
+                })
+            },
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The first and last event timestamps and the last ingestion time of a log stream, if it
+    /// has events.
+    pub fn log_stream_times(&self, group_arn: &str, stream: &str) -> Result<Option<(i64, i64, i64)>, LakeError> {
+        let conn = open_connection(&self.path)?;
+        Ok(conn
+            .query_row(
+                "SELECT min(timestamp_ms), max(timestamp_ms), max(ingestion_ms) FROM log_events WHERE group_arn = ?1 AND stream = ?2",
+                params![group_arn, stream],
+                |r| Ok((r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?, r.get::<_, Option<i64>>(2)?)),
+            )
+            .map(|(a, b, c)| a.zip(b).zip(c).map(|((a, b), c)| (a, b, c)))?)
     }
 
     async fn delete_resource(&self, arn: &str) -> Result<(), LakeError> {
@@ -705,6 +841,12 @@ fn load_resources(conn: &Connection, sealer: Option<&Sealer>) -> Result<Resource
             "user" => {
                 resources.users.insert(arn.clone(), serde_json::from_str(&body).map_err(corrupt)?);
             }
+            "loggroup" => {
+                resources.log_groups.insert(arn.clone(), serde_json::from_str(&body).map_err(corrupt)?);
+            }
+            "logstream" => {
+                resources.log_streams.insert(arn.clone(), serde_json::from_str(&body).map_err(corrupt)?);
+            }
             "accesskey" => {
                 let mut key: AccessKey = serde_json::from_str(&body).map_err(corrupt)?;
                 if let Some(sealer) = sealer {
@@ -766,6 +908,7 @@ impl Writer {
                     (
                         Job::PutResource { done, .. }
                         | Job::DeleteResource { done, .. }
+                        | Job::LogEvents { done, .. }
                         | Job::ForgetEvents { done, .. },
                         Outcome::Unit(r),
                     ) => {
@@ -848,6 +991,15 @@ impl Writer {
                         Job::DeleteResource { arn, .. } => {
                             tx.execute("DELETE FROM resources WHERE arn = ?1", params![arn])?;
                             tx.execute("DELETE FROM ingestion_status WHERE channel_arn = ?1", params![arn])?;
+                            results.push(None);
+                        }
+                        Job::LogEvents { group_arn, stream, ingestion_ms, events, .. } => {
+                            let mut insert = tx.prepare_cached(
+                                "INSERT INTO log_events (group_arn, stream, timestamp_ms, ingestion_ms, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+                            )?;
+                            for (timestamp_ms, message) in events {
+                                insert.execute(params![group_arn, stream, timestamp_ms, ingestion_ms, message])?;
+                            }
                             results.push(None);
                         }
                         Job::ForgetEvents { through, .. } => {

@@ -245,3 +245,56 @@ impl std::fmt::Debug for AccessKey {
             .finish()
     }
 }
+
+/// A CloudWatch Logs log group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogGroup {
+    /// `arn:aws:logs:<region>:<account>:log-group:<name>`.
+    pub arn: String,
+    /// Owner account.
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// Name, unique per account and region.
+    pub name: String,
+    /// Days events are kept, if set (`PutRetentionPolicy`); forever otherwise.
+    pub retention_days: Option<i64>,
+    /// Creation time, epoch milliseconds.
+    pub created_ms: i64,
+    /// Tags, as given.
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, String>,
+}
+
+/// A log stream of a log group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogStream {
+    /// The log group's ARN.
+    pub group_arn: String,
+    /// Name, unique in its group.
+    pub name: String,
+    /// Creation time, epoch milliseconds.
+    pub created_ms: i64,
+}
+
+impl LogStream {
+    /// The key it is stored under: `<group ARN>:log-stream:<name>`, its ARN.
+    pub fn arn(&self) -> String {
+        format!("{}:log-stream:{}", self.group_arn, self.name)
+    }
+}
+
+/// A stored log event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogEvent {
+    /// Its position in the lake (increasing with ingestion).
+    pub seq: i64,
+    /// The stream it is in.
+    pub stream: String,
+    /// Its timestamp, epoch milliseconds.
+    pub timestamp_ms: i64,
+    /// When it was ingested, epoch milliseconds.
+    pub ingestion_ms: i64,
+    /// The message.
+    pub message: String,
+}

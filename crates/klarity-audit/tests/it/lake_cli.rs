@@ -213,6 +213,7 @@ fn boto3_runs_the_seed_flow_and_raises_modelled_exceptions() {
     assert!(stdout.contains("boto3 seed flow: ok"), "{stdout}");
     assert!(stdout.contains("boto3 proxy user flow: ok"), "{stdout}");
     assert!(stdout.contains("boto3 conformance: ok"), "{stdout}");
+    assert!(stdout.contains("boto3 cloudwatch logs: ok"), "{stdout}");
 }
 
 /// The seed's role mode through the AWS CLI: the customer's role trusting the vendor account under

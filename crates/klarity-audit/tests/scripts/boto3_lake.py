@@ -278,3 +278,68 @@ ct.delete_resource_policy(ResourceArn=store["EventDataStoreArn"])
 expect(ct_vendor.exceptions.EventDataStoreNotFoundException, ct_vendor.start_query,
        QueryStatement=f"SELECT count(*) FROM {store['EventDataStoreArn']}")
 print("boto3 conformance: ok")
+
+# CloudWatch Logs, as a destination customers can still get: the customer's log group and stream,
+# the vendor writing through the customer's role (log-group resource policies do not apply across
+# accounts), reading back, and PutLogEvents' rules.
+clogs = client("logs", CUSTOMER)
+clogs.create_log_group(logGroupName="/klarity/audit")
+clogs.create_log_stream(logGroupName="/klarity/audit", logStreamName="demo")
+expect(clogs.exceptions.ResourceAlreadyExistsException, clogs.create_log_group, logGroupName="/klarity/audit")
+expect(clogs.exceptions.ResourceAlreadyExistsException, clogs.create_log_stream, logGroupName="/klarity/audit", logStreamName="demo")
+expect(clogs.exceptions.ResourceNotFoundException, clogs.create_log_stream, logGroupName="/nope", logStreamName="demo")
+groups = clogs.describe_log_groups(logGroupNamePrefix="/klarity")["logGroups"]
+assert [g["logGroupName"] for g in groups] == ["/klarity/audit"] and groups[0]["arn"].endswith(":log-group:/klarity/audit:*"), groups
+group_arn = groups[0]["logGroupArn"]
+logs_role = ciam.create_role(RoleName="KlarityLogsWriter", AssumeRolePolicyDocument=trust("arn:aws:iam::855341727128:root", "ext-logs-1"))["Role"]["Arn"]
+ciam.put_role_policy(RoleName="KlarityLogsWriter", PolicyName="write", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": ["logs:PutLogEvents", "logs:CreateLogStream"], "Resource": group_arn + ":log-stream:*"}]}))
+w = client("sts", VENDOR).assume_role(RoleArn=logs_role, RoleSessionName="relay", ExternalId="ext-logs-1")["Credentials"]
+wlogs = boto3.client("logs", endpoint_url=ENDPOINT, region_name="us-east-1", aws_access_key_id=w["AccessKeyId"],
+                     aws_secret_access_key=w["SecretAccessKey"], aws_session_token=w["SessionToken"])
+now_ms = int(time.time() * 1000)
+messages = [json.dumps({"UID": f"0190a6b5-4444-7a3f-9d2b-{i:012}", "eventName": "backup.started" if i % 2 else "backup.completed",
+                        "userIdentity": {"principalId": "ops@example.com"}}) for i in range(5)]
+out = wlogs.put_log_events(logGroupName="/klarity/audit", logStreamName="demo",
+                           logEvents=[{"timestamp": now_ms - 5000 + i, "message": m} for i, m in enumerate(messages)])
+assert "rejectedLogEventsInfo" not in out, out
+# The writer may do only that: not read, not make groups.
+assert code_of(wlogs.get_log_events, logGroupName="/klarity/audit", logStreamName="demo") == "AccessDeniedException"
+assert code_of(wlogs.create_log_group, logGroupName="/other") == "AccessDeniedException"
+got = clogs.get_log_events(logGroupName="/klarity/audit", logStreamName="demo", startFromHead=True)
+assert [e["message"] for e in got["events"]] == messages, got
+again = clogs.get_log_events(logGroupName="/klarity/audit", logStreamName="demo", nextToken=got["nextForwardToken"])
+assert again["events"] == [] and again["nextForwardToken"] == got["nextForwardToken"], again
+paged = clogs.get_log_events(logGroupName="/klarity/audit", logStreamName="demo", startFromHead=True, limit=2)
+rest = clogs.get_log_events(logGroupName="/klarity/audit", logStreamName="demo", nextToken=paged["nextForwardToken"], limit=10)
+assert [e["message"] for e in paged["events"] + rest["events"]] == messages
+latest = clogs.get_log_events(logGroupName="/klarity/audit", logStreamName="demo", limit=2)
+assert [e["message"] for e in latest["events"]] == messages[3:], latest
+found = clogs.filter_log_events(logGroupName="/klarity/audit", filterPattern='{ $.eventName = "backup.started" }')["events"]
+assert [e["message"] for e in found] == messages[1::2] and all(e["logStreamName"] == "demo" for e in found), found
+assert len(clogs.filter_log_events(logGroupName="/klarity/audit", filterPattern="ops@example.com -completed")["events"]) == 2
+streams = clogs.describe_log_streams(logGroupName="/klarity/audit")["logStreams"]
+assert streams[0]["logStreamName"] == "demo" and streams[0]["lastEventTimestamp"] == now_ms - 5000 + 4, streams
+# Batch rules refuse the whole batch; events out of range are refused alone.
+expect(clogs.exceptions.InvalidParameterException, clogs.put_log_events, logGroupName="/klarity/audit", logStreamName="demo",
+       logEvents=[{"timestamp": now_ms, "message": "b"}, {"timestamp": now_ms - 1, "message": "a"}])
+expect(clogs.exceptions.InvalidParameterException, clogs.put_log_events, logGroupName="/klarity/audit", logStreamName="demo",
+       logEvents=[{"timestamp": now_ms - 25 * 3600_000, "message": "a"}, {"timestamp": now_ms, "message": "b"}])
+expect(clogs.exceptions.InvalidParameterException, clogs.put_log_events, logGroupName="/klarity/audit", logStreamName="demo",
+       logEvents=[{"timestamp": now_ms, "message": "x" * 1_048_551}])
+expect(clogs.exceptions.ResourceNotFoundException, clogs.put_log_events, logGroupName="/klarity/audit", logStreamName="nope",
+       logEvents=[{"timestamp": now_ms, "message": "a"}])
+clogs.put_retention_policy(logGroupName="/klarity/audit", retentionInDays=1)
+expect(clogs.exceptions.InvalidParameterException, clogs.put_retention_policy, logGroupName="/klarity/audit", retentionInDays=2)
+out = clogs.put_log_events(logGroupName="/klarity/audit", logStreamName="demo", logEvents=[
+    {"timestamp": now_ms - 86400_000 - 60_000, "message": "expired"},
+    {"timestamp": now_ms - 3600_000, "message": "kept"}])
+assert out["rejectedLogEventsInfo"] == {"expiredLogEventEndIndex": 0}, out
+out = clogs.put_log_events(logGroupName="/klarity/audit", logStreamName="demo", logEvents=[
+    {"timestamp": now_ms, "message": "kept too"},
+    {"timestamp": now_ms + 3 * 3600_000, "message": "too new"}])
+assert out["rejectedLogEventsInfo"] == {"tooNewLogEventStartIndex": 1}, out
+# Events are read in time order: "kept" (an hour old) comes before the five sent above.
+everything = clogs.get_log_events(logGroupName="/klarity/audit", logStreamName="demo", startFromHead=True)["events"]
+assert [e["message"] for e in everything] == ["kept"] + messages + ["kept too"], everything
+print("boto3 cloudwatch logs: ok")
