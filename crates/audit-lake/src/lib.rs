@@ -1,6 +1,7 @@
 //! The local lake: an AWS-compatible CloudTrail Lake endpoint — `cloudtrail` (event data stores,
 //! channels, resource policies, SQL queries), `cloudtrail-data` (`PutAuditEvents`), `sts` and an
-//! `iam` subset on one port — with SigV4 authentication, durable storage and Apache DataFusion for
+//! `iam` subset, and the CloudWatch Logs (`logs`) calls a destination of audit events needs, on one
+//! port — with SigV4 authentication, durable storage and Apache DataFusion for
 //! queries, so that the AWS CLI, boto3 and aws-sdk-rust work against it with only the endpoint
 //! changed.
 //!

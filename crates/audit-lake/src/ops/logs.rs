@@ -104,6 +104,8 @@ pub struct PutLogEvents {
 #[serde(rename_all = "camelCase")]
 #[allow(missing_docs)]
 pub struct PutLogEventsOut {
+    /// Deprecated by AWS (sequence tokens are ignored) but still answered: opaque.
+    pub next_sequence_token: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rejected_log_events_info: Option<Rejected>,
 }
@@ -592,7 +594,7 @@ impl Lake {
             })?;
         }
         let rejected = (rejected != Rejected::default()).then_some(rejected);
-        Ok(PutLogEventsOut { rejected_log_events_info: rejected })
+        Ok(PutLogEventsOut { next_sequence_token: format!("{now:056}"), rejected_log_events_info: rejected })
     }
 
     /// `GetLogEvents`: one stream's events, oldest first from the head, or the newest first.

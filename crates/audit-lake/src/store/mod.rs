@@ -4,8 +4,9 @@
 //!
 //! # On-disk format
 //!
-//! - `resources(arn PRIMARY KEY, kind, body)`: event data stores, channels, IAM roles and STS
-//!   sessions (keyed `session/<access key id>`) as JSON (`model`).
+//! - `resources(arn PRIMARY KEY, kind, body)`: event data stores, channels, IAM roles, IAM users,
+//!   their access keys (keyed `accesskey/<id>`), STS sessions (keyed `session/<access key id>`),
+//!   CloudWatch Logs log groups and log streams, as JSON (`model`); secret keys sealed.
 //! - `ingestion_status(channel_arn PRIMARY KEY, body)`: the latest ingestion per channel.
 //! - `events(seq PRIMARY KEY, channel_id, entry_id, event_id, stores, event_time_ms,
 //!   ingestion_time_ms, event_data, log_offset)` with a unique index on `(channel_id, entry_id)`:
@@ -17,6 +18,9 @@
 //!   the de-duplication ledger: the eventID first assigned to each entry id of a channel.
 //! - `channel_arns(channel_id PRIMARY KEY, arn)`: every channel that ever stored an event (kept
 //!   after the channel is deleted).
+//! - `log_events(seq PRIMARY KEY, group_arn, stream, timestamp_ms, ingestion_ms, message)` with an
+//!   index on `(group_arn, timestamp_ms, seq)`: CloudWatch Logs events, written by the same writer.
+//!   Events past a group's retention are no longer read (they are not deleted yet).
 //!
 //! The fields CloudTrail adds (`eventID`, `eventTime`, `awsRegion`, `recipientAccountId`,
 //! `metadata`, ...) are not stored per row: [`stored_record_json`] derives them from the columns

@@ -647,3 +647,51 @@ fn the_aws_cli_makes_a_proxy_user_and_send_direct_publishes_with_only_its_keys()
     assert!(out.stderr.contains("InvalidClientTokenId"), "{}", out.stderr);
     assert_eq!(stored_uids(&lake_dir, &store_arn).len(), 3, "nothing more was stored");
 }
+
+/// moto's server (from PyPI) on a free loopback port; killed on drop.
+struct Moto {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Moto {
+    fn start() -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("python3")
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -m moto.server (pip install 'moto[server]'; ./scripts/test installs it)");
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let mut moto = Moto { child, endpoint };
+        // Until it listens (a process starting, not a timing under test).
+        for _ in 0..300 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return moto;
+            }
+            assert!(moto.child.try_wait().unwrap().is_none(), "moto's server exited at start");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("moto's server did not listen within 30 s");
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn cloudwatch_logs_answers_as_motos_server_does() {
+    let dir = Dir::new();
+    let lake = LakeProcess::start(&dir.path().join("lake"));
+    let moto = Moto::start();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/logs_crosscheck.py");
+    let out = Command::new("python3").arg(&script).args([&lake.endpoint, &moto.endpoint]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("logs crosscheck: ok"), "{stdout}");
+}
