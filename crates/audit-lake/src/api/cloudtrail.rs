@@ -30,14 +30,19 @@ pub(super) fn encode<T: Serialize>(output: T) -> Value {
     serde_json::to_value(output).expect("serializable")
 }
 
-/// A listed page as `{<key>: [{<arn key>, Name}], NextToken}`.
-fn listed(page: Paged<Listed>, key: &str, arn_key: &str) -> Value {
-    let items: Vec<Value> = page.items.into_iter().map(|l| json!({arn_key: l.arn, "Name": l.name})).collect();
+/// A page as `{<key>: items, <token key>: next}`, the token left out on the last page.
+pub(super) fn page<T: Serialize>(key: &str, items: Vec<T>, token_key: &str, next: Option<String>) -> Value {
     let mut out = json!({ key: items });
-    if let Some(next) = page.next_token {
-        out["NextToken"] = json!(next);
+    if let Some(next) = next {
+        out[token_key] = json!(next);
     }
     out
+}
+
+/// A listed page as `{<key>: [{<arn key>, Name}], NextToken}`.
+fn listed(listed: Paged<Listed>, key: &str, arn_key: &str) -> Value {
+    let items: Vec<Value> = listed.items.into_iter().map(|l| json!({arn_key: l.arn, "Name": l.name})).collect();
+    page(key, items, "NextToken", listed.next_token)
 }
 
 pub(super) async fn dispatch(
@@ -95,12 +100,8 @@ pub(super) async fn dispatch(
         "DescribeQuery" => encode(lake.describe_query(caller, decode(input)?)?),
         "GetQueryResults" => encode(lake.get_query_results(caller, decode(input)?)?),
         "ListQueries" => {
-            let page = lake.list_queries(caller, decode(input)?)?;
-            let mut out = json!({"Queries": page.items});
-            if let Some(next) = page.next_token {
-                out["NextToken"] = json!(next);
-            }
-            out
+            let queries = lake.list_queries(caller, decode(input)?)?;
+            page("Queries", queries.items, "NextToken", queries.next_token)
         }
         "CancelQuery" => encode(lake.cancel_query(caller, decode(input)?)?),
         other => {

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::cloudtrail::{decode, encode};
+use super::cloudtrail::{decode, encode, page};
 use crate::{Lake, error::AwsError, identity::Caller};
 
 pub(super) async fn dispatch(
@@ -22,20 +22,12 @@ pub(super) async fn dispatch(
             json!({})
         }
         "DescribeLogGroups" => {
-            let page = lake.describe_log_groups(caller, decode(input)?)?;
-            let mut out = json!({"logGroups": page.items});
-            if let Some(next) = page.next_token {
-                out["nextToken"] = json!(next);
-            }
-            out
+            let groups = lake.describe_log_groups(caller, decode(input)?)?;
+            page("logGroups", groups.items, "nextToken", groups.next_token)
         }
         "DescribeLogStreams" => {
-            let page = lake.describe_log_streams(caller, decode(input)?)?;
-            let mut out = json!({"logStreams": page.items});
-            if let Some(next) = page.next_token {
-                out["nextToken"] = json!(next);
-            }
-            out
+            let streams = lake.describe_log_streams(caller, decode(input)?)?;
+            page("logStreams", streams.items, "nextToken", streams.next_token)
         }
         "PutLogEvents" => encode(lake.put_log_events(caller, decode(input)?).await?),
         "GetLogEvents" => encode(lake.get_log_events(caller, decode(input)?)?),
