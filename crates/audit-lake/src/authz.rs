@@ -35,6 +35,14 @@ impl<'a> Target<'a> {
     pub fn owned(arn: &'a str, owner: &'a str) -> Target<'a> {
         Target { arn, owner, policy: None }
     }
+
+    /// A role, for `sts:AssumeRole`, with its trust policy as the resource policy: evaluated as
+    /// for a caller of another account whoever calls, so both the trust policy and the caller's
+    /// identity must allow (AWS lets a trust policy that names a same-account caller by its own
+    /// ARN suffice alone; the lake is stricter there).
+    pub fn trust(arn: &'a str, trust_policy: &'a Policy) -> Target<'a> {
+        Target { arn, owner: "", policy: Some(trust_policy) }
+    }
 }
 
 /// The outcome of [`authorize`], with enough to say why a refusal happened.

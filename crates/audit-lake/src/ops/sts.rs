@@ -98,23 +98,15 @@ impl Lake {
             // AWS does not reveal whether the role exists.
             return Err(access_denied(caller, &role_arn));
         };
-        // The trust policy is the role's resource policy for sts:AssumeRole, evaluated as for a
-        // caller of another account whichever account the caller is in: it must name the caller
-        // (with its conditions, sts:ExternalId), and the caller's own identity must allow the call.
-        // (AWS lets a trust policy that names a caller of the role's own account by its ARN
-        // suffice alone; the lake asks for the identity's allow as well.)
+        // The trust policy must name the caller (with its conditions, sts:ExternalId), and the
+        // caller's own identity must allow the call ([`Target::trust`]).
         let trust = self.store.policy(&role.assume_role_policy).map_err(|_| access_denied(caller, &role_arn))?;
         let mut context = HashMap::new();
         if let Some(id) = &external_id {
             context.insert("sts:externalid".to_owned(), id.clone());
         }
-        let verdict = authz::authorize(
-            &self.store,
-            caller,
-            "sts:AssumeRole",
-            Target { arn: &role.arn, owner: "", policy: Some(&trust) },
-            &context,
-        );
+        let verdict =
+            authz::authorize(&self.store, caller, "sts:AssumeRole", Target::trust(&role.arn, &trust), &context);
         if !verdict.allowed() {
             tracing::info!(caller = %caller.arn, role = %role.arn, why = verdict.why("sts:AssumeRole"), "Refused AssumeRole.");
             return Err(access_denied(caller, &role_arn));
