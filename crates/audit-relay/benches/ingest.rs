@@ -74,6 +74,7 @@ fn main() {
             .put_tenant(&Tenant {
                 id: "acme".into(),
                 channel_arn: "arn:aws:cloudtrail:eu-west-1:123456789012:channel/c1".into(),
+                destination: Default::default(),
                 delivery: DeliveryMode::ResourcePolicy { external_id: None },
                 applications: vec!["com.nordcloudapp.com.autobackup".into()],
                 paused: None, held: false,

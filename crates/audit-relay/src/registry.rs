@@ -39,13 +39,42 @@ pub enum DeliveryMode {
     },
 }
 
+/// Where a tenant's events go.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Destination {
+    /// CloudTrail Lake: `PutAuditEvents` on the channel the tenant's ARN names.
+    #[default]
+    CloudtrailLake,
+    /// CloudWatch Logs: `PutLogEvents` into the log group the tenant's ARN names
+    /// (`arn:aws:logs:<region>:<account>:log-group:<name>`), in this stream, made when missing.
+    CloudwatchLogs {
+        /// The log stream.
+        log_stream: String,
+    },
+}
+
+impl Destination {
+    /// Its name, as `tenants add --destination` takes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Destination::CloudtrailLake => "cloudtrail-lake",
+            Destination::CloudwatchLogs { .. } => "cloudwatch-logs",
+        }
+    }
+}
+
 /// A customer tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tenant {
     /// The tenant's id, as used in URLs (`[a-z0-9-]`, 1–64).
     pub id: String,
-    /// The channel ARN.
+    /// The ARN delivery writes to: the channel's for CloudTrail Lake, the log group's for
+    /// CloudWatch Logs.
     pub channel_arn: String,
+    /// Where its events go (CloudTrail Lake for a tenant registered before destinations).
+    #[serde(default)]
+    pub destination: Destination,
     /// How delivery reaches the channel.
     pub delivery: DeliveryMode,
     /// Event sources enabled for this tenant.
@@ -59,7 +88,15 @@ pub struct Tenant {
 }
 
 impl Tenant {
-    /// The channel's region (from its ARN).
+    /// For a CloudWatch Logs tenant, its log group's name.
+    pub fn log_group(&self) -> Option<&str> {
+        match self.destination {
+            Destination::CloudwatchLogs { .. } => self.channel_arn.split_once(":log-group:").map(|(_, name)| name),
+            Destination::CloudtrailLake => None,
+        }
+    }
+
+    /// The channel's (or log group's) region (from its ARN).
     pub fn region(&self) -> &str {
         self.channel_arn.split(':').nth(3).unwrap_or("")
     }
@@ -78,18 +115,32 @@ pub fn check_tenant(tenant: &Tenant) -> Result<(), String> {
     {
         return Err(format!("tenant id {:?} must be 1 to 64 of a-z, 0-9 and '-'", tenant.id));
     }
-    let parts: Vec<&str> = tenant.channel_arn.split(':').collect();
-    let valid = parts.len() == 6
-        && parts[0] == "arn"
-        && parts[2] == "cloudtrail"
-        && !parts[3].is_empty()
-        && audit_event::validate::is_account_id(parts[4])
-        && parts[5].starts_with("channel/");
-    if !valid {
-        return Err(format!(
-            "channel ARN {:?} is not arn:aws:cloudtrail:<region>:<account>:channel/<id>",
-            tenant.channel_arn
-        ));
+    let parts: Vec<&str> = tenant.channel_arn.splitn(6, ':').collect();
+    let scoped =
+        parts.len() == 6 && parts[0] == "arn" && !parts[3].is_empty() && audit_event::validate::is_account_id(parts[4]);
+    match &tenant.destination {
+        Destination::CloudtrailLake => {
+            if !(scoped && parts[2] == "cloudtrail" && parts[5].starts_with("channel/")) {
+                return Err(format!(
+                    "channel ARN {:?} is not arn:aws:cloudtrail:<region>:<account>:channel/<id>",
+                    tenant.channel_arn
+                ));
+            }
+        }
+        Destination::CloudwatchLogs { log_stream } => {
+            let group = parts.get(5).and_then(|r| r.strip_prefix("log-group:")).unwrap_or("");
+            let group_ok = (1..=512).contains(&group.len())
+                && group.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/#".contains(&b));
+            if !(scoped && parts[2] == "logs" && group_ok) {
+                return Err(format!(
+                    "log group ARN {:?} is not arn:aws:logs:<region>:<account>:log-group:<name>",
+                    tenant.channel_arn
+                ));
+            }
+            if !(1..=512).contains(&log_stream.len()) || log_stream.contains([':', '*']) {
+                return Err(format!("log stream {log_stream:?} must be 1 to 512 characters without ':' or '*'"));
+            }
+        }
     }
     if let DeliveryMode::AssumeRole { role_arn, .. } = &tenant.delivery
         && (!role_arn.starts_with("arn:aws:iam::") || !role_arn.contains(":role/"))

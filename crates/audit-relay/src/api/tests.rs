@@ -31,6 +31,7 @@ fn setup(spool_bytes: u64) -> Setup {
         let tenant = Tenant {
             id: id.into(),
             channel_arn: format!("arn:aws:cloudtrail:eu-west-1:{account}:channel/c-{id}"),
+            destination: Default::default(),
             delivery: DeliveryMode::ResourcePolicy { external_id: Some("ext".into()) },
             applications: apps.into_iter().map(str::to_owned).collect(),
             paused: None,

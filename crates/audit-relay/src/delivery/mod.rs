@@ -1,47 +1,53 @@
-//! Delivery: each tenant's pending events, in acceptance order, into its channel through the
-//! official aws-sdk-cloudtraildata client (AWS, or the local lake through an endpoint setting).
+//! Delivery: each tenant's pending events, in acceptance order, into its destination through the
+//! official AWS SDK clients (AWS, or the local lake through an endpoint setting).
+//!
+//! A tenant's destination ([`crate::registry::Destination`]) owns its batching rules, its calls,
+//! how it classifies what comes back and its story for exactly-once: CloudTrail Lake
+//! ([`lake`], `PutAuditEvents`) and CloudWatch Logs ([`logs`], `PutLogEvents`). Everything else is
+//! shared: the spool, retries, dead letters, pause and probe, leases, metrics and status.
 //!
 //! One task per tenant, so a slow or broken tenant never delays the others. Each round sends one
-//! batch ([`request_builder`]) with the tenant's credentials ([`credentials`]) and settles every
-//! entry in the spool at once: delivered (with CloudTrail's eventID), dead-lettered (a permanent
-//! per-entry error, with code and message), or retried (throttling, 5xx, network: the same ids, only
-//! the failed subset, after a backoff with full jitter, [`retry`]). A channel-level refusal
-//! (channel not found, access denied) pauses the tenant with its reason and keeps its events; a
-//! paused tenant is probed every `probe_interval` and resumes by itself when the channel works
-//! again, or when an operator resumes it.
+//! batch with the tenant's credentials ([`credentials`]) and settles every event in the spool at
+//! once: delivered, dead-lettered (a permanent per-event error, with code and message), or retried
+//! (throttling, 5xx, network: the same events, only the failed subset, after a backoff with full
+//! jitter, [`retry`]). A refusal of the destination as a whole (channel or log group not found,
+//! access denied) pauses the tenant with its reason and keeps its events; a paused tenant is
+//! probed every `probe_interval` and resumes by itself when the destination works again, or when
+//! an operator resumes it.
 //!
 //! Each tenant is delivered by the relay holding its lease ([`crate::store`]): the lease is
 //! renewed while the relay works, no batch is sent once it may have run out, and outcomes are
 //! settled under it. A relay takes at most its fair share of the tenants (their number over the
 //! relays running) and gives extras back. A lease taken over from a relay that died (or the first
-//! lease after this relay itself did not stop cleanly) first looks up what may have been in flight
-//! ([`reconcile`]).
+//! lease after this relay itself did not stop cleanly) first looks up, for CloudTrail Lake, what
+//! may have been in flight ([`reconcile`]).
 //!
 //! Ids are stable: an entry's id is fixed when it is accepted, so a batch whose answer was lost is
 //! re-sent with the same ids. AWS does not de-duplicate across requests, so the window between a
 //! successful call and the spool's commit is kept to one local fsync.
 
 pub mod credentials;
+pub mod lake;
+pub mod logs;
 pub mod reconcile;
 pub mod request_builder;
 pub mod retry;
 
+pub use lake::sdk_entry;
+
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use aws_sdk_cloudtraildata::{
-    config::{BehaviorVersion, Region},
-    error::ProvideErrorMetadata,
-};
+use aws_sdk_cloudtraildata::config::{BehaviorVersion, Region};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     metrics::Metrics,
-    registry::{DeliveryMode, Tenant},
-    spool::Outcome,
+    registry::{DeliveryMode, Destination, Tenant},
+    spool::{Outcome, Pending},
     store::{Lease, Store},
 };
 use credentials::{BaseCredentials, CredentialCache};
-use retry::{Class, RetryPolicy, classify_call, classify_entry};
+use retry::{Class, RetryPolicy, classify_call};
 
 /// How delivery behaves.
 #[derive(Debug, Clone)]
@@ -77,25 +83,54 @@ pub enum Round {
     Lost,
 }
 
-/// An entry as aws-sdk-cloudtraildata takes it: id, eventData and its checksum. (`None` only if the
-/// id or eventData were missing, which an [`audit_event::AuditEvent`] cannot be.)
-pub fn sdk_entry(entry: audit_event::AuditEvent) -> Option<aws_sdk_cloudtraildata::types::AuditEvent> {
-    aws_sdk_cloudtraildata::types::AuditEvent::builder()
-        .id(entry.id)
-        .event_data(entry.event_data)
-        .set_event_data_checksum(entry.event_data_checksum)
-        .build()
-        .ok()
-}
-
 /// A batch taken from a tenant's queue.
 struct Taken {
     /// The last spool position it covers: the tenant's cursor moves past it.
     last: i64,
-    /// The entries to send.
-    batch: request_builder::Batch,
-    /// Spool positions of events too large to ever send (dead-lettered).
-    oversized: Vec<i64>,
+    /// What to send, as its destination batches it.
+    load: Load,
+    /// The spool position and acceptance time (ms) of each event to send, by position.
+    accepted: Vec<(i64, i64)>,
+    /// Events the destination can never take (too large), dead-lettered.
+    dead: Vec<Outcome>,
+}
+
+impl Taken {
+    /// How many events it settles.
+    fn count(&self) -> u64 {
+        (self.accepted.len() + self.dead.len()) as u64
+    }
+}
+
+/// A batch as its destination sends it.
+enum Load {
+    /// `PutAuditEvents` entries.
+    Lake(request_builder::Batch),
+    /// Events for `PutLogEvents` (sorted and split by time when sent).
+    Logs(Vec<Pending>),
+}
+
+/// What a destination made of one batch.
+#[derive(Debug, Default)]
+pub(crate) struct Sent {
+    /// What became of each event it has an answer for.
+    outcomes: Vec<Outcome>,
+    /// The destination refuses the relay (pause the tenant): why. Events without an outcome stay
+    /// pending.
+    refused: Option<String>,
+}
+
+impl Sent {
+    fn refused(reason: String) -> Sent {
+        Sent { outcomes: Vec::new(), refused: Some(reason) }
+    }
+}
+
+/// A tenant's destination client.
+#[derive(Clone)]
+enum Sink {
+    Lake(aws_sdk_cloudtraildata::Client),
+    Logs(aws_sdk_cloudwatchlogs::Client),
 }
 
 /// A tenant's lease as its delivery holds it: until when it surely lasts, and whether it was lost.
@@ -120,8 +155,8 @@ pub struct Deliverer {
     credentials: CredentialCache,
     metrics: Arc<Metrics>,
     /// One SDK client per tenant (and its HTTP connection pool), kept while the tenant's access
-    /// key and region stay the same.
-    clients: std::sync::Mutex<HashMap<String, (String, String, aws_sdk_cloudtraildata::Client)>>,
+    /// key, region and destination stay the same.
+    clients: std::sync::Mutex<HashMap<String, (String, String, Sink)>>,
 }
 
 impl Deliverer {
@@ -239,7 +274,8 @@ impl Deliverer {
         {
             // Calls in flight when the previous holder stopped may land up to one attempt timeout
             // later: the look-up waits out what is left of it.
-            if matches!(tenant.delivery, DeliveryMode::AssumeRole { .. }) {
+            let reconciles = tenant.destination == Destination::CloudtrailLake;
+            if reconciles && matches!(tenant.delivery, DeliveryMode::AssumeRole { .. }) {
                 let wait = self.config.attempt_timeout.saturating_sub(since);
                 tracing::warn!(
                     tenant = %tenant_id,
@@ -251,8 +287,14 @@ impl Deliverer {
                     () = tokio::time::sleep(wait) => {}
                 }
             }
-            if !stop.is_cancelled() {
+            if !stop.is_cancelled() && reconciles {
                 self.reconcile(&tenant, &held.lease).await;
+            } else if !reconciles {
+                tracing::warn!(
+                    tenant = %tenant_id,
+                    destination = tenant.destination.name(),
+                    "The tenant's previous delivery did not stop cleanly; CloudWatch Logs does not de-duplicate, so batches it had in flight are sent again (the same UIDs)."
+                );
             }
         }
         let mut failures = 0u32;
@@ -313,12 +355,10 @@ impl Deliverer {
                 match self.next_batch(&tenant, cursor).await {
                     Ok(Some(taken)) => {
                         cursor = taken.last;
-                        let count = (taken.batch.seqs.len() + taken.oversized.len()) as u64;
+                        let count = taken.count();
                         sent += count;
                         let (me, tenant, held) = (self.clone(), tenant.clone(), held.clone());
-                        in_flight.spawn(async move {
-                            (me.deliver(&tenant, &held.lease, taken.batch, taken.oversized).await, count)
-                        });
+                        in_flight.spawn(async move { (me.deliver(&tenant, &held.lease, taken).await, count) });
                     }
                     Ok(None) => {
                         idle = true;
@@ -415,35 +455,44 @@ impl Deliverer {
         }
     }
 
-    /// The next batch of the tenant's pending events after `cursor`.
+    /// The next batch of the tenant's pending events after `cursor`, as its destination batches.
     async fn next_batch(&self, tenant: &Tenant, cursor: i64) -> Result<Option<Taken>, crate::SpoolError> {
-        let pending = self.store.pending(&tenant.id, cursor, audit_event::limits::MAX_EVENTS_PER_REQUEST).await?;
+        let limit = match tenant.destination {
+            Destination::CloudtrailLake => audit_event::limits::MAX_EVENTS_PER_REQUEST,
+            Destination::CloudwatchLogs { .. } => logs::MAX_PENDING,
+        };
+        let pending = self.store.pending(&tenant.id, cursor, limit).await?;
         if pending.is_empty() {
             return Ok(None);
         }
-        let (batch, oversized) = request_builder::build(pending);
-        let last = batch.seqs.iter().chain(&oversized).copied().max().unwrap_or(cursor);
-        Ok(Some(Taken { last, batch, oversized }))
+        let (load, accepted, dead): (Load, Vec<(i64, i64)>, Vec<Outcome>) = match tenant.destination {
+            Destination::CloudtrailLake => {
+                let (batch, oversized) = request_builder::build(pending);
+                let accepted = batch.seqs.iter().copied().zip(batch.accepted_ms.iter().copied()).collect();
+                let dead = oversized
+                    .into_iter()
+                    .map(|seq| Outcome::Dead {
+                        seq,
+                        code: "FieldTooLong".into(),
+                        message: "the event is larger than a PutAuditEvents request may be (1 MiB)".into(),
+                    })
+                    .collect();
+                (Load::Lake(batch), accepted, dead)
+            }
+            Destination::CloudwatchLogs { .. } => {
+                let (batch, dead) = logs::take(pending);
+                let accepted = batch.iter().map(|p| (p.seq, p.accepted_ms)).collect();
+                (Load::Logs(batch), accepted, dead)
+            }
+        };
+        let last = accepted.iter().map(|(seq, _)| *seq).chain(dead.iter().map(Outcome::seq)).max().unwrap_or(cursor);
+        Ok(Some(Taken { last, load, accepted, dead }))
     }
 
-    /// Sends `batch` and settles every entry; dead-letters `oversized` (spool positions).
-    async fn deliver(
-        &self,
-        tenant: &Tenant,
-        lease: &Lease,
-        batch: request_builder::Batch,
-        oversized: Vec<i64>,
-    ) -> Round {
-        let metrics = self.metrics.tenant(&tenant.id);
-        let mut outcomes: Vec<Outcome> = oversized
-            .into_iter()
-            .map(|seq| Outcome::Dead {
-                seq,
-                code: "FieldTooLong".into(),
-                message: "the event is larger than a PutAuditEvents request may be (1 MiB)".into(),
-            })
-            .collect();
-        if batch.entries.is_empty() {
+    /// Sends a batch to the tenant's destination and settles every event it has an answer for.
+    async fn deliver(&self, tenant: &Tenant, lease: &Lease, taken: Taken) -> Round {
+        let Taken { load, accepted, dead: mut outcomes, .. } = taken;
+        if accepted.is_empty() {
             return self.settle(tenant, lease, outcomes, Round::Progress).await;
         }
         let credentials = match self.credentials.for_tenant(tenant).await {
@@ -455,99 +504,82 @@ impl Deliverer {
                 };
             }
         };
-        let client = self.client(tenant, credentials);
-        let external_id = match &tenant.delivery {
-            DeliveryMode::ResourcePolicy { external_id } => external_id.clone(),
-            DeliveryMode::AssumeRole { .. } => None,
+        let sent = match (self.client(tenant, credentials), load) {
+            (Sink::Lake(client), Load::Lake(batch)) => lake::send(&client, tenant, batch).await,
+            (Sink::Logs(client), Load::Logs(events)) => logs::send(&client, tenant, events).await,
+            // The tenant changed destination between taking the batch and sending it: take again.
+            _ => return Round::Retry,
         };
-        let seq_of: HashMap<String, (i64, i64)> = batch
-            .entries
-            .iter()
-            .map(|e| e.id.clone())
-            .zip(batch.seqs.iter().copied().zip(batch.accepted_ms.iter().copied()))
-            .collect();
-        let entries: Vec<aws_sdk_cloudtraildata::types::AuditEvent> =
-            batch.entries.into_iter().filter_map(sdk_entry).collect();
-        let result = client
-            .put_audit_events()
-            .channel_arn(&tenant.channel_arn)
-            .set_external_id(external_id)
-            .set_audit_events(Some(entries))
-            .send()
-            .await;
-        match result {
-            Ok(out) => {
-                let mut retry = false;
-                let now = audit_event::EventTime::now().unix_millis();
-                for s in out.successful() {
-                    if let Some(&(seq, accepted_ms)) = seq_of.get(s.id()) {
-                        metrics.latency.observe_ms(u64::try_from(now - accepted_ms).unwrap_or(0));
-                        outcomes.push(Outcome::Delivered { seq, event_id: s.event_id().to_owned() });
+        let metrics = self.metrics.tenant(&tenant.id);
+        let now = audit_event::EventTime::now().unix_millis();
+        let mut retry = false;
+        for outcome in &sent.outcomes {
+            match outcome {
+                Outcome::Delivered { seq, .. } => {
+                    if let Ok(i) = accepted.binary_search_by_key(seq, |(s, _)| *s) {
+                        metrics.latency.observe_ms(u64::try_from(now - accepted[i].1).unwrap_or(0));
                     }
                 }
-                for f in out.failed() {
-                    let Some(&(seq, _)) = seq_of.get(f.id()) else { continue };
-                    match classify_entry(f.error_code()) {
-                        Class::Retry => {
-                            retry = true;
-                            outcomes.push(Outcome::Retry { seq, code: f.error_code().to_owned() });
-                        }
-                        _ => outcomes.push(Outcome::Dead {
-                            seq,
-                            code: f.error_code().to_owned(),
-                            message: f.error_message().to_owned(),
-                        }),
-                    }
-                }
-                self.settle(tenant, lease, outcomes, if retry { Round::Retry } else { Round::Progress }).await
-            }
-            Err(err) => {
-                let status = err.raw_response().map(|r| r.status().as_u16());
-                let code = err.code().map(str::to_owned);
-                let message = err.message().map(str::to_owned).unwrap_or_else(|| format!("{err}"));
-                match classify_call(code.as_deref(), status) {
-                    Class::Pause => Round::Pause(format!(
-                        "PutAuditEvents is refused: {} ({message})",
-                        code.unwrap_or_else(|| "error".into())
-                    )),
-                    _ => {
-                        let code =
-                            code.unwrap_or_else(|| status.map_or("NetworkError".into(), |s| format!("HTTP {s}")));
-                        outcomes.extend(batch.seqs.iter().map(|&seq| Outcome::Retry { seq, code: code.clone() }));
-                        self.settle(tenant, lease, outcomes, Round::Retry).await
-                    }
-                }
+                Outcome::Retry { .. } => retry = true,
+                Outcome::Dead { .. } => {}
             }
         }
+        outcomes.extend(sent.outcomes);
+        let round = match sent.refused {
+            Some(reason) => Round::Pause(reason),
+            None if retry => Round::Retry,
+            None => Round::Progress,
+        };
+        self.settle(tenant, lease, outcomes, round).await
     }
 
-    /// The tenant's client, built once per access key and region.
-    fn client(&self, tenant: &Tenant, credentials: aws_sdk_sts::config::Credentials) -> aws_sdk_cloudtraildata::Client {
+    /// The tenant's client, built once per access key, region and destination.
+    fn client(&self, tenant: &Tenant, credentials: aws_sdk_sts::config::Credentials) -> Sink {
         let key = credentials.access_key_id().to_owned();
         let mut clients = self.clients.lock().expect("client cache lock");
-        if let Some((cached_key, region, client)) = clients.get(&tenant.id)
+        let fits = |sink: &Sink| {
+            matches!(
+                (sink, &tenant.destination),
+                (Sink::Lake(_), Destination::CloudtrailLake) | (Sink::Logs(_), Destination::CloudwatchLogs { .. })
+            )
+        };
+        if let Some((cached_key, region, sink)) = clients.get(&tenant.id)
             && *cached_key == key
             && region == tenant.region()
+            && fits(sink)
         {
-            return client.clone();
+            return sink.clone();
         }
-        let mut config = aws_sdk_cloudtraildata::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(tenant.region().to_owned()))
-            .credentials_provider(credentials)
-            .retry_config(aws_sdk_cloudtraildata::config::retry::RetryConfig::disabled())
-            .timeout_config(
-                aws_sdk_cloudtraildata::config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .operation_attempt_timeout(self.config.attempt_timeout)
-                    .build(),
-            );
-        if let Some(endpoint) = &self.config.endpoint_url {
-            config = config.endpoint_url(endpoint);
+        // The two SDKs' configurations have the same settings under different types.
+        macro_rules! config {
+            ($sdk:ident) => {{
+                let mut config = $sdk::Config::builder()
+                    .behavior_version(BehaviorVersion::latest())
+                    .region(Region::new(tenant.region().to_owned()))
+                    .credentials_provider(credentials)
+                    .retry_config($sdk::config::retry::RetryConfig::disabled())
+                    .timeout_config(
+                        $sdk::config::timeout::TimeoutConfig::builder()
+                            .connect_timeout(Duration::from_secs(5))
+                            .operation_attempt_timeout(self.config.attempt_timeout)
+                            .build(),
+                    );
+                if let Some(endpoint) = &self.config.endpoint_url {
+                    config = config.endpoint_url(endpoint);
+                }
+                config.build()
+            }};
         }
-        let client = aws_sdk_cloudtraildata::Client::from_conf(config.build());
-        clients.insert(tenant.id.clone(), (key, tenant.region().to_owned(), client.clone()));
-        client
+        let sink = match tenant.destination {
+            Destination::CloudtrailLake => {
+                Sink::Lake(aws_sdk_cloudtraildata::Client::from_conf(config!(aws_sdk_cloudtraildata)))
+            }
+            Destination::CloudwatchLogs { .. } => {
+                Sink::Logs(aws_sdk_cloudwatchlogs::Client::from_conf(config!(aws_sdk_cloudwatchlogs)))
+            }
+        };
+        clients.insert(tenant.id.clone(), (key, tenant.region().to_owned(), sink.clone()));
+        sink
     }
 
     async fn settle(&self, tenant: &Tenant, lease: &Lease, outcomes: Vec<Outcome>, round: Round) -> Round {

@@ -168,11 +168,11 @@ pub struct Pending {
 /// The outcome of delivering one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// CloudTrail stored it under `event_id`.
+    /// The destination stored it under `event_id`.
     Delivered {
         /// The spool position.
         seq: i64,
-        /// CloudTrail's eventID.
+        /// CloudTrail's eventID; for CloudWatch Logs, `log-group:log-stream`.
         event_id: String,
     },
     /// Refused for good: dead-lettered with the reason.
@@ -191,6 +191,15 @@ pub enum Outcome {
         /// Why.
         code: String,
     },
+}
+
+impl Outcome {
+    /// The spool position it settles.
+    pub fn seq(&self) -> i64 {
+        match self {
+            Outcome::Delivered { seq, .. } | Outcome::Dead { seq, .. } | Outcome::Retry { seq, .. } => *seq,
+        }
+    }
 }
 
 /// The status of an accepted event.

@@ -93,6 +93,7 @@ fn tenant(id: &str) -> Tenant {
     Tenant {
         id: id.into(),
         channel_arn: "arn:aws:cloudtrail:eu-west-1:123456789012:channel/c1".into(),
+        destination: Default::default(),
         delivery: DeliveryMode::AssumeRole {
             role_arn: "arn:aws:iam::123456789012:role/klarity".into(),
             external_id: Some("ext".into()),

@@ -162,6 +162,7 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
             let tenant = Tenant {
                 id: id.clone(),
                 channel_arn: channel_arn.clone(),
+                destination: Default::default(),
                 delivery,
                 applications,
                 paused: None,

@@ -320,6 +320,7 @@ fn register_tenant(registry: &Registry, world: &World, catalog: &audit_event::Ca
     registry.put_tenant(&Tenant {
         id: TENANT.into(),
         channel_arn: world.channel_arn.clone(),
+        destination: Default::default(),
         delivery: DeliveryMode::AssumeRole {
             role_arn: world.role_arn.clone(),
             external_id: Some(world.external_id.clone()),

@@ -163,6 +163,7 @@ async fn events_of_every_application_reach_the_right_store_once_in_both_modes() 
         .put_tenant(&Tenant {
             id: "tenant-a".into(),
             channel_arn: channel_a.clone(),
+            destination: Default::default(),
             delivery: DeliveryMode::ResourcePolicy { external_id: Some("ext-a-123".into()) },
             applications: sources.clone(),
             paused: None,
@@ -173,6 +174,7 @@ async fn events_of_every_application_reach_the_right_store_once_in_both_modes() 
         .put_tenant(&Tenant {
             id: "tenant-b".into(),
             channel_arn: channel_b.clone(),
+            destination: Default::default(),
             delivery: DeliveryMode::AssumeRole {
                 role_arn: "arn:aws:iam::123456789012:role/CTEventPublisher".into(),
                 external_id: Some("ext-b-456".into()),
@@ -259,6 +261,7 @@ async fn a_refusing_channel_pauses_its_tenant_until_it_works_again() {
         .put_tenant(&Tenant {
             id: "breaker".into(),
             channel_arn: channel.clone(),
+            destination: Default::default(),
             delivery: DeliveryMode::ResourcePolicy { external_id: Some("ext-c-789".into()) },
             applications: vec![source.into()],
             paused: None,
@@ -371,6 +374,7 @@ async fn after_a_crash_events_the_store_already_holds_are_not_sent_again() {
             .put_tenant(&Tenant {
                 id: "crashy".into(),
                 channel_arn: channel.clone(),
+                destination: Default::default(),
                 delivery: DeliveryMode::AssumeRole {
                     role_arn: "arn:aws:iam::123456789012:role/CTEventPublisher".into(),
                     external_id: Some("ext-c-789".into()),

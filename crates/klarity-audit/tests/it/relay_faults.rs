@@ -335,6 +335,7 @@ fn tenant(registry: &audit_relay::registry::Registry, id: &str, channel: &str) -
         .put_tenant(&Tenant {
             id: id.into(),
             channel_arn: channel.into(),
+            destination: Default::default(),
             delivery: DeliveryMode::ResourcePolicy { external_id: None },
             applications: vec![SOURCE.into()],
             paused: None,

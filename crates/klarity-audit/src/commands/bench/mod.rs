@@ -166,6 +166,7 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
             .put_tenant(&Tenant {
                 id: id.clone(),
                 channel_arn,
+                destination: Default::default(),
                 delivery: DeliveryMode::ResourcePolicy { external_id: Some(format!("bench-external-{n}")) },
                 applications: vec![SOURCE.into()],
                 paused: args.hold.then(|| "the bench holds delivery until every event is accepted".into()),

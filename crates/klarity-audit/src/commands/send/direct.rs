@@ -101,6 +101,7 @@ impl Publisher {
         let tenant = Tenant {
             id: "direct".into(),
             channel_arn: route.channel_arn.clone(),
+            destination: Default::default(),
             delivery: DeliveryMode::AssumeRole {
                 role_arn: route.role_arn.clone(),
                 external_id: route.external_id.clone(),
