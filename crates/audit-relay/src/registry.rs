@@ -142,6 +142,13 @@ pub fn check_tenant(tenant: &Tenant) -> Result<(), String> {
             }
         }
     }
+    if matches!(tenant.destination, Destination::CloudwatchLogs { .. })
+        && matches!(tenant.delivery, DeliveryMode::ResourcePolicy { .. })
+    {
+        return Err("CloudWatch Logs lets no other account write through a resource policy: give the customer's \
+                    role (--role-arn) with its external ID"
+            .into());
+    }
     if let DeliveryMode::AssumeRole { role_arn, .. } = &tenant.delivery
         && (!role_arn.starts_with("arn:aws:iam::") || !role_arn.contains(":role/"))
     {

@@ -94,10 +94,14 @@ pub(crate) enum Command {
     #[command(display_order = 8)]
     Relay(RelayArgs),
 
-    /// Manage the relay's tenants: each is a customer channel and how to reach it.
+    /// Manage the relay's tenants: each is a customer's destination (a CloudTrail Lake channel or a
+    /// CloudWatch Logs log group) and how to reach it.
     #[command(
         after_help = "Examples:\n  klarity-audit tenants add acme --channel-arn arn:aws:cloudtrail:eu-west-1:123456789012:channel/… \\\n      \
         --role-arn arn:aws:iam::123456789012:role/CTEventPublisher --external-id Kl4r1ty01 --apps all\n  \
+        klarity-audit tenants add gamma --destination cloudwatch-logs \\\n      \
+        --log-group-arn arn:aws:logs:eu-west-1:123456789012:log-group:klarity-audit \\\n      \
+        --role-arn arn:aws:iam::123456789012:role/KlarityLogsWriter --external-id Kl4r1ty03\n  \
         klarity-audit tenants add beta --channel-arn … --resource-policy --external-id Kl4r1ty02 --apps com.nordcloudapp.com.maestro\n  \
         klarity-audit tenants list\n  klarity-audit tenants pause acme --reason \"customer migrating\""
     )]
@@ -157,6 +161,7 @@ pub(crate) enum Command {
     #[command(after_help = "Examples:\n  klarity-audit onboard template\n  \
         klarity-audit onboard template --only cloudformation > klarity.yml\n  \
         klarity-audit onboard apply --local                      # against the local lake\n  \
+        klarity-audit onboard apply --local --destination cloudwatch-logs --name klarity-audit\n  \
         AWS_PROFILE=… klarity-audit onboard apply --region eu-west-1 --mode resource-policy")]
     #[command(display_order = 4)]
     Onboard(OnboardArgs),
@@ -292,14 +297,19 @@ pub(crate) struct OnboardArgs {
 #[derive(Debug, Subcommand)]
 pub(crate) enum OnboardCommand {
     /// Print the customer-side documents: trust policy, least-privilege and seed policies,
-    /// CloudFormation template, channel resource policy.
+    /// CloudFormation template, channel resource policy (CloudTrail Lake); or trust policy,
+    /// least-privilege policy and CloudFormation template (CloudWatch Logs).
     Template(TemplateArgs),
-    /// Create the customer side (store, channel, role or channel policy), idempotently.
+    /// Create the customer side (store, channel, role or channel policy; or log group and role),
+    /// idempotently.
     Apply(ApplyArgs),
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct TemplateArgs {
+    /// The documents for this destination.
+    #[arg(long, value_enum, default_value = "cloudtrail-lake")]
+    pub(crate) destination: DestinationKind,
     /// The external ID to write in [default: a new one].
     #[arg(long)]
     pub(crate) external_id: Option<String>,
@@ -312,7 +322,10 @@ pub(crate) struct TemplateArgs {
     /// The event data store's ARN, when it exists [default: a placeholder].
     #[arg(long)]
     pub(crate) store_arn: Option<String>,
-    /// Print only one document.
+    /// The log group's ARN, when it exists [default: a placeholder] (cloudwatch-logs).
+    #[arg(long)]
+    pub(crate) log_group_arn: Option<String>,
+    /// Print only one document (cloudwatch-logs has no seed-policy or channel-policy).
     #[arg(long, value_parser = ["trust-policy", "least-privilege-policy", "seed-policy", "cloudformation", "channel-policy"])]
     pub(crate) only: Option<String>,
 }
@@ -327,15 +340,20 @@ pub(crate) enum DeliveryModeArg {
 
 #[derive(Debug, Args)]
 pub(crate) struct ApplyArgs {
-    /// How Klarity reaches the channel.
+    /// Where Klarity delivers: a CloudTrail Lake event data store and channel, or a CloudWatch Logs
+    /// log group.
+    #[arg(long, value_enum, default_value = "cloudtrail-lake")]
+    pub(crate) destination: DestinationKind,
+    /// How Klarity reaches the channel (CloudWatch Logs: role only).
     #[arg(long, value_enum, default_value_t = DeliveryModeArg::Role)]
     pub(crate) mode: DeliveryModeArg,
-    /// Name of the event data store and of the channel.
+    /// Name of the event data store and of the channel, or of the log group.
     #[arg(long, default_value = "klarity")]
     pub(crate) name: String,
-    /// Name of the role (role mode).
-    #[arg(long, default_value = "KlarityCloudTrailIntegration")]
-    pub(crate) role_name: String,
+    /// Name of the role (role mode) [default: KlarityCloudTrailIntegration, or
+    /// KlarityCloudWatchLogsIntegration for CloudWatch Logs].
+    #[arg(long)]
+    pub(crate) role_name: Option<String>,
     /// The external ID [default: the one already in place, or a new one].
     #[arg(long)]
     pub(crate) external_id: Option<String>,
@@ -540,20 +558,31 @@ pub(crate) struct TenantsArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum TenantsCommand {
-    /// Register a tenant from the three values the customer hands over.
+    /// Register a tenant from the values the customer hands over: the channel ARN (CloudTrail Lake)
+    /// or the log group ARN (CloudWatch Logs), the role ARN and the external ID.
     Add {
         /// The tenant's id (a-z, 0-9, '-').
         id: String,
-        /// The customer's channel ARN.
+        /// Where its events go [default: cloudwatch-logs when --log-group-arn is given, else
+        /// cloudtrail-lake].
+        #[arg(long, value_enum)]
+        destination: Option<DestinationKind>,
+        /// The customer's channel ARN (cloudtrail-lake).
+        #[arg(long, conflicts_with = "log_group_arn", required_unless_present = "log_group_arn")]
+        channel_arn: Option<String>,
+        /// The customer's log group ARN, arn:aws:logs:REGION:ACCOUNT:log-group:NAME (cloudwatch-logs).
         #[arg(long)]
-        channel_arn: String,
+        log_group_arn: Option<String>,
+        /// The log stream in that group, made when missing (cloudwatch-logs).
+        #[arg(long, default_value = "klarity-audit", requires = "log_group_arn")]
+        log_stream: String,
         /// The customer's role to assume (role mode).
         #[arg(long, conflicts_with = "resource_policy")]
         role_arn: Option<String>,
         /// A vendor role to assume first (the seed's proxy role).
         #[arg(long, requires = "role_arn")]
         proxy_role_arn: Option<String>,
-        /// Deliver with the channel's resource policy instead of a role.
+        /// Deliver with the channel's resource policy instead of a role (cloudtrail-lake only).
         #[arg(long)]
         resource_policy: bool,
         /// The external ID (of the role's trust, or of the channel policy).
@@ -583,15 +612,25 @@ pub(crate) enum TenantsCommand {
         /// The tenant's id.
         id: String,
     },
-    /// Change a tenant: a new channel (the customer re-created it), external ID or applications.
-    /// A running relay picks the change up at its next delivery; a tenant paused because its old
-    /// channel was gone resumes by itself at the next probe.
+    /// Change a tenant: a new channel or log group (the customer re-created it, or moves from
+    /// CloudTrail Lake to CloudWatch Logs), external ID or applications. A running relay picks the
+    /// change up at its next delivery; a tenant paused because its old destination was gone
+    /// resumes by itself at the next probe. Events not yet delivered go to the new destination.
     Update {
         /// The tenant's id.
         id: String,
-        /// The customer's new channel ARN.
-        #[arg(long)]
+        /// Move the tenant to this destination (give its ARN too).
+        #[arg(long, value_enum, requires = "new_arn")]
+        destination: Option<DestinationKind>,
+        /// The customer's new channel ARN (cloudtrail-lake).
+        #[arg(long, group = "new_arn", conflicts_with = "log_group_arn")]
         channel_arn: Option<String>,
+        /// The customer's new log group ARN (cloudwatch-logs).
+        #[arg(long, group = "new_arn")]
+        log_group_arn: Option<String>,
+        /// The new log stream (cloudwatch-logs).
+        #[arg(long)]
+        log_stream: Option<String>,
         /// The new external ID ("" removes it).
         #[arg(long)]
         external_id: Option<String>,
@@ -615,6 +654,15 @@ pub(crate) enum TenantsCommand {
         /// The tenant's id.
         id: String,
     },
+}
+
+/// Where a tenant's events go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DestinationKind {
+    /// CloudTrail Lake: PutAuditEvents on the customer's channel.
+    CloudtrailLake,
+    /// CloudWatch Logs: PutLogEvents into the customer's log group.
+    CloudwatchLogs,
 }
 
 #[derive(Debug, Args)]

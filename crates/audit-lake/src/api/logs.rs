@@ -17,6 +17,10 @@ pub(super) async fn dispatch(
             lake.create_log_group(caller, decode(input)?).await?;
             json!({})
         }
+        "DeleteLogGroup" => {
+            lake.delete_log_group(caller, decode(input)?).await?;
+            json!({})
+        }
         "CreateLogStream" => {
             lake.create_log_stream(caller, decode(input)?).await?;
             json!({})

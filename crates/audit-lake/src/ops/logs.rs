@@ -46,6 +46,14 @@ pub struct CreateLogGroup {
     pub tags: std::collections::BTreeMap<String, String>,
 }
 
+/// `DeleteLogGroup`'s input.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(missing_docs)]
+pub struct DeleteLogGroup {
+    pub log_group_name: String,
+}
+
 /// `CreateLogStream`'s input.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -429,6 +437,16 @@ impl Lake {
             tags: input.tags,
         };
         self.store.put_log_group(group).await.map_err(internal)
+    }
+
+    /// `DeleteLogGroup`: the group, its streams and their events.
+    pub async fn delete_log_group(&self, caller: &Caller, input: DeleteLogGroup) -> Result<(), AwsError> {
+        check_group_name(&input.log_group_name)?;
+        let arn = Self::group_arn(caller, &input.log_group_name);
+        self.require_logs(caller, "DeleteLogGroup", &arn)?;
+        let _guard = self.control.lock().await;
+        let group = self.find_log_group(caller, Some(&input.log_group_name), None)?;
+        self.store.delete_log_group(&group.arn).await.map_err(internal)
     }
 
     /// `CreateLogStream`.

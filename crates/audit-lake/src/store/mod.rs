@@ -547,6 +547,19 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes a log group with its streams and their events, durably.
+    pub async fn delete_log_group(&self, arn: &str) -> Result<(), LakeError> {
+        for stream in self.log_streams_of(arn) {
+            let stream_arn = stream.arn();
+            self.delete_resource(&stream_arn).await?;
+            self.resources.write().expect("resources lock").log_streams.remove(&stream_arn);
+        }
+        // The group's row goes last: its deletion also deletes the group's events.
+        self.delete_resource(arn).await?;
+        self.resources.write().expect("resources lock").log_groups.remove(arn);
+        Ok(())
+    }
+
     /// Creates a log stream, durably.
     pub async fn put_log_stream(&self, stream: LogStream) -> Result<(), LakeError> {
         let arn = stream.arn();
@@ -995,6 +1008,8 @@ impl Writer {
                         Job::DeleteResource { arn, .. } => {
                             tx.execute("DELETE FROM resources WHERE arn = ?1", params![arn])?;
                             tx.execute("DELETE FROM ingestion_status WHERE channel_arn = ?1", params![arn])?;
+                            // A log group's events go with it.
+                            tx.execute("DELETE FROM log_events WHERE group_arn = ?1", params![arn])?;
                             results.push(None);
                         }
                         Job::LogEvents { group_arn, stream, ingestion_ms, events, .. } => {

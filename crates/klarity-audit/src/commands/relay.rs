@@ -5,13 +5,15 @@ use std::{io::Write, path::PathBuf, process::ExitCode};
 use anyhow::{Context, bail};
 use audit_relay::{
     RelayConfig,
-    registry::{DeliveryMode, Grant, Tenant, check_tenant},
+    registry::{DeliveryMode, Destination, Grant, Tenant, check_tenant},
     store::{Directory, Engine},
 };
 
 use crate::{
     catalog_source,
-    cli::{GlobalArgs, RelayArgs, RelayCommand, TenantsArgs, TenantsCommand, TokensArgs, TokensCommand},
+    cli::{
+        DestinationKind, GlobalArgs, RelayArgs, RelayCommand, TenantsArgs, TenantsCommand, TokensArgs, TokensCommand,
+    },
 };
 
 /// The relays' tenants and tokens, for the commands that change them beside running relays:
@@ -148,7 +150,18 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
             .with_context(|| format!("there is no tenant {id:?} (see `klarity-audit tenants list`)"))
     };
     match &args.command {
-        TenantsCommand::Add { id, channel_arn, role_arn, proxy_role_arn, resource_policy, external_id, apps } => {
+        TenantsCommand::Add {
+            id,
+            destination,
+            channel_arn,
+            log_group_arn,
+            log_stream,
+            role_arn,
+            proxy_role_arn,
+            resource_policy,
+            external_id,
+            apps,
+        } => {
             let applications = applications(global, apps)?;
             let delivery = match (role_arn, resource_policy) {
                 (Some(role_arn), false) => DeliveryMode::AssumeRole {
@@ -159,10 +172,16 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
                 (None, true) => DeliveryMode::ResourcePolicy { external_id: external_id.clone() },
                 _ => bail!("give either --role-arn (role mode) or --resource-policy (channel policy mode)"),
             };
+            let kind = destination.unwrap_or(if log_group_arn.is_some() {
+                DestinationKind::CloudwatchLogs
+            } else {
+                DestinationKind::CloudtrailLake
+            });
+            let (destination, arn) = destination_of(kind, channel_arn, log_group_arn, log_stream)?;
             let tenant = Tenant {
                 id: id.clone(),
-                channel_arn: channel_arn.clone(),
-                destination: Default::default(),
+                channel_arn: arn,
+                destination,
                 delivery,
                 applications,
                 paused: None,
@@ -173,16 +192,14 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
                 bail!("tenant {id} already exists (change it with `klarity-audit tenants update {id}`)");
             }
             registry.wait(registry.put_tenant(&tenant))?;
-            writeln!(
-                out,
-                "Added tenant {id}: channel {} in {} (account {}).",
-                tenant.channel_arn,
-                tenant.region(),
-                tenant.account()
-            )?;
+            writeln!(out, "Added tenant {id}: {}.", describe(&tenant))?;
         }
         TenantsCommand::List => {
-            writeln!(out, "{:<20} {:<8} {:<14} {:<10} state", "tenant", "mode", "account", "region")?;
+            writeln!(
+                out,
+                "{:<20} {:<16} {:<8} {:<14} {:<10} state",
+                "tenant", "destination", "mode", "account", "region"
+            )?;
             for t in registry.wait(registry.tenants())? {
                 let mode = match t.delivery {
                     DeliveryMode::AssumeRole { .. } => "role",
@@ -193,7 +210,15 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
                     (Some(r), true) => format!("paused by an operator: {r}"),
                     (Some(r), false) => format!("paused, probing: {r}"),
                 };
-                writeln!(out, "{:<20} {:<8} {:<14} {:<10} {state}", t.id, mode, t.account(), t.region())?;
+                writeln!(
+                    out,
+                    "{:<20} {:<16} {:<8} {:<14} {:<10} {state}",
+                    t.id,
+                    t.destination.name(),
+                    mode,
+                    t.account(),
+                    t.region()
+                )?;
             }
         }
         TenantsCommand::Show { id } => {
@@ -212,10 +237,26 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
                 .ok_or_else(|| anyhow::anyhow!("there is no tenant {id:?}"))?;
             writeln!(out, "Resumed delivery to {id}.")?;
         }
-        TenantsCommand::Update { id, channel_arn, external_id, apps } => {
+        TenantsCommand::Update { id, destination, channel_arn, log_group_arn, log_stream, external_id, apps } => {
             let mut tenant = find(id)?;
-            if let Some(arn) = channel_arn {
-                tenant.channel_arn = arn.clone();
+            let kind = destination.unwrap_or(match tenant.destination {
+                Destination::CloudtrailLake => DestinationKind::CloudtrailLake,
+                Destination::CloudwatchLogs { .. } => DestinationKind::CloudwatchLogs,
+            });
+            if channel_arn.is_some() || log_group_arn.is_some() || log_stream.is_some() || destination.is_some() {
+                let stream = match (log_stream, &tenant.destination) {
+                    (Some(stream), _) => stream.clone(),
+                    (None, Destination::CloudwatchLogs { log_stream }) => log_stream.clone(),
+                    (None, Destination::CloudtrailLake) => "klarity-audit".to_owned(),
+                };
+                let (channel, group) = match (channel_arn, log_group_arn) {
+                    (None, None) if kind == DestinationKind::CloudtrailLake => (Some(tenant.channel_arn.clone()), None),
+                    (None, None) => (None, Some(tenant.channel_arn.clone())),
+                    (channel, group) => (channel.clone(), group.clone()),
+                };
+                let (new_destination, arn) = destination_of(kind, &channel, &group, &stream)?;
+                tenant.destination = new_destination;
+                tenant.channel_arn = arn;
             }
             if let Some(new_id) = external_id {
                 match &mut tenant.delivery {
@@ -230,11 +271,12 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
             check_tenant(&tenant).map_err(anyhow::Error::msg)?;
             registry.wait(registry.update_tenant(id, &|stored| {
                 stored.channel_arn = tenant.channel_arn.clone();
+                stored.destination = tenant.destination.clone();
                 stored.delivery = tenant.delivery.clone();
                 stored.applications = tenant.applications.clone();
                 true
             }))?;
-            writeln!(out, "Updated tenant {id}: channel {} ({}).", tenant.channel_arn, tenant.applications.join(", "))?;
+            writeln!(out, "Updated tenant {id}: {} ({}).", describe(&tenant), tenant.applications.join(", "))?;
         }
         TenantsCommand::Verify { id } => {
             let tenant = find(id)?;
@@ -249,6 +291,40 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A destination and the ARN delivery writes to, from the options that name them.
+fn destination_of(
+    kind: DestinationKind,
+    channel_arn: &Option<String>,
+    log_group_arn: &Option<String>,
+    log_stream: &str,
+) -> anyhow::Result<(Destination, String)> {
+    match (kind, channel_arn, log_group_arn) {
+        (DestinationKind::CloudtrailLake, Some(arn), None) => Ok((Destination::CloudtrailLake, arn.clone())),
+        (DestinationKind::CloudwatchLogs, None, Some(arn)) => {
+            // CloudFormation's `Arn` of a log group, and DescribeLogGroups' `arn`, end in `:*`.
+            let arn = arn.strip_suffix(":*").unwrap_or(arn);
+            Ok((Destination::CloudwatchLogs { log_stream: log_stream.to_owned() }, arn.to_owned()))
+        }
+        (DestinationKind::CloudtrailLake, _, _) => {
+            bail!("--destination cloudtrail-lake needs --channel-arn (and no --log-group-arn)")
+        }
+        (DestinationKind::CloudwatchLogs, _, _) => {
+            bail!("--destination cloudwatch-logs needs --log-group-arn (and no --channel-arn)")
+        }
+    }
+}
+
+/// Where a tenant's events go, in words.
+fn describe(tenant: &Tenant) -> String {
+    let place = match &tenant.destination {
+        Destination::CloudtrailLake => format!("channel {}", tenant.channel_arn),
+        Destination::CloudwatchLogs { log_stream } => {
+            format!("CloudWatch Logs group {}, stream {log_stream}", tenant.log_group().unwrap_or_default())
+        }
+    };
+    format!("{place} in {} (account {})", tenant.region(), tenant.account())
 }
 
 /// The event sources of `--apps`: `all`, or sources separated by commas, each in the catalog.

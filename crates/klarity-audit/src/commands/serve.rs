@@ -8,8 +8,11 @@
 //! 2. the demo customer account 123456789012 gets, through `onboard apply`, an event data store for
 //!    integration events, a channel, and `CTEventPublisher` trusting the vendor with a generated
 //!    external ID;
-//! 3. the relay gets the tenant `demo` (role mode, through the proxy role) and an app token per
-//!    application of the catalog, and an admin token.
+//! 3. the same customer gets, through `onboard apply --destination cloudwatch-logs`, a log group
+//!    `klarity-audit` and `KlarityCloudWatchLogsIntegration` trusting the vendor likewise;
+//! 4. the relay gets the tenants `demo` (CloudTrail Lake) and `demo-logs` (CloudWatch Logs), both
+//!    in role mode through the proxy role, an app token per application of the catalog for both,
+//!    and an admin token.
 //!
 //! What was made is kept in `serve.json` (readable by the owner only), so a second start reuses
 //! everything. The tokens and the proxy user's secret key are printed once, when they are made,
@@ -20,14 +23,14 @@
 use std::{io::Write, path::Path, process::ExitCode};
 
 use anyhow::{Context, bail};
-use audit_relay::registry::{DeliveryMode, Grant, Registry, Tenant};
+use audit_relay::registry::{DeliveryMode, Destination, Grant, Registry, Tenant};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     aws::{Keys, Target, client, describe},
     catalog_source,
-    cli::{GlobalArgs, ServeArgs},
+    cli::{DestinationKind, GlobalArgs, ServeArgs},
     commands::onboard,
 };
 
@@ -36,6 +39,13 @@ const STATE_FILE: &str = "serve.json";
 
 /// The demo tenant's id.
 const TENANT: &str = "demo";
+
+/// The demo tenant delivering to CloudWatch Logs.
+const LOGS_TENANT: &str = "demo-logs";
+
+/// The demo customer's log group, and the stream the relay writes.
+const LOG_GROUP: &str = "klarity-audit";
+const LOG_STREAM: &str = "klarity-audit";
 
 /// The vendor's proxy role.
 const PROXY_ROLE: &str = "KlarityProxy";
@@ -60,6 +70,12 @@ struct World {
     proxy_user_arn: String,
     #[serde(default)]
     proxy_user_key_id: String,
+    /// The CloudWatch Logs side: the customer's role and log group (empty in a file from before
+    /// it existed; made at the next start).
+    #[serde(default)]
+    logs_role_arn: String,
+    #[serde(default)]
+    log_group_arn: String,
     /// Each app token's first characters, by event source, to recognise it by.
     #[serde(default)]
     token_hints: Vec<(String, String)>,
@@ -156,10 +172,12 @@ async fn serve(args: &ServeArgs, catalog: audit_event::Catalog) -> anyhow::Resul
             (world, Some(Secrets { admin_token, tokens }))
         }
     };
-    if registry.tenant(TENANT)?.is_none() {
-        register_tenant(&registry, &world, &catalog)?;
-    }
     let mut world = world;
+    if world.log_group_arn.is_empty() {
+        logs_customer(&lake_url, &mut world).await.context("setting up the demo CloudWatch Logs destination")?;
+        write_world(&state_path, &world)?;
+    }
+    register_tenants(&registry, &world, &catalog)?;
     let user_secret = if world.proxy_user_key_id.is_empty() {
         let secret = proxy_user(&lake_url, &mut world).await.context("making the vendor's proxy user")?;
         write_world(&state_path, &world)?;
@@ -245,6 +263,7 @@ async fn bootstrap(
         vendor_account: vendor_account.into(),
         verify_permissions: true,
         channel_source: audit_lake::ops::trail::NORDCLOUD_SOURCE.into(),
+        destination: DestinationKind::CloudtrailLake,
     };
     let handover = onboard::apply(&target, &customer, &plan).await?;
 
@@ -254,20 +273,23 @@ async fn bootstrap(
         proxy_user_key_id: String::new(),
         role_arn: handover.role_arn.unwrap_or_default(),
         external_id: handover.external_id,
-        store_arn: handover.event_data_store_arn,
-        channel_arn: handover.channel_arn,
+        store_arn: handover.event_data_store_arn.unwrap_or_default(),
+        channel_arn: handover.channel_arn.unwrap_or_default(),
+        logs_role_arn: String::new(),
+        log_group_arn: String::new(),
         token_hints: Vec::new(),
         admin_token_sha256: sha256_hex(admin_token),
         tokens: Vec::new(),
         admin_token: None,
     };
-    register_tenant(registry, &world, catalog)?;
+    logs_customer(lake_url, &mut world).await?;
+    register_tenants(registry, &world, catalog)?;
     let mut tokens = Vec::new();
     for app in catalog.applications() {
         let grant = Grant {
             name: format!("demo {}", app.name),
             source: app.event_source.clone(),
-            tenants: vec![TENANT.into()],
+            tenants: vec![TENANT.into(), LOGS_TENANT.into()],
         };
         let token = registry.issue_token(&grant)?;
         world.token_hints.push((app.event_source.clone(), hint(&token)));
@@ -316,20 +338,57 @@ async fn proxy_user(lake_url: &str, world: &mut World) -> anyhow::Result<UserSec
     Ok(UserSecret(key.secret_access_key().to_owned()))
 }
 
-fn register_tenant(registry: &Registry, world: &World, catalog: &audit_event::Catalog) -> anyhow::Result<()> {
-    registry.put_tenant(&Tenant {
-        id: TENANT.into(),
-        channel_arn: world.channel_arn.clone(),
-        destination: Default::default(),
-        delivery: DeliveryMode::AssumeRole {
-            role_arn: world.role_arn.clone(),
-            external_id: Some(world.external_id.clone()),
-            proxy_role_arn: Some(world.proxy_role_arn.clone()),
-        },
-        applications: catalog.applications().iter().map(|a| a.event_source.clone()).collect(),
-        paused: None,
-        held: false,
-    })?;
+/// The demo customer's CloudWatch Logs side, as `onboard apply --destination cloudwatch-logs`
+/// makes it, trusting the vendor with the same external ID.
+async fn logs_customer(lake_url: &str, world: &mut World) -> anyhow::Result<()> {
+    let target = Target { endpoint: Some(lake_url.to_owned()), region: "us-east-1".into() };
+    let customer =
+        Keys::local(audit_lake::config::CUSTOMER_ACCESS_KEY_ID, audit_lake::config::CUSTOMER_SECRET_ACCESS_KEY);
+    let plan = onboard::Plan {
+        name: LOG_GROUP.into(),
+        role_name: Some(onboard::documents::LOGS_ROLE_NAME.into()),
+        external_id: Some(world.external_id.clone()),
+        vendor_account: audit_lake::config::VENDOR_ACCOUNT.into(),
+        verify_permissions: true,
+        channel_source: String::new(),
+        destination: DestinationKind::CloudwatchLogs,
+    };
+    let handover = onboard::apply(&target, &customer, &plan).await?;
+    world.logs_role_arn = handover.role_arn.unwrap_or_default();
+    world.log_group_arn = handover.log_group_arn.unwrap_or_default();
+    Ok(())
+}
+
+/// The relay's demo tenants, unless they are registered already (an operator may have changed
+/// them).
+fn register_tenants(registry: &Registry, world: &World, catalog: &audit_event::Catalog) -> anyhow::Result<()> {
+    let tenants = [
+        (TENANT, &world.channel_arn, Destination::CloudtrailLake, &world.role_arn),
+        (
+            LOGS_TENANT,
+            &world.log_group_arn,
+            Destination::CloudwatchLogs { log_stream: LOG_STREAM.into() },
+            &world.logs_role_arn,
+        ),
+    ];
+    for (id, arn, destination, role_arn) in tenants {
+        if registry.tenant(id)?.is_some() {
+            continue;
+        }
+        registry.put_tenant(&Tenant {
+            id: id.into(),
+            channel_arn: arn.clone(),
+            destination,
+            delivery: DeliveryMode::AssumeRole {
+                role_arn: role_arn.clone(),
+                external_id: Some(world.external_id.clone()),
+                proxy_role_arn: Some(world.proxy_role_arn.clone()),
+            },
+            applications: catalog.applications().iter().map(|a| a.event_source.clone()).collect(),
+            paused: None,
+            held: false,
+        })?;
+    }
     Ok(())
 }
 
@@ -405,6 +464,8 @@ fn print_welcome(
         audit_lake::config::VENDOR_ACCOUNT,
         world.external_id
     )?;
+    writeln!(out, "    log group        {} (CloudWatch Logs)", world.log_group_arn)?;
+    writeln!(out, "    role             {} (writes into the log group; same trust)", world.logs_role_arn)?;
     writeln!(out, "  vendor proxy user {} (may only assume the proxy role)", world.proxy_user_arn)?;
     match user_secret {
         Some(secret) => writeln!(
@@ -418,7 +479,8 @@ fn print_welcome(
             world.proxy_user_key_id
         )?,
     }
-    writeln!(out, "  relay tenant {TENANT}: assumes the role through the proxy role")?;
+    writeln!(out, "  relay tenant {TENANT}: into the channel, assuming the role through the proxy role")?;
+    writeln!(out, "  relay tenant {LOGS_TENANT}: into the log group (stream {LOG_STREAM}), likewise")?;
     if secrets.is_some() {
         writeln!(out, "  app tokens (shown this once: the relay keeps only their hashes; note them now):")?;
     } else {
@@ -472,6 +534,19 @@ fn print_welcome(
         writeln!(out, "  # {app}: {question}")?;
         writeln!(out, "  {} query{endpoint} \"{sql}\"", self_command())?;
     }
+    writeln!(out, "Send the same event to CloudWatch Logs, and read it back with the AWS CLI as the customer:")?;
+    writeln!(
+        out,
+        "  curl -X POST {relay_url}/v1/tenants/{LOGS_TENANT}/events -H 'Authorization: Bearer {}' -H 'content-type: application/json' -d '{example}'",
+        world.token_for(secrets, source)
+    )?;
+    writeln!(
+        out,
+        "  AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} aws logs get-log-events --endpoint-url {lake_url} --region us-east-1 \\\n    \
+         --log-group-name {LOG_GROUP} --log-stream-name {LOG_STREAM}",
+        audit_lake::config::CUSTOMER_ACCESS_KEY_ID,
+        audit_lake::config::CUSTOMER_SECRET_ACCESS_KEY
+    )?;
     writeln!(out, "Or dump every stored record as NDJSON:")?;
     writeln!(out, "  {} lake dump --store {} --data-dir {data}/lake", self_command(), world.store_id())?;
     let admin = match secrets {

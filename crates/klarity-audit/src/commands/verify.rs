@@ -6,7 +6,7 @@ use std::{io::Write, process::ExitCode};
 use audit_relay::{
     RelayConfig,
     delivery::credentials::CredentialCache,
-    registry::{DeliveryMode, Tenant},
+    registry::{DeliveryMode, Destination, Tenant},
 };
 
 use crate::aws::{Keys, Target, client, describe};
@@ -20,7 +20,11 @@ pub(crate) fn run(tenant: &Tenant, config: &RelayConfig) -> anyhow::Result<ExitC
     }
     match verdict.problem {
         None => {
-            writeln!(out, "Tenant {} works: events reach its channel.", tenant.id)?;
+            let place = match tenant.destination {
+                Destination::CloudtrailLake => "its channel",
+                Destination::CloudwatchLogs { .. } => "its log group",
+            };
+            writeln!(out, "Tenant {} works: events reach {place}.", tenant.id)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(problem) => {
@@ -72,20 +76,32 @@ async fn verify(tenant: &Tenant, config: &RelayConfig) -> Verdict {
     }
     let keys = Keys::of(credentials);
     let target = Target { endpoint, region: tenant.region().to_owned() };
-    let data = client!(aws_sdk_cloudtraildata, &target, &keys);
     let source = tenant.applications.first().cloned().unwrap_or_else(|| "com.nordcloudapp.com.klarity".into());
     let uid = uuid::Uuid::now_v7().to_string();
+    let now = audit_event::EventTime::now();
     let event_data = serde_json::json!({
         "version": "v1",
         "userIdentity": {"type": "SERVICE", "principalId": "klarity-audit tenants verify"},
         "eventSource": source,
         "eventName": "integration.verified",
-        "eventTime": audit_event::EventTime::now().to_string(),
+        "eventTime": now.to_string(),
         "UID": uid,
         "recipientAccountId": tenant.account(),
         "additionalEventData": {"note": "a canary sent by `klarity-audit tenants verify`"}
     })
     .to_string();
+    if let Destination::CloudwatchLogs { log_stream } = &tenant.destination {
+        let logs = client!(aws_sdk_cloudwatchlogs, &target, &keys);
+        let group = tenant.log_group().unwrap_or_default();
+        return match verify_logs(&logs, tenant, group, log_stream, now.unix_millis(), event_data).await {
+            Ok(check) => {
+                checks.push(check);
+                Verdict { checks, problem: None }
+            }
+            Err(problem) => fail(checks, problem),
+        };
+    }
+    let data = client!(aws_sdk_cloudtraildata, &target, &keys);
     let entry = audit_event::AuditEvent::new(uuid::Uuid::now_v7().simple().to_string(), event_data);
     let external_id = match &tenant.delivery {
         DeliveryMode::ResourcePolicy { external_id } => external_id.clone(),
@@ -177,4 +193,77 @@ async fn verify(tenant: &Tenant, config: &RelayConfig) -> Verdict {
         }
     }
     Verdict { checks, problem: None }
+}
+
+/// The canary into a CloudWatch Logs tenant's stream (made when missing, as delivery does).
+async fn verify_logs(
+    logs: &aws_sdk_cloudwatchlogs::Client,
+    tenant: &Tenant,
+    group: &str,
+    stream: &str,
+    timestamp: i64,
+    message: String,
+) -> Result<String, String> {
+    let role = match &tenant.delivery {
+        DeliveryMode::AssumeRole { role_arn, .. } => role_arn.clone(),
+        DeliveryMode::ResourcePolicy { .. } => "the relay's identity".into(),
+    };
+    let event = aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+        .timestamp(timestamp)
+        .message(message)
+        .build()
+        .map_err(|err| format!("building the canary event failed: {err}"))?;
+    let mut made_stream = false;
+    loop {
+        let sent =
+            logs.put_log_events().log_group_name(group).log_stream_name(stream).log_events(event.clone()).send().await;
+        let err = match sent {
+            Ok(out) => {
+                if let Some(rejected) = out.rejected_log_events_info() {
+                    return Err(format!(
+                        "CloudWatch Logs refused the canary ({rejected:?}): is this machine's clock right?"
+                    ));
+                }
+                return Ok(format!(
+                    "PutLogEvents stored the canary in log group {group}, stream {stream}{}",
+                    if made_stream { " (made the stream, which was missing)" } else { "" }
+                ));
+            }
+            Err(err) => err,
+        };
+        let (code, message) = describe(&err);
+        if code == "ResourceNotFoundException" && !made_stream {
+            match logs.create_log_stream().log_group_name(group).log_stream_name(stream).send().await {
+                Ok(_) => {}
+                Err(err) if describe(&err).0 == "ResourceAlreadyExistsException" => {}
+                Err(err) => {
+                    let (code, message) = describe(&err);
+                    return Err(match code.as_str() {
+                        "ResourceNotFoundException" => format!(
+                            "the log group {group} does not exist in {} account {} ({code}): the customer must \
+                             create it, or give the new ARN (`klarity-audit tenants update {} --log-group-arn …`)",
+                            tenant.region(),
+                            tenant.account(),
+                            tenant.id
+                        ),
+                        "AccessDeniedException" | "AccessDenied" => format!(
+                            "the log stream {stream} is missing and {role} may not make it ({code}: {message}): \
+                             its policy must allow logs:CreateLogStream on the log group, or the customer makes \
+                             the stream"
+                        ),
+                        _ => format!("CreateLogStream failed: {message} ({code})"),
+                    });
+                }
+            }
+            made_stream = true;
+            continue;
+        }
+        return Err(match code.as_str() {
+            "AccessDeniedException" | "AccessDenied" => format!(
+                "{role} may not write into log group {group} ({code}: {message}): its policy must allow \
+                 logs:PutLogEvents on the log group"
+            ),
+            _ => format!("PutLogEvents failed: {message} ({code})"),
+        });
+    }
 }

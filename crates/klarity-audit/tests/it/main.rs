@@ -13,6 +13,7 @@ mod relay_crash;
 mod relay_e2e;
 mod relay_faults;
 mod relay_identity;
+mod relay_logs;
 mod serve;
 mod support;
 mod validate;

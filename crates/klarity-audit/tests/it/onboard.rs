@@ -2,7 +2,7 @@
 //! in the same state; its values make `tenants verify` pass; a wrong external ID makes it fail with
 //! a message that names the external ID.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::{Dir, LakeProcess};
 
@@ -86,4 +86,41 @@ fn template_prints_every_document() {
         dir.run(&["onboard", "template", "--only", "trust-policy", "--external-id", "Kl4r1ty0123456789ab"], None);
     let trust: Value = serde_json::from_str(&only.stdout).unwrap();
     assert_eq!(trust["Statement"][0]["Principal"]["AWS"], "arn:aws:iam::855341727128:root");
+
+    // CloudWatch Logs: the role's documents only, writing into the one log group.
+    let logs = dir.run(
+        &["onboard", "template", "--destination", "cloudwatch-logs", "--external-id", "Kl4r1ty0123456789ab"],
+        None,
+    );
+    assert_eq!(logs.code, 0, "{}", logs.stderr);
+    for name in ["# trust-policy", "# least-privilege-policy", "# cloudformation"] {
+        assert!(logs.stdout.contains(name), "{name} missing");
+    }
+    assert!(!logs.stdout.contains("# channel-policy") && !logs.stdout.contains("cloudtrail-data"), "{}", logs.stdout);
+    let policy = dir.run(
+        &[
+            "onboard",
+            "template",
+            "--destination",
+            "cloudwatch-logs",
+            "--only",
+            "least-privilege-policy",
+            "--log-group-arn",
+            "arn:aws:logs:eu-west-1:123456789012:log-group:audit",
+        ],
+        None,
+    );
+    let policy: Value = serde_json::from_str(&policy.stdout).unwrap();
+    assert_eq!(policy["Statement"][0]["Action"], json!(["logs:PutLogEvents", "logs:CreateLogStream"]));
+    assert_eq!(
+        policy["Statement"][0]["Resource"],
+        json!([
+            "arn:aws:logs:eu-west-1:123456789012:log-group:audit",
+            "arn:aws:logs:eu-west-1:123456789012:log-group:audit:*"
+        ])
+    );
+    let refused =
+        dir.run(&["onboard", "template", "--destination", "cloudwatch-logs", "--only", "channel-policy"], None);
+    assert_eq!(refused.code, 2, "{}", refused.stdout);
+    assert!(refused.stderr.contains("has no channel-policy"), "{}", refused.stderr);
 }

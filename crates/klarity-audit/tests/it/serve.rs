@@ -204,6 +204,30 @@ fn serve_runs_the_whole_flow_and_a_restart_keeps_it_without_making_anything_twic
         .unwrap()
         .to_owned();
 
+    // The CloudWatch Logs demo tenant: the banner's curl into `demo-logs`, then its `aws logs
+    // get-log-events` as printed, as the customer, finds the event in the log group.
+    let lines: Vec<&str> = serve.banner.lines().map(str::trim).collect();
+    let curl = lines.iter().find(|l| l.starts_with("curl ") && l.contains("/tenants/demo-logs/")).unwrap();
+    let out = Command::new("sh").args(["-c", &format!("{curl} -s")]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"accepted\""), "{curl}: {out:?}");
+    let at = lines.iter().position(|l| l.contains("aws logs get-log-events")).unwrap();
+    let read_back = format!("{} {}", lines[at].trim_end_matches('\\'), lines[at + 1]);
+    wait_for("the demo-logs event is in CloudWatch Logs", || {
+        let out = Command::new("sh")
+            .args(["-c", &read_back])
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_PAGER", "")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap();
+        let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        answer["events"].as_array().is_some_and(|events| {
+            events.iter().any(|e| e["message"].as_str().is_some_and(|m| m.contains("baselinePatching.started")))
+        })
+    });
+
     // Every query the banner prints runs as printed; the last counts events per application.
     let queries: Vec<&str> =
         serve.banner.lines().map(str::trim).filter(|l| l.contains(" query ") && l.contains("\"SELECT ")).collect();

@@ -48,6 +48,99 @@ pub(crate) fn least_privilege_policy(channel_arn: &str, store_arn: &str, verify:
     json!({"Version": "2012-10-17", "Statement": statements})
 }
 
+/// The role's name for CloudWatch Logs.
+pub(crate) const LOGS_ROLE_NAME: &str = "KlarityCloudWatchLogsIntegration";
+
+/// The inline policy the role gets from `onboard apply --destination cloudwatch-logs`.
+pub(crate) const LOGS_POLICY_NAME: &str = "KlarityPutLogEvents";
+
+/// Least privilege for CloudWatch Logs: `PutLogEvents` and `CreateLogStream` in this log group
+/// only (the group and its streams); with `verify`, also reading the group back (`GetLogEvents`,
+/// `FilterLogEvents`, `DescribeLogStreams`), which the console's viewer needs.
+pub(crate) fn logs_policy(log_group_arn: &str, verify: bool) -> Value {
+    let resources = json!([log_group_arn, format!("{log_group_arn}:*")]);
+    let mut statements = vec![json!({
+        "Sid": "PublishKlarityAuditEvents",
+        "Effect": "Allow",
+        "Action": ["logs:PutLogEvents", "logs:CreateLogStream"],
+        "Resource": resources.clone()
+    })];
+    if verify {
+        statements.push(json!({
+            "Sid": "ReadKlarityAuditEvents",
+            "Effect": "Allow",
+            "Action": ["logs:GetLogEvents", "logs:FilterLogEvents", "logs:DescribeLogStreams"],
+            "Resource": resources
+        }));
+    }
+    json!({"Version": "2012-10-17", "Statement": statements})
+}
+
+/// A CloudFormation template for the CloudWatch Logs side: the log group and the least-privilege
+/// role; its outputs are the three values for Klarity.
+pub(crate) fn logs_cloudformation(vendor_account: &str, external_id: &str) -> String {
+    format!(
+        r#"AWSTemplateFormatVersion: "2010-09-09"
+Description: >
+  Klarity open audit events into this account's CloudWatch Logs: a log group, and a role Klarity may
+  assume (with the external ID) only to write into it.
+Parameters:
+  KlarityAccountId:
+    Description: Klarity's AWS account
+    Type: String
+    AllowedPattern: "^[0-9]{{12}}$"
+    Default: "{vendor_account}"
+  ExternalId:
+    Description: The external ID agreed with Klarity (10 to 20 letters and digits)
+    Type: String
+    MinLength: 10
+    MaxLength: 20
+    AllowedPattern: "^[0-9A-Za-z]*$"
+    Default: "{external_id}"
+Resources:
+  KlarityLogGroup:
+    Type: AWS::Logs::LogGroup
+    Properties:
+      LogGroupName: klarity-audit-events
+      RetentionInDays: 3653
+  KlarityLogsRole:
+    Type: AWS::IAM::Role
+    Properties:
+      RoleName: {LOGS_ROLE_NAME}
+      AssumeRolePolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - Effect: Allow
+            Principal:
+              AWS: !Sub "arn:aws:iam::${{KlarityAccountId}}:root"
+            Action: sts:AssumeRole
+            Condition:
+              StringEquals:
+                "sts:ExternalId": !Ref ExternalId
+      Policies:
+        - PolicyName: {LOGS_POLICY_NAME}
+          PolicyDocument:
+            Version: "2012-10-17"
+            Statement:
+              - Effect: Allow
+                Action: [logs:PutLogEvents, logs:CreateLogStream]
+                Resource:
+                  - !Sub "arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:${{KlarityLogGroup}}"
+                  - !GetAtt KlarityLogGroup.Arn  # the group's streams: its Arn ends in ":*"
+Outputs:
+  RoleArn:
+    Description: Hand to Klarity (role ARN)
+    Value: !GetAtt KlarityLogsRole.Arn
+  ExternalId:
+    Description: Hand to Klarity (external ID)
+    Value: !Ref ExternalId
+  LogGroupArn:
+    Description: Hand to Klarity (log group ARN)
+    Value: !Sub "arn:${{AWS::Partition}}:logs:${{AWS::Region}}:${{AWS::AccountId}}:log-group:${{KlarityLogGroup}}"
+"#
+    )
+}
+
 /// The seed's `policy.json`: every CloudTrail Lake action on every resource. Broader than needed;
 /// shown for comparison with the least-privilege policy.
 pub(crate) fn seed_policy() -> Value {
@@ -209,6 +302,35 @@ mod tests {
             template.contains("\"sts:ExternalId\": !Ref ExternalId")
                 && template.contains("Default: \"Kl4r1ty0123456789ab\"")
         );
+    }
+
+    #[test]
+    fn the_logs_policy_allows_writing_into_its_group_only_and_reading_only_when_asked() {
+        use audit_lake::policy::{Decision, Policy, Request};
+        let group = "arn:aws:logs:eu-west-1:123456789012:log-group:klarity-audit";
+        let decide = |doc: &Value, action: &str, resource: &str| {
+            Policy::parse(&doc.to_string()).unwrap().evaluate(&Request {
+                principal_arn: "arn:aws:sts::855341727128:assumed-role/r/s",
+                principal_account: "855341727128",
+                principal_aliases: &[],
+                action,
+                resource,
+                context: Default::default(),
+            })
+        };
+        let narrow = logs_policy(group, false);
+        let stream = format!("{group}:log-stream:klarity-audit");
+        assert_eq!(decide(&narrow, "logs:PutLogEvents", &stream), Decision::Allow);
+        assert_eq!(decide(&narrow, "logs:CreateLogStream", &stream), Decision::Allow);
+        assert_eq!(decide(&narrow, "logs:CreateLogStream", group), Decision::Allow);
+        let other = "arn:aws:logs:eu-west-1:123456789012:log-group:klarity-auditx:log-stream:s";
+        assert_eq!(decide(&narrow, "logs:PutLogEvents", other), Decision::NotApplicable);
+        assert_eq!(decide(&narrow, "logs:GetLogEvents", &stream), Decision::NotApplicable);
+        assert_eq!(decide(&narrow, "logs:DeleteLogGroup", group), Decision::NotApplicable);
+        assert_eq!(decide(&logs_policy(group, true), "logs:GetLogEvents", &stream), Decision::Allow);
+        let template = logs_cloudformation("855341727128", "Kl4r1ty0123456789ab");
+        assert!(template.contains("AWS::Logs::LogGroup") && template.contains("logs:PutLogEvents"));
+        assert!(!template.contains("cloudtrail"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use crate::{
     aws::{Keys, Target, client, describe},
-    cli::{ApplyArgs, DeliveryModeArg, OnboardArgs, OnboardCommand, TemplateArgs},
+    cli::{ApplyArgs, DeliveryModeArg, DestinationKind, OnboardArgs, OnboardCommand, TemplateArgs},
 };
 
 pub(crate) fn run(args: &OnboardArgs) -> anyhow::Result<ExitCode> {
@@ -43,36 +43,60 @@ fn template(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
     let external_id = args.external_id.clone().unwrap_or_else(documents::new_external_id);
     let channel = args.channel_arn.as_deref().unwrap_or("arn:aws:cloudtrail:REGION:ACCOUNT:channel/CHANNEL_ID");
     let store = args.store_arn.as_deref().unwrap_or("arn:aws:cloudtrail:REGION:ACCOUNT:eventdatastore/STORE_ID");
+    let group = args.log_group_arn.as_deref().unwrap_or("arn:aws:logs:REGION:ACCOUNT:log-group:LOG_GROUP");
     let vendor = &args.vendor_account;
     let pretty = |v: serde_json::Value| serde_json::to_string_pretty(&v).expect("serializable");
     let mut out = std::io::stdout().lock();
-    let sections: Vec<(&str, &str, String)> = vec![
-        (
-            "trust-policy",
-            "Role mode: the role's trust policy (Klarity's account, only with the external ID)",
-            pretty(documents::trust_policy(vendor, &external_id)),
-        ),
-        (
-            "least-privilege-policy",
-            "Role mode: the role's permissions, least privilege (publish into this channel; reading the channel and querying its store let `tenants verify` confirm delivery)",
-            pretty(documents::least_privilege_policy(channel, store, true)),
-        ),
-        (
-            "seed-policy",
-            "For comparison: the seed's policy.json (every CloudTrail Lake action on every resource)",
-            pretty(documents::seed_policy()),
-        ),
-        (
-            "cloudformation",
-            "Role mode in one step: a CloudFormation template (store, channel, role; outputs the three values)",
-            documents::cloudformation(vendor, &external_id),
-        ),
-        (
-            "channel-policy",
-            "Resource-policy mode: the channel's resource policy (Klarity's account, only with the external ID)",
-            pretty(documents::channel_policy(channel, vendor, &external_id)),
-        ),
-    ];
+    let trust = (
+        "trust-policy",
+        "Role mode: the role's trust policy (Klarity's account, only with the external ID)",
+        pretty(documents::trust_policy(vendor, &external_id)),
+    );
+    let sections: Vec<(&str, &str, String)> = match args.destination {
+        DestinationKind::CloudtrailLake => vec![
+            trust,
+            (
+                "least-privilege-policy",
+                "Role mode: the role's permissions, least privilege (publish into this channel; reading the channel and querying its store let `tenants verify` confirm delivery)",
+                pretty(documents::least_privilege_policy(channel, store, true)),
+            ),
+            (
+                "seed-policy",
+                "For comparison: the seed's policy.json (every CloudTrail Lake action on every resource)",
+                pretty(documents::seed_policy()),
+            ),
+            (
+                "cloudformation",
+                "Role mode in one step: a CloudFormation template (store, channel, role; outputs the three values)",
+                documents::cloudformation(vendor, &external_id),
+            ),
+            (
+                "channel-policy",
+                "Resource-policy mode: the channel's resource policy (Klarity's account, only with the external ID)",
+                pretty(documents::channel_policy(channel, vendor, &external_id)),
+            ),
+        ],
+        DestinationKind::CloudwatchLogs => {
+            if let Some(only @ ("seed-policy" | "channel-policy")) = args.only.as_deref() {
+                bail!(
+                    "--destination cloudwatch-logs has no {only}: CloudWatch Logs takes events through the role only"
+                );
+            }
+            vec![
+                trust,
+                (
+                    "least-privilege-policy",
+                    "The role's permissions, least privilege (write events and make the stream in this log group; reading it back lets the console show the events)",
+                    pretty(documents::logs_policy(group, true)),
+                ),
+                (
+                    "cloudformation",
+                    "In one step: a CloudFormation template (log group, role; outputs the three values)",
+                    documents::logs_cloudformation(vendor, &external_id),
+                ),
+            ]
+        }
+    };
     for (name, title, text) in sections {
         if args.only.as_deref().is_some_and(|only| only != name) {
             continue;
@@ -127,17 +151,24 @@ pub(crate) struct Plan {
     pub(crate) vendor_account: String,
     pub(crate) verify_permissions: bool,
     pub(crate) channel_source: String,
+    pub(crate) destination: DestinationKind,
 }
 
 impl Plan {
     fn from_args(a: &ApplyArgs) -> Plan {
         Plan {
             name: a.name.clone(),
-            role_name: (a.mode == DeliveryModeArg::Role).then(|| a.role_name.clone()),
+            role_name: (a.mode == DeliveryModeArg::Role).then(|| {
+                a.role_name.clone().unwrap_or_else(|| match a.destination {
+                    DestinationKind::CloudtrailLake => documents::ROLE_NAME.into(),
+                    DestinationKind::CloudwatchLogs => documents::LOGS_ROLE_NAME.into(),
+                })
+            }),
             external_id: a.external_id.clone(),
             vendor_account: a.vendor_account.clone(),
             verify_permissions: !a.no_verify_permissions,
             channel_source: audit_lake::ops::trail::NORDCLOUD_SOURCE.into(),
+            destination: a.destination,
         }
     }
 }
@@ -148,8 +179,14 @@ impl Plan {
 pub(crate) struct Handover {
     pub(crate) role_arn: Option<String>,
     pub(crate) external_id: String,
-    pub(crate) channel_arn: String,
-    pub(crate) event_data_store_arn: String,
+    /// CloudTrail Lake: the channel and its store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) channel_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) event_data_store_arn: Option<String>,
+    /// CloudWatch Logs: the log group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) log_group_arn: Option<String>,
     pub(crate) steps: Vec<String>,
 }
 
@@ -164,16 +201,25 @@ impl Handover {
             writeln!(out, "  role ARN     {role}")?;
         }
         writeln!(out, "  external ID  {}", self.external_id)?;
-        writeln!(out, "  channel ARN  {}", self.channel_arn)?;
+        if let Some(channel) = &self.channel_arn {
+            writeln!(out, "  channel ARN  {channel}")?;
+        }
+        if let Some(group) = &self.log_group_arn {
+            writeln!(out, "  log group ARN  {group}")?;
+        }
         writeln!(out)?;
         let mode = match &self.role_arn {
             Some(role) => format!("--role-arn {role}"),
             None => "--resource-policy".to_owned(),
         };
+        let destination = match (&self.channel_arn, &self.log_group_arn) {
+            (_, Some(group)) => format!("--destination cloudwatch-logs --log-group-arn {group}"),
+            (channel, None) => format!("--channel-arn {}", channel.as_deref().unwrap_or_default()),
+        };
         writeln!(
             out,
-            "Klarity registers them with:\n  klarity-audit tenants add <tenant> --channel-arn {} {mode} --external-id {}",
-            self.channel_arn, self.external_id
+            "Klarity registers them with:\n  klarity-audit tenants add <tenant> {destination} {mode} --external-id {}",
+            self.external_id
         )
     }
 }
@@ -181,8 +227,101 @@ impl Handover {
 /// Performs the customer's steps, idempotently: what exists is reused (and put right), what is
 /// missing is made.
 pub(crate) async fn apply(target: &Target, keys: &Keys, plan: &Plan) -> anyhow::Result<Handover> {
-    let cloudtrail = client!(aws_sdk_cloudtrail, target, keys);
     let mut steps = Vec::new();
+    match plan.destination {
+        DestinationKind::CloudtrailLake => {
+            let (store_arn, channel_arn) = lake_resources(target, keys, plan, &mut steps).await?;
+            let permissions = (
+                documents::POLICY_NAME,
+                documents::least_privilege_policy(&channel_arn, &store_arn, plan.verify_permissions),
+            );
+            let granted = if plan.verify_permissions {
+                "PutAuditEvents on the channel, reading it and querying its store"
+            } else {
+                "PutAuditEvents on the channel only"
+            };
+            let (role_arn, external_id) = match &plan.role_name {
+                Some(role_name) => {
+                    let (arn, id) = role(target, keys, plan, role_name, permissions, granted, &mut steps).await?;
+                    (Some(arn), id)
+                }
+                None => (None, channel_policy(target, keys, plan, &channel_arn, &mut steps).await?),
+            };
+            Ok(Handover {
+                role_arn,
+                external_id,
+                channel_arn: Some(channel_arn),
+                event_data_store_arn: Some(store_arn),
+                log_group_arn: None,
+                steps,
+            })
+        }
+        DestinationKind::CloudwatchLogs => {
+            let Some(role_name) = &plan.role_name else {
+                bail!(
+                    "CloudWatch Logs lets no other account write through a resource policy: use --mode role \
+                     (the default) with --destination cloudwatch-logs"
+                );
+            };
+            let group_arn = log_group(target, keys, plan, &mut steps).await?;
+            let permissions =
+                (documents::LOGS_POLICY_NAME, documents::logs_policy(&group_arn, plan.verify_permissions));
+            let granted = if plan.verify_permissions {
+                "PutLogEvents and CreateLogStream in the log group, and reading it back"
+            } else {
+                "PutLogEvents and CreateLogStream in the log group only"
+            };
+            let (role_arn, external_id) = role(target, keys, plan, role_name, permissions, granted, &mut steps).await?;
+            Ok(Handover {
+                role_arn: Some(role_arn),
+                external_id,
+                channel_arn: None,
+                event_data_store_arn: None,
+                log_group_arn: Some(group_arn),
+                steps,
+            })
+        }
+    }
+}
+
+/// The log group (made when missing); its ARN.
+async fn log_group(target: &Target, keys: &Keys, plan: &Plan, steps: &mut Vec<String>) -> anyhow::Result<String> {
+    let logs = client!(aws_sdk_cloudwatchlogs, target, keys);
+    match logs.create_log_group().log_group_name(&plan.name).send().await {
+        Ok(_) => steps.push(format!("created log group {}", plan.name)),
+        Err(err) if describe(&err).0 == "ResourceAlreadyExistsException" => {
+            steps.push(format!("log group {} exists", plan.name));
+        }
+        Err(err) => return Err(sdk_error("creating the log group", &err)),
+    }
+    let groups = logs
+        .describe_log_groups()
+        .log_group_name_prefix(&plan.name)
+        .send()
+        .await
+        .map_err(|e| sdk_error("reading the log group", &e))?;
+    let group = groups
+        .log_groups()
+        .iter()
+        .find(|g| g.log_group_name() == Some(plan.name.as_str()))
+        .ok_or_else(|| anyhow::anyhow!("the log group {} was made but is not listed", plan.name))?;
+    // `logGroupArn` is the group's own ARN; the older `arn` ends in `:*`.
+    let arn = group
+        .log_group_arn()
+        .map(str::to_owned)
+        .or_else(|| group.arn().map(|a| a.trim_end_matches(":*").to_owned()))
+        .unwrap_or_default();
+    Ok(arn)
+}
+
+/// The event data store and the channel into it (each made when missing); their ARNs.
+async fn lake_resources(
+    target: &Target,
+    keys: &Keys,
+    plan: &Plan,
+    steps: &mut Vec<String>,
+) -> anyhow::Result<(String, String)> {
+    let cloudtrail = client!(aws_sdk_cloudtrail, target, keys);
 
     // The event data store for integration events.
     // Every page: an account may hold more stores and channels than one answer lists.
@@ -283,89 +422,99 @@ pub(crate) async fn apply(target: &Target, keys: &Keys, plan: &Plan) -> anyhow::
             arn
         }
     };
+    Ok((store_arn, channel_arn))
+}
 
-    // The role Klarity assumes, or the channel's resource policy.
-    let (role_arn, external_id) = match &plan.role_name {
-        Some(role_name) => {
-            let iam = client!(aws_sdk_iam, target, keys);
-            let current = match iam.get_role().role_name(role_name).send().await {
-                Ok(out) => out.role().cloned(),
-                Err(err) if describe(&err).0 == "NoSuchEntity" => None,
-                Err(err) => return Err(sdk_error("reading the role", &err)),
-            };
-            let current_id =
-                current.as_ref().and_then(|r| r.assume_role_policy_document()).and_then(trusted_external_id);
-            let external_id = plan.external_id.clone().or(current_id).unwrap_or_else(documents::new_external_id);
-            let trust = documents::trust_policy(&plan.vendor_account, &external_id).to_string();
-            let role_arn = match current {
-                Some(role) => {
-                    iam.update_assume_role_policy()
-                        .role_name(role_name)
-                        .policy_document(&trust)
-                        .send()
-                        .await
-                        .map_err(|e| sdk_error("updating the role's trust policy", &e))?;
-                    steps.push(format!(
-                        "role {role_name} exists; trust policy set (Klarity's account {}, external ID)",
-                        plan.vendor_account
-                    ));
-                    role.arn().to_owned()
-                }
-                None => {
-                    let made = iam
-                        .create_role()
-                        .role_name(role_name)
-                        .assume_role_policy_document(&trust)
-                        .description("Klarity publishes open audit events into CloudTrail Lake")
-                        .send()
-                        .await
-                        .map_err(|e| sdk_error("creating the role", &e))?;
-                    steps.push(format!(
-                        "created role {role_name}, trusting Klarity's account {} with the external ID",
-                        plan.vendor_account
-                    ));
-                    made.role().map(|r| r.arn().to_owned()).unwrap_or_default()
-                }
-            };
-            let permissions =
-                documents::least_privilege_policy(&channel_arn, &store_arn, plan.verify_permissions).to_string();
-            iam.put_role_policy()
+/// The role Klarity assumes: trusting the vendor's account with the external ID (the one given,
+/// the one in place, or a new one), with `permissions`; its ARN and the external ID.
+async fn role(
+    target: &Target,
+    keys: &Keys,
+    plan: &Plan,
+    role_name: &str,
+    (policy_name, permissions): (&str, serde_json::Value),
+    granted: &str,
+    steps: &mut Vec<String>,
+) -> anyhow::Result<(String, String)> {
+    let iam = client!(aws_sdk_iam, target, keys);
+    let current = match iam.get_role().role_name(role_name).send().await {
+        Ok(out) => out.role().cloned(),
+        Err(err) if describe(&err).0 == "NoSuchEntity" => None,
+        Err(err) => return Err(sdk_error("reading the role", &err)),
+    };
+    let current_id = current.as_ref().and_then(|r| r.assume_role_policy_document()).and_then(trusted_external_id);
+    let external_id = plan.external_id.clone().or(current_id).unwrap_or_else(documents::new_external_id);
+    let trust = documents::trust_policy(&plan.vendor_account, &external_id).to_string();
+    let role_arn = match current {
+        Some(role) => {
+            iam.update_assume_role_policy()
                 .role_name(role_name)
-                .policy_name(documents::POLICY_NAME)
-                .policy_document(permissions)
+                .policy_document(&trust)
                 .send()
                 .await
-                .map_err(|e| sdk_error("putting the role's permissions", &e))?;
+                .map_err(|e| sdk_error("updating the role's trust policy", &e))?;
             steps.push(format!(
-                "role policy {}: PutAuditEvents on the channel{}",
-                documents::POLICY_NAME,
-                if plan.verify_permissions { ", reading it and querying its store" } else { " only" }
-            ));
-            (Some(role_arn), external_id)
-        }
-        None => {
-            let current_id = match cloudtrail.get_resource_policy().resource_arn(&channel_arn).send().await {
-                Ok(out) => out.resource_policy().and_then(trusted_external_id),
-                Err(err) if describe(&err).0 == "ResourcePolicyNotFoundException" => None,
-                Err(err) => return Err(sdk_error("reading the channel's resource policy", &err)),
-            };
-            let external_id = plan.external_id.clone().or(current_id).unwrap_or_else(documents::new_external_id);
-            let policy = documents::channel_policy(&channel_arn, &plan.vendor_account, &external_id).to_string();
-            cloudtrail
-                .put_resource_policy()
-                .resource_arn(&channel_arn)
-                .resource_policy(policy)
-                .send()
-                .await
-                .map_err(|e| sdk_error("putting the channel's resource policy", &e))?;
-            steps.push(format!(
-                "channel resource policy: Klarity's account {} may publish with the external ID",
+                "role {role_name} exists; trust policy set (Klarity's account {}, external ID)",
                 plan.vendor_account
             ));
-            (None, external_id)
+            role.arn().to_owned()
+        }
+        None => {
+            let made = iam
+                .create_role()
+                .role_name(role_name)
+                .assume_role_policy_document(&trust)
+                .description("Klarity publishes open audit events into this account")
+                .send()
+                .await
+                .map_err(|e| sdk_error("creating the role", &e))?;
+            steps.push(format!(
+                "created role {role_name}, trusting Klarity's account {} with the external ID",
+                plan.vendor_account
+            ));
+            made.role().map(|r| r.arn().to_owned()).unwrap_or_default()
         }
     };
-    Ok(Handover { role_arn, external_id, channel_arn, event_data_store_arn: store_arn, steps })
+    iam.put_role_policy()
+        .role_name(role_name)
+        .policy_name(policy_name)
+        .policy_document(permissions.to_string())
+        .send()
+        .await
+        .map_err(|e| sdk_error("putting the role's permissions", &e))?;
+    steps.push(format!("role policy {policy_name}: {granted}"));
+    Ok((role_arn, external_id))
+}
+
+/// The channel's resource policy letting the vendor's account publish with the external ID; the
+/// external ID.
+async fn channel_policy(
+    target: &Target,
+    keys: &Keys,
+    plan: &Plan,
+    channel_arn: &str,
+    steps: &mut Vec<String>,
+) -> anyhow::Result<String> {
+    let cloudtrail = client!(aws_sdk_cloudtrail, target, keys);
+    let current_id = match cloudtrail.get_resource_policy().resource_arn(channel_arn).send().await {
+        Ok(out) => out.resource_policy().and_then(trusted_external_id),
+        Err(err) if describe(&err).0 == "ResourcePolicyNotFoundException" => None,
+        Err(err) => return Err(sdk_error("reading the channel's resource policy", &err)),
+    };
+    let external_id = plan.external_id.clone().or(current_id).unwrap_or_else(documents::new_external_id);
+    let policy = documents::channel_policy(channel_arn, &plan.vendor_account, &external_id).to_string();
+    cloudtrail
+        .put_resource_policy()
+        .resource_arn(channel_arn)
+        .resource_policy(policy)
+        .send()
+        .await
+        .map_err(|e| sdk_error("putting the channel's resource policy", &e))?;
+    steps.push(format!(
+        "channel resource policy: Klarity's account {} may publish with the external ID",
+        plan.vendor_account
+    ));
+    Ok(external_id)
 }
 
 /// The external ID a trust or channel policy requires, if it names one.

@@ -1,0 +1,286 @@
+//! CloudWatch Logs as a tenant's destination, end to end through the shipped binaries: the
+//! customer's side made by `onboard apply --destination cloudwatch-logs`, the tenant registered
+//! with `tenants add --log-group-arn`, events sent to `klarity-audit relay`, and read back as the
+//! customer with the real AWS CLI (`aws logs get-log-events`).
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    process::Command,
+    time::Duration,
+};
+
+use audit_lake::config::{CUSTOMER_ACCESS_KEY_ID, CUSTOMER_SECRET_ACCESS_KEY};
+use serde_json::{Value, json};
+
+use crate::support::{Dir, LakeProcess, RelayProcess, http_post};
+
+/// `aws logs …` as the customer against the local lake; the parsed answer.
+fn aws_logs(endpoint: &str, args: &[&str]) -> Value {
+    let out = Command::new("aws")
+        .args(["--endpoint-url", endpoint, "--region", "us-east-1", "--output", "json", "logs"])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", CUSTOMER_ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", CUSTOMER_SECRET_ACCESS_KEY)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_PAGER", "")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .output()
+        .expect("the AWS CLI (`aws`) must be installed (./scripts/test installs it)");
+    assert!(out.status.success(), "aws logs {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    if out.stdout.iter().all(u8::is_ascii_whitespace) {
+        Value::Null
+    } else {
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+/// Every event of a stream, from the head, following the forward token until it repeats.
+fn read_stream(endpoint: &str, group: &str, stream: &str) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut args =
+            vec!["get-log-events", "--log-group-name", group, "--log-stream-name", stream, "--start-from-head"];
+        if let Some(t) = &token {
+            args.extend(["--next-token", t.as_str()]);
+        }
+        let page = aws_logs(endpoint, &args);
+        events.extend(page["events"].as_array().unwrap().iter().cloned());
+        let next = page["nextForwardToken"].as_str().map(str::to_owned);
+        if next == token || next.is_none() {
+            return events;
+        }
+        token = next;
+    }
+}
+
+/// GET with a bearer token; (status, body).
+fn get(address: &str, path: &str, token: &str) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn event(uid: &str, event_time: &str, n: usize) -> Value {
+    json!({"version": "v1", "userIdentity": {"type": "USER", "principalId": format!("ops{}@example.com", n % 3)},
+           "eventSource": "com.nordcloudapp.com.autopatcher", "eventName": "baselinePatching.started",
+           "eventTime": event_time, "UID": uid, "requestParameters": {"machinesCount": n}})
+}
+
+/// The customer's side for CloudWatch Logs; (role ARN, external ID, log group ARN).
+fn onboard(dir: &Dir, endpoint: &str, name: &str) -> (String, String, String) {
+    let args = ["onboard", "apply", "--endpoint-url", endpoint, "--destination", "cloudwatch-logs", "--name", name];
+    let out = dir.run(&[&args[..], &["--json"]].concat(), None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let handover: Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(handover.get("channelArn").is_none(), "{handover}");
+    let field = |k: &str| handover[k].as_str().unwrap_or_else(|| panic!("{k} in {handover}")).to_owned();
+    (field("roleArn"), field("externalId"), field("logGroupArn"))
+}
+
+#[test]
+fn events_reach_cloudwatch_logs_in_time_order_through_the_customers_role_and_read_back_with_the_aws_cli() {
+    let dir = Dir::new();
+    let lake = LakeProcess::start(&dir.path().join("lake"));
+    let (role_arn, external_id, group_arn) = onboard(&dir, &lake.endpoint, "klarity-audit");
+    assert_eq!(group_arn, "arn:aws:logs:us-east-1:123456789012:log-group:klarity-audit");
+    // Applying again changes nothing that is right already.
+    assert_eq!(
+        onboard(&dir, &lake.endpoint, "klarity-audit"),
+        (role_arn.clone(), external_id.clone(), group_arn.clone())
+    );
+
+    let data = dir.path().join("relay");
+    let data = data.to_str().unwrap();
+    let out = dir.run(
+        &[
+            "tenants",
+            "add",
+            "acme",
+            "--log-group-arn",
+            &group_arn,
+            "--log-stream",
+            "audit-acme",
+            "--role-arn",
+            &role_arn,
+            "--external-id",
+            &external_id,
+            "--data-dir",
+            data,
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("CloudWatch Logs group klarity-audit, stream audit-acme"), "{}", out.stdout);
+    let out = dir.run(
+        &["tokens", "issue", "--app", "com.nordcloudapp.com.autopatcher", "--tenants", "acme", "--data-dir", data],
+        None,
+    );
+    let token = out.stdout.lines().nth(1).unwrap().to_owned();
+    let relay = RelayProcess::start_with(&dir.path().join("relay"), &lake.endpoint, &[]);
+
+    // Events over three days, sent newest first, so one batch spans more than CloudWatch's 24 hours
+    // and is out of time order; and one 20 days old, which CloudWatch refuses as too old.
+    let now = audit_event::EventTime::now().unix_millis();
+    let time = |ms: i64| audit_event::EventTime::from_unix(ms.div_euclid(1000), 0).to_string();
+    let mut sent: BTreeMap<String, i64> = BTreeMap::new();
+    let events: Vec<Value> = (0..240)
+        .map(|i| {
+            let uid = format!("0190a6b5-4444-7a3f-9d2b-{i:012}");
+            let at = (now - i as i64 * 15 * 60_000) / 1000 * 1000;
+            sent.insert(uid.clone(), at);
+            event(&uid, &time(at), i)
+        })
+        .collect();
+    let too_old_uid = "0190a6b5-4444-7a3f-9d2b-999999999999";
+    let mut body_events = events.clone();
+    body_events.insert(100, event(too_old_uid, &time(now - 20 * 86_400_000), 7));
+    let (status, answer) =
+        http_post(&relay.address, "/v1/tenants/acme/events", &token, &json!({"events": body_events}).to_string());
+    assert_eq!(status, 202, "{answer}");
+
+    wait_for("every event is in the log stream", Duration::from_secs(30), || {
+        aws_logs(&lake.endpoint, &["describe-log-streams", "--log-group-name", "klarity-audit"])["logStreams"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+            && read_stream(&lake.endpoint, "klarity-audit", "audit-acme").len() >= sent.len()
+    });
+    let stored = read_stream(&lake.endpoint, "klarity-audit", "audit-acme");
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for e in &stored {
+        let message: Value = serde_json::from_str(e["message"].as_str().unwrap()).unwrap();
+        let uid = message["UID"].as_str().unwrap().to_owned();
+        // The timestamp is the event's own time, and the message is the event as accepted.
+        assert_eq!(e["timestamp"].as_i64(), sent.get(&uid).copied(), "{e}");
+        assert_eq!(message["eventName"], "baselinePatching.started");
+        assert_eq!(message["recipientAccountId"], "123456789012");
+        *seen.entry(uid).or_default() += 1;
+    }
+    assert_eq!(seen.len(), sent.len(), "every event once");
+    assert!(seen.values().all(|&n| n == 1), "nothing twice");
+    assert!(!seen.contains_key(too_old_uid));
+    let times: Vec<i64> = stored.iter().map(|e| e["timestamp"].as_i64().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "the stream reads in time order");
+
+    // The refused event is a dead letter with CloudWatch's reason, not lost.
+    wait_for("the too-old event is dead-lettered", Duration::from_secs(10), || {
+        get(&relay.address, &format!("/v1/tenants/acme/events/{too_old_uid}"), &token).1["state"] == "dead"
+    });
+    let (_, status) = get(&relay.address, &format!("/v1/tenants/acme/events/{too_old_uid}"), &token);
+    assert_eq!(status["errorCode"], "TooOldLogEvent", "{status}");
+    assert!(status["errorMessage"].as_str().unwrap().contains("more than 14 days old"), "{status}");
+    let (_, delivered) = get(&relay.address, "/v1/tenants/acme/events/0190a6b5-4444-7a3f-9d2b-000000000000", &token);
+    assert_eq!(delivered["state"], "delivered", "{delivered}");
+
+    // The canary works through the same role, and says where it went.
+    let out = dir.run_with(
+        &["tenants", "verify", "acme", "--data-dir", data],
+        None,
+        &[("KLARITY_RELAY__ENDPOINT_URL", &lake.endpoint)],
+    );
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("PutLogEvents stored the canary in log group klarity-audit, stream audit-acme"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_missing_log_group_pauses_the_tenant_keeps_its_events_and_delivery_resumes_when_it_exists() {
+    let dir = Dir::new();
+    let lake = LakeProcess::start(&dir.path().join("lake"));
+    let (role_arn, external_id, group_arn) = onboard(&dir, &lake.endpoint, "audit-gone");
+    // The customer deletes the log group before anything is delivered.
+    aws_logs(&lake.endpoint, &["delete-log-group", "--log-group-name", "audit-gone"]);
+
+    let data = dir.path().join("relay");
+    let data = data.to_str().unwrap();
+    let out = dir.run(
+        &[
+            "tenants",
+            "add",
+            "acme",
+            "--log-group-arn",
+            &group_arn,
+            "--role-arn",
+            &role_arn,
+            "--external-id",
+            &external_id,
+            "--data-dir",
+            data,
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = dir.run(
+        &["tokens", "issue", "--app", "com.nordcloudapp.com.autopatcher", "--tenants", "acme", "--data-dir", data],
+        None,
+    );
+    let token = out.stdout.lines().nth(1).unwrap().to_owned();
+    let relay = RelayProcess::start_with(
+        &dir.path().join("relay"),
+        &lake.endpoint,
+        &[("KLARITY_RELAY__PROBE_INTERVAL_SECS", "1")],
+    );
+
+    let now = audit_event::EventTime::now().to_string();
+    let events: Vec<Value> = (0..50).map(|i| event(&format!("0190a6b5-5555-7a3f-9d2b-{i:012}"), &now, i)).collect();
+    let (status, answer) =
+        http_post(&relay.address, "/v1/tenants/acme/events", &token, &json!({"events": events}).to_string());
+    assert_eq!(status, 202, "{answer}");
+
+    let show = || {
+        let out = dir.run(&["tenants", "show", "acme", "--data-dir", data], None);
+        serde_json::from_str::<Value>(&out.stdout).unwrap()
+    };
+    wait_for("the tenant is paused", Duration::from_secs(20), || show()["paused"].is_string());
+    let reason = show()["paused"].as_str().unwrap().to_owned();
+    assert!(reason.contains("log group audit-gone does not exist"), "{reason}");
+    let out = dir.run_with(
+        &["tenants", "verify", "acme", "--data-dir", data],
+        None,
+        &[("KLARITY_RELAY__ENDPOINT_URL", &lake.endpoint)],
+    );
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stdout.contains("the log group audit-gone does not exist"), "{}", out.stdout);
+    let (_, one) = get(&relay.address, "/v1/tenants/acme/events/0190a6b5-5555-7a3f-9d2b-000000000000", &token);
+    assert_eq!(one["state"], "pending", "kept while paused: {one}");
+
+    // The customer makes the group again: the probe finds it, the stream is made, all arrive once.
+    aws_logs(&lake.endpoint, &["create-log-group", "--log-group-name", "audit-gone"]);
+    wait_for("the tenant resumes by itself", Duration::from_secs(20), || show()["paused"].is_null());
+    wait_for("every event is delivered", Duration::from_secs(20), || {
+        aws_logs(&lake.endpoint, &["describe-log-streams", "--log-group-name", "audit-gone"])["logStreams"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+            && read_stream(&lake.endpoint, "audit-gone", "klarity-audit").len() >= 50
+    });
+    let stored = read_stream(&lake.endpoint, "audit-gone", "klarity-audit");
+    let uids: std::collections::HashSet<String> = stored
+        .iter()
+        .map(|e| {
+            serde_json::from_str::<Value>(e["message"].as_str().unwrap()).unwrap()["UID"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!((stored.len(), uids.len()), (50, 50));
+}
