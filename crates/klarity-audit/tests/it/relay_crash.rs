@@ -5,7 +5,9 @@
 //!
 //! In role mode the relay looks up, after each crash, the batches it may have had in flight in the
 //! customer's store, so it sends none of them again (counted from the lake's log: zero). In
-//! channel-policy mode it cannot read the store, and the repeats are counted and bounded.
+//! channel-policy mode it cannot read the store, and the repeats are counted and bounded. Into
+//! CloudWatch Logs, which does not de-duplicate, nothing is lost and the events stored twice are
+//! counted and bounded by what can be in flight at the kills.
 
 use std::{
     sync::{
@@ -22,15 +24,31 @@ use crate::support::{Dir, LakeProcess, RelayProcess, http_post};
 
 #[test]
 fn sigkill_of_the_relay_in_role_mode_sends_nothing_again() {
-    sigkill_loop(true);
+    sigkill_loop(Mode::Role);
 }
 
 #[test]
 fn sigkill_of_the_relay_in_channel_policy_mode_loses_nothing() {
-    sigkill_loop(false);
+    sigkill_loop(Mode::ChannelPolicy);
 }
 
-fn sigkill_loop(role_mode: bool) {
+#[test]
+fn sigkill_of_the_relay_delivering_to_cloudwatch_logs_loses_nothing_and_bounds_repeats() {
+    sigkill_loop(Mode::Logs);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// CloudTrail Lake through the customer's role.
+    Role,
+    /// CloudTrail Lake through the channel's resource policy.
+    ChannelPolicy,
+    /// CloudWatch Logs through the customer's role.
+    Logs,
+}
+
+fn sigkill_loop(mode: Mode) {
+    let role_mode = mode == Mode::Role;
     let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
     eprintln!("relay crash test seed: {seed}");
     let mut rng = seed;
@@ -42,16 +60,28 @@ fn sigkill_loop(role_mode: bool) {
     let lake_log = dir.path().join("lake.log");
     let lake = LakeProcess::start_logging(&dir.path().join("lake"), Some(&lake_log));
     let role_arn = "arn:aws:iam::123456789012:role/CrashPublisher";
-    let (store_arn, channel) = crate::support::crash_channel(&lake.endpoint, role_mode.then_some("CrashPublisher"));
     let relay_dir = dir.path().join("relay");
     let data = relay_dir.to_str().unwrap().to_owned();
-    let mode: Vec<&str> = if role_mode {
-        vec!["--role-arn", role_arn, "--external-id", "crash-ext-1"]
-    } else {
-        vec!["--resource-policy", "--external-id", "crash-ext-1"]
+    let (store_arn, channel, logs) = match mode {
+        Mode::Logs => {
+            let (role, external_id, group) = crate::relay_logs::onboard(&dir, &lake.endpoint, "crash-logs");
+            (String::new(), String::new(), Some((role, external_id, group)))
+        }
+        _ => {
+            let (store, channel) = crate::support::crash_channel(&lake.endpoint, role_mode.then_some("CrashPublisher"));
+            (store, channel, None)
+        }
     };
-    let mut args = vec!["tenants", "add", "acme", "--channel-arn", &channel];
-    args.extend(mode);
+    let mut args = vec!["tenants", "add", "acme"];
+    match (mode, &logs) {
+        (Mode::Logs, Some((role, external_id, group))) => {
+            args.extend(["--log-group-arn", group, "--role-arn", role, "--external-id", external_id]);
+        }
+        (Mode::Role, _) => {
+            args.extend(["--channel-arn", &channel, "--role-arn", role_arn, "--external-id", "crash-ext-1"])
+        }
+        _ => args.extend(["--channel-arn", &channel, "--resource-policy", "--external-id", "crash-ext-1"]),
+    }
     args.extend(["--data-dir", &data]);
     let out = dir.run(&args, None);
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -127,6 +157,33 @@ fn sigkill_loop(role_mode: bool) {
     }
     assert!(pending.lock().unwrap().is_empty());
     assert!(interrupted > 0, "no kill landed while batches were in flight (seed {seed})");
+
+    if mode == Mode::Logs {
+        // Every event is in the log stream at least once; the repeats are the batches whose
+        // PutLogEvents had succeeded when the relay was killed before recording it.
+        let mut stored = std::collections::BTreeMap::<String, usize>::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while stored.len() < total && std::time::Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(300));
+            stored.clear();
+            for e in crate::relay_logs::read_stream(&lake.endpoint, "crash-logs", "klarity-audit") {
+                let message: Value = serde_json::from_str(e["message"].as_str().unwrap()).unwrap();
+                *stored.entry(message["UID"].as_str().unwrap().to_owned()).or_default() += 1;
+            }
+        }
+        relay.kill();
+        assert_eq!(stored.len(), total, "every accepted event was delivered (seed {seed})");
+        let repeated: usize = stored.values().map(|n| n - 1).sum();
+        let bound = (ROUNDS - 1)
+            * audit_relay::RelayConfig::default().delivery_concurrency
+            * audit_relay::delivery::logs::MAX_PENDING;
+        assert!(repeated <= bound, "{repeated} events stored twice; at most {bound} can be in flight at the kills");
+        eprintln!(
+            "relay crash test (CloudWatch Logs): {total} events, {} kills, {interrupted} with batches in flight; {repeated} stored twice",
+            ROUNDS - 1
+        );
+        return;
+    }
 
     // Wait until the relay has delivered everything into the lake.
     let store_id = store_arn.rsplit('/').next().unwrap().to_owned();

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::support::{Dir, LakeProcess, RelayProcess, http_post};
 
 /// `aws logs …` as the customer against the local lake; the parsed answer.
-fn aws_logs(endpoint: &str, args: &[&str]) -> Value {
+pub(crate) fn aws_logs(endpoint: &str, args: &[&str]) -> Value {
     let out = Command::new("aws")
         .args(["--endpoint-url", endpoint, "--region", "us-east-1", "--output", "json", "logs"])
         .args(args)
@@ -38,7 +38,7 @@ fn aws_logs(endpoint: &str, args: &[&str]) -> Value {
 }
 
 /// Every event of a stream, from the head, following the forward token until it repeats.
-fn read_stream(endpoint: &str, group: &str, stream: &str) -> Vec<Value> {
+pub(crate) fn read_stream(endpoint: &str, group: &str, stream: &str) -> Vec<Value> {
     let mut events = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -87,7 +87,7 @@ fn event(uid: &str, event_time: &str, n: usize) -> Value {
 }
 
 /// The customer's side for CloudWatch Logs; (role ARN, external ID, log group ARN).
-fn onboard(dir: &Dir, endpoint: &str, name: &str) -> (String, String, String) {
+pub(crate) fn onboard(dir: &Dir, endpoint: &str, name: &str) -> (String, String, String) {
     let args = ["onboard", "apply", "--endpoint-url", endpoint, "--destination", "cloudwatch-logs", "--name", name];
     let out = dir.run(&[&args[..], &["--json"]].concat(), None);
     assert_eq!(out.code, 0, "{}", out.stderr);
