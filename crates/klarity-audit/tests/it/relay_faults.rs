@@ -34,7 +34,7 @@ use crate::{
 };
 
 /// Reads one HTTP/1.1 message (head and a Content-Length body) from a stream.
-async fn read_message(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+pub(crate) async fn read_message(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     let head_end = loop {
@@ -67,11 +67,11 @@ async fn read_message(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
     Some((head, body))
 }
 
-fn headers_of(head: &str) -> Vec<(String, String)> {
+pub(crate) fn headers_of(head: &str) -> Vec<(String, String)> {
     head.lines().skip(1).filter_map(|l| l.split_once(": ").map(|(k, v)| (k.to_owned(), v.to_owned()))).collect()
 }
 
-fn message(first_line: &str, headers: &[(String, String)], body: &[u8]) -> Vec<u8> {
+pub(crate) fn message(first_line: &str, headers: &[(String, String)], body: &[u8]) -> Vec<u8> {
     let mut out = format!("{first_line}\r\n");
     for (k, v) in headers {
         out.push_str(&format!("{k}: {v}\r\n"));
@@ -89,13 +89,13 @@ fn set(headers: &mut Vec<(String, String)>, name: &str, value: String) {
     }
 }
 
-async fn forward(upstream: &str, request: &[u8]) -> Option<(String, Vec<u8>)> {
+pub(crate) async fn forward(upstream: &str, request: &[u8]) -> Option<(String, Vec<u8>)> {
     let mut conn = TcpStream::connect(upstream).await.ok()?;
     conn.write_all(request).await.ok()?;
     read_message(&mut conn).await
 }
 
-fn answer(status: &str, error_type: &str) -> Vec<u8> {
+pub(crate) fn answer(status: &str, error_type: &str) -> Vec<u8> {
     let body = json!({"message": "injected by the fault proxy"}).to_string();
     let headers = vec![
         ("Content-Type".to_owned(), "application/json".to_owned()),
@@ -259,7 +259,7 @@ fn percent_decode(s: &str) -> String {
     percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
-fn respond(head: &str, body: &[u8]) -> Vec<u8> {
+pub(crate) fn respond(head: &str, body: &[u8]) -> Vec<u8> {
     let mut headers = headers_of(head);
     set(&mut headers, "Connection", "close".into());
     message(head.lines().next().unwrap_or("HTTP/1.1 502 Bad Gateway"), &headers, body)

@@ -284,3 +284,191 @@ fn a_missing_log_group_pauses_the_tenant_keeps_its_events_and_delivery_resumes_w
         .collect();
     assert_eq!((stored.len(), uids.len()), (50, 50));
 }
+
+/// What the fault proxy does with one `PutLogEvents` call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// Forward it and its answer.
+    Pass,
+    /// Answer `ThrottlingException` without forwarding.
+    Throttle,
+    /// Answer 503 `ServiceUnavailableException` without forwarding.
+    Unavailable,
+    /// Close the connection without forwarding or answering.
+    Drop,
+    /// Forward it (the lake stores the events), then close without answering: the relay cannot
+    /// know, sends them again, and CloudWatch Logs (which does not de-duplicate) stores them twice.
+    LoseAnswer,
+}
+
+/// The UIDs in a `PutLogEvents` body.
+fn uids_in(body: &[u8]) -> Vec<String> {
+    let request: Value = serde_json::from_slice(body).unwrap_or_default();
+    request["logEvents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| serde_json::from_str::<Value>(e["message"].as_str()?).ok())
+        .filter_map(|m| m["UID"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// A fault-injecting HTTP proxy in front of the lake (a test double: the faults must be injected
+/// on purpose). It applies `plan[n]` to the n-th `PutLogEvents` call (then passes them) and
+/// forwards everything else (STS, CreateLogStream) untouched. Returns its endpoint, the faults
+/// injected and the UIDs of each call whose answer it lost.
+fn start_logs_proxy(
+    runtime: &tokio::runtime::Runtime,
+    upstream: String,
+    plan: Vec<Fault>,
+) -> (String, std::sync::Arc<std::sync::Mutex<(Vec<Fault>, Vec<String>)>>) {
+    use std::sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use tokio::io::AsyncWriteExt;
+
+    use crate::relay_faults::{answer, forward, headers_of, message, read_message, respond};
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let record: Arc<Mutex<(Vec<Fault>, Vec<String>)>> = Arc::default();
+    let counter = Arc::new(AtomicUsize::new(0));
+    let kept = record.clone();
+    runtime.spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let (upstream, counter, record, plan) = (upstream.clone(), counter.clone(), kept.clone(), plan.clone());
+            tokio::spawn(async move {
+                let Some((head, body)) = read_message(&mut conn).await else { return };
+                let first = head.lines().next().unwrap_or("").to_owned();
+                let put = headers_of(&head)
+                    .iter()
+                    .any(|(k, v)| k.eq_ignore_ascii_case("x-amz-target") && v.ends_with(".PutLogEvents"));
+                let fault = if put {
+                    plan.get(counter.fetch_add(1, Ordering::Relaxed)).copied().unwrap_or(Fault::Pass)
+                } else {
+                    Fault::Pass
+                };
+                if fault != Fault::Pass {
+                    record.lock().unwrap().0.push(fault);
+                }
+                let request = message(&first, &headers_of(&head), &body);
+                let reply = match fault {
+                    Fault::Throttle => answer("400 Bad Request", "ThrottlingException"),
+                    Fault::Unavailable => answer("503 Service Unavailable", "ServiceUnavailableException"),
+                    Fault::Drop => return,
+                    Fault::LoseAnswer => {
+                        // Only events the lake took count as lost answers.
+                        if forward(&upstream, &request).await.is_some_and(|(h, _)| h.starts_with("HTTP/1.1 200")) {
+                            record.lock().unwrap().1.extend(uids_in(&body));
+                        }
+                        return;
+                    }
+                    Fault::Pass => match forward(&upstream, &request).await {
+                        Some((h, b)) => respond(&h, &b),
+                        None => return,
+                    },
+                };
+                let _ = conn.write_all(&reply).await;
+            });
+        }
+    });
+    (endpoint, record)
+}
+
+#[test]
+fn through_throttling_503s_dropped_calls_and_lost_answers_nothing_is_lost_and_only_lost_answers_repeat() {
+    let dir = Dir::new();
+    let lake = LakeProcess::start(&dir.path().join("lake"));
+    let (role_arn, external_id, group_arn) = onboard(&dir, &lake.endpoint, "audit-faults");
+    let data = dir.path().join("relay");
+    let data = data.to_str().unwrap();
+    let out = dir.run(
+        &[
+            "tenants",
+            "add",
+            "acme",
+            "--log-group-arn",
+            &group_arn,
+            "--role-arn",
+            &role_arn,
+            "--external-id",
+            &external_id,
+            "--data-dir",
+            data,
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = dir.run(
+        &["tokens", "issue", "--app", "com.nordcloudapp.com.autopatcher", "--tenants", "acme", "--data-dir", data],
+        None,
+    );
+    let token = out.stdout.lines().nth(1).unwrap().to_owned();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    use Fault::*;
+    // The first call finds no stream (the relay makes it), so the faults start after it.
+    let plan = vec![Pass, Throttle, Unavailable, Drop, LoseAnswer, Pass, Throttle, Pass, LoseAnswer, Unavailable];
+    let upstream = lake.endpoint.trim_start_matches("http://").to_owned();
+    let (proxy, record) = start_logs_proxy(&runtime, upstream, plan.clone());
+    let relay =
+        RelayProcess::start_with(&dir.path().join("relay"), &proxy, &[("KLARITY_RELAY__DELIVERY_CONCURRENCY", "2")]);
+
+    // Waves of events, so that delivery makes many calls.
+    let now = audit_event::EventTime::now().to_string();
+    let mut uids = Vec::new();
+    for wave in 0..12 {
+        let events: Vec<Value> = (0..50)
+            .map(|i| {
+                let uid = format!("0190a6b5-6666-7a3f-9d2b-{:012}", wave * 50 + i);
+                uids.push(uid.clone());
+                event(&uid, &now, i)
+            })
+            .collect();
+        let (status, answer) =
+            http_post(&relay.address, "/v1/tenants/acme/events", &token, &json!({"events": events}).to_string());
+        assert_eq!(status, 202, "{answer}");
+        std::thread::sleep(Duration::from_millis(40));
+    }
+
+    let count = || {
+        let mut stored: HashMap<String, usize> = HashMap::new();
+        for e in read_stream(&lake.endpoint, "audit-faults", "klarity-audit") {
+            let message: Value = serde_json::from_str(e["message"].as_str().unwrap()).unwrap();
+            *stored.entry(message["UID"].as_str().unwrap().to_owned()).or_default() += 1;
+        }
+        stored
+    };
+    wait_for("every event is stored", Duration::from_secs(60), || {
+        aws_logs(&lake.endpoint, &["describe-log-streams", "--log-group-name", "audit-faults"])["logStreams"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty())
+            && count().len() == uids.len()
+    });
+    let stored = count();
+    let (faults, lost_answers) = record.lock().unwrap().clone();
+    for fault in [Throttle, Unavailable, Drop, LoseAnswer] {
+        assert!(faults.contains(&fault), "{fault:?} was injected: {faults:?}");
+    }
+    // Nothing lost; an event is stored more than once only as often as an answer carrying it was
+    // lost (the lake had stored it), which is the bound the relay states for CloudWatch Logs.
+    for uid in &uids {
+        let copies = stored[uid];
+        let lost = lost_answers.iter().filter(|u| *u == uid).count();
+        assert!(copies <= 1 + lost, "{uid} stored {copies} times with {lost} lost answers");
+    }
+    let repeated: usize = stored.values().map(|n| n - 1).sum();
+    assert!(
+        !lost_answers.is_empty() && repeated == lost_answers.len(),
+        "{repeated} repeats, {} events in lost answers",
+        lost_answers.len()
+    );
+    let (_, last) = get(&relay.address, &format!("/v1/tenants/acme/events/{}", uids.last().unwrap()), &token);
+    assert_eq!(last["state"], "delivered", "{last}");
+    eprintln!(
+        "CloudWatch Logs faults: {} injected, {} events in lost answers, {repeated} stored twice, 0 lost",
+        faults.len(),
+        lost_answers.len()
+    );
+}
