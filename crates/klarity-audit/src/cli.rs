@@ -426,6 +426,11 @@ pub(crate) struct BenchArgs {
     /// Offered load in events/s (0: as fast as the relay accepts).
     #[arg(long, default_value_t = 0)]
     pub(crate) rate: u64,
+    /// Where the relay delivers: each tenant's CloudTrail Lake channel (through its resource
+    /// policy), or its CloudWatch Logs log group (through the customer's role, as CloudWatch Logs
+    /// requires). The baseline stays the lake alone taking PutAuditEvents.
+    #[arg(long, value_enum, default_value = "cloudtrail-lake")]
+    pub(crate) destination: DestinationKind,
     /// PutAuditEvents calls in flight per tenant (the relay's delivery_concurrency).
     #[arg(long, default_value_t = 8)]
     pub(crate) delivery_concurrency: usize,

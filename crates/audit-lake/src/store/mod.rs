@@ -667,6 +667,15 @@ impl Store {
         wait.blocking_recv().map_err(|_| LakeError::WriterGone)?
     }
 
+    /// How many log events the log group `group_arn` holds, in the database at `path`. Opens its
+    /// own read connection; safe while the lake runs.
+    pub fn count_log_events(path: &Path, group_arn: &str) -> Result<u64, LakeError> {
+        let conn = open_connection(path)?;
+        let n: i64 =
+            conn.query_row("SELECT count(*) FROM log_events WHERE group_arn = ?1", params![group_arn], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Reads the stored records of an event data store (by id) in ingestion order, calling `each`
     /// with every record's JSON. Opens its own read connection; safe while the lake runs.
     pub fn scan_store(path: &Path, store_id: &str, mut each: impl FnMut(&str) -> bool) -> Result<u64, LakeError> {

@@ -46,6 +46,33 @@ fn a_small_bench_delivers_every_event_once_and_reports_it() {
 }
 
 #[test]
+fn a_bench_into_cloudwatch_logs_delivers_every_event_once_into_the_log_groups() {
+    let dir = Dir::new();
+    let out = dir.run(
+        &[
+            "bench",
+            "--destination",
+            "cloudwatch-logs",
+            "--events",
+            "1200",
+            "--clients",
+            "4",
+            "--tenants",
+            "2",
+            "--no-baseline",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["setup"]["destination"], "cloudwatch-logs");
+    assert_eq!(report["end_to_end"]["delivered"], 1200);
+    assert_eq!(report["end_to_end"]["stored_in_lake"], 1200, "each event is in its tenant's log group, once");
+    assert_eq!(report["end_to_end"]["queryable"]["query_ms"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
 fn a_held_backlog_is_drained() {
     let dir = Dir::new();
     let out = dir.run(&["bench", "--events", "600", "--clients", "2", "--hold", "--no-baseline", "--json"], None);

@@ -25,14 +25,14 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use audit_relay::registry::{DeliveryMode, Grant, Tenant};
+use audit_relay::registry::{DeliveryMode, Destination as RelayDestination, Grant, Tenant};
 use aws_sdk_cloudtrail::types::{AdvancedEventSelector, AdvancedFieldSelector, Destination, DestinationType};
 use http::Method;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     catalog_source,
-    cli::{BenchArgs, GlobalArgs},
+    cli::{BenchArgs, DestinationKind, GlobalArgs},
     http::JsonClient,
 };
 use report::{Baseline, Report};
@@ -116,12 +116,18 @@ struct Parts {
     relay: tokio::runtime::Runtime,
 }
 
-/// One tenant of the bench: its token, store and channel.
+/// One tenant of the bench: its token, and its store (CloudTrail Lake) or log group ARN.
 struct BenchTenant {
     id: String,
     token: String,
     store_id: String,
 }
+
+/// The customer role bench tenants write into CloudWatch Logs through.
+const LOGS_ROLE: &str = "BenchLogsWriter";
+
+/// The role's external ID.
+const LOGS_EXTERNAL_ID: &str = "bench-external-logs";
 
 async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, parts: &Parts) -> anyhow::Result<Report> {
     let stop = CancellationToken::new();
@@ -156,18 +162,42 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
         ..Default::default()
     };
     let registry = audit_relay::store::open_directory(&base.engine()).await?;
+    let logs_role = match args.destination {
+        DestinationKind::CloudwatchLogs => Some(logs_role(&lake_endpoint).await?),
+        DestinationKind::CloudtrailLake => None,
+    };
     let mut tenants = Vec::new();
     for n in 0..args.tenants {
         let id = format!("bench-{n}");
-        // The baseline and boto3 take the first two sources.
-        let source = audit_lake::ops::trail::CHANNEL_SOURCES[n + 2];
-        let (store_id, channel_arn) = store_and_channel(&cloudtrail, &id, source, true).await?;
+        let (store_id, channel_arn, destination, delivery) = match &logs_role {
+            Some(role_arn) => {
+                let group_arn = log_group(&lake_endpoint, &id).await?;
+                let delivery = DeliveryMode::AssumeRole {
+                    role_arn: role_arn.clone(),
+                    external_id: Some(LOGS_EXTERNAL_ID.into()),
+                    proxy_role_arn: None,
+                };
+                (
+                    group_arn.clone(),
+                    group_arn,
+                    RelayDestination::CloudwatchLogs { log_stream: "bench".into() },
+                    delivery,
+                )
+            }
+            None => {
+                // The baseline and boto3 take the first two sources.
+                let source = audit_lake::ops::trail::CHANNEL_SOURCES[n + 2];
+                let (store_id, channel_arn) = store_and_channel(&cloudtrail, &id, source, true).await?;
+                let delivery = DeliveryMode::ResourcePolicy { external_id: Some(format!("bench-external-{n}")) };
+                (store_id, channel_arn, RelayDestination::CloudtrailLake, delivery)
+            }
+        };
         registry
             .put_tenant(&Tenant {
                 id: id.clone(),
                 channel_arn,
-                destination: Default::default(),
-                delivery: DeliveryMode::ResourcePolicy { external_id: Some(format!("bench-external-{n}")) },
+                destination,
+                delivery,
                 applications: vec![SOURCE.into()],
                 paused: args.hold.then(|| "the bench holds delivery until every event is accepted".into()),
                 held: args.hold,
@@ -286,20 +316,23 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
     let cpu_delivered = cpu.totals();
     progress.clear();
 
-    // Every event is in its tenant's store, once.
+    // Every event is in its tenant's store (or log group), once.
     let stored: u64 = {
         let db = lake_dir.join(audit_lake::store::DB_FILE);
         let mut total = 0;
         for t in &tenants {
-            total += audit_lake::store::Store::scan_store(&db, &t.store_id, |_| true)?;
+            total += match args.destination {
+                DestinationKind::CloudtrailLake => audit_lake::store::Store::scan_store(&db, &t.store_id, |_| true)?,
+                DestinationKind::CloudwatchLogs => audit_lake::store::Store::count_log_events(&db, &t.store_id)?,
+            };
         }
         total
     };
 
     // Queryable: each tenant's events counted through the query API (StartQuery … GetQueryResults),
-    // as the customer would, with the time each count took.
+    // as the customer would, with the time each count took. (CloudWatch Logs: not measured.)
     let mut queryable = report::Queryable::default();
-    for t in &tenants {
+    for t in tenants.iter().filter(|_| args.destination == DestinationKind::CloudtrailLake) {
         let statement = format!("SELECT count(*) FROM {}", t.store_id);
         let asked = Instant::now();
         let finished = crate::commands::query::execute(
@@ -377,6 +410,51 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
         relay_disk_bytes: disk_usage(&relay_dir),
         lake_disk_bytes: disk_usage(&lake_dir),
     }))
+}
+
+/// The customer's role for CloudWatch Logs: trusting the vendor with the external ID, allowed to
+/// write into the bench's log groups. Its ARN.
+async fn logs_role(endpoint: &str) -> anyhow::Result<String> {
+    let target = crate::aws::Target { endpoint: Some(endpoint.to_owned()), region: "eu-west-1".into() };
+    let customer = crate::aws::Keys::local(
+        audit_lake::config::CUSTOMER_ACCESS_KEY_ID,
+        audit_lake::config::CUSTOMER_SECRET_ACCESS_KEY,
+    );
+    let iam = crate::aws::client!(aws_sdk_iam, &target, &customer);
+    let trust = crate::commands::onboard::documents::trust_policy(audit_lake::config::VENDOR_ACCOUNT, LOGS_EXTERNAL_ID);
+    let role = iam
+        .create_role()
+        .role_name(LOGS_ROLE)
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .context("creating the bench's CloudWatch Logs role")?;
+    let groups = format!("arn:aws:logs:eu-west-1:{}:log-group:bench-*", audit_lake::config::CUSTOMER_ACCOUNT);
+    let permissions = crate::commands::onboard::documents::logs_policy(&groups, false);
+    iam.put_role_policy()
+        .role_name(LOGS_ROLE)
+        .policy_name("write")
+        .policy_document(permissions.to_string())
+        .send()
+        .await
+        .context("giving the bench's CloudWatch Logs role its permissions")?;
+    Ok(role.role().map(|r| r.arn().to_owned()).unwrap_or_default())
+}
+
+/// A log group of the customer account; its ARN.
+async fn log_group(endpoint: &str, name: &str) -> anyhow::Result<String> {
+    let target = crate::aws::Target { endpoint: Some(endpoint.to_owned()), region: "eu-west-1".into() };
+    let customer = crate::aws::Keys::local(
+        audit_lake::config::CUSTOMER_ACCESS_KEY_ID,
+        audit_lake::config::CUSTOMER_SECRET_ACCESS_KEY,
+    );
+    let logs = crate::aws::client!(aws_sdk_cloudwatchlogs, &target, &customer);
+    logs.create_log_group()
+        .log_group_name(name)
+        .send()
+        .await
+        .with_context(|| format!("creating the log group {name}"))?;
+    Ok(format!("arn:aws:logs:eu-west-1:{}:log-group:{name}", audit_lake::config::CUSTOMER_ACCOUNT))
 }
 
 /// The boto3 publisher, shipped in the binary.

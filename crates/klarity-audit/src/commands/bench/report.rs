@@ -92,6 +92,8 @@ pub(crate) struct Setup {
     /// Where the relays keep their state: `sqlite`, or `postgres` shared by `relays`.
     pub(crate) store: &'static str,
     pub(crate) relays: usize,
+    /// Where the relay delivered: `cloudtrail-lake` or `cloudwatch-logs`.
+    pub(crate) destination: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -226,6 +228,10 @@ impl Report {
                 cores,
                 store: if i.args.postgres.is_some() { "postgres" } else { "sqlite" },
                 relays: i.args.relays,
+                destination: match i.args.destination {
+                    crate::cli::DestinationKind::CloudtrailLake => "cloudtrail-lake",
+                    crate::cli::DestinationKind::CloudwatchLogs => "cloudwatch-logs",
+                },
             },
             ingest: Ingest {
                 accepted: i.ingest.accepted,
@@ -297,7 +303,7 @@ impl Report {
             s.tenants,
             s.cores
         )?;
-        writeln!(out, "  relay state: {} ({} relay(s))", s.store, s.relays)?;
+        writeln!(out, "  relay state: {} ({} relay(s)); destination: {}", s.store, s.relays, s.destination)?;
         writeln!(out)?;
         let i = &self.ingest;
         writeln!(
@@ -315,11 +321,12 @@ impl Report {
         let e = &self.end_to_end;
         writeln!(
             out,
-            "  end to end          {:>12} events/s   ({} delivered in {:.1} s; {} in the lake)",
+            "  end to end          {:>12} events/s   ({} delivered in {:.1} s; {} in the lake's {})",
             group(e.events_per_second as u64),
             group(e.delivered),
             e.seconds,
-            group(e.stored_in_lake)
+            group(e.stored_in_lake),
+            if s.destination == "cloudwatch-logs" { "log groups" } else { "stores" }
         )?;
         if let (Some(seconds), Some(rate)) = (e.drain_seconds, e.drain_events_per_second) {
             writeln!(out, "    backlog drain     {:>12} events/s   ({seconds:.1} s)", group(rate as u64))?;
@@ -332,12 +339,14 @@ impl Report {
         writeln!(out, "    retried {}   dead-lettered {}", group(e.retried), group(e.failed))?;
         let q = &e.queryable;
         let slowest = q.query_ms.iter().copied().fold(0.0, f64::max);
-        writeln!(
-            out,
-            "    queryable         {} events counted by SELECT count(*), {} store(s), slowest count {slowest:.0} ms",
-            group(q.events),
-            q.query_ms.len()
-        )?;
+        if !q.query_ms.is_empty() {
+            writeln!(
+                out,
+                "    queryable         {} events counted by SELECT count(*), {} store(s), slowest count {slowest:.0} ms",
+                group(q.events),
+                q.query_ms.len()
+            )?;
+        }
         if let Some(b) = &self.baseline {
             writeln!(
                 out,
