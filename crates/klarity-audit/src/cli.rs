@@ -374,8 +374,10 @@ pub(crate) struct ApplyArgs {
     /// chain].
     #[arg(long, value_name = "NAME")]
     pub(crate) profile: Option<String>,
-    /// Give the role PutAuditEvents only (no reading the channel, no queries; `tenants verify` then
-    /// checks the publishing call alone).
+    /// Give the role the publishing calls only: PutAuditEvents (CloudTrail Lake), or PutLogEvents
+    /// and CreateLogStream (CloudWatch Logs). Without reading back, `tenants verify` checks the
+    /// publishing call alone, and after a crash the relay cannot look up what was in flight, so
+    /// those events may be stored twice.
     #[arg(long)]
     pub(crate) no_verify_permissions: bool,
     /// Print the result as JSON.

@@ -11,10 +11,13 @@
 //! - **Outcomes.** `rejectedLogEventsInfo` dead-letters exactly the refused events, with the
 //!   reason (too new, too old, older than the group's retention); throttling, 5xx and network
 //!   failures are retried, as for CloudTrail Lake.
-//! - **Exactly once.** CloudWatch Logs does not de-duplicate, and the customer's role may not read
-//!   the log group, so a crash between a successful call and the spool's commit sends those events
-//!   again: at most the batches in flight, `concurrency` × [`MAX_PENDING`] events per tenant, each
-//!   with the same `UID`.
+//! - **Exactly once.** CloudWatch Logs does not de-duplicate. After a crash between a successful
+//!   call and the spool's commit, the events that may have been in flight are looked up in the log
+//!   stream ([`super::reconcile`], with `logs:FilterLogEvents`) and those found are not sent again.
+//!   Where the role may not read the log group, they are sent again: at most the batches in
+//!   flight, `concurrency` × [`MAX_PENDING`] events per tenant, each with the same `UID`. An
+//!   answer lost without a crash (a dropped connection after CloudWatch took the call) is retried,
+//!   and its events stored twice.
 
 use aws_sdk_cloudwatchlogs::{
     error::ProvideErrorMetadata,
@@ -68,7 +71,7 @@ pub(super) fn take(pending: Vec<Pending>) -> (Vec<Pending>, Vec<Outcome>) {
 
 /// The event's `eventTime` in milliseconds, or when it was accepted if it has none (the relay
 /// validated it, so it has).
-fn timestamp(p: &Pending) -> i64 {
+pub(super) fn timestamp(p: &Pending) -> i64 {
     #[derive(serde::Deserialize)]
     struct Time<'a> {
         #[serde(rename = "eventTime", borrow)]

@@ -19,8 +19,8 @@
 //! renewed while the relay works, no batch is sent once it may have run out, and outcomes are
 //! settled under it. A relay takes at most its fair share of the tenants (their number over the
 //! relays running) and gives extras back. A lease taken over from a relay that died (or the first
-//! lease after this relay itself did not stop cleanly) first looks up, for CloudTrail Lake, what
-//! may have been in flight ([`reconcile`]).
+//! lease after this relay itself did not stop cleanly) first looks up what may have been in flight
+//! in the customer's store or log stream ([`reconcile`]).
 //!
 //! Ids are stable: an entry's id is fixed when it is accepted, so a batch whose answer was lost is
 //! re-sent with the same ids. AWS does not de-duplicate across requests, so the window between a
@@ -274,8 +274,7 @@ impl Deliverer {
         {
             // Calls in flight when the previous holder stopped may land up to one attempt timeout
             // later: the look-up waits out what is left of it.
-            let reconciles = tenant.destination == Destination::CloudtrailLake;
-            if reconciles && matches!(tenant.delivery, DeliveryMode::AssumeRole { .. }) {
+            if matches!(tenant.delivery, DeliveryMode::AssumeRole { .. }) {
                 let wait = self.config.attempt_timeout.saturating_sub(since);
                 tracing::warn!(
                     tenant = %tenant_id,
@@ -287,14 +286,8 @@ impl Deliverer {
                     () = tokio::time::sleep(wait) => {}
                 }
             }
-            if !stop.is_cancelled() && reconciles {
+            if !stop.is_cancelled() {
                 self.reconcile(&tenant, &held.lease).await;
-            } else if !reconciles {
-                tracing::warn!(
-                    tenant = %tenant_id,
-                    destination = tenant.destination.name(),
-                    "The tenant's previous delivery did not stop cleanly; CloudWatch Logs does not de-duplicate, so batches it had in flight are sent again (the same UIDs)."
-                );
             }
         }
         let mut failures = 0u32;

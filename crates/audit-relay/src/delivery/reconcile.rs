@@ -13,6 +13,12 @@
 //! resource-policy mode cannot read the customer's store, and when the look-up fails the events
 //! are sent as before (at least once): both are logged. On AWS, events become queryable some
 //! minutes after ingestion, so a restart within that delay may still miss some.
+//!
+//! A CloudWatch Logs tenant's suspects (its oldest `concurrency × 1,000` pending events) are looked
+//! up in its log stream with `FilterLogEvents` over their time span, matched by event source and
+//! `UID` in each message. This needs `logs:FilterLogEvents` on the log group, which `onboard`
+//! grants unless told `--no-verify-permissions`; without it the events are sent again, at most
+//! the batches that were in flight.
 
 use std::{
     collections::HashMap,
@@ -26,7 +32,7 @@ use aws_sdk_cloudtrail::{
 
 use super::Deliverer;
 use crate::{
-    registry::{DeliveryMode, Tenant},
+    registry::{DeliveryMode, Destination, Tenant},
     spool::Outcome,
     store::Lease,
 };
@@ -48,7 +54,11 @@ impl Deliverer {
             );
             return;
         }
-        let limit = self.config.concurrency.max(1) * audit_event::limits::MAX_EVENTS_PER_REQUEST;
+        let per_batch = match tenant.destination {
+            Destination::CloudtrailLake => audit_event::limits::MAX_EVENTS_PER_REQUEST,
+            Destination::CloudwatchLogs { .. } => super::logs::MAX_PENDING,
+        };
+        let limit = self.config.concurrency.max(1) * per_batch;
         let suspects = match self.store.pending(&tenant.id, 0, limit).await {
             Ok(pending) if pending.is_empty() => return,
             Ok(pending) => pending,
@@ -84,10 +94,13 @@ impl Deliverer {
         }
     }
 
-    /// (spool position, eventID) of each suspect found in the tenant's store.
+    /// (spool position, eventID) of each suspect found in the tenant's store or log stream.
     async fn lookup(&self, tenant: &Tenant, suspects: &[crate::spool::Pending]) -> Result<Vec<(i64, String)>, String> {
         let credentials =
             self.credentials.for_tenant(tenant).await.map_err(|e| format!("{} ({})", e.message, e.code))?;
+        if let Destination::CloudwatchLogs { log_stream } = &tenant.destination {
+            return self.lookup_logs(tenant, log_stream, credentials, suspects).await;
+        }
         let mut config = aws_sdk_cloudtrail::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(tenant.region().to_owned()))
@@ -161,6 +174,91 @@ impl Deliverer {
         }
         tracing::debug!(tenant = %tenant.id, millis = started.elapsed().as_millis() as u64, "Reconciliation query done.");
         Ok(found)
+    }
+}
+
+impl Deliverer {
+    /// (spool position, where) of each suspect found in the tenant's log stream.
+    async fn lookup_logs(
+        &self,
+        tenant: &Tenant,
+        log_stream: &str,
+        credentials: aws_sdk_sts::config::Credentials,
+        suspects: &[crate::spool::Pending],
+    ) -> Result<Vec<(i64, String)>, String> {
+        let group = tenant.log_group().ok_or("the tenant has no log group")?;
+        let mut config = aws_sdk_cloudwatchlogs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(tenant.region().to_owned()))
+            .credentials_provider(credentials);
+        if let Some(endpoint) = &self.config.endpoint_url {
+            config = config.endpoint_url(endpoint);
+        }
+        let logs = aws_sdk_cloudwatchlogs::Client::from_conf(config.build());
+        let mut wanted: HashMap<(String, String), i64> = HashMap::new();
+        let (mut earliest, mut latest) = (i64::MAX, i64::MIN);
+        for event in suspects {
+            let Some(key) = source_and_uid(&event.event_data) else { continue };
+            let at = super::logs::timestamp(event);
+            (earliest, latest) = (earliest.min(at), latest.max(at));
+            wanted.insert(key, event.seq);
+        }
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let place = format!("{group}:{log_stream}");
+        let mut found = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = logs
+                .filter_log_events()
+                .log_group_name(group)
+                .log_stream_names(log_stream)
+                .start_time(earliest)
+                .end_time(latest.saturating_add(1))
+                .set_next_token(token)
+                .send()
+                .await;
+            let page = match page {
+                Ok(page) => page,
+                // The stream was never made: nothing reached it.
+                Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+                    return Ok(found);
+                }
+                Err(err) => return Err(describe_logs("FilterLogEvents", &err)),
+            };
+            for event in page.events() {
+                if let Some(seq) = event.message().and_then(source_and_uid).and_then(|key| wanted.remove(&key)) {
+                    found.push((seq, place.clone()));
+                }
+            }
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() || wanted.is_empty() {
+                return Ok(found);
+            }
+        }
+    }
+}
+
+/// An event's `eventSource` and `UID`, from its JSON.
+fn source_and_uid(event_data: &str) -> Option<(String, String)> {
+    #[derive(serde::Deserialize)]
+    struct Key {
+        #[serde(rename = "eventSource")]
+        source: String,
+        #[serde(rename = "UID")]
+        uid: String,
+    }
+    serde_json::from_str::<Key>(event_data).ok().map(|k| (k.source, k.uid))
+}
+
+fn describe_logs<E: aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata + std::fmt::Display>(
+    call: &str,
+    err: &aws_sdk_cloudwatchlogs::error::SdkError<E>,
+) -> String {
+    match err.as_service_error() {
+        Some(e) => format!("{call}: {} ({})", e.message().unwrap_or(""), e.code().unwrap_or("error")),
+        None => format!("{call}: {err}"),
     }
 }
 

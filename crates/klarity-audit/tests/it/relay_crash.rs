@@ -6,8 +6,9 @@
 //! In role mode the relay looks up, after each crash, the batches it may have had in flight in the
 //! customer's store, so it sends none of them again (counted from the lake's log: zero). In
 //! channel-policy mode it cannot read the store, and the repeats are counted and bounded. Into
-//! CloudWatch Logs, which does not de-duplicate, nothing is lost and the events stored twice are
-//! counted and bounded by what can be in flight at the kills.
+//! CloudWatch Logs, which does not de-duplicate, the relay looks the suspects up in the log stream
+//! (zero stored twice); with a role that may only write, the repeats are counted and bounded by
+//! what can be in flight at the kills.
 
 use std::{
     sync::{
@@ -33,8 +34,13 @@ fn sigkill_of_the_relay_in_channel_policy_mode_loses_nothing() {
 }
 
 #[test]
-fn sigkill_of_the_relay_delivering_to_cloudwatch_logs_loses_nothing_and_bounds_repeats() {
+fn sigkill_of_the_relay_delivering_to_cloudwatch_logs_sends_nothing_again() {
     sigkill_loop(Mode::Logs);
+}
+
+#[test]
+fn sigkill_of_the_relay_delivering_to_cloudwatch_logs_with_a_write_only_role_loses_nothing() {
+    sigkill_loop(Mode::LogsWriteOnly);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,8 +49,10 @@ enum Mode {
     Role,
     /// CloudTrail Lake through the channel's resource policy.
     ChannelPolicy,
-    /// CloudWatch Logs through the customer's role.
+    /// CloudWatch Logs through the customer's role, which may read the log group back.
     Logs,
+    /// CloudWatch Logs through a role that may only write (`onboard --no-verify-permissions`).
+    LogsWriteOnly,
 }
 
 fn sigkill_loop(mode: Mode) {
@@ -63,8 +71,9 @@ fn sigkill_loop(mode: Mode) {
     let relay_dir = dir.path().join("relay");
     let data = relay_dir.to_str().unwrap().to_owned();
     let (store_arn, channel, logs) = match mode {
-        Mode::Logs => {
-            let (role, external_id, group) = crate::relay_logs::onboard(&dir, &lake.endpoint, "crash-logs");
+        Mode::Logs | Mode::LogsWriteOnly => {
+            let more: &[&str] = if mode == Mode::Logs { &[] } else { &["--no-verify-permissions"] };
+            let (role, external_id, group) = crate::relay_logs::onboard_with(&dir, &lake.endpoint, "crash-logs", more);
             (String::new(), String::new(), Some((role, external_id, group)))
         }
         _ => {
@@ -74,7 +83,7 @@ fn sigkill_loop(mode: Mode) {
     };
     let mut args = vec!["tenants", "add", "acme"];
     match (mode, &logs) {
-        (Mode::Logs, Some((role, external_id, group))) => {
+        (_, Some((role, external_id, group))) => {
             args.extend(["--log-group-arn", group, "--role-arn", role, "--external-id", external_id]);
         }
         (Mode::Role, _) => {
@@ -158,7 +167,7 @@ fn sigkill_loop(mode: Mode) {
     assert!(pending.lock().unwrap().is_empty());
     assert!(interrupted > 0, "no kill landed while batches were in flight (seed {seed})");
 
-    if mode == Mode::Logs {
+    if logs.is_some() {
         // Every event is in the log stream at least once; the repeats are the batches whose
         // PutLogEvents had succeeded when the relay was killed before recording it.
         let mut stored = std::collections::BTreeMap::<String, usize>::new();
@@ -177,9 +186,15 @@ fn sigkill_loop(mode: Mode) {
         let bound = (ROUNDS - 1)
             * audit_relay::RelayConfig::default().delivery_concurrency
             * audit_relay::delivery::logs::MAX_PENDING;
+        if mode == Mode::Logs {
+            assert_eq!(
+                repeated, 0,
+                "a role that reads the log group: nothing stored before a crash is sent again (seed {seed})"
+            );
+        }
         assert!(repeated <= bound, "{repeated} events stored twice; at most {bound} can be in flight at the kills");
         eprintln!(
-            "relay crash test (CloudWatch Logs): {total} events, {} kills, {interrupted} with batches in flight; {repeated} stored twice",
+            "relay crash test ({mode:?}): {total} events, {} kills, {interrupted} with batches in flight; {repeated} stored twice",
             ROUNDS - 1
         );
         return;

@@ -37,8 +37,14 @@ pub(crate) fn aws_logs(endpoint: &str, args: &[&str]) -> Value {
     }
 }
 
-/// Every event of a stream, from the head, following the forward token until it repeats.
+/// Every event of a stream, from the head, following the forward token until it repeats (none
+/// while the stream does not exist yet).
 pub(crate) fn read_stream(endpoint: &str, group: &str, stream: &str) -> Vec<Value> {
+    let streams =
+        aws_logs(endpoint, &["describe-log-streams", "--log-group-name", group, "--log-stream-name-prefix", stream]);
+    if !streams["logStreams"].as_array().into_iter().flatten().any(|s| s["logStreamName"] == stream) {
+        return Vec::new();
+    }
     let mut events = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -88,8 +94,13 @@ fn event(uid: &str, event_time: &str, n: usize) -> Value {
 
 /// The customer's side for CloudWatch Logs; (role ARN, external ID, log group ARN).
 pub(crate) fn onboard(dir: &Dir, endpoint: &str, name: &str) -> (String, String, String) {
+    onboard_with(dir, endpoint, name, &[])
+}
+
+/// [`onboard`], with more options for `onboard apply`.
+pub(crate) fn onboard_with(dir: &Dir, endpoint: &str, name: &str, more: &[&str]) -> (String, String, String) {
     let args = ["onboard", "apply", "--endpoint-url", endpoint, "--destination", "cloudwatch-logs", "--name", name];
-    let out = dir.run(&[&args[..], &["--json"]].concat(), None);
+    let out = dir.run(&[&args[..], more, &["--json"]].concat(), None);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let handover: Value = serde_json::from_str(&out.stdout).unwrap();
     assert!(handover.get("channelArn").is_none(), "{handover}");
