@@ -312,6 +312,9 @@ enum Fault {
     LoseAnswer,
 }
 
+/// The faults the proxy injected, and the UIDs of the calls whose answers it lost.
+type ProxyRecord = std::sync::Arc<std::sync::Mutex<(Vec<Fault>, Vec<String>)>>;
+
 /// The UIDs in a `PutLogEvents` body.
 fn uids_in(body: &[u8]) -> Vec<String> {
     let request: Value = serde_json::from_slice(body).unwrap_or_default();
@@ -328,13 +331,9 @@ fn uids_in(body: &[u8]) -> Vec<String> {
 /// on purpose). It applies `plan[n]` to the n-th `PutLogEvents` call (then passes them) and
 /// forwards everything else (STS, CreateLogStream) untouched. Returns its endpoint, the faults
 /// injected and the UIDs of each call whose answer it lost.
-fn start_logs_proxy(
-    runtime: &tokio::runtime::Runtime,
-    upstream: String,
-    plan: Vec<Fault>,
-) -> (String, std::sync::Arc<std::sync::Mutex<(Vec<Fault>, Vec<String>)>>) {
+fn start_logs_proxy(runtime: &tokio::runtime::Runtime, upstream: String, plan: Vec<Fault>) -> (String, ProxyRecord) {
     use std::sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicUsize, Ordering},
     };
 
@@ -343,7 +342,7 @@ fn start_logs_proxy(
     use crate::relay_faults::{answer, forward, headers_of, message, read_message, respond};
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let record: Arc<Mutex<(Vec<Fault>, Vec<String>)>> = Arc::default();
+    let record: ProxyRecord = Arc::default();
     let counter = Arc::new(AtomicUsize::new(0));
     let kept = record.clone();
     runtime.spawn(async move {
