@@ -72,8 +72,16 @@ fn tenants_lifecycle(place: &Option<String>) {
     assert_eq!(out.code, 0, "{}", out.stderr);
 
     let out = run(&["tenants", "list"]);
-    assert!(out.stdout.contains("acme                 role     123456789012   eu-west-1  active"), "{}", out.stdout);
-    assert!(out.stdout.contains("beta                 policy   210987654321   eu-west-1  active"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("acme                 cloudtrail-lake  role     123456789012   eu-west-1  active"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("beta                 cloudtrail-lake  policy   210987654321   eu-west-1  active"),
+        "{}",
+        out.stdout
+    );
     let shown: serde_json::Value = serde_json::from_str(&run(&["tenants", "show", "acme"]).stdout).unwrap();
     assert_eq!(shown["delivery"]["mode"], "assume-role");
     assert_eq!(shown["applications"].as_array().unwrap().len(), 5, "--apps defaults to all");
@@ -99,6 +107,38 @@ fn tenants_lifecycle(place: &Option<String>) {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("is not arn:aws:cloudtrail:<region>:<account>:channel/<id>"), "{}", out.stderr);
 
+    // The customer moves to CloudWatch Logs: the tenant follows, keeping its role and external ID.
+    let group = "arn:aws:logs:eu-west-1:123456789012:log-group:klarity-audit";
+    let out = run(&[
+        "tenants",
+        "update",
+        "acme",
+        "--destination",
+        "cloudwatch-logs",
+        "--log-group-arn",
+        &format!("{group}:*"),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("CloudWatch Logs group klarity-audit, stream klarity-audit in eu-west-1"),
+        "{}",
+        out.stdout
+    );
+    let shown: serde_json::Value = serde_json::from_str(&run(&["tenants", "show", "acme"]).stdout).unwrap();
+    assert_eq!(shown["destination"], serde_json::json!({"kind": "cloudwatch-logs", "log_stream": "klarity-audit"}));
+    assert_eq!(
+        (shown["channel_arn"].as_str(), shown["delivery"]["external_id"].as_str()),
+        (Some(group), Some("Kl4r1ty09"))
+    );
+    assert!(run(&["tenants", "list"]).stdout.contains("acme                 cloudwatch-logs  role"));
+    let out = run(&["tenants", "update", "acme", "--log-stream", "audit:*"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("log stream \"audit:*\" must be 1 to 512 characters without ':' or '*'"),
+        "{}",
+        out.stderr
+    );
+
     assert_eq!(run(&["tenants", "remove", "beta"]).code, 0);
     let out = run(&["tenants", "show", "beta"]);
     assert_eq!(
@@ -116,7 +156,7 @@ fn bad_tenant_values_are_refused_with_a_reason() {
         all.extend(["--data-dir", "relay"]);
         dir.run(&all, None)
     };
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 8] = [
         (
             &["--channel-arn", "arn:aws:s3:::bucket", "--resource-policy"],
             "is not arn:aws:cloudtrail:<region>:<account>:channel/<id>",
@@ -128,6 +168,23 @@ fn bad_tenant_values_are_refused_with_a_reason() {
             "is not an event source of the catalog",
         ),
         (&["--channel-arn", CHANNEL, "--resource-policy", "--apps", ","], "at least one enabled application"),
+        (
+            &[
+                "--log-group-arn",
+                "arn:aws:logs:eu-west-1:123456789012:log-group:a b",
+                "--role-arn",
+                "arn:aws:iam::123456789012:role/r",
+            ],
+            "is not arn:aws:logs:<region>:<account>:log-group:<name>",
+        ),
+        (
+            &["--log-group-arn", "arn:aws:logs:eu-west-1:123456789012:log-group:g", "--resource-policy"],
+            "CloudWatch Logs lets no other account write through a resource policy",
+        ),
+        (
+            &["--destination", "cloudwatch-logs", "--channel-arn", CHANNEL, "--role-arn", "arn:aws:iam::1:role/r"],
+            "--destination cloudwatch-logs needs --log-group-arn",
+        ),
     ];
     for (args, why) in cases {
         let out = run(args);
