@@ -78,6 +78,25 @@ fn get(address: &str, path: &str, token: &str) -> (u16, Value) {
     (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
+/// Registers the tenant `acme` for the log group (`tenants add`, with `more`) and issues an
+/// AutoPatcher token for it; what `add` printed, and the token.
+fn tenant(
+    dir: &Dir,
+    data: &str,
+    (role_arn, external_id, group_arn): (&str, &str, &str),
+    more: &[&str],
+) -> (String, String) {
+    let add =
+        ["tenants", "add", "acme", "--log-group-arn", group_arn, "--role-arn", role_arn, "--external-id", external_id];
+    let out = dir.run(&[&add[..], more, &["--data-dir", data]].concat(), None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let issued = dir.run(
+        &["tokens", "issue", "--app", "com.nordcloudapp.com.autopatcher", "--tenants", "acme", "--data-dir", data],
+        None,
+    );
+    (out.stdout, issued.stdout.lines().nth(1).unwrap().to_owned())
+}
+
 fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + within;
     while !done() {
@@ -122,31 +141,8 @@ fn events_reach_cloudwatch_logs_in_time_order_through_the_customers_role_and_rea
 
     let data = dir.path().join("relay");
     let data = data.to_str().unwrap();
-    let out = dir.run(
-        &[
-            "tenants",
-            "add",
-            "acme",
-            "--log-group-arn",
-            &group_arn,
-            "--log-stream",
-            "audit-acme",
-            "--role-arn",
-            &role_arn,
-            "--external-id",
-            &external_id,
-            "--data-dir",
-            data,
-        ],
-        None,
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.contains("CloudWatch Logs group klarity-audit, stream audit-acme"), "{}", out.stdout);
-    let out = dir.run(
-        &["tokens", "issue", "--app", "com.nordcloudapp.com.autopatcher", "--tenants", "acme", "--data-dir", data],
-        None,
-    );
-    let token = out.stdout.lines().nth(1).unwrap().to_owned();
+    let (added, token) = tenant(&dir, data, (&role_arn, &external_id, &group_arn), &["--log-stream", "audit-acme"]);
+    assert!(added.contains("CloudWatch Logs group klarity-audit, stream audit-acme"), "{added}");
     let relay = RelayProcess::start_with(&dir.path().join("relay"), &lake.endpoint, &[]);
 
     // Events over three days, sent newest first, so one batch spans more than CloudWatch's 24 hours
@@ -226,28 +222,7 @@ fn a_missing_log_group_pauses_the_tenant_keeps_its_events_and_delivery_resumes_w
 
     let data = dir.path().join("relay");
     let data = data.to_str().unwrap();
-    let out = dir.run(
-        &[
-            "tenants",
-            "add",
-            "acme",
-            "--log-group-arn",
-            &group_arn,
-            "--role-arn",
-            &role_arn,
-            "--external-id",
-            &external_id,
-            "--data-dir",
-            data,
-        ],
-        None,
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let out = dir.run(
-        &["tokens", "issue", "--app", "com.nordcloudapp.com.autopatcher", "--tenants", "acme", "--data-dir", data],
-        None,
-    );
-    let token = out.stdout.lines().nth(1).unwrap().to_owned();
+    let (_, token) = tenant(&dir, data, (&role_arn, &external_id, &group_arn), &[]);
     let relay = RelayProcess::start_with(
         &dir.path().join("relay"),
         &lake.endpoint,
@@ -393,28 +368,7 @@ fn through_throttling_503s_dropped_calls_and_lost_answers_nothing_is_lost_and_on
     let (role_arn, external_id, group_arn) = onboard(&dir, &lake.endpoint, "audit-faults");
     let data = dir.path().join("relay");
     let data = data.to_str().unwrap();
-    let out = dir.run(
-        &[
-            "tenants",
-            "add",
-            "acme",
-            "--log-group-arn",
-            &group_arn,
-            "--role-arn",
-            &role_arn,
-            "--external-id",
-            &external_id,
-            "--data-dir",
-            data,
-        ],
-        None,
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let out = dir.run(
-        &["tokens", "issue", "--app", "com.nordcloudapp.com.autopatcher", "--tenants", "acme", "--data-dir", data],
-        None,
-    );
-    let token = out.stdout.lines().nth(1).unwrap().to_owned();
+    let (_, token) = tenant(&dir, data, (&role_arn, &external_id, &group_arn), &[]);
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     use Fault::*;

@@ -79,25 +79,13 @@ pub(crate) fn logs_policy(log_group_arn: &str, verify: bool) -> Value {
 /// A CloudFormation template for the CloudWatch Logs side: the log group and the least-privilege
 /// role; its outputs are the three values for Klarity.
 pub(crate) fn logs_cloudformation(vendor_account: &str, external_id: &str) -> String {
+    let (parameters, trust) = (cloudformation_parameters(vendor_account, external_id), CLOUDFORMATION_TRUST);
     format!(
         r#"AWSTemplateFormatVersion: "2010-09-09"
 Description: >
   Klarity open audit events into this account's CloudWatch Logs: a log group, and a role Klarity may
   assume (with the external ID) only to write into it.
-Parameters:
-  KlarityAccountId:
-    Description: Klarity's AWS account
-    Type: String
-    AllowedPattern: "^[0-9]{{12}}$"
-    Default: "{vendor_account}"
-  ExternalId:
-    Description: The external ID agreed with Klarity (10 to 20 letters and digits)
-    Type: String
-    MinLength: 10
-    MaxLength: 20
-    AllowedPattern: "^[0-9A-Za-z]*$"
-    Default: "{external_id}"
-Resources:
+{parameters}Resources:
   KlarityLogGroup:
     Type: AWS::Logs::LogGroup
     Properties:
@@ -107,17 +95,7 @@ Resources:
     Type: AWS::IAM::Role
     Properties:
       RoleName: {LOGS_ROLE_NAME}
-      AssumeRolePolicyDocument:
-        Version: "2012-10-17"
-        Statement:
-          - Effect: Allow
-            Principal:
-              AWS: !Sub "arn:aws:iam::${{KlarityAccountId}}:root"
-            Action: sts:AssumeRole
-            Condition:
-              StringEquals:
-                "sts:ExternalId": !Ref ExternalId
-      Policies:
+{trust}      Policies:
         - PolicyName: {LOGS_POLICY_NAME}
           PolicyDocument:
             Version: "2012-10-17"
@@ -189,25 +167,13 @@ pub(crate) fn channel_policy(channel_arn: &str, vendor_account: &str, external_i
 /// A CloudFormation template for the whole customer side of the role mode: the event data store,
 /// the channel, and the least-privilege role; its outputs are the three values for Klarity.
 pub(crate) fn cloudformation(vendor_account: &str, external_id: &str) -> String {
+    let (parameters, trust) = (cloudformation_parameters(vendor_account, external_id), CLOUDFORMATION_TRUST);
     format!(
         r#"AWSTemplateFormatVersion: "2010-09-09"
 Description: >
   Klarity open audit events into this account's CloudTrail Lake: an event data store for integration
   events, a channel into it, and a role Klarity may assume (with the external ID) only to publish.
-Parameters:
-  KlarityAccountId:
-    Description: Klarity's AWS account
-    Type: String
-    AllowedPattern: "^[0-9]{{12}}$"
-    Default: "{vendor_account}"
-  ExternalId:
-    Description: The external ID agreed with Klarity (10 to 20 letters and digits)
-    Type: String
-    MinLength: 10
-    MaxLength: 20
-    AllowedPattern: "^[0-9A-Za-z]*$"
-    Default: "{external_id}"
-Resources:
+{parameters}Resources:
   KlarityEventDataStore:
     Type: AWS::CloudTrail::EventDataStore
     Properties:
@@ -232,17 +198,7 @@ Resources:
     Type: AWS::IAM::Role
     Properties:
       RoleName: {ROLE_NAME}
-      AssumeRolePolicyDocument:
-        Version: "2012-10-17"
-        Statement:
-          - Effect: Allow
-            Principal:
-              AWS: !Sub "arn:aws:iam::${{KlarityAccountId}}:root"
-            Action: sts:AssumeRole
-            Condition:
-              StringEquals:
-                "sts:ExternalId": !Ref ExternalId
-      Policies:
+{trust}      Policies:
         - PolicyName: {POLICY_NAME}
           PolicyDocument:
             Version: "2012-10-17"
@@ -263,6 +219,39 @@ Outputs:
 "#
     )
 }
+
+/// Both templates' parameters: Klarity's account and the external ID.
+fn cloudformation_parameters(vendor_account: &str, external_id: &str) -> String {
+    format!(
+        r#"Parameters:
+  KlarityAccountId:
+    Description: Klarity's AWS account
+    Type: String
+    AllowedPattern: "^[0-9]{{12}}$"
+    Default: "{vendor_account}"
+  ExternalId:
+    Description: The external ID agreed with Klarity (10 to 20 letters and digits)
+    Type: String
+    MinLength: 10
+    MaxLength: 20
+    AllowedPattern: "^[0-9A-Za-z]*$"
+    Default: "{external_id}"
+"#
+    )
+}
+
+/// Both roles' trust: Klarity's account, only with the external ID.
+const CLOUDFORMATION_TRUST: &str = r#"      AssumeRolePolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - Effect: Allow
+            Principal:
+              AWS: !Sub "arn:aws:iam::${KlarityAccountId}:root"
+            Action: sts:AssumeRole
+            Condition:
+              StringEquals:
+                "sts:ExternalId": !Ref ExternalId
+"#;
 
 /// A new external ID: 20 letters and digits (the seed's template takes 10 to 20).
 pub(crate) fn new_external_id() -> String {
