@@ -137,17 +137,20 @@ async fn put(
     stream: &str,
     run: &[(i64, Pending)],
 ) -> Result<Option<RejectedLogEventsInfo>, Failure> {
-    let events: Vec<InputLogEvent> = run
-        .iter()
-        .filter_map(|(ts, p)| InputLogEvent::builder().timestamp(*ts).message(p.event_data.clone()).build().ok())
-        .collect();
+    // The SDK takes the events by value: they are built for each attempt (one copy of each
+    // message), not built once and copied again per attempt.
+    let events = || -> Vec<InputLogEvent> {
+        run.iter()
+            .filter_map(|(ts, p)| InputLogEvent::builder().timestamp(*ts).message(p.event_data.clone()).build().ok())
+            .collect()
+    };
     let mut made_stream = false;
     loop {
         let result = client
             .put_log_events()
             .log_group_name(group)
             .log_stream_name(stream)
-            .set_log_events(Some(events.clone()))
+            .set_log_events(Some(events()))
             .send()
             .await;
         let err = match result {
