@@ -225,7 +225,7 @@ impl Deliverer {
                 Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
                     return Ok(found);
                 }
-                Err(err) => return Err(describe_logs("FilterLogEvents", &err)),
+                Err(err) => return Err(describe("FilterLogEvents", &err)),
             };
             for event in page.events() {
                 if let Some(seq) = event.message().and_then(source_and_uid).and_then(|key| wanted.remove(&key)) {
@@ -250,16 +250,6 @@ fn source_and_uid(event_data: &str) -> Option<(String, String)> {
         uid: String,
     }
     serde_json::from_str::<Key>(event_data).ok().map(|k| (k.source, k.uid))
-}
-
-fn describe_logs<E: aws_sdk_cloudwatchlogs::error::ProvideErrorMetadata + std::fmt::Display>(
-    call: &str,
-    err: &aws_sdk_cloudwatchlogs::error::SdkError<E>,
-) -> String {
-    match err.as_service_error() {
-        Some(e) => format!("{call}: {} ({})", e.message().unwrap_or(""), e.code().unwrap_or("error")),
-        None => format!("{call}: {err}"),
-    }
 }
 
 /// Runs one query to its end; its rows as (eventSource, UID, eventID).
@@ -317,6 +307,8 @@ async fn query(
     Ok(rows)
 }
 
+/// A failed call's code and message. (Every SDK's `SdkError` is smithy's, so one function serves
+/// CloudTrail's and CloudWatch Logs' calls.)
 fn describe<E: aws_sdk_cloudtrail::error::ProvideErrorMetadata + std::fmt::Display>(
     call: &str,
     err: &aws_sdk_cloudtrail::error::SdkError<E>,
