@@ -22,6 +22,9 @@ pub struct LakeConfig {
     pub max_clock_skew: Duration,
     /// Largest request body read, in bytes; larger bodies are refused before they are buffered.
     pub max_body_bytes: usize,
+    /// Largest S3 object a `PutObject` may write, in bytes (its body is bounded by this instead of
+    /// `max_body_bytes`).
+    pub max_object_bytes: usize,
     /// When ingested events become Parquet files for queries.
     pub columnar: crate::columnar::ColumnarConfig,
     /// How queries run.
@@ -107,6 +110,7 @@ impl Default for LakeConfig {
             ],
             max_clock_skew: Duration::from_secs(15 * 60),
             max_body_bytes: 2 * 1024 * 1024,
+            max_object_bytes: 64 * 1024 * 1024,
             columnar: Default::default(),
             query: Default::default(),
             http: Default::default(),
@@ -169,6 +173,9 @@ impl LakeConfig {
                 "max_body_bytes must be at least {} (a full PutAuditEvents request)",
                 audit_event::limits::MAX_REQUEST_BYTES
             ));
+        }
+        if self.max_object_bytes < self.max_body_bytes {
+            return Err(format!("max_object_bytes must be at least max_body_bytes ({})", self.max_body_bytes));
         }
         Ok(())
     }

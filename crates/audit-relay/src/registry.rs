@@ -52,6 +52,44 @@ pub enum Destination {
         /// The log stream.
         log_stream: String,
     },
+    /// S3: objects (`PutObject`) in the bucket the tenant's ARN names (`arn:aws:s3:::<bucket>`),
+    /// under a prefix, in one of two formats ([`crate::delivery::s3`]).
+    S3 {
+        /// The bucket's region (an S3 ARN names none).
+        region: String,
+        /// The account that owns the bucket: every event's `recipientAccountId`.
+        account: String,
+        /// Where the keys start (empty, or ending in `/`).
+        #[serde(default)]
+        prefix: String,
+        /// How events are written.
+        format: ObjectFormat,
+        /// How long the oldest waiting event waits before its object is written (unless enough
+        /// events wait to fill one first).
+        rollover_secs: u64,
+    },
+}
+
+/// How an S3 tenant's events are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ObjectFormat {
+    /// One event's JSON per line, gzip (`.json.gz`), partitioned by event source and day.
+    #[default]
+    Ndjson,
+    /// OCSF 1.3 API Activity (class 6003) as zstd Parquet, in Amazon Security Lake's custom-source
+    /// layout.
+    OcsfParquet,
+}
+
+impl ObjectFormat {
+    /// Its name, as `--format` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectFormat::Ndjson => "ndjson",
+            ObjectFormat::OcsfParquet => "ocsf-parquet",
+        }
+    }
 }
 
 impl Destination {
@@ -60,6 +98,7 @@ impl Destination {
         match self {
             Destination::CloudtrailLake => "cloudtrail-lake",
             Destination::CloudwatchLogs { .. } => "cloudwatch-logs",
+            Destination::S3 { .. } => "s3",
         }
     }
 }
@@ -92,18 +131,33 @@ impl Tenant {
     pub fn log_group(&self) -> Option<&str> {
         match self.destination {
             Destination::CloudwatchLogs { .. } => self.channel_arn.split_once(":log-group:").map(|(_, name)| name),
-            Destination::CloudtrailLake => None,
+            _ => None,
         }
     }
 
-    /// The channel's (or log group's) region (from its ARN).
-    pub fn region(&self) -> &str {
-        self.channel_arn.split(':').nth(3).unwrap_or("")
+    /// For an S3 tenant, its bucket's name.
+    pub fn bucket(&self) -> Option<&str> {
+        match self.destination {
+            Destination::S3 { .. } => self.channel_arn.strip_prefix("arn:aws:s3:::"),
+            _ => None,
+        }
     }
 
-    /// The account that owns the channel (from its ARN): every event's `recipientAccountId`.
+    /// The destination's region: from the channel's or log group's ARN, as given for a bucket.
+    pub fn region(&self) -> &str {
+        match &self.destination {
+            Destination::S3 { region, .. } => region,
+            _ => self.channel_arn.split(':').nth(3).unwrap_or(""),
+        }
+    }
+
+    /// The account that owns the destination (from the channel's or log group's ARN, as given for
+    /// a bucket): every event's `recipientAccountId`.
     pub fn account(&self) -> &str {
-        self.channel_arn.split(':').nth(4).unwrap_or("")
+        match &self.destination {
+            Destination::S3 { account, .. } => account,
+            _ => self.channel_arn.split(':').nth(4).unwrap_or(""),
+        }
     }
 }
 
@@ -141,13 +195,41 @@ pub fn check_tenant(tenant: &Tenant) -> Result<(), String> {
                 return Err(format!("log stream {log_stream:?} must be 1 to 512 characters without ':' or '*'"));
             }
         }
+        Destination::S3 { region, account, prefix, rollover_secs, .. } => {
+            let bucket = tenant.channel_arn.strip_prefix("arn:aws:s3:::").unwrap_or("");
+            if !valid_bucket(bucket) {
+                return Err(format!(
+                    "bucket ARN {:?} is not arn:aws:s3:::<bucket> with a bucket name of 3 to 63 of a-z, 0-9, '.' and '-'",
+                    tenant.channel_arn
+                ));
+            }
+            if region.is_empty() || !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+                return Err(format!("region {region:?} is not an AWS region such as eu-west-1"));
+            }
+            if !audit_event::validate::is_account_id(account) {
+                return Err(format!("account {account:?} is not a 12-digit AWS account id"));
+            }
+            if prefix.len() > 512 || !(prefix.is_empty() || prefix.ends_with('/')) || prefix.starts_with('/') {
+                return Err(format!(
+                    "prefix {prefix:?} must be empty or end with '/' (and not start with one), at most 512 characters"
+                ));
+            }
+            if !(1..=86_400).contains(rollover_secs) {
+                return Err(format!("rollover {rollover_secs} s must be from 1 second to 1 day"));
+            }
+        }
     }
-    if matches!(tenant.destination, Destination::CloudwatchLogs { .. })
+    if matches!(tenant.destination, Destination::CloudwatchLogs { .. } | Destination::S3 { .. })
         && matches!(tenant.delivery, DeliveryMode::ResourcePolicy { .. })
     {
-        return Err("CloudWatch Logs lets no other account write through a resource policy: give the customer's \
-                    role (--role-arn) with its external ID"
-            .into());
+        return Err(format!(
+            "{} lets no other account write through a resource policy: give the customer's role (--role-arn) \
+             with its external ID",
+            match tenant.destination {
+                Destination::S3 { .. } => "S3 delivery",
+                _ => "CloudWatch Logs",
+            }
+        ));
     }
     if let DeliveryMode::AssumeRole { role_arn, .. } = &tenant.delivery
         && (!role_arn.starts_with("arn:aws:iam::") || !role_arn.contains(":role/"))
@@ -158,6 +240,16 @@ pub fn check_tenant(tenant: &Tenant) -> Result<(), String> {
         return Err("a tenant needs at least one enabled application (event source)".into());
     }
     Ok(())
+}
+
+/// Whether `name` is a valid S3 bucket name: 3 to 63 of a-z, 0-9, '.' and '-', starting and
+/// ending with a letter or digit.
+fn valid_bucket(name: &str) -> bool {
+    let edge = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    (3..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && edge(name.bytes().next())
+        && edge(name.bytes().last())
 }
 
 /// An app token's grant.

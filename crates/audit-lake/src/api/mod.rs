@@ -6,6 +6,7 @@
 //! | awsJson1_1 | `X-Amz-Target: Logs_20140328.<Op>` | `logs` (CloudWatch Logs) |
 //! | restJson1 | `POST /PutAuditEvents` | `cloudtrail-data` |
 //! | awsQuery | a form body (or query string) with `Action=` | `sts`, `iam` |
+//! | restXml | signed for `s3` (the credential scope) | `s3`, through `s3s` ([`s3`]) |
 //!
 //! Every request is authenticated with SigV4 before anything else is looked at, and bodies are
 //! bounded before they are buffered. Errors become protocol-shaped responses here, in one place
@@ -16,6 +17,7 @@ mod cloudtrail_data;
 mod iam;
 mod logs;
 mod query;
+mod s3;
 mod sts;
 mod xml;
 
@@ -45,9 +47,16 @@ const CLOUDTRAIL_TARGETS: [&str; 2] =
 /// The JSON 1.1 target prefix of CloudWatch Logs.
 const LOGS_TARGET: &str = "Logs_20140328.";
 
+/// What the router serves: the lake, and its S3 front.
+struct Api {
+    lake: Arc<Lake>,
+    s3: s3s::service::S3Service,
+}
+
 /// The router: everything goes through [`handle`].
 pub fn router(lake: Arc<Lake>) -> Router {
-    Router::new().fallback(handle).with_state(lake)
+    let s3 = s3::service(lake.clone());
+    Router::new().fallback(handle).with_state(Arc::new(Api { lake, s3 }))
 }
 
 /// Which protocol a request speaks.
@@ -81,14 +90,18 @@ pub(crate) enum Reply {
     Xml(String),
 }
 
-async fn handle(State(lake): State<Arc<Lake>>, request: Request) -> Response {
+async fn handle(State(api): State<Arc<Api>>, request: Request) -> Response {
+    let lake = &api.lake;
     if request.uri().path() == "/metrics" && request.method() == Method::GET {
-        return metrics(&lake, request.headers());
+        return metrics(lake, request.headers());
+    }
+    if s3::signed_for_s3(request.headers(), request.uri().query().unwrap_or("")) {
+        return serve_s3(&api, request).await;
     }
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
     let protocol = classify(&parts.method, parts.uri.path(), &parts.headers);
-    let outcome = serve(&lake, protocol, parts, body, &request_id).await;
+    let outcome = serve(lake, protocol, parts, body, &request_id).await;
     let mut response = match outcome {
         Ok(reply) => ok_response(protocol, reply),
         Err(err) => {
@@ -102,6 +115,47 @@ async fn handle(State(lake): State<Arc<Lake>>, request: Request) -> Response {
         response.headers_mut().insert("x-amzn-requestid", value);
     }
     response
+}
+
+/// An S3 request: its body bounded by `max_object_bytes` and buffered, then handed to s3s.
+async fn serve_s3(api: &Api, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let xml_error = |status: StatusCode, code: &str, message: String| {
+        let xml = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{}</Message></Error>",
+            xml::escape(&message)
+        );
+        Response::builder()
+            .status(status)
+            .header(header::CONTENT_TYPE, "application/xml")
+            .body(Body::from(xml))
+            .expect("valid response")
+    };
+    let max = api.lake.config().max_object_bytes;
+    let body = match http_serve::read_body(&parts.headers, body, max).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge { max }) => {
+            return xml_error(
+                StatusCode::BAD_REQUEST,
+                "EntityTooLarge",
+                format!("Your proposed upload exceeds the lake's maximum object size ({max} bytes)."),
+            );
+        }
+        Err(BodyError::TimedOut(timeout)) => {
+            return xml_error(StatusCode::BAD_REQUEST, "RequestTimeout", timeout.to_string());
+        }
+        Err(BodyError::Incomplete(_)) => {
+            return xml_error(StatusCode::BAD_REQUEST, "IncompleteBody", "The request body could not be read.".into());
+        }
+    };
+    let request = http::Request::from_parts(parts, s3s::Body::from(bytes::Bytes::from(body)));
+    match api.s3.call(request).await {
+        Ok(response) => response.map(Body::new),
+        Err(err) => {
+            tracing::error!(error = ?err, "The S3 front failed.");
+            xml_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "We encountered an internal error.".into())
+        }
+    }
 }
 
 /// `GET /metrics`: the lake's own counters as Prometheus text, for the bearer of the metrics token

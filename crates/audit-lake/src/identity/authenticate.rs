@@ -170,7 +170,38 @@ impl Identity {
             ),
         })?;
         let token = head.headers.get("x-amz-security-token").and_then(|v| v.to_str().ok());
-        if let KeyOwner::Session(session) = &owner {
+        check_token(&owner, token, now)?;
+        Ok(self.caller(auth.access_key_id, owner, auth.region))
+    }
+}
+
+/// For a protocol whose signatures are verified by its own library (S3, through `s3s`): the key's
+/// secret, and the caller once the signature was verified with it.
+impl Identity {
+    /// The secret of `access_key_id` when it is a root key, an active user key or a session.
+    pub fn secret(&self, access_key_id: &str) -> Option<String> {
+        match self.owner(access_key_id)? {
+            KeyOwner::Session(session) => Some(session.secret_access_key),
+            KeyOwner::User(key) => Some(key.secret_access_key),
+            KeyOwner::Root { .. } => self.roots.read().expect("keys lock").get(access_key_id).map(|r| r.secret.clone()),
+        }
+    }
+
+    /// The caller whose key signed a request already verified with [`Identity::secret`]: a
+    /// session's token must be the one presented (`token`, which the signature covers) and the
+    /// session current; a long-term key carries no token.
+    pub fn verified_caller(&self, access_key_id: &str, token: Option<&str>, region: &str) -> Result<Caller, AuthError> {
+        let owner = self.owner(access_key_id).ok_or(AuthError::InvalidToken)?;
+        check_token(&owner, token, audit_event::EventTime::now().unix_seconds())?;
+        Ok(self.caller(access_key_id, owner, region))
+    }
+}
+
+/// A session's key must come with its own token, before the session expires; a long-term key
+/// never carries a session token.
+fn check_token(owner: &KeyOwner, token: Option<&str>, now: i64) -> Result<(), AuthError> {
+    match owner {
+        KeyOwner::Session(session) => {
             let presented = token.map(|t| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(t.as_bytes())));
             if presented.as_deref() != Some(session.token_sha256.as_str()) {
                 return Err(AuthError::InvalidToken);
@@ -178,11 +209,10 @@ impl Identity {
             if now >= session.expires {
                 return Err(AuthError::Expired);
             }
-        } else if token.is_some() {
-            // A long-term key never carries a session token.
-            return Err(AuthError::InvalidToken);
+            Ok(())
         }
-        Ok(self.caller(auth.access_key_id, owner, auth.region))
+        _ if token.is_some() => Err(AuthError::InvalidToken),
+        _ => Ok(()),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod data;
 pub mod iam;
 pub mod logs;
 pub mod queries;
+pub mod s3;
 pub mod sts;
 pub mod trail;
 

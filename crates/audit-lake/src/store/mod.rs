@@ -73,8 +73,8 @@ use crate::{
     secrets::Sealer,
 };
 use model::{
-    AccessKey, Channel, EventDataStore, IngestionStatus, LogEvent, LogGroup, LogStream, Role, Session, StoredAccount,
-    User,
+    AccessKey, Bucket, Channel, EventDataStore, IngestionStatus, LogEvent, LogGroup, LogStream, ObjectInfo, Role, Session,
+    StoredAccount, User,
 };
 use wal_db::log::{self, LogReader, LogWriter};
 
@@ -175,6 +175,19 @@ enum Job {
         events: Vec<(i64, String)>,
         done: oneshot::Sender<Result<(), LakeError>>,
     },
+    /// Writes (or replaces) an S3 object.
+    PutObject {
+        bucket: String,
+        object: ObjectInfo,
+        data: bytes::Bytes,
+        done: oneshot::Sender<Result<(), LakeError>>,
+    },
+    /// Deletes an S3 object (nothing when there is none).
+    DeleteObject {
+        bucket: String,
+        key: String,
+        done: oneshot::Sender<Result<(), LakeError>>,
+    },
     /// Deletes the events with `seq <= through`, except the newest one.
     ForgetEvents {
         through: i64,
@@ -203,6 +216,8 @@ pub struct Resources {
     pub log_groups: HashMap<String, LogGroup>,
     /// Log streams by ARN (`<group ARN>:log-stream:<name>`).
     pub log_streams: HashMap<String, LogStream>,
+    /// S3 buckets by name.
+    pub buckets: HashMap<String, Bucket>,
     /// Every policy document of the roles (trust and inline) and channels, parsed once when
     /// written or loaded, by its text ([`Store::policy`]).
     parsed: HashMap<String, Arc<Policy>>,
@@ -394,7 +409,10 @@ impl Store {
              CREATE UNIQUE INDEX IF NOT EXISTS events_by_entry ON events (channel_id, entry_id);
              CREATE TABLE IF NOT EXISTS log_events (seq INTEGER PRIMARY KEY, group_arn TEXT NOT NULL, stream TEXT NOT NULL,
                  timestamp_ms INTEGER NOT NULL, ingestion_ms INTEGER NOT NULL, message TEXT NOT NULL);
-             CREATE INDEX IF NOT EXISTS log_events_by_time ON log_events (group_arn, timestamp_ms, seq);",
+             CREATE INDEX IF NOT EXISTS log_events_by_time ON log_events (group_arn, timestamp_ms, seq);
+             CREATE TABLE IF NOT EXISTS s3_objects (bucket TEXT NOT NULL, key TEXT NOT NULL, data BLOB NOT NULL,
+                 size INTEGER NOT NULL, etag TEXT NOT NULL, modified_ms INTEGER NOT NULL, content_type TEXT,
+                 PRIMARY KEY (bucket, key)) WITHOUT ROWID;",
         )?;
         // Databases from before the event log keep their texts in `event_data`.
         let has_log_offset: bool = conn.query_row(
@@ -632,6 +650,79 @@ impl Store {
             .map(|(a, b, c)| a.zip(b).zip(c).map(|((a, b), c)| (a, b, c)))?)
     }
 
+    /// Creates a bucket, durably.
+    pub async fn put_bucket(&self, bucket: Bucket) -> Result<(), LakeError> {
+        self.put_resource(&bucket.arn(), "bucket", serde_json::to_string(&bucket).expect("serializable")).await?;
+        self.resources.write().expect("resources lock").buckets.insert(bucket.name.clone(), bucket);
+        Ok(())
+    }
+
+    /// Deletes a bucket (the caller checked it is empty), durably.
+    pub async fn delete_bucket(&self, name: &str) -> Result<(), LakeError> {
+        self.delete_resource(&format!("arn:aws:s3:::{name}")).await?;
+        self.resources.write().expect("resources lock").buckets.remove(name);
+        Ok(())
+    }
+
+    /// The bucket `name`.
+    pub fn bucket(&self, name: &str) -> Option<Bucket> {
+        self.read(|r| r.buckets.get(name).cloned())
+    }
+
+    /// The buckets of `account`, by name.
+    pub fn buckets_of(&self, account: &str) -> Vec<Bucket> {
+        let mut buckets: Vec<Bucket> = self.read(|r| r.buckets.values().filter(|b| b.account == account).cloned().collect());
+        buckets.sort_by(|a, b| a.name.cmp(&b.name));
+        buckets
+    }
+
+    /// Writes (or replaces) an object, durably.
+    pub async fn put_object(&self, bucket: &str, object: ObjectInfo, data: bytes::Bytes) -> Result<(), LakeError> {
+        let (done, wait) = oneshot::channel();
+        let job = Job::PutObject { bucket: bucket.to_owned(), object, data, done };
+        self.jobs.send(job).await.map_err(|_| LakeError::WriterGone)?;
+        wait.await.map_err(|_| LakeError::WriterGone)?
+    }
+
+    /// Deletes an object, durably; nothing when there is none.
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), LakeError> {
+        let (done, wait) = oneshot::channel();
+        let job = Job::DeleteObject { bucket: bucket.to_owned(), key: key.to_owned(), done };
+        self.jobs.send(job).await.map_err(|_| LakeError::WriterGone)?;
+        wait.await.map_err(|_| LakeError::WriterGone)?
+    }
+
+    /// An object's metadata, and its bytes when `with_data`. Opens its own read connection.
+    pub fn object(&self, bucket: &str, key: &str, with_data: bool) -> Result<Option<(ObjectInfo, Vec<u8>)>, LakeError> {
+        let conn = open_connection(&self.path)?;
+        let sql = if with_data {
+            "SELECT key, size, etag, modified_ms, content_type, data FROM s3_objects WHERE bucket = ?1 AND key = ?2"
+        } else {
+            "SELECT key, size, etag, modified_ms, content_type, X'' FROM s3_objects WHERE bucket = ?1 AND key = ?2"
+        };
+        Ok(conn
+            .query_row(sql, params![bucket, key], |r| Ok((object_info(r)?, r.get::<_, Vec<u8>>(5)?)))
+            .optional()?)
+    }
+
+    /// Up to `limit` objects of `bucket` whose keys start with `prefix`, after the key `after`, in
+    /// key order (bytes, as S3 orders them).
+    pub fn objects(&self, bucket: &str, prefix: &str, after: &str, limit: usize) -> Result<Vec<ObjectInfo>, LakeError> {
+        let conn = open_connection(&self.path)?;
+        let mut stmt = conn.prepare(
+            "SELECT key, size, etag, modified_ms, content_type FROM s3_objects
+             WHERE bucket = ?1 AND key > ?2 AND substr(key, 1, length(?3)) = ?3 ORDER BY key LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(params![bucket, after, prefix, limit as i64], object_info)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Whether `bucket` holds any object.
+    pub fn bucket_has_objects(&self, bucket: &str) -> Result<bool, LakeError> {
+        let conn = open_connection(&self.path)?;
+        Ok(conn.query_row("SELECT count(*) > 0 FROM (SELECT 1 FROM s3_objects WHERE bucket = ?1 LIMIT 1)", params![bucket], |r| r.get(0))?)
+    }
+
     async fn delete_resource(&self, arn: &str) -> Result<(), LakeError> {
         let (done, wait) = oneshot::channel();
         self.jobs.send(Job::DeleteResource { arn: arn.to_owned(), done }).await.map_err(|_| LakeError::WriterGone)?;
@@ -867,6 +958,10 @@ fn load_resources(conn: &Connection, sealer: Option<&Sealer>) -> Result<Resource
             "user" => {
                 resources.users.insert(arn.clone(), serde_json::from_str(&body).map_err(corrupt)?);
             }
+            "bucket" => {
+                let bucket: Bucket = serde_json::from_str(&body).map_err(corrupt)?;
+                resources.buckets.insert(bucket.name.clone(), bucket);
+            }
             "loggroup" => {
                 resources.log_groups.insert(arn.clone(), serde_json::from_str(&body).map_err(corrupt)?);
             }
@@ -935,6 +1030,8 @@ impl Writer {
                         Job::PutResource { done, .. }
                         | Job::DeleteResource { done, .. }
                         | Job::LogEvents { done, .. }
+                        | Job::PutObject { done, .. }
+                        | Job::DeleteObject { done, .. }
                         | Job::ForgetEvents { done, .. },
                         Outcome::Unit(r),
                     ) => {
@@ -1030,6 +1127,29 @@ impl Writer {
                             }
                             results.push(None);
                         }
+                        Job::PutObject { bucket, object, data, .. } => {
+                            tx.prepare_cached(
+                                "INSERT INTO s3_objects (bucket, key, data, size, etag, modified_ms, content_type)
+                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                                 ON CONFLICT (bucket, key) DO UPDATE SET data = excluded.data, size = excluded.size,
+                                     etag = excluded.etag, modified_ms = excluded.modified_ms, content_type = excluded.content_type",
+                            )?
+                            .execute(params![
+                                bucket,
+                                object.key,
+                                data.as_ref(),
+                                object.size as i64,
+                                object.etag,
+                                object.modified_ms,
+                                object.content_type
+                            ])?;
+                            results.push(None);
+                        }
+                        Job::DeleteObject { bucket, key, .. } => {
+                            tx.prepare_cached("DELETE FROM s3_objects WHERE bucket = ?1 AND key = ?2")?
+                                .execute(params![bucket, key])?;
+                            results.push(None);
+                        }
                         Job::ForgetEvents { through, .. } => {
                             // The newest row always stays: a restart hands out seqs from the
                             // largest + 1, which must stay above the seqs the columnar files and
@@ -1086,6 +1206,16 @@ impl Writer {
 enum Outcome {
     Events(Result<Vec<Stored>, LakeError>),
     Unit(Result<(), LakeError>),
+}
+
+fn object_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectInfo> {
+    Ok(ObjectInfo {
+        key: r.get(0)?,
+        size: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+        etag: r.get(2)?,
+        modified_ms: r.get(3)?,
+        content_type: r.get(4)?,
+    })
 }
 
 /// The same failure for each job of a failed commit.

@@ -266,6 +266,41 @@ pub struct LogGroup {
     pub tags: std::collections::BTreeMap<String, String>,
 }
 
+/// An S3 bucket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bucket {
+    /// Its name, unique in the lake (as in a partition of AWS).
+    pub name: String,
+    /// Owner account.
+    pub account: String,
+    /// Region it was made in.
+    pub region: String,
+    /// Creation time, epoch milliseconds.
+    pub created_ms: i64,
+}
+
+impl Bucket {
+    /// `arn:aws:s3:::<name>`.
+    pub fn arn(&self) -> String {
+        format!("arn:aws:s3:::{}", self.name)
+    }
+}
+
+/// An object's metadata, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Its key.
+    pub key: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The MD5 of its bytes, hex, quoted as S3 quotes ETags.
+    pub etag: String,
+    /// When it was last written, epoch milliseconds.
+    pub modified_ms: i64,
+    /// The `Content-Type` it was stored with.
+    pub content_type: Option<String>,
+}
+
 /// A log stream of a log group.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogStream {

@@ -253,6 +253,7 @@ mod tests {
             event_data: format!(r#"{{"eventTime":"{event_time}","p":"{}"}}"#, "x".repeat(pad)),
             attempts: 0,
             accepted_ms: 7,
+            object: None,
         }
     }
 
@@ -315,7 +316,7 @@ mod tests {
                     assert_eq!(event_id, "g:s");
                     "delivered"
                 }
-                Outcome::Retry { .. } => "retry",
+                Outcome::Retry { .. } | Outcome::Assigned { .. } => "other",
             })
             .collect();
         assert_eq!(

@@ -3,7 +3,8 @@
 //!
 //! A tenant's destination ([`crate::registry::Destination`]) owns its batching rules, its calls,
 //! how it classifies what comes back and its story for exactly-once: CloudTrail Lake
-//! ([`lake`], `PutAuditEvents`) and CloudWatch Logs ([`logs`], `PutLogEvents`). Everything else is
+//! ([`lake`], `PutAuditEvents`), CloudWatch Logs ([`logs`], `PutLogEvents`) and S3 ([`s3`],
+//! `PutObject`, objects rolled over by size and time). Everything else is
 //! shared: the spool, retries, dead letters, pause and probe, leases, metrics and status.
 //!
 //! One task per tenant, so a slow or broken tenant never delays the others. Each round sends one
@@ -32,6 +33,7 @@ pub mod logs;
 pub mod reconcile;
 pub mod request_builder;
 pub mod retry;
+pub mod s3;
 
 pub use lake::sdk_entry;
 
@@ -108,6 +110,8 @@ enum Load {
     Lake(request_builder::Batch),
     /// Events for `PutLogEvents` (sorted and split by time when sent).
     Logs(Vec<Pending>),
+    /// Objects for `PutObject`, with the assignments to record before they are first written.
+    S3(s3::Batch),
 }
 
 /// What a destination made of one batch.
@@ -131,6 +135,7 @@ impl Sent {
 enum Sink {
     Lake(aws_sdk_cloudtraildata::Client),
     Logs(aws_sdk_cloudwatchlogs::Client),
+    S3(aws_sdk_s3::Client),
 }
 
 /// A tenant's lease as its delivery holds it: until when it surely lasts, and whether it was lost.
@@ -453,6 +458,7 @@ impl Deliverer {
         let limit = match tenant.destination {
             Destination::CloudtrailLake => audit_event::limits::MAX_EVENTS_PER_REQUEST,
             Destination::CloudwatchLogs { .. } => logs::MAX_PENDING,
+            Destination::S3 { rollover_secs, .. } => return self.next_objects(tenant, cursor, rollover_secs).await,
         };
         let pending = self.store.pending(&tenant.id, cursor, limit).await?;
         if pending.is_empty() {
@@ -477,9 +483,45 @@ impl Deliverer {
                 let accepted = batch.iter().map(|p| (p.seq, p.accepted_ms)).collect();
                 (Load::Logs(batch), accepted, dead)
             }
+            Destination::S3 { .. } => unreachable!("S3 batches are taken by next_objects"),
         };
         let last = accepted.iter().map(|(seq, _)| *seq).chain(dead.iter().map(Outcome::seq)).max().unwrap_or(cursor);
         Ok(Some(Taken { last, load, accepted, dead }))
+    }
+
+    /// The next objects of an S3 tenant after `cursor`: an object assigned before (a retry, or after
+    /// a crash) at once, with all its events; new objects once [`s3::MAX_OBJECT_EVENTS`] events
+    /// wait or the oldest has waited `rollover_secs`. Whether objects are due is looked up without
+    /// reading the events (one event and two counts), so a tenant whose events wait costs little.
+    async fn next_objects(&self, tenant: &Tenant, cursor: i64, rollover_secs: u64) -> Result<Option<Taken>, crate::SpoolError> {
+        let Some(head) = self.store.pending(&tenant.id, cursor, 1).await?.pop() else { return Ok(None) };
+        let waited = audit_event::EventTime::now().unix_millis() - head.accepted_ms;
+        if head.object.is_none() && waited < (rollover_secs as i64).saturating_mul(1000) {
+            let waiting = self.store.pending_through(&tenant.id, i64::MAX).await?
+                - self.store.pending_through(&tenant.id, cursor).await?;
+            if waiting < s3::MAX_OBJECT_EVENTS as u64 {
+                return Ok(None);
+            }
+        }
+        let mut pending = self.store.pending(&tenant.id, cursor, s3::MAX_PENDING).await?;
+        if let Some(key) = pending.first().and_then(|p| p.object.clone()) {
+            // Every event of the object, even past one window (events committed behind the cursor
+            // may sit between them).
+            let through = s3::last_position(&key).unwrap_or(i64::MAX);
+            let (mut end, mut full) = (pending.last().map_or(cursor, |p| p.seq), pending.len() == s3::MAX_PENDING);
+            pending.retain(|p| p.object.as_ref() == Some(&key));
+            while full && end < through {
+                let more = self.store.pending(&tenant.id, end, s3::MAX_PENDING).await?;
+                (end, full) = (more.last().map_or(end, |p| p.seq), more.len() == s3::MAX_PENDING);
+                pending.extend(more.into_iter().filter(|p| p.object.as_ref() == Some(&key)));
+            }
+        }
+        let batch = s3::plan(tenant, pending);
+        let mut accepted: Vec<(i64, i64)> =
+            batch.objects.iter().flat_map(|o| o.events.iter().map(|p| (p.seq, p.accepted_ms))).collect();
+        accepted.sort_unstable();
+        let Some(&(last, _)) = accepted.last() else { return Ok(None) };
+        Ok(Some(Taken { last, load: Load::S3(batch), accepted, dead: Vec::new() }))
     }
 
     /// Sends a batch to the tenant's destination and settles every event it has an answer for.
@@ -500,6 +542,17 @@ impl Deliverer {
         let sent = match (self.client(tenant, credentials), load) {
             (Sink::Lake(client), Load::Lake(batch)) => lake::send(&client, tenant, batch).await,
             (Sink::Logs(client), Load::Logs(events)) => logs::send(&client, tenant, events).await,
+            (Sink::S3(client), Load::S3(batch)) => {
+                // The assignments are durable before any object is written: every later attempt
+                // writes the same objects.
+                if !batch.assigned.is_empty() {
+                    match self.settle(tenant, lease, batch.assigned, Round::Progress).await {
+                        Round::Progress => {}
+                        other => return other,
+                    }
+                }
+                s3::send(&client, tenant, batch.objects).await
+            }
             // The tenant changed destination between taking the batch and sending it: take again.
             _ => return Round::Retry,
         };
@@ -514,7 +567,7 @@ impl Deliverer {
                     }
                 }
                 Outcome::Retry { .. } => retry = true,
-                Outcome::Dead { .. } => {}
+                Outcome::Dead { .. } | Outcome::Assigned { .. } => {}
             }
         }
         outcomes.extend(sent.outcomes);
@@ -533,7 +586,9 @@ impl Deliverer {
         let fits = |sink: &Sink| {
             matches!(
                 (sink, &tenant.destination),
-                (Sink::Lake(_), Destination::CloudtrailLake) | (Sink::Logs(_), Destination::CloudwatchLogs { .. })
+                (Sink::Lake(_), Destination::CloudtrailLake)
+                    | (Sink::Logs(_), Destination::CloudwatchLogs { .. })
+                    | (Sink::S3(_), Destination::S3 { .. })
             )
         };
         if let Some((cached_key, region, sink)) = clients.get(&tenant.id)
@@ -545,7 +600,7 @@ impl Deliverer {
         }
         // The two SDKs' configurations have the same settings under different types.
         macro_rules! config {
-            ($sdk:ident) => {{
+            ($sdk:ident $(, $setting:ident($value:expr))*) => {{
                 let mut config = $sdk::Config::builder()
                     .behavior_version(BehaviorVersion::latest())
                     .region(Region::new(tenant.region().to_owned()))
@@ -558,7 +613,7 @@ impl Deliverer {
                             .build(),
                     );
                 if let Some(endpoint) = &self.config.endpoint_url {
-                    config = config.endpoint_url(endpoint);
+                    config = config.endpoint_url(endpoint)$(.$setting($value))*;
                 }
                 config.build()
             }};
@@ -570,6 +625,8 @@ impl Deliverer {
             Destination::CloudwatchLogs { .. } => {
                 Sink::Logs(aws_sdk_cloudwatchlogs::Client::from_conf(config!(aws_sdk_cloudwatchlogs)))
             }
+            // An endpoint of one's own (the local lake) is addressed by path, not by bucket host.
+            Destination::S3 { .. } => Sink::S3(aws_sdk_s3::Client::from_conf(config!(aws_sdk_s3, force_path_style(true)))),
         };
         clients.insert(tenant.id.clone(), (key, tenant.region().to_owned(), sink.clone()));
         sink
@@ -585,6 +642,7 @@ impl Deliverer {
                 Outcome::Delivered { .. } => delivered += 1,
                 Outcome::Dead { .. } => failed += 1,
                 Outcome::Retry { .. } => retried += 1,
+                Outcome::Assigned { .. } => {}
             }
         }
         // The events were sent: their outcomes must be recorded, or they would be sent again (and

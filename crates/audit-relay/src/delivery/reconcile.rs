@@ -46,6 +46,11 @@ const LOOKUP_TIMEOUT: Duration = Duration::from_secs(120);
 impl Deliverer {
     /// Records as delivered the tenant's pending events its store already holds (see the module).
     pub(super) async fn reconcile(&self, tenant: &Tenant, lease: &Lease) {
+        if matches!(tenant.destination, Destination::S3 { .. }) {
+            // Nothing to look up: objects in flight were assigned first, and are written again
+            // under the same keys (`s3`).
+            return;
+        }
         if !matches!(tenant.delivery, DeliveryMode::AssumeRole { .. }) {
             tracing::warn!(
                 tenant = %tenant.id,
@@ -57,6 +62,7 @@ impl Deliverer {
         let per_batch = match tenant.destination {
             Destination::CloudtrailLake => audit_event::limits::MAX_EVENTS_PER_REQUEST,
             Destination::CloudwatchLogs { .. } => super::logs::MAX_PENDING,
+            Destination::S3 { .. } => return,
         };
         let limit = self.config.concurrency.max(1) * per_batch;
         let suspects = match self.store.pending(&tenant.id, 0, limit).await {

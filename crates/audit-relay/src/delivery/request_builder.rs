@@ -57,6 +57,7 @@ mod tests {
                 event_data: format!("{{\"p\":\"{}\"}}", "x".repeat(data_len)),
                 attempts: 0,
                 accepted_ms: 0,
+                object: None,
             })
             .collect()
     }

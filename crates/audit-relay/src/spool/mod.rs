@@ -163,6 +163,8 @@ pub struct Pending {
     pub attempts: u32,
     /// When it was accepted, milliseconds since the epoch.
     pub accepted_ms: i64,
+    /// The object it was assigned to ([`Outcome::Assigned`], S3), if it was.
+    pub object: Option<String>,
 }
 
 /// The outcome of delivering one event.
@@ -191,13 +193,27 @@ pub enum Outcome {
         /// Why.
         code: String,
     },
+    /// Still pending, assigned to the object (an S3 key) it is delivered in, recorded before the
+    /// object is first written: every later attempt writes that object again with the same events,
+    /// so a retried or re-sent object replaces itself and never holds an event a second object
+    /// holds. (Kept in the event's `event_id`, which a delivered event then overwrites with the
+    /// same key.)
+    Assigned {
+        /// The spool position.
+        seq: i64,
+        /// The object's key.
+        object: String,
+    },
 }
 
 impl Outcome {
     /// The spool position it settles.
     pub fn seq(&self) -> i64 {
         match self {
-            Outcome::Delivered { seq, .. } | Outcome::Dead { seq, .. } | Outcome::Retry { seq, .. } => *seq,
+            Outcome::Delivered { seq, .. }
+            | Outcome::Dead { seq, .. }
+            | Outcome::Retry { seq, .. }
+            | Outcome::Assigned { seq, .. } => *seq,
         }
     }
 }
@@ -471,7 +487,7 @@ impl Spool {
     pub fn pending(&self, tenant: &str, after: i64, limit: usize) -> Result<Vec<Pending>, SpoolError> {
         let conn = self.reader.lock().expect("spool reader lock");
         let mut stmt = conn.prepare_cached(
-            "SELECT e.seq, e.entry_id, e.log_offset, p.data, e.attempts, e.accepted_ms FROM events e LEFT JOIN payloads p ON p.seq = e.seq
+            "SELECT e.seq, e.entry_id, e.log_offset, p.data, e.attempts, e.accepted_ms, e.event_id FROM events e LEFT JOIN payloads p ON p.seq = e.seq
              WHERE e.tenant = ?1 AND e.state = 0 AND e.seq > ?2 ORDER BY e.seq LIMIT ?3",
         )?;
         let rows = stmt.query_map(params![tenant, after, limit as i64], |row| {
@@ -482,6 +498,7 @@ impl Spool {
                 row.get::<_, Option<Vec<u8>>>(3)?,
                 row.get::<_, u32>(4)?,
                 row.get::<_, i64>(5)?,
+                row.get::<_, Option<String>>(6)?,
             ))
         })?;
         let rows: Vec<_> = rows.collect::<Result<_, _>>()?;
@@ -489,9 +506,9 @@ impl Spool {
         drop(conn);
         let mut out = Vec::with_capacity(rows.len());
         let mut log = self.log.lock().expect("spool log reader lock");
-        for (seq, entry_id, offset, data, attempts, accepted_ms) in rows {
+        for (seq, entry_id, offset, data, attempts, accepted_ms, object) in rows {
             let event_data = payload(&mut log, seq, offset, data.as_deref())?;
-            out.push(Pending { seq, entry_id, event_data, attempts, accepted_ms });
+            out.push(Pending { seq, entry_id, event_data, attempts, accepted_ms, object });
         }
         Ok(out)
     }
@@ -523,7 +540,7 @@ impl Spool {
         };
         let conn = self.reader.lock().expect("spool reader lock");
         let mut stmt = conn.prepare_cached(
-            "SELECT entry_id, state, event_id, attempts, error_code, error_message, accepted_ms FROM events
+            "SELECT entry_id, state, CASE WHEN state = 1 THEN event_id END, attempts, error_code, error_message, accepted_ms FROM events
              WHERE seq = ?1 AND tenant = ?2 AND source = ?3 AND uid = ?4",
         )?;
         let row = confirm(&mut stmt, candidates, key, |row| {
@@ -928,6 +945,7 @@ fn commit(
             let mut retry = tx.prepare_cached(
                 "UPDATE events SET attempts = attempts + 1, error_code = ?2 WHERE seq = ?1 AND state = 0",
             )?;
+            let mut assign = tx.prepare_cached("UPDATE events SET event_id = ?2 WHERE seq = ?1 AND state = 0")?;
             let now = now_ms();
             for job in batch {
                 match job {
@@ -996,6 +1014,10 @@ fn commit(
                                     retry.execute(params![seq, code])?;
                                     None
                                 }
+                                Outcome::Assigned { seq, object } => {
+                                    assign.execute(params![seq, object])?;
+                                    None
+                                }
                             };
                             if let Some(tenant) = settled {
                                 *changes.entry(tenant).or_default() -= 1;
@@ -1005,7 +1027,8 @@ fn commit(
                     }
                     Job::Replay { tenant, .. } => {
                         let n = tx.execute(
-                            "UPDATE events SET state = 0, error_code = NULL, error_message = NULL, settled_ms = NULL WHERE tenant = ?1 AND state = 2",
+                            "UPDATE events SET state = 0, error_code = NULL, error_message = NULL, settled_ms = NULL, event_id = NULL
+                             WHERE tenant = ?1 AND state = 2",
                             params![tenant],
                         )?;
                         *changes.entry(tenant.clone()).or_default() += n as i64;

@@ -577,6 +577,7 @@ impl Storage for PgStore {
         let (mut delivered, mut delivered_ids) = (Vec::new(), Vec::new());
         let (mut dead, mut dead_codes, mut dead_messages) = (Vec::new(), Vec::new(), Vec::new());
         let (mut retry, mut retry_codes) = (Vec::new(), Vec::new());
+        let (mut assigned, mut objects) = (Vec::new(), Vec::new());
         for outcome in outcomes.iter() {
             match outcome {
                 Outcome::Delivered { seq, event_id } => {
@@ -591,6 +592,10 @@ impl Storage for PgStore {
                 Outcome::Retry { seq, code } => {
                     retry.push(*seq);
                     retry_codes.push(code.as_str());
+                }
+                Outcome::Assigned { seq, object } => {
+                    assigned.push(*seq);
+                    objects.push(object.as_str());
                 }
             }
         }
@@ -646,6 +651,16 @@ impl Storage for PgStore {
                 .map_err(pg)?;
             tx.execute(&stmt, &[&retry, &retry_codes]).await.map_err(pg)?;
         }
+        if !assigned.is_empty() {
+            let stmt = tx
+                .prepare_cached(
+                    "UPDATE events SET event_id = ($2::text[])[array_position($1::bigint[], seq)]
+                     WHERE seq = ANY($1::bigint[]) AND state < 1",
+                )
+                .await
+                .map_err(pg)?;
+            tx.execute(&stmt, &[&assigned, &objects]).await.map_err(pg)?;
+        }
         tx.commit().await.map_err(pg)
     }
 
@@ -653,7 +668,7 @@ impl Storage for PgStore {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(
-                "SELECT seq, entry_id, payload, attempts, accepted_ms FROM events
+                "SELECT seq, entry_id, payload, attempts, accepted_ms, event_id FROM events
                  WHERE tenant = $1 AND state = 0 AND seq > $2 ORDER BY seq LIMIT $3",
             )
             .await
@@ -670,6 +685,7 @@ impl Storage for PgStore {
                         .ok_or_else(|| SpoolError::Corrupt(format!("pending event {seq} has no payload")))?,
                     attempts: r.get::<_, i32>(3) as u32,
                     accepted_ms: r.get(4),
+                    object: r.get(5),
                 })
             })
             .collect()
@@ -691,7 +707,7 @@ impl Storage for PgStore {
         let client = self.client().await?;
         let row = client
             .query_opt(
-                "SELECT entry_id, state, event_id, attempts, error_code, error_message, accepted_ms FROM events
+                "SELECT entry_id, state, CASE WHEN state = 1 THEN event_id END, attempts, error_code, error_message, accepted_ms FROM events
                  WHERE tenant = $1 AND source = $2 AND uid = $3",
                 &[&tenant, &source, &uid],
             )
@@ -738,7 +754,7 @@ impl Storage for PgStore {
         let client = self.client().await?;
         client
             .execute(
-                "UPDATE events SET state = 0, error_code = NULL, error_message = NULL, settled_ms = NULL
+                "UPDATE events SET state = 0, error_code = NULL, error_message = NULL, settled_ms = NULL, event_id = NULL
                  WHERE tenant = $1 AND state = 2",
                 &[&tenant],
             )

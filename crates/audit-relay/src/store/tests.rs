@@ -183,6 +183,39 @@ async fn outcomes_settle_deliver_dead_letter_and_retry_and_dead_letters_replay(s
     assert!(store.dead_letters("t1", 10).await.unwrap().is_empty());
 }
 
+on_both!(events_assigned_to_an_object_stay_pending_with_it_and_a_replay_forgets_it);
+async fn events_assigned_to_an_object_stay_pending_with_it_and_a_replay_forgets_it(store: Store) {
+    store.put_tenant(&tenant("t1")).await.unwrap();
+    store.append(vec![event("t1", "a"), event("t1", "b"), event("t1", "c")]).await.unwrap();
+    let seqs: Vec<i64> = store.pending("t1", 0, 10).await.unwrap().iter().map(|p| p.seq).collect();
+    let lease = lease(store.as_ref(), "t1").await;
+    let assign = |seq: i64| Outcome::Assigned { seq, object: "k/1-2.json.gz".into() };
+    store.settle(&lease, vec![assign(seqs[0]), assign(seqs[1])].into()).await.unwrap();
+    let objects: Vec<Option<String>> = store.pending("t1", 0, 10).await.unwrap().into_iter().map(|p| p.object).collect();
+    assert_eq!(objects, [Some("k/1-2.json.gz".to_owned()), Some("k/1-2.json.gz".to_owned()), None]);
+    // Still pending, with no event id to show.
+    let status = store.status("t1", SOURCE, "a").await.unwrap().unwrap();
+    assert_eq!((status.state, status.event_id), (State::Pending, None));
+    store
+        .settle(
+            &lease,
+            vec![
+                Outcome::Delivered { seq: seqs[0], event_id: "k/1-2.json.gz".into() },
+                Outcome::Dead { seq: seqs[1], code: "EncodingFailed".into(), message: "no".into() },
+            ]
+            .into(),
+        )
+        .await
+        .unwrap();
+    let status = store.status("t1", SOURCE, "a").await.unwrap().unwrap();
+    assert_eq!((status.state, status.event_id.as_deref()), (State::Delivered, Some("k/1-2.json.gz")));
+    // A replayed dead letter belongs to no object any more: it goes into a new one.
+    assert_eq!(store.replay("t1").await.unwrap(), 1);
+    let objects: Vec<(i64, Option<String>)> =
+        store.pending("t1", 0, 10).await.unwrap().into_iter().map(|p| (p.seq, p.object)).collect();
+    assert_eq!(objects, [(seqs[1], None), (seqs[2], None)]);
+}
+
 on_both!(delivered_events_are_forgotten_after_their_retention_and_nothing_else_is);
 async fn delivered_events_are_forgotten_after_their_retention_and_nothing_else_is(store: Store) {
     store.put_tenant(&tenant("t1")).await.unwrap();
