@@ -325,7 +325,13 @@ pub(crate) struct TemplateArgs {
     /// The log group's ARN, when it exists [default: a placeholder] (cloudwatch-logs).
     #[arg(long)]
     pub(crate) log_group_arn: Option<String>,
-    /// Print only one document (cloudwatch-logs has no seed-policy or channel-policy).
+    /// The bucket's name, when it exists [default: a placeholder] (s3).
+    #[arg(long)]
+    pub(crate) bucket: Option<String>,
+    /// The key prefix Klarity may write under (s3).
+    #[arg(long, default_value = "klarity-audit/")]
+    pub(crate) prefix: String,
+    /// Print only one document (cloudwatch-logs and s3 have no seed-policy or channel-policy).
     #[arg(long, value_parser = ["trust-policy", "least-privilege-policy", "seed-policy", "cloudformation", "channel-policy"])]
     pub(crate) only: Option<String>,
 }
@@ -340,18 +346,24 @@ pub(crate) enum DeliveryModeArg {
 
 #[derive(Debug, Args)]
 pub(crate) struct ApplyArgs {
-    /// Where Klarity delivers: a CloudTrail Lake event data store and channel, or a CloudWatch Logs
-    /// log group.
+    /// Where Klarity delivers: a CloudTrail Lake event data store and channel, a CloudWatch Logs
+    /// log group, or an S3 bucket.
     #[arg(long, value_enum, default_value = "cloudtrail-lake")]
     pub(crate) destination: DestinationKind,
+    /// The bucket (s3) [default: klarity-audit-ACCOUNT-REGION].
+    #[arg(long)]
+    pub(crate) bucket: Option<String>,
+    /// The key prefix Klarity may write under (s3).
+    #[arg(long, default_value = "klarity-audit/")]
+    pub(crate) prefix: String,
     /// How Klarity reaches the channel (CloudWatch Logs: role only).
     #[arg(long, value_enum, default_value_t = DeliveryModeArg::Role)]
     pub(crate) mode: DeliveryModeArg,
     /// Name of the event data store and of the channel, or of the log group.
     #[arg(long, default_value = "klarity")]
     pub(crate) name: String,
-    /// Name of the role (role mode) [default: KlarityCloudTrailIntegration, or
-    /// KlarityCloudWatchLogsIntegration for CloudWatch Logs].
+    /// Name of the role (role mode) [default: KlarityCloudTrailIntegration,
+    /// KlarityCloudWatchLogsIntegration for CloudWatch Logs, KlarityS3Integration for S3].
     #[arg(long)]
     pub(crate) role_name: Option<String>,
     /// The external ID [default: the one already in place, or a new one].
@@ -565,24 +577,19 @@ pub(crate) struct TenantsArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum TenantsCommand {
-    /// Register a tenant from the values the customer hands over: the channel ARN (CloudTrail Lake)
-    /// or the log group ARN (CloudWatch Logs), the role ARN and the external ID.
+    /// Register a tenant from the values the customer hands over: the channel ARN (CloudTrail
+    /// Lake), the log group ARN (CloudWatch Logs) or the bucket (S3); the role ARN and the external
+    /// ID.
+    ///
+    /// Examples:
+    ///   tenants add acme --channel-arn arn:aws:cloudtrail:eu-west-1:123456789012:channel/ID --role-arn ARN --external-id X
+    ///   tenants add acme --log-group-arn arn:aws:logs:eu-west-1:123456789012:log-group:klarity-audit --role-arn ARN --external-id X
+    ///   tenants add acme --bucket-arn arn:aws:s3:::acme-audit --region eu-west-1 --format ocsf-parquet --role-arn ARN --external-id X
     Add {
         /// The tenant's id (a-z, 0-9, '-').
         id: String,
-        /// Where its events go [default: cloudwatch-logs when --log-group-arn is given, else
-        /// cloudtrail-lake].
-        #[arg(long, value_enum)]
-        destination: Option<DestinationKind>,
-        /// The customer's channel ARN (cloudtrail-lake).
-        #[arg(long, conflicts_with = "log_group_arn", required_unless_present = "log_group_arn")]
-        channel_arn: Option<String>,
-        /// The customer's log group ARN, arn:aws:logs:REGION:ACCOUNT:log-group:NAME (cloudwatch-logs).
-        #[arg(long)]
-        log_group_arn: Option<String>,
-        /// The log stream in that group, made when missing (cloudwatch-logs).
-        #[arg(long, default_value = "klarity-audit", requires = "log_group_arn")]
-        log_stream: String,
+        #[command(flatten)]
+        to: DestinationArgs,
         /// The customer's role to assume (role mode).
         #[arg(long, conflicts_with = "resource_policy")]
         role_arn: Option<String>,
@@ -626,18 +633,8 @@ pub(crate) enum TenantsCommand {
     Update {
         /// The tenant's id.
         id: String,
-        /// Move the tenant to this destination (give its ARN too).
-        #[arg(long, value_enum, requires = "new_arn")]
-        destination: Option<DestinationKind>,
-        /// The customer's new channel ARN (cloudtrail-lake).
-        #[arg(long, group = "new_arn", conflicts_with = "log_group_arn")]
-        channel_arn: Option<String>,
-        /// The customer's new log group ARN (cloudwatch-logs).
-        #[arg(long, group = "new_arn")]
-        log_group_arn: Option<String>,
-        /// The new log stream (cloudwatch-logs).
-        #[arg(long)]
-        log_stream: Option<String>,
+        #[command(flatten)]
+        to: DestinationArgs,
         /// The new external ID ("" removes it).
         #[arg(long)]
         external_id: Option<String>,
@@ -663,6 +660,45 @@ pub(crate) enum TenantsCommand {
     },
 }
 
+/// Where a tenant's events go (for `tenants update`: what changes; settings not given stay).
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct DestinationArgs {
+    /// Where its events go [default: inferred from the ARN given: cloudwatch-logs with
+    /// --log-group-arn, s3 with --bucket-arn, else cloudtrail-lake].
+    #[arg(long, value_enum)]
+    pub(crate) destination: Option<DestinationKind>,
+    /// The customer's channel ARN (cloudtrail-lake).
+    #[arg(long)]
+    pub(crate) channel_arn: Option<String>,
+    /// The customer's log group ARN, arn:aws:logs:REGION:ACCOUNT:log-group:NAME (cloudwatch-logs).
+    #[arg(long)]
+    pub(crate) log_group_arn: Option<String>,
+    /// The log stream in that group, made when missing (cloudwatch-logs) [default: klarity-audit].
+    #[arg(long)]
+    pub(crate) log_stream: Option<String>,
+    /// The customer's bucket, arn:aws:s3:::NAME or NAME (s3).
+    #[arg(long)]
+    pub(crate) bucket_arn: Option<String>,
+    /// The bucket's region (s3).
+    #[arg(long)]
+    pub(crate) region: Option<String>,
+    /// The account that owns the bucket: every event's recipientAccountId (s3) [default: the
+    /// role's account].
+    #[arg(long)]
+    pub(crate) account: Option<String>,
+    /// Where the keys start, empty or ending in '/' (s3) [default: klarity-audit/ for ndjson,
+    /// none for ocsf-parquet, whose keys start with ext/ as Security Lake's custom sources do].
+    #[arg(long)]
+    pub(crate) prefix: Option<String>,
+    /// How events are written (s3) [default: ndjson].
+    #[arg(long, value_enum)]
+    pub(crate) format: Option<FormatKind>,
+    /// Seconds the oldest waiting event waits before its object is written, unless 10,000 events
+    /// fill one first (s3) [default: 300].
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) rollover: Option<u64>,
+}
+
 /// Where a tenant's events go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum DestinationKind {
@@ -670,6 +706,18 @@ pub(crate) enum DestinationKind {
     CloudtrailLake,
     /// CloudWatch Logs: PutLogEvents into the customer's log group.
     CloudwatchLogs,
+    /// S3: objects (PutObject) in the customer's bucket, rolled over by size and time.
+    S3,
+}
+
+/// How an S3 tenant's events are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FormatKind {
+    /// One event's JSON per line, gzip, under PREFIX source=EVENT_SOURCE/eventDay=YYYYMMDD/.
+    Ndjson,
+    /// OCSF 1.3 API Activity (class 6003), zstd Parquet, in Amazon Security Lake's custom-source
+    /// layout: PREFIX ext/SOURCE/region=REGION/accountId=ACCOUNT/eventDay=YYYYMMDD/.
+    OcsfParquet,
 }
 
 #[derive(Debug, Args)]

@@ -767,6 +767,22 @@ impl Store {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    /// Calls `each` with every object of `bucket` (key and bytes), in key order, in the database at
+    /// `path`; returns how many there are. Opens its own read connection; safe while the lake runs.
+    pub fn scan_objects(path: &Path, bucket: &str, mut each: impl FnMut(&str, &[u8])) -> Result<u64, LakeError> {
+        let conn = open_connection(path)?;
+        let mut stmt = conn.prepare("SELECT key, data FROM s3_objects WHERE bucket = ?1 ORDER BY key")?;
+        let mut rows = stmt.query(params![bucket])?;
+        let mut n = 0;
+        while let Some(row) = rows.next()? {
+            let key: String = row.get(0)?;
+            let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            each(&key, data);
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Reads the stored records of an event data store (by id) in ingestion order, calling `each`
     /// with every record's JSON. Opens its own read connection; safe while the lake runs.
     pub fn scan_store(path: &Path, store_id: &str, mut each: impl FnMut(&str) -> bool) -> Result<u64, LakeError> {

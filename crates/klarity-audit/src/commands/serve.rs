@@ -10,9 +10,12 @@
 //!    external ID;
 //! 3. the same customer gets, through `onboard apply --destination cloudwatch-logs`, a log group
 //!    `klarity-audit` and `KlarityCloudWatchLogsIntegration` trusting the vendor likewise;
-//! 4. the relay gets the tenants `demo` (CloudTrail Lake) and `demo-logs` (CloudWatch Logs), both
-//!    in role mode through the proxy role, an app token per application of the catalog for both,
-//!    and an admin token.
+//! 4. the same customer gets, through `onboard apply --destination s3`, a bucket
+//!    `klarity-audit-demo` and `KlarityS3Integration`, allowed only to put objects under
+//!    `klarity-audit/`, trusting the vendor likewise;
+//! 5. the relay gets the tenants `demo` (CloudTrail Lake), `demo-logs` (CloudWatch Logs) and
+//!    `demo-s3` (S3, NDJSON objects rolled over every 10 seconds), all in role mode through the proxy
+//!    role, an app token per application of the catalog for all three, and an admin token.
 //!
 //! What was made is kept in `serve.json` (readable by the owner only), so a second start reuses
 //! everything. The tokens and the proxy user's secret key are printed once, when they are made,
@@ -23,7 +26,7 @@
 use std::{io::Write, path::Path, process::ExitCode};
 
 use anyhow::{Context, bail};
-use audit_relay::registry::{DeliveryMode, Destination, Grant, Registry, Tenant};
+use audit_relay::registry::{DeliveryMode, Destination, Grant, ObjectFormat, Registry, Tenant};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
@@ -46,6 +49,13 @@ const LOGS_TENANT: &str = "demo-logs";
 /// The demo customer's log group, and the stream the relay writes.
 const LOG_GROUP: &str = "klarity-audit";
 const LOG_STREAM: &str = "klarity-audit";
+
+/// The demo tenant delivering to S3, its bucket and prefix, and how often its objects roll over
+/// (a demo shows its objects soon; the default is 5 minutes).
+const S3_TENANT: &str = "demo-s3";
+const BUCKET: &str = "klarity-audit-demo";
+const PREFIX: &str = "klarity-audit/";
+const S3_ROLLOVER_SECS: u64 = 10;
 
 /// The vendor's proxy role.
 const PROXY_ROLE: &str = "KlarityProxy";
@@ -76,6 +86,12 @@ struct World {
     logs_role_arn: String,
     #[serde(default)]
     log_group_arn: String,
+    /// The S3 side: the customer's role and bucket (empty in a file from before it existed; made
+    /// at the next start).
+    #[serde(default)]
+    s3_role_arn: String,
+    #[serde(default)]
+    bucket_arn: String,
     /// Each app token's first characters, by event source, to recognise it by.
     #[serde(default)]
     token_hints: Vec<(String, String)>,
@@ -177,6 +193,10 @@ async fn serve(args: &ServeArgs, catalog: audit_event::Catalog) -> anyhow::Resul
         logs_customer(&lake_url, &mut world).await.context("setting up the demo CloudWatch Logs destination")?;
         write_world(&state_path, &world)?;
     }
+    if world.bucket_arn.is_empty() {
+        s3_customer(&lake_url, &mut world).await.context("setting up the demo S3 destination")?;
+        write_world(&state_path, &world)?;
+    }
     register_tenants(&registry, &world, &catalog)?;
     let user_secret = if world.proxy_user_key_id.is_empty() {
         let secret = proxy_user(&lake_url, &mut world).await.context("making the vendor's proxy user")?;
@@ -264,6 +284,8 @@ async fn bootstrap(
         verify_permissions: true,
         channel_source: audit_lake::ops::trail::NORDCLOUD_SOURCE.into(),
         destination: DestinationKind::CloudtrailLake,
+        bucket: None,
+        prefix: String::new(),
     };
     let handover = onboard::apply(&target, &customer, &plan).await?;
 
@@ -277,19 +299,22 @@ async fn bootstrap(
         channel_arn: handover.channel_arn.unwrap_or_default(),
         logs_role_arn: String::new(),
         log_group_arn: String::new(),
+        s3_role_arn: String::new(),
+        bucket_arn: String::new(),
         token_hints: Vec::new(),
         admin_token_sha256: sha256_hex(admin_token),
         tokens: Vec::new(),
         admin_token: None,
     };
     logs_customer(lake_url, &mut world).await?;
+    s3_customer(lake_url, &mut world).await?;
     register_tenants(registry, &world, catalog)?;
     let mut tokens = Vec::new();
     for app in catalog.applications() {
         let grant = Grant {
             name: format!("demo {}", app.name),
             source: app.event_source.clone(),
-            tenants: vec![TENANT.into(), LOGS_TENANT.into()],
+            tenants: vec![TENANT.into(), LOGS_TENANT.into(), S3_TENANT.into()],
         };
         let token = registry.issue_token(&grant)?;
         world.token_hints.push((app.event_source.clone(), hint(&token)));
@@ -352,10 +377,35 @@ async fn logs_customer(lake_url: &str, world: &mut World) -> anyhow::Result<()> 
         verify_permissions: true,
         channel_source: String::new(),
         destination: DestinationKind::CloudwatchLogs,
+        bucket: None,
+        prefix: String::new(),
     };
     let handover = onboard::apply(&target, &customer, &plan).await?;
     world.logs_role_arn = handover.role_arn.unwrap_or_default();
     world.log_group_arn = handover.log_group_arn.unwrap_or_default();
+    Ok(())
+}
+
+/// The demo customer's S3 side, as `onboard apply --destination s3` makes it, trusting the vendor
+/// with the same external ID.
+async fn s3_customer(lake_url: &str, world: &mut World) -> anyhow::Result<()> {
+    let target = Target { endpoint: Some(lake_url.to_owned()), region: "us-east-1".into() };
+    let customer =
+        Keys::local(audit_lake::config::CUSTOMER_ACCESS_KEY_ID, audit_lake::config::CUSTOMER_SECRET_ACCESS_KEY);
+    let plan = onboard::Plan {
+        name: BUCKET.into(),
+        role_name: Some(onboard::documents::S3_ROLE_NAME.into()),
+        external_id: Some(world.external_id.clone()),
+        vendor_account: audit_lake::config::VENDOR_ACCOUNT.into(),
+        verify_permissions: false,
+        channel_source: String::new(),
+        destination: DestinationKind::S3,
+        bucket: Some(BUCKET.into()),
+        prefix: PREFIX.into(),
+    };
+    let handover = onboard::apply(&target, &customer, &plan).await?;
+    world.s3_role_arn = handover.role_arn.unwrap_or_default();
+    world.bucket_arn = handover.bucket_arn.unwrap_or_default();
     Ok(())
 }
 
@@ -369,6 +419,18 @@ fn register_tenants(registry: &Registry, world: &World, catalog: &audit_event::C
             &world.log_group_arn,
             Destination::CloudwatchLogs { log_stream: LOG_STREAM.into() },
             &world.logs_role_arn,
+        ),
+        (
+            S3_TENANT,
+            &world.bucket_arn,
+            Destination::S3 {
+                region: "us-east-1".into(),
+                account: audit_lake::config::CUSTOMER_ACCOUNT.into(),
+                prefix: PREFIX.into(),
+                format: ObjectFormat::Ndjson,
+                rollover_secs: S3_ROLLOVER_SECS,
+            },
+            &world.s3_role_arn,
         ),
     ];
     for (id, arn, destination, role_arn) in tenants {
@@ -466,6 +528,8 @@ fn print_welcome(
     )?;
     writeln!(out, "    log group        {} (CloudWatch Logs)", world.log_group_arn)?;
     writeln!(out, "    role             {} (writes into the log group; same trust)", world.logs_role_arn)?;
+    writeln!(out, "    bucket           {} (S3, objects under {PREFIX})", world.bucket_arn)?;
+    writeln!(out, "    role             {} (puts objects under the prefix only; same trust)", world.s3_role_arn)?;
     writeln!(out, "  vendor proxy user {} (may only assume the proxy role)", world.proxy_user_arn)?;
     match user_secret {
         Some(secret) => writeln!(
@@ -481,6 +545,10 @@ fn print_welcome(
     }
     writeln!(out, "  relay tenant {TENANT}: into the channel, assuming the role through the proxy role")?;
     writeln!(out, "  relay tenant {LOGS_TENANT}: into the log group (stream {LOG_STREAM}), likewise")?;
+    writeln!(
+        out,
+        "  relay tenant {S3_TENANT}: NDJSON objects (gzip) into the bucket, likewise, rolled over every {S3_ROLLOVER_SECS} s"
+    )?;
     if secrets.is_some() {
         writeln!(out, "  app tokens (shown this once: the relay keeps only their hashes; note them now):")?;
     } else {
@@ -544,6 +612,22 @@ fn print_welcome(
         out,
         "  AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} aws logs get-log-events --endpoint-url {lake_url} --region us-east-1 \\\n    \
          --log-group-name {LOG_GROUP} --log-stream-name {LOG_STREAM}",
+        audit_lake::config::CUSTOMER_ACCESS_KEY_ID,
+        audit_lake::config::CUSTOMER_SECRET_ACCESS_KEY
+    )?;
+    writeln!(
+        out,
+        "Send it to S3, and read the object back with the AWS CLI as the customer (objects roll over every {S3_ROLLOVER_SECS} s):"
+    )?;
+    writeln!(
+        out,
+        "  curl -X POST {relay_url}/v1/tenants/{S3_TENANT}/events -H 'Authorization: Bearer {}' -H 'content-type: application/json' -d '{example}'",
+        world.token_for(secrets, source)
+    )?;
+    writeln!(
+        out,
+        "  AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} aws s3 cp --recursive --endpoint-url {lake_url} --region us-east-1 \\\n    \
+         s3://{BUCKET}/{PREFIX} klarity-s3 && find klarity-s3 -name '*.json.gz' -exec gzip -dc {{}} +",
         audit_lake::config::CUSTOMER_ACCESS_KEY_ID,
         audit_lake::config::CUSTOMER_SECRET_ACCESS_KEY
     )?;

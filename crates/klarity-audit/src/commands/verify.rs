@@ -23,6 +23,7 @@ pub(crate) fn run(tenant: &Tenant, config: &RelayConfig) -> anyhow::Result<ExitC
             let place = match tenant.destination {
                 Destination::CloudtrailLake => "its channel",
                 Destination::CloudwatchLogs { .. } => "its log group",
+                Destination::S3 { .. } => "its bucket",
             };
             writeln!(out, "Tenant {} works: events reach {place}.", tenant.id)?;
             Ok(ExitCode::SUCCESS)
@@ -94,6 +95,15 @@ async fn verify(tenant: &Tenant, config: &RelayConfig) -> Verdict {
         let logs = client!(aws_sdk_cloudwatchlogs, &target, &keys);
         let group = tenant.log_group().unwrap_or_default();
         return match verify_logs(&logs, tenant, group, log_stream, now.unix_millis(), event_data).await {
+            Ok(check) => {
+                checks.push(check);
+                Verdict { checks, problem: None }
+            }
+            Err(problem) => fail(checks, problem),
+        };
+    }
+    if let Destination::S3 { .. } = &tenant.destination {
+        return match verify_s3(&target, &keys, tenant, event_data).await {
             Ok(check) => {
                 checks.push(check);
                 Verdict { checks, problem: None }
@@ -193,6 +203,57 @@ async fn verify(tenant: &Tenant, config: &RelayConfig) -> Verdict {
         }
     }
     Verdict { checks, problem: None }
+}
+
+/// The canary as an object of its own in an S3 tenant's bucket, in the tenant's format and layout.
+async fn verify_s3(target: &Target, keys: &Keys, tenant: &Tenant, event_data: String) -> Result<String, String> {
+    let role = match &tenant.delivery {
+        DeliveryMode::AssumeRole { role_arn, .. } => role_arn.clone(),
+        DeliveryMode::ResourcePolicy { .. } => "the relay's identity".into(),
+    };
+    let bucket = tenant.bucket().unwrap_or_default();
+    let entry_id = uuid::Uuid::now_v7().simple().to_string();
+    let (key, bytes, content_type) = audit_relay::delivery::s3::canary(tenant, &entry_id, event_data)
+        .map_err(|err| format!("building the canary object failed: {err}"))?;
+    let mut config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(target.region.clone()))
+        .credentials_provider(keys.provider());
+    if let Some(endpoint) = &target.endpoint {
+        config = config.endpoint_url(endpoint).force_path_style(true);
+    }
+    let s3 = aws_sdk_s3::Client::from_conf(config.build());
+    let sent = s3
+        .put_object()
+        .bucket(bucket)
+        .key(&key)
+        .content_type(content_type)
+        .body(aws_sdk_s3::primitives::ByteStream::from(bytes))
+        .send()
+        .await;
+    match sent {
+        Ok(_) => Ok(format!("PutObject wrote the canary to s3://{bucket}/{key}")),
+        Err(err) => {
+            let (code, message) = describe(&err);
+            Err(match code.as_str() {
+                "NoSuchBucket" => format!(
+                    "the bucket {bucket} does not exist ({code}): the customer must create it in {}, or give the \
+                     new one (`klarity-audit tenants update {} --bucket-arn …`)",
+                    tenant.region(),
+                    tenant.id
+                ),
+                "AccessDenied" | "AccessDeniedException" => format!(
+                    "{role} may not write s3://{bucket}/{key} ({code}: {message}): its policy must allow s3:PutObject \
+                     on arn:aws:s3:::{bucket}/{}*",
+                    match &tenant.destination {
+                        Destination::S3 { prefix, .. } => prefix.as_str(),
+                        _ => "",
+                    }
+                ),
+                _ => format!("PutObject failed: {message} ({code})"),
+            })
+        }
+    }
 }
 
 /// The canary into a CloudWatch Logs tenant's stream (made when missing, as delivery does).

@@ -172,6 +172,23 @@ pub(super) fn encode(tenant: &Tenant, object: &Object) -> Result<(Vec<u8>, &'sta
     }
 }
 
+/// A canary object (`tenants verify`): the event `event_data` as its own object, where and as the
+/// tenant's events are written; its key, bytes and content type.
+pub fn canary(tenant: &Tenant, entry_id: &str, event_data: String) -> Result<(String, Vec<u8>, &'static str), String> {
+    let pending = Pending {
+        seq: 0,
+        entry_id: entry_id.to_owned(),
+        event_data,
+        attempts: 0,
+        accepted_ms: audit_event::EventTime::now().unix_millis(),
+        object: None,
+    };
+    let batch = plan(tenant, vec![pending]);
+    let object = batch.objects.into_iter().next().ok_or("the tenant does not deliver to S3")?;
+    let (bytes, content_type) = encode(tenant, &object)?;
+    Ok((object.key, bytes, content_type))
+}
+
 /// Writes each object into the tenant's bucket, in order, and says what became of each event. A
 /// failure stops the batch: the objects after it are not written now and their events stay
 /// pending (with their assignment).

@@ -126,7 +126,10 @@ struct BenchTenant {
 /// The customer role bench tenants write into CloudWatch Logs through.
 const LOGS_ROLE: &str = "BenchLogsWriter";
 
-/// The role's external ID.
+/// The customer role bench tenants write into S3 through.
+const S3_ROLE: &str = "BenchObjectWriter";
+
+/// The roles' external ID.
 const LOGS_EXTERNAL_ID: &str = "bench-external-logs";
 
 async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, parts: &Parts) -> anyhow::Result<Report> {
@@ -162,27 +165,48 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
         ..Default::default()
     };
     let registry = audit_relay::store::open_directory(&base.engine()).await?;
-    let logs_role = match args.destination {
-        DestinationKind::CloudwatchLogs => Some(logs_role(&lake_endpoint).await?),
+    let customer_role = match args.destination {
+        DestinationKind::CloudwatchLogs => {
+            let groups = format!("arn:aws:logs:eu-west-1:{}:log-group:bench-*", audit_lake::config::CUSTOMER_ACCOUNT);
+            let permissions = crate::commands::onboard::documents::logs_policy(&groups, false);
+            Some(customer_role(&lake_endpoint, LOGS_ROLE, permissions).await?)
+        }
+        DestinationKind::S3 => {
+            let permissions = crate::commands::onboard::documents::s3_policy("bench-*", "bench/");
+            Some(customer_role(&lake_endpoint, S3_ROLE, permissions).await?)
+        }
         DestinationKind::CloudtrailLake => None,
     };
     let mut tenants = Vec::new();
     for n in 0..args.tenants {
         let id = format!("bench-{n}");
-        let (store_id, channel_arn, destination, delivery) = match &logs_role {
+        let (store_id, channel_arn, destination, delivery) = match &customer_role {
             Some(role_arn) => {
-                let group_arn = log_group(&lake_endpoint, &id).await?;
                 let delivery = DeliveryMode::AssumeRole {
                     role_arn: role_arn.clone(),
                     external_id: Some(LOGS_EXTERNAL_ID.into()),
                     proxy_role_arn: None,
                 };
-                (
-                    group_arn.clone(),
-                    group_arn,
-                    RelayDestination::CloudwatchLogs { log_stream: "bench".into() },
-                    delivery,
-                )
+                if args.destination == DestinationKind::S3 {
+                    bucket(&lake_endpoint, &id).await?;
+                    let destination = RelayDestination::S3 {
+                        region: "eu-west-1".into(),
+                        account: audit_lake::config::CUSTOMER_ACCOUNT.into(),
+                        prefix: "bench/".into(),
+                        format: audit_relay::registry::ObjectFormat::Ndjson,
+                        // Full objects go at once; the last of each tenant waits a second.
+                        rollover_secs: 1,
+                    };
+                    (id.clone(), format!("arn:aws:s3:::{id}"), destination, delivery)
+                } else {
+                    let group_arn = log_group(&lake_endpoint, &id).await?;
+                    (
+                        group_arn.clone(),
+                        group_arn,
+                        RelayDestination::CloudwatchLogs { log_stream: "bench".into() },
+                        delivery,
+                    )
+                }
             }
             None => {
                 // The baseline and boto3 take the first two sources.
@@ -324,6 +348,16 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
             total += match args.destination {
                 DestinationKind::CloudtrailLake => audit_lake::store::Store::scan_store(&db, &t.store_id, |_| true)?,
                 DestinationKind::CloudwatchLogs => audit_lake::store::Store::count_log_events(&db, &t.store_id)?,
+                DestinationKind::S3 => {
+                    let mut lines = 0u64;
+                    audit_lake::store::Store::scan_objects(&db, &t.store_id, |_, data| {
+                        let mut text = Vec::new();
+                        if std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(data), &mut text).is_ok() {
+                            lines += text.iter().filter(|b| **b == b'\n').count() as u64;
+                        }
+                    })?;
+                    lines
+                }
             };
         }
         total
@@ -412,9 +446,9 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
     }))
 }
 
-/// The customer's role for CloudWatch Logs: trusting the vendor with the external ID, allowed to
-/// write into the bench's log groups. Its ARN.
-async fn logs_role(endpoint: &str) -> anyhow::Result<String> {
+/// A role of the customer's (`name`): trusting the vendor with the external ID, with
+/// `permissions`. Its ARN.
+async fn customer_role(endpoint: &str, name: &str, permissions: serde_json::Value) -> anyhow::Result<String> {
     let target = crate::aws::Target { endpoint: Some(endpoint.to_owned()), region: "eu-west-1".into() };
     let customer = crate::aws::Keys::local(
         audit_lake::config::CUSTOMER_ACCESS_KEY_ID,
@@ -424,21 +458,46 @@ async fn logs_role(endpoint: &str) -> anyhow::Result<String> {
     let trust = crate::commands::onboard::documents::trust_policy(audit_lake::config::VENDOR_ACCOUNT, LOGS_EXTERNAL_ID);
     let role = iam
         .create_role()
-        .role_name(LOGS_ROLE)
+        .role_name(name)
         .assume_role_policy_document(trust.to_string())
         .send()
         .await
-        .context("creating the bench's CloudWatch Logs role")?;
-    let groups = format!("arn:aws:logs:eu-west-1:{}:log-group:bench-*", audit_lake::config::CUSTOMER_ACCOUNT);
-    let permissions = crate::commands::onboard::documents::logs_policy(&groups, false);
+        .with_context(|| format!("creating the bench's role {name}"))?;
     iam.put_role_policy()
-        .role_name(LOGS_ROLE)
+        .role_name(name)
         .policy_name("write")
         .policy_document(permissions.to_string())
         .send()
         .await
-        .context("giving the bench's CloudWatch Logs role its permissions")?;
+        .with_context(|| format!("giving the bench's role {name} its permissions"))?;
     Ok(role.role().map(|r| r.arn().to_owned()).unwrap_or_default())
+}
+
+/// A bucket of the customer account.
+async fn bucket(endpoint: &str, name: &str) -> anyhow::Result<()> {
+    let customer = crate::aws::Keys::local(
+        audit_lake::config::CUSTOMER_ACCESS_KEY_ID,
+        audit_lake::config::CUSTOMER_SECRET_ACCESS_KEY,
+    );
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("eu-west-1"))
+        .credentials_provider(customer.provider())
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+        .create_bucket()
+        .bucket(name)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
+                .build(),
+        )
+        .send()
+        .await
+        .with_context(|| format!("creating the bucket {name}"))?;
+    Ok(())
 }
 
 /// A log group of the customer account; its ARN.

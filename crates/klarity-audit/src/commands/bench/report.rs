@@ -231,6 +231,7 @@ impl Report {
                 destination: match i.args.destination {
                     crate::cli::DestinationKind::CloudtrailLake => "cloudtrail-lake",
                     crate::cli::DestinationKind::CloudwatchLogs => "cloudwatch-logs",
+                    crate::cli::DestinationKind::S3 => "s3",
                 },
             },
             ingest: Ingest {
@@ -326,7 +327,11 @@ impl Report {
             group(e.delivered),
             e.seconds,
             group(e.stored_in_lake),
-            if s.destination == "cloudwatch-logs" { "log groups" } else { "stores" }
+            match s.destination {
+                "cloudwatch-logs" => "log groups",
+                "s3" => "buckets",
+                _ => "stores",
+            }
         )?;
         if let (Some(seconds), Some(rate)) = (e.drain_seconds, e.drain_events_per_second) {
             writeln!(out, "    backlog drain     {:>12} events/s   ({seconds:.1} s)", group(rate as u64))?;

@@ -119,6 +119,76 @@ Outputs:
     )
 }
 
+/// The role's name for S3.
+pub(crate) const S3_ROLE_NAME: &str = "KlarityS3Integration";
+
+/// The inline policy the role gets from `onboard apply --destination s3`.
+pub(crate) const S3_POLICY_NAME: &str = "KlarityPutObjects";
+
+/// Least privilege for S3: `s3:PutObject` under the prefix of this bucket, nothing else (the relay
+/// never reads, lists or deletes: its keys are deterministic, so a re-sent object replaces itself).
+pub(crate) fn s3_policy(bucket: &str, prefix: &str) -> Value {
+    json!({"Version": "2012-10-17", "Statement": [{
+        "Sid": "PublishKlarityAuditObjects",
+        "Effect": "Allow",
+        "Action": "s3:PutObject",
+        "Resource": format!("arn:aws:s3:::{bucket}/{prefix}*")
+    }]})
+}
+
+/// A CloudFormation template for the S3 side: the bucket (private, encrypted, versioned) and the
+/// least-privilege role; its outputs are the values for Klarity.
+pub(crate) fn s3_cloudformation(vendor_account: &str, external_id: &str, prefix: &str) -> String {
+    let (parameters, trust) = (cloudformation_parameters(vendor_account, external_id), CLOUDFORMATION_TRUST);
+    format!(
+        r#"AWSTemplateFormatVersion: "2010-09-09"
+Description: >
+  Klarity open audit events into this account's S3: a private bucket, and a role Klarity may assume
+  (with the external ID) only to put objects under one prefix of it.
+{parameters}Resources:
+  KlarityBucket:
+    Type: AWS::S3::Bucket
+    Properties:
+      BucketEncryption:
+        ServerSideEncryptionConfiguration:
+          - ServerSideEncryptionByDefault:
+              SSEAlgorithm: AES256
+      PublicAccessBlockConfiguration:
+        BlockPublicAcls: true
+        BlockPublicPolicy: true
+        IgnorePublicAcls: true
+        RestrictPublicBuckets: true
+      VersioningConfiguration:
+        Status: Enabled
+  KlarityS3Role:
+    Type: AWS::IAM::Role
+    Properties:
+      RoleName: {S3_ROLE_NAME}
+{trust}      Policies:
+        - PolicyName: {S3_POLICY_NAME}
+          PolicyDocument:
+            Version: "2012-10-17"
+            Statement:
+              - Effect: Allow
+                Action: s3:PutObject
+                Resource: !Sub "${{KlarityBucket.Arn}}/{prefix}*"
+Outputs:
+  RoleArn:
+    Description: Hand to Klarity (role ARN)
+    Value: !GetAtt KlarityS3Role.Arn
+  ExternalId:
+    Description: Hand to Klarity (external ID)
+    Value: !Ref ExternalId
+  BucketArn:
+    Description: Hand to Klarity (bucket ARN; with the region and the prefix {prefix:?})
+    Value: !GetAtt KlarityBucket.Arn
+  Region:
+    Description: Hand to Klarity (the bucket's region)
+    Value: !Ref AWS::Region
+"#
+    )
+}
+
 /// The seed's `policy.json`: every CloudTrail Lake action on every resource. Broader than needed;
 /// shown for comparison with the least-privilege policy.
 pub(crate) fn seed_policy() -> Value {
@@ -320,6 +390,32 @@ mod tests {
         let template = logs_cloudformation("855341727128", "Kl4r1ty0123456789ab");
         assert!(template.contains("AWS::Logs::LogGroup") && template.contains("logs:PutLogEvents"));
         assert!(!template.contains("cloudtrail"));
+    }
+
+    #[test]
+    fn the_s3_policy_allows_putting_objects_under_its_prefix_only() {
+        use audit_lake::policy::{Decision, Policy, Request};
+        let policy = Policy::parse(&s3_policy("acme-audit", "klarity-audit/").to_string()).unwrap();
+        let decide = |action: &str, resource: &str| {
+            policy.evaluate(&Request {
+                principal_arn: "arn:aws:sts::123456789012:assumed-role/r/s",
+                principal_account: "123456789012",
+                principal_aliases: &[],
+                action,
+                resource,
+                context: Default::default(),
+            })
+        };
+        let key = "arn:aws:s3:::acme-audit/klarity-audit/source=x/eventDay=20261205/1-2-e.json.gz";
+        assert_eq!(decide("s3:PutObject", key), Decision::Allow);
+        assert_eq!(decide("s3:GetObject", key), Decision::NotApplicable);
+        assert_eq!(decide("s3:DeleteObject", key), Decision::NotApplicable);
+        assert_eq!(decide("s3:PutObject", "arn:aws:s3:::acme-audit/other/x"), Decision::NotApplicable);
+        assert_eq!(decide("s3:PutObject", "arn:aws:s3:::acme-auditx/klarity-audit/x"), Decision::NotApplicable);
+        assert_eq!(decide("s3:ListBucket", "arn:aws:s3:::acme-audit"), Decision::NotApplicable);
+        let template = s3_cloudformation("855341727128", "Kl4r1ty0123456789ab", "klarity-audit/");
+        assert!(template.contains("AWS::S3::Bucket") && template.contains("${KlarityBucket.Arn}/klarity-audit/*"));
+        assert!(!template.contains("logs:") && !template.contains("cloudtrail"));
     }
 
     #[test]

@@ -76,6 +76,25 @@ fn template(args: &TemplateArgs) -> anyhow::Result<ExitCode> {
                 pretty(documents::channel_policy(channel, vendor, &external_id)),
             ),
         ],
+        DestinationKind::S3 => {
+            if let Some(only @ ("seed-policy" | "channel-policy")) = args.only.as_deref() {
+                bail!("--destination s3 has no {only}: S3 takes objects from Klarity through the role only");
+            }
+            let bucket = args.bucket.as_deref().unwrap_or("BUCKET");
+            vec![
+                trust,
+                (
+                    "least-privilege-policy",
+                    "The role's permissions, least privilege (put objects under this prefix of the bucket; nothing else)",
+                    pretty(documents::s3_policy(bucket, &args.prefix)),
+                ),
+                (
+                    "cloudformation",
+                    "In one step: a CloudFormation template (bucket, role; outputs the values)",
+                    documents::s3_cloudformation(vendor, &external_id, &args.prefix),
+                ),
+            ]
+        }
         DestinationKind::CloudwatchLogs => {
             if let Some(only @ ("seed-policy" | "channel-policy")) = args.only.as_deref() {
                 bail!(
@@ -152,6 +171,9 @@ pub(crate) struct Plan {
     pub(crate) verify_permissions: bool,
     pub(crate) channel_source: String,
     pub(crate) destination: DestinationKind,
+    /// S3: the bucket (none: named after the account and region) and the prefix.
+    pub(crate) bucket: Option<String>,
+    pub(crate) prefix: String,
 }
 
 impl Plan {
@@ -162,6 +184,7 @@ impl Plan {
                 a.role_name.clone().unwrap_or_else(|| match a.destination {
                     DestinationKind::CloudtrailLake => documents::ROLE_NAME.into(),
                     DestinationKind::CloudwatchLogs => documents::LOGS_ROLE_NAME.into(),
+                    DestinationKind::S3 => documents::S3_ROLE_NAME.into(),
                 })
             }),
             external_id: a.external_id.clone(),
@@ -169,6 +192,8 @@ impl Plan {
             verify_permissions: !a.no_verify_permissions,
             channel_source: audit_lake::ops::trail::NORDCLOUD_SOURCE.into(),
             destination: a.destination,
+            bucket: a.bucket.clone(),
+            prefix: a.prefix.clone(),
         }
     }
 }
@@ -187,6 +212,13 @@ pub(crate) struct Handover {
     /// CloudWatch Logs: the log group.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) log_group_arn: Option<String>,
+    /// S3: the bucket, its region and the prefix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) bucket_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) prefix: Option<String>,
     pub(crate) steps: Vec<String>,
 }
 
@@ -207,14 +239,24 @@ impl Handover {
         if let Some(group) = &self.log_group_arn {
             writeln!(out, "  log group ARN  {group}")?;
         }
+        if let (Some(bucket), Some(region), Some(prefix)) = (&self.bucket_arn, &self.region, &self.prefix) {
+            writeln!(out, "  bucket ARN   {bucket}")?;
+            writeln!(out, "  region       {region}")?;
+            writeln!(out, "  prefix       {prefix}")?;
+        }
         writeln!(out)?;
         let mode = match &self.role_arn {
             Some(role) => format!("--role-arn {role}"),
             None => "--resource-policy".to_owned(),
         };
-        let destination = match (&self.channel_arn, &self.log_group_arn) {
-            (_, Some(group)) => format!("--destination cloudwatch-logs --log-group-arn {group}"),
-            (channel, None) => format!("--channel-arn {}", channel.as_deref().unwrap_or_default()),
+        let destination = match (&self.channel_arn, &self.log_group_arn, &self.bucket_arn) {
+            (_, Some(group), _) => format!("--destination cloudwatch-logs --log-group-arn {group}"),
+            (_, None, Some(bucket)) => format!(
+                "--destination s3 --bucket-arn {bucket} --region {} --prefix {}",
+                self.region.as_deref().unwrap_or_default(),
+                self.prefix.as_deref().unwrap_or_default()
+            ),
+            (channel, None, None) => format!("--channel-arn {}", channel.as_deref().unwrap_or_default()),
         };
         writeln!(
             out,
@@ -253,6 +295,9 @@ pub(crate) async fn apply(target: &Target, keys: &Keys, plan: &Plan) -> anyhow::
                 channel_arn: Some(channel_arn),
                 event_data_store_arn: Some(store_arn),
                 log_group_arn: None,
+                bucket_arn: None,
+                region: None,
+                prefix: None,
                 steps,
             })
         }
@@ -278,10 +323,74 @@ pub(crate) async fn apply(target: &Target, keys: &Keys, plan: &Plan) -> anyhow::
                 channel_arn: None,
                 event_data_store_arn: None,
                 log_group_arn: Some(group_arn),
+                bucket_arn: None,
+                region: None,
+                prefix: None,
+                steps,
+            })
+        }
+        DestinationKind::S3 => {
+            let Some(role_name) = &plan.role_name else {
+                bail!(
+                    "S3 delivery takes no channel resource policy: use --mode role (the default) with --destination s3"
+                );
+            };
+            if !(plan.prefix.is_empty() || plan.prefix.ends_with('/')) || plan.prefix.starts_with('/') {
+                bail!("--prefix {:?} must be empty or end with '/' (and not start with one)", plan.prefix);
+            }
+            let bucket = bucket(target, keys, plan, &mut steps).await?;
+            let permissions = (documents::S3_POLICY_NAME, documents::s3_policy(&bucket, &plan.prefix));
+            let granted = format!("PutObject under s3://{bucket}/{} only", plan.prefix);
+            let (role_arn, external_id) =
+                role(target, keys, plan, role_name, permissions, &granted, &mut steps).await?;
+            Ok(Handover {
+                role_arn: Some(role_arn),
+                external_id,
+                channel_arn: None,
+                event_data_store_arn: None,
+                log_group_arn: None,
+                bucket_arn: Some(format!("arn:aws:s3:::{bucket}")),
+                region: Some(target.region.clone()),
+                prefix: Some(plan.prefix.clone()),
                 steps,
             })
         }
     }
+}
+
+/// The bucket (made when missing, in the target's region); its name.
+async fn bucket(target: &Target, keys: &Keys, plan: &Plan, steps: &mut Vec<String>) -> anyhow::Result<String> {
+    let name = match &plan.bucket {
+        Some(name) => name.clone(),
+        None => {
+            let sts = client!(aws_sdk_sts, target, keys);
+            let me = sts.get_caller_identity().send().await.map_err(|e| sdk_error("finding the account", &e))?;
+            format!("klarity-audit-{}-{}", me.account().unwrap_or_default(), target.region)
+        }
+    };
+    let mut config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(target.region.clone()))
+        .credentials_provider(keys.provider());
+    if let Some(endpoint) = &target.endpoint {
+        config = config.endpoint_url(endpoint).force_path_style(true);
+    }
+    let s3 = aws_sdk_s3::Client::from_conf(config.build());
+    let mut create = s3.create_bucket().bucket(&name);
+    // us-east-1 takes no location constraint; every other region needs its own.
+    if target.region != "us-east-1" {
+        create = create.create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(target.region.as_str()))
+                .build(),
+        );
+    }
+    match create.send().await {
+        Ok(_) => steps.push(format!("created bucket {name} in {}", target.region)),
+        Err(err) if describe(&err).0 == "BucketAlreadyOwnedByYou" => steps.push(format!("bucket {name} exists")),
+        Err(err) => return Err(sdk_error("creating the bucket", &err)),
+    }
+    Ok(name)
 }
 
 /// The log group (made when missing); its ARN.
