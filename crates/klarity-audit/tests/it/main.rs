@@ -14,6 +14,7 @@ mod relay_e2e;
 mod relay_faults;
 mod relay_identity;
 mod relay_logs;
+mod relay_s3;
 mod serve;
 mod support;
 mod validate;

@@ -8,7 +8,9 @@
 //! channel-policy mode it cannot read the store, and the repeats are counted and bounded. Into
 //! CloudWatch Logs, which does not de-duplicate, the relay looks the suspects up in the log stream
 //! (zero stored twice); with a role that may only write, the repeats are counted and bounded by
-//! what can be in flight at the kills.
+//! what can be in flight at the kills. Into S3, every object's events are assigned to it in the
+//! spool before it is first written, so an object written again after a crash replaces itself:
+//! every event is in exactly one object.
 
 use std::{
     sync::{
@@ -43,6 +45,11 @@ fn sigkill_of_the_relay_delivering_to_cloudwatch_logs_with_a_write_only_role_los
     sigkill_loop(Mode::LogsWriteOnly);
 }
 
+#[test]
+fn sigkill_of_the_relay_delivering_to_s3_puts_every_event_in_exactly_one_object() {
+    sigkill_loop(Mode::S3);
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     /// CloudTrail Lake through the customer's role.
@@ -53,6 +60,8 @@ enum Mode {
     Logs,
     /// CloudWatch Logs through a role that may only write (`onboard --no-verify-permissions`).
     LogsWriteOnly,
+    /// S3 (NDJSON objects) through a role that may only put objects.
+    S3,
 }
 
 fn sigkill_loop(mode: Mode) {
@@ -70,7 +79,9 @@ fn sigkill_loop(mode: Mode) {
     let role_arn = "arn:aws:iam::123456789012:role/CrashPublisher";
     let relay_dir = dir.path().join("relay");
     let data = relay_dir.to_str().unwrap().to_owned();
+    let s3 = (mode == Mode::S3).then(|| crate::relay_s3::onboard(&dir, &lake.endpoint, "crash-s3"));
     let (store_arn, channel, logs) = match mode {
+        Mode::S3 => (String::new(), String::new(), None),
         Mode::Logs | Mode::LogsWriteOnly => {
             let more: &[&str] = if mode == Mode::Logs { &[] } else { &["--no-verify-permissions"] };
             let (role, external_id, group) = crate::relay_logs::onboard_with(&dir, &lake.endpoint, "crash-logs", more);
@@ -83,6 +94,11 @@ fn sigkill_loop(mode: Mode) {
     };
     let mut args = vec!["tenants", "add", "acme"];
     match (mode, &logs) {
+        (Mode::S3, _) => {
+            let (role, external_id, bucket) = s3.as_ref().unwrap();
+            args.extend(["--bucket-arn", bucket, "--region", "us-east-1", "--rollover", "1"]);
+            args.extend(["--role-arn", role, "--external-id", external_id]);
+        }
         (_, Some((role, external_id, group))) => {
             args.extend(["--log-group-arn", group, "--role-arn", role, "--external-id", external_id]);
         }
@@ -130,6 +146,7 @@ fn sigkill_loop(mode: Mode) {
             }
         }
         let stop = Arc::new(AtomicBool::new(false));
+        let pace = Duration::from_millis(if mode == Mode::S3 { 70 } else { 0 });
         let writers: Vec<_> = (0..3)
             .map(|_| {
                 let (pending, stop, address, token) =
@@ -145,6 +162,8 @@ fn sigkill_loop(mode: Mode) {
                         }
                         let answer: Value = serde_json::from_str(&answer).unwrap();
                         assert_eq!(answer["accepted"].as_array().unwrap().len(), batch.len(), "{answer}");
+                        // Paced into S3, so that posts go on while objects roll over.
+                        thread::sleep(pace);
                     }
                 })
             })
@@ -155,7 +174,10 @@ fn sigkill_loop(mode: Mode) {
             }
             break;
         }
-        thread::sleep(Duration::from_millis(20 + next_random(200)));
+        // Into S3, objects are written once their oldest event waited the rollover (1 s here):
+        // the kill lands around then.
+        let pause = if mode == Mode::S3 { 800 + next_random(700) } else { 20 + next_random(200) };
+        thread::sleep(Duration::from_millis(pause));
         relay.kill();
         stop.store(true, Ordering::Relaxed);
         for w in writers {
@@ -167,6 +189,30 @@ fn sigkill_loop(mode: Mode) {
     assert!(pending.lock().unwrap().is_empty());
     assert!(interrupted > 0, "no kill landed while batches were in flight (seed {seed})");
 
+    if mode == Mode::S3 {
+        let down = dir.path().join("down");
+        let mut stored = std::collections::BTreeMap::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while stored.len() < total && std::time::Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(500));
+            stored = crate::relay_s3::stored_uids(&lake.endpoint, "crash-s3", "klarity-audit/", &down);
+        }
+        relay.kill();
+        assert_eq!(stored.len(), total, "every accepted event was delivered (seed {seed})");
+        let repeated: usize = stored.values().map(|n| n - 1).sum();
+        assert_eq!(repeated, 0, "every event is in exactly one object (seed {seed})");
+        let rewritten = std::fs::read_to_string(&lake_log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("was written again under its key"))
+            .count();
+        eprintln!(
+            "relay crash test (S3): {total} events, {} kills, {interrupted} with batches in flight; 0 in two objects; \
+             {rewritten} objects written again after a kill (each replaced itself)",
+            ROUNDS - 1
+        );
+        return;
+    }
     if logs.is_some() {
         // Every event is in the log stream at least once; the repeats are the batches whose
         // PutLogEvents had succeeded when the relay was killed before recording it.

@@ -64,7 +64,7 @@ pub(crate) fn read_stream(endpoint: &str, group: &str, stream: &str) -> Vec<Valu
 }
 
 /// GET with a bearer token; (status, body).
-fn get(address: &str, path: &str, token: &str) -> (u16, Value) {
+pub(crate) fn get(address: &str, path: &str, token: &str) -> (u16, Value) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
