@@ -695,3 +695,15 @@ fn cloudwatch_logs_answers_as_motos_server_does() {
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("logs crosscheck: ok"), "{stdout}");
 }
+
+#[test]
+fn s3_answers_as_motos_server_does() {
+    let dir = Dir::new();
+    let lake = LakeProcess::start(&dir.path().join("lake"));
+    let moto = Moto::start();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/s3_crosscheck.py");
+    let out = Command::new("python3").arg(&script).args([&lake.endpoint, &moto.endpoint]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("s3 crosscheck: ok"), "{stdout}");
+}
