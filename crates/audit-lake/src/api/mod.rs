@@ -148,7 +148,7 @@ async fn serve_s3(api: &Api, request: Request) -> Response {
             return xml_error(StatusCode::BAD_REQUEST, "IncompleteBody", "The request body could not be read.".into());
         }
     };
-    let request = http::Request::from_parts(parts, s3s::Body::from(bytes::Bytes::from(body)));
+    let request = http::Request::from_parts(parts, s3s::Body::from(body));
     match api.s3.call(request).await {
         Ok(response) => response.map(Body::new),
         Err(err) => {

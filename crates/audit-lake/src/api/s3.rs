@@ -44,7 +44,10 @@ impl S3Auth for Keys {
     async fn get_secret_key(&self, access_key: &str) -> S3Result<SecretKey> {
         match self.0.identity().secret(access_key) {
             Some(secret) => Ok(SecretKey::from(secret)),
-            None => Err(s3s::s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records.")),
+            None => Err(s3s::s3_error!(
+                InvalidAccessKeyId,
+                "The AWS Access Key Id you provided does not exist in our records."
+            )),
         }
     }
 }
@@ -57,24 +60,25 @@ impl S3Access for Access {
     /// stands for rides along to the operation, which authorizes it on its bucket and key.
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let Some(credentials) = cx.credentials() else {
-            return Err(s3s::s3_error!(AccessDenied, "Anonymous requests are not accepted: sign the request with SigV4."));
+            return Err(s3s::s3_error!(
+                AccessDenied,
+                "Anonymous requests are not accepted: sign the request with SigV4."
+            ));
         };
         let access_key = credentials.access_key.clone();
-        let token = cx.headers().get("x-amz-security-token").and_then(|v| v.to_str().ok()).map(str::to_owned).or_else(
-            || {
+        let token =
+            cx.headers().get("x-amz-security-token").and_then(|v| v.to_str().ok()).map(str::to_owned).or_else(|| {
                 form_urlencoded::parse(cx.uri().query().unwrap_or("").as_bytes())
                     .find(|(k, _)| k == "X-Amz-Security-Token")
                     .map(|(_, v)| v.into_owned())
-            },
-        );
-        let caller = self.0.identity().verified_caller(&access_key, token.as_deref(), "us-east-1").map_err(|err| {
-            match err {
+            });
+        let caller =
+            self.0.identity().verified_caller(&access_key, token.as_deref(), "us-east-1").map_err(|err| match err {
                 crate::identity::AuthError::Expired => {
                     s3s::s3_error!(ExpiredToken, "The provided token has expired.")
                 }
                 _ => s3s::s3_error!(InvalidToken, "The provided token is malformed or otherwise invalid."),
-            }
-        })?;
+            })?;
         cx.extensions_mut().insert(caller);
         Ok(())
     }
@@ -139,7 +143,10 @@ impl S3 for Front {
         Ok(S3Response::new(dto::DeleteBucketOutput::default()))
     }
 
-    async fn list_buckets(&self, req: S3Request<dto::ListBucketsInput>) -> S3Result<S3Response<dto::ListBucketsOutput>> {
+    async fn list_buckets(
+        &self,
+        req: S3Request<dto::ListBucketsInput>,
+    ) -> S3Result<S3Response<dto::ListBucketsOutput>> {
         let caller = caller(&req)?;
         let buckets = self.0.list_buckets(&caller).map_err(s3_error)?;
         let buckets = buckets
@@ -173,10 +180,12 @@ impl S3 for Front {
     async fn get_object(&self, req: S3Request<dto::GetObjectInput>) -> S3Result<S3Response<dto::GetObjectOutput>> {
         let caller = caller(&req)?;
         if req.input.range.is_some() || req.input.part_number.is_some() {
-            return Err(s3s::s3_error!(NotImplemented, "The lake serves whole objects: leave out Range and partNumber."));
+            return Err(s3s::s3_error!(
+                NotImplemented,
+                "The lake serves whole objects: leave out Range and partNumber."
+            ));
         }
-        let (info, data) =
-            self.0.get_object(&caller, &req.input.bucket, &req.input.key, true).map_err(s3_error)?;
+        let (info, data) = self.0.get_object(&caller, &req.input.bucket, &req.input.key, true).map_err(s3_error)?;
         let body = dto::StreamingBlob::from(s3s::Body::from(data));
         Ok(S3Response::new(dto::GetObjectOutput {
             body: Some(body),
@@ -256,9 +265,7 @@ impl S3 for Front {
 /// A request body s3s hands over, whole (it was bounded before s3s saw it).
 async fn read_all(body: dto::StreamingBlob) -> S3Result<bytes::Bytes> {
     use futures::TryStreamExt;
-    let chunks: Vec<bytes::Bytes> = body
-        .try_collect()
-        .await
-        .map_err(|_| s3s::s3_error!(IncompleteBody, "The request body could not be read."))?;
+    let chunks: Vec<bytes::Bytes> =
+        body.try_collect().await.map_err(|_| s3s::s3_error!(IncompleteBody, "The request body could not be read."))?;
     Ok(chunks.concat().into())
 }

@@ -73,8 +73,8 @@ use crate::{
     secrets::Sealer,
 };
 use model::{
-    AccessKey, Bucket, Channel, EventDataStore, IngestionStatus, LogEvent, LogGroup, LogStream, ObjectInfo, Role, Session,
-    StoredAccount, User,
+    AccessKey, Bucket, Channel, EventDataStore, IngestionStatus, LogEvent, LogGroup, LogStream, ObjectInfo, Role,
+    Session, StoredAccount, User,
 };
 use wal_db::log::{self, LogReader, LogWriter};
 
@@ -671,7 +671,8 @@ impl Store {
 
     /// The buckets of `account`, by name.
     pub fn buckets_of(&self, account: &str) -> Vec<Bucket> {
-        let mut buckets: Vec<Bucket> = self.read(|r| r.buckets.values().filter(|b| b.account == account).cloned().collect());
+        let mut buckets: Vec<Bucket> =
+            self.read(|r| r.buckets.values().filter(|b| b.account == account).cloned().collect());
         buckets.sort_by(|a, b| a.name.cmp(&b.name));
         buckets
     }
@@ -700,9 +701,7 @@ impl Store {
         } else {
             "SELECT key, size, etag, modified_ms, content_type, X'' FROM s3_objects WHERE bucket = ?1 AND key = ?2"
         };
-        Ok(conn
-            .query_row(sql, params![bucket, key], |r| Ok((object_info(r)?, r.get::<_, Vec<u8>>(5)?)))
-            .optional()?)
+        Ok(conn.query_row(sql, params![bucket, key], |r| Ok((object_info(r)?, r.get::<_, Vec<u8>>(5)?))).optional()?)
     }
 
     /// Up to `limit` objects of `bucket` whose keys start with `prefix`, after the key `after`, in
@@ -720,7 +719,11 @@ impl Store {
     /// Whether `bucket` holds any object.
     pub fn bucket_has_objects(&self, bucket: &str) -> Result<bool, LakeError> {
         let conn = open_connection(&self.path)?;
-        Ok(conn.query_row("SELECT count(*) > 0 FROM (SELECT 1 FROM s3_objects WHERE bucket = ?1 LIMIT 1)", params![bucket], |r| r.get(0))?)
+        Ok(conn.query_row(
+            "SELECT count(*) > 0 FROM (SELECT 1 FROM s3_objects WHERE bucket = ?1 LIMIT 1)",
+            params![bucket],
+            |r| r.get(0),
+        )?)
     }
 
     async fn delete_resource(&self, arn: &str) -> Result<(), LakeError> {

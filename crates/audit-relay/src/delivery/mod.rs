@@ -493,7 +493,12 @@ impl Deliverer {
     /// a crash) at once, with all its events; new objects once [`s3::MAX_OBJECT_EVENTS`] events
     /// wait or the oldest has waited `rollover_secs`. Whether objects are due is looked up without
     /// reading the events (one event and two counts), so a tenant whose events wait costs little.
-    async fn next_objects(&self, tenant: &Tenant, cursor: i64, rollover_secs: u64) -> Result<Option<Taken>, crate::SpoolError> {
+    async fn next_objects(
+        &self,
+        tenant: &Tenant,
+        cursor: i64,
+        rollover_secs: u64,
+    ) -> Result<Option<Taken>, crate::SpoolError> {
         let Some(head) = self.store.pending(&tenant.id, cursor, 1).await?.pop() else { return Ok(None) };
         let waited = audit_event::EventTime::now().unix_millis() - head.accepted_ms;
         if head.object.is_none() && waited < (rollover_secs as i64).saturating_mul(1000) {
@@ -626,7 +631,9 @@ impl Deliverer {
                 Sink::Logs(aws_sdk_cloudwatchlogs::Client::from_conf(config!(aws_sdk_cloudwatchlogs)))
             }
             // An endpoint of one's own (the local lake) is addressed by path, not by bucket host.
-            Destination::S3 { .. } => Sink::S3(aws_sdk_s3::Client::from_conf(config!(aws_sdk_s3, force_path_style(true)))),
+            Destination::S3 { .. } => {
+                Sink::S3(aws_sdk_s3::Client::from_conf(config!(aws_sdk_s3, force_path_style(true))))
+            }
         };
         clients.insert(tenant.id.clone(), (key, tenant.region().to_owned(), sink.clone()));
         sink

@@ -191,7 +191,8 @@ async fn events_assigned_to_an_object_stay_pending_with_it_and_a_replay_forgets_
     let lease = lease(store.as_ref(), "t1").await;
     let assign = |seq: i64| Outcome::Assigned { seq, object: "k/1-2.json.gz".into() };
     store.settle(&lease, vec![assign(seqs[0]), assign(seqs[1])].into()).await.unwrap();
-    let objects: Vec<Option<String>> = store.pending("t1", 0, 10).await.unwrap().into_iter().map(|p| p.object).collect();
+    let objects: Vec<Option<String>> =
+        store.pending("t1", 0, 10).await.unwrap().into_iter().map(|p| p.object).collect();
     assert_eq!(objects, [Some("k/1-2.json.gz".to_owned()), Some("k/1-2.json.gz".to_owned()), None]);
     // Still pending, with no event id to show.
     let status = store.status("t1", SOURCE, "a").await.unwrap().unwrap();

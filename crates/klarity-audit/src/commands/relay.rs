@@ -12,7 +12,8 @@ use audit_relay::{
 use crate::{
     catalog_source,
     cli::{
-        DestinationArgs, DestinationKind, FormatKind, GlobalArgs, RelayArgs, RelayCommand, TenantsArgs, TenantsCommand, TokensArgs, TokensCommand,
+        DestinationArgs, DestinationKind, FormatKind, GlobalArgs, RelayArgs, RelayCommand, TenantsArgs, TenantsCommand,
+        TokensArgs, TokensCommand,
     },
 };
 
@@ -150,15 +151,7 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
             .with_context(|| format!("there is no tenant {id:?} (see `klarity-audit tenants list`)"))
     };
     match &args.command {
-        TenantsCommand::Add {
-            id,
-            to,
-            role_arn,
-            proxy_role_arn,
-            resource_policy,
-            external_id,
-            apps,
-        } => {
+        TenantsCommand::Add { id, to, role_arn, proxy_role_arn, resource_policy, external_id, apps } => {
             let applications = applications(global, apps)?;
             let delivery = match (role_arn, resource_policy) {
                 (Some(role_arn), false) => DeliveryMode::AssumeRole {
@@ -326,7 +319,9 @@ fn destination_of(
             let arn = match (&to.channel_arn, current, arns[1] || arns[2]) {
                 (Some(arn), _, false) => arn.clone(),
                 (None, Some(t), false) => t.channel_arn.clone(),
-                _ => bail!("--destination cloudtrail-lake needs --channel-arn (and no --log-group-arn or --bucket-arn)"),
+                _ => {
+                    bail!("--destination cloudtrail-lake needs --channel-arn (and no --log-group-arn or --bucket-arn)")
+                }
             };
             Ok(Some((Destination::CloudtrailLake, arn)))
         }
@@ -335,7 +330,9 @@ fn destination_of(
                 // CloudFormation's `Arn` of a log group, and DescribeLogGroups' `arn`, end in `:*`.
                 (Some(arn), _, false) => arn.strip_suffix(":*").unwrap_or(arn).to_owned(),
                 (None, Some(t), false) => t.channel_arn.clone(),
-                _ => bail!("--destination cloudwatch-logs needs --log-group-arn (and no --channel-arn or --bucket-arn)"),
+                _ => {
+                    bail!("--destination cloudwatch-logs needs --log-group-arn (and no --channel-arn or --bucket-arn)")
+                }
             };
             let log_stream = match (&to.log_stream, current.map(|t| &t.destination)) {
                 (Some(stream), _) => stream.clone(),

@@ -73,6 +73,32 @@ fn a_bench_into_cloudwatch_logs_delivers_every_event_once_into_the_log_groups() 
 }
 
 #[test]
+fn a_bench_into_s3_delivers_every_event_once_into_the_buckets() {
+    let dir = Dir::new();
+    let out = dir.run(
+        &[
+            "bench",
+            "--destination",
+            "s3",
+            "--events",
+            "1200",
+            "--clients",
+            "4",
+            "--tenants",
+            "2",
+            "--no-baseline",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["setup"]["destination"], "s3");
+    assert_eq!(report["end_to_end"]["delivered"], 1200);
+    assert_eq!(report["end_to_end"]["stored_in_lake"], 1200, "each event is in one object of its tenant's bucket");
+}
+
+#[test]
 fn a_held_backlog_is_drained() {
     let dir = Dir::new();
     let out = dir.run(&["bench", "--events", "600", "--clients", "2", "--hold", "--no-baseline", "--json"], None);

@@ -123,4 +123,36 @@ fn template_prints_every_document() {
         dir.run(&["onboard", "template", "--destination", "cloudwatch-logs", "--only", "channel-policy"], None);
     assert_eq!(refused.code, 2, "{}", refused.stdout);
     assert!(refused.stderr.contains("has no channel-policy"), "{}", refused.stderr);
+
+    // S3: the role's documents only, putting objects under the one prefix.
+    let s3 = dir.run(&["onboard", "template", "--destination", "s3", "--external-id", "Kl4r1ty0123456789ab"], None);
+    assert_eq!(s3.code, 0, "{}", s3.stderr);
+    for name in ["# trust-policy", "# least-privilege-policy", "# cloudformation", "AWS::S3::Bucket"] {
+        assert!(s3.stdout.contains(name), "{name} missing");
+    }
+    assert!(!s3.stdout.contains("# channel-policy") && !s3.stdout.contains("logs:"), "{}", s3.stdout);
+    let policy = dir.run(
+        &[
+            "onboard",
+            "template",
+            "--destination",
+            "s3",
+            "--only",
+            "least-privilege-policy",
+            "--bucket",
+            "acme-audit",
+            "--prefix",
+            "audit/",
+        ],
+        None,
+    );
+    let policy: Value = serde_json::from_str(&policy.stdout).unwrap();
+    assert_eq!(policy["Statement"].as_array().unwrap().len(), 1, "{policy}");
+    assert_eq!(
+        (&policy["Statement"][0]["Action"], &policy["Statement"][0]["Resource"]),
+        (&json!("s3:PutObject"), &json!("arn:aws:s3:::acme-audit/audit/*"))
+    );
+    let refused = dir.run(&["onboard", "template", "--destination", "s3", "--only", "seed-policy"], None);
+    assert_eq!(refused.code, 2, "{}", refused.stdout);
+    assert!(refused.stderr.contains("--destination s3 has no seed-policy"), "{}", refused.stderr);
 }

@@ -139,6 +139,39 @@ fn tenants_lifecycle(place: &Option<String>) {
         out.stderr
     );
 
+    // And on to S3: the bucket's region is given (an S3 ARN names none); the account is the role's.
+    let out = run(&["tenants", "update", "acme", "--bucket-arn", "acme-audit"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("--destination s3 needs --region"), "{}", out.stderr);
+    let out = run(&["tenants", "update", "acme", "--bucket-arn", "acme-audit", "--region", "eu-north-1"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("S3 bucket acme-audit under \"klarity-audit/\" as ndjson, objects at least every 300 s in eu-north-1 (account 123456789012)"),
+        "{}",
+        out.stdout
+    );
+    let out = run(&["tenants", "update", "acme", "--format", "ocsf-parquet", "--rollover", "60"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let shown: serde_json::Value = serde_json::from_str(&run(&["tenants", "show", "acme"]).stdout).unwrap();
+    assert_eq!(
+        shown["destination"],
+        serde_json::json!({"kind": "s3", "region": "eu-north-1", "account": "123456789012", "prefix": "",
+                           "format": "ocsf-parquet", "rollover_secs": 60})
+    );
+    assert_eq!(shown["channel_arn"], "arn:aws:s3:::acme-audit");
+    assert!(
+        run(&["tenants", "list"])
+            .stdout
+            .contains("acme                 s3               role     123456789012   eu-north-1")
+    );
+    let out = run(&["tenants", "update", "acme", "--log-stream", "x"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("--log-stream is a setting of cloudwatch-logs, not of --destination s3"),
+        "{}",
+        out.stderr
+    );
+
     assert_eq!(run(&["tenants", "remove", "beta"]).code, 0);
     let out = run(&["tenants", "show", "beta"]);
     assert_eq!(
@@ -156,7 +189,7 @@ fn bad_tenant_values_are_refused_with_a_reason() {
         all.extend(["--data-dir", "relay"]);
         dir.run(&all, None)
     };
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 13] = [
         (
             &["--channel-arn", "arn:aws:s3:::bucket", "--resource-policy"],
             "is not arn:aws:cloudtrail:<region>:<account>:channel/<id>",
@@ -184,6 +217,41 @@ fn bad_tenant_values_are_refused_with_a_reason() {
         (
             &["--destination", "cloudwatch-logs", "--channel-arn", CHANNEL, "--role-arn", "arn:aws:iam::1:role/r"],
             "--destination cloudwatch-logs needs --log-group-arn",
+        ),
+        (
+            &["--role-arn", "arn:aws:iam::123456789012:role/r"],
+            "give where its events go: --channel-arn, --log-group-arn or --bucket-arn",
+        ),
+        (
+            &["--bucket-arn", "Bad_Bucket", "--region", "eu-west-1", "--role-arn", "arn:aws:iam::123456789012:role/r"],
+            "bucket ARN \"arn:aws:s3:::Bad_Bucket\" is not arn:aws:s3:::<bucket>",
+        ),
+        (
+            &["--bucket-arn", "b-1", "--region", "eu-west-1", "--account", "123456789012", "--resource-policy"],
+            "S3 delivery lets no other account write through a resource policy",
+        ),
+        (
+            &[
+                "--bucket-arn",
+                "b-1",
+                "--region",
+                "eu-west-1",
+                "--rollover",
+                "0",
+                "--role-arn",
+                "arn:aws:iam::123456789012:role/r",
+            ],
+            "rollover 0 s must be from 1 second to 1 day",
+        ),
+        (
+            &[
+                "--bucket-arn",
+                "b-1",
+                "--log-group-arn",
+                "arn:aws:logs:eu-west-1:123456789012:log-group:g",
+                "--resource-policy",
+            ],
+            "give one of --channel-arn, --log-group-arn and --bucket-arn",
         ),
     ];
     for (args, why) in cases {

@@ -59,7 +59,13 @@ pub(crate) fn onboard(dir: &Dir, endpoint: &str, bucket: &str) -> (String, Strin
 }
 
 /// Registers tenant `id` for the bucket (`tenants add`, with `more`).
-pub(crate) fn add_tenant(dir: &Dir, data: &str, id: &str, (role, external_id, bucket): (&str, &str, &str), more: &[&str]) -> String {
+pub(crate) fn add_tenant(
+    dir: &Dir,
+    data: &str,
+    id: &str,
+    (role, external_id, bucket): (&str, &str, &str),
+    more: &[&str],
+) -> String {
     let add = [
         "tenants",
         "add",
@@ -94,7 +100,10 @@ pub(crate) fn token(dir: &Dir, data: &str, tenants: &str) -> String {
 pub(crate) fn objects(endpoint: &str, bucket: &str, prefix: &str, into: &Path) -> Vec<(String, Vec<u8>)> {
     let _ = std::fs::remove_dir_all(into);
     std::fs::create_dir_all(into).unwrap();
-    aws_s3(endpoint, &["s3", "cp", "--recursive", "--only-show-errors", &format!("s3://{bucket}/{prefix}"), into.to_str().unwrap()]);
+    aws_s3(
+        endpoint,
+        &["s3", "cp", "--recursive", "--only-show-errors", &format!("s3://{bucket}/{prefix}"), into.to_str().unwrap()],
+    );
     let mut found = Vec::new();
     let mut stack = vec![into.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -148,7 +157,7 @@ fn event(uid: &str, event_time: &str, n: usize) -> Value {
     json!({"version": "v1", "userIdentity": {"type": "USER", "principalId": format!("ops{}@example.com", n % 3),
                                               "details": {"userName": format!("ops {}", n % 3)}},
            "eventSource": "com.nordcloudapp.com.autopatcher",
-           "eventName": if n % 4 == 0 { "baselinePatching.failed" } else { "baselinePatching.started" },
+           "eventName": if n.is_multiple_of(4) { "baselinePatching.failed" } else { "baselinePatching.started" },
            "eventTime": event_time, "UID": uid, "sourceIPAddress": "203.0.113.7",
            "requestParameters": {"machinesCount": n}})
 }
@@ -219,8 +228,12 @@ fn events_reach_s3_as_ndjson_and_ocsf_parquet_and_read_back_with_the_aws_cli_and
         })
         .collect();
     for tenant in ["acme", "acme-ocsf"] {
-        let (status, answer) =
-            http_post(&relay.address, &format!("/v1/tenants/{tenant}/events"), &token, &json!({"events": events}).to_string());
+        let (status, answer) = http_post(
+            &relay.address,
+            &format!("/v1/tenants/{tenant}/events"),
+            &token,
+            &json!({"events": events}).to_string(),
+        );
         assert_eq!(status, 202, "{answer}");
     }
 
@@ -230,12 +243,13 @@ fn events_reach_s3_as_ndjson_and_ocsf_parquet_and_read_back_with_the_aws_cli_and
         stored_uids(&lake.endpoint, "acme-audit", "klarity-audit/json/", &down).len() >= sent.len()
     });
     let written = ndjson(&objects(&lake.endpoint, "acme-audit", "klarity-audit/json/", &down));
-    let days: std::collections::BTreeSet<String> =
-        sent.values().map(|t| t[..10].replace('-', "")).collect();
+    let days: std::collections::BTreeSet<String> = sent.values().map(|t| t[..10].replace('-', "")).collect();
     assert!(days.len() >= 2, "the events span two days");
     let mut seen: HashMap<String, usize> = HashMap::new();
     for (key, events) in &written {
-        let rest = key.strip_prefix("klarity-audit/json/source=com-nordcloudapp-com-autopatcher/eventDay=").unwrap_or_else(|| panic!("{key}"));
+        let rest = key
+            .strip_prefix("klarity-audit/json/source=com-nordcloudapp-com-autopatcher/eventDay=")
+            .unwrap_or_else(|| panic!("{key}"));
         let (day, file) = rest.split_once('/').unwrap();
         assert!(days.contains(day), "{key}");
         // FIRST-LAST-ENTRYID.json.gz
@@ -265,7 +279,8 @@ fn events_reach_s3_as_ndjson_and_ocsf_parquet_and_read_back_with_the_aws_cli_and
             let rest = key.strip_prefix("klarity-audit/lake/ext/com-nordcloudapp-com-autopatcher/region=us-east-1/accountId=123456789012/eventDay=").unwrap_or_else(|| panic!("{key}"));
             assert!(days.contains(&rest[..8]) && rest.ends_with(".parquet"), "{key}");
         }
-        let out = Command::new("python3").args(["-c", OCSF_CHECK, lake_down.to_str().unwrap()]).output().expect("python3");
+        let out =
+            Command::new("python3").args(["-c", OCSF_CHECK, lake_down.to_str().unwrap()]).output().expect("python3");
         assert!(out.status.success(), "pyarrow check: {}", String::from_utf8_lossy(&out.stderr));
         let result: Value = serde_json::from_slice(&out.stdout).unwrap();
         (result["uids"].as_array().unwrap().len() >= sent.len()).then_some(result)
@@ -276,19 +291,35 @@ fn events_reach_s3_as_ndjson_and_ocsf_parquet_and_read_back_with_the_aws_cli_and
         result.is_some()
     });
     let result = result.unwrap();
-    let uids: std::collections::BTreeSet<&str> = result["uids"].as_array().unwrap().iter().map(|u| u.as_str().unwrap()).collect();
+    let uids: std::collections::BTreeSet<&str> =
+        result["uids"].as_array().unwrap().iter().map(|u| u.as_str().unwrap()).collect();
     assert_eq!((uids.len(), result["uids"].as_array().unwrap().len()), (sent.len(), sent.len()), "every event once");
     assert!(result["files"].as_u64().unwrap() >= 2, "one file per day at least: {result}");
 
     // The delivered event says which object holds it.
-    let (_, status) = crate::relay_logs::get(&relay.address, "/v1/tenants/acme/events/0190a6b5-7777-7a3f-9d2b-000000000000", &token);
+    let (_, status) =
+        crate::relay_logs::get(&relay.address, "/v1/tenants/acme/events/0190a6b5-7777-7a3f-9d2b-000000000000", &token);
     assert_eq!(status["state"], "delivered", "{status}");
-    assert!(status["eventID"].as_str().unwrap().starts_with("klarity-audit/json/source=com-nordcloudapp-com-autopatcher/eventDay="), "{status}");
+    assert!(
+        status["eventID"]
+            .as_str()
+            .unwrap()
+            .starts_with("klarity-audit/json/source=com-nordcloudapp-com-autopatcher/eventDay="),
+        "{status}"
+    );
 
     // The canary works through the same role, and says where it went.
-    let out = dir.run_with(&["tenants", "verify", "acme-ocsf", "--data-dir", data], None, &[("KLARITY_RELAY__ENDPOINT_URL", &lake.endpoint)]);
+    let out = dir.run_with(
+        &["tenants", "verify", "acme-ocsf", "--data-dir", data],
+        None,
+        &[("KLARITY_RELAY__ENDPOINT_URL", &lake.endpoint)],
+    );
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("PutObject wrote the canary to s3://acme-audit/klarity-audit/lake/ext/"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("PutObject wrote the canary to s3://acme-audit/klarity-audit/lake/ext/"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]
@@ -306,13 +337,21 @@ fn a_missing_bucket_or_a_forbidden_prefix_pauses_the_tenant_keeps_its_events_and
     // The role may put objects under klarity-audit/ only.
     add_tenant(&dir, data, "acme-elsewhere", customer, &["--prefix", "elsewhere/"]);
     let token = token(&dir, data, "acme,acme-elsewhere");
-    let relay = RelayProcess::start_with(&dir.path().join("relay"), &lake.endpoint, &[("KLARITY_RELAY__PROBE_INTERVAL_SECS", "1")]);
+    let relay = RelayProcess::start_with(
+        &dir.path().join("relay"),
+        &lake.endpoint,
+        &[("KLARITY_RELAY__PROBE_INTERVAL_SECS", "1")],
+    );
 
     let now = audit_event::EventTime::now().to_string();
     let events: Vec<Value> = (0..50).map(|i| event(&format!("0190a6b5-8888-7a3f-9d2b-{i:012}"), &now, i)).collect();
     for tenant in ["acme", "acme-elsewhere"] {
-        let (status, answer) =
-            http_post(&relay.address, &format!("/v1/tenants/{tenant}/events"), &token, &json!({"events": events}).to_string());
+        let (status, answer) = http_post(
+            &relay.address,
+            &format!("/v1/tenants/{tenant}/events"),
+            &token,
+            &json!({"events": events}).to_string(),
+        );
         assert_eq!(status, 202, "{answer}");
     }
     let show = |id: &str| {
@@ -327,15 +366,24 @@ fn a_missing_bucket_or_a_forbidden_prefix_pauses_the_tenant_keeps_its_events_and
     let reason = show("acme-elsewhere")["paused"].as_str().unwrap().to_owned();
     assert!(reason.contains("may not write s3://audit-gone/elsewhere/") && reason.contains("AccessDenied"), "{reason}");
     let verify = |id: &str| {
-        dir.run_with(&["tenants", "verify", id, "--data-dir", data], None, &[("KLARITY_RELAY__ENDPOINT_URL", &lake.endpoint)])
+        dir.run_with(
+            &["tenants", "verify", id, "--data-dir", data],
+            None,
+            &[("KLARITY_RELAY__ENDPOINT_URL", &lake.endpoint)],
+        )
     };
     let out = verify("acme");
     assert_eq!(out.code, 1, "{}", out.stdout);
     assert!(out.stdout.contains("the bucket audit-gone does not exist"), "{}", out.stdout);
     let out = verify("acme-elsewhere");
     assert_eq!(out.code, 1, "{}", out.stdout);
-    assert!(out.stdout.contains("its policy must allow s3:PutObject on arn:aws:s3:::audit-gone/elsewhere/*"), "{}", out.stdout);
-    let (_, one) = crate::relay_logs::get(&relay.address, "/v1/tenants/acme/events/0190a6b5-8888-7a3f-9d2b-000000000000", &token);
+    assert!(
+        out.stdout.contains("its policy must allow s3:PutObject on arn:aws:s3:::audit-gone/elsewhere/*"),
+        "{}",
+        out.stdout
+    );
+    let (_, one) =
+        crate::relay_logs::get(&relay.address, "/v1/tenants/acme/events/0190a6b5-8888-7a3f-9d2b-000000000000", &token);
     assert_eq!(one["state"], "pending", "kept while paused: {one}");
 
     // The customer makes the bucket again: the probe finds it, and every event arrives once.
@@ -368,9 +416,14 @@ enum Fault {
     LoseAnswer,
 }
 
+/// The faults a proxy injected, each with the path (bucket and key) of its `PutObject`.
+type Injected = std::sync::Arc<std::sync::Mutex<Vec<(Fault, String)>>>;
+
 /// An S3 error answer, as S3 writes it.
 fn s3_error(status: &str, code: &str) -> Vec<u8> {
-    let body = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected by the fault proxy</Message></Error>");
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>injected by the fault proxy</Message></Error>"
+    );
     let headers = vec![
         ("Content-Type".to_owned(), "application/xml".to_owned()),
         ("Content-Length".to_owned(), body.len().to_string()),
@@ -383,13 +436,9 @@ fn s3_error(status: &str, code: &str) -> Vec<u8> {
 /// on purpose). It applies `plan[n]` to the n-th `PutObject` (then passes them) and forwards
 /// everything else (STS) untouched. Returns its endpoint and the faults injected, with the keys of
 /// the objects whose answers it lost.
-fn start_s3_proxy(
-    runtime: &tokio::runtime::Runtime,
-    upstream: String,
-    plan: Vec<Fault>,
-) -> (String, std::sync::Arc<std::sync::Mutex<Vec<(Fault, String)>>>) {
+fn start_s3_proxy(runtime: &tokio::runtime::Runtime, upstream: String, plan: Vec<Fault>) -> (String, Injected) {
     use std::sync::{
-        Arc, Mutex,
+        Arc,
         atomic::{AtomicUsize, Ordering},
     };
 
@@ -398,7 +447,7 @@ fn start_s3_proxy(
     use crate::relay_faults::{forward, headers_of, message, read_message, respond};
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let record: Arc<Mutex<Vec<(Fault, String)>>> = Arc::default();
+    let record: Injected = Arc::default();
     let counter = Arc::new(AtomicUsize::new(0));
     let kept = record.clone();
     runtime.spawn(async move {
@@ -450,10 +499,12 @@ fn through_slowdowns_500s_dropped_calls_and_lost_answers_every_event_is_in_exact
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     use Fault::*;
-    let plan = vec![SlowDown, LoseAnswer, Internal, Drop, LoseAnswer, Pass, SlowDown, LoseAnswer, Pass, Internal, LoseAnswer];
+    let plan =
+        vec![SlowDown, LoseAnswer, Internal, Drop, LoseAnswer, Pass, SlowDown, LoseAnswer, Pass, Internal, LoseAnswer];
     let upstream = lake.endpoint.trim_start_matches("http://").to_owned();
     let (proxy, record) = start_s3_proxy(&runtime, upstream, plan.clone());
-    let relay = RelayProcess::start_with(&dir.path().join("relay"), &proxy, &[("KLARITY_RELAY__DELIVERY_CONCURRENCY", "2")]);
+    let relay =
+        RelayProcess::start_with(&dir.path().join("relay"), &proxy, &[("KLARITY_RELAY__DELIVERY_CONCURRENCY", "2")]);
 
     // Waves of events a little over a second apart, so that delivery writes many objects.
     let now = audit_event::EventTime::now().to_string();
@@ -466,7 +517,8 @@ fn through_slowdowns_500s_dropped_calls_and_lost_answers_every_event_is_in_exact
                 event(&uid, &now, i)
             })
             .collect();
-        let (status, answer) = http_post(&relay.address, "/v1/tenants/acme/events", &token, &json!({"events": events}).to_string());
+        let (status, answer) =
+            http_post(&relay.address, "/v1/tenants/acme/events", &token, &json!({"events": events}).to_string());
         assert_eq!(status, 202, "{answer}");
         std::thread::sleep(Duration::from_millis(400));
     }
@@ -483,7 +535,8 @@ fn through_slowdowns_500s_dropped_calls_and_lost_answers_every_event_is_in_exact
     assert_eq!(stored.len(), uids.len(), "nothing lost");
     assert!(stored.values().all(|&n| n == 1), "every event in exactly one object, lost answers included: {faults:?}");
     // Each lost answer's object was written again under the same key: it is there once.
-    let keys: Vec<String> = objects(&lake.endpoint, "audit-faults", "klarity-audit/", &down).into_iter().map(|(k, _)| k).collect();
+    let keys: Vec<String> =
+        objects(&lake.endpoint, "audit-faults", "klarity-audit/", &down).into_iter().map(|(k, _)| k).collect();
     let rewritten: Vec<String> = std::fs::read_to_string(&lake_log)
         .unwrap()
         .lines()
@@ -493,6 +546,9 @@ fn through_slowdowns_500s_dropped_calls_and_lost_answers_every_event_is_in_exact
     for (fault, path) in faults.iter().filter(|(f, _)| *f == LoseAnswer) {
         let key = percent_encoding::percent_decode_str(path.trim_start_matches("/audit-faults/")).decode_utf8_lossy();
         assert!(keys.iter().any(|k| *k == key), "{fault:?} {key} is stored");
-        assert!(rewritten.iter().any(|l| l.contains(&*key)), "{key} was written again, replacing itself: {rewritten:?}");
+        assert!(
+            rewritten.iter().any(|l| l.contains(&*key)),
+            "{key} was written again, replacing itself: {rewritten:?}"
+        );
     }
 }

@@ -228,6 +228,30 @@ fn serve_runs_the_whole_flow_and_a_restart_keeps_it_without_making_anything_twic
         })
     });
 
+    // The S3 demo tenant: the banner's curl into `demo-s3`, then its `aws s3 cp` as printed, as
+    // the customer, copies the object down and prints the event (once its object rolled over).
+    let curl = lines.iter().find(|l| l.starts_with("curl ") && l.contains("/tenants/demo-s3/")).unwrap();
+    let out = Command::new("sh").args(["-c", &format!("{curl} -s")]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"accepted\""), "{curl}: {out:?}");
+    let at = lines.iter().position(|l| l.contains("aws s3 cp --recursive")).unwrap();
+    let read_back = format!("{} {}", lines[at].trim_end_matches('\\'), lines[at + 1]);
+    let workdir = tempfile::tempdir().unwrap();
+    wait_for("the demo-s3 event is in an object", || {
+        let out = Command::new("sh")
+            .args(["-c", &read_back])
+            .current_dir(workdir.path())
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_PAGER", "")
+            .env_remove("AWS_PROFILE")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|l| serde_json::from_str::<Value>(l).is_ok_and(|e| e["eventName"] == "baselinePatching.started"))
+    });
+
     // Every query the banner prints runs as printed; the last counts events per application.
     let queries: Vec<&str> =
         serve.banner.lines().map(str::trim).filter(|l| l.contains(" query ") && l.contains("\"SELECT ")).collect();

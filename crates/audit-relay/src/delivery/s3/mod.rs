@@ -89,7 +89,9 @@ pub fn source_name(source: &str) -> String {
 fn folder(tenant: &Tenant, event: &Placed) -> String {
     let Destination::S3 { prefix, format, region, account, .. } = &tenant.destination else { return String::new() };
     match format {
-        ObjectFormat::Ndjson => format!("{prefix}source={}/eventDay={}/", source_name(&event.source), day(event.time_ms)),
+        ObjectFormat::Ndjson => {
+            format!("{prefix}source={}/eventDay={}/", source_name(&event.source), day(event.time_ms))
+        }
         ObjectFormat::OcsfParquet => format!(
             "{prefix}ext/{}/region={region}/accountId={account}/eventDay={}/",
             source_name(&event.source),
@@ -218,9 +220,9 @@ pub(super) async fn send(client: &aws_sdk_s3::Client, tenant: &Tenant, objects: 
             .send()
             .await;
         match result {
-            Ok(_) => sent.outcomes.extend(
-                object.events.iter().map(|p| Outcome::Delivered { seq: p.seq, event_id: object.key.clone() }),
-            ),
+            Ok(_) => sent
+                .outcomes
+                .extend(object.events.iter().map(|p| Outcome::Delivered { seq: p.seq, event_id: object.key.clone() })),
             Err(err) => {
                 let status = err.raw_response().map(|r| r.status().as_u16());
                 let code = err.code().map(str::to_owned);
@@ -246,7 +248,9 @@ pub(super) async fn send(client: &aws_sdk_s3::Client, tenant: &Tenant, objects: 
                         _ => {
                             let code =
                                 code.unwrap_or_else(|| status.map_or("NetworkError".into(), |s| format!("HTTP {s}")));
-                            sent.outcomes.extend(object.events.iter().map(|p| Outcome::Retry { seq: p.seq, code: code.clone() }));
+                            sent.outcomes.extend(
+                                object.events.iter().map(|p| Outcome::Retry { seq: p.seq, code: code.clone() }),
+                            );
                         }
                     },
                 }
@@ -273,7 +277,11 @@ mod tests {
                 format,
                 rollover_secs: 300,
             },
-            delivery: DeliveryMode::AssumeRole { role_arn: "arn:aws:iam::123456789012:role/r".into(), external_id: None, proxy_role_arn: None },
+            delivery: DeliveryMode::AssumeRole {
+                role_arn: "arn:aws:iam::123456789012:role/r".into(),
+                external_id: None,
+                proxy_role_arn: None,
+            },
             applications: vec!["com.example.app".into()],
             paused: None,
             held: false,

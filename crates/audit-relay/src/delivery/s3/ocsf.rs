@@ -88,18 +88,10 @@ pub fn schema() -> Arc<Schema> {
                 object("response", true, vec![utf8("error"), utf8("message")]),
             ],
         ),
-        object(
-            "actor",
-            false,
-            vec![object("user", true, vec![utf8("uid"), utf8("type"), utf8("name"), account()])],
-        ),
+        object("actor", false, vec![object("user", true, vec![utf8("uid"), utf8("type"), utf8("name"), account()])]),
         object("src_endpoint", false, vec![utf8("ip"), utf8("svc_name")]),
         object("http_request", true, vec![utf8("user_agent")]),
-        object(
-            "cloud",
-            false,
-            vec![Field::new("provider", DataType::Utf8, false), utf8("region"), account()],
-        ),
+        object("cloud", false, vec![Field::new("provider", DataType::Utf8, false), utf8("region"), account()]),
         unmapped,
     ]))
 }
@@ -110,7 +102,10 @@ pub fn activity(event_name: &str) -> (i32, &'static str) {
         (&["Create", "Add", "Register", "Import", "Upload", "Attach", "Launch", "Issue"], 1, "Create"),
         (&["Get", "List", "Describe", "Read", "Search", "Lookup", "Export", "Download", "View"], 2, "Read"),
         (
-            &["Update", "Modify", "Set", "Put", "Change", "Edit", "Enable", "Disable", "Rename", "Assign", "Grant", "Revoke", "Restore", "Approve"],
+            &[
+                "Update", "Modify", "Set", "Put", "Change", "Edit", "Enable", "Disable", "Rename", "Assign", "Grant",
+                "Revoke", "Restore", "Approve",
+            ],
             3,
             "Update",
         ),
@@ -118,12 +113,11 @@ pub fn activity(event_name: &str) -> (i32, &'static str) {
     ];
     // A verb counts when the next character starts a new word (`CreateBackup`, not `Settle`).
     let starts = |verb: &str| {
-        event_name.strip_prefix(verb).is_some_and(|rest| rest.is_empty() || !rest.starts_with(|c: char| c.is_lowercase()))
+        event_name
+            .strip_prefix(verb)
+            .is_some_and(|rest| rest.is_empty() || !rest.starts_with(|c: char| c.is_lowercase()))
     };
-    VERBS
-        .iter()
-        .find(|(verbs, ..)| verbs.iter().any(|v| starts(v)))
-        .map_or((99, "Other"), |(_, id, name)| (*id, *name))
+    VERBS.iter().find(|(verbs, ..)| verbs.iter().any(|v| starts(v))).map_or((99, "Other"), |(_, id, name)| (*id, *name))
 }
 
 /// One event as an OCSF API Activity object.
@@ -200,10 +194,13 @@ pub fn parquet(tenant: &Tenant, events: &[Pending]) -> Result<Vec<u8>, String> {
     let rows: Vec<Value> = events.iter().map(|p| event(tenant, p)).collect();
     decoder.serialize(&rows).map_err(|e| e.to_string())?;
     let properties = parquet::file::properties::WriterProperties::builder()
-        .set_compression(parquet::basic::Compression::ZSTD(parquet::basic::ZstdLevel::try_new(3).map_err(|e| e.to_string())?))
+        .set_compression(parquet::basic::Compression::ZSTD(
+            parquet::basic::ZstdLevel::try_new(3).map_err(|e| e.to_string())?,
+        ))
         .set_created_by(format!("klarity-audit {}", env!("CARGO_PKG_VERSION")))
         .build();
-    let mut writer = parquet::arrow::ArrowWriter::try_new(Vec::new(), schema, Some(properties)).map_err(|e| e.to_string())?;
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(Vec::new(), schema, Some(properties)).map_err(|e| e.to_string())?;
     while let Some(batch) = decoder.flush().map_err(|e| e.to_string())? {
         writer.write(&batch).map_err(|e| e.to_string())?;
     }
