@@ -162,13 +162,22 @@ pub struct Deliverer {
     /// One SDK client per tenant (and its HTTP connection pool), kept while the tenant's access
     /// key, region and destination stay the same.
     clients: std::sync::Mutex<HashMap<String, (String, String, Sink)>>,
+    /// S3 tenants whose objects are not due yet: until when delivery need not look again.
+    s3_waits: std::sync::Mutex<HashMap<String, std::time::Instant>>,
 }
 
 impl Deliverer {
     /// A deliverer over the store, counting into `metrics`.
     pub fn new(store: Store, config: DeliveryConfig, metrics: Arc<Metrics>) -> Arc<Deliverer> {
         let credentials = CredentialCache::new(config.credentials.clone(), config.endpoint_url.clone());
-        Arc::new(Deliverer { store, config, credentials, metrics, clients: std::sync::Mutex::new(HashMap::new()) })
+        Arc::new(Deliverer {
+            store,
+            config,
+            credentials,
+            metrics,
+            clients: std::sync::Mutex::new(HashMap::new()),
+            s3_waits: std::sync::Mutex::new(HashMap::new()),
+        })
     }
 
     /// Runs until `shutdown`: one task per tenant whose lease this relay holds, started as tenants
@@ -499,34 +508,55 @@ impl Deliverer {
         cursor: i64,
         rollover_secs: u64,
     ) -> Result<Option<Taken>, crate::SpoolError> {
+        let now = std::time::Instant::now();
+        if self.s3_waits.lock().expect("s3 waits lock").get(&tenant.id).is_some_and(|until| now < *until) {
+            return Ok(None);
+        }
         let Some(head) = self.store.pending(&tenant.id, cursor, 1).await?.pop() else { return Ok(None) };
+        let rollover_ms = (rollover_secs as i64).saturating_mul(1000);
         let waited = audit_event::EventTime::now().unix_millis() - head.accepted_ms;
-        if head.object.is_none() && waited < (rollover_secs as i64).saturating_mul(1000) {
+        if head.object.is_none() && waited < rollover_ms {
             let waiting = self.store.pending_through(&tenant.id, i64::MAX).await?
                 - self.store.pending_through(&tenant.id, cursor).await?;
             if waiting < s3::MAX_OBJECT_EVENTS as u64 {
+                // Not due: looked at again when the oldest is, or in a second (enough may wait by
+                // then), not at every idle poll.
+                let due = Duration::from_millis(u64::try_from(rollover_ms - waited).unwrap_or(0));
+                self.s3_waits
+                    .lock()
+                    .expect("s3 waits lock")
+                    .insert(tenant.id.clone(), now + due.min(Duration::from_secs(1)));
                 return Ok(None);
             }
         }
-        let mut pending = self.store.pending(&tenant.id, cursor, s3::MAX_PENDING).await?;
-        if let Some(key) = pending.first().and_then(|p| p.object.clone()) {
-            // Every event of the object, even past one window (events committed behind the cursor
-            // may sit between them).
-            let through = s3::last_position(&key).unwrap_or(i64::MAX);
-            let (mut end, mut full) = (pending.last().map_or(cursor, |p| p.seq), pending.len() == s3::MAX_PENDING);
-            pending.retain(|p| p.object.as_ref() == Some(&key));
-            while full && end < through {
-                let more = self.store.pending(&tenant.id, end, s3::MAX_PENDING).await?;
-                (end, full) = (more.last().map_or(end, |p| p.seq), more.len() == s3::MAX_PENDING);
-                pending.extend(more.into_iter().filter(|p| p.object.as_ref() == Some(&key)));
+        let pending = match head.object {
+            // Exactly the object's events, from its first position on, even past one window and
+            // behind the cursor: written with fewer, it would replace the object and lose the rest.
+            // (None of them is in flight: a batch taking the object takes all of them, and the
+            // cursor passes its last.)
+            Some(key) => {
+                let (first, last) = s3::positions(&key).unwrap_or((head.seq, i64::MAX));
+                let mut events = Vec::new();
+                let mut after = first - 1;
+                loop {
+                    let window = self.store.pending(&tenant.id, after, s3::MAX_PENDING).await?;
+                    let full = window.len() == s3::MAX_PENDING;
+                    after = window.last().map_or(after, |p| p.seq);
+                    events.extend(window.into_iter().filter(|p| p.object.as_ref() == Some(&key)));
+                    if !full || after >= last {
+                        break;
+                    }
+                }
+                events
             }
-        }
+            None => self.store.pending(&tenant.id, cursor, s3::MAX_PENDING).await?,
+        };
         let batch = s3::plan(tenant, pending);
         let mut accepted: Vec<(i64, i64)> =
             batch.objects.iter().flat_map(|o| o.events.iter().map(|p| (p.seq, p.accepted_ms))).collect();
         accepted.sort_unstable();
         let Some(&(last, _)) = accepted.last() else { return Ok(None) };
-        Ok(Some(Taken { last, load: Load::S3(batch), accepted, dead: Vec::new() }))
+        Ok(Some(Taken { last: last.max(cursor), load: Load::S3(batch), accepted, dead: Vec::new() }))
     }
 
     /// Sends a batch to the tenant's destination and settles every event it has an answer for.
@@ -689,5 +719,87 @@ impl Deliverer {
                 Round::Lost
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{registry::ObjectFormat, spool::NewEvent};
+
+    /// An S3 object whose events straddle the cursor (another object's events interleave with
+    /// its own, and that one was taken first) is taken again whole: written with only the events
+    /// past the cursor, it would replace itself and lose the others.
+    #[tokio::test]
+    async fn an_assigned_object_is_taken_whole_even_across_the_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(&crate::store::Engine::Sqlite { dir: dir.path().into(), max_bytes: 1 << 30 })
+            .await
+            .unwrap();
+        let tenant = Tenant {
+            id: "t1".into(),
+            channel_arn: "arn:aws:s3:::b".into(),
+            destination: Destination::S3 {
+                region: "eu-west-1".into(),
+                account: "123456789012".into(),
+                prefix: String::new(),
+                format: ObjectFormat::Ndjson,
+                rollover_secs: 300,
+            },
+            delivery: DeliveryMode::AssumeRole {
+                role_arn: "arn:aws:iam::123456789012:role/r".into(),
+                external_id: None,
+                proxy_role_arn: None,
+            },
+            applications: vec!["a".into(), "b".into()],
+            paused: None,
+            held: false,
+        };
+        store.put_tenant(&tenant).await.unwrap();
+        let events = (0..6)
+            .map(|i| NewEvent {
+                tenant: "t1".into(),
+                source: if i % 2 == 0 { "a".into() } else { "b".into() },
+                uid: format!("u{i}"),
+                event_data: format!(
+                    r#"{{"eventSource":"{}","eventTime":"2026-12-05T10:00:0{i}Z"}}"#,
+                    if i % 2 == 0 { "a" } else { "b" }
+                ),
+            })
+            .collect();
+        store.append(events).await.unwrap();
+        let deliverer =
+            Deliverer::new(store.clone(), crate::RelayConfig::default().delivery(), Arc::new(Metrics::default()));
+        let lease = store.acquire("t1").await.unwrap().unwrap();
+        // Both objects are planned (and assigned) from the front; the first of them was delivered
+        // up to the cursor, the second is retried from a cursor inside its range.
+        let seqs: Vec<i64> = store.pending("t1", 0, 10).await.unwrap().iter().map(|p| p.seq).collect();
+        let batch = s3::plan(&tenant, store.pending("t1", 0, 10).await.unwrap());
+        assert_eq!(batch.objects.len(), 2);
+        store.settle(&lease, batch.assigned.into()).await.unwrap();
+        let taken = deliverer.next_objects(&tenant, seqs[2], 300).await.unwrap().unwrap();
+        let Load::S3(again) = taken.load else { panic!("an S3 batch") };
+        assert_eq!(again.objects.len(), 1);
+        assert!(again.assigned.is_empty());
+        assert_eq!(again.objects[0].key, batch.objects[1].key);
+        assert_eq!(again.objects[0].events.iter().map(|p| p.seq).collect::<Vec<_>>(), [seqs[1], seqs[3], seqs[5]]);
+        assert_eq!(taken.last, seqs[5]);
+        // New events are not due while younger than the rollover and fewer than fill an object;
+        // once the oldest waited the rollover, they go.
+        store
+            .append(vec![NewEvent {
+                tenant: "t1".into(),
+                source: "a".into(),
+                uid: "u9".into(),
+                event_data: r#"{"eventSource":"a","eventTime":"2026-12-05T10:00:09Z"}"#.into(),
+            }])
+            .await
+            .unwrap();
+        assert!(deliverer.next_objects(&tenant, seqs[5], 300).await.unwrap().is_none());
+        let later =
+            Deliverer::new(store.clone(), crate::RelayConfig::default().delivery(), Arc::new(Metrics::default()));
+        let taken = later.next_objects(&tenant, seqs[5], 0).await.unwrap().expect("due at once");
+        let Load::S3(new) = taken.load else { panic!("an S3 batch") };
+        assert_eq!((new.objects.len(), new.assigned.len()), (1, 1));
     }
 }

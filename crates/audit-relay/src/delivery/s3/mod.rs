@@ -107,9 +107,10 @@ fn extension(format: ObjectFormat) -> &'static str {
     }
 }
 
-/// The last spool position an object's key says it covers.
-pub(super) fn last_position(key: &str) -> Option<i64> {
-    key.rsplit('/').next()?.split('-').nth(1)?.parse().ok()
+/// The first and last spool positions an object's key says it covers.
+pub(super) fn positions(key: &str) -> Option<(i64, i64)> {
+    let mut parts = key.rsplit('/').next()?.split('-');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
 /// The batch `pending` (in position order) makes: the object the first event was assigned to, with
@@ -325,7 +326,7 @@ mod tests {
         assert_eq!(batch.objects[0].events.iter().map(|p| p.seq).collect::<Vec<_>>(), [7, 3]);
         assert_eq!(batch.assigned.len(), 4);
         assert!(batch.assigned.contains(&Outcome::Assigned { seq: 7, object: keys[0].to_owned() }));
-        assert_eq!(last_position(keys[0]), Some(7));
+        assert_eq!(positions(keys[0]), Some((3, 7)));
     }
 
     #[test]
