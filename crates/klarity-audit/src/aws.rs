@@ -108,6 +108,19 @@ macro_rules! client {
 }
 pub(crate) use client;
 
+/// An S3 client for `target`: path-style addressing when the endpoint is the local lake's (a
+/// bucket is not a host name there).
+pub(crate) fn s3_client(target: &Target, keys: &Keys) -> aws_sdk_s3::Client {
+    let mut config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(target.region.clone()))
+        .credentials_provider(keys.provider());
+    if let Some(endpoint) = &target.endpoint {
+        config = config.endpoint_url(endpoint).force_path_style(true);
+    }
+    aws_sdk_s3::Client::from_conf(config.build())
+}
+
 /// The error code and message of an SDK error, or its display.
 pub(crate) fn describe<E: aws_sdk_iam::error::ProvideErrorMetadata + std::fmt::Display>(err: &E) -> (String, String) {
     let code = err.code().unwrap_or("Error").to_owned();

@@ -215,14 +215,7 @@ async fn verify_s3(target: &Target, keys: &Keys, tenant: &Tenant, event_data: St
     let entry_id = uuid::Uuid::now_v7().simple().to_string();
     let (key, bytes, content_type) = audit_relay::delivery::s3::canary(tenant, &entry_id, event_data)
         .map_err(|err| format!("building the canary object failed: {err}"))?;
-    let mut config = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new(target.region.clone()))
-        .credentials_provider(keys.provider());
-    if let Some(endpoint) = &target.endpoint {
-        config = config.endpoint_url(endpoint).force_path_style(true);
-    }
-    let s3 = aws_sdk_s3::Client::from_conf(config.build());
+    let s3 = crate::aws::s3_client(target, keys);
     let sent = s3
         .put_object()
         .bucket(bucket)

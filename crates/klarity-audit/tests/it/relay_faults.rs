@@ -106,6 +106,77 @@ pub(crate) fn answer(status: &str, error_type: &str) -> Vec<u8> {
     message(&format!("HTTP/1.1 {status}"), &headers, body.as_bytes())
 }
 
+/// What a planned fault does to a call ([`start_planned_proxy`]).
+#[derive(Debug, Clone)]
+pub(crate) enum Act {
+    /// Forward it and its answer.
+    Pass,
+    /// Answer this without forwarding.
+    Answer(Vec<u8>),
+    /// Close the connection without forwarding or answering.
+    Drop,
+    /// Forward it, then close without answering (the answer is lost).
+    LoseAnswer,
+}
+
+/// A fault-injecting HTTP proxy in front of `upstream` (a test double: the faults must be injected
+/// on purpose). The n-th call that `selects` picks (by its head) gets `plan[n]`, what `act` makes
+/// of it (then calls pass); every other call is forwarded untouched. `noted` hears of each fault
+/// injected with the call's head and body, and whether the lake took a call whose answer was lost.
+/// Returns the proxy's endpoint.
+pub(crate) fn start_planned_proxy<F: Copy + PartialEq + Send + Sync + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    upstream: String,
+    plan: Vec<F>,
+    selects: fn(&str) -> bool,
+    act: fn(F) -> Act,
+    noted: impl Fn(F, &str, &[u8], bool) + Send + Sync + 'static,
+) -> String {
+    let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let counter = Arc::new(AtomicUsize::new(0));
+    let noted = Arc::new(noted);
+    runtime.spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let (upstream, counter, plan, noted) = (upstream.clone(), counter.clone(), plan.clone(), noted.clone());
+            tokio::spawn(async move {
+                let Some((head, body)) = read_message(&mut conn).await else { return };
+                let first = head.lines().next().unwrap_or("").to_owned();
+                let request = message(&first, &headers_of(&head), &body);
+                let fault =
+                    selects(&head).then(|| plan.get(counter.fetch_add(1, Ordering::Relaxed)).copied()).flatten();
+                let reply = match fault.map(|f| (f, act(f))) {
+                    None | Some((_, Act::Pass)) => {
+                        if let Some(f) = fault {
+                            noted(f, &head, &body, false);
+                        }
+                        match forward(&upstream, &request).await {
+                            Some((h, b)) => respond(&h, &b),
+                            None => return,
+                        }
+                    }
+                    Some((f, Act::Answer(reply))) => {
+                        noted(f, &head, &body, false);
+                        reply
+                    }
+                    Some((f, Act::Drop)) => {
+                        noted(f, &head, &body, false);
+                        return;
+                    }
+                    Some((f, Act::LoseAnswer)) => {
+                        let taken =
+                            forward(&upstream, &request).await.is_some_and(|(h, _)| h.starts_with("HTTP/1.1 200"));
+                        noted(f, &head, &body, taken);
+                        return;
+                    }
+                };
+                let _ = conn.write_all(&reply).await;
+            });
+        }
+    });
+    endpoint
+}
+
 /// What the proxy does with one PutAuditEvents call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {

@@ -307,57 +307,35 @@ fn uids_in(body: &[u8]) -> Vec<String> {
 /// forwards everything else (STS, CreateLogStream) untouched. Returns its endpoint, the faults
 /// injected and the UIDs of each call whose answer it lost.
 fn start_logs_proxy(runtime: &tokio::runtime::Runtime, upstream: String, plan: Vec<Fault>) -> (String, ProxyRecord) {
-    use std::sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    };
-
-    use tokio::io::AsyncWriteExt;
-
-    use crate::relay_faults::{answer, forward, headers_of, message, read_message, respond};
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let record: ProxyRecord = Arc::default();
-    let counter = Arc::new(AtomicUsize::new(0));
+    use crate::relay_faults::{Act, answer, headers_of, start_planned_proxy};
+    let record: ProxyRecord = std::sync::Arc::default();
     let kept = record.clone();
-    runtime.spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let (upstream, counter, record, plan) = (upstream.clone(), counter.clone(), kept.clone(), plan.clone());
-            tokio::spawn(async move {
-                let Some((head, body)) = read_message(&mut conn).await else { return };
-                let first = head.lines().next().unwrap_or("").to_owned();
-                let put = headers_of(&head)
-                    .iter()
-                    .any(|(k, v)| k.eq_ignore_ascii_case("x-amz-target") && v.ends_with(".PutLogEvents"));
-                let fault = if put {
-                    plan.get(counter.fetch_add(1, Ordering::Relaxed)).copied().unwrap_or(Fault::Pass)
-                } else {
-                    Fault::Pass
-                };
-                if fault != Fault::Pass {
-                    record.lock().unwrap().0.push(fault);
-                }
-                let request = message(&first, &headers_of(&head), &body);
-                let reply = match fault {
-                    Fault::Throttle => answer("400 Bad Request", "ThrottlingException"),
-                    Fault::Unavailable => answer("503 Service Unavailable", "ServiceUnavailableException"),
-                    Fault::Drop => return,
-                    Fault::LoseAnswer => {
-                        // Only events the lake took count as lost answers.
-                        if forward(&upstream, &request).await.is_some_and(|(h, _)| h.starts_with("HTTP/1.1 200")) {
-                            record.lock().unwrap().1.extend(uids_in(&body));
-                        }
-                        return;
-                    }
-                    Fault::Pass => match forward(&upstream, &request).await {
-                        Some((h, b)) => respond(&h, &b),
-                        None => return,
-                    },
-                };
-                let _ = conn.write_all(&reply).await;
-            });
-        }
-    });
+    let endpoint = start_planned_proxy(
+        runtime,
+        upstream,
+        plan,
+        |head| {
+            headers_of(head).iter().any(|(k, v)| k.eq_ignore_ascii_case("x-amz-target") && v.ends_with(".PutLogEvents"))
+        },
+        |fault| match fault {
+            Fault::Pass => Act::Pass,
+            Fault::Throttle => Act::Answer(answer("400 Bad Request", "ThrottlingException")),
+            Fault::Unavailable => Act::Answer(answer("503 Service Unavailable", "ServiceUnavailableException")),
+            Fault::Drop => Act::Drop,
+            Fault::LoseAnswer => Act::LoseAnswer,
+        },
+        move |fault, _, body, taken| {
+            if fault == Fault::Pass {
+                return;
+            }
+            let mut record = kept.lock().unwrap();
+            record.0.push(fault);
+            // Only events the lake took count as lost answers.
+            if taken {
+                record.1.extend(uids_in(body));
+            }
+        },
+    );
     (endpoint, record)
 }
 

@@ -145,6 +145,15 @@ pub(crate) fn stored_uids(endpoint: &str, bucket: &str, prefix: &str, into: &Pat
     seen
 }
 
+/// Posts `events` to each of `tenants`, which accept them.
+fn post(address: &str, token: &str, tenants: &[&str], events: &[Value]) {
+    for tenant in tenants {
+        let body = json!({"events": events}).to_string();
+        let (status, answer) = http_post(address, &format!("/v1/tenants/{tenant}/events"), token, &body);
+        assert_eq!(status, 202, "{answer}");
+    }
+}
+
 pub(crate) fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + within;
     while !done() {
@@ -227,15 +236,7 @@ fn events_reach_s3_as_ndjson_and_ocsf_parquet_and_read_back_with_the_aws_cli_and
             event(&uid, &at, i)
         })
         .collect();
-    for tenant in ["acme", "acme-ocsf"] {
-        let (status, answer) = http_post(
-            &relay.address,
-            &format!("/v1/tenants/{tenant}/events"),
-            &token,
-            &json!({"events": events}).to_string(),
-        );
-        assert_eq!(status, 202, "{answer}");
-    }
+    post(&relay.address, &token, &["acme", "acme-ocsf"], &events);
 
     // NDJSON, read back as the customer with the AWS CLI.
     let down = dir.path().join("down");
@@ -345,15 +346,7 @@ fn a_missing_bucket_or_a_forbidden_prefix_pauses_the_tenant_keeps_its_events_and
 
     let now = audit_event::EventTime::now().to_string();
     let events: Vec<Value> = (0..50).map(|i| event(&format!("0190a6b5-8888-7a3f-9d2b-{i:012}"), &now, i)).collect();
-    for tenant in ["acme", "acme-elsewhere"] {
-        let (status, answer) = http_post(
-            &relay.address,
-            &format!("/v1/tenants/{tenant}/events"),
-            &token,
-            &json!({"events": events}).to_string(),
-        );
-        assert_eq!(status, 202, "{answer}");
-    }
+    post(&relay.address, &token, &["acme", "acme-elsewhere"], &events);
     let show = |id: &str| {
         let out = dir.run(&["tenants", "show", id, "--data-dir", data], None);
         serde_json::from_str::<Value>(&out.stdout).unwrap()
@@ -434,55 +427,31 @@ fn s3_error(status: &str, code: &str) -> Vec<u8> {
 
 /// A fault-injecting HTTP proxy in front of the lake (a test double: the faults must be injected
 /// on purpose). It applies `plan[n]` to the n-th `PutObject` (then passes them) and forwards
-/// everything else (STS) untouched. Returns its endpoint and the faults injected, with the keys of
-/// the objects whose answers it lost.
+/// everything else (STS) untouched. Returns its endpoint and the faults injected, with the path
+/// (bucket and key) of each.
 fn start_s3_proxy(runtime: &tokio::runtime::Runtime, upstream: String, plan: Vec<Fault>) -> (String, Injected) {
-    use std::sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    };
-
-    use tokio::io::AsyncWriteExt;
-
-    use crate::relay_faults::{forward, headers_of, message, read_message, respond};
-    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    let record: Injected = Arc::default();
-    let counter = Arc::new(AtomicUsize::new(0));
+    use crate::relay_faults::{Act, start_planned_proxy};
+    let record: Injected = std::sync::Arc::default();
     let kept = record.clone();
-    runtime.spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let (upstream, counter, record, plan) = (upstream.clone(), counter.clone(), kept.clone(), plan.clone());
-            tokio::spawn(async move {
-                let Some((head, body)) = read_message(&mut conn).await else { return };
-                let first = head.lines().next().unwrap_or("").to_owned();
-                let key = first.split(' ').nth(1).unwrap_or("").split('?').next().unwrap_or("").to_owned();
-                let fault = if first.starts_with("PUT ") {
-                    plan.get(counter.fetch_add(1, Ordering::Relaxed)).copied().unwrap_or(Fault::Pass)
-                } else {
-                    Fault::Pass
-                };
-                if fault != Fault::Pass {
-                    record.lock().unwrap().push((fault, key));
-                }
-                let request = message(&first, &headers_of(&head), &body);
-                let reply = match fault {
-                    Fault::SlowDown => s3_error("503 Slow Down", "SlowDown"),
-                    Fault::Internal => s3_error("500 Internal Server Error", "InternalError"),
-                    Fault::Drop => return,
-                    Fault::LoseAnswer => {
-                        let _ = forward(&upstream, &request).await;
-                        return;
-                    }
-                    Fault::Pass => match forward(&upstream, &request).await {
-                        Some((h, b)) => respond(&h, &b),
-                        None => return,
-                    },
-                };
-                let _ = conn.write_all(&reply).await;
-            });
-        }
-    });
+    let endpoint = start_planned_proxy(
+        runtime,
+        upstream,
+        plan,
+        |head| head.starts_with("PUT "),
+        |fault| match fault {
+            Fault::Pass => Act::Pass,
+            Fault::SlowDown => Act::Answer(s3_error("503 Slow Down", "SlowDown")),
+            Fault::Internal => Act::Answer(s3_error("500 Internal Server Error", "InternalError")),
+            Fault::Drop => Act::Drop,
+            Fault::LoseAnswer => Act::LoseAnswer,
+        },
+        move |fault, head, _, _| {
+            if fault != Fault::Pass {
+                let path = head.split(' ').nth(1).unwrap_or("").split('?').next().unwrap_or("").to_owned();
+                kept.lock().unwrap().push((fault, path));
+            }
+        },
+    );
     (endpoint, record)
 }
 

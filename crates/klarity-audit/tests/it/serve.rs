@@ -116,6 +116,30 @@ fn http_get(address: &str, path: &str, token: &str) -> String {
     answer
 }
 
+/// Runs the banner's `curl` into a tenant (its line holds `tenant_path`) and returns the banner's
+/// read-back command (the line holding `read_back` and the next), as printed.
+fn send_and_read_back(lines: &[&str], tenant_path: &str, read_back: &str) -> String {
+    let curl = lines.iter().find(|l| l.starts_with("curl ") && l.contains(tenant_path)).unwrap();
+    let out = Command::new("sh").args(["-c", &format!("{curl} -s")]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"accepted\""), "{curl}: {out:?}");
+    let at = lines.iter().position(|l| l.contains(read_back)).unwrap();
+    format!("{} {}", lines[at].trim_end_matches('\\'), lines[at + 1])
+}
+
+/// A printed command run in `dir` with only the keys it names (none of this machine's AWS setup).
+fn as_customer(command: &str, dir: &std::path::Path) -> std::process::Output {
+    Command::new("sh")
+        .args(["-c", command])
+        .current_dir(dir)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_PAGER", "")
+        .env_remove("AWS_PROFILE")
+        .output()
+        .unwrap()
+}
+
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !done() {
@@ -207,21 +231,10 @@ fn serve_runs_the_whole_flow_and_a_restart_keeps_it_without_making_anything_twic
     // The CloudWatch Logs demo tenant: the banner's curl into `demo-logs`, then its `aws logs
     // get-log-events` as printed, as the customer, finds the event in the log group.
     let lines: Vec<&str> = serve.banner.lines().map(str::trim).collect();
-    let curl = lines.iter().find(|l| l.starts_with("curl ") && l.contains("/tenants/demo-logs/")).unwrap();
-    let out = Command::new("sh").args(["-c", &format!("{curl} -s")]).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("\"accepted\""), "{curl}: {out:?}");
-    let at = lines.iter().position(|l| l.contains("aws logs get-log-events")).unwrap();
-    let read_back = format!("{} {}", lines[at].trim_end_matches('\\'), lines[at + 1]);
+    let read_back = send_and_read_back(&lines, "/tenants/demo-logs/", "aws logs get-log-events");
+    let workdir = tempfile::tempdir().unwrap();
     wait_for("the demo-logs event is in CloudWatch Logs", || {
-        let out = Command::new("sh")
-            .args(["-c", &read_back])
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_PAGER", "")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .unwrap();
+        let out = as_customer(&read_back, workdir.path());
         let answer: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
         answer["events"].as_array().is_some_and(|events| {
             events.iter().any(|e| e["message"].as_str().is_some_and(|m| m.contains("baselinePatching.started")))
@@ -230,23 +243,9 @@ fn serve_runs_the_whole_flow_and_a_restart_keeps_it_without_making_anything_twic
 
     // The S3 demo tenant: the banner's curl into `demo-s3`, then its `aws s3 cp` as printed, as
     // the customer, copies the object down and prints the event (once its object rolled over).
-    let curl = lines.iter().find(|l| l.starts_with("curl ") && l.contains("/tenants/demo-s3/")).unwrap();
-    let out = Command::new("sh").args(["-c", &format!("{curl} -s")]).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("\"accepted\""), "{curl}: {out:?}");
-    let at = lines.iter().position(|l| l.contains("aws s3 cp --recursive")).unwrap();
-    let read_back = format!("{} {}", lines[at].trim_end_matches('\\'), lines[at + 1]);
-    let workdir = tempfile::tempdir().unwrap();
+    let read_back = send_and_read_back(&lines, "/tenants/demo-s3/", "aws s3 cp --recursive");
     wait_for("the demo-s3 event is in an object", || {
-        let out = Command::new("sh")
-            .args(["-c", &read_back])
-            .current_dir(workdir.path())
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_PAGER", "")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .unwrap();
+        let out = as_customer(&read_back, workdir.path());
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .any(|l| serde_json::from_str::<Value>(l).is_ok_and(|e| e["eventName"] == "baselinePatching.started"))

@@ -479,14 +479,8 @@ async fn bucket(endpoint: &str, name: &str) -> anyhow::Result<()> {
         audit_lake::config::CUSTOMER_ACCESS_KEY_ID,
         audit_lake::config::CUSTOMER_SECRET_ACCESS_KEY,
     );
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new("eu-west-1"))
-        .credentials_provider(customer.provider())
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
+    let target = crate::aws::Target { endpoint: Some(endpoint.to_owned()), region: "eu-west-1".into() };
+    crate::aws::s3_client(&target, &customer)
         .create_bucket()
         .bucket(name)
         .create_bucket_configuration(

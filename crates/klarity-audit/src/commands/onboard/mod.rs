@@ -368,14 +368,7 @@ async fn bucket(target: &Target, keys: &Keys, plan: &Plan, steps: &mut Vec<Strin
             format!("klarity-audit-{}-{}", me.account().unwrap_or_default(), target.region)
         }
     };
-    let mut config = aws_sdk_s3::Config::builder()
-        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-        .region(aws_sdk_s3::config::Region::new(target.region.clone()))
-        .credentials_provider(keys.provider());
-    if let Some(endpoint) = &target.endpoint {
-        config = config.endpoint_url(endpoint).force_path_style(true);
-    }
-    let s3 = aws_sdk_s3::Client::from_conf(config.build());
+    let s3 = crate::aws::s3_client(target, keys);
     let mut create = s3.create_bucket().bucket(&name);
     // us-east-1 takes no location constraint; every other region needs its own.
     if target.region != "us-east-1" {
