@@ -69,9 +69,10 @@ pub(crate) enum Command {
     /// Run the local CloudTrail Lake alone (AWS APIs on one port), or read its data.
     ///
     /// The AWS APIs cloudtrail (event data stores, channels, resource policies, SQL queries with
-    /// StartQuery and the rest), cloudtrail-data (PutAuditEvents), sts (AssumeRole, GetCallerIdentity) and an iam subset (roles and their
-    /// policies), with SigV4 authentication and durable storage. Point the AWS CLI, boto3 or an AWS
-    /// SDK at it with --endpoint-url.
+    /// StartQuery and the rest), cloudtrail-data (PutAuditEvents), logs (CloudWatch Logs groups,
+    /// streams and events), s3 (buckets and objects), sts (AssumeRole, GetCallerIdentity) and an
+    /// iam subset (roles, users, access keys and their policies), with SigV4 authentication and
+    /// durable storage. Point the AWS CLI, boto3 or an AWS SDK at it with --endpoint-url.
     #[command(after_help = "Local accounts and keys (change them in the config file):\n  \
         customer 123456789012  AKIAKLARITYCUSTOMER1 / klarity-local-customer-secret-key-0001\n  \
         vendor   855341727128  AKIAKLARITYVENDOR001 / klarity-local-vendor-secret-key-0001\n\n\
@@ -94,14 +95,16 @@ pub(crate) enum Command {
     #[command(display_order = 8)]
     Relay(RelayArgs),
 
-    /// Manage the relay's tenants: each is a customer's destination (a CloudTrail Lake channel or a
-    /// CloudWatch Logs log group) and how to reach it.
+    /// Manage the relay's tenants: each is a customer's destination (a CloudTrail Lake channel, a
+    /// CloudWatch Logs log group or an S3 bucket) and how to reach it.
     #[command(
         after_help = "Examples:\n  klarity-audit tenants add acme --channel-arn arn:aws:cloudtrail:eu-west-1:123456789012:channel/… \\\n      \
         --role-arn arn:aws:iam::123456789012:role/CTEventPublisher --external-id Kl4r1ty01 --apps all\n  \
         klarity-audit tenants add gamma --destination cloudwatch-logs \\\n      \
         --log-group-arn arn:aws:logs:eu-west-1:123456789012:log-group:klarity-audit \\\n      \
         --role-arn arn:aws:iam::123456789012:role/KlarityLogsWriter --external-id Kl4r1ty03\n  \
+        klarity-audit tenants add delta --bucket-arn arn:aws:s3:::acme-audit --region eu-west-1 --format ocsf-parquet \\\n      \
+        --role-arn arn:aws:iam::123456789012:role/KlarityS3Integration --external-id Kl4r1ty04\n  \
         klarity-audit tenants add beta --channel-arn … --resource-policy --external-id Kl4r1ty02 --apps com.nordcloudapp.com.maestro\n  \
         klarity-audit tenants list\n  klarity-audit tenants pause acme --reason \"customer migrating\""
     )]
@@ -643,10 +646,11 @@ pub(crate) enum TenantsCommand {
         apps: Option<String>,
     },
     /// Check a tenant's integration end to end: obtain its credentials as delivery does (the role
-    /// chain, or the relay's own keys), send one canary event with PutAuditEvents, and read the
-    /// channel's ingestion status where the permissions allow. Says precisely what is wrong
-    /// otherwise: the role cannot be assumed, the external ID does not match, the channel is
-    /// missing, or the store does not accept events. Exit status 0 when it works, 1 when not.
+    /// chain, or the relay's own keys), send one canary event — with PutAuditEvents (then read the
+    /// channel's ingestion status where the permissions allow), PutLogEvents, or PutObject as an
+    /// object of its own — and say precisely what is wrong otherwise: the role cannot be assumed,
+    /// the external ID does not match, the channel, log group or bucket is missing, or the role may
+    /// not write there. Exit status 0 when it works, 1 when not.
     ///
     /// The canary is a real event (eventName `integration.verified`) and stays in the store.
     Verify {
