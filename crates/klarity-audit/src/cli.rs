@@ -444,8 +444,9 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 0)]
     pub(crate) rate: u64,
     /// Where the relay delivers: each tenant's CloudTrail Lake channel (through its resource
-    /// policy), or its CloudWatch Logs log group (through the customer's role, as CloudWatch Logs
-    /// requires). The baseline stays the lake alone taking PutAuditEvents.
+    /// policy), its CloudWatch Logs log group, or its S3 bucket (NDJSON objects rolled over every
+    /// second or 10,000 events; both through the customer's role, as they require). The baseline
+    /// stays the lake alone taking PutAuditEvents.
     #[arg(long, value_enum, default_value = "cloudtrail-lake")]
     pub(crate) destination: DestinationKind,
     /// PutAuditEvents calls in flight per tenant (the relay's delivery_concurrency).
