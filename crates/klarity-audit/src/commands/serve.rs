@@ -503,7 +503,10 @@ fn print_welcome(
     let data = data.display();
     writeln!(out, "klarity-audit serve: a local CloudTrail Lake and the Klarity relay (data in {data})")?;
     writeln!(out)?;
-    writeln!(out, "  lake   {lake_url}   AWS APIs cloudtrail, cloudtrail-data, logs, s3, sts, iam (use --endpoint-url)")?;
+    writeln!(
+        out,
+        "  lake   {lake_url}   AWS APIs cloudtrail, cloudtrail-data, logs, s3, sts, iam (use --endpoint-url)"
+    )?;
     writeln!(out, "  relay  {relay_url}   ingest API, /openapi.json")?;
     writeln!(out)?;
     writeln!(

@@ -271,6 +271,67 @@ fn a_missing_log_group_pauses_the_tenant_keeps_its_events_and_delivery_resumes_w
     assert_eq!((stored.len(), uids.len()), (50, 50));
 }
 
+#[test]
+fn a_role_that_may_not_write_into_the_log_group_pauses_the_tenant_until_the_customer_allows_it() {
+    let dir = Dir::new();
+    let lake = LakeProcess::start(&dir.path().join("lake"));
+    let (role_arn, external_id, _) = onboard(&dir, &lake.endpoint, "audit-allowed");
+    // Klarity is given another log group than the one the role may write into.
+    aws_logs(&lake.endpoint, &["create-log-group", "--log-group-name", "audit-other"]);
+    let other = "arn:aws:logs:us-east-1:123456789012:log-group:audit-other";
+    let data = dir.path().join("relay");
+    let data = data.to_str().unwrap();
+    let (_, token) = tenant(&dir, data, (&role_arn, &external_id, other), &[]);
+    let relay = RelayProcess::start_with(
+        &dir.path().join("relay"),
+        &lake.endpoint,
+        &[("KLARITY_RELAY__PROBE_INTERVAL_SECS", "1")],
+    );
+    let now = audit_event::EventTime::now().to_string();
+    let events: Vec<Value> = (0..20).map(|i| event(&format!("0190a6b5-5656-7a3f-9d2b-{i:012}"), &now, i)).collect();
+    let (status, answer) =
+        http_post(&relay.address, "/v1/tenants/acme/events", &token, &json!({"events": events}).to_string());
+    assert_eq!(status, 202, "{answer}");
+    let show = || {
+        let out = dir.run(&["tenants", "show", "acme", "--data-dir", data], None);
+        serde_json::from_str::<Value>(&out.stdout).unwrap()
+    };
+    wait_for("the tenant is paused", Duration::from_secs(20), || show()["paused"].is_string());
+    let reason = show()["paused"].as_str().unwrap().to_owned();
+    assert!(reason.contains("AccessDenied") && reason.contains("audit-other"), "{reason}");
+    let out = dir.run_with(
+        &["tenants", "verify", "acme", "--data-dir", data],
+        None,
+        &[("KLARITY_RELAY__ENDPOINT_URL", &lake.endpoint)],
+    );
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stdout.contains("may not"), "{}", out.stdout);
+    let (_, one) = get(&relay.address, "/v1/tenants/acme/events/0190a6b5-5656-7a3f-9d2b-000000000000", &token);
+    assert_eq!(one["state"], "pending", "kept while paused: {one}");
+
+    // The customer lets the role write there too: the probe finds it, and every event arrives once.
+    let role_name = role_arn.rsplit('/').next().unwrap();
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": ["logs:PutLogEvents", "logs:CreateLogStream"], "Resource": [other, format!("{other}:*")]}]});
+    let out = Command::new("aws")
+        .args(["--endpoint-url", &lake.endpoint, "--region", "us-east-1", "iam", "put-role-policy"])
+        .args(["--role-name", role_name, "--policy-name", "AlsoOther", "--policy-document", &policy.to_string()])
+        .env("AWS_ACCESS_KEY_ID", CUSTOMER_ACCESS_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", CUSTOMER_SECRET_ACCESS_KEY)
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_SESSION_TOKEN")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_for("the tenant resumes by itself", Duration::from_secs(20), || show()["paused"].is_null());
+    wait_for("every event is delivered", Duration::from_secs(20), || {
+        read_stream(&lake.endpoint, "audit-other", "klarity-audit").len() >= 20
+    });
+    assert_eq!(read_stream(&lake.endpoint, "audit-other", "klarity-audit").len(), 20);
+}
+
 /// What the fault proxy does with one `PutLogEvents` call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
