@@ -95,7 +95,13 @@ async fn handle(State(api): State<Arc<Api>>, request: Request) -> Response {
     if request.uri().path() == "/metrics" && request.method() == Method::GET {
         return metrics(lake, request.headers());
     }
-    if s3::signed_for_s3(request.headers(), request.uri().query().unwrap_or("")) {
+    // Signed for S3 and not one of the other protocols' calls (one of those signed for S3 is
+    // refused below as signed for the wrong service).
+    let other = matches!(
+        classify(request.method(), request.uri().path(), request.headers()),
+        Some(Protocol::Json | Protocol::Logs | Protocol::RestJson)
+    );
+    if !other && s3::signed_for_s3(request.headers(), request.uri().query().unwrap_or("")) {
         return serve_s3(&api, request).await;
     }
     let request_id = uuid::Uuid::new_v4().to_string();

@@ -707,3 +707,91 @@ fn s3_answers_as_motos_server_does() {
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("s3 crosscheck: ok"), "{stdout}");
 }
+
+#[test]
+fn s3_is_reached_only_through_the_lakes_keys_sessions_and_policies() {
+    let dir = Dir::new();
+    let lake = LakeProcess::start(&dir.path().join("lake"));
+    let customer =
+        Aws { endpoint: &lake.endpoint, key: (CUSTOMER_ACCESS_KEY_ID, CUSTOMER_SECRET_ACCESS_KEY), token: None };
+    let vendor = Aws { endpoint: &lake.endpoint, key: (VENDOR_ACCESS_KEY_ID, VENDOR_SECRET_ACCESS_KEY), token: None };
+    let (role_arn, external_id, _) = crate::relay_s3::onboard(&dir, &lake.endpoint, "audit-guarded");
+    let object = dir.path().join("object.json");
+    std::fs::write(&object, "{\"UID\":\"a\"}\n").unwrap();
+    let body = object.to_str().unwrap();
+    let denied = |run: Run, what: &str| {
+        assert_ne!(run.code, 0, "{what} was allowed");
+        assert!(run.stderr.contains("AccessDenied"), "{what}: {}", run.stderr);
+    };
+
+    // Another account has no way in: buckets take no bucket policies.
+    let put = |aws: &Aws<'_>, key: &str| {
+        aws.run(&["s3api", "put-object", "--bucket", "audit-guarded", "--key", key, "--body", body])
+    };
+    denied(put(&vendor, "klarity-audit/x"), "the vendor's root writing into the customer's bucket");
+    denied(vendor.run(&["s3api", "list-objects-v2", "--bucket", "audit-guarded"]), "the vendor listing it");
+
+    // The customer's role, assumed by the vendor with the external ID, may put objects under the
+    // prefix and do nothing else.
+    let assumed = vendor.ok(&[
+        "sts",
+        "assume-role",
+        "--role-arn",
+        &role_arn,
+        "--role-session-name",
+        "s3-check",
+        "--external-id",
+        &external_id,
+    ]);
+    let c = &assumed["Credentials"];
+    let session = Aws {
+        endpoint: &lake.endpoint,
+        key: (c["AccessKeyId"].as_str().unwrap(), c["SecretAccessKey"].as_str().unwrap()),
+        token: c["SessionToken"].as_str(),
+    };
+    assert_eq!(put(&session, "klarity-audit/x").code, 0);
+    denied(put(&session, "elsewhere/x"), "writing outside the prefix");
+    denied(
+        session.run(&["s3api", "get-object", "--bucket", "audit-guarded", "--key", "klarity-audit/x", "/dev/null"]),
+        "reading",
+    );
+    denied(
+        session.run(&["s3api", "delete-object", "--bucket", "audit-guarded", "--key", "klarity-audit/x"]),
+        "deleting",
+    );
+
+    // A session's key with another token, or with none, is refused.
+    let wrong = format!("{}x", c["SessionToken"].as_str().unwrap());
+    let forged = Aws { token: Some(&wrong), ..session };
+    let run = put(&forged, "klarity-audit/y");
+    assert!(run.code != 0 && run.stderr.contains("InvalidToken"), "{}", run.stderr);
+    let bare = Aws { token: None, ..forged };
+    let run = put(&bare, "klarity-audit/y");
+    assert!(run.code != 0 && run.stderr.contains("InvalidToken"), "{}", run.stderr);
+
+    // An unsigned request reads nothing.
+    let address = lake.endpoint.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        b"GET /audit-guarded/klarity-audit/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    assert!(!answer.contains("UID"), "{answer}");
+
+    // The owner reads what the role wrote.
+    let got = dir.path().join("got.json");
+    customer.ok(&[
+        "s3api",
+        "get-object",
+        "--bucket",
+        "audit-guarded",
+        "--key",
+        "klarity-audit/x",
+        got.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read_to_string(&got).unwrap(), "{\"UID\":\"a\"}\n");
+}
