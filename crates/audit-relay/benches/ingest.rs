@@ -89,6 +89,7 @@ fn main() {
             max_events: 1000,
             admin_token_sha256: None,
             metrics: Default::default(),
+            console: audit_relay::api::console::sessions::Sessions::new(""),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let host = listener.local_addr().unwrap().to_string();

@@ -36,8 +36,11 @@ pub struct RelayConfig {
     /// resubmission of its UID is recognized (not delivered again) for this long after acceptance.
     /// Each kept event costs 9–18 bytes of memory (the spool's idempotency index).
     pub delivered_retention_hours: u64,
-    /// SHA-256 (hex) of the admin token; empty disables the admin API and `/metrics`.
+    /// SHA-256 (hex) of the admin token; empty disables the admin API, `/metrics` and the console.
     pub admin_token_sha256: String,
+    /// SHA-256 (hex) of a one-time console sign-in code (`/console/sign-in?code=…`), usable once
+    /// within 15 minutes of the relay's start; empty for none (`serve` mints one at each start).
+    pub console_code_sha256: String,
     /// Deadlines and bounds of the HTTP endpoint (slow or silent clients).
     pub http: http_serve::HttpConfig,
     /// Where the relay keeps its state: SQLite files in `data_dir` (the default), or a PostgreSQL
@@ -151,6 +154,7 @@ impl Default for RelayConfig {
             attempt_timeout_secs: 30,
             delivered_retention_hours: 168,
             admin_token_sha256: String::new(),
+            console_code_sha256: String::new(),
             http: Default::default(),
             database: DatabaseConfig::default(),
         }

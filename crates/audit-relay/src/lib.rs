@@ -57,6 +57,7 @@ pub async fn run(
         admin_token_sha256: (!config.admin_token_sha256.is_empty())
             .then(|| config.admin_token_sha256.to_ascii_lowercase()),
         metrics,
+        console: api::console::sessions::Sessions::new(&config.console_code_sha256),
     });
     let place = match &config.database.url {
         url if url.is_empty() => config.data_dir.display().to_string(),

@@ -16,6 +16,7 @@
 //! Errors become JSON `{"error": {"code", "message"}}` in one place ([`ApiError`]).
 
 mod admin;
+pub mod console;
 #[cfg(test)]
 mod tests;
 
@@ -58,6 +59,8 @@ pub struct RelayState {
     pub admin_token_sha256: Option<String>,
     /// Per-tenant counters, shared with delivery, for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The web console's sessions.
+    pub console: console::sessions::Sessions,
 }
 
 /// The router.
@@ -77,6 +80,7 @@ pub fn router(state: Arc<RelayState>) -> Router {
         .route("/v1/admin/tenants/{tenant}/dead-letters/replay", post(admin::replay))
         .route("/v1/admin/tokens", get(admin::list_tokens).post(admin::issue_token))
         .route("/v1/admin/tokens/{id}", axum::routing::delete(admin::revoke_token))
+        .merge(console::routes())
         .with_state(state)
 }
 

@@ -56,6 +56,7 @@ fn setup(spool_bytes: u64) -> Setup {
         max_events: 10,
         admin_token_sha256: Some(hex::encode(sha2::Sha256::digest(ADMIN.as_bytes()))),
         metrics: Default::default(),
+        console: super::console::sessions::Sessions::new(""),
     });
     Setup { _dir: dir, state, spool, registry, backup, maestro, backup_t1 }
 }
@@ -521,4 +522,47 @@ fn a_token_s_last_use_is_written_at_most_once_a_minute() {
         assert_eq!(last_used(), Some(written), "at {at}");
     }
     assert_eq!(registry.check_token_at("kat_other", t0).unwrap(), crate::registry::TokenCheck::Unknown);
+}
+
+/// A console request with the form `body` and the `cookie`; (status, Location, Set-Cookie).
+async fn console(s: &Setup, method: &str, uri: &str, cookie: Option<&str>, body: &str) -> (StatusCode, String, String) {
+    let mut request =
+        Request::builder().method(method).uri(uri).header("content-type", "application/x-www-form-urlencoded");
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let response = router(s.state.clone()).oneshot(request.body(Body::from(body.to_owned())).unwrap()).await.unwrap();
+    let header = |name| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    (response.status(), header(header::LOCATION), header(header::SET_COOKIE))
+}
+
+#[tokio::test]
+async fn the_console_needs_a_session_and_every_change_its_csrf_token() {
+    let s = setup(1 << 30);
+    // No session: every page and change sends to the sign-in page, and changes nothing.
+    assert_eq!(console(&s, "GET", "/console", None, "").await.1, "/console/sign-in");
+    assert_eq!(console(&s, "POST", "/console/tenants/t1/pause", None, "reason=x").await.1, "/console/sign-in");
+    assert!(s.state.store.tenant("t1").await.unwrap().unwrap().paused.is_none());
+    // A wrong token opens none; the admin token opens one, in a cookie scripts cannot read.
+    let (status, _, cookie) = console(&s, "POST", "/console/sign-in", None, "token=nope").await;
+    assert_eq!((status, cookie.as_str()), (StatusCode::UNAUTHORIZED, ""));
+    let (status, location, cookie) = console(&s, "POST", "/console/sign-in", None, &format!("token={ADMIN}")).await;
+    assert_eq!((status, location.as_str()), (StatusCode::SEE_OTHER, "/console"));
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/console"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+    assert_eq!(console(&s, "GET", "/console", Some(&session), "").await.0, StatusCode::OK);
+    // A change with the cookie but without the session's CSRF token is refused.
+    let (status, ..) = console(&s, "POST", "/console/tenants/t1/pause", Some(&session), "reason=x&csrf=forged").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(s.state.store.tenant("t1").await.unwrap().unwrap().paused.is_none());
+    let id = session.split_once('=').unwrap().1;
+    let csrf = s.state.console.csrf(id).unwrap();
+    let (status, location, _) =
+        console(&s, "POST", "/console/tenants/t1/pause", Some(&session), &format!("reason=moving&csrf={csrf}")).await;
+    assert_eq!((status, location.starts_with("/console?done=")), (StatusCode::SEE_OTHER, true));
+    let tenant = s.state.store.tenant("t1").await.unwrap().unwrap();
+    assert_eq!((tenant.paused.as_deref(), tenant.held), (Some("moving"), true));
 }

@@ -207,11 +207,14 @@ async fn serve(args: &ServeArgs, catalog: audit_event::Catalog) -> anyhow::Resul
     };
 
     // The relay.
+    // A one-time sign-in link to the console, new at each start (only its hash is given on).
+    let console_code = format!("kcon_{}", uuid::Uuid::new_v4().simple());
     let relay_config = audit_relay::RelayConfig {
         listen: args.relay_listen,
         data_dir: data.join("relay"),
         endpoint_url: lake_url.clone(),
         admin_token_sha256,
+        console_code_sha256: sha256_hex(&console_code),
         ..Default::default()
     };
     let relay_listener = tokio::net::TcpListener::bind(args.relay_listen)
@@ -220,7 +223,15 @@ async fn serve(args: &ServeArgs, catalog: audit_event::Catalog) -> anyhow::Resul
     let relay_url = format!("http://{}", relay_listener.local_addr()?);
     let relay_task = tokio::spawn(audit_relay::run(relay_config, relay_listener, catalog.clone(), stop.clone()));
 
-    let _ = print_welcome(data, &lake_url, &relay_url, &world, secrets.as_ref(), user_secret.as_ref(), &catalog);
+    let console = format!("{relay_url}/console/sign-in?code={console_code}");
+    let _ = print_welcome(
+        data,
+        (&lake_url, &relay_url, &console),
+        &world,
+        secrets.as_ref(),
+        user_secret.as_ref(),
+        &catalog,
+    );
 
     let trigger = stop.clone();
     tokio::select! {
@@ -492,8 +503,7 @@ fn write_world(path: &Path, world: &World) -> anyhow::Result<()> {
 
 fn print_welcome(
     data: &Path,
-    lake_url: &str,
-    relay_url: &str,
+    (lake_url, relay_url, console): (&str, &str, &str),
     world: &World,
     secrets: Option<&Secrets>,
     user_secret: Option<&UserSecret>,
@@ -508,6 +518,10 @@ fn print_welcome(
         "  lake   {lake_url}   AWS APIs cloudtrail, cloudtrail-data, logs, s3, sts, iam (use --endpoint-url)"
     )?;
     writeln!(out, "  relay  {relay_url}   ingest API, /openapi.json")?;
+    writeln!(
+        out,
+        "  console {relay_url}/console   sign in once with {console} (good for 15 minutes), or with the admin token"
+    )?;
     writeln!(out)?;
     writeln!(
         out,

@@ -3,6 +3,7 @@
 
 mod bench;
 mod catalog;
+mod console;
 mod lake_cli;
 mod lake_crash;
 mod lake_query_bounds;

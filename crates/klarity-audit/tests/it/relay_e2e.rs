@@ -78,6 +78,7 @@ pub(crate) fn relay(
         max_events: 1000,
         admin_token_sha256: None,
         metrics: metrics.clone(),
+        console: audit_relay::api::console::sessions::Sessions::new(""),
     });
     let deliverer = Deliverer::new(
         store,

@@ -15,14 +15,14 @@ use serde_json::{Value, json};
 use crate::support::{Dir, http_post};
 
 /// A running `serve` and what its banner said.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
-    banner: String,
-    relay: String,
+    pub(crate) banner: String,
+    pub(crate) relay: String,
 }
 
 impl Serve {
-    fn start(data: &Path) -> Serve {
+    pub(crate) fn start(data: &Path) -> Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_klarity-audit"))
             .args(["serve", "--lake-listen", "127.0.0.1:0", "--relay-listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)

@@ -1,0 +1,398 @@
+//! The web console at `/console`, for operators: server-rendered HTML (maud, checked and escaped at
+//! compile time), one embedded stylesheet, no script yet and no external request. Every page needs a
+//! session ([`sessions`]) opened with the admin token or `serve`'s one-time link; every change is a
+//! form `POST` carrying the session's CSRF token, answered with a redirect.
+//!
+//! Pages: the tenants (state with the reason of a pause, destination, queue depth, age of the
+//! oldest queued event, counters), with pause and resume.
+
+pub mod sessions;
+
+use std::{collections::HashMap, fmt::Write as _, sync::Arc, sync::atomic::Ordering};
+
+use axum::{
+    Router,
+    body::Body,
+    extract::{Path, RawQuery, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use maud::{DOCTYPE, Markup, html};
+
+use super::{RelayState, read_body};
+use crate::registry::{Destination, Tenant};
+
+/// The session cookie's name.
+const COOKIE: &str = "klarity_console";
+/// Largest form a console page posts.
+const MAX_FORM: usize = 16 << 10;
+const CSS: &str = include_str!("console.css");
+
+/// The console's routes.
+pub(super) fn routes() -> Router<Arc<RelayState>> {
+    Router::new()
+        .route("/console", get(tenants_page))
+        .route("/console/", get(tenants_page))
+        .route("/console/sign-in", get(sign_in_page).post(sign_in))
+        .route("/console/sign-out", post(sign_out))
+        .route("/console/tenants/{tenant}/pause", post(pause))
+        .route("/console/tenants/{tenant}/resume", post(resume))
+        .route("/console/console.css", get(|| async { ([(header::CONTENT_TYPE, "text/css")], CSS) }))
+}
+
+/// A page, with the headers every console answer carries: no caching, no framing, no script or
+/// style from anywhere but here, no referrer.
+fn page(status: StatusCode, markup: Markup) -> Response {
+    let mut response = (status, markup).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"),
+    );
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+fn redirect(to: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    response.headers_mut().insert(header::LOCATION, HeaderValue::from_str(to).expect("a console path"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn layout(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · klarity-audit console" }
+                link rel="stylesheet" href="/console/console.css";
+            }
+            body {
+                header {
+                    span.brand { "klarity-audit" }
+                    @if let Some(csrf) = csrf {
+                        nav aria-label="Console" {
+                            a href="/console" { "Tenants" }
+                        }
+                        form.inline method="post" action="/console/sign-out" {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button.secondary type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+/// The session id the request's cookie carries.
+fn session_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(COOKIE).and_then(|rest| rest.strip_prefix('=')))
+        .map(str::to_owned)
+}
+
+/// The open session of a request: its id and CSRF token.
+fn session(state: &RelayState, headers: &HeaderMap) -> Option<(String, String)> {
+    let id = session_id(headers)?;
+    let csrf = state.console.csrf(&id)?;
+    Some((id, csrf))
+}
+
+/// A refusal, answered instead of a page.
+type Refusal = Box<Response>;
+
+/// A form's fields.
+async fn form(headers: &HeaderMap, body: Body) -> Result<HashMap<String, String>, Refusal> {
+    match read_body(headers, body, MAX_FORM).await {
+        Ok(bytes) => Ok(form_urlencoded::parse(&bytes).into_owned().collect()),
+        Err(err) => Err(Box::new(err.into_response())),
+    }
+}
+
+/// A change's form, when the request has a session and the form carries its CSRF token: the
+/// session id and the fields.
+async fn change(
+    state: &RelayState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(String, HashMap<String, String>), Refusal> {
+    let fields = form(headers, body).await?;
+    let Some((id, csrf)) = session(state, headers) else {
+        return Err(Box::new(redirect("/console/sign-in")));
+    };
+    match fields.get("csrf") {
+        Some(presented) if sessions::same(presented, &csrf) => Ok((id, fields)),
+        _ => Err(Box::new(page(
+            StatusCode::FORBIDDEN,
+            layout(
+                "Refused",
+                Some(&csrf),
+                html! { p.notice.error role="alert" { "The form was not sent from this console (its CSRF token is missing or wrong): reload the page and try again." } },
+            ),
+        ))),
+    }
+}
+
+fn disabled() -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        layout(
+            "Console disabled",
+            None,
+            html! { p.notice.error { "The console is disabled: the relay has no admin token (admin_token_sha256)." } },
+        ),
+    )
+}
+
+async fn sign_in_page(State(state): State<Arc<RelayState>>, RawQuery(query): RawQuery) -> Response {
+    if state.admin_token_sha256.is_none() {
+        return disabled();
+    }
+    let code = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned());
+    if let Some(code) = code {
+        if state.console.redeem(&code) {
+            return signed_in(&state);
+        }
+        return sign_in_form(
+            StatusCode::UNAUTHORIZED,
+            Some("This sign-in link was used already or is too old: sign in with the admin token."),
+        );
+    }
+    sign_in_form(StatusCode::OK, None)
+}
+
+fn sign_in_form(status: StatusCode, problem: Option<&str>) -> Response {
+    page(
+        status,
+        layout(
+            "Sign in",
+            None,
+            html! {
+                div.card {
+                    h1 { "Sign in" }
+                    @if let Some(problem) = problem {
+                        p.notice.error role="alert" { (problem) }
+                    }
+                    form method="post" action="/console/sign-in" {
+                        label for="token" { "Admin token" }
+                        input #token type="password" name="token" autocomplete="current-password" required;
+                        button type="submit" { "Sign in" }
+                    }
+                }
+            },
+        ),
+    )
+}
+
+async fn sign_in(State(state): State<Arc<RelayState>>, headers: HeaderMap, body: Body) -> Response {
+    let Some(expected) = &state.admin_token_sha256 else { return disabled() };
+    let fields = match form(&headers, body).await {
+        Ok(fields) => fields,
+        Err(response) => return *response,
+    };
+    let token = fields.get("token").map(|t| t.trim()).unwrap_or("");
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()));
+    if token.is_empty() || !sessions::same(&hash, expected) {
+        tracing::warn!("A console sign-in with a wrong admin token was refused.");
+        return sign_in_form(StatusCode::UNAUTHORIZED, Some("That is not the admin token."));
+    }
+    signed_in(&state)
+}
+
+/// A new session: its cookie, and on to the tenants.
+fn signed_in(state: &RelayState) -> Response {
+    let id = state.console.open();
+    let mut response = redirect("/console");
+    let cookie =
+        format!("{COOKIE}={id}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}", sessions::IDLE.as_secs());
+    response.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("a cookie"));
+    tracing::info!("An operator signed in to the console.");
+    response
+}
+
+async fn sign_out(State(state): State<Arc<RelayState>>, headers: HeaderMap, body: Body) -> Response {
+    let (id, _) = match change(&state, &headers, body).await {
+        Ok(change) => change,
+        Err(response) => return *response,
+    };
+    state.console.close(&id);
+    let mut response = redirect("/console/sign-in");
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("klarity_console=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    response
+}
+
+/// What a tenant's state is, in words: its class and text, and the reason of a pause.
+fn state_of(tenant: &Tenant) -> (&'static str, &'static str, Option<&str>) {
+    match (&tenant.paused, tenant.held) {
+        (None, _) => ("state-active", "Active", None),
+        (Some(reason), true) => ("state-held", "Paused by an operator", Some(reason)),
+        (Some(reason), false) => ("state-paused", "Paused: the destination refuses (probing)", Some(reason)),
+    }
+}
+
+/// Where a tenant's events go, in words.
+fn target_of(tenant: &Tenant) -> String {
+    match &tenant.destination {
+        Destination::CloudtrailLake => tenant.channel_arn.clone(),
+        Destination::CloudwatchLogs { log_stream } => {
+            format!("{} (stream {log_stream})", tenant.log_group().unwrap_or_default())
+        }
+        Destination::S3 { prefix, format, .. } => {
+            format!("s3://{}/{prefix} ({})", tenant.bucket().unwrap_or_default(), format.name())
+        }
+    }
+}
+
+/// A duration in the largest unit that fits, as people read it.
+fn age(ms: i64) -> String {
+    let secs = ms.max(0) / 1000;
+    let mut out = String::new();
+    match secs {
+        0..60 => write!(out, "{secs} s"),
+        60..3600 => write!(out, "{} min", secs / 60),
+        3600..86_400 => write!(out, "{} h {} min", secs / 3600, secs % 3600 / 60),
+        _ => write!(out, "{} d {} h", secs / 86_400, secs % 86_400 / 3600),
+    }
+    .expect("writing to a string");
+    out
+}
+
+async fn tenants_page(State(state): State<Arc<RelayState>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    if state.admin_token_sha256.is_none() {
+        return disabled();
+    }
+    let Some((_, csrf)) = session(&state, &headers) else { return redirect("/console/sign-in") };
+    let tenants = match state.store.tenants().await {
+        Ok(tenants) => tenants,
+        Err(err) => return super::ApiError::from(err).into_response(),
+    };
+    let depth = state.store.depth().await.unwrap_or_default();
+    let now = audit_event::EventTime::now().unix_millis();
+    let mut oldest = HashMap::new();
+    for t in &tenants {
+        if let Ok(Some(ms)) = state.store.oldest_pending_ms(&t.id).await {
+            oldest.insert(t.id.clone(), now - ms);
+        }
+    }
+    let notice = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "done")
+        .map(|(_, v)| v.into_owned());
+    let body = html! {
+        h1 { "Tenants" }
+        @if let Some(notice) = notice {
+            p.notice role="status" { (notice) }
+        }
+        div.table-wrap {
+            table {
+                caption { (tenants.len()) " tenants; counters since this relay started" }
+                thead {
+                    tr {
+                        th scope="col" { "Tenant" }
+                        th scope="col" { "Destination" }
+                        th scope="col" { "State" }
+                        th scope="col" { "Queued" }
+                        th scope="col" { "Oldest queued" }
+                        th scope="col" { "Accepted" }
+                        th scope="col" { "Delivered" }
+                        th scope="col" { "Failed" }
+                        th scope="col" { "Action" }
+                    }
+                }
+                tbody {
+                    @for t in &tenants {
+                        @let (class, text, reason) = state_of(t);
+                        @let metrics = state.metrics.tenant(&t.id);
+                        tr data-tenant=(t.id) {
+                            th scope="row" { (t.id) }
+                            td { (t.destination.name()) span.target { (target_of(t)) } }
+                            td { span class=(class) { (text) } @if let Some(reason) = reason { span.reason { (reason) } } }
+                            td.num { (depth.get(&t.id).copied().unwrap_or(0)) }
+                            td.num { (oldest.get(&t.id).map_or("—".to_owned(), |ms| age(*ms))) }
+                            td.num { (metrics.accepted.load(Ordering::Relaxed)) }
+                            td.num { (metrics.delivered.load(Ordering::Relaxed)) }
+                            td.num { (metrics.failed.load(Ordering::Relaxed)) }
+                            td {
+                                @if t.held {
+                                    form.inline method="post" action={ "/console/tenants/" (t.id) "/resume" } {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        button type="submit" aria-label={ "Resume " (t.id) } { "Resume" }
+                                    }
+                                } @else {
+                                    form.inline method="post" action={ "/console/tenants/" (t.id) "/pause" } {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        label.visually-hidden for={ "reason-" (t.id) } { "Why pause " (t.id) }
+                                        input id={ "reason-" (t.id) } type="text" name="reason" placeholder="Why (optional)";
+                                        button.secondary type="submit" aria-label={ "Pause " (t.id) } { "Pause" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page(StatusCode::OK, layout("Tenants", Some(&csrf), body))
+}
+
+async fn pause(
+    State(state): State<Arc<RelayState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (_, fields) = match change(&state, &headers, body).await {
+        Ok(change) => change,
+        Err(response) => return *response,
+    };
+    let reason = fields.get("reason").map(|r| r.trim()).filter(|r| !r.is_empty()).unwrap_or("paused by an operator");
+    let reason: String = reason.chars().take(500).collect();
+    match crate::store::hold(state.store.as_ref(), &id, &reason).await {
+        Ok(Some(_)) => {
+            tracing::info!(tenant = %id, reason = %reason, "Paused a tenant from the console.");
+            redirect(&format!("/console?done={}", encode(&format!("Paused {id}: {reason}."))))
+        }
+        Ok(None) => redirect(&format!("/console?done={}", encode(&format!("There is no tenant {id}.")))),
+        Err(err) => super::ApiError::from(err).into_response(),
+    }
+}
+
+async fn resume(
+    State(state): State<Arc<RelayState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(response) = change(&state, &headers, body).await {
+        return *response;
+    }
+    match crate::store::resume(state.store.as_ref(), &id).await {
+        Ok(Some(_)) => {
+            tracing::info!(tenant = %id, "Resumed a tenant from the console.");
+            redirect(&format!("/console?done={}", encode(&format!("Resumed {id}."))))
+        }
+        Ok(None) => redirect(&format!("/console?done={}", encode(&format!("There is no tenant {id}.")))),
+        Err(err) => super::ApiError::from(err).into_response(),
+    }
+}
+
+fn encode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
