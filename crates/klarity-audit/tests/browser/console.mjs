@@ -50,6 +50,56 @@ try {
   await page.getByRole("status").filter({ hasText: "Resumed demo-logs." }).waitFor();
   await row.getByText("Active").waitFor();
 
+  // Issue an app token (shown once), publish with it, see a refused event as a dead letter with
+  // its reason, replay it; then revoke the token and see the next publish refused.
+  await page.getByRole("link", { name: "App tokens" }).click();
+  await page.getByLabel("Name").fill("browser test");
+  await page.getByLabel("Event source").selectOption("com.nordcloudapp.com.autopatcher");
+  await page.getByLabel("Tenants").fill("demo,demo-logs");
+  await page.getByRole("button", { name: "Issue" }).click();
+  const token = (await page.locator("#new-token").textContent()).trim();
+  assert.match(token, /^kat_/);
+  const publish = async (tenant, eventTime, uid) => {
+    const r = await fetch(`${relay}/v1/tenants/${tenant}/events`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ version: "v1", userIdentity: { type: "USER", principalId: "ops@example.com" },
+        eventSource: "com.nordcloudapp.com.autopatcher", eventName: "baselinePatching.started", eventTime, UID: uid,
+        requestParameters: { machinesCount: 3 } }),
+    });
+    return r.status;
+  };
+  // CloudWatch Logs refuses an event 20 days old: a dead letter with CloudWatch's reason.
+  const old = new Date(Date.now() - 20 * 86400_000).toISOString();
+  assert.equal(await publish("demo-logs", old, "0190a6b5-abcd-7a3f-9d2b-000000000001"), 202);
+  await page.screenshot({ path: `${shots}/tokens.png`, fullPage: true });
+  for (let i = 0; ; i++) {
+    await page.goto(`${relay}/console/tenants/demo-logs/dead-letters`);
+    if (await page.locator('tr[data-uid="0190a6b5-abcd-7a3f-9d2b-000000000001"]').count() > 0) break;
+    assert.ok(i < 100, "the too-old event became a dead letter");
+    await page.waitForTimeout(100);
+  }
+  await page.getByText("TooOldLogEvent").waitFor();
+  await page.screenshot({ path: `${shots}/dead-letters.png`, fullPage: true });
+  await page.getByRole("button", { name: /Replay all/ }).click();
+  await page.getByRole("status").filter({ hasText: "Replayed 1 dead letters of demo-logs" }).waitFor();
+
+  await page.goto(`${relay}/console/tokens`);
+  const tokenRow = page.locator("tr", { hasText: "browser test" });
+  await tokenRow.getByRole("button", { name: /Revoke/ }).click();
+  await page.getByRole("status").filter({ hasText: "it is refused from the next request on" }).waitFor();
+  await tokenRow.getByText("Revoked").waitFor();
+  const refused = await publish("demo", new Date().toISOString(), "0190a6b5-abcd-7a3f-9d2b-000000000002");
+  assert.ok(refused === 401 || refused === 403, `a revoked token published (${refused})`);
+
+  // The catalog: applications, event types, typed parameters and examples.
+  await page.getByRole("link", { name: "Catalog" }).click();
+  await page.getByRole("heading", { name: /AutoPatcher/ }).waitFor();
+  await page.locator("summary", { hasText: "baselinePatching.started" }).click();
+  await page.getByText("machinesCount").first().waitFor();
+  await page.screenshot({ path: `${shots}/catalog.png`, fullPage: true });
+  await page.goto(`${relay}/console`);
+
   // A change without the session's CSRF token is refused, even with the session's cookie.
   const forged = await page.evaluate(async () => {
     const r = await fetch("/console/tenants/demo/pause", {

@@ -1,7 +1,8 @@
 //! The web console in a real browser: `serve` runs as shipped, and Playwright drives Debian's
 //! Chromium through `tests/browser/console.mjs` (sign in with the one-time link and the admin
 //! token, a wrong token refused, tenants with their state, a pause with its reason and a resume
-//! by keyboard, a forged change refused, sign out, no request outside the relay). The script
+//! by keyboard, a token issued and used then revoked and refused, a dead letter with its reason
+//! replayed, the catalog, a forged change refused, sign out, no request outside the relay). The script
 //! takes the screenshots `docs/console.md` shows: with `KLARITY_UPDATE_SCREENSHOTS=1` it writes
 //! them into `docs/console/`.
 
@@ -41,7 +42,15 @@ fn the_console_signs_in_shows_tenants_and_pauses_and_resumes_them_in_chromium() 
         .expect("node (Node.js) runs the browser tests");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && stdout.contains("console ok"), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    for shot in ["sign-in.png", "tenants.png", "tenant-paused.png", "tenants-phone.png"] {
+    for shot in [
+        "sign-in.png",
+        "tenants.png",
+        "tenant-paused.png",
+        "tokens.png",
+        "dead-letters.png",
+        "catalog.png",
+        "tenants-phone.png",
+    ] {
         assert!(shots.join(shot).metadata().is_ok_and(|m| m.len() > 1000), "{shot} was taken");
     }
 }

@@ -4,7 +4,8 @@
 //! form `POST` carrying the session's CSRF token, answered with a redirect.
 //!
 //! Pages: the tenants (state with the reason of a pause, destination, queue depth, age of the
-//! oldest queued event, counters), with pause and resume.
+//! oldest queued event, counters), with pause and resume; a tenant's dead letters, with replay;
+//! app tokens (issued and shown once, listed, revoked); the catalog.
 
 pub mod sessions;
 
@@ -38,6 +39,11 @@ pub(super) fn routes() -> Router<Arc<RelayState>> {
         .route("/console/sign-out", post(sign_out))
         .route("/console/tenants/{tenant}/pause", post(pause))
         .route("/console/tenants/{tenant}/resume", post(resume))
+        .route("/console/tenants/{tenant}/dead-letters", get(dead_letters_page))
+        .route("/console/tenants/{tenant}/replay", post(replay))
+        .route("/console/tokens", get(tokens_page).post(issue_token))
+        .route("/console/tokens/{id}/revoke", post(revoke_token))
+        .route("/console/catalog", get(catalog_page))
         .route("/console/console.css", get(|| async { ([(header::CONTENT_TYPE, "text/css")], CSS) }))
 }
 
@@ -79,6 +85,8 @@ fn layout(title: &str, csrf: Option<&str>, body: Markup) -> Markup {
                     @if let Some(csrf) = csrf {
                         nav aria-label="Console" {
                             a href="/console" { "Tenants" }
+                            a href="/console/tokens" { "App tokens" }
+                            a href="/console/catalog" { "Catalog" }
                         }
                         form.inline method="post" action="/console/sign-out" {
                             input type="hidden" name="csrf" value=(csrf);
@@ -320,7 +328,7 @@ async fn tenants_page(State(state): State<Arc<RelayState>>, headers: HeaderMap, 
                         @let (class, text, reason) = state_of(t);
                         @let metrics = state.metrics.tenant(&t.id);
                         tr data-tenant=(t.id) {
-                            th scope="row" { (t.id) }
+                            th scope="row" { a href={ "/console/tenants/" (t.id) "/dead-letters" } { (t.id) } }
                             td { (t.destination.name()) span.target { (target_of(t)) } }
                             td { span class=(class) { (text) } @if let Some(reason) = reason { span.reason { (reason) } } }
                             td.num { (depth.get(&t.id).copied().unwrap_or(0)) }
@@ -391,6 +399,299 @@ async fn resume(
         Ok(None) => redirect(&format!("/console?done={}", encode(&format!("There is no tenant {id}.")))),
         Err(err) => super::ApiError::from(err).into_response(),
     }
+}
+
+/// Most dead letters a page shows.
+const DEAD_LETTERS_SHOWN: usize = 200;
+
+/// A signed-in page's CSRF token, or the redirect to sign in.
+fn signed(state: &RelayState, headers: &HeaderMap) -> Result<String, Refusal> {
+    if state.admin_token_sha256.is_none() {
+        return Err(Box::new(disabled()));
+    }
+    session(state, headers).map(|(_, csrf)| csrf).ok_or_else(|| Box::new(redirect("/console/sign-in")))
+}
+
+async fn dead_letters_page(
+    State(state): State<Arc<RelayState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let csrf = match signed(&state, &headers) {
+        Ok(csrf) => csrf,
+        Err(response) => return *response,
+    };
+    let letters = match state.store.dead_letters(&id, DEAD_LETTERS_SHOWN).await {
+        Ok(letters) => letters,
+        Err(err) => return super::ApiError::from(err).into_response(),
+    };
+    let notice = done(query);
+    let body = html! {
+        h1 { "Dead letters of " (id) }
+        @if let Some(notice) = notice { p.notice role="status" { (notice) } }
+        p { "Events the destination refused for good, with its code and message. Replaying puts them back in the queue with their entry ids; they are delivered again, or refused again." }
+        @if letters.is_empty() {
+            p { "None." }
+        } @else {
+            form.inline method="post" action={ "/console/tenants/" (id) "/replay" } {
+                input type="hidden" name="csrf" value=(csrf);
+                button type="submit" { "Replay all " (letters.len()) }
+            }
+            div.table-wrap {
+                table {
+                    caption { "The oldest " (letters.len()) " (at most " (DEAD_LETTERS_SHOWN) ")" }
+                    thead { tr { th scope="col" { "UID" } th scope="col" { "Event source" } th scope="col" { "Code" } th scope="col" { "Message" } th scope="col" { "Attempts" } } }
+                    tbody {
+                        @for l in &letters {
+                            tr data-uid=(l.uid) {
+                                th scope="row" { (l.uid) }
+                                td { (l.source) }
+                                td { (l.code) }
+                                td { (l.message) }
+                                td.num { (l.attempts) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page(StatusCode::OK, layout("Dead letters", Some(&csrf), body))
+}
+
+async fn replay(
+    State(state): State<Arc<RelayState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(response) = change(&state, &headers, body).await {
+        return *response;
+    }
+    match state.store.replay(&id).await {
+        Ok(n) => {
+            tracing::info!(tenant = %id, replayed = n, "Replayed a tenant's dead letters from the console.");
+            let back = format!("/console/tenants/{id}/dead-letters");
+            redirect(&format!(
+                "{back}?done={}",
+                encode(&format!("Replayed {n} dead letters of {id}; they are queued again."))
+            ))
+        }
+        Err(err) => super::ApiError::from(err).into_response(),
+    }
+}
+
+/// The `done` notice a redirect carries.
+fn done(query: Option<String>) -> Option<String> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes()).find(|(k, _)| k == "done").map(|(_, v)| v.into_owned())
+}
+
+/// A time in milliseconds, as people read it (UTC, to the minute).
+fn when(ms: Option<i64>) -> String {
+    ms.map_or("—".to_owned(), |ms| {
+        let t = audit_event::EventTime::from_unix(ms.div_euclid(1000), 0).to_string();
+        format!("{} {} UTC", &t[..10], &t[11..16])
+    })
+}
+
+fn tokens_body(
+    state: &RelayState,
+    csrf: &str,
+    tokens: &[crate::registry::TokenRecord],
+    notice: Option<&str>,
+    issued: Option<&str>,
+) -> Markup {
+    let now = audit_event::EventTime::now().unix_millis();
+    html! {
+        h1 { "App tokens" }
+        @if let Some(notice) = notice { p.notice role="status" { (notice) } }
+        @if let Some(token) = issued {
+            div.notice role="status" {
+                p { "The new token, shown this once (the relay keeps only its hash): copy it now." }
+                p { code #new-token { (token) } }
+            }
+        }
+        div.table-wrap {
+            table {
+                caption { (tokens.len()) " tokens, oldest first" }
+                thead { tr {
+                    th scope="col" { "Id" } th scope="col" { "Name" } th scope="col" { "Event source" } th scope="col" { "Tenants" }
+                    th scope="col" { "Issued" } th scope="col" { "Expires" } th scope="col" { "Last used" } th scope="col" { "State" } th scope="col" { "Action" }
+                } }
+                tbody {
+                    @for t in tokens {
+                        @let revoked = t.revoked_ms.is_some();
+                        @let expired = t.expires_ms.is_some_and(|e| e <= now);
+                        tr data-token=(t.id) {
+                            th scope="row" { (t.id) @if let Some(hint) = &t.hint { span.target { (hint) "…" } } }
+                            td { (t.grant.name) }
+                            td { (t.grant.source) }
+                            td { (t.grant.tenants.join(", ")) }
+                            td { (when(t.created_ms)) }
+                            td { (when(t.expires_ms)) }
+                            td { (when(t.last_used_ms)) }
+                            td {
+                                @if revoked { span.state-paused { "Revoked " (when(t.revoked_ms)) } }
+                                @else if expired { span.state-held { "Expired" } }
+                                @else { span.state-active { "Active" } }
+                            }
+                            td {
+                                @if !revoked {
+                                    form.inline method="post" action={ "/console/tokens/" (t.id) "/revoke" } {
+                                        input type="hidden" name="csrf" value=(csrf);
+                                        button.secondary type="submit" aria-label={ "Revoke " (t.id) } { "Revoke" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "Issue a token" }
+        form.stack method="post" action="/console/tokens" {
+            input type="hidden" name="csrf" value=(csrf);
+            label for="token-name" { "Name" }
+            input #token-name type="text" name="name" required placeholder="AutoBackup production";
+            label for="token-source" { "Event source (the one application it publishes)" }
+            select #token-source name="source" required {
+                @for app in state.catalog.applications() {
+                    option value=(app.event_source) { (app.name) " — " (app.event_source) }
+                }
+            }
+            label for="token-tenants" { "Tenants (ids separated by commas, or * for all)" }
+            input #token-tenants type="text" name="tenants" required;
+            label for="token-expires" { "Expires (optional, e.g. 2027-01-01T00:00:00Z)" }
+            input #token-expires type="text" name="expires";
+            button type="submit" { "Issue" }
+        }
+    }
+}
+
+async fn tokens_page(State(state): State<Arc<RelayState>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let csrf = match signed(&state, &headers) {
+        Ok(csrf) => csrf,
+        Err(response) => return *response,
+    };
+    match state.store.tokens().await {
+        Ok(tokens) => page(
+            StatusCode::OK,
+            layout("App tokens", Some(&csrf), tokens_body(&state, &csrf, &tokens, done(query).as_deref(), None)),
+        ),
+        Err(err) => super::ApiError::from(err).into_response(),
+    }
+}
+
+async fn issue_token(State(state): State<Arc<RelayState>>, headers: HeaderMap, body: Body) -> Response {
+    let (id, fields) = match change(&state, &headers, body).await {
+        Ok(change) => change,
+        Err(response) => return *response,
+    };
+    let csrf = state.console.csrf(&id).unwrap_or_default();
+    let field = |name: &str| fields.get(name).map(|v| v.trim().to_owned()).unwrap_or_default();
+    let grant = crate::registry::Grant {
+        name: field("name"),
+        source: field("source"),
+        tenants: field("tenants").split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect(),
+    };
+    let problem = if grant.name.is_empty() {
+        Some("Give the token a name.".to_owned())
+    } else if state.catalog.application(&grant.source).is_none() {
+        Some(format!("{:?} is not an event source of the catalog.", grant.source))
+    } else if grant.tenants.is_empty() {
+        Some("Name the tenants it may publish into, or * for all.".to_owned())
+    } else {
+        None
+    };
+    let expires = match field("expires") {
+        text if text.is_empty() => Ok(None),
+        text => crate::registry::expiry_at(&text).map(Some),
+    };
+    let outcome = match (problem, expires) {
+        (Some(problem), _) | (None, Err(problem)) => Err(problem),
+        (None, Ok(expires)) => state.store.issue(&grant, expires).await.map_err(|e| e.to_string()),
+    };
+    let tokens = state.store.tokens().await.unwrap_or_default();
+    match outcome {
+        Ok((token, record)) => {
+            tracing::info!(token = %record.id, source = %grant.source, "Issued an app token from the console.");
+            let notice = format!("Issued {} for {}.", record.id, grant.source);
+            page(
+                StatusCode::OK,
+                layout("App tokens", Some(&csrf), tokens_body(&state, &csrf, &tokens, Some(&notice), Some(&token))),
+            )
+        }
+        Err(problem) => page(
+            StatusCode::BAD_REQUEST,
+            layout(
+                "App tokens",
+                Some(&csrf),
+                html! {
+                    p.notice.error role="alert" { "The token was not issued: " (problem) }
+                    (tokens_body(&state, &csrf, &tokens, None, None))
+                },
+            ),
+        ),
+    }
+}
+
+async fn revoke_token(
+    State(state): State<Arc<RelayState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(response) = change(&state, &headers, body).await {
+        return *response;
+    }
+    match state.store.revoke_token(&id).await {
+        Ok(Some(_)) => {
+            tracing::info!(token = %id, "Revoked an app token from the console.");
+            redirect(&format!(
+                "/console/tokens?done={}",
+                encode(&format!("Revoked {id}: it is refused from the next request on."))
+            ))
+        }
+        Ok(None) => redirect(&format!("/console/tokens?done={}", encode(&format!("There is no token {id}.")))),
+        Err(err) => super::ApiError::from(err).into_response(),
+    }
+}
+
+async fn catalog_page(State(state): State<Arc<RelayState>>, headers: HeaderMap) -> Response {
+    let csrf = match signed(&state, &headers) {
+        Ok(csrf) => csrf,
+        Err(response) => return *response,
+    };
+    let body = html! {
+        h1 { "Catalog" }
+        p { "The applications that publish, their event source, and each event type's typed parameters, with an example." }
+        @for app in state.catalog.applications() {
+            section aria-labelledby={ "app-" (app.event_source) } {
+                h2 id={ "app-" (app.event_source) } { (app.name) " " span.target { (app.event_source) } }
+                p { (app.description) }
+                @for t in &app.event_types {
+                    details {
+                        summary { code { (t.name) } " — " (t.description) }
+                        @if !t.parameters.is_empty() {
+                            div.table-wrap {
+                                table {
+                                    thead { tr { th scope="col" { "Parameter" } th scope="col" { "Type" } th scope="col" { "Required" } th scope="col" { "Meaning" } } }
+                                    tbody {
+                                        @for p in &t.parameters {
+                                            tr { th scope="row" { code { (p.name) } } td { (p.kind) } td { @if p.required { "yes" } @else { "no" } } td { (p.description) } }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        pre { code { (serde_json::to_string_pretty(&t.example).unwrap_or_default()) } }
+                    }
+                }
+            }
+        }
+    };
+    page(StatusCode::OK, layout("Catalog", Some(&csrf), body))
 }
 
 fn encode(text: &str) -> String {
