@@ -84,6 +84,18 @@ try {
   await page.getByRole("button", { name: /Replay all/ }).click();
   await page.getByRole("status").filter({ hasText: "Replayed 1 dead letters of demo-logs" }).waitFor();
 
+  // An event published now is found by its UID (on the tenant's page) and seen delivered.
+  const fresh = "0190a6b5-abcd-7a3f-9d2b-000000000003";
+  assert.equal(await publish("demo-logs", new Date().toISOString(), fresh), 202);
+  await page.getByLabel("Find an event by UID").fill(fresh);
+  await page.getByRole("button", { name: "Find" }).click();
+  for (let i = 0; (await page.locator("#event-state").textContent()) !== "delivered"; i++) {
+    assert.ok(i < 100, "the event was delivered");
+    await page.waitForTimeout(100);
+    await page.reload();
+  }
+  await page.screenshot({ path: `${shots}/event.png`, fullPage: true });
+
   await page.goto(`${relay}/console/tokens`);
   const tokenRow = page.locator("tr", { hasText: "browser test" });
   await tokenRow.getByRole("button", { name: /Revoke/ }).click();

@@ -41,6 +41,7 @@ pub(super) fn routes() -> Router<Arc<RelayState>> {
         .route("/console/tenants/{tenant}/resume", post(resume))
         .route("/console/tenants/{tenant}/dead-letters", get(dead_letters_page))
         .route("/console/tenants/{tenant}/replay", post(replay))
+        .route("/console/tenants/{tenant}/events", get(event_page))
         .route("/console/tokens", get(tokens_page).post(issue_token))
         .route("/console/tokens/{id}/revoke", post(revoke_token))
         .route("/console/catalog", get(catalog_page))
@@ -429,6 +430,7 @@ async fn dead_letters_page(
     let notice = done(query);
     let body = html! {
         h1 { "Dead letters of " (id) }
+        (lookup_form(&id, ""))
         @if let Some(notice) = notice { p.notice role="status" { (notice) } }
         p { "Events the destination refused for good, with its code and message. Replaying puts them back in the queue with their entry ids; they are delivered again, or refused again." }
         @if letters.is_empty() {
@@ -480,6 +482,75 @@ async fn replay(
         }
         Err(err) => super::ApiError::from(err).into_response(),
     }
+}
+
+/// The form that looks an event of tenant `id` up by its UID.
+fn lookup_form(id: &str, uid: &str) -> Markup {
+    html! {
+        form.inline method="get" action={ "/console/tenants/" (id) "/events" } role="search" {
+            label for="uid" { "Find an event by UID" }
+            input #uid type="text" name="uid" value=(uid) required;
+            button.secondary type="submit" { "Find" }
+        }
+    }
+}
+
+/// One event's delivery status, looked up by UID among the tenant's applications.
+async fn event_page(
+    State(state): State<Arc<RelayState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let csrf = match signed(&state, &headers) {
+        Ok(csrf) => csrf,
+        Err(response) => return *response,
+    };
+    let uid = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "uid")
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_default();
+    let tenant = match state.store.tenant(&id).await {
+        Ok(Some(tenant)) => tenant,
+        Ok(None) => {
+            return page(
+                StatusCode::NOT_FOUND,
+                layout("No tenant", Some(&csrf), html! { p.notice.error { "There is no tenant " (id) "." } }),
+            );
+        }
+        Err(err) => return super::ApiError::from(err).into_response(),
+    };
+    let mut found = None;
+    for source in &tenant.applications {
+        match state.store.status(&id, source, &uid).await {
+            Ok(Some(status)) => {
+                found = Some((source.clone(), status));
+                break;
+            }
+            Ok(None) => {}
+            Err(err) => return super::ApiError::from(err).into_response(),
+        }
+    }
+    let body = html! {
+        h1 { "Event " (uid) " of " (id) }
+        (lookup_form(&id, &uid))
+        @match &found {
+            None => p.notice.error role="alert" { "No event with this UID was accepted for " (id) " (from any of its applications)." },
+            Some((source, status)) => {
+                dl.facts {
+                    dt { "State" } dd #event-state { (super::state_name(status.state)) }
+                    dt { "Event source" } dd { (source) }
+                    dt { "Entry id" } dd { code { (status.entry_id) } }
+                    dt { "Accepted" } dd { (when(Some(status.accepted_ms))) }
+                    dt { "Attempts" } dd { (status.attempts) }
+                    @if let Some(event_id) = &status.event_id { dt { "Stored as" } dd { code { (event_id) } } }
+                    @if let Some(code) = &status.error_code { dt { "Last error" } dd { (code) @if let Some(m) = &status.error_message { ": " (m) } } }
+                }
+            }
+        }
+        p { a href={ "/console/tenants/" (id) "/dead-letters" } { "Dead letters of " (id) } }
+    };
+    page(if found.is_some() { StatusCode::OK } else { StatusCode::NOT_FOUND }, layout("Event", Some(&csrf), body))
 }
 
 /// The `done` notice a redirect carries.
