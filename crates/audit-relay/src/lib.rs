@@ -49,6 +49,7 @@ pub async fn run(
     let delivering = tokio::spawn(deliverer.run(shutdown.clone()));
     let retention = std::time::Duration::from_secs(config.delivered_retention_hours * 3600);
     tokio::spawn(forget_old_deliveries(store.clone(), retention, shutdown.clone()));
+    tokio::spawn(sample_minutes(metrics.clone(), shutdown.clone()));
     let state = Arc::new(api::RelayState {
         store: store.clone(),
         catalog: Arc::new(catalog),
@@ -76,6 +77,19 @@ pub async fn run(
 
 /// Once a minute, forgets delivered events older than `retention`, in chunks, so the spool's
 /// records do not grow without end.
+/// Records every tenant's counters at the start of each minute, for the console's charts.
+async fn sample_minutes(metrics: Arc<metrics::Metrics>, shutdown: CancellationToken) {
+    loop {
+        let now = audit_event::EventTime::now().unix_millis();
+        metrics.sample(now.div_euclid(60_000));
+        let next = std::time::Duration::from_millis(u64::try_from(60_000 - now.rem_euclid(60_000)).unwrap_or(60_000));
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(next) => {}
+        }
+    }
+}
+
 async fn forget_old_deliveries(store: store::Store, retention: std::time::Duration, shutdown: CancellationToken) {
     const CHUNK: usize = 10_000;
     loop {

@@ -93,6 +93,28 @@ type GaugeSeries = (&'static str, &'static str, fn(&TenantGauges) -> f64);
 #[derive(Debug, Default)]
 pub struct Metrics {
     tenants: Mutex<HashMap<String, Arc<TenantMetrics>>>,
+    /// A tenant's totals (accepted, delivered, failed) once a minute, by the minute (since the
+    /// epoch), for the last hour: the console's charts.
+    history: Mutex<HashMap<String, Samples>>,
+}
+
+/// A tenant's totals (accepted, delivered, failed) by the minute they were taken at.
+type Samples = std::collections::VecDeque<(i64, [u64; 3])>;
+
+/// Minutes of history kept.
+const HISTORY_MINUTES: usize = 60;
+
+/// One minute of a tenant's traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Minute {
+    /// The minute, since the epoch.
+    pub minute: i64,
+    /// Events accepted in it.
+    pub accepted: u64,
+    /// Events delivered in it.
+    pub delivered: u64,
+    /// Events dead-lettered in it.
+    pub failed: u64,
 }
 
 /// What a scrape reads besides the counters: one tenant's gauges.
@@ -107,6 +129,66 @@ pub struct TenantGauges {
 }
 
 impl Metrics {
+    /// Records every tenant's totals for `minute` (since the epoch); a relay calls it once a minute.
+    pub fn sample(&self, minute: i64) {
+        let totals: Vec<(String, [u64; 3])> = {
+            let tenants = self.tenants.lock().expect("metrics lock");
+            tenants
+                .iter()
+                .map(|(id, m)| {
+                    let load = |c: &AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+                    (id.clone(), [load(&m.accepted), load(&m.delivered), load(&m.failed)])
+                })
+                .collect()
+        };
+        let mut history = self.history.lock().expect("metrics history lock");
+        for (id, totals) in totals {
+            let samples = history.entry(id).or_default();
+            if samples.back().is_some_and(|(m, _)| *m >= minute) {
+                continue;
+            }
+            samples.push_back((minute, totals));
+            while samples.len() > HISTORY_MINUTES + 1 {
+                samples.pop_front();
+            }
+        }
+    }
+
+    /// A tenant's traffic per minute over the last hour, oldest first, up to `now_minute` (the
+    /// minute under way counts what happened in it so far).
+    pub fn per_minute(&self, tenant: &str, now_minute: i64) -> Vec<Minute> {
+        let now = {
+            let m = self.tenant(tenant);
+            let load = |c: &AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+            [load(&m.accepted), load(&m.delivered), load(&m.failed)]
+        };
+        let history = self.history.lock().expect("metrics history lock");
+        // A tenant with no sample yet was first counted in the minute under way (every counted
+        // tenant is sampled each minute): its counts so far are that minute's.
+        let kept: Vec<(i64, [u64; 3])> = match history.get(tenant) {
+            Some(samples) if !samples.is_empty() => samples.iter().copied().collect(),
+            _ => vec![(now_minute, [0; 3])],
+        };
+        let samples: Vec<(i64, [u64; 3])> = kept
+            .into_iter()
+            .filter(|(m, _)| *m > now_minute - HISTORY_MINUTES as i64 && *m <= now_minute)
+            .chain(std::iter::once((now_minute + 1, now)))
+            .collect();
+        samples
+            .windows(2)
+            .map(|w| {
+                let (minute, before) = w[0];
+                let after = w[1].1;
+                Minute {
+                    minute,
+                    accepted: after[0].saturating_sub(before[0]),
+                    delivered: after[1].saturating_sub(before[1]),
+                    failed: after[2].saturating_sub(before[2]),
+                }
+            })
+            .collect()
+    }
+
     /// The counters of `tenant`, created at first use.
     pub fn tenant(&self, tenant: &str) -> Arc<TenantMetrics> {
         let mut tenants = self.tenants.lock().expect("metrics lock");
@@ -177,6 +259,41 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn per_minute_traffic_is_the_difference_of_the_samples_and_keeps_an_hour() {
+        use std::sync::atomic::Ordering::Relaxed;
+        let metrics = Metrics::default();
+        let t = metrics.tenant("t1");
+        metrics.sample(100);
+        t.accepted.fetch_add(5, Relaxed);
+        t.delivered.fetch_add(3, Relaxed);
+        metrics.sample(101);
+        t.accepted.fetch_add(2, Relaxed);
+        t.failed.fetch_add(1, Relaxed);
+        // Minute 102 is under way: what happened since the last sample.
+        let minutes = metrics.per_minute("t1", 102);
+        assert_eq!(
+            minutes,
+            [
+                Minute { minute: 100, accepted: 5, delivered: 3, failed: 0 },
+                Minute { minute: 101, accepted: 2, delivered: 0, failed: 1 },
+            ]
+        );
+        // Sampling the same minute twice keeps the first; an hour later the old minutes are gone.
+        metrics.sample(101);
+        for minute in 102..=200 {
+            metrics.sample(minute);
+        }
+        let minutes = metrics.per_minute("t1", 200);
+        assert_eq!(minutes.len(), 60);
+        assert_eq!(minutes[0].minute, 141);
+        assert!(minutes.iter().all(|m| m.accepted == 0));
+        // A tenant first counted in the minute under way has that minute only.
+        metrics.tenant("new").accepted.fetch_add(4, Relaxed);
+        assert_eq!(metrics.per_minute("new", 200), [Minute { minute: 200, accepted: 4, delivered: 0, failed: 0 }]);
+    }
+
     use super::*;
 
     #[test]

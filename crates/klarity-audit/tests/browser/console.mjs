@@ -110,7 +110,12 @@ try {
   await page.locator("summary", { hasText: "baselinePatching.started" }).click();
   await page.getByText("machinesCount").first().waitFor();
   await page.screenshot({ path: `${shots}/catalog.png`, fullPage: true });
+  // The tenants' charts of the last hour count the traffic of the minute under way.
   await page.goto(`${relay}/console`);
+  const logsChart = page.locator('tr[data-tenant="demo-logs"] svg[role="img"]');
+  assert.match(await logsChart.getAttribute("aria-label"), /^Last hour: [1-9]\d* accepted, [1-9]\d* delivered, [1-9]\d* failed$/);
+  assert.equal(await page.locator('svg[role="img"][aria-label^="Last hour:"]').count(), 3);
+  await page.screenshot({ path: `${shots}/tenants.png`, fullPage: true });
 
   // A change without the session's CSRF token is refused, even with the session's cookie.
   const forged = await page.evaluate(async () => {

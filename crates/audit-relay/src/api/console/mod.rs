@@ -9,7 +9,7 @@
 
 pub mod sessions;
 
-use std::{collections::HashMap, fmt::Write as _, sync::Arc, sync::atomic::Ordering};
+use std::{collections::HashMap, fmt::Write as _, sync::Arc};
 
 use axum::{
     Router,
@@ -269,6 +269,41 @@ fn target_of(tenant: &Tenant) -> String {
     }
 }
 
+/// A tenant's last hour as a small chart (inline SVG: no script), accepted solid, delivered dashed,
+/// failed dotted, with its figures as text for whoever does not see it.
+fn chart(minutes: &[crate::metrics::Minute], now_minute: i64) -> Markup {
+    let (w, h, slots) = (180.0_f64, 36.0_f64, 60.0_f64);
+    let (a, d, f) =
+        minutes.iter().fold((0u64, 0u64, 0u64), |(a, d, f), m| (a + m.accepted, d + m.delivered, f + m.failed));
+    let top = minutes.iter().map(|m| m.accepted.max(m.delivered).max(m.failed)).max().unwrap_or(0).max(1) as f64;
+    let line = |value: fn(&crate::metrics::Minute) -> u64| -> String {
+        let mut points = String::new();
+        for m in minutes {
+            let x = w - (now_minute - m.minute) as f64 * (w / slots) - w / slots / 2.0;
+            let y = h - 2.0 - value(m) as f64 / top * (h - 4.0);
+            let _ = write!(points, "{x:.1},{y:.1} ");
+        }
+        points
+    };
+    let summary = format!("Last hour: {a} accepted, {d} delivered, {f} failed");
+    html! {
+        svg.chart width=(w) height=(h) viewBox={ "0 0 " (w) " " (h) } role="img" aria-label=(summary) {
+            title { (summary) }
+            line x1="0" y1=(h - 1.0) x2=(w) y2=(h - 1.0) stroke="#d6dbe1" {}
+            polyline points=(line(|m| m.accepted)) fill="none" stroke="#0b5cad" stroke-width="1.5" {}
+            polyline points=(line(|m| m.delivered)) fill="none" stroke="#1f6f3a" stroke-width="1.5" stroke-dasharray="4 2" {}
+            polyline points=(line(|m| m.failed)) fill="none" stroke="#a4261d" stroke-width="1.5" stroke-dasharray="1 2" {}
+            // A minute alone (a line needs two) still shows, as dots.
+            @if minutes.len() == 1 {
+                @for (value, colour) in [(minutes[0].accepted, "#0b5cad"), (minutes[0].delivered, "#1f6f3a"), (minutes[0].failed, "#a4261d")] {
+                    circle cx=(w - w / slots / 2.0) cy=(h - 2.0 - value as f64 / top * (h - 4.0)) r="2" fill=(colour) {}
+                }
+            }
+        }
+        span.target { (a) " in · " (d) " out · " (f) " failed" }
+    }
+}
+
 /// A duration in the largest unit that fits, as people read it.
 fn age(ms: i64) -> String {
     let secs = ms.max(0) / 1000;
@@ -310,7 +345,7 @@ async fn tenants_page(State(state): State<Arc<RelayState>>, headers: HeaderMap, 
         }
         div.table-wrap {
             table {
-                caption { (tenants.len()) " tenants; counters since this relay started" }
+                caption { (tenants.len()) " tenants; the charts count what this relay did each minute: accepted (solid), delivered (dashed), failed (dotted)" }
                 thead {
                     tr {
                         th scope="col" { "Tenant" }
@@ -318,25 +353,20 @@ async fn tenants_page(State(state): State<Arc<RelayState>>, headers: HeaderMap, 
                         th scope="col" { "State" }
                         th scope="col" { "Queued" }
                         th scope="col" { "Oldest queued" }
-                        th scope="col" { "Accepted" }
-                        th scope="col" { "Delivered" }
-                        th scope="col" { "Failed" }
+                        th scope="col" { "Last hour, per minute" }
                         th scope="col" { "Action" }
                     }
                 }
                 tbody {
                     @for t in &tenants {
                         @let (class, text, reason) = state_of(t);
-                        @let metrics = state.metrics.tenant(&t.id);
                         tr data-tenant=(t.id) {
                             th scope="row" { a href={ "/console/tenants/" (t.id) "/dead-letters" } { (t.id) } }
                             td { (t.destination.name()) span.target { (target_of(t)) } }
                             td { span class=(class) { (text) } @if let Some(reason) = reason { span.reason { (reason) } } }
                             td.num { (depth.get(&t.id).copied().unwrap_or(0)) }
                             td.num { (oldest.get(&t.id).map_or("—".to_owned(), |ms| age(*ms))) }
-                            td.num { (metrics.accepted.load(Ordering::Relaxed)) }
-                            td.num { (metrics.delivered.load(Ordering::Relaxed)) }
-                            td.num { (metrics.failed.load(Ordering::Relaxed)) }
+                            td { (chart(&state.metrics.per_minute(&t.id, now.div_euclid(60_000)), now.div_euclid(60_000))) }
                             td {
                                 @if t.held {
                                     form.inline method="post" action={ "/console/tenants/" (t.id) "/resume" } {
