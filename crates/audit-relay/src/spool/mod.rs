@@ -265,10 +265,25 @@ struct Prepared {
 }
 
 enum Job {
-    Append { events: Vec<Prepared>, done: oneshot::Sender<Result<Vec<Accepted>, SpoolError>> },
-    Settle { outcomes: Arc<[Outcome]>, done: oneshot::Sender<Result<(), SpoolError>> },
-    Replay { tenant: String, done: oneshot::Sender<Result<u64, SpoolError>> },
-    Forget { accepted_before_ms: i64, limit: usize, done: oneshot::Sender<Result<u64, SpoolError>> },
+    Append {
+        events: Vec<Prepared>,
+        done: oneshot::Sender<Result<Vec<Accepted>, SpoolError>>,
+    },
+    Settle {
+        outcomes: Arc<[Outcome]>,
+        done: oneshot::Sender<Result<(), SpoolError>>,
+    },
+    /// Puts a tenant's dead letters back in the queue: all, or those with these UIDs.
+    Replay {
+        tenant: String,
+        only: Option<Vec<String>>,
+        done: oneshot::Sender<Result<u64, SpoolError>>,
+    },
+    Forget {
+        accepted_before_ms: i64,
+        limit: usize,
+        done: oneshot::Sender<Result<u64, SpoolError>>,
+    },
 }
 
 /// The spool handle; cheap to clone.
@@ -591,7 +606,20 @@ impl Spool {
     /// They keep their entry ids.
     pub async fn replay(&self, tenant: &str) -> Result<u64, SpoolError> {
         let (done, wait) = oneshot::channel();
-        self.jobs.send(Job::Replay { tenant: tenant.to_owned(), done }).await.map_err(|_| SpoolError::WriterGone)?;
+        self.jobs
+            .send(Job::Replay { tenant: tenant.to_owned(), only: None, done })
+            .await
+            .map_err(|_| SpoolError::WriterGone)?;
+        wait.await.map_err(|_| SpoolError::WriterGone)?
+    }
+
+    /// Puts the dead letters of `tenant` with these UIDs back in the queue; returns how many.
+    pub async fn replay_only(&self, tenant: &str, uids: Vec<String>) -> Result<u64, SpoolError> {
+        let (done, wait) = oneshot::channel();
+        self.jobs
+            .send(Job::Replay { tenant: tenant.to_owned(), only: Some(uids), done })
+            .await
+            .map_err(|_| SpoolError::WriterGone)?;
         wait.await.map_err(|_| SpoolError::WriterGone)?
     }
 
@@ -1025,11 +1053,12 @@ fn commit(
                         }
                         results.push(JobResult::Settle(Ok(())));
                     }
-                    Job::Replay { tenant, .. } => {
+                    Job::Replay { tenant, only, .. } => {
+                        let only = only.as_ref().map(|uids| serde_json::to_string(uids).expect("serializable"));
                         let n = tx.execute(
                             "UPDATE events SET state = 0, error_code = NULL, error_message = NULL, settled_ms = NULL, event_id = NULL
-                             WHERE tenant = ?1 AND state = 2",
-                            params![tenant],
+                             WHERE tenant = ?1 AND state = 2 AND (?2 IS NULL OR uid IN (SELECT value FROM json_each(?2)))",
+                            params![tenant, only],
                         )?;
                         *changes.entry(tenant.clone()).or_default() += n as i64;
                         results.push(JobResult::Count(Ok(n as u64)));

@@ -106,6 +106,8 @@ pub trait Storage: Directory {
     async fn dead_letters(&self, tenant: &str, limit: usize) -> Result<Vec<DeadLetter>, SpoolError>;
     /// Puts a tenant's dead letters back in the queue, with their entry ids; returns how many.
     async fn replay(&self, tenant: &str) -> Result<u64, SpoolError>;
+    /// Puts the tenant's dead letters with these UIDs back in the queue; returns how many.
+    async fn replay_only(&self, tenant: &str, uids: Vec<String>) -> Result<u64, SpoolError>;
     /// Forgets up to `limit` delivered events accepted before `accepted_before_ms`; returns how many.
     async fn forget(&self, accepted_before_ms: i64, limit: usize) -> Result<u64, SpoolError>;
     /// Pending events per tenant (tenants with none are left out).

@@ -762,6 +762,18 @@ impl Storage for PgStore {
             .map_err(pg)
     }
 
+    async fn replay_only(&self, tenant: &str, uids: Vec<String>) -> Result<u64, SpoolError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE events SET state = 0, error_code = NULL, error_message = NULL, settled_ms = NULL, event_id = NULL
+                 WHERE tenant = $1 AND state = 2 AND uid = ANY($2::text[])",
+                &[&tenant, &uids],
+            )
+            .await
+            .map_err(pg)
+    }
+
     async fn forget(&self, accepted_before_ms: i64, limit: usize) -> Result<u64, SpoolError> {
         let client = self.client().await?;
         client

@@ -125,6 +125,10 @@ impl Storage for SqliteStore {
         self.spool.replay(tenant).await
     }
 
+    async fn replay_only(&self, tenant: &str, uids: Vec<String>) -> Result<u64, SpoolError> {
+        self.spool.replay_only(tenant, uids).await
+    }
+
     async fn forget(&self, accepted_before_ms: i64, limit: usize) -> Result<u64, SpoolError> {
         self.spool.forget(accepted_before_ms, limit).await
     }

@@ -217,6 +217,22 @@ async fn events_assigned_to_an_object_stay_pending_with_it_and_a_replay_forgets_
     assert_eq!(objects, [(seqs[1], None), (seqs[2], None)]);
 }
 
+on_both!(chosen_dead_letters_are_replayed_and_the_others_stay);
+async fn chosen_dead_letters_are_replayed_and_the_others_stay(store: Store) {
+    store.put_tenant(&tenant("t1")).await.unwrap();
+    store.append(vec![event("t1", "a"), event("t1", "b"), event("t1", "c")]).await.unwrap();
+    let seqs: Vec<i64> = store.pending("t1", 0, 10).await.unwrap().iter().map(|p| p.seq).collect();
+    let lease = lease(store.as_ref(), "t1").await;
+    let dead = |seq: i64| Outcome::Dead { seq, code: "X".into(), message: "no".into() };
+    store.settle(&lease, seqs.iter().map(|s| dead(*s)).collect::<Vec<_>>().into()).await.unwrap();
+    assert_eq!(store.replay_only("t1", vec!["a".into(), "c".into(), "ghost".into()]).await.unwrap(), 2);
+    let pending: Vec<i64> = store.pending("t1", 0, 10).await.unwrap().iter().map(|p| p.seq).collect();
+    assert_eq!(pending, [seqs[0], seqs[2]]);
+    let left: Vec<String> = store.dead_letters("t1", 10).await.unwrap().into_iter().map(|d| d.uid).collect();
+    assert_eq!(left, ["b"]);
+    assert_eq!(store.replay_only("t2", vec!["b".into()]).await.unwrap(), 0, "another tenant's letters stay");
+}
+
 on_both!(delivered_events_are_forgotten_after_their_retention_and_nothing_else_is);
 async fn delivered_events_are_forgotten_after_their_retention_and_nothing_else_is(store: Store) {
     store.put_tenant(&tenant("t1")).await.unwrap();

@@ -81,7 +81,10 @@ try {
   }
   await page.getByText("TooOldLogEvent").waitFor();
   await page.screenshot({ path: `${shots}/dead-letters.png`, fullPage: true });
-  await page.getByRole("button", { name: /Replay all/ }).click();
+  await page.getByRole("button", { name: "Replay selected" }).click();
+  await page.getByRole("status").filter({ hasText: "Select the dead letters to replay" }).waitFor();
+  await page.getByLabel("Select 0190a6b5-abcd-7a3f-9d2b-000000000001").check();
+  await page.getByRole("button", { name: "Replay selected" }).click();
   await page.getByRole("status").filter({ hasText: "Replayed 1 dead letters of demo-logs" }).waitFor();
 
   // An event published now is found by its UID (on the tenant's page) and seen delivered.

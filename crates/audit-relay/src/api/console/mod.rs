@@ -122,21 +122,32 @@ fn session(state: &RelayState, headers: &HeaderMap) -> Option<(String, String)> 
 /// A refusal, answered instead of a page.
 type Refusal = Box<Response>;
 
+/// A posted form's fields, in order (a name may repeat, as checkboxes do).
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    /// The first value of `name`.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of `name`.
+    fn all(&self, name: &str) -> Vec<String> {
+        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect()
+    }
+}
+
 /// A form's fields.
-async fn form(headers: &HeaderMap, body: Body) -> Result<HashMap<String, String>, Refusal> {
+async fn form(headers: &HeaderMap, body: Body) -> Result<Form, Refusal> {
     match read_body(headers, body, MAX_FORM).await {
-        Ok(bytes) => Ok(form_urlencoded::parse(&bytes).into_owned().collect()),
+        Ok(bytes) => Ok(Form(form_urlencoded::parse(&bytes).into_owned().collect())),
         Err(err) => Err(Box::new(err.into_response())),
     }
 }
 
 /// A change's form, when the request has a session and the form carries its CSRF token: the
 /// session id and the fields.
-async fn change(
-    state: &RelayState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<(String, HashMap<String, String>), Refusal> {
+async fn change(state: &RelayState, headers: &HeaderMap, body: Body) -> Result<(String, Form), Refusal> {
     let fields = form(headers, body).await?;
     let Some((id, csrf)) = session(state, headers) else {
         return Err(Box::new(redirect("/console/sign-in")));
@@ -213,7 +224,7 @@ async fn sign_in(State(state): State<Arc<RelayState>>, headers: HeaderMap, body:
         Ok(fields) => fields,
         Err(response) => return *response,
     };
-    let token = fields.get("token").map(|t| t.trim()).unwrap_or("");
+    let token = fields.get("token").map(str::trim).unwrap_or("");
     let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(token.as_bytes()));
     if token.is_empty() || !sessions::same(&hash, expected) {
         tracing::warn!("A console sign-in with a wrong admin token was refused.");
@@ -401,7 +412,7 @@ async fn pause(
         Ok(change) => change,
         Err(response) => return *response,
     };
-    let reason = fields.get("reason").map(|r| r.trim()).filter(|r| !r.is_empty()).unwrap_or("paused by an operator");
+    let reason = fields.get("reason").map(str::trim).filter(|r| !r.is_empty()).unwrap_or("paused by an operator");
     let reason: String = reason.chars().take(500).collect();
     match crate::store::hold(state.store.as_ref(), &id, &reason).await {
         Ok(Some(_)) => {
@@ -466,17 +477,23 @@ async fn dead_letters_page(
         @if letters.is_empty() {
             p { "None." }
         } @else {
-            form.inline method="post" action={ "/console/tenants/" (id) "/replay" } {
-                input type="hidden" name="csrf" value=(csrf);
-                button type="submit" { "Replay all " (letters.len()) }
-            }
+            form method="post" action={ "/console/tenants/" (id) "/replay" } {
+                            input type="hidden" name="csrf" value=(csrf);
+                            div.actions {
+                                button type="submit" name="all" value="1" { "Replay all " (letters.len()) }
+                                button.secondary type="submit" { "Replay selected" }
+                            }
             div.table-wrap {
                 table {
                     caption { "The oldest " (letters.len()) " (at most " (DEAD_LETTERS_SHOWN) ")" }
-                    thead { tr { th scope="col" { "UID" } th scope="col" { "Event source" } th scope="col" { "Code" } th scope="col" { "Message" } th scope="col" { "Attempts" } } }
+                    thead { tr { th scope="col" { span.visually-hidden { "Select" } } th scope="col" { "UID" } th scope="col" { "Event source" } th scope="col" { "Code" } th scope="col" { "Message" } th scope="col" { "Attempts" } } }
                     tbody {
                         @for l in &letters {
                             tr data-uid=(l.uid) {
+                                td {
+                                    input type="checkbox" name="uid" value=(l.uid) id={ "pick-" (l.uid) };
+                                    label.visually-hidden for={ "pick-" (l.uid) } { "Select " (l.uid) }
+                                }
                                 th scope="row" { (l.uid) }
                                 td { (l.source) }
                                 td { (l.code) }
@@ -486,6 +503,7 @@ async fn dead_letters_page(
                         }
                     }
                 }
+            }
             }
         }
     };
@@ -498,10 +516,21 @@ async fn replay(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if let Err(response) = change(&state, &headers, body).await {
-        return *response;
+    let fields = match change(&state, &headers, body).await {
+        Ok((_, fields)) => fields,
+        Err(response) => return *response,
+    };
+    let chosen = fields.all("uid");
+    if fields.get("all").is_none() && chosen.is_empty() {
+        let back = format!("/console/tenants/{id}/dead-letters");
+        return redirect(&format!("{back}?done={}", encode("Select the dead letters to replay, or replay all.")));
     }
-    match state.store.replay(&id).await {
+    let replayed = if fields.get("all").is_some() {
+        state.store.replay(&id).await
+    } else {
+        state.store.replay_only(&id, chosen).await
+    };
+    match replayed {
         Ok(n) => {
             tracing::info!(tenant = %id, replayed = n, "Replayed a tenant's dead letters from the console.");
             let back = format!("/console/tenants/{id}/dead-letters");
