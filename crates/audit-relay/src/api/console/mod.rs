@@ -165,6 +165,35 @@ async fn change(state: &RelayState, headers: &HeaderMap, body: Body) -> Result<(
     }
 }
 
+/// A signed-in page's request: the session's CSRF token (else the sign-in page, or "disabled").
+struct Signed(String);
+
+impl axum::extract::FromRequestParts<Arc<RelayState>> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &Arc<RelayState>,
+    ) -> Result<Self, Response> {
+        signed(state, &parts.headers).map(Signed).map_err(|refusal| *refusal)
+    }
+}
+
+/// A change: its session id and form, the form's CSRF token checked (else the refusal).
+struct Change {
+    session: String,
+    form: Form,
+}
+
+impl axum::extract::FromRequest<Arc<RelayState>> for Change {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, state: &Arc<RelayState>) -> Result<Self, Response> {
+        let (parts, body) = request.into_parts();
+        change(state, &parts.headers, body).await.map(|(session, form)| Change { session, form }).map_err(|r| *r)
+    }
+}
+
 fn disabled() -> Response {
     page(
         StatusCode::NOT_FOUND,
@@ -244,11 +273,7 @@ fn signed_in(state: &RelayState) -> Response {
     response
 }
 
-async fn sign_out(State(state): State<Arc<RelayState>>, headers: HeaderMap, body: Body) -> Response {
-    let (id, _) = match change(&state, &headers, body).await {
-        Ok(change) => change,
-        Err(response) => return *response,
-    };
+async fn sign_out(State(state): State<Arc<RelayState>>, Change { session: id, .. }: Change) -> Response {
     state.console.close(&id);
     let mut response = redirect("/console/sign-in");
     response.headers_mut().insert(
@@ -329,11 +354,11 @@ fn age(ms: i64) -> String {
     out
 }
 
-async fn tenants_page(State(state): State<Arc<RelayState>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    if state.admin_token_sha256.is_none() {
-        return disabled();
-    }
-    let Some((_, csrf)) = session(&state, &headers) else { return redirect("/console/sign-in") };
+async fn tenants_page(
+    State(state): State<Arc<RelayState>>,
+    Signed(csrf): Signed,
+    RawQuery(query): RawQuery,
+) -> Response {
     let tenants = match state.store.tenants().await {
         Ok(tenants) => tenants,
         Err(err) => return super::ApiError::from(err).into_response(),
@@ -405,13 +430,8 @@ async fn tenants_page(State(state): State<Arc<RelayState>>, headers: HeaderMap, 
 async fn pause(
     State(state): State<Arc<RelayState>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    Change { form: fields, .. }: Change,
 ) -> Response {
-    let (_, fields) = match change(&state, &headers, body).await {
-        Ok(change) => change,
-        Err(response) => return *response,
-    };
     let reason = fields.get("reason").map(str::trim).filter(|r| !r.is_empty()).unwrap_or("paused by an operator");
     let reason: String = reason.chars().take(500).collect();
     match crate::store::hold(state.store.as_ref(), &id, &reason).await {
@@ -424,15 +444,7 @@ async fn pause(
     }
 }
 
-async fn resume(
-    State(state): State<Arc<RelayState>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    if let Err(response) = change(&state, &headers, body).await {
-        return *response;
-    }
+async fn resume(State(state): State<Arc<RelayState>>, Path(id): Path<String>, _change: Change) -> Response {
     match crate::store::resume(state.store.as_ref(), &id).await {
         Ok(Some(_)) => {
             tracing::info!(tenant = %id, "Resumed a tenant from the console.");
@@ -456,14 +468,10 @@ fn signed(state: &RelayState, headers: &HeaderMap) -> Result<String, Refusal> {
 
 async fn dead_letters_page(
     State(state): State<Arc<RelayState>>,
+    Signed(csrf): Signed,
     Path(id): Path<String>,
-    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let csrf = match signed(&state, &headers) {
-        Ok(csrf) => csrf,
-        Err(response) => return *response,
-    };
     let letters = match state.store.dead_letters(&id, DEAD_LETTERS_SHOWN).await {
         Ok(letters) => letters,
         Err(err) => return super::ApiError::from(err).into_response(),
@@ -513,13 +521,8 @@ async fn dead_letters_page(
 async fn replay(
     State(state): State<Arc<RelayState>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    Change { form: fields, .. }: Change,
 ) -> Response {
-    let fields = match change(&state, &headers, body).await {
-        Ok((_, fields)) => fields,
-        Err(response) => return *response,
-    };
     let chosen = fields.all("uid");
     if fields.get("all").is_none() && chosen.is_empty() {
         let back = format!("/console/tenants/{id}/dead-letters");
@@ -557,14 +560,10 @@ fn lookup_form(id: &str, uid: &str) -> Markup {
 /// One event's delivery status, looked up by UID among the tenant's applications.
 async fn event_page(
     State(state): State<Arc<RelayState>>,
+    Signed(csrf): Signed,
     Path(id): Path<String>,
-    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let csrf = match signed(&state, &headers) {
-        Ok(csrf) => csrf,
-        Err(response) => return *response,
-    };
     let uid = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(k, _)| k == "uid")
         .map(|(_, v)| v.trim().to_owned())
@@ -699,11 +698,11 @@ fn tokens_body(
     }
 }
 
-async fn tokens_page(State(state): State<Arc<RelayState>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    let csrf = match signed(&state, &headers) {
-        Ok(csrf) => csrf,
-        Err(response) => return *response,
-    };
+async fn tokens_page(
+    State(state): State<Arc<RelayState>>,
+    Signed(csrf): Signed,
+    RawQuery(query): RawQuery,
+) -> Response {
     match state.store.tokens().await {
         Ok(tokens) => page(
             StatusCode::OK,
@@ -713,11 +712,7 @@ async fn tokens_page(State(state): State<Arc<RelayState>>, headers: HeaderMap, R
     }
 }
 
-async fn issue_token(State(state): State<Arc<RelayState>>, headers: HeaderMap, body: Body) -> Response {
-    let (id, fields) = match change(&state, &headers, body).await {
-        Ok(change) => change,
-        Err(response) => return *response,
-    };
+async fn issue_token(State(state): State<Arc<RelayState>>, Change { session: id, form: fields }: Change) -> Response {
     let csrf = state.console.csrf(&id).unwrap_or_default();
     let field = |name: &str| fields.get(name).map(|v| v.trim().to_owned()).unwrap_or_default();
     let grant = crate::registry::Grant {
@@ -766,15 +761,7 @@ async fn issue_token(State(state): State<Arc<RelayState>>, headers: HeaderMap, b
     }
 }
 
-async fn revoke_token(
-    State(state): State<Arc<RelayState>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    if let Err(response) = change(&state, &headers, body).await {
-        return *response;
-    }
+async fn revoke_token(State(state): State<Arc<RelayState>>, Path(id): Path<String>, _change: Change) -> Response {
     match state.store.revoke_token(&id).await {
         Ok(Some(_)) => {
             tracing::info!(token = %id, "Revoked an app token from the console.");
@@ -788,11 +775,7 @@ async fn revoke_token(
     }
 }
 
-async fn catalog_page(State(state): State<Arc<RelayState>>, headers: HeaderMap) -> Response {
-    let csrf = match signed(&state, &headers) {
-        Ok(csrf) => csrf,
-        Err(response) => return *response,
-    };
+async fn catalog_page(State(state): State<Arc<RelayState>>, Signed(csrf): Signed) -> Response {
     let body = html! {
         h1 { "Catalog" }
         p { "The applications that publish, their event source, and each event type's typed parameters, with an example." }
