@@ -90,6 +90,7 @@ fn main() {
             admin_token_sha256: None,
             metrics: Default::default(),
             console: audit_relay::api::console::sessions::Sessions::new(""),
+            verify_with: None,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let host = listener.local_addr().unwrap().to_string();

@@ -59,6 +59,7 @@ pub async fn run(
             .then(|| config.admin_token_sha256.to_ascii_lowercase()),
         metrics,
         console: api::console::sessions::Sessions::new(&config.console_code_sha256),
+        verify_with: Some((config.delivery().credentials, config.delivery().endpoint_url)),
     });
     let place = match &config.database.url {
         url if url.is_empty() => config.data_dir.display().to_string(),

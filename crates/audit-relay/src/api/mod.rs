@@ -61,6 +61,9 @@ pub struct RelayState {
     pub metrics: Arc<Metrics>,
     /// The web console's sessions.
     pub console: console::sessions::Sessions,
+    /// The relay's own identity and endpoint, for checking a tenant from the console (`None`: the
+    /// console cannot).
+    pub verify_with: Option<(crate::delivery::credentials::BaseCredentials, Option<String>)>,
 }
 
 /// The router.

@@ -57,6 +57,7 @@ fn setup(spool_bytes: u64) -> Setup {
         admin_token_sha256: Some(hex::encode(sha2::Sha256::digest(ADMIN.as_bytes()))),
         metrics: Default::default(),
         console: super::console::sessions::Sessions::new(""),
+        verify_with: None,
     });
     Setup { _dir: dir, state, spool, registry, backup, maestro, backup_t1 }
 }

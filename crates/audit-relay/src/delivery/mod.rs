@@ -34,6 +34,7 @@ pub mod reconcile;
 pub mod request_builder;
 pub mod retry;
 pub mod s3;
+pub mod verify;
 
 pub use lake::sdk_entry;
 

@@ -113,6 +113,13 @@ try {
   await page.locator("summary", { hasText: "baselinePatching.started" }).click();
   await page.getByText("machinesCount").first().waitFor();
   await page.screenshot({ path: `${shots}/catalog.png`, fullPage: true });
+  // A tenant checked from the page: a canary through its destination.
+  await page.goto(`${relay}/console`);
+  await page.getByRole("button", { name: "Verify demo-s3" }).click();
+  await page.getByRole("status").filter({ hasText: "Tenant demo-s3 works" }).waitFor();
+  await page.getByText("PutObject wrote the canary to s3://klarity-audit-demo/klarity-audit/").waitFor();
+  await page.screenshot({ path: `${shots}/verify.png`, fullPage: true });
+
   // The tenants' charts of the last hour count the traffic of the minute under way.
   await page.goto(`${relay}/console`);
   const logsChart = page.locator('tr[data-tenant="demo-logs"] svg[role="img"]');

@@ -49,6 +49,7 @@ fn the_console_signs_in_shows_tenants_and_pauses_and_resumes_them_in_chromium() 
         "tokens.png",
         "dead-letters.png",
         "event.png",
+        "verify.png",
         "catalog.png",
         "tenants-phone.png",
     ] {

@@ -79,6 +79,7 @@ pub(crate) fn relay(
         admin_token_sha256: None,
         metrics: metrics.clone(),
         console: audit_relay::api::console::sessions::Sessions::new(""),
+        verify_with: None,
     });
     let deliverer = Deliverer::new(
         store,

@@ -42,6 +42,7 @@ pub(super) fn routes() -> Router<Arc<RelayState>> {
         .route("/console/tenants/{tenant}/dead-letters", get(dead_letters_page))
         .route("/console/tenants/{tenant}/replay", post(replay))
         .route("/console/tenants/{tenant}/events", get(event_page))
+        .route("/console/tenants/{tenant}/verify", post(verify))
         .route("/console/tokens", get(tokens_page).post(issue_token))
         .route("/console/tokens/{id}/revoke", post(revoke_token))
         .route("/console/catalog", get(catalog_page))
@@ -404,6 +405,10 @@ async fn tenants_page(
                             td.num { (oldest.get(&t.id).map_or("—".to_owned(), |ms| age(*ms))) }
                             td { (chart(&state.metrics.per_minute(&t.id, now.div_euclid(60_000)), now.div_euclid(60_000))) }
                             td {
+                                form.inline method="post" action={ "/console/tenants/" (t.id) "/verify" } {
+                                    input type="hidden" name="csrf" value=(csrf);
+                                    button.secondary type="submit" aria-label={ "Verify " (t.id) } { "Verify" }
+                                }
                                 @if t.held {
                                     form.inline method="post" action={ "/console/tenants/" (t.id) "/resume" } {
                                         input type="hidden" name="csrf" value=(csrf);
@@ -544,6 +549,35 @@ async fn replay(
         }
         Err(err) => super::ApiError::from(err).into_response(),
     }
+}
+
+/// Checks a tenant end to end (a canary through its destination, as `tenants verify` does) and
+/// shows what worked and what did not.
+async fn verify(State(state): State<Arc<RelayState>>, Path(id): Path<String>, change: Change) -> Response {
+    let csrf = state.console.csrf(&change.session).unwrap_or_default();
+    let tenant = match state.store.tenant(&id).await {
+        Ok(Some(tenant)) => tenant,
+        Ok(None) => return redirect(&format!("/console?done={}", encode(&format!("There is no tenant {id}.")))),
+        Err(err) => return super::ApiError::from(err).into_response(),
+    };
+    let Some((base, endpoint)) = state.verify_with.clone() else {
+        return redirect(&format!("/console?done={}", encode("This relay cannot check tenants from the console.")));
+    };
+    let verdict = crate::delivery::verify::verify(&tenant, base, endpoint).await;
+    tracing::info!(tenant = %id, works = verdict.problem.is_none(), "Checked a tenant from the console.");
+    let body = html! {
+        h1 { "Checking " (id) }
+        ul.checks {
+            @for check in &verdict.checks { li { span.state-active { "ok " } (check) } }
+            @if let Some(problem) = &verdict.problem { li { span.state-paused { "failed " } (problem) } }
+        }
+        @match &verdict.problem {
+            None => p.notice role="status" { "Tenant " (id) " works: a canary event reached its destination (it stays there, named integration.verified)." },
+            Some(_) => p.notice.error role="alert" { "Tenant " (id) " does not work yet: see above." },
+        }
+        p { a href="/console" { "Back to the tenants" } }
+    };
+    page(StatusCode::OK, layout("Verify", Some(&csrf), body))
 }
 
 /// The form that looks an event of tenant `id` up by its UID.
