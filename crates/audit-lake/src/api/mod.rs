@@ -51,12 +51,16 @@ const LOGS_TARGET: &str = "Logs_20140328.";
 struct Api {
     lake: Arc<Lake>,
     s3: s3s::service::S3Service,
+    /// The bytes of S3 bodies that may be buffered at once, in KiB: four objects of the largest
+    /// size (`max_object_bytes`). A body waits for its share before it is read.
+    s3_buffers: Arc<tokio::sync::Semaphore>,
 }
 
 /// The router: everything goes through [`handle`].
 pub fn router(lake: Arc<Lake>) -> Router {
     let s3 = s3::service(lake.clone());
-    Router::new().fallback(handle).with_state(Arc::new(Api { lake, s3 }))
+    let s3_buffers = Arc::new(tokio::sync::Semaphore::new(4 * lake.config().max_object_bytes.div_ceil(1024)));
+    Router::new().fallback(handle).with_state(Arc::new(Api { lake, s3, s3_buffers }))
 }
 
 /// Which protocol a request speaks.
@@ -95,18 +99,16 @@ async fn handle(State(api): State<Arc<Api>>, request: Request) -> Response {
     if request.uri().path() == "/metrics" && request.method() == Method::GET {
         return metrics(lake, request.headers());
     }
+    let protocol = classify(request.method(), request.uri().path(), request.headers());
     // Signed for S3 and not one of the other protocols' calls (one of those signed for S3 is
     // refused below as signed for the wrong service).
-    let other = matches!(
-        classify(request.method(), request.uri().path(), request.headers()),
-        Some(Protocol::Json | Protocol::Logs | Protocol::RestJson)
-    );
-    if !other && s3::signed_for_s3(request.headers(), request.uri().query().unwrap_or("")) {
-        return serve_s3(&api, request).await;
+    if !matches!(protocol, Some(Protocol::Json | Protocol::Logs | Protocol::RestJson))
+        && let Some(access_key) = s3::s3_access_key(request.headers(), request.uri().query().unwrap_or(""))
+    {
+        return serve_s3(&api, &access_key, request).await;
     }
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
-    let protocol = classify(&parts.method, parts.uri.path(), &parts.headers);
     let outcome = serve(lake, protocol, parts, body, &request_id).await;
     let mut response = match outcome {
         Ok(reply) => ok_response(protocol, reply),
@@ -123,8 +125,10 @@ async fn handle(State(api): State<Arc<Api>>, request: Request) -> Response {
     response
 }
 
-/// An S3 request: its body bounded by `max_object_bytes` and buffered, then handed to s3s.
-async fn serve_s3(api: &Api, request: Request) -> Response {
+/// An S3 request: signed by a key the lake knows (checked before a byte of the body is read), its
+/// body bounded by `max_object_bytes` and buffered within the lake's share for S3 bodies, then
+/// handed to s3s, which verifies the signature.
+async fn serve_s3(api: &Api, access_key: &str, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let xml_error = |status: StatusCode, code: &str, message: String| {
         let xml = format!(
@@ -137,7 +141,25 @@ async fn serve_s3(api: &Api, request: Request) -> Response {
             .body(Body::from(xml))
             .expect("valid response")
     };
+    if api.lake.identity().secret(access_key).is_none() {
+        return xml_error(
+            StatusCode::FORBIDDEN,
+            "InvalidAccessKeyId",
+            "The AWS Access Key Id you provided does not exist in our records.".into(),
+        );
+    }
     let max = api.lake.config().max_object_bytes;
+    // The share this body may take: its declared length, or the largest an object may be.
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(max, |n| n.min(max));
+    let share = u32::try_from(declared.div_ceil(1024).max(1)).unwrap_or(u32::MAX);
+    let Ok(_buffer) = api.s3_buffers.clone().acquire_many_owned(share).await else {
+        return xml_error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", "The lake is stopping.".into());
+    };
     let body = match http_serve::read_body(&parts.headers, body, max).await {
         Ok(body) => body,
         Err(BodyError::TooLarge { max }) => {

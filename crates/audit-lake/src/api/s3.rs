@@ -24,8 +24,9 @@ pub(crate) fn service(lake: Arc<Lake>) -> s3s::service::S3Service {
     builder.build()
 }
 
-/// Whether a request is signed for S3 (in its `Authorization` header or a presigned URL's query).
-pub(crate) fn signed_for_s3(headers: &http::HeaderMap, query: &str) -> bool {
+/// The access key of a request signed for S3 (in its `Authorization` header or a presigned URL's
+/// query); `None` when it is not signed for S3.
+pub(crate) fn s3_access_key(headers: &http::HeaderMap, query: &str) -> Option<String> {
     let scope = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -33,8 +34,10 @@ pub(crate) fn signed_for_s3(headers: &http::HeaderMap, query: &str) -> bool {
         .map(|c| c.split([',', ' ']).next().unwrap_or("").to_owned())
         .or_else(|| {
             form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "X-Amz-Credential").map(|(_, v)| v.into_owned())
-        });
-    scope.is_some_and(|s| s.split('/').nth(3) == Some("s3"))
+        })?;
+    let mut parts = scope.split('/');
+    let key = parts.next()?.to_owned();
+    (parts.nth(2) == Some("s3")).then_some(key)
 }
 
 struct Keys(Arc<Lake>);

@@ -141,8 +141,7 @@ impl Lake {
             modified_ms: audit_event::EventTime::now().unix_millis(),
             content_type,
         };
-        let replaced = self.store().object(bucket, key, false).map_err(internal)?.is_some();
-        self.store().put_object(bucket, object, data).await.map_err(internal)?;
+        let replaced = self.store().put_object(bucket, object, data).await.map_err(internal)?;
         if replaced {
             // S3 keeps no history here either: the new object replaces the old whole. Logged, so
             // that a writer's repeats can be counted.

@@ -175,12 +175,12 @@ enum Job {
         events: Vec<(i64, String)>,
         done: oneshot::Sender<Result<(), LakeError>>,
     },
-    /// Writes (or replaces) an S3 object.
+    /// Writes (or replaces) an S3 object; answers whether it replaced one.
     PutObject {
         bucket: String,
         object: ObjectInfo,
         data: bytes::Bytes,
-        done: oneshot::Sender<Result<(), LakeError>>,
+        done: oneshot::Sender<Result<bool, LakeError>>,
     },
     /// Deletes an S3 object (nothing when there is none).
     DeleteObject {
@@ -677,8 +677,8 @@ impl Store {
         buckets
     }
 
-    /// Writes (or replaces) an object, durably.
-    pub async fn put_object(&self, bucket: &str, object: ObjectInfo, data: bytes::Bytes) -> Result<(), LakeError> {
+    /// Writes (or replaces) an object, durably; whether it replaced one.
+    pub async fn put_object(&self, bucket: &str, object: ObjectInfo, data: bytes::Bytes) -> Result<bool, LakeError> {
         let (done, wait) = oneshot::channel();
         let job = Job::PutObject { bucket: bucket.to_owned(), object, data, done };
         self.jobs.send(job).await.map_err(|_| LakeError::WriterGone)?;
@@ -1049,11 +1049,13 @@ impl Writer {
                         Job::PutResource { done, .. }
                         | Job::DeleteResource { done, .. }
                         | Job::LogEvents { done, .. }
-                        | Job::PutObject { done, .. }
                         | Job::DeleteObject { done, .. }
                         | Job::ForgetEvents { done, .. },
                         Outcome::Unit(r),
                     ) => {
+                        let _ = done.send(r);
+                    }
+                    (Job::PutObject { done, .. }, Outcome::Replaced(r)) => {
                         let _ = done.send(r);
                     }
                     _ => unreachable!("outcomes follow jobs"),
@@ -1069,7 +1071,7 @@ impl Writer {
     fn commit(&mut self, batch: &[Job]) -> Vec<Outcome> {
         let Writer { conn, log, next_seq } = self;
         let mut forgotten = None;
-        let result = (|| -> Result<Vec<Option<Vec<Stored>>>, LakeError> {
+        let result = (|| -> Result<Vec<Done>, LakeError> {
             let tx = conn.transaction()?;
             let mut results = Vec::with_capacity(batch.len());
             let mut frames = Vec::new();
@@ -1120,7 +1122,7 @@ impl Writer {
                                  ON CONFLICT (channel_arn) DO UPDATE SET body = excluded.body",
                             )?
                             .execute(params![channel_arn, serde_json::to_string(status).expect("serializable")])?;
-                            results.push(Some(stored));
+                            results.push(Done::Stored(stored));
                         }
                         Job::PutResource { arn, kind, body, .. } => {
                             tx.execute(
@@ -1128,14 +1130,14 @@ impl Writer {
                                  ON CONFLICT (arn) DO UPDATE SET kind = excluded.kind, body = excluded.body",
                                 params![arn, kind, body],
                             )?;
-                            results.push(None);
+                            results.push(Done::Unit);
                         }
                         Job::DeleteResource { arn, .. } => {
                             tx.execute("DELETE FROM resources WHERE arn = ?1", params![arn])?;
                             tx.execute("DELETE FROM ingestion_status WHERE channel_arn = ?1", params![arn])?;
                             // A log group's events go with it.
                             tx.execute("DELETE FROM log_events WHERE group_arn = ?1", params![arn])?;
-                            results.push(None);
+                            results.push(Done::Unit);
                         }
                         Job::LogEvents { group_arn, stream, ingestion_ms, events, .. } => {
                             let mut insert = tx.prepare_cached(
@@ -1144,9 +1146,12 @@ impl Writer {
                             for (timestamp_ms, message) in events {
                                 insert.execute(params![group_arn, stream, timestamp_ms, ingestion_ms, message])?;
                             }
-                            results.push(None);
+                            results.push(Done::Unit);
                         }
                         Job::PutObject { bucket, object, data, .. } => {
+                            let replaced: bool = tx
+                                .prepare_cached("SELECT count(*) > 0 FROM s3_objects WHERE bucket = ?1 AND key = ?2")?
+                                .query_row(params![bucket, object.key], |r| r.get(0))?;
                             tx.prepare_cached(
                                 "INSERT INTO s3_objects (bucket, key, data, size, etag, modified_ms, content_type)
                                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -1162,12 +1167,12 @@ impl Writer {
                                 object.modified_ms,
                                 object.content_type
                             ])?;
-                            results.push(None);
+                            results.push(Done::Replaced(replaced));
                         }
                         Job::DeleteObject { bucket, key, .. } => {
                             tx.prepare_cached("DELETE FROM s3_objects WHERE bucket = ?1 AND key = ?2")?
                                 .execute(params![bucket, key])?;
-                            results.push(None);
+                            results.push(Done::Unit);
                         }
                         Job::ForgetEvents { through, .. } => {
                             // The newest row always stays: a restart hands out seqs from the
@@ -1178,7 +1183,7 @@ impl Writer {
                             let through = (*through).min(newest - 1);
                             tx.prepare_cached("DELETE FROM events WHERE seq <= ?1")?.execute(params![through])?;
                             forgotten = forgotten.max(Some(through));
-                            results.push(None);
+                            results.push(Done::Unit);
                         }
                     }
                 }
@@ -1200,8 +1205,9 @@ impl Writer {
                 results
                     .into_iter()
                     .map(|r| match r {
-                        Some(stored) => Outcome::Events(Ok(stored)),
-                        None => Outcome::Unit(Ok(())),
+                        Done::Stored(stored) => Outcome::Events(Ok(stored)),
+                        Done::Unit => Outcome::Unit(Ok(())),
+                        Done::Replaced(replaced) => Outcome::Replaced(Ok(replaced)),
                     })
                     .collect()
             }
@@ -1213,6 +1219,7 @@ impl Writer {
                         let err = copy_err(&err);
                         match job {
                             Job::Events { .. } => Outcome::Events(Err(err)),
+                            Job::PutObject { .. } => Outcome::Replaced(Err(err)),
                             _ => Outcome::Unit(Err(err)),
                         }
                     })
@@ -1225,6 +1232,15 @@ impl Writer {
 enum Outcome {
     Events(Result<Vec<Stored>, LakeError>),
     Unit(Result<(), LakeError>),
+    /// Whether a `PutObject` replaced an object.
+    Replaced(Result<bool, LakeError>),
+}
+
+/// What a job did, within a commit that has not happened yet.
+enum Done {
+    Stored(Vec<Stored>),
+    Unit,
+    Replaced(bool),
 }
 
 fn object_info(r: &rusqlite::Row<'_>) -> rusqlite::Result<ObjectInfo> {

@@ -769,6 +769,11 @@ fn s3_is_reached_only_through_the_lakes_keys_sessions_and_policies() {
     let run = put(&bare, "klarity-audit/y");
     assert!(run.code != 0 && run.stderr.contains("InvalidToken"), "{}", run.stderr);
 
+    // A key the lake does not know is refused before its body is read.
+    let stranger = Aws { endpoint: &lake.endpoint, key: ("AKIAUNKNOWNKEY000001", "nope"), token: None };
+    let run = put(&stranger, "klarity-audit/z");
+    assert!(run.code != 0 && run.stderr.contains("InvalidAccessKeyId"), "{}", run.stderr);
+
     // An unsigned request reads nothing.
     let address = lake.endpoint.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(address).unwrap();
