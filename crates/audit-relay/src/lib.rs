@@ -45,7 +45,8 @@ pub async fn run(
 ) -> Result<(), SpoolError> {
     let store = store::open(&config.engine()).await?;
     let metrics = Arc::new(metrics::Metrics::default());
-    let deliverer = delivery::Deliverer::new(store.clone(), config.delivery(), metrics.clone());
+    let delivery_config = config.delivery();
+    let deliverer = delivery::Deliverer::new(store.clone(), delivery_config.clone(), metrics.clone());
     let delivering = tokio::spawn(deliverer.run(shutdown.clone()));
     let retention = std::time::Duration::from_secs(config.delivered_retention_hours * 3600);
     tokio::spawn(forget_old_deliveries(store.clone(), retention, shutdown.clone()));
@@ -59,7 +60,7 @@ pub async fn run(
             .then(|| config.admin_token_sha256.to_ascii_lowercase()),
         metrics,
         console: api::console::sessions::Sessions::new(&config.console_code_sha256),
-        verify_with: Some((config.delivery().credentials, config.delivery().endpoint_url)),
+        verify_with: Some((delivery_config.credentials, delivery_config.endpoint_url)),
     });
     let place = match &config.database.url {
         url if url.is_empty() => config.data_dir.display().to_string(),

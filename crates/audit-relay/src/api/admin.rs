@@ -42,7 +42,7 @@ fn authorize(state: &RelayState, headers: &HeaderMap) -> Result<(), ApiError> {
         ));
     };
     let hash = hex::encode(Sha256::digest(token.trim().as_bytes()));
-    if hash.len() == expected.len() && hash.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0 {
+    if super::console::sessions::same(&hash, expected) {
         Ok(())
     } else {
         Err(ApiError::new(StatusCode::UNAUTHORIZED, "Unauthorized", "the admin token is not valid"))

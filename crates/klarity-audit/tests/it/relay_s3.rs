@@ -496,7 +496,14 @@ fn through_slowdowns_500s_dropped_calls_and_lost_answers_every_event_is_in_exact
         stored_uids(&lake.endpoint, "audit-faults", "klarity-audit/", &down).len() >= uids.len()
             && record.lock().unwrap().len() >= plan.iter().filter(|f| **f != Pass).count()
     });
-    std::thread::sleep(Duration::from_secs(2));
+    // Once the relay has recorded every event as delivered, it writes no more objects: what the
+    // bucket holds now is final.
+    wait_for("the relay has recorded every event delivered", Duration::from_secs(30), || {
+        uids.iter().all(|uid| {
+            crate::relay_logs::get(&relay.address, &format!("/v1/tenants/acme/events/{uid}"), &token).1["state"]
+                == "delivered"
+        })
+    });
     let stored = stored_uids(&lake.endpoint, "audit-faults", "klarity-audit/", &down);
     drop(relay);
     let faults = record.lock().unwrap().clone();

@@ -61,14 +61,24 @@ struct Placed {
     time_ms: i64,
 }
 
+/// Where an event goes: its source and time, read from its JSON in one pass (its time is when it
+/// was accepted if it has none; the relay validated it, so it has).
 fn place(pending: Pending) -> Placed {
     #[derive(serde::Deserialize)]
-    struct Head {
+    struct Head<'a> {
         #[serde(rename = "eventSource")]
         source: Option<String>,
+        #[serde(rename = "eventTime", borrow)]
+        time: Option<std::borrow::Cow<'a, str>>,
     }
-    let source = serde_json::from_str::<Head>(&pending.event_data).ok().and_then(|h| h.source).unwrap_or_default();
-    let time_ms = super::logs::timestamp(&pending);
+    let (source, time_ms) = match serde_json::from_str::<Head<'_>>(&pending.event_data) {
+        Ok(head) => (
+            head.source.unwrap_or_default(),
+            head.time.and_then(|t| audit_event::EventTime::parse(&t).ok()).map(audit_event::EventTime::unix_millis),
+        ),
+        Err(_) => (String::new(), None),
+    };
+    let time_ms = time_ms.unwrap_or(pending.accepted_ms);
     Placed { pending, source, time_ms }
 }
 

@@ -158,7 +158,9 @@ pub fn event(tenant: &Tenant, pending: &Pending) -> Value {
         "status": if error.is_some() { "Failure" } else { "Success" },
         "status_code": error,
         "status_detail": field("errorMessage"),
-        "time": super::super::logs::timestamp(pending),
+        "time": field("eventTime")
+            .and_then(|t| audit_event::EventTime::parse(&t).ok())
+            .map_or(pending.accepted_ms, audit_event::EventTime::unix_millis),
         "metadata": {
             "version": OCSF_VERSION,
             "uid": field("UID"),
