@@ -77,7 +77,7 @@ fn main() {
                 destination: Default::default(),
                 delivery: DeliveryMode::ResourcePolicy { external_id: None },
                 applications: vec!["com.nordcloudapp.com.autobackup".into()],
-                paused: None, held: false,
+                paused: None, held: false, saved_queries: Vec::new(),
             })
             .unwrap();
         let token = registry.issue_token(&Grant { name: "b".into(), source: "com.nordcloudapp.com.autobackup".into(), tenants: vec!["*".into()] }).unwrap();
@@ -91,6 +91,7 @@ fn main() {
             metrics: Default::default(),
             console: audit_relay::api::console::sessions::Sessions::new(""),
             verify_with: None,
+            trails: None,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let host = listener.local_addr().unwrap().to_string();

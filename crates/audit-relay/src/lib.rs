@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod registry;
 pub mod spool;
 pub mod store;
+pub mod trail;
 
 pub use config::RelayConfig;
 pub use error::SpoolError;
@@ -60,6 +61,10 @@ pub async fn run(
             .then(|| config.admin_token_sha256.to_ascii_lowercase()),
         metrics,
         console: api::console::sessions::Sessions::new(&config.console_code_sha256),
+        trails: Some(Arc::new(trail::Trails::new(
+            delivery_config.credentials.clone(),
+            delivery_config.endpoint_url.clone(),
+        ))),
         verify_with: Some((delivery_config.credentials, delivery_config.endpoint_url)),
     });
     let place = match &config.database.url {

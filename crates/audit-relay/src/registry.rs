@@ -103,6 +103,181 @@ impl Destination {
     }
 }
 
+/// Which destination a [`DestinationChange`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DestinationKind {
+    /// CloudTrail Lake.
+    CloudtrailLake,
+    /// CloudWatch Logs.
+    CloudwatchLogs,
+    /// S3.
+    S3,
+}
+
+impl DestinationKind {
+    /// Its name, as `tenants add --destination` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DestinationKind::CloudtrailLake => "cloudtrail-lake",
+            DestinationKind::CloudwatchLogs => "cloudwatch-logs",
+            DestinationKind::S3 => "s3",
+        }
+    }
+}
+
+/// Where a tenant's events go, as an operator states it (`tenants add`/`update`, or the console's
+/// form): for a change, the settings not given stay as they are. The rules that turn it into a
+/// [`Destination`] live here, so the CLI and the console agree; their errors name the CLI's
+/// options, which the console's form shows beside its fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DestinationChange {
+    /// The destination, when stated (else inferred from the ARN given).
+    pub kind: Option<DestinationKind>,
+    /// `--channel-arn`.
+    pub channel_arn: Option<String>,
+    /// `--log-group-arn`.
+    pub log_group_arn: Option<String>,
+    /// `--log-stream`.
+    pub log_stream: Option<String>,
+    /// `--bucket-arn`.
+    pub bucket_arn: Option<String>,
+    /// `--region`.
+    pub region: Option<String>,
+    /// `--account`.
+    pub account: Option<String>,
+    /// `--prefix`.
+    pub prefix: Option<String>,
+    /// `--format`.
+    pub format: Option<ObjectFormat>,
+    /// `--rollover`, in seconds.
+    pub rollover: Option<u64>,
+}
+
+impl DestinationChange {
+    /// The destination and the ARN delivery writes to that `to` names: for a new tenant (`current`
+    /// none; `None` when `to` names nothing), or a change of `current` (`None` when `to` changes
+    /// nothing; settings not given stay as they are). An S3 bucket's account defaults to
+    /// `role_account`.
+    pub fn resolve(
+        &self,
+        current: Option<&Tenant>,
+        role_account: Option<&str>,
+    ) -> Result<Option<(Destination, String)>, String> {
+        let to = self;
+        let arns = [to.channel_arn.is_some(), to.log_group_arn.is_some(), to.bucket_arn.is_some()];
+        if arns.iter().filter(|given| **given).count() > 1 {
+            return Err("give one of --channel-arn, --log-group-arn and --bucket-arn".to_owned());
+        }
+        let s3_settings = to.region.is_some()
+            || to.account.is_some()
+            || to.prefix.is_some()
+            || to.format.is_some()
+            || to.rollover.is_some();
+        if to.kind.is_none() && !arns.contains(&true) && to.log_stream.is_none() && !s3_settings {
+            return Ok(None);
+        }
+        let kind = to.kind.unwrap_or(match (&to.log_group_arn, &to.bucket_arn, &to.channel_arn, current) {
+            (Some(_), ..) => DestinationKind::CloudwatchLogs,
+            (_, Some(_), ..) => DestinationKind::S3,
+            (.., Some(_), _) | (.., None) => DestinationKind::CloudtrailLake,
+            (.., Some(t)) => match t.destination {
+                Destination::CloudtrailLake => DestinationKind::CloudtrailLake,
+                Destination::CloudwatchLogs { .. } => DestinationKind::CloudwatchLogs,
+                Destination::S3 { .. } => DestinationKind::S3,
+            },
+        });
+        let current = current.filter(|t| match kind {
+            DestinationKind::CloudtrailLake => t.destination == Destination::CloudtrailLake,
+            DestinationKind::CloudwatchLogs => matches!(t.destination, Destination::CloudwatchLogs { .. }),
+            DestinationKind::S3 => matches!(t.destination, Destination::S3 { .. }),
+        });
+        let foreign = |given: bool, option: &str, of: &str| -> Result<(), String> {
+            if given {
+                Err(format!("{option} is a setting of {of}, not of --destination {}", kind.name()))
+            } else {
+                Ok(())
+            }
+        };
+        if kind != DestinationKind::S3 {
+            foreign(s3_settings, "--region, --account, --prefix, --format or --rollover", "s3")?;
+        }
+        if kind != DestinationKind::CloudwatchLogs {
+            foreign(to.log_stream.is_some(), "--log-stream", "cloudwatch-logs")?;
+        }
+        match kind {
+            DestinationKind::CloudtrailLake => {
+                let arn = match (&to.channel_arn, current, arns[1] || arns[2]) {
+                    (Some(arn), _, false) => arn.clone(),
+                    (None, Some(t), false) => t.channel_arn.clone(),
+                    _ => {
+                        return Err("--destination cloudtrail-lake needs --channel-arn (and no --log-group-arn or --bucket-arn)".to_owned());
+                    }
+                };
+                Ok(Some((Destination::CloudtrailLake, arn)))
+            }
+            DestinationKind::CloudwatchLogs => {
+                let arn = match (&to.log_group_arn, current, arns[0] || arns[2]) {
+                    // CloudFormation's `Arn` of a log group, and DescribeLogGroups' `arn`, end in `:*`.
+                    (Some(arn), _, false) => arn.strip_suffix(":*").unwrap_or(arn).to_owned(),
+                    (None, Some(t), false) => t.channel_arn.clone(),
+                    _ => {
+                        return Err("--destination cloudwatch-logs needs --log-group-arn (and no --channel-arn or --bucket-arn)".to_owned());
+                    }
+                };
+                let log_stream = match (&to.log_stream, current.map(|t| &t.destination)) {
+                    (Some(stream), _) => stream.clone(),
+                    (None, Some(Destination::CloudwatchLogs { log_stream })) => log_stream.clone(),
+                    _ => "klarity-audit".to_owned(),
+                };
+                Ok(Some((Destination::CloudwatchLogs { log_stream }, arn)))
+            }
+            DestinationKind::S3 => {
+                let now = match current.map(|t| &t.destination) {
+                    Some(Destination::S3 { region, account, prefix, format, rollover_secs }) => {
+                        Some((region.clone(), account.clone(), prefix.clone(), *format, *rollover_secs))
+                    }
+                    _ => None,
+                };
+                let arn = match (&to.bucket_arn, current, arns[0] || arns[1]) {
+                    (Some(bucket), _, false) => {
+                        format!("arn:aws:s3:::{}", bucket.strip_prefix("arn:aws:s3:::").unwrap_or(bucket))
+                    }
+                    (None, Some(t), false) => t.channel_arn.clone(),
+                    _ => {
+                        return Err(
+                            "--destination s3 needs --bucket-arn (and no --channel-arn or --log-group-arn)".to_owned()
+                        );
+                    }
+                };
+                let region = to.region.clone().or_else(|| now.as_ref().map(|n| n.0.clone())).ok_or_else(|| {
+                    "--destination s3 needs --region: the bucket's region (an S3 ARN names none)".to_owned()
+                })?;
+                let account = to
+                    .account
+                    .clone()
+                    .or_else(|| now.as_ref().map(|n| n.1.clone()))
+                    .or_else(|| role_account.map(str::to_owned))
+                    .ok_or_else(|| "--destination s3 needs --account: the account that owns the bucket".to_owned())?;
+                let format = match to.format {
+                    Some(format) => format,
+                    None => now.as_ref().map_or(ObjectFormat::Ndjson, |n| n.3),
+                };
+                let prefix = match (&to.prefix, &now) {
+                    (Some(prefix), _) => prefix.clone(),
+                    (None, Some(n)) if n.3 == format => n.2.clone(),
+                    (None, _) if format == ObjectFormat::Ndjson => "klarity-audit/".to_owned(),
+                    (None, _) => String::new(),
+                };
+                let rollover_secs = to
+                    .rollover
+                    .or_else(|| now.as_ref().map(|n| n.4))
+                    .unwrap_or(crate::delivery::s3::DEFAULT_ROLLOVER_SECS);
+                Ok(Some((Destination::S3 { region, account, prefix, format, rollover_secs }, arn)))
+            }
+        }
+    }
+}
+
 /// A customer tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tenant {
@@ -124,6 +299,18 @@ pub struct Tenant {
     /// resumes it. A pause by the circuit breaker (`held` false) is probed and lifts by itself.
     #[serde(default)]
     pub held: bool,
+    /// Queries saved for the tenant's audit-trail viewer, in the order they were saved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub saved_queries: Vec<SavedQuery>,
+}
+
+/// A query saved for a tenant's audit-trail viewer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedQuery {
+    /// Its name (unique within the tenant).
+    pub name: String,
+    /// Its CloudTrail Lake SQL (`$EDS_ID` for the tenant's store).
+    pub sql: String,
 }
 
 impl Tenant {
@@ -159,6 +346,47 @@ impl Tenant {
             _ => self.channel_arn.split(':').nth(4).unwrap_or(""),
         }
     }
+}
+
+/// Changes `tenant` as an operator asked (`tenants update`, or the console's form): where its
+/// events go (settings not given stay), its role (a tenant in role mode), its external ID
+/// (`Some("")` clears it) and its applications; then checks the result. On an error, `tenant` may be partly changed: store it
+/// only on `Ok`.
+pub fn update_tenant(
+    tenant: &mut Tenant,
+    to: &DestinationChange,
+    role_arn: Option<&str>,
+    external_id: Option<&str>,
+    applications: Option<Vec<String>>,
+) -> Result<(), String> {
+    if let Some(new_role) = role_arn {
+        let DeliveryMode::AssumeRole { role_arn, .. } = &mut tenant.delivery else {
+            return Err(format!(
+                "tenant {} publishes through a channel resource policy, so it has no role to change",
+                tenant.id
+            ));
+        };
+        *role_arn = new_role.to_owned();
+    }
+    let role_account = match &tenant.delivery {
+        DeliveryMode::AssumeRole { role_arn, .. } => role_arn.split(':').nth(4).map(str::to_owned),
+        DeliveryMode::ResourcePolicy { .. } => None,
+    };
+    if let Some((destination, arn)) = to.resolve(Some(tenant), role_account.as_deref())? {
+        tenant.destination = destination;
+        tenant.channel_arn = arn;
+    }
+    if let Some(new_id) = external_id {
+        match &mut tenant.delivery {
+            DeliveryMode::AssumeRole { external_id, .. } | DeliveryMode::ResourcePolicy { external_id } => {
+                *external_id = Some(new_id.to_owned()).filter(|s| !s.is_empty());
+            }
+        }
+    }
+    if let Some(applications) = applications {
+        tenant.applications = applications;
+    }
+    check_tenant(tenant)
 }
 
 /// Checks a tenant's fields; the error says which and why.

@@ -639,6 +639,10 @@ pub(crate) enum TenantsCommand {
         id: String,
         #[command(flatten)]
         to: DestinationArgs,
+        /// The customer's new role (a tenant in role mode), e.g. when the customer moves its
+        /// events to another destination with a role of its own.
+        #[arg(long)]
+        role_arn: Option<String>,
         /// The new external ID ("" removes it).
         #[arg(long)]
         external_id: Option<String>,

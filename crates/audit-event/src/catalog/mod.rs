@@ -44,8 +44,23 @@ pub struct Application {
     pub uid: UidFormat,
     /// Event types, in file order.
     pub event_types: Vec<EventType>,
+    /// Sample CloudTrail Lake queries over the application's events, for the console's SQL
+    /// editor; `$EDS_ID` stands for the event data store.
+    pub sample_queries: Vec<SampleQuery>,
     /// The data file the application came from.
     pub file: String,
+}
+
+/// A sample query of an application.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SampleQuery {
+    /// What it is called.
+    pub name: String,
+    /// What it answers.
+    pub description: String,
+    /// The statement: a `SELECT` with `$EDS_ID` for the event data store.
+    pub sql: String,
 }
 
 /// The form of an application's `UID` values.
@@ -358,6 +373,8 @@ struct AppFile {
     #[serde(default)]
     parameter_sets: BTreeMap<String, BTreeMap<String, ParamFile>>,
     event_types: Vec<EventTypeFile>,
+    #[serde(default)]
+    sample_queries: Vec<SampleQuery>,
 }
 
 #[derive(Deserialize)]
@@ -441,7 +458,17 @@ fn load_application(file: &str, text: &str) -> Result<Application, CatalogError>
             example,
         });
     }
+    for q in &parsed.sample_queries {
+        let statement = q.sql.trim_start();
+        if q.name.is_empty() || !statement.get(..6).is_some_and(|w| w.eq_ignore_ascii_case("select")) {
+            return Err(invalid(format!("sample query {:?}: a name and a SELECT statement are needed", q.name)));
+        }
+        if !q.sql.contains("$EDS_ID") {
+            return Err(invalid(format!("sample query {:?}: the statement must name its table $EDS_ID", q.name)));
+        }
+    }
     Ok(Application {
+        sample_queries: parsed.sample_queries,
         name: parsed.application,
         event_source: parsed.event_source,
         description: parsed.description,

@@ -8,7 +8,7 @@ const SEED: [(&str, &str, &[&str]); 5] = [
     (
         "Klarity Core",
         "com.nordcloudapp.com.klarity",
-        &["discoveryRule.created", "discoveryRule.deleted", "account.added", "account.deleted"],
+        &["discoveryRule.created", "discoveryRule.deleted", "account.added", "account.deleted", "auditTrail.viewed"],
     ),
     ("Image Factory", "com.nordcloudapp.com.imagefactory", &["image.created", "image.distributed", "image.failed"]),
     ("AutoBackup", "com.nordcloudapp.com.autobackup", &["backup.started", "backup.failed", "backup.completed"]),
@@ -30,6 +30,10 @@ fn the_embedded_catalog_holds_exactly_the_seed_applications() {
         let names: Vec<&str> = app.event_types.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(names, types, "{source}");
         assert_eq!(app.uid, UidFormat::Uuid);
+        assert!(!app.sample_queries.is_empty(), "{source} has sample queries for the console's SQL editor");
+        for q in &app.sample_queries {
+            assert!(q.sql.contains(source), "{source}'s sample {:?} reads its own events", q.name);
+        }
         for t in &app.event_types {
             assert!(!t.description.is_empty(), "{}: {} has no description", source, t.name);
             assert!(!t.parameters.is_empty(), "{}: {} has no parameters", source, t.name);
@@ -118,7 +122,7 @@ fn every_example_is_valid_as_submitted_and_as_put() {
             count += 1;
         }
     }
-    assert_eq!(count, 15);
+    assert_eq!(count, 16);
 }
 
 /// A sixth application, kept as a data file like the real ones (`tests/data/catalog-extra/`).
@@ -253,4 +257,20 @@ fn source_suggestions() {
     assert_eq!(catalog.suggest_source("com.nordcloudapp.klarity"), Some("com.nordcloudapp.com.klarity"));
     assert_eq!(catalog.suggest_source("COM.NORDCLOUDAPP.COM.MAESTRO"), Some("com.nordcloudapp.com.maestro"));
     assert_eq!(catalog.suggest_source("com.example.billing"), None);
+}
+
+#[test]
+fn a_sample_query_must_be_a_select_on_eds_id() {
+    let app = |sql: &str| {
+        format!(
+            "application = \"A\"\nevent_source = \"com.example.a\"\ndescription = \"d\"\n\n[[event_types]]\nname = \"x.y\"\n\
+             description = \"d\"\n[event_types.example]\nversion = \"v1\"\nuserIdentity = {{ type = \"USER\", principalId = \"p\" }}\n\
+             eventTime = \"2024-07-12T10:55:00Z\"\nUID = \"u1\"\n\n[[sample_queries]]\nname = \"q\"\ndescription = \"d\"\nsql = \"{sql}\"\n"
+        )
+    };
+    assert!(Catalog::from_files([("a.toml", app("SELECT count(*) FROM $EDS_ID").as_str())]).is_ok());
+    let err = Catalog::from_files([("a.toml", app("DELETE FROM $EDS_ID").as_str())]).unwrap_err().to_string();
+    assert!(err.contains("a SELECT statement"), "{err}");
+    let err = Catalog::from_files([("a.toml", app("SELECT 1 FROM store").as_str())]).unwrap_err().to_string();
+    assert!(err.contains("$EDS_ID"), "{err}");
 }

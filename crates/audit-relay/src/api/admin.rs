@@ -145,6 +145,65 @@ pub(super) async fn resume_tenant(
     Ok(Json(json!(tenant.ok_or_else(|| not_found(&id))?)).into_response())
 }
 
+/// A viewer link's request: its lifetime.
+#[derive(serde::Deserialize)]
+struct ViewerLinkRequest {
+    expires_in_seconds: Option<i64>,
+}
+
+/// Mints a viewer link to a tenant's audit trail (read-only, signed, expiring; see
+/// [`super::console::links`]), for the SaaS application to hand to the customer or embed.
+pub(super) async fn mint_viewer_link(
+    State(state): State<Arc<RelayState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let body = read_body(&headers, body, MAX_ADMIN_BODY).await?;
+    let lifetime = if body.is_empty() {
+        86_400
+    } else {
+        serde_json::from_slice::<ViewerLinkRequest>(&body)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "InvalidRequest", format!("the body: {e}")))?
+            .expires_in_seconds
+            .unwrap_or(86_400)
+    };
+    let max = super::console::links::MAX_LIFETIME_SECS;
+    if !(1..=max).contains(&lifetime) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            format!("expires_in_seconds is {lifetime}; a viewer link lives 1 to {max} seconds (30 days)"),
+        ));
+    }
+    let tenant = state.store.tenant(&id).await?.ok_or_else(|| not_found(&id))?;
+    if !super::console::viewer::readable(&tenant) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "NoQueryableStore",
+            format!(
+                "tenant {id}'s events go to {}; the audit-trail viewer reads CloudTrail Lake stores only",
+                tenant.destination.name()
+            ),
+        ));
+    }
+    let key = super::console::links::LinkKey::derive(state.admin_token_sha256.as_deref().unwrap_or_default());
+    let expires = audit_event::EventTime::now().unix_seconds() + lifetime;
+    let (token, link) = key.mint(&id, expires);
+    tracing::info!(tenant = %id, link = %link.id, expires, "Minted a viewer link.");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "tenant": id,
+            "id": link.id,
+            "path": format!("/console/view/{token}"),
+            "expires_at": audit_event::EventTime::from_unix(expires, 0).to_string(),
+        })),
+    )
+        .into_response())
+}
+
 pub(super) async fn issue_token(
     State(state): State<Arc<RelayState>>,
     headers: HeaderMap,

@@ -64,6 +64,8 @@ pub struct RelayState {
     /// The relay's own identity and endpoint, for checking a tenant from the console (`None`: the
     /// console cannot).
     pub verify_with: Option<(crate::delivery::credentials::BaseCredentials, Option<String>)>,
+    /// Reads tenants' audit trails for the console's viewer (`None`: the viewer cannot).
+    pub trails: Option<Arc<crate::trail::Trails>>,
 }
 
 /// The router.
@@ -80,6 +82,7 @@ pub fn router(state: Arc<RelayState>) -> Router {
         .route("/v1/admin/tenants/{tenant}/pause", post(admin::pause_tenant))
         .route("/v1/admin/tenants/{tenant}/resume", post(admin::resume_tenant))
         .route("/v1/admin/tenants/{tenant}/dead-letters", get(admin::dead_letters))
+        .route("/v1/admin/tenants/{tenant}/viewer-links", post(admin::mint_viewer_link))
         .route("/v1/admin/tenants/{tenant}/dead-letters/replay", post(admin::replay))
         .route("/v1/admin/tokens", get(admin::list_tokens).post(admin::issue_token))
         .route("/v1/admin/tokens/{id}", axum::routing::delete(admin::revoke_token))

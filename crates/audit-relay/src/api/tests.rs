@@ -36,6 +36,7 @@ fn setup(spool_bytes: u64) -> Setup {
             applications: apps.into_iter().map(str::to_owned).collect(),
             paused: None,
             held: false,
+            saved_queries: Vec::new(),
         };
         crate::registry::check_tenant(&tenant).unwrap();
         registry.put_tenant(&tenant).unwrap();
@@ -58,6 +59,7 @@ fn setup(spool_bytes: u64) -> Setup {
         metrics: Default::default(),
         console: super::console::sessions::Sessions::new(""),
         verify_with: None,
+        trails: None,
     });
     Setup { _dir: dir, state, spool, registry, backup, maestro, backup_t1 }
 }

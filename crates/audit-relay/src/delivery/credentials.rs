@@ -73,7 +73,7 @@ pub struct CredentialCache {
     sdk: tokio::sync::OnceCell<SdkConfig>,
     /// The base identity's credentials, while they are good.
     base_cached: Mutex<Option<Credentials>>,
-    cache: Mutex<HashMap<String, (Credentials, SystemTime)>>,
+    cache: Mutex<HashMap<String, (String, Credentials, SystemTime)>>,
 }
 
 impl CredentialCache {
@@ -145,7 +145,11 @@ impl CredentialCache {
         let DeliveryMode::AssumeRole { role_arn, external_id, proxy_role_arn } = &tenant.delivery else {
             return self.base_credentials().await;
         };
-        if let Some((credentials, expires)) = self.cache.lock().expect("credential cache lock").get(&tenant.id)
+        // Credentials are for the role chain they came from: a tenant changed since (another role,
+        // external ID, proxy role or region) assumes its roles again.
+        let chain = format!("{role_arn}\n{external_id:?}\n{proxy_role_arn:?}\n{}", tenant.region());
+        if let Some((of, credentials, expires)) = self.cache.lock().expect("credential cache lock").get(&tenant.id)
+            && *of == chain
             && fresh(Some(*expires))
         {
             return Ok(credentials.clone());
@@ -156,7 +160,10 @@ impl CredentialCache {
         }
         let credentials = self.assume(current, tenant.region(), role_arn, external_id.as_deref()).await?;
         let expires = credentials.expiry().unwrap_or_else(|| SystemTime::now() + Duration::from_secs(3600));
-        self.cache.lock().expect("credential cache lock").insert(tenant.id.clone(), (credentials.clone(), expires));
+        self.cache
+            .lock()
+            .expect("credential cache lock")
+            .insert(tenant.id.clone(), (chain, credentials.clone(), expires));
         Ok(credentials)
     }
 
@@ -209,7 +216,7 @@ fn sts_refusal(err: &CredentialsError) -> Option<(String, String)> {
 }
 
 /// An error and its causes, as one line.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut next = err.source();
     while let Some(cause) = next {

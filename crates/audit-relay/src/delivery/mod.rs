@@ -755,6 +755,7 @@ mod tests {
             applications: vec!["a".into(), "b".into()],
             paused: None,
             held: false,
+            saved_queries: Vec::new(),
         };
         store.put_tenant(&tenant).await.unwrap();
         let events = (0..6)

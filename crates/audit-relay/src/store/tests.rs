@@ -102,6 +102,7 @@ fn tenant(id: &str) -> Tenant {
         applications: vec![SOURCE.into()],
         paused: None,
         held: false,
+        saved_queries: Vec::new(),
     }
 }
 

@@ -5,7 +5,10 @@ use std::{io::Write, path::PathBuf, process::ExitCode};
 use anyhow::{Context, bail};
 use audit_relay::{
     RelayConfig,
-    registry::{DeliveryMode, Destination, Grant, ObjectFormat, Tenant, check_tenant},
+    registry::{
+        DeliveryMode, Destination, DestinationChange, DestinationKind as Kind, Grant, ObjectFormat, Tenant,
+        check_tenant, update_tenant,
+    },
     store::{Directory, Engine},
 };
 
@@ -163,7 +166,9 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
                 _ => bail!("give either --role-arn (role mode) or --resource-policy (channel policy mode)"),
             };
             let role_account = role_arn.as_deref().and_then(|arn| arn.split(':').nth(4));
-            let (destination, arn) = destination_of(to, None, role_account)?
+            let (destination, arn) = change_of(to)
+                .resolve(None, role_account)
+                .map_err(anyhow::Error::msg)?
                 .context("give where its events go: --channel-arn, --log-group-arn or --bucket-arn")?;
             let tenant = Tenant {
                 id: id.clone(),
@@ -173,6 +178,7 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
                 applications,
                 paused: None,
                 held: false,
+                saved_queries: Vec::new(),
             };
             check_tenant(&tenant).map_err(anyhow::Error::msg)?;
             if registry.wait(registry.tenant(id))?.is_some() {
@@ -224,27 +230,11 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
                 .ok_or_else(|| anyhow::anyhow!("there is no tenant {id:?}"))?;
             writeln!(out, "Resumed delivery to {id}.")?;
         }
-        TenantsCommand::Update { id, to, external_id, apps } => {
+        TenantsCommand::Update { id, to, role_arn, external_id, apps } => {
             let mut tenant = find(id)?;
-            let role_account = match &tenant.delivery {
-                DeliveryMode::AssumeRole { role_arn, .. } => role_arn.split(':').nth(4).map(str::to_owned),
-                DeliveryMode::ResourcePolicy { .. } => None,
-            };
-            if let Some((new_destination, arn)) = destination_of(to, Some(&tenant), role_account.as_deref())? {
-                tenant.destination = new_destination;
-                tenant.channel_arn = arn;
-            }
-            if let Some(new_id) = external_id {
-                match &mut tenant.delivery {
-                    DeliveryMode::AssumeRole { external_id, .. } | DeliveryMode::ResourcePolicy { external_id } => {
-                        *external_id = Some(new_id.clone()).filter(|s| !s.is_empty());
-                    }
-                }
-            }
-            if let Some(apps) = apps {
-                tenant.applications = applications(global, apps)?;
-            }
-            check_tenant(&tenant).map_err(anyhow::Error::msg)?;
+            let apps = apps.as_deref().map(|apps| applications(global, apps)).transpose()?;
+            update_tenant(&mut tenant, &change_of(to), role_arn.as_deref(), external_id.as_deref(), apps)
+                .map_err(anyhow::Error::msg)?;
             registry.wait(registry.update_tenant(id, &|stored| {
                 stored.channel_arn = tenant.channel_arn.clone();
                 stored.destination = tenant.destination.clone();
@@ -269,128 +259,26 @@ pub(crate) fn tenants(global: &GlobalArgs, args: &TenantsArgs) -> anyhow::Result
     Ok(ExitCode::SUCCESS)
 }
 
-/// The destination and the ARN delivery writes to that `to` names: for a new tenant (`current`
-/// none; `None` when `to` names nothing), or a change of `current` (`None` when `to` changes
-/// nothing; settings not given stay as they are). An S3 bucket's account defaults to
-/// `role_account`.
-fn destination_of(
-    to: &DestinationArgs,
-    current: Option<&Tenant>,
-    role_account: Option<&str>,
-) -> anyhow::Result<Option<(Destination, String)>> {
-    let arns = [to.channel_arn.is_some(), to.log_group_arn.is_some(), to.bucket_arn.is_some()];
-    if arns.iter().filter(|given| **given).count() > 1 {
-        bail!("give one of --channel-arn, --log-group-arn and --bucket-arn");
-    }
-    let s3_settings = to.region.is_some()
-        || to.account.is_some()
-        || to.prefix.is_some()
-        || to.format.is_some()
-        || to.rollover.is_some();
-    if to.destination.is_none() && !arns.contains(&true) && to.log_stream.is_none() && !s3_settings {
-        return Ok(None);
-    }
-    let kind = to.destination.unwrap_or(match (&to.log_group_arn, &to.bucket_arn, &to.channel_arn, current) {
-        (Some(_), ..) => DestinationKind::CloudwatchLogs,
-        (_, Some(_), ..) => DestinationKind::S3,
-        (.., Some(_), _) | (.., None) => DestinationKind::CloudtrailLake,
-        (.., Some(t)) => match t.destination {
-            Destination::CloudtrailLake => DestinationKind::CloudtrailLake,
-            Destination::CloudwatchLogs { .. } => DestinationKind::CloudwatchLogs,
-            Destination::S3 { .. } => DestinationKind::S3,
-        },
-    });
-    let current = current.filter(|t| match kind {
-        DestinationKind::CloudtrailLake => t.destination == Destination::CloudtrailLake,
-        DestinationKind::CloudwatchLogs => matches!(t.destination, Destination::CloudwatchLogs { .. }),
-        DestinationKind::S3 => matches!(t.destination, Destination::S3 { .. }),
-    });
-    let foreign = |given: bool, option: &str, of: &str| -> anyhow::Result<()> {
-        if given { bail!("{option} is a setting of {of}, not of --destination {}", kind_name(kind)) } else { Ok(()) }
-    };
-    if kind != DestinationKind::S3 {
-        foreign(s3_settings, "--region, --account, --prefix, --format or --rollover", "s3")?;
-    }
-    if kind != DestinationKind::CloudwatchLogs {
-        foreign(to.log_stream.is_some(), "--log-stream", "cloudwatch-logs")?;
-    }
-    match kind {
-        DestinationKind::CloudtrailLake => {
-            let arn = match (&to.channel_arn, current, arns[1] || arns[2]) {
-                (Some(arn), _, false) => arn.clone(),
-                (None, Some(t), false) => t.channel_arn.clone(),
-                _ => {
-                    bail!("--destination cloudtrail-lake needs --channel-arn (and no --log-group-arn or --bucket-arn)")
-                }
-            };
-            Ok(Some((Destination::CloudtrailLake, arn)))
-        }
-        DestinationKind::CloudwatchLogs => {
-            let arn = match (&to.log_group_arn, current, arns[0] || arns[2]) {
-                // CloudFormation's `Arn` of a log group, and DescribeLogGroups' `arn`, end in `:*`.
-                (Some(arn), _, false) => arn.strip_suffix(":*").unwrap_or(arn).to_owned(),
-                (None, Some(t), false) => t.channel_arn.clone(),
-                _ => {
-                    bail!("--destination cloudwatch-logs needs --log-group-arn (and no --channel-arn or --bucket-arn)")
-                }
-            };
-            let log_stream = match (&to.log_stream, current.map(|t| &t.destination)) {
-                (Some(stream), _) => stream.clone(),
-                (None, Some(Destination::CloudwatchLogs { log_stream })) => log_stream.clone(),
-                _ => "klarity-audit".to_owned(),
-            };
-            Ok(Some((Destination::CloudwatchLogs { log_stream }, arn)))
-        }
-        DestinationKind::S3 => {
-            let now = match current.map(|t| &t.destination) {
-                Some(Destination::S3 { region, account, prefix, format, rollover_secs }) => {
-                    Some((region.clone(), account.clone(), prefix.clone(), *format, *rollover_secs))
-                }
-                _ => None,
-            };
-            let arn = match (&to.bucket_arn, current, arns[0] || arns[1]) {
-                (Some(bucket), _, false) => {
-                    format!("arn:aws:s3:::{}", bucket.strip_prefix("arn:aws:s3:::").unwrap_or(bucket))
-                }
-                (None, Some(t), false) => t.channel_arn.clone(),
-                _ => bail!("--destination s3 needs --bucket-arn (and no --channel-arn or --log-group-arn)"),
-            };
-            let region = to
-                .region
-                .clone()
-                .or_else(|| now.as_ref().map(|n| n.0.clone()))
-                .context("--destination s3 needs --region: the bucket's region (an S3 ARN names none)")?;
-            let account = to
-                .account
-                .clone()
-                .or_else(|| now.as_ref().map(|n| n.1.clone()))
-                .or_else(|| role_account.map(str::to_owned))
-                .context("--destination s3 needs --account: the account that owns the bucket")?;
-            let format = match to.format {
-                Some(FormatKind::Ndjson) => ObjectFormat::Ndjson,
-                Some(FormatKind::OcsfParquet) => ObjectFormat::OcsfParquet,
-                None => now.as_ref().map_or(ObjectFormat::Ndjson, |n| n.3),
-            };
-            let prefix = match (&to.prefix, &now) {
-                (Some(prefix), _) => prefix.clone(),
-                (None, Some(n)) if n.3 == format => n.2.clone(),
-                (None, _) if format == ObjectFormat::Ndjson => "klarity-audit/".to_owned(),
-                (None, _) => String::new(),
-            };
-            let rollover_secs = to
-                .rollover
-                .or_else(|| now.as_ref().map(|n| n.4))
-                .unwrap_or(audit_relay::delivery::s3::DEFAULT_ROLLOVER_SECS);
-            Ok(Some((Destination::S3 { region, account, prefix, format, rollover_secs }, arn)))
-        }
-    }
-}
-
-fn kind_name(kind: DestinationKind) -> &'static str {
-    match kind {
-        DestinationKind::CloudtrailLake => "cloudtrail-lake",
-        DestinationKind::CloudwatchLogs => "cloudwatch-logs",
-        DestinationKind::S3 => "s3",
+/// What `to` changes, in the relay's terms.
+fn change_of(to: &DestinationArgs) -> DestinationChange {
+    DestinationChange {
+        kind: to.destination.map(|kind| match kind {
+            DestinationKind::CloudtrailLake => Kind::CloudtrailLake,
+            DestinationKind::CloudwatchLogs => Kind::CloudwatchLogs,
+            DestinationKind::S3 => Kind::S3,
+        }),
+        channel_arn: to.channel_arn.clone(),
+        log_group_arn: to.log_group_arn.clone(),
+        log_stream: to.log_stream.clone(),
+        bucket_arn: to.bucket_arn.clone(),
+        region: to.region.clone(),
+        account: to.account.clone(),
+        prefix: to.prefix.clone(),
+        format: to.format.map(|format| match format {
+            FormatKind::Ndjson => ObjectFormat::Ndjson,
+            FormatKind::OcsfParquet => ObjectFormat::OcsfParquet,
+        }),
+        rollover: to.rollover,
     }
 }
 

@@ -460,6 +460,7 @@ fn register_tenants(registry: &Registry, world: &World, catalog: &audit_event::C
             applications: catalog.applications().iter().map(|a| a.event_source.clone()).collect(),
             paused: None,
             held: false,
+            saved_queries: Vec::new(),
         })?;
     }
     Ok(())

@@ -2,7 +2,10 @@
 //! Chromium through `tests/browser/console.mjs` (sign in with the one-time link and the admin
 //! token, a wrong token refused, tenants with their state, a pause with its reason and a resume
 //! by keyboard, a token issued and used then revoked and refused, a dead letter with its reason
-//! replayed, the catalog, a forged change refused, sign out, no request outside the relay). The script
+//! made deliverable by updating the tenant and replayed until delivered, the audit-trail viewer
+//! (events by principal, JSON, CSV and NDJSON export, a sample query charted and saved, the
+//! history), viewer links (only their tenant, read-only, refused once expired, each use recorded),
+//! the catalog, a forged change refused, sign out, no request outside the relay). The script
 //! takes the screenshots `docs/console.md` shows: with `KLARITY_UPDATE_SCREENSHOTS=1` it writes
 //! them into `docs/console/`.
 
@@ -49,6 +52,12 @@ fn the_console_signs_in_shows_tenants_and_pauses_and_resumes_them_in_chromium() 
         "tokens.png",
         "dead-letters.png",
         "event.png",
+        "tenant.png",
+        "trail.png",
+        "trail-event.png",
+        "sql.png",
+        "viewer.png",
+        "viewer-expired.png",
         "verify.png",
         "catalog.png",
         "tenants-phone.png",

@@ -80,6 +80,7 @@ pub(crate) fn relay(
         metrics: metrics.clone(),
         console: audit_relay::api::console::sessions::Sessions::new(""),
         verify_with: None,
+        trails: None,
     });
     let deliverer = Deliverer::new(
         store,
@@ -170,6 +171,7 @@ async fn events_of_every_application_reach_the_right_store_once_in_both_modes() 
             applications: sources.clone(),
             paused: None,
             held: false,
+            saved_queries: Vec::new(),
         })
         .unwrap();
     registry
@@ -185,6 +187,7 @@ async fn events_of_every_application_reach_the_right_store_once_in_both_modes() 
             applications: sources.clone(),
             paused: None,
             held: false,
+            saved_queries: Vec::new(),
         })
         .unwrap();
     let tokens: Vec<(String, String)> = sources
@@ -268,6 +271,7 @@ async fn a_refusing_channel_pauses_its_tenant_until_it_works_again() {
             applications: vec![source.into()],
             paused: None,
             held: false,
+            saved_queries: Vec::new(),
         })
         .unwrap();
     let token = registry
@@ -385,6 +389,7 @@ async fn after_a_crash_events_the_store_already_holds_are_not_sent_again() {
                 applications: vec![maestro.event_source.clone()],
                 paused: Some("held by the test".into()),
                 held: true,
+                saved_queries: Vec::new(),
             })
             .unwrap();
         let token = registry

@@ -411,6 +411,7 @@ fn tenant(registry: &audit_relay::registry::Registry, id: &str, channel: &str) -
             applications: vec![SOURCE.into()],
             paused: None,
             held: false,
+            saved_queries: Vec::new(),
         })
         .unwrap();
     registry.issue_token(&Grant { name: "p".into(), source: SOURCE.into(), tenants: vec![id.into()] }).unwrap()

@@ -7,7 +7,10 @@
 //! oldest queued event, counters), with pause and resume; a tenant's dead letters, with replay;
 //! app tokens (issued and shown once, listed, revoked); the catalog.
 
+pub mod links;
 pub mod sessions;
+mod tenant;
+pub mod viewer;
 
 use std::{collections::HashMap, fmt::Write as _, sync::Arc};
 
@@ -47,6 +50,14 @@ pub(super) fn routes() -> Router<Arc<RelayState>> {
         .route("/console/tokens/{id}/revoke", post(revoke_token))
         .route("/console/catalog", get(catalog_page))
         .route("/console/console.css", get(|| async { ([(header::CONTENT_TYPE, "text/css")], CSS) }))
+        .merge(tenant::routes())
+        .merge(viewer::routes())
+}
+
+/// The key viewer links are signed with: derived from the admin token's hash (`None`: no admin
+/// token, no console).
+fn link_key(state: &RelayState) -> Option<links::LinkKey> {
+    state.admin_token_sha256.as_deref().map(links::LinkKey::derive)
 }
 
 /// A page, with the headers every console answer carries: no caching, no framing, no script or
@@ -398,7 +409,7 @@ async fn tenants_page(
                     @for t in &tenants {
                         @let (class, text, reason) = state_of(t);
                         tr data-tenant=(t.id) {
-                            th scope="row" { a href={ "/console/tenants/" (t.id) "/dead-letters" } { (t.id) } }
+                            th scope="row" { a href={ "/console/tenants/" (t.id) } { (t.id) } }
                             td { (t.destination.name()) span.target { (target_of(t)) } }
                             td { span class=(class) { (text) } @if let Some(reason) = reason { span.reason { (reason) } } }
                             td.num { (depth.get(&t.id).copied().unwrap_or(0)) }

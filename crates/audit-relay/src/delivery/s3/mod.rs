@@ -296,6 +296,7 @@ mod tests {
             applications: vec!["com.example.app".into()],
             paused: None,
             held: false,
+            saved_queries: Vec::new(),
         }
     }
 

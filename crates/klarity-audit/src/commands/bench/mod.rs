@@ -225,6 +225,7 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
                 applications: vec![SOURCE.into()],
                 paused: args.hold.then(|| "the bench holds delivery until every event is accepted".into()),
                 held: args.hold,
+                saved_queries: Vec::new(),
             })
             .await?;
         let (token, _) =

@@ -41,7 +41,7 @@ pub(crate) fn least_privilege_policy(channel_arn: &str, store_arn: &str, verify:
         statements.push(json!({
             "Sid": "QueryKlarityAuditEvents",
             "Effect": "Allow",
-            "Action": ["cloudtrail:StartQuery", "cloudtrail:DescribeQuery", "cloudtrail:GetQueryResults", "cloudtrail:CancelQuery"],
+            "Action": ["cloudtrail:StartQuery", "cloudtrail:DescribeQuery", "cloudtrail:GetQueryResults", "cloudtrail:CancelQuery", "cloudtrail:ListQueries"],
             "Resource": store_arn
         }));
     }

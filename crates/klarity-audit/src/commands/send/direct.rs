@@ -110,6 +110,7 @@ impl Publisher {
             applications: Vec::new(),
             paused: None,
             held: false,
+            saved_queries: Vec::new(),
         };
         let cache =
             CredentialCache::new(BaseCredentials::Chain { profile: route.profile.clone() }, route.endpoint_url.clone());
