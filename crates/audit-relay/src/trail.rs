@@ -210,8 +210,9 @@ impl Trail {
                     break described.query_statistics().and_then(|s| s.events_matched());
                 }
                 Some(QueryStatus::Queued | QueryStatus::Running) if started.elapsed() < QUERY_TIMEOUT => {
+                    // Gently: a page waits at most a tenth of a second past its query's end.
                     tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_millis(500));
+                    pause = (pause * 3 / 2).min(Duration::from_millis(100));
                 }
                 Some(QueryStatus::Queued | QueryStatus::Running) => {
                     let _ = self.client.cancel_query().query_id(&query_id).send().await;

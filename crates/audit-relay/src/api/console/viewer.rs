@@ -441,27 +441,45 @@ async fn open(state: &RelayState, viewer: &Viewer) -> Result<Trail, Response> {
     trails.open(&viewer.tenant).await.map_err(|err| unreadable(viewer, &err))
 }
 
+/// The statement of a page of the event browser: `query` is the page's query string (the filter
+/// and the cursor). Public for the bench, which runs it on the lake alone as the baseline.
+pub fn page_statement(
+    tenant: &Tenant,
+    store_id: &str,
+    query: &str,
+    now: audit_event::EventTime,
+) -> Result<String, String> {
+    browse_statement(tenant, store_id, &Filter::parse(query), now)
+}
+
+fn browse_statement(
+    tenant: &Tenant,
+    store_id: &str,
+    filter: &Filter,
+    now: audit_event::EventTime,
+) -> Result<String, String> {
+    let clause = filter.clause(tenant, now)?;
+    Ok(format!(
+        "SELECT {BROWSE_COLUMNS} FROM {store_id} WHERE {clause} ORDER BY eventTime DESC, eventID DESC LIMIT {}",
+        PAGE + 1
+    ))
+}
+
 async fn browse(State(state): State<Arc<RelayState>>, viewer: Viewer, RawQuery(query): RawQuery) -> Response {
     let filter = Filter::parse(query.as_deref().unwrap_or(""));
     let trail = match open(&state, &viewer).await {
         Ok(trail) => trail,
         Err(response) => return response,
     };
-    let (answer, problem) = match filter.clause(&viewer.tenant, audit_event::EventTime::now()) {
-        Ok(clause) => {
-            let sql = format!(
-                "SELECT {BROWSE_COLUMNS} FROM {} WHERE {clause} ORDER BY eventTime DESC, eventID DESC LIMIT {}",
-                trail.store_id,
-                PAGE + 1
-            );
-            match trail.run(&sql, (PAGE + 1) as i32).await {
+    let (answer, problem) =
+        match browse_statement(&viewer.tenant, &trail.store_id, &filter, audit_event::EventTime::now()) {
+            Ok(sql) => match trail.run(&sql, (PAGE + 1) as i32).await {
                 Ok(answer) => (Some(answer), None),
                 Err(err) if matches!(err, TrailError::Refused { .. }) => return unreadable(&viewer, &err),
                 Err(err) => (None, Some(err.to_string())),
-            }
-        }
-        Err(problem) => (None, Some(problem)),
-    };
+            },
+            Err(problem) => (None, Some(problem)),
+        };
     let rows = answer.as_ref().map_or(&[][..], |a| &a.rows[..a.rows.len().min(PAGE)]);
     let next = answer.as_ref().filter(|a| a.rows.len() > PAGE).and_then(|_| rows.last()).map(|last| {
         let q = filter.query();
@@ -693,7 +711,7 @@ fn bar_chart(answer: &Answer) -> Option<Markup> {
     let summary = format!("{} by {}", answer.columns.last()?, answer.columns.first()?);
     Some(html! {
         figure.chart {
-            svg #result-chart width="100%" viewBox={ "0 0 " (w) " " (h) } role="img" aria-label=(summary) {
+            svg #result-chart width=(w) height=(h) viewBox={ "0 0 " (w) " " (h) } role="img" aria-label=(summary) {
                 title { (summary) }
                 @for (i, (label, value)) in bars.iter().enumerate() {
                     @let y = i as f64 * row_h + 2.0;

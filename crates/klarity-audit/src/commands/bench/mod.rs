@@ -130,7 +130,7 @@ const LOGS_ROLE: &str = "BenchLogsWriter";
 const S3_ROLE: &str = "BenchObjectWriter";
 
 /// The roles' external ID.
-const LOGS_EXTERNAL_ID: &str = "bench-external-logs";
+pub(super) const LOGS_EXTERNAL_ID: &str = "bench-external-logs";
 
 async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, parts: &Parts) -> anyhow::Result<Report> {
     let stop = CancellationToken::new();
@@ -449,7 +449,11 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
 
 /// A role of the customer's (`name`): trusting the vendor with the external ID, with
 /// `permissions`. Its ARN.
-async fn customer_role(endpoint: &str, name: &str, permissions: serde_json::Value) -> anyhow::Result<String> {
+pub(super) async fn customer_role(
+    endpoint: &str,
+    name: &str,
+    permissions: serde_json::Value,
+) -> anyhow::Result<String> {
     let target = crate::aws::Target { endpoint: Some(endpoint.to_owned()), region: "eu-west-1".into() };
     let customer = crate::aws::Keys::local(
         audit_lake::config::CUSTOMER_ACCESS_KEY_ID,

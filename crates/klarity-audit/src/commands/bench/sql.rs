@@ -147,6 +147,7 @@ pub(crate) struct SqlReport {
     lake_bytes: u64,
     lake_bytes_per_event: f64,
     queries: Vec<QueryFigures>,
+    pages: Vec<PageFigures>,
     ingest_alone_events_per_second: f64,
     ingest_while_querying_events_per_second: f64,
     ingest_while_querying_ratio: f64,
@@ -258,6 +259,12 @@ pub(crate) async fn run(
         });
     }
 
+    // 3b. The console's event browser on this store, as a customer opens it with a viewer link.
+    progress.say("the event browser's pages, through a relay");
+    let pages =
+        browser_pages(&endpoint, &store_id, &channel_arn, root, &catalog, &generator, args.events, &cloudtrail, &stop)
+            .await?;
+
     // 4. Ingest alone, then while a client queries back to back.
     let extra = (args.events / 10).clamp(1, 1_000_000);
     let started = Instant::now();
@@ -307,6 +314,7 @@ pub(crate) async fn run(
         lake_bytes,
         lake_bytes_per_event: lake_bytes as f64 / events as f64,
         queries,
+        pages,
         ingest_alone_events_per_second: alone,
         ingest_while_querying_events_per_second: with_queries,
         ingest_while_querying_ratio: with_queries / alone,
@@ -364,6 +372,24 @@ impl SqlReport {
         writeln!(out)?;
         writeln!(
             out,
+            "{:<34} {:>10} {:>10} {:>16} {:>15} {:>6}",
+            "event browser page (5 loads)", "fastest ms", "median ms", "lake fastest ms", "lake median ms", "rows"
+        )?;
+        for p in &self.pages {
+            writeln!(
+                out,
+                "{:<34} {:>10.1} {:>10.1} {:>16.1} {:>15.1} {:>6}",
+                p.name, p.fastest_ms, p.median_ms, p.lake_fastest_ms, p.lake_median_ms, p.rows
+            )?;
+        }
+        writeln!(
+            out,
+            "  (a viewer link's GET on the relay: role chain, StartQuery, polling, results, HTML, the use recorded; \
+             the lake alone runs the same statement)"
+        )?;
+        writeln!(out)?;
+        writeln!(
+            out,
             "ingest alone            {:>10.0} events/s   (mean of the runs before and after)",
             self.ingest_alone_events_per_second
         )?;
@@ -379,7 +405,127 @@ impl SqlReport {
     }
 }
 
+/// A page of the console's event browser, loaded five times, and its statement on the lake alone.
+#[derive(Debug, Serialize)]
+struct PageFigures {
+    name: &'static str,
+    query: String,
+    rows: usize,
+    fastest_ms: f64,
+    median_ms: f64,
+    lake_fastest_ms: f64,
+    lake_median_ms: f64,
+}
+
+/// The event browser's pages over the bench's store: a relay whose tenant reads the store through
+/// a customer role with `onboard`'s least-privilege policy, a viewer link minted by the admin API,
+/// and each page loaded five times over HTTP; the same statements on the lake alone as the
+/// baseline.
+#[allow(clippy::too_many_arguments)]
+async fn browser_pages(
+    endpoint: &str,
+    store_id: &str,
+    channel_arn: &str,
+    root: &std::path::Path,
+    catalog: &audit_event::Catalog,
+    generator: &Generator,
+    events: usize,
+    cloudtrail: &aws_sdk_cloudtrail::Client,
+    stop: &CancellationToken,
+) -> anyhow::Result<Vec<PageFigures>> {
+    use audit_relay::registry::{DeliveryMode, Destination, Tenant};
+    let account = audit_lake::config::CUSTOMER_ACCOUNT;
+    let store_arn = format!("arn:aws:cloudtrail:eu-west-1:{account}:eventdatastore/{store_id}");
+    let policy = crate::commands::onboard::documents::least_privilege_policy(channel_arn, &store_arn, true);
+    let role_arn = super::customer_role(endpoint, "BenchTrailReader", policy).await?;
+    let admin_token = format!("kadm_{}", uuid::Uuid::new_v4().simple());
+    let config = audit_relay::RelayConfig {
+        data_dir: root.join("viewer-relay"),
+        endpoint_url: endpoint.to_owned(),
+        admin_token_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(admin_token.as_bytes())),
+        ..Default::default()
+    };
+    let tenant = Tenant {
+        id: "bench-viewer".into(),
+        channel_arn: channel_arn.to_owned(),
+        destination: Destination::CloudtrailLake,
+        delivery: DeliveryMode::AssumeRole {
+            role_arn,
+            external_id: Some(super::LOGS_EXTERNAL_ID.into()),
+            proxy_role_arn: None,
+        },
+        applications: catalog.applications().iter().map(|a| a.event_source.clone()).collect(),
+        paused: None,
+        held: false,
+        saved_queries: Vec::new(),
+    };
+    audit_relay::store::open_directory(&config.engine()).await?.put_tenant(&tenant).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let relay_url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(audit_relay::run(config, listener, catalog.clone(), stop.clone()));
+    let admin = crate::http::JsonClient::new(&relay_url, Some(admin_token))?;
+    let minted = admin
+        .call(http::Method::POST, "/v1/admin/tenants/bench-viewer/viewer-links", None)
+        .await
+        .context("minting a viewer link")?;
+    let path = minted.body["path"].as_str().with_context(|| minted.error_message())?.to_owned();
+    let viewer = crate::http::JsonClient::new(&relay_url, None)?;
+
+    // The first page's last row is the cursor of the next.
+    let now = audit_event::EventTime::now();
+    let statement = |query: &str| {
+        audit_relay::api::console::viewer::page_statement(&tenant, store_id, query, now).map_err(anyhow::Error::msg)
+    };
+    let first = query(cloudtrail, &statement("")?, Duration::from_millis(2)).await?;
+    let cursor = first
+        .cursor_row
+        .as_ref()
+        .map(|row| {
+            let at = format!("{}|{}", row[1], row[0]);
+            format!("before={}", at.replace(' ', "+").replace(':', "%3A").replace('|', "%7C"))
+        })
+        .context("the last 7 days of the store hold no events")?;
+    let principal = format!("principal={}", generator.principal(events - 1));
+    let mut pages = Vec::new();
+    for (name, q) in [
+        ("first page (the last 7 days)", String::new()),
+        ("one principal (the last 7 days)", principal),
+        ("the next page (cursor)", cursor),
+    ] {
+        let sql = statement(&q)?;
+        let (mut walls, mut lake_walls, mut rows) = (Vec::new(), Vec::new(), 0);
+        for _ in 0..5 {
+            let started = Instant::now();
+            let (status, body) = viewer.call_raw(http::Method::GET, &format!("{path}?{q}"), None).await?;
+            walls.push(started.elapsed().as_secs_f64() * 1000.0);
+            let html = String::from_utf8_lossy(&body);
+            anyhow::ensure!(
+                status.is_success() && html.contains("newest first"),
+                "the page {name} answered {status}: {html}"
+            );
+            let timed = query(cloudtrail, &sql, Duration::from_millis(2)).await?;
+            lake_walls.push(timed.wall_ms);
+            rows = timed.rows;
+        }
+        walls.sort_by(f64::total_cmp);
+        lake_walls.sort_by(f64::total_cmp);
+        pages.push(PageFigures {
+            name,
+            query: q,
+            rows,
+            fastest_ms: walls[0],
+            median_ms: walls[2],
+            lake_fastest_ms: lake_walls[0],
+            lake_median_ms: lake_walls[2],
+        });
+    }
+    Ok(pages)
+}
+
 struct Timed {
+    /// The next-to-last row the query answered: the last a browser page shows, as it reads one
+    /// more row than it shows.
+    cursor_row: Option<Vec<String>>,
     wall_ms: f64,
     engine_ms: i64,
     rows: usize,
@@ -394,6 +540,7 @@ async fn query(cloudtrail: &aws_sdk_cloudtrail::Client, statement: &str, poll: D
         .await
         .map_err(|e| e.into_anyhow().context(format!("the query {statement}")))?;
     Ok(Timed {
+        cursor_row: finished.rows.get(finished.rows.len().saturating_sub(2)).cloned(),
         wall_ms: started.elapsed().as_secs_f64() * 1000.0,
         engine_ms: finished.stats.millis.into(),
         rows: finished.rows.len(),
