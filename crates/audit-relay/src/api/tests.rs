@@ -385,6 +385,7 @@ async fn the_openapi_document_describes_every_route() {
         ("post", "/v1/admin/tenants/{tenant}/resume"),
         ("get", "/v1/admin/tenants/{tenant}/dead-letters"),
         ("post", "/v1/admin/tenants/{tenant}/dead-letters/replay"),
+        ("post", "/v1/admin/tenants/{tenant}/viewer-links"),
         ("get", "/v1/admin/tokens"),
         ("post", "/v1/admin/tokens"),
         ("delete", "/v1/admin/tokens/{id}"),
@@ -568,4 +569,109 @@ async fn the_console_needs_a_session_and_every_change_its_csrf_token() {
     assert_eq!((status, location.starts_with("/console?done=")), (StatusCode::SEE_OTHER, true));
     let tenant = s.state.store.tenant("t1").await.unwrap().unwrap();
     assert_eq!((tenant.paused.as_deref(), tenant.held), (Some("moving"), true));
+}
+
+#[tokio::test]
+async fn viewer_links_are_minted_by_the_admin_api_and_open_only_their_tenant_read_only() {
+    let s = setup(1 << 30);
+    let mint = |body: &'static str| {
+        let s = &s;
+        async move { call(s, "POST", "/v1/admin/tenants/t1/viewer-links", Some(ADMIN), body).await }
+    };
+    assert_eq!(call(&s, "POST", "/v1/admin/tenants/t1/viewer-links", None, "").await.0, StatusCode::UNAUTHORIZED);
+    let (status, _, body) = mint(r#"{"expires_in_seconds": 0}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"]["message"].as_str().unwrap().contains("1 to 2592000"), "{body}");
+    assert_eq!(call(&s, "POST", "/v1/admin/tenants/nope/viewer-links", Some(ADMIN), "").await.0, StatusCode::NOT_FOUND);
+    let (status, _, link) = mint(r#"{"expires_in_seconds": 60}"#).await;
+    assert_eq!(status, StatusCode::CREATED, "{link}");
+    let path = link["path"].as_str().unwrap().to_owned();
+    assert!(path.starts_with("/console/view/kvl_"), "{path}");
+
+    // The link opens t1's viewer (this relay has no AWS identity, so the page says it cannot read
+    // the store), and its use is an event in t1's own queue.
+    let (status, ..) = console(&s, "GET", &path, None, "").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "the link is admitted; reading needs an AWS identity");
+    let pending = s.spool.pending("t1", 0, 10).unwrap();
+    assert_eq!(pending.len(), 1, "one use, one auditTrail.viewed event");
+    let event: Value = serde_json::from_str(&pending[0].event_data).unwrap();
+    assert_eq!(
+        (event["eventName"].as_str(), event["requestParameters"]["action"].as_str()),
+        (Some("auditTrail.viewed"), Some("browse"))
+    );
+    assert_eq!(event["requestParameters"]["linkId"], link["id"]);
+
+    // Another tenant's name in it breaks its signature; a link reaches no operator page or change.
+    let token = path.trim_start_matches("/console/view/kvl_");
+    let (payload, tag) = token.split_once('.').unwrap();
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let text = String::from_utf8(engine.decode(payload).unwrap()).unwrap().replacen("t1.", "t2.", 1);
+    let forged = format!("/console/view/kvl_{}.{tag}", engine.encode(text));
+    assert_eq!(console(&s, "GET", &forged, None, "").await.0, StatusCode::FORBIDDEN);
+    assert!(s.spool.pending("t2", 0, 10).unwrap().is_empty(), "a refused link records nothing");
+    assert_eq!(console(&s, "POST", &format!("{path}/sql"), None, "q=x").await.0, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(console(&s, "GET", "/console/tenants/t1/trail", None, "").await.1, "/console/sign-in");
+}
+
+#[test]
+fn a_tenant_is_updated_by_the_rules_the_cli_uses() {
+    use crate::registry::{DestinationChange, ObjectFormat, update_tenant};
+    let mut tenant = Tenant {
+        id: "acme".into(),
+        channel_arn: "arn:aws:logs:eu-west-1:123456789012:log-group:audit".into(),
+        destination: crate::registry::Destination::CloudwatchLogs { log_stream: "s".into() },
+        delivery: DeliveryMode::AssumeRole {
+            role_arn: "arn:aws:iam::123456789012:role/Logs".into(),
+            external_id: Some("e".into()),
+            proxy_role_arn: None,
+        },
+        applications: vec![BACKUP.into()],
+        paused: None,
+        held: false,
+        saved_queries: Vec::new(),
+    };
+    // To S3, with the customer's S3 role: the bucket's account defaults to the role's.
+    let to = DestinationChange {
+        bucket_arn: Some("audit-bucket".into()),
+        region: Some("eu-west-1".into()),
+        ..Default::default()
+    };
+    update_tenant(&mut tenant, &to, Some("arn:aws:iam::123456789012:role/S3"), None, None).unwrap();
+    assert_eq!(tenant.channel_arn, "arn:aws:s3:::audit-bucket");
+    match &tenant.destination {
+        crate::registry::Destination::S3 { account, format, prefix, .. } => {
+            assert_eq!(
+                (account.as_str(), *format, prefix.as_str()),
+                ("123456789012", ObjectFormat::Ndjson, "klarity-audit/")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        matches!(&tenant.delivery, DeliveryMode::AssumeRole { role_arn, external_id, .. }
+        if role_arn.ends_with("role/S3") && external_id.as_deref() == Some("e")),
+        "the external ID stays"
+    );
+    // A setting of another destination is refused by its option's name; a bad role by its rule.
+    let err = update_tenant(
+        &mut tenant.clone(),
+        &DestinationChange { log_stream: Some("x".into()), ..Default::default() },
+        None,
+        None,
+        None,
+    )
+    .unwrap_err();
+    assert!(err.contains("--log-stream is a setting of cloudwatch-logs"), "{err}");
+    let err =
+        update_tenant(&mut tenant.clone(), &DestinationChange::default(), Some("arn:aws:iam::1:user/x"), None, None)
+            .unwrap_err();
+    assert!(err.contains("is not arn:aws:iam::<account>:role/<name>"), "{err}");
+    // A tenant publishing through a channel policy has no role to change.
+    let mut policy = tenant.clone();
+    policy.delivery = DeliveryMode::ResourcePolicy { external_id: None };
+    let err =
+        update_tenant(&mut policy, &DestinationChange::default(), Some("arn:aws:iam::123456789012:role/R"), None, None)
+            .unwrap_err();
+    assert!(err.contains("has no role to change"), "{err}");
 }
