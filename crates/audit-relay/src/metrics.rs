@@ -81,6 +81,21 @@ pub struct TenantMetrics {
     pub retried: AtomicU64,
     /// From acceptance to delivery.
     pub latency: Histogram,
+    /// The last delivery error (a dead letter's or a retried event's): when (milliseconds since
+    /// the epoch) and what, for the console.
+    pub last_error: Mutex<Option<(i64, String)>>,
+}
+
+impl TenantMetrics {
+    /// Notes a delivery error seen now.
+    pub fn error(&self, what: String) {
+        *self.last_error.lock().expect("metrics lock") = Some((audit_event::EventTime::now().unix_millis(), what));
+    }
+
+    /// The last delivery error, if any: when and what.
+    pub fn last_error(&self) -> Option<(i64, String)> {
+        self.last_error.lock().expect("metrics lock").clone()
+    }
 }
 
 /// A counter series: name, help and where its value is.

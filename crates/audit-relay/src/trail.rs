@@ -159,18 +159,7 @@ impl Trails {
         let store_id = match known {
             Some(store) => store,
             None => {
-                let channel = client
-                    .get_channel()
-                    .channel(&tenant.channel_arn)
-                    .send()
-                    .await
-                    .map_err(|e| refused("GetChannel", &e))?;
-                let store = channel
-                    .destinations()
-                    .iter()
-                    .find(|d| d.r#type() == &aws_sdk_cloudtrail::types::DestinationType::EventDataStore)
-                    .map(|d| d.location().rsplit('/').next().unwrap_or_default().to_owned())
-                    .ok_or_else(|| TrailError::Query("the tenant's channel delivers to no event data store".into()))?;
+                let store = store_behind(&client, &tenant.channel_arn).await?;
                 self.stores
                     .lock()
                     .expect("store cache lock")
@@ -304,6 +293,17 @@ impl Trail {
         past.truncate(n);
         Ok(past)
     }
+}
+
+/// The id of the event data store the channel `channel_arn` delivers to (`GetChannel`).
+pub(crate) async fn store_behind(client: &aws_sdk_cloudtrail::Client, channel_arn: &str) -> Result<String, TrailError> {
+    let channel = client.get_channel().channel(channel_arn).send().await.map_err(|e| refused("GetChannel", &e))?;
+    channel
+        .destinations()
+        .iter()
+        .find(|d| d.r#type() == &aws_sdk_cloudtrail::types::DestinationType::EventDataStore)
+        .map(|d| d.location().rsplit('/').next().unwrap_or_default().to_owned())
+        .ok_or_else(|| TrailError::Query("the channel delivers to no event data store".into()))
 }
 
 /// A refused call, with its code and message.

@@ -675,13 +675,27 @@ impl Deliverer {
             return round;
         }
         let (mut delivered, mut failed, mut retried) = (0, 0, 0);
+        let mut last_error = None;
         for outcome in &outcomes {
             match outcome {
                 Outcome::Delivered { .. } => delivered += 1,
-                Outcome::Dead { .. } => failed += 1,
-                Outcome::Retry { .. } => retried += 1,
+                Outcome::Dead { code, message, .. } => {
+                    failed += 1;
+                    last_error = Some((code, Some(message)));
+                }
+                Outcome::Retry { code, .. } => {
+                    retried += 1;
+                    last_error = last_error.or(Some((code, None)));
+                }
                 Outcome::Assigned { .. } => {}
             }
+        }
+        if let Some((code, message)) = last_error {
+            let what = match message {
+                Some(message) => format!("{code}: {message} (dead-lettered)"),
+                None => format!("{code} (retried)"),
+            };
+            self.metrics.tenant(&tenant.id).error(what);
         }
         // The events were sent: their outcomes must be recorded, or they would be sent again (and
         // stored twice). A failure of the store (a database restarting) is retried, for as long as

@@ -115,18 +115,7 @@ impl Deliverer {
             config = config.endpoint_url(endpoint);
         }
         let cloudtrail = aws_sdk_cloudtrail::Client::from_conf(config.build());
-        let channel = cloudtrail
-            .get_channel()
-            .channel(&tenant.channel_arn)
-            .send()
-            .await
-            .map_err(|e| describe("GetChannel", &e))?;
-        let store = channel
-            .destinations()
-            .iter()
-            .find(|d| d.r#type() == &aws_sdk_cloudtrail::types::DestinationType::EventDataStore)
-            .map(|d| d.location().rsplit('/').next().unwrap_or_default().to_owned())
-            .ok_or("the channel has no event data store")?;
+        let store = crate::trail::store_behind(&cloudtrail, &tenant.channel_arn).await.map_err(|e| e.to_string())?;
 
         // Each suspect's (source, UID) and time, from the eventData the relay would send.
         let mut wanted: HashMap<(String, String), i64> = HashMap::new();

@@ -257,6 +257,7 @@ try {
   const logsChart = page.locator('tr[data-tenant="demo-logs"] svg[role="img"]');
   assert.match(await logsChart.getAttribute("aria-label"), /^Last hour: [1-9]\d* accepted, [1-9]\d* delivered, [1-9]\d* failed$/);
   assert.equal(await page.locator('svg[role="img"][aria-label^="Last hour:"]').count(), 3);
+  await page.locator('tr[data-tenant="demo-logs"]').getByText(/^Last error .* ago: TooOldLogEvent: .*\(dead-lettered\)$/).waitFor();
   await page.screenshot({ path: `${shots}/tenants.png`, fullPage: true });
 
   // A change without the session's CSRF token is refused, even with the session's cookie.
@@ -275,6 +276,12 @@ try {
   const width = await page.evaluate(() => document.documentElement.scrollWidth);
   assert.ok(width <= 390, `the page is ${width} px wide on a 390 px phone (only the table may scroll)`);
   await page.screenshot({ path: `${shots}/tenants-phone.png`, fullPage: true });
+  for (const path of ["/console/tenants/demo", "/console/tenants/demo/trail", "/console/tenants/demo/trail/sql"]) {
+    await page.goto(`${relay}${path}`);
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(wide <= 390, `${path} is ${wide} px wide on a 390 px phone`);
+  }
+  await page.screenshot({ path: `${shots}/sql-phone.png`, fullPage: true });
   await page.setViewportSize({ width: 1280, height: 800 });
 
   // The link was for one use; signing out ends the session.

@@ -411,7 +411,13 @@ async fn tenants_page(
                         tr data-tenant=(t.id) {
                             th scope="row" { a href={ "/console/tenants/" (t.id) } { (t.id) } }
                             td { (t.destination.name()) span.target { (target_of(t)) } }
-                            td { span class=(class) { (text) } @if let Some(reason) = reason { span.reason { (reason) } } }
+                            td {
+                                span class=(class) { (text) }
+                                @if let Some(reason) = reason { span.reason { (reason) } }
+                                @if let Some((at, error)) = state.metrics.tenant(&t.id).last_error() {
+                                    span.reason.last-error { "Last error " (age(now - at)) " ago: " (error) }
+                                }
+                            }
                             td.num { (depth.get(&t.id).copied().unwrap_or(0)) }
                             td.num { (oldest.get(&t.id).map_or("—".to_owned(), |ms| age(*ms))) }
                             td { (chart(&state.metrics.per_minute(&t.id, now.div_euclid(60_000)), now.div_euclid(60_000))) }

@@ -486,11 +486,14 @@ async fn browser_pages(
         })
         .context("the last 7 days of the store hold no events")?;
     let principal = format!("principal={}", generator.principal(events - 1));
+    let year_ago = audit_event::EventTime::from_unix(now.unix_seconds() - YEAR_SECONDS - 86_400, 0).to_string();
     let mut pages = Vec::new();
     for (name, q) in [
         ("first page (the last 7 days)", String::new()),
         ("one principal (the last 7 days)", principal),
         ("the next page (cursor)", cursor),
+        // The dearest page: free text over the whole year, every text column of every event read.
+        ("text over the whole year", format!("from={}&text=user-0000", &year_ago[..16])),
     ] {
         let sql = statement(&q)?;
         let (mut walls, mut lake_walls, mut rows) = (Vec::new(), Vec::new(), 0);
