@@ -37,6 +37,8 @@ pub struct LakeConfig {
     /// The file of the key that seals the secret keys kept in the database (made on first use);
     /// empty means `secrets.key` in `data_dir`. Keep it apart from the database's backups.
     pub secrets_key_file: PathBuf,
+    /// CloudTrail's API rate quotas, enforced when set (off by default).
+    pub quotas: crate::quota::QuotaConfig,
 }
 
 /// One account hosted by the lake.
@@ -116,6 +118,7 @@ impl Default for LakeConfig {
             http: Default::default(),
             metrics_token_sha256: String::new(),
             secrets_key_file: PathBuf::new(),
+            quotas: Default::default(),
         }
     }
 }

@@ -37,6 +37,7 @@ pub mod error;
 pub mod identity;
 pub mod ops;
 pub mod policy;
+pub mod quota;
 pub mod secrets;
 pub mod sigv4;
 pub mod sql;
@@ -65,6 +66,8 @@ pub struct Lake {
     queries: sql::queries::Queries,
     /// Serializes control-plane changes (create/update/delete), so checks and writes do not race.
     pub(crate) control: tokio::sync::Mutex<()>,
+    /// API rate quotas, when enforced.
+    pub(crate) quotas: quota::Quotas,
 }
 
 impl Lake {
@@ -78,7 +81,8 @@ impl Lake {
         let retention: columnar::Retention = Box::new(move |id| stores.retention_of(id));
         let columnar = columnar::Columnar::open(&config.data_dir, &store, config.columnar.clone(), retention)?;
         let queries = sql::queries::Queries::new(config.query.clone(), &config.data_dir.join(sql::SPILL_DIR))?;
-        Ok(Arc::new(Lake { config, identity, store, columnar, queries, control: tokio::sync::Mutex::new(()) }))
+        let quotas = quota::Quotas::new(&config.quotas);
+        Ok(Arc::new(Lake { config, identity, store, columnar, queries, control: tokio::sync::Mutex::new(()), quotas }))
     }
 
     /// The configuration the lake runs with.

@@ -116,6 +116,9 @@ impl Lake {
             .collect();
 
         self.authorize_put(caller, &channel, external_id.as_deref())?;
+        // API rate quotas are the calling account's (a vendor publishing through channel policies
+        // shares one quota across its customers; through their roles, each customer has its own).
+        self.quotas.put_audit_events(&caller.account, &caller.region, std::time::Instant::now())?;
 
         if let Some(violation) = check_request(&request, body_len).into_iter().next() {
             let code = match violation.rule {
