@@ -466,6 +466,19 @@ pub(crate) struct BenchArgs {
     /// event type, 10,000 principals), then time queries over it and ingest while querying.
     #[arg(long)]
     pub(crate) sql: bool,
+    /// Delivery as it meets AWS: a link with --rtt-ms between the relay (and boto3) and the lake,
+    /// the lake enforcing PutAuditEvents' quota of --quota-tps calls a second per account and
+    /// region, each tenant a customer with its own account reached through its role. Reports each
+    /// tenant's delivered events/s and share of its quota, and boto3's rate (one process per
+    /// tenant, batches of 100, one call after another) through the same link in the same run.
+    #[arg(long, conflicts_with = "sql")]
+    pub(crate) aws_like: bool,
+    /// The link's round-trip time, in milliseconds (--aws-like).
+    #[arg(long, value_name = "MS", default_value_t = 40)]
+    pub(crate) rtt_ms: u64,
+    /// PutAuditEvents calls a second per account and region (--aws-like; AWS's default quota).
+    #[arg(long, value_name = "TPS", default_value_t = 100)]
+    pub(crate) quota_tps: u32,
     /// Keep the data here instead of a temporary directory (which is removed afterwards).
     #[arg(long, value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,

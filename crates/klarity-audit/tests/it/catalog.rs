@@ -56,7 +56,7 @@ fn the_whole_catalog_as_json() {
     let apps = catalog["applications"].as_array().unwrap();
     assert_eq!(apps.len(), 5);
     let types: usize = apps.iter().map(|a| a["event_types"].as_array().unwrap().len()).sum();
-    assert_eq!(types, 15);
+    assert_eq!(types, 16);
 }
 
 /// The sixth application fixture shared with `audit-event`'s tests.

@@ -226,7 +226,7 @@ async fn events_of_every_application_reach_the_right_store_once_in_both_modes() 
 
     // Wait for delivery.
     eventually("every event is delivered", || spool.counts().unwrap().0 == 0).await;
-    assert_eq!(spool.counts().unwrap(), (0, 30, 0));
+    assert_eq!(spool.counts().unwrap(), (0, 32, 0));
     stop.cancel();
     delivering.await.unwrap();
 

@@ -10,7 +10,9 @@
 //! - [`load`] builds events and request bodies and runs the producers.
 //! - [`report`] holds the figures and prints them as a table or JSON.
 
+mod aws_like;
 mod cpu;
+mod link;
 mod load;
 mod report;
 mod sql;
@@ -80,7 +82,10 @@ pub(crate) fn run(global: &GlobalArgs, args: &BenchArgs) -> anyhow::Result<ExitC
     };
     let main = runtime("bench-worker")?;
     let mut out = std::io::stdout().lock();
-    if args.sql {
+    if args.aws_like {
+        let report = main.block_on(aws_like::run(&root, args, catalog))?;
+        emit(&report, args.json, &mut out, |r, out| r.print(out))?;
+    } else if args.sql {
         let report = main.block_on(sql::run(&root, args, catalog))?;
         emit(&report, args.json, &mut out, |r, out| r.print(out))?;
     } else {
@@ -454,12 +459,23 @@ pub(super) async fn customer_role(
     name: &str,
     permissions: serde_json::Value,
 ) -> anyhow::Result<String> {
-    let target = crate::aws::Target { endpoint: Some(endpoint.to_owned()), region: "eu-west-1".into() };
     let customer = crate::aws::Keys::local(
         audit_lake::config::CUSTOMER_ACCESS_KEY_ID,
         audit_lake::config::CUSTOMER_SECRET_ACCESS_KEY,
     );
-    let iam = crate::aws::client!(aws_sdk_iam, &target, &customer);
+    role_in(endpoint, &customer, name, permissions).await
+}
+
+/// A role `name` of the account whose keys are `keys`, trusting the vendor with the external ID,
+/// with `permissions`. Its ARN.
+pub(super) async fn role_in(
+    endpoint: &str,
+    keys: &crate::aws::Keys,
+    name: &str,
+    permissions: serde_json::Value,
+) -> anyhow::Result<String> {
+    let target = crate::aws::Target { endpoint: Some(endpoint.to_owned()), region: "eu-west-1".into() };
+    let iam = crate::aws::client!(aws_sdk_iam, &target, keys);
     let trust = crate::commands::onboard::documents::trust_policy(audit_lake::config::VENDOR_ACCOUNT, LOGS_EXTERNAL_ID);
     let role = iam
         .create_role()
@@ -520,28 +536,47 @@ const BOTO3_PUBLISHER: &str = include_str!("../../../../../bench/boto3_publisher
 
 /// Runs the boto3 publisher against the lake; what it measured, or why it could not run.
 fn boto3_baseline(root: &Path, endpoint: &str, channel_arn: &str, template: &str, events: usize) -> report::Boto3 {
-    let run = || -> anyhow::Result<report::Boto3Figures> {
-        let script = root.join("boto3_publisher.py");
-        std::fs::write(&script, BOTO3_PUBLISHER)?;
-        let event = root.join("boto3_event.json");
-        std::fs::write(&event, template)?;
-        let output = std::process::Command::new("python3")
-            .arg(&script)
-            .args(["--endpoint", endpoint, "--channel-arn", channel_arn, "--events", &events.to_string()])
-            .arg("--event-file")
-            .arg(&event)
-            .output()
-            .context("running python3 (is it installed?)")?;
-        if !output.status.success() {
-            bail!("{}", String::from_utf8_lossy(&output.stderr).trim());
-        }
-        serde_json::from_slice(&output.stdout)
-            .with_context(|| format!("reading its answer {:?}", String::from_utf8_lossy(&output.stdout)))
-    };
-    match run() {
+    match boto3_run(root, endpoint, channel_arn, template, events, None) {
         Ok(figures) => report::Boto3::Measured(figures),
         Err(err) => report::Boto3::NotMeasured { why: format!("{err:#}") },
     }
+}
+
+/// Runs the boto3 publisher for `events` into `channel_arn` (with `keys`, else the documented
+/// customer key); its figures.
+fn boto3_run(
+    root: &Path,
+    endpoint: &str,
+    channel_arn: &str,
+    template: &str,
+    events: usize,
+    keys: Option<(&str, &str)>,
+) -> anyhow::Result<report::Boto3Figures> {
+    let script = root.join("boto3_publisher.py");
+    std::fs::write(&script, BOTO3_PUBLISHER)?;
+    let event = root.join("boto3_event.json");
+    std::fs::write(&event, template)?;
+    let mut command = std::process::Command::new("python3");
+    command
+        .arg(&script)
+        .args(["--endpoint", endpoint, "--channel-arn", channel_arn, "--events", &events.to_string()])
+        .arg("--event-file")
+        .arg(&event);
+    if let Some((key, secret)) = keys {
+        command.args(["--access-key-id", key, "--secret-access-key", secret]);
+    }
+    let output = command.output().context("running python3 (is it installed?)")?;
+    if !output.status.success() {
+        bail!("{}", String::from_utf8_lossy(&output.stderr).trim());
+    }
+    serde_json::from_slice(&output.stdout)
+        .with_context(|| format!("reading its answer {:?}", String::from_utf8_lossy(&output.stdout)))
+}
+
+/// A cloudtrail client of the local lake with `keys`.
+fn cloudtrail_client_with(endpoint: &str, keys: &crate::aws::Keys) -> aws_sdk_cloudtrail::Client {
+    let target = crate::aws::Target { endpoint: Some(endpoint.to_owned()), region: "eu-west-1".into() };
+    crate::aws::client!(aws_sdk_cloudtrail, &target, keys)
 }
 
 /// A cloudtrail client of the local lake with the customer account's documented key.
