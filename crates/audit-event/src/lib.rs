@@ -29,6 +29,7 @@
 //! - [`time`]: [`EventTime`], the accepted `eventTime` forms.
 //! - [`checksum`]: base64 of the SHA-256 of the eventData bytes.
 //! - [`limits`]: the numbers.
+//! - [`rate`]: a token bucket (the lake's API quotas, the relay's pacing).
 
 pub mod catalog;
 pub mod checksum;
@@ -37,6 +38,7 @@ pub mod entry;
 pub mod error;
 pub mod event;
 pub mod limits;
+pub mod rate;
 mod raw;
 pub mod record;
 mod suggest;

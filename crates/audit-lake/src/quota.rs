@@ -10,6 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use audit_event::rate::TokenBucket;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AwsError;
@@ -27,13 +28,7 @@ pub struct QuotaConfig {
 #[derive(Debug, Default)]
 pub struct Quotas {
     tps: u32,
-    buckets: Mutex<HashMap<(String, String), Bucket>>,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    tokens: f64,
-    at: Instant,
+    buckets: Mutex<HashMap<(String, String), TokenBucket>>,
 }
 
 impl Quotas {
@@ -47,14 +42,11 @@ impl Quotas {
         if self.tps == 0 {
             return Ok(());
         }
-        let rate = f64::from(self.tps);
         let mut buckets = self.buckets.lock().expect("quota lock");
-        let bucket = buckets.entry((account.to_owned(), region.to_owned())).or_insert(Bucket { tokens: rate, at: now });
-        let elapsed = now.saturating_duration_since(bucket.at);
-        bucket.tokens = (bucket.tokens + elapsed.as_secs_f64() * rate).min(rate);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        let bucket = buckets
+            .entry((account.to_owned(), region.to_owned()))
+            .or_insert_with(|| TokenBucket::new(f64::from(self.tps), now));
+        if bucket.take(now).is_ok() {
             return Ok(());
         }
         Err(AwsError::client(
@@ -67,11 +59,11 @@ impl Quotas {
     pub fn wait(&self, account: &str, region: &str, now: Instant) -> Duration {
         let buckets = self.buckets.lock().expect("quota lock");
         match buckets.get(&(account.to_owned(), region.to_owned())) {
-            Some(b) if self.tps > 0 => {
-                let tokens = b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * f64::from(self.tps);
-                Duration::from_secs_f64(((1.0 - tokens) / f64::from(self.tps)).max(0.0))
+            Some(bucket) => {
+                let mut probe = *bucket;
+                probe.take(now).err().unwrap_or(Duration::ZERO)
             }
-            _ => Duration::ZERO,
+            None => Duration::ZERO,
         }
     }
 }

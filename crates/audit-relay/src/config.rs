@@ -30,6 +30,10 @@ pub struct RelayConfig {
     pub probe_interval_secs: u64,
     /// PutAuditEvents calls in flight at once per tenant, each with different events (1 to 64).
     pub delivery_concurrency: usize,
+    /// PutAuditEvents calls a second this relay makes per calling account and region: CloudTrail's
+    /// quota (100 by default; Service Quotas `L-A60E6D1D` raises it). Calls are spaced to stay
+    /// within it instead of being throttled and retried; 0 spaces nothing.
+    pub put_audit_events_tps: u32,
     /// The longest one PutAuditEvents call may take before it is abandoned and retried, in seconds.
     pub attempt_timeout_secs: u64,
     /// How long a delivered event's record is kept, in hours: its status stays readable and a
@@ -151,6 +155,7 @@ impl Default for RelayConfig {
             idle_poll_ms: 50,
             probe_interval_secs: 30,
             delivery_concurrency: 8,
+            put_audit_events_tps: 100,
             attempt_timeout_secs: 30,
             delivered_retention_hours: 168,
             admin_token_sha256: String::new(),
@@ -246,6 +251,7 @@ impl RelayConfig {
             tenant_scan: Duration::from_secs(1),
             attempt_timeout: Duration::from_secs(self.attempt_timeout_secs),
             concurrency: self.delivery_concurrency,
+            put_audit_events_tps: self.put_audit_events_tps,
         }
     }
 

@@ -30,6 +30,7 @@
 pub mod credentials;
 pub mod lake;
 pub mod logs;
+pub mod pacer;
 pub mod reconcile;
 pub mod request_builder;
 pub mod retry;
@@ -71,6 +72,9 @@ pub struct DeliveryConfig {
     pub attempt_timeout: Duration,
     /// PutAuditEvents calls in flight at once per tenant (each with different events).
     pub concurrency: usize,
+    /// PutAuditEvents calls a second per calling account and region (CloudTrail's quota); 0 for
+    /// no spacing.
+    pub put_audit_events_tps: u32,
 }
 
 /// What one round did.
@@ -165,12 +169,15 @@ pub struct Deliverer {
     clients: std::sync::Mutex<HashMap<String, (String, String, Sink)>>,
     /// S3 tenants whose objects are not due yet: until when delivery need not look again.
     s3_waits: std::sync::Mutex<HashMap<String, std::time::Instant>>,
+    /// `PutAuditEvents` calls spaced within CloudTrail's quota.
+    pacer: pacer::Pacer,
 }
 
 impl Deliverer {
     /// A deliverer over the store, counting into `metrics`.
     pub fn new(store: Store, config: DeliveryConfig, metrics: Arc<Metrics>) -> Arc<Deliverer> {
         let credentials = CredentialCache::new(config.credentials.clone(), config.endpoint_url.clone());
+        let pacer = pacer::Pacer::new(config.put_audit_events_tps);
         Arc::new(Deliverer {
             store,
             config,
@@ -178,6 +185,7 @@ impl Deliverer {
             metrics,
             clients: std::sync::Mutex::new(HashMap::new()),
             s3_waits: std::sync::Mutex::new(HashMap::new()),
+            pacer,
         })
     }
 
@@ -576,7 +584,10 @@ impl Deliverer {
             }
         };
         let sent = match (self.client(tenant, credentials), load) {
-            (Sink::Lake(client), Load::Lake(batch)) => lake::send(&client, tenant, batch).await,
+            (Sink::Lake(client), Load::Lake(batch)) => {
+                self.pacer.wait(tenant).await;
+                lake::send(&client, tenant, batch).await
+            }
             (Sink::Logs(client), Load::Logs(events)) => logs::send(&client, tenant, events).await,
             (Sink::S3(client), Load::S3(batch)) => {
                 // The assignments are durable before any object is written: every later attempt

@@ -97,6 +97,7 @@ pub(crate) fn relay(
             tenant_scan: Duration::from_millis(100),
             attempt_timeout: Duration::from_secs(3),
             concurrency: 4,
+            put_audit_events_tps: 100,
         },
         metrics,
     );

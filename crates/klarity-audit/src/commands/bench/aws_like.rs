@@ -101,6 +101,7 @@ pub(crate) async fn run(
         endpoint_url: linked.clone(),
         spool_max_bytes: 1 << 40,
         delivery_concurrency: args.delivery_concurrency,
+        put_audit_events_tps: args.quota_tps,
         admin_token_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(admin_token.as_bytes())),
         ..Default::default()
     };

@@ -163,6 +163,9 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
         endpoint_url: lake_endpoint.clone(),
         spool_max_bytes: 1 << 40,
         delivery_concurrency: args.delivery_concurrency,
+        // The local lake enforces no quota here: the bench measures the relay's own ceiling
+        // (`--aws-like` measures it under CloudTrail's quota).
+        put_audit_events_tps: 0,
         database: audit_relay::config::DatabaseConfig {
             url: database.as_ref().map(|d| d.url.clone()).unwrap_or_default(),
             ..Default::default()
