@@ -479,6 +479,10 @@ pub(crate) struct BenchArgs {
     /// PutAuditEvents calls a second per account and region (--aws-like; AWS's default quota).
     #[arg(long, value_name = "TPS", default_value_t = 100)]
     pub(crate) quota_tps: u32,
+    /// With --aws-like: the relay does not space its calls within the quota (as before
+    /// put_audit_events_tps), so the lake throttles it and it backs off; shows what spacing buys.
+    #[arg(long, requires = "aws_like")]
+    pub(crate) unpaced: bool,
     /// Keep the data here instead of a temporary directory (which is removed afterwards).
     #[arg(long, value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,

@@ -66,6 +66,16 @@ pub(crate) fn relay(
     endpoint: &str,
     catalog: Arc<Catalog>,
 ) -> (Arc<RelayState>, Spool, Registry, Arc<Deliverer>) {
+    relay_spacing(dir, endpoint, catalog, 100)
+}
+
+/// [`relay`], spacing its calls at `tps` a second per account and region (0: not at all).
+pub(crate) fn relay_spacing(
+    dir: &std::path::Path,
+    endpoint: &str,
+    catalog: Arc<Catalog>,
+    tps: u32,
+) -> (Arc<RelayState>, Spool, Registry, Arc<Deliverer>) {
     let registry = Registry::open(&dir.join("relay")).unwrap();
     let spool = Spool::open(&dir.join("relay/spool"), 1 << 30).unwrap();
     let metrics = Arc::new(audit_relay::metrics::Metrics::default());
@@ -97,7 +107,7 @@ pub(crate) fn relay(
             tenant_scan: Duration::from_millis(100),
             attempt_timeout: Duration::from_secs(3),
             concurrency: 4,
-            put_audit_events_tps: 100,
+            put_audit_events_tps: tps,
         },
         metrics,
     );
@@ -479,4 +489,82 @@ async fn after_a_crash_events_the_store_already_holds_are_not_sent_again() {
         );
     }
     stop.cancel();
+}
+
+/// CloudTrail's quota, enforced by the lake at 20 calls a second: a relay that spaces its calls
+/// within it is (all but) never throttled; one that does not is throttled again and again and backs
+/// off. Either way every event is delivered, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn within_the_quota_calls_are_spaced_not_throttled_and_every_event_arrives_once() {
+    let mut retried = Vec::new();
+    for spacing in [20, 0] {
+        let dir = tempfile::tempdir().unwrap();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let mut config = LakeConfig { data_dir: dir.path().join("lake"), ..LakeConfig::default() };
+        config.quotas.put_audit_events_tps = 20;
+        let lake = Lake::open(config).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let stopped = stop.clone();
+        tokio::spawn(audit_lake::serve(lake, listener, async move { stopped.cancelled().await }));
+        let e = endpoint.clone();
+        let (store, channel) = tokio::task::spawn_blocking(move || {
+            let (store, channel) = store_and_channel(&e, "quota");
+            let policy = format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"855341727128"}},"Action":"cloudtrail-data:PutAuditEvents","Resource":"{channel}","Condition":{{"StringEquals":{{"cloudtrail:ExternalId":"ext-q"}}}}}}]}}"#
+            );
+            let (status, body) = lake_call(&e, "cloudtrail", "PutResourcePolicy", &json!({"ResourceArn": channel, "ResourcePolicy": policy}).to_string());
+            assert_eq!(status, 200, "{body}");
+            (store, channel)
+        })
+        .await
+        .unwrap();
+        let catalog = Arc::new(Catalog::embedded());
+        let (state, spool, registry, deliverer) = relay_spacing(dir.path(), &endpoint, catalog, spacing);
+        let source = "com.nordcloudapp.com.maestro";
+        registry
+            .put_tenant(&Tenant {
+                id: "quota".into(),
+                channel_arn: channel,
+                destination: Default::default(),
+                delivery: DeliveryMode::ResourcePolicy { external_id: Some("ext-q".into()) },
+                applications: vec![source.into()],
+                paused: Some("held until every event is in".into()),
+                held: true,
+                saved_queries: Vec::new(),
+            })
+            .unwrap();
+        let token = registry
+            .issue_token(&Grant { name: "m".into(), source: source.into(), tenants: vec!["quota".into()] })
+            .unwrap();
+        // 4,000 events: 40 calls of 100, twice the quota's burst.
+        for chunk in 0..40 {
+            let events: Vec<Value> = (0..100)
+                .map(|i| json!({"version": "v1", "userIdentity": {"type": "USER", "principalId": "p"}, "eventSource": source,
+                    "eventName": "deployment.created", "eventTime": "2024-07-12T10:55:00Z",
+                    "UID": format!("0190a6b6-5555-7a3f-9d2b-{:012}", chunk * 100 + i),
+                    "requestParameters": {"deploymentId": "5c4b3a29-1807-4f6e-9d5c-4b3a29180706", "deploymentName": "lz",
+                        "awsAccountId": "123456789012", "organizationId": "1"}}))
+                .collect();
+            assert_eq!(post(&state, "quota", &token, &Value::Array(events)).await.0, 202);
+        }
+        registry.resume("quota").unwrap().unwrap();
+        let delivering = tokio::spawn(deliverer.run(stop.clone()));
+        eventually("every event is delivered", || spool.counts().unwrap() == (0, 4000, 0)).await;
+        stop.cancel();
+        delivering.await.unwrap();
+        let db = dir.path().join("lake").join(audit_lake::store::DB_FILE);
+        let mut count = 0;
+        audit_lake::store::Store::scan_store(&db, &store, |_| {
+            count += 1;
+            true
+        })
+        .unwrap();
+        assert_eq!(count, 4000, "every event once (spacing {spacing})");
+        retried.push(state.metrics.tenant("quota").retried.load(std::sync::atomic::Ordering::Relaxed));
+    }
+    eprintln!("events retried, spaced and not: {retried:?}");
+    // Spaced: at most a call's events retried (jitter); unspaced: throttled call after call.
+    assert!(retried[0] <= 100, "spaced within the quota, the relay was throttled: {retried:?}");
+    assert!(retried[1] >= 500, "without spacing the lake throttles the relay: {retried:?}");
 }

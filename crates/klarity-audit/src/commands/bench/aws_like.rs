@@ -44,6 +44,8 @@ fn account(n: usize) -> (String, String, String) {
 #[derive(Debug, Serialize)]
 pub(crate) struct AwsLikeReport {
     rtt_ms: u64,
+    /// Whether the relay spaced its calls within the quota.
+    paced: bool,
     quota_tps: u32,
     events_per_tenant: u64,
     tenants: Vec<TenantFigures>,
@@ -101,7 +103,7 @@ pub(crate) async fn run(
         endpoint_url: linked.clone(),
         spool_max_bytes: 1 << 40,
         delivery_concurrency: args.delivery_concurrency,
-        put_audit_events_tps: args.quota_tps,
+        put_audit_events_tps: if args.unpaced { 0 } else { args.quota_tps },
         admin_token_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(admin_token.as_bytes())),
         ..Default::default()
     };
@@ -238,6 +240,7 @@ pub(crate) async fn run(
         .collect();
     Ok(AwsLikeReport {
         rtt_ms: args.rtt_ms,
+        paced: !args.unpaced,
         quota_tps: args.quota_tps,
         events_per_tenant: per_tenant,
         tenants: figures,
@@ -260,8 +263,9 @@ impl AwsLikeReport {
     pub(crate) fn print(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
         writeln!(
             out,
-            "klarity-audit bench --aws-like: {} tenants in their own accounts, {} events each; a link of {} ms round trip; \
+            "klarity-audit bench --aws-like{}: {} tenants in their own accounts, {} events each; a link of {} ms round trip; \
              PutAuditEvents limited to {} calls/s per account and region ({} events/s at 100 a call)",
+            if self.paced { "" } else { " --unpaced" },
             self.tenants.len(),
             super::group(self.events_per_tenant),
             self.rtt_ms,
