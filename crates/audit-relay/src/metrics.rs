@@ -84,6 +84,9 @@ pub struct TenantMetrics {
     /// The last delivery error (a dead letter's or a retried event's): when (milliseconds since
     /// the epoch) and what, for the console.
     pub last_error: Mutex<Option<(i64, String)>>,
+    /// The minute (since the epoch) the tenant was first counted in: its counts start from zero
+    /// then, so its first minute shows in the charts.
+    pub first_minute: i64,
 }
 
 impl TenantMetrics {
@@ -146,19 +149,24 @@ pub struct TenantGauges {
 impl Metrics {
     /// Records every tenant's totals for `minute` (since the epoch); a relay calls it once a minute.
     pub fn sample(&self, minute: i64) {
-        let totals: Vec<(String, [u64; 3])> = {
+        let totals: Vec<(String, i64, [u64; 3])> = {
             let tenants = self.tenants.lock().expect("metrics lock");
             tenants
                 .iter()
                 .map(|(id, m)| {
                     let load = |c: &AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-                    (id.clone(), [load(&m.accepted), load(&m.delivered), load(&m.failed)])
+                    (id.clone(), m.first_minute, [load(&m.accepted), load(&m.delivered), load(&m.failed)])
                 })
                 .collect()
         };
         let mut history = self.history.lock().expect("metrics history lock");
-        for (id, totals) in totals {
+        for (id, first_minute, totals) in totals {
             let samples = history.entry(id).or_default();
+            // A tenant's first sample: its counts were zero when it was first counted, in an
+            // earlier minute, so that minute's traffic is charted too.
+            if samples.is_empty() && first_minute < minute && first_minute > minute - HISTORY_MINUTES as i64 {
+                samples.push_back((first_minute, [0; 3]));
+            }
             if samples.back().is_some_and(|(m, _)| *m >= minute) {
                 continue;
             }
@@ -210,7 +218,11 @@ impl Metrics {
         if let Some(m) = tenants.get(tenant) {
             return m.clone();
         }
-        tenants.entry(tenant.to_owned()).or_default().clone()
+        let first_minute = audit_event::EventTime::now().unix_millis().div_euclid(60_000);
+        tenants
+            .entry(tenant.to_owned())
+            .or_insert_with(|| Arc::new(TenantMetrics { first_minute, ..Default::default() }))
+            .clone()
     }
 
     /// The Prometheus text exposition of every tenant's counters and `gauges`.
@@ -274,6 +286,21 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_tenants_first_minute_is_charted_though_its_first_sample_comes_a_minute_later() {
+        let metrics = Metrics::default();
+        let m = metrics.tenant("new");
+        let first = m.first_minute;
+        m.accepted.fetch_add(7, std::sync::atomic::Ordering::Relaxed);
+        m.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // The next minute's sample holds the totals; the minute they were counted in still shows.
+        metrics.sample(first + 1);
+        let chart = metrics.per_minute("new", first + 1);
+        assert_eq!(chart.len(), 2, "{chart:?}");
+        assert_eq!((chart[0].minute, chart[0].accepted, chart[0].failed), (first, 7, 1));
+        assert_eq!((chart[1].minute, chart[1].accepted), (first + 1, 0));
+    }
 
     #[test]
     fn per_minute_traffic_is_the_difference_of_the_samples_and_keeps_an_hour() {

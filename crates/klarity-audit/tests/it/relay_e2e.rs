@@ -568,3 +568,97 @@ async fn within_the_quota_calls_are_spaced_not_throttled_and_every_event_arrives
     assert!(retried[0] <= 100, "spaced within the quota, the relay was throttled: {retried:?}");
     assert!(retried[1] >= 500, "without spacing the lake throttles the relay: {retried:?}");
 }
+
+/// The console's viewer reads a tenant's store through the tenant's role chain: a role without
+/// the reading permissions is named as withheld (the call, the refusal); once the customer grants
+/// them, the tenant's events are read back and the query is in the store's history.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trail_is_read_through_the_tenants_role_and_a_withheld_permission_is_named() {
+    use audit_relay::trail::Trails;
+    let dir = tempfile::tempdir().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let endpoint = start_lake(dir.path(), &stop).await;
+    let e = endpoint.clone();
+    let (store, channel) = tokio::task::spawn_blocking(move || {
+        let (store, channel) = store_and_channel(&e, "viewer");
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::855341727128:root"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"sts:ExternalId":"ext-v"}}}]}"#;
+        let (status, body) = lake_call(&e, "iam", "", &format!("Action=CreateRole&Version=2010-05-08&RoleName=Reader&AssumeRolePolicyDocument={}", urlencode(trust)));
+        assert_eq!(status, 200, "{body}");
+        let publish = format!(r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"cloudtrail-data:PutAuditEvents","Resource":"{channel}"}}]}}"#);
+        let (status, body) = lake_call(&e, "iam", "", &format!("Action=PutRolePolicy&Version=2010-05-08&RoleName=Reader&PolicyName=publish&PolicyDocument={}", urlencode(&publish)));
+        assert_eq!(status, 200, "{body}");
+        (store, channel)
+    })
+    .await
+    .unwrap();
+    let catalog = Arc::new(Catalog::embedded());
+    let (state, spool, registry, deliverer) = relay(dir.path(), &endpoint, catalog);
+    let source = "com.nordcloudapp.com.maestro";
+    let tenant = Tenant {
+        id: "viewer".into(),
+        channel_arn: channel.clone(),
+        destination: Default::default(),
+        delivery: DeliveryMode::AssumeRole {
+            role_arn: "arn:aws:iam::123456789012:role/Reader".into(),
+            external_id: Some("ext-v".into()),
+            proxy_role_arn: None,
+        },
+        applications: vec![source.into()],
+        paused: None,
+        held: false,
+        saved_queries: Vec::new(),
+    };
+    registry.put_tenant(&tenant).unwrap();
+    let token = registry
+        .issue_token(&Grant { name: "m".into(), source: source.into(), tenants: vec!["viewer".into()] })
+        .unwrap();
+    let delivering = tokio::spawn(deliverer.run(stop.clone()));
+    for n in 0..3 {
+        let event = json!({"version": "v1", "userIdentity": {"type": "USER", "principalId": "p"}, "eventSource": source,
+            "eventName": "deployment.created", "eventTime": audit_event::EventTime::now().to_string(), "UID": format!("0190a6b6-6666-7a3f-9d2b-{n:012}"),
+            "requestParameters": {"deploymentId": "5c4b3a29-1807-4f6e-9d5c-4b3a29180706", "deploymentName": "lz", "awsAccountId": "123456789012", "organizationId": "1"}});
+        assert_eq!(post(&state, "viewer", &token, &event).await.0, 202);
+    }
+    eventually("the events are delivered", || spool.counts().unwrap() == (0, 3, 0)).await;
+
+    let vendor = BaseCredentials::Static {
+        access_key_id: audit_lake::config::VENDOR_ACCESS_KEY_ID.into(),
+        secret_access_key: audit_lake::config::VENDOR_SECRET_ACCESS_KEY.into(),
+        session_token: None,
+    };
+    let trails = Trails::new(vendor, Some(endpoint.clone()));
+    let withheld = trails.open(&tenant).await.err().expect("the role may not read the channel");
+    assert!(withheld.withheld(), "{withheld}");
+    assert!(withheld.to_string().starts_with("GetChannel was refused"), "{withheld}");
+
+    // The customer grants what `onboard`'s least-privilege policy grants for reading.
+    let (e, c, s) = (endpoint.clone(), channel.clone(), store.clone());
+    tokio::task::spawn_blocking(move || {
+        let region = c.split(':').nth(3).unwrap();
+        let read = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"cloudtrail:GetChannel","Resource":"{c}"}},{{"Effect":"Allow","Action":["cloudtrail:StartQuery","cloudtrail:DescribeQuery","cloudtrail:GetQueryResults","cloudtrail:ListQueries"],"Resource":"arn:aws:cloudtrail:{region}:123456789012:eventdatastore/{s}"}}]}}"#
+        );
+        let (status, body) = lake_call(&e, "iam", "", &format!("Action=PutRolePolicy&Version=2010-05-08&RoleName=Reader&PolicyName=read&PolicyDocument={}", urlencode(&read)));
+        assert_eq!(status, 200, "{body}");
+    })
+    .await
+    .unwrap();
+    let trail = trails.open(&tenant).await.unwrap();
+    assert_eq!(trail.store_id, store);
+    let statement =
+        format!("SELECT eventData.UID FROM {store} WHERE metadata.channelARN = '{channel}' ORDER BY eventData.UID");
+    let answer = trail.run(&statement, 10).await.unwrap();
+    let uids: Vec<&str> = answer.rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(
+        uids,
+        [
+            "0190a6b6-6666-7a3f-9d2b-000000000000",
+            "0190a6b6-6666-7a3f-9d2b-000000000001",
+            "0190a6b6-6666-7a3f-9d2b-000000000002"
+        ]
+    );
+    let history = trail.history(10, |_| false).await.unwrap();
+    assert!(history.iter().any(|q| q.statement == statement && q.status == "FINISHED"), "{history:?}");
+    stop.cancel();
+    delivering.await.unwrap();
+}
