@@ -225,6 +225,13 @@ impl Trail {
         Ok(answer)
     }
 
+    /// The statement of query `query_id`, as the store describes it (`None` when the caller may
+    /// not see it, or it does not exist).
+    pub async fn statement_of(&self, query_id: &str) -> Option<String> {
+        let described = self.client.describe_query().query_id(query_id).send().await.ok()?;
+        described.query_string().map(str::to_owned)
+    }
+
     /// A page of a finished query's rows, from `next` (its first page without).
     pub async fn page(&self, query_id: &str, next: Option<String>, page_size: i32) -> Result<Answer, TrailError> {
         let page = self

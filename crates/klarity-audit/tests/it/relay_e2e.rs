@@ -657,6 +657,9 @@ async fn the_trail_is_read_through_the_tenants_role_and_a_withheld_permission_is
             "0190a6b6-6666-7a3f-9d2b-000000000002"
         ]
     );
+    // The viewer pages a query only when the page's query is the statement shown.
+    assert_eq!(trail.statement_of(&answer.query_id).await.as_deref(), Some(statement.as_str()));
+    assert_eq!(trail.statement_of("no-such-query").await, None);
     let history = trail.history(10, |_| false).await.unwrap();
     assert!(history.iter().any(|q| q.statement == statement && q.status == "FINISHED"), "{history:?}");
     stop.cancel();

@@ -751,7 +751,11 @@ async fn sql_page(State(state): State<Arc<RelayState>>, viewer: Viewer, RawQuery
         )
     } else {
         let ran = match (qid, next) {
-            (Some(qid), Some(next)) => trail.page(&qid, Some(next), RESULT_PAGE).await,
+            // A later page of the statement shown, and of no other query.
+            (Some(qid), Some(next)) => match trail.statement_of(&qid).await {
+                Some(statement) if statement == runnable => trail.page(&qid, Some(next), RESULT_PAGE).await,
+                _ => Err(TrailError::Query("that page belongs to another query: run the statement again".into())),
+            },
             _ => trail.run(&runnable, RESULT_PAGE).await,
         };
         match ran {
