@@ -52,7 +52,14 @@ pub(crate) fn store_and_channel(endpoint: &str, name: &str) -> (String, String) 
 
 /// Starts the lake in-process; returns its endpoint. It stops with `stop`.
 pub(crate) async fn start_lake(dir: &std::path::Path, stop: &tokio_util::sync::CancellationToken) -> String {
-    let lake = Lake::open(LakeConfig { data_dir: dir.join("lake"), ..LakeConfig::default() }).unwrap();
+    start_lake_quota(dir, stop, 0).await
+}
+
+/// [`start_lake`], enforcing `PutAuditEvents` at `tps` calls a second per account and region (0: not).
+async fn start_lake_quota(dir: &std::path::Path, stop: &tokio_util::sync::CancellationToken, tps: u32) -> String {
+    let mut config = LakeConfig { data_dir: dir.join("lake"), ..LakeConfig::default() };
+    config.quotas.put_audit_events_tps = tps;
+    let lake = Lake::open(config).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let stopped = stop.clone();
@@ -335,13 +342,7 @@ async fn a_refusing_channel_pauses_its_tenant_until_it_works_again() {
     delivering.await.unwrap();
 
     let db = dir.path().join("lake").join(audit_lake::store::DB_FILE);
-    let mut count = 0;
-    audit_lake::store::Store::scan_store(&db, &store, |_| {
-        count += 1;
-        true
-    })
-    .unwrap();
-    assert_eq!(count, 5);
+    assert_eq!(audit_lake::store::Store::scan_store(&db, &store, |_| true).unwrap(), 5);
 }
 
 /// The crash window, made deterministic: events are accepted while delivery is held, then the
@@ -500,13 +501,7 @@ async fn within_the_quota_calls_are_spaced_not_throttled_and_every_event_arrives
     for spacing in [20, 0] {
         let dir = tempfile::tempdir().unwrap();
         let stop = tokio_util::sync::CancellationToken::new();
-        let mut config = LakeConfig { data_dir: dir.path().join("lake"), ..LakeConfig::default() };
-        config.quotas.put_audit_events_tps = 20;
-        let lake = Lake::open(config).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let stopped = stop.clone();
-        tokio::spawn(audit_lake::serve(lake, listener, async move { stopped.cancelled().await }));
+        let endpoint = start_lake_quota(dir.path(), &stop, 20).await;
         let e = endpoint.clone();
         let (store, channel) = tokio::task::spawn_blocking(move || {
             let (store, channel) = store_and_channel(&e, "quota");
@@ -554,12 +549,7 @@ async fn within_the_quota_calls_are_spaced_not_throttled_and_every_event_arrives
         stop.cancel();
         delivering.await.unwrap();
         let db = dir.path().join("lake").join(audit_lake::store::DB_FILE);
-        let mut count = 0;
-        audit_lake::store::Store::scan_store(&db, &store, |_| {
-            count += 1;
-            true
-        })
-        .unwrap();
+        let count = audit_lake::store::Store::scan_store(&db, &store, |_| true).unwrap();
         assert_eq!(count, 4000, "every event once (spacing {spacing})");
         retried.push(state.metrics.tenant("quota").retried.load(std::sync::atomic::Ordering::Relaxed));
     }
