@@ -147,6 +147,7 @@ pub(crate) struct SqlReport {
     lake_bytes: u64,
     lake_bytes_per_event: f64,
     queries: Vec<QueryFigures>,
+    duckdb: DuckDb,
     pages: Vec<PageFigures>,
     ingest_alone_events_per_second: f64,
     ingest_while_querying_events_per_second: f64,
@@ -154,6 +155,17 @@ pub(crate) struct SqlReport {
     queries_during_ingest: u64,
     peak_rss_bytes: u64,
 }
+
+/// DuckDB over the same Parquet files (`bench/duckdb_queries.py`): its version and each query's
+/// figures, or why it was not measured.
+#[derive(Debug, Serialize)]
+struct DuckDb {
+    version: Option<String>,
+    not_measured: Option<String>,
+}
+
+/// The DuckDB baseline script, embedded like boto3's.
+const DUCKDB_QUERIES: &str = include_str!("../../../../../bench/duckdb_queries.py");
 
 #[derive(Debug, Serialize)]
 struct QueryFigures {
@@ -165,6 +177,9 @@ struct QueryFigures {
     fastest_ms: f64,
     median_ms: f64,
     engine_median_ms: i64,
+    /// DuckDB over the same files, same threads: fastest and median of five.
+    duckdb_fastest_ms: Option<f64>,
+    duckdb_median_ms: Option<f64>,
 }
 
 pub(crate) async fn run(
@@ -256,8 +271,42 @@ pub(crate) async fn run(
             fastest_ms: walls[0],
             median_ms: walls[2],
             engine_median_ms: engines[2],
+            duckdb_fastest_ms: None,
+            duckdb_median_ms: None,
         });
     }
+
+    // 3a. DuckDB over the very same Parquet files, on as many threads as the machine has cores.
+    progress.say("baseline: DuckDB over the same Parquet files");
+    let duckdb = {
+        let script = root.join("duckdb_queries.py");
+        let dir = lake_dir.join(audit_lake::columnar::DIR).join(&store_id);
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).to_string();
+        let run = std::fs::write(&script, DUCKDB_QUERIES).map_err(anyhow::Error::from).and_then(|()| {
+            let output = std::process::Command::new("python3")
+                .arg(&script)
+                .arg("--dir")
+                .arg(&dir)
+                .args(["--threads", &threads, "--runs", "5"])
+                .args(["--day-from", &sql_time(&day), "--day-to", &sql_time(&next_day)])
+                .args(["--principal", &generator.principal(mid)])
+                .output()
+                .context("running python3 (is it installed?)")?;
+            anyhow::ensure!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr).trim());
+            Ok(serde_json::from_slice::<serde_json::Value>(&output.stdout)?)
+        });
+        match run {
+            Ok(answer) => {
+                for q in &mut queries {
+                    let figures = &answer["queries"][q.name];
+                    q.duckdb_fastest_ms = figures["fastest_ms"].as_f64();
+                    q.duckdb_median_ms = figures["median_ms"].as_f64();
+                }
+                DuckDb { version: answer["version"].as_str().map(str::to_owned), not_measured: None }
+            }
+            Err(err) => DuckDb { version: None, not_measured: Some(format!("{err:#}")) },
+        }
+    };
 
     // 3b. The console's event browser on this store, as a customer opens it with a viewer link.
     progress.say("the event browser's pages, through a relay");
@@ -314,6 +363,7 @@ pub(crate) async fn run(
         lake_bytes,
         lake_bytes_per_event: lake_bytes as f64 / events as f64,
         queries,
+        duckdb,
         pages,
         ingest_alone_events_per_second: alone,
         ingest_while_querying_events_per_second: with_queries,
@@ -353,21 +403,40 @@ impl SqlReport {
         writeln!(out)?;
         writeln!(
             out,
-            "{:<26} {:>10} {:>10} {:>10} {:>8} {:>14} {:>12}",
-            "query (5 runs)", "fastest ms", "median ms", "engine ms", "rows", "events read", "bytes read"
+            "{:<26} {:>10} {:>10} {:>10} {:>8} {:>14} {:>12} {:>14} {:>13}",
+            "query (5 runs)",
+            "fastest ms",
+            "median ms",
+            "engine ms",
+            "rows",
+            "events read",
+            "bytes read",
+            "DuckDB fastest",
+            "DuckDB median"
         )?;
+        let ms = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |v| format!("{v:.1}"));
         for q in &self.queries {
             writeln!(
                 out,
-                "{:<26} {:>10.1} {:>10.1} {:>10} {:>8} {:>14} {:>12}",
+                "{:<26} {:>10.1} {:>10.1} {:>10} {:>8} {:>14} {:>12} {:>14} {:>13}",
                 q.name,
                 q.fastest_ms,
                 q.median_ms,
                 q.engine_median_ms,
                 q.rows,
                 group(q.events_scanned.max(0) as u64),
-                group(q.bytes_scanned.max(0) as u64)
+                group(q.bytes_scanned.max(0) as u64),
+                ms(q.duckdb_fastest_ms),
+                ms(q.duckdb_median_ms)
             )?;
+        }
+        match (&self.duckdb.version, &self.duckdb.not_measured) {
+            (Some(version), _) => writeln!(
+                out,
+                "  (DuckDB {version} over the same Parquet files, as many threads as cores, in this run)"
+            )?,
+            (None, Some(why)) => writeln!(out, "  DuckDB not measured: {why}")?,
+            (None, None) => {}
         }
         writeln!(out)?;
         writeln!(
