@@ -61,6 +61,7 @@ fn the_console_signs_in_shows_tenants_and_pauses_and_resumes_them_in_chromium() 
         "verify.png",
         "catalog.png",
         "tenants-phone.png",
+        "sql-phone.png",
     ] {
         assert!(shots.join(shot).metadata().is_ok_and(|m| m.len() > 1000), "{shot} was taken");
     }
