@@ -134,6 +134,10 @@ pub struct Segment {
     pub bytes: u64,
     /// The latest `eventTime` in it, milliseconds since the epoch.
     pub latest_ms: i64,
+    /// The earliest `eventTime` in it (from its footer's statistics when it was written before
+    /// this was kept; `i64::MIN` when they cannot be read): a query reads a file whose events are
+    /// all within retention without filtering each row by it.
+    pub earliest_ms: i64,
     /// Shared by the store's listing and every query snapshot holding the file: a file dropped
     /// past retention is deleted when the last of them lets go, so a query planned over it still
     /// reads it.
@@ -275,7 +279,8 @@ impl Columnar {
                 let bytes = fs::metadata(&path)?.len();
                 data.flushed_upto = data.flushed_upto.max(last_seq);
                 let pin = FilePin::new(&path);
-                data.segments.push(Segment { path, first_seq, last_seq, bytes, latest_ms, pin });
+                let earliest_ms = earliest_in(&path).unwrap_or(i64::MIN);
+                data.segments.push(Segment { path, first_seq, last_seq, bytes, latest_ms, earliest_ms, pin });
             }
             data.segments.sort_by_key(|s| s.first_seq);
             state.stores.insert(store_id, data);
@@ -596,6 +601,7 @@ impl Columnar {
         let order = time_order(batches);
         let rows = order.len();
         let latest_ms = order.last().map_or(0, |&(t, _, _)| t);
+        let earliest_ms = order.first().map_or(0, |&(t, _, _)| t);
         let sorted_already = order.windows(2).all(|w| (w[0].1, w[0].2) < (w[1].1, w[1].2));
         let path = dir.join(format!("{first:020}-{last:020}-{latest_ms}.parquet"));
         let tmp = path.with_extension("parquet.tmp");
@@ -633,7 +639,7 @@ impl Columnar {
         let bytes = fs::metadata(&path)?.len();
         tracing::debug!(store = store_id, rows, bytes, "Wrote a columnar file.");
         let pin = FilePin::new(&path);
-        Ok(Segment { path, first_seq: first, last_seq: last, bytes, latest_ms, pin })
+        Ok(Segment { path, first_seq: first, last_seq: last, bytes, latest_ms, earliest_ms, pin })
     }
 }
 
@@ -655,6 +661,25 @@ fn time_order(batches: &[RecordBatch]) -> Vec<(i64, u32, u32)> {
 fn parse_name(name: &str) -> Option<(i64, i64, i64)> {
     let mut parts = name.strip_suffix(".parquet")?.splitn(3, '-');
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// The earliest `eventTime` of a file, from its footer's statistics (every row group's minimum).
+fn earliest_in(path: &Path) -> Option<i64> {
+    use datafusion::parquet::file::{
+        reader::{FileReader, SerializedFileReader},
+        statistics::Statistics,
+    };
+    let reader = SerializedFileReader::new(fs::File::open(path).ok()?).ok()?;
+    let metadata = reader.metadata();
+    let column = metadata.file_metadata().schema_descr().columns().iter().position(|c| c.path().string() == "eventTime")?;
+    metadata
+        .row_groups()
+        .iter()
+        .map(|group| match group.column(column).statistics() {
+            Some(Statistics::Int64(stats)) => stats.min_opt().copied(),
+            _ => None,
+        })
+        .try_fold(i64::MAX, |earliest, min| Some(earliest.min(min?)))
 }
 
 fn read_converted(dir: &Path) -> Result<i64, LakeError> {

@@ -76,6 +76,9 @@ impl ScalarUDFImpl for JsonFunction {
         let json = utf8(json.to_array(rows)?)?;
         let key = utf8(key.to_array(rows)?)?;
         let (json, key) = (json.as_string::<i32>(), key.as_string::<i32>());
+        let constant = key.len() > 0 && key.null_count() == 0 && key.value(0) == key.value(key.len() - 1);
+        // A constant key is looked for in each object's text before the object is parsed.
+        let probe = (self.kind == Kind::ElementAt && constant).then(|| KeyProbe::new(key.value(0)));
         let path = match (self.kind, key.len(), key.null_count()) {
             // A constant path is parsed once.
             (Kind::ExtractScalar | Kind::Extract, n, 0) if n > 0 && key.value(0) == key.value(n - 1) => {
@@ -90,6 +93,7 @@ impl ScalarUDFImpl for JsonFunction {
                 continue;
             }
             let value = match self.kind {
+                Kind::ElementAt if probe.as_ref().is_some_and(|p| p.absent(json.value(i))) => None,
                 Kind::ElementAt => element_at(json.value(i), key.value(i)),
                 Kind::ExtractScalar | Kind::Extract => {
                     let parsed;
@@ -121,6 +125,28 @@ fn utf8(array: ArrayRef) -> Result<ArrayRef> {
 /// A map key, borrowed from the text when it has no escapes.
 #[derive(Deserialize)]
 struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
+/// A quick test that a JSON object has no member `key`, so that most rows of a key filter skip the
+/// parse: an object whose text holds neither `"key"` nor any escape (through which a key could
+/// spell the same name differently) cannot have it. A text that does hold it may still not (it
+/// may be a value, or a nested member's name): the parse decides.
+struct KeyProbe {
+    /// `"key"`, when the key needs no escape in JSON; otherwise nothing is skipped.
+    quoted: Option<memchr::memmem::Finder<'static>>,
+}
+
+impl KeyProbe {
+    fn new(key: &str) -> KeyProbe {
+        let plain = !key.chars().any(|c| c == '"' || c == '\\' || c.is_control());
+        KeyProbe { quoted: plain.then(|| memchr::memmem::Finder::new(format!("\"{key}\"").as_bytes()).into_owned()) }
+    }
+
+    fn absent(&self, json: &str) -> bool {
+        self.quoted.as_ref().is_some_and(|quoted| {
+            quoted.find(json.as_bytes()).is_none() && memchr::memchr(b'\\', json.as_bytes()).is_none()
+        })
+    }
+}
 
 /// The value of `key` in the JSON object `json`, as Trino's map would give it.
 fn element_at<'a>(json: &'a str, key: &str) -> Option<Cow<'a, str>> {
@@ -237,6 +263,34 @@ mod tests {
         assert_eq!(element_at(json, "none"), None);
         assert_eq!(element_at(json, "missing"), None);
         assert_eq!(element_at("not json", "n"), None);
+    }
+
+    #[test]
+    fn a_key_skipped_unparsed_is_one_the_parse_would_not_find() {
+        let texts = [
+            r#"{"resourceType":"DynamoDB"}"#,
+            r#"{"resourceArn":"arn:x"}"#,
+            // Spelled with an escape: the same key, not in the text as written.
+            r#"{"resource\u0054ype":"EC2"}"#,
+            // The key's name as a value, or as a nested member's: the parse says no.
+            r#"{"kind":"resourceType"}"#,
+            r#"{"outer":{"resourceType":"RDS"}}"#,
+            "not json",
+            "{}",
+        ];
+        let probe = KeyProbe::new("resourceType");
+        for text in texts {
+            let found = element_at(text, "resourceType");
+            if probe.absent(text) {
+                assert_eq!(found, None, "{text}");
+            }
+        }
+        assert!(probe.absent(texts[1]) && probe.absent(texts[5]) && probe.absent(texts[6]));
+        assert!(!probe.absent(texts[2]), "a text with an escape is parsed");
+        assert_eq!(element_at(texts[2], "resourceType").as_deref(), Some("EC2"));
+        assert_eq!(element_at(texts[0], "resourceType").as_deref(), Some("DynamoDB"));
+        // A key that itself needs escaping is never skipped.
+        assert!(!KeyProbe::new("a\"b").absent("{}"));
     }
 
     #[test]

@@ -322,31 +322,47 @@ impl Engine {
     }
 }
 
-/// A store as a table: its Parquet files and in-memory batches, within retention.
+/// A store as a table: its Parquet files and in-memory batches, within retention. Only the parts
+/// that may hold events past retention filter each row by it (on a store whose events are all
+/// retained, that filter cost a scan as much as the rest of it); files wholly past it are left out.
 async fn store_frame(ctx: &SessionContext, store: &StoreView) -> Result<DataFrame, DataFusionError> {
     let schema = schema();
+    let from = store.retain_from_ms;
+    let retention = || ident("eventTime").gt_eq(lit(ScalarValue::TimestampMillisecond(Some(from), None)));
+    let (kept, straddling): (Vec<_>, Vec<_>) =
+        store.snapshot.files.iter().filter(|f| f.latest_ms >= from).partition(|f| f.earliest_ms >= from);
     let mut parts = Vec::new();
-    if !store.snapshot.files.is_empty() {
-        let paths: Vec<String> = store
-            .snapshot
-            .files
+    for (files, filtered) in [(kept, false), (straddling, true)] {
+        if files.is_empty() {
+            continue;
+        }
+        let paths: Vec<String> = files
             .iter()
             .map(|f| std::path::absolute(&f.path).unwrap_or(f.path.clone()))
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
         let options = ParquetReadOptions::default().schema(&schema).file_extension(".parquet");
-        parts.push(ctx.read_parquet(paths, options).await?);
+        let frame = ctx.read_parquet(paths, options).await?;
+        parts.push(if filtered { frame.filter(retention())? } else { frame });
     }
     if !store.snapshot.batches.is_empty() || parts.is_empty() {
         let memory = MemTable::try_new(schema.clone(), vec![store.snapshot.batches.clone()])?;
-        parts.push(ctx.read_table(Arc::new(memory))?);
+        let frame = ctx.read_table(Arc::new(memory))?;
+        let all_kept = store.snapshot.batches.iter().all(|b| earliest_of(b).is_none_or(|t| t >= from));
+        parts.push(if all_kept { frame } else { frame.filter(retention())? });
     }
     let mut frame = parts.remove(0);
     for part in parts {
         frame = frame.union(part)?;
     }
-    let from = ScalarValue::TimestampMillisecond(Some(store.retain_from_ms), None);
-    frame.filter(ident("eventTime").gt_eq(lit(from)))
+    Ok(frame)
+}
+
+/// The earliest `eventTime` of a batch (`None` when it has no rows).
+fn earliest_of(batch: &RecordBatch) -> Option<i64> {
+    use datafusion::arrow::{compute::min, datatypes::TimestampMillisecondType};
+    let column = batch.column_by_name("eventTime")?;
+    min(column.as_primitive_opt::<TimestampMillisecondType>()?)
 }
 
 /// The bytes a batch's values take (not the capacity its buffers reserved).
