@@ -671,7 +671,8 @@ fn earliest_in(path: &Path) -> Option<i64> {
     };
     let reader = SerializedFileReader::new(fs::File::open(path).ok()?).ok()?;
     let metadata = reader.metadata();
-    let column = metadata.file_metadata().schema_descr().columns().iter().position(|c| c.path().string() == "eventTime")?;
+    let column =
+        metadata.file_metadata().schema_descr().columns().iter().position(|c| c.path().string() == "eventTime")?;
     metadata
         .row_groups()
         .iter()
