@@ -147,7 +147,10 @@ pub(crate) struct SqlReport {
     lake_bytes: u64,
     lake_bytes_per_event: f64,
     queries: Vec<QueryFigures>,
-    duckdb: DuckDb,
+    duckdb: Baseline,
+    /// DataFusion itself over the same files (PyPI's `datafusion`, on its defaults): the lake's
+    /// engine without the lake, so the lake's own overhead shows apart from the engine's.
+    datafusion: Baseline,
     pages: Vec<PageFigures>,
     ingest_alone_events_per_second: f64,
     ingest_while_querying_events_per_second: f64,
@@ -156,10 +159,10 @@ pub(crate) struct SqlReport {
     peak_rss_bytes: u64,
 }
 
-/// DuckDB over the same Parquet files (`bench/duckdb_queries.py`): its version and each query's
-/// figures, or why it was not measured.
+/// An engine over the same Parquet files (`bench/duckdb_queries.py`): its version, or why it was
+/// not measured (each query's figures are in [`QueryFigures`]).
 #[derive(Debug, Serialize)]
-struct DuckDb {
+struct Baseline {
     version: Option<String>,
     not_measured: Option<String>,
 }
@@ -180,6 +183,10 @@ struct QueryFigures {
     /// DuckDB over the same files, same threads: fastest and median of five.
     duckdb_fastest_ms: Option<f64>,
     duckdb_median_ms: Option<f64>,
+    /// DataFusion (PyPI) over the same files, same threads: fastest and median of five (the JSON
+    /// query is not run: it has no JSON functions).
+    datafusion_fastest_ms: Option<f64>,
+    datafusion_median_ms: Option<f64>,
 }
 
 pub(crate) async fn run(
@@ -273,40 +280,51 @@ pub(crate) async fn run(
             engine_median_ms: engines[2],
             duckdb_fastest_ms: None,
             duckdb_median_ms: None,
+            datafusion_fastest_ms: None,
+            datafusion_median_ms: None,
         });
     }
 
-    // 3a. DuckDB over the very same Parquet files, on as many threads as the machine has cores.
-    progress.say("baseline: DuckDB over the same Parquet files");
-    let duckdb = {
-        let script = root.join("duckdb_queries.py");
-        let dir = lake_dir.join(audit_lake::columnar::DIR).join(&store_id);
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).to_string();
-        let run = std::fs::write(&script, DUCKDB_QUERIES).map_err(anyhow::Error::from).and_then(|()| {
-            let output = std::process::Command::new("python3")
-                .arg(&script)
-                .arg("--dir")
-                .arg(&dir)
-                .args(["--threads", &threads, "--runs", "5"])
-                .args(["--day-from", &sql_time(&day), "--day-to", &sql_time(&next_day)])
-                .args(["--principal", &generator.principal(mid)])
-                .output()
-                .context("running python3 (is it installed?)")?;
-            anyhow::ensure!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr).trim());
-            Ok(serde_json::from_slice::<serde_json::Value>(&output.stdout)?)
-        });
-        match run {
+    // 3a. DuckDB, then DataFusion alone, over the very same Parquet files, on as many threads as
+    // the machine has cores.
+    let script = root.join("duckdb_queries.py");
+    let dir = lake_dir.join(audit_lake::columnar::DIR).join(&store_id);
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).to_string();
+    let baseline = |engine: &str| -> anyhow::Result<serde_json::Value> {
+        std::fs::write(&script, DUCKDB_QUERIES)?;
+        let output = std::process::Command::new("python3")
+            .arg(&script)
+            .args(["--engine", engine, "--dir"])
+            .arg(&dir)
+            .args(["--threads", &threads, "--runs", "5"])
+            .args(["--day-from", &sql_time(&day), "--day-to", &sql_time(&next_day)])
+            .args(["--principal", &generator.principal(mid)])
+            .output()
+            .context("running python3 (is it installed?)")?;
+        anyhow::ensure!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr).trim());
+        Ok(serde_json::from_slice::<serde_json::Value>(&output.stdout)?)
+    };
+    let mut baselines = Vec::new();
+    for engine in ["duckdb", "datafusion"] {
+        progress.say(&format!("baseline: {engine} over the same Parquet files"));
+        baselines.push(match baseline(engine) {
             Ok(answer) => {
                 for q in &mut queries {
                     let figures = &answer["queries"][q.name];
-                    q.duckdb_fastest_ms = figures["fastest_ms"].as_f64();
-                    q.duckdb_median_ms = figures["median_ms"].as_f64();
+                    let (fastest, median) = (figures["fastest_ms"].as_f64(), figures["median_ms"].as_f64());
+                    if engine == "duckdb" {
+                        (q.duckdb_fastest_ms, q.duckdb_median_ms) = (fastest, median);
+                    } else {
+                        (q.datafusion_fastest_ms, q.datafusion_median_ms) = (fastest, median);
+                    }
                 }
-                DuckDb { version: answer["version"].as_str().map(str::to_owned), not_measured: None }
+                Baseline { version: answer["version"].as_str().map(str::to_owned), not_measured: None }
             }
-            Err(err) => DuckDb { version: None, not_measured: Some(format!("{err:#}")) },
-        }
-    };
+            Err(err) => Baseline { version: None, not_measured: Some(format!("{err:#}")) },
+        });
+    }
+    let datafusion = baselines.pop().expect("two baselines");
+    let duckdb = baselines.pop().expect("two baselines");
 
     // 3b. The console's event browser on this store, as a customer opens it with a viewer link.
     progress.say("the event browser's pages, through a relay");
@@ -364,6 +382,7 @@ pub(crate) async fn run(
         lake_bytes_per_event: lake_bytes as f64 / events as f64,
         queries,
         duckdb,
+        datafusion,
         pages,
         ingest_alone_events_per_second: alone,
         ingest_while_querying_events_per_second: with_queries,
@@ -403,7 +422,7 @@ impl SqlReport {
         writeln!(out)?;
         writeln!(
             out,
-            "{:<26} {:>10} {:>10} {:>10} {:>8} {:>14} {:>12} {:>14} {:>13}",
+            "{:<26} {:>10} {:>10} {:>10} {:>8} {:>14} {:>12} {:>14} {:>13} {:>17}",
             "query (5 runs)",
             "fastest ms",
             "median ms",
@@ -412,13 +431,14 @@ impl SqlReport {
             "events read",
             "bytes read",
             "DuckDB fastest",
-            "DuckDB median"
+            "DuckDB median",
+            "DataFusion median"
         )?;
         let ms = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |v| format!("{v:.1}"));
         for q in &self.queries {
             writeln!(
                 out,
-                "{:<26} {:>10.1} {:>10.1} {:>10} {:>8} {:>14} {:>12} {:>14} {:>13}",
+                "{:<26} {:>10.1} {:>10.1} {:>10} {:>8} {:>14} {:>12} {:>14} {:>13} {:>17}",
                 q.name,
                 q.fastest_ms,
                 q.median_ms,
@@ -427,16 +447,19 @@ impl SqlReport {
                 group(q.events_scanned.max(0) as u64),
                 group(q.bytes_scanned.max(0) as u64),
                 ms(q.duckdb_fastest_ms),
-                ms(q.duckdb_median_ms)
+                ms(q.duckdb_median_ms),
+                ms(q.datafusion_median_ms)
             )?;
         }
-        match (&self.duckdb.version, &self.duckdb.not_measured) {
-            (Some(version), _) => writeln!(
-                out,
-                "  (DuckDB {version} over the same Parquet files, as many threads as cores, in this run)"
-            )?,
-            (None, Some(why)) => writeln!(out, "  DuckDB not measured: {why}")?,
-            (None, None) => {}
+        for (name, baseline) in [("DuckDB", &self.duckdb), ("DataFusion", &self.datafusion)] {
+            match (&baseline.version, &baseline.not_measured) {
+                (Some(version), _) => writeln!(
+                    out,
+                    "  ({name} {version} over the same Parquet files, as many threads as cores, in this run)"
+                )?,
+                (None, Some(why)) => writeln!(out, "  {name} not measured: {why}")?,
+                (None, None) => {}
+            }
         }
         writeln!(out)?;
         writeln!(
