@@ -463,7 +463,10 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 20_000)]
     pub(crate) boto3_events: usize,
     /// Measure the lake's SQL instead: load --events into one store (a year of eventTime, every
-    /// event type, 10,000 principals), then time queries over it and ingest while querying.
+    /// event type, 10,000 principals), then time queries over it and ingest while querying. The
+    /// same queries run on DuckDB and on DataFusion alone over the very Parquet files, as
+    /// baselines (python3 with the PyPI packages duckdb and datafusion; a missing one is reported
+    /// as not measured). 10M events take ~14 GB of disk.
     #[arg(long)]
     pub(crate) sql: bool,
     /// Delivery as it meets AWS: a link with --rtt-ms between the relay (and boto3) and the lake,
