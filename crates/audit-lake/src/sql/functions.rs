@@ -73,17 +73,17 @@ impl ScalarUDFImpl for JsonFunction {
             return exec_err!("{} takes two arguments", self.name);
         };
         let scalar = matches!((json, key), (ColumnarValue::Scalar(_), ColumnarValue::Scalar(_)));
+        // A key (or path) given once for every row, as a literal is: the same in each row, by
+        // construction (a column's values may differ from row to row whatever its first and last).
+        let constant = matches!(key, ColumnarValue::Scalar(value) if !value.is_null()) && rows > 0;
         let json = utf8(json.to_array(rows)?)?;
         let key = utf8(key.to_array(rows)?)?;
         let (json, key) = (json.as_string::<i32>(), key.as_string::<i32>());
-        let constant = key.len() > 0 && key.null_count() == 0 && key.value(0) == key.value(key.len() - 1);
-        // A constant key is looked for in each object's text before the object is parsed.
+        // A constant key is looked for in each object's text before the object is parsed; a
+        // constant path is parsed once.
         let probe = (self.kind == Kind::ElementAt && constant).then(|| KeyProbe::new(key.value(0)));
-        let path = match (self.kind, key.len(), key.null_count()) {
-            // A constant path is parsed once.
-            (Kind::ExtractScalar | Kind::Extract, n, 0) if n > 0 && key.value(0) == key.value(n - 1) => {
-                Some(JsonPath::parse(key.value(0))?)
-            }
+        let path = match self.kind {
+            Kind::ExtractScalar | Kind::Extract if constant => Some(JsonPath::parse(key.value(0))?),
             _ => None,
         };
         let mut out = StringBuilder::with_capacity(json.len(), json.len() * 8);
@@ -291,6 +291,28 @@ mod tests {
         assert_eq!(element_at(texts[0], "resourceType").as_deref(), Some("DynamoDB"));
         // A key that itself needs escaping is never skipped.
         assert!(!KeyProbe::new("a\"b").absent("{}"));
+    }
+
+    /// Keys and paths from a column are read row by row, even when the column's first and last
+    /// values agree (they once decided that a key was constant).
+    #[tokio::test]
+    async fn a_key_or_path_from_a_column_is_read_per_row() {
+        use datafusion::{arrow::compute::concat_batches, prelude::SessionContext};
+        let ctx = SessionContext::new();
+        for function in all() {
+            ctx.register_udf(function);
+        }
+        let sql = r#"SELECT element_at(j, k) AS v, json_extract_scalar(j, p) AS x, element_at(j, 'a') AS c
+            FROM (VALUES ('{"x":"0"}', 'a', '$.a'), ('{"b":"2"}', 'b', '$.b'), ('{"a":"1"}', 'a', '$.a')) AS t(j, k, p)"#;
+        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+        let all = concat_batches(&batches[0].schema(), &batches).unwrap();
+        let column = |i: usize| -> Vec<Option<String>> {
+            all.column(i).as_string::<i32>().iter().map(|v| v.map(str::to_owned)).collect()
+        };
+        let expected = vec![None, Some("2".to_owned()), Some("1".to_owned())];
+        assert_eq!(column(0), expected, "element_at with the key from a column");
+        assert_eq!(column(1), expected, "json_extract_scalar with the path from a column");
+        assert_eq!(column(2), vec![None, None, Some("1".to_owned())], "element_at with a literal key");
     }
 
     #[test]
