@@ -8,7 +8,7 @@ number of threads.
     python3 bench/duckdb_queries.py --dir DATA/lake/columnar/STORE_ID --threads 2 --runs 5 \\
         --day-from '2026-06-01 00:00:00' --day-to '2026-06-02 00:00:00' --principal user-00042@example.com
 
-Prints one JSON object: {"version": ..., "queries": {name: {"fastest_ms", "median_ms", "rows", "value"}}}
+Prints one JSON object: {"engine": ..., "version": ..., "queries": {name: {"fastest_ms", "median_ms", "rows", "value"}}}
 ("value": the one cell of a one-column answer, such as a count, to check it against the lake's).
 The lake's Parquet keeps requestParameters as JSON text, so the map-key query reads it with
 json_extract_string, as the lake's own engine has to. DataFusion from PyPI has no JSON functions, so it
@@ -20,7 +20,6 @@ import json
 import statistics
 import sys
 import time
-
 
 
 def duckdb_engine(args):

@@ -304,27 +304,25 @@ pub(crate) async fn run(
         anyhow::ensure!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr).trim());
         Ok(serde_json::from_slice::<serde_json::Value>(&output.stdout)?)
     };
-    let mut baselines = Vec::new();
-    for engine in ["duckdb", "datafusion"] {
-        progress.say(&format!("baseline: {engine} over the same Parquet files"));
-        baselines.push(match baseline(engine) {
-            Ok(answer) => {
-                for q in &mut queries {
-                    let figures = &answer["queries"][q.name];
-                    let (fastest, median) = (figures["fastest_ms"].as_f64(), figures["median_ms"].as_f64());
-                    if engine == "duckdb" {
-                        (q.duckdb_fastest_ms, q.duckdb_median_ms) = (fastest, median);
-                    } else {
-                        (q.datafusion_fastest_ms, q.datafusion_median_ms) = (fastest, median);
-                    }
-                }
-                Baseline { version: answer["version"].as_str().map(str::to_owned), not_measured: None }
-            }
-            Err(err) => Baseline { version: None, not_measured: Some(format!("{err:#}")) },
-        });
+    // Each engine's version (or why it was not measured), and each query's fastest and median.
+    let measure = |engine: &str| match baseline(engine) {
+        Ok(answer) => {
+            let figures = queries.iter().map(|q| &answer["queries"][q.name]);
+            let figures = figures.map(|f| (f["fastest_ms"].as_f64(), f["median_ms"].as_f64())).collect();
+            (Baseline { version: answer["version"].as_str().map(str::to_owned), not_measured: None }, figures)
+        }
+        Err(err) => {
+            (Baseline { version: None, not_measured: Some(format!("{err:#}")) }, vec![(None, None); queries.len()])
+        }
+    };
+    progress.say("baseline: DuckDB over the same Parquet files");
+    let (duckdb, by_duckdb) = measure("duckdb");
+    progress.say("baseline: DataFusion alone over the same Parquet files");
+    let (datafusion, by_datafusion) = measure("datafusion");
+    for (q, (duck, fusion)) in queries.iter_mut().zip(by_duckdb.into_iter().zip(by_datafusion)) {
+        (q.duckdb_fastest_ms, q.duckdb_median_ms) = duck;
+        (q.datafusion_fastest_ms, q.datafusion_median_ms) = fusion;
     }
-    let datafusion = baselines.pop().expect("two baselines");
-    let duckdb = baselines.pop().expect("two baselines");
 
     // 3b. The console's event browser on this store, as a customer opens it with a viewer link.
     progress.say("the event browser's pages, through a relay");
