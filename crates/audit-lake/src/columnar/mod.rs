@@ -37,6 +37,7 @@
 //! `columnar/converted` ([`Columnar::forget_expired_events`]), so that disk use follows retention. The
 //! newest row always stays, so new events keep getting seqs above those the files cover.
 
+pub mod params;
 mod records;
 
 use std::{
@@ -62,7 +63,7 @@ use datafusion::{
 };
 use serde::{Deserialize, Serialize};
 
-pub use records::{JSON_FIELDS, RecordsBuilder, Row, Sizes, schema};
+pub use records::{JSON_FIELDS, RecordsBuilder, Row, Sizes, schema, schema_with};
 
 use crate::{
     error::LakeError,
@@ -142,6 +143,17 @@ pub struct Segment {
     /// past retention is deleted when the last of them lets go, so a query planned over it still
     /// reads it.
     pin: std::sync::Arc<FilePin>,
+}
+
+#[cfg(test)]
+impl Segment {
+    /// A file written elsewhere, for a query to read (never retired).
+    pub(crate) fn of_file(path: &Path) -> Segment {
+        let earliest_ms = earliest_in(path).unwrap_or(i64::MIN);
+        let bytes = fs::metadata(path).map_or(0, |m| m.len());
+        let pin = FilePin::new(path);
+        Segment { path: path.to_owned(), first_seq: 0, last_seq: 0, bytes, latest_ms: i64::MAX, earliest_ms, pin }
+    }
 }
 
 /// A Parquet file's life: deleted once retired and no longer held.

@@ -10,7 +10,8 @@
 //! CloudTrail's `map<string,string>`. They are kept as the JSON text of the object: the SQL front
 //! end reads a key with `element_at(m, 'key')` or `m['key']` (a string value as the string, any
 //! other value as its JSON text, a missing key as NULL — what the map would give), and nested
-//! struct leaves stay plain columns, so a query reads only the leaves it names.
+//! struct leaves stay plain columns, so a query reads only the leaves it names. Each request
+//! parameter the catalog declares is also a leaf of `eventData` of its own (see [`super::params`]).
 
 use std::sync::{Arc, OnceLock};
 
@@ -24,6 +25,7 @@ use serde_json::value::RawValue;
 
 pub use crate::store::Row;
 
+use super::params;
 use audit_event::{
     EventTime,
     record::{EVENT_CATEGORY, EVENT_TYPE, EVENT_VERSION},
@@ -40,15 +42,19 @@ fn user_identity_fields() -> Fields {
     Fields::from(vec![utf8("type", false), utf8("principalId", false), utf8("details", true)])
 }
 
-fn event_data_fields() -> Fields {
-    Fields::from(vec![
-        utf8("version", false),
-        Field::new("userIdentity", DataType::Struct(user_identity_fields()), false),
+/// `eventData`'s fields, with a parameter column for each of `keys`. Each may be NULL (absent
+/// ones are; present ones are checked at ingestion): the struct a query builds for a file written
+/// with other parameter columns (`sql::store_frame`) has nullable fields only, and both must be
+/// one type for a query to read them together without converting whole structs.
+fn event_data_fields(keys: &[String]) -> Fields {
+    let mut fields = vec![
+        utf8("version", true),
+        Field::new("userIdentity", DataType::Struct(user_identity_fields()), true),
         utf8("userAgent", true),
-        utf8("eventSource", false),
-        utf8("eventName", false),
-        utf8("eventTime", false),
-        utf8("UID", false),
+        utf8("eventSource", true),
+        utf8("eventName", true),
+        utf8("eventTime", true),
+        utf8("UID", true),
         utf8("requestParameters", true),
         utf8("responseElements", true),
         utf8("errorCode", true),
@@ -56,7 +62,9 @@ fn event_data_fields() -> Fields {
         utf8("sourceIPAddress", true),
         utf8("recipientAccountId", true),
         utf8("additionalEventData", true),
-    ])
+    ];
+    fields.extend(keys.iter().map(|k| utf8(&params::column(k), true)));
+    Fields::from(fields)
 }
 
 fn addendum_fields() -> Fields {
@@ -72,25 +80,28 @@ fn metadata_fields() -> Fields {
     Fields::from(vec![utf8("ingestionTime", false), utf8("channelARN", false)])
 }
 
-/// The Arrow schema of every event data store's table.
+/// The Arrow schema of every event data store's table, as files are written now (with a parameter
+/// column for each of [`params::keys`]).
 pub fn schema() -> SchemaRef {
     static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
-    SCHEMA
-        .get_or_init(|| {
-            Arc::new(Schema::new(vec![
-                utf8("eventVersion", false),
-                utf8("eventCategory", false),
-                utf8("eventType", false),
-                utf8("eventID", false),
-                Field::new("eventTime", DataType::Timestamp(TimeUnit::Millisecond, None), false),
-                utf8("awsRegion", false),
-                utf8("recipientAccountId", false),
-                Field::new("addendum", DataType::Struct(addendum_fields()), true),
-                Field::new("metadata", DataType::Struct(metadata_fields()), false),
-                Field::new("eventData", DataType::Struct(event_data_fields()), false),
-            ]))
-        })
-        .clone()
+    SCHEMA.get_or_init(|| schema_with(params::keys())).clone()
+}
+
+/// The schema with parameter columns for `keys` only: that of a file written when the catalog
+/// declared those.
+pub fn schema_with(keys: &[String]) -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        utf8("eventVersion", false),
+        utf8("eventCategory", false),
+        utf8("eventType", false),
+        utf8("eventID", false),
+        Field::new("eventTime", DataType::Timestamp(TimeUnit::Millisecond, None), false),
+        utf8("awsRegion", false),
+        utf8("recipientAccountId", false),
+        Field::new("addendum", DataType::Struct(addendum_fields()), true),
+        Field::new("metadata", DataType::Struct(metadata_fields()), false),
+        Field::new("eventData", DataType::Struct(event_data_fields(keys)), false),
+    ]))
 }
 
 #[derive(Deserialize)]
@@ -168,9 +179,14 @@ pub struct RecordsBuilder {
     channel_arn: StringBuilder,
     data: [StringBuilder; 13],
     identity: [StringBuilder; 3],
+    /// One per key of [`params::keys`].
+    params: Vec<StringBuilder>,
     rows: usize,
     /// The last ingestion second and its text (rows of one commit share it).
     ingestion_text: (i64, String),
+    /// Scratch space of [`params::values`], kept between rows.
+    values: Vec<Option<std::borrow::Cow<'static, str>>>,
+    seen: Vec<bool>,
 }
 
 /// Positions of the `eventData` string leaves in [`RecordsBuilder::data`] (the struct's fields
@@ -191,8 +207,11 @@ impl Default for RecordsBuilder {
             channel_arn: StringBuilder::new(),
             data: std::array::from_fn(|_| StringBuilder::new()),
             identity: std::array::from_fn(|_| StringBuilder::new()),
+            params: params::keys().iter().map(|_| StringBuilder::new()).collect(),
             rows: 0,
             ingestion_text: (i64::MIN, String::new()),
+            values: Vec::new(),
+            seen: Vec::new(),
         }
     }
 }
@@ -219,6 +238,7 @@ impl RecordsBuilder {
             channel_arn: take(),
             data: std::array::from_fn(|_| take()),
             identity: std::array::from_fn(|_| take()),
+            params: params::keys().iter().map(|_| take()).collect(),
             event_time: TimestampMillisecondBuilder::with_capacity(rows),
             ..RecordsBuilder::default()
         }
@@ -278,6 +298,15 @@ impl RecordsBuilder {
         for (builder, value) in self.data.iter_mut().zip(leaves) {
             builder.append_option(value);
         }
+        let mut values: Vec<Option<std::borrow::Cow<'_, str>>> = std::mem::take(&mut self.values);
+        let mut seen = std::mem::take(&mut self.seen);
+        params::values(json(data.request_parameters), &mut values, &mut seen);
+        for (builder, value) in self.params.iter_mut().zip(values.drain(..)) {
+            builder.append_option(value);
+        }
+        // Kept for the next row, empty (their borrows end here).
+        self.values = values.into_iter().map(|_| None).collect();
+        self.seen = seen;
         self.rows += 1;
         Ok(())
     }
@@ -299,6 +328,7 @@ impl RecordsBuilder {
             .into_iter()
             .chain(&self.data)
             .chain(&self.identity)
+            .chain(&self.params)
             .map(|b| (datafusion::arrow::array::ArrayBuilder::len(b), b.values_slice().len()))
             .collect();
         (self.finish(), Sizes(sizes))
@@ -314,7 +344,8 @@ impl RecordsBuilder {
         );
         let mut data: Vec<ArrayRef> = self.data.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef).collect();
         data.insert(1, Arc::new(identity));
-        let event_data = StructArray::new(event_data_fields(), data, None);
+        data.extend(self.params.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        let event_data = StructArray::new(event_data_fields(params::keys()), data, None);
         let addendum = StructArray::new(
             addendum_fields(),
             (0..4).map(|_| Arc::new(StringBuilder::new().finish_null(rows)) as ArrayRef).collect(),

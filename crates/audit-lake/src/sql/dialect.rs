@@ -37,7 +37,7 @@ use datafusion::{
     },
 };
 
-use super::super::columnar::{JSON_FIELDS, schema};
+use super::super::columnar::{JSON_FIELDS, params, schema};
 
 /// Why a statement is refused, in words for the person who wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,6 +268,8 @@ impl VisitorMut for Rewrite {
     fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<Refused> {
         if let Some(rewritten) = self.resolve(expr) {
             *expr = rewritten;
+        } else if let Some(column) = element_at_call(expr).and_then(|(map, key)| parameter_column(map, key)) {
+            *expr = column;
         } else if let Expr::BinaryOp { op: BinaryOperator::StringConcat, left, right } = expr {
             // `a || b` as a function, whose calls are bounded like every function's (`bounds`).
             let (left, right) = (
@@ -301,6 +303,8 @@ impl Rewrite {
                 for (position, item) in select.projection.iter_mut().enumerate() {
                     let SelectItem::UnnamedExpr(expr) = item else { continue };
                     let name = match column_path(expr) {
+                        // A subscript or field access past the path is an expression (`m['k']`).
+                        Some((_, rest)) if !rest.is_empty() => format!("_col{position}"),
                         Some((parts, _)) => {
                             let resolved = resolve_path(&parts);
                             match resolved {
@@ -437,9 +441,54 @@ fn resolve_path(parts: &[Ident]) -> Option<Resolved> {
     Some(Resolved { qualifier, names, json })
 }
 
-/// `element_at(map, key)`.
+/// `element_at(map, key)`, or the key's parameter column where it has one.
 fn element_at(map: Expr, key: Expr) -> Expr {
-    call("element_at", map, key)
+    parameter_column(&map, &key).unwrap_or_else(|| call("element_at", map, key))
+}
+
+/// The arguments of a call `element_at(map, key)`.
+fn element_at_call(expr: &Expr) -> Option<(&Expr, &Expr)> {
+    let Expr::Function(function) = expr else { return None };
+    let [ObjectNamePart::Identifier(name)] = function.name.0.as_slice() else { return None };
+    if !name.value.eq_ignore_ascii_case("element_at")
+        || function.filter.is_some()
+        || function.over.is_some()
+        || !function.within_group.is_empty()
+    {
+        return None;
+    }
+    let FunctionArguments::List(list) = &function.args else { return None };
+    match list.args.as_slice() {
+        [FunctionArg::Unnamed(FunctionArgExpr::Expr(map)), FunctionArg::Unnamed(FunctionArgExpr::Expr(key))]
+            if list.duplicate_treatment.is_none() && list.clauses.is_empty() =>
+        {
+            Some((map, key))
+        }
+        _ => None,
+    }
+}
+
+/// `<qualifier>.eventData."$rp:<key>"` for `element_at(<qualifier>.eventData.requestParameters,
+/// '<key>')` (the map path already resolved) when the catalog declares `key`: the column holds
+/// what that call answers, and reading it costs a fraction of parsing each row's JSON text (see
+/// `columnar::params`).
+fn parameter_column(map: &Expr, key: &Expr) -> Option<Expr> {
+    let Expr::CompoundIdentifier(idents) = map else { return None };
+    let (path, qualifier) = match idents.as_slice() {
+        [q, a, b] => ([a, b], Some(q)),
+        [a, b] => ([a, b], None),
+        _ => return None,
+    };
+    let resolved = |ident: &Ident, name: &str| ident.value == name && ident.quote_style == Some('"');
+    if !resolved(path[0], "eventData") || !resolved(path[1], "requestParameters") {
+        return None;
+    }
+    let Expr::Value(value) = key else { return None };
+    let Value::SingleQuotedString(key) = &value.value else { return None };
+    params::keys().binary_search(key).ok()?;
+    let mut out: Vec<Ident> = qualifier.into_iter().cloned().collect();
+    out.extend([Ident::with_quote('"', "eventData"), Ident::with_quote('"', params::column(key))]);
+    Some(Expr::CompoundIdentifier(out))
 }
 
 /// `name(first, second)`, built from a parsed template so every field of the call is valid.
@@ -524,9 +573,37 @@ mod tests {
     #[test]
     fn map_subscripts_become_element_at() {
         assert_eq!(
-            sql("SELECT eventData.requestParameters['ruleId'] AS r FROM a-b-c-d-e"),
-            r#"SELECT element_at("eventData"."requestParameters", 'ruleId') AS r FROM "a-b-c-d-e""#
+            sql("SELECT eventData.requestParameters['noSuchKey'] AS r FROM a-b-c-d-e"),
+            r#"SELECT element_at("eventData"."requestParameters", 'noSuchKey') AS r FROM "a-b-c-d-e""#
         );
+    }
+
+    /// A catalog key of `requestParameters`, named with a literal, is read from its column;
+    /// anything else (another key, a key from a column, another map) stays a call.
+    #[test]
+    fn a_catalog_key_reads_its_parameter_column() {
+        assert_eq!(
+            sql(
+                "SELECT element_at(eventdata.requestparameters, 'ruleId') AS r, eventData.requestParameters['ruleName'] \
+                 FROM a-b-c-d-e WHERE ELEMENT_AT(eventData.requestParameters, 'resourceType') = 'EC2'"
+            ),
+            r#"SELECT "eventData"."$rp:ruleId" AS r, "eventData"."$rp:ruleName" AS "_col1" FROM "a-b-c-d-e" WHERE "eventData"."$rp:resourceType" = 'EC2'"#
+        );
+        assert_eq!(
+            sql("SELECT element_at(t.eventData.requestParameters, 'ruleId') AS r FROM a-b-c-d-e t"),
+            r#"SELECT t."eventData"."$rp:ruleId" AS r FROM "a-b-c-d-e" t"#
+        );
+        for kept in [
+            "element_at(\"eventData\".\"requestParameters\", 'noSuchKey')",
+            "element_at(\"eventData\".\"requestParameters\", \"eventData\".\"eventName\")",
+            "element_at(\"eventData\".\"responseElements\", 'ruleId')",
+            "element_at(\"eventData\".\"userIdentity\".\"details\", 'ruleId')",
+        ] {
+            assert_eq!(
+                sql(&format!("SELECT {kept} AS v FROM a-b-c-d-e")),
+                format!(r#"SELECT {kept} AS v FROM "a-b-c-d-e""#)
+            );
+        }
     }
 
     #[test]

@@ -19,11 +19,9 @@ use datafusion::{
     common::{Result, exec_err},
     logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility},
 };
-use serde::{
-    Deserialize,
-    de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor},
-};
-use serde_json::{Value, value::RawValue};
+use serde_json::Value;
+
+use crate::columnar::params::element_at;
 
 /// The functions to register on a query's session.
 pub(super) fn all() -> Vec<ScalarUDF> {
@@ -122,10 +120,6 @@ fn utf8(array: ArrayRef) -> Result<ArrayRef> {
     if array.data_type() == &DataType::Utf8 { Ok(array) } else { Ok(cast(&array, &DataType::Utf8)?) }
 }
 
-/// A map key, borrowed from the text when it has no escapes.
-#[derive(Deserialize)]
-struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
-
 /// A quick test that a JSON object has no member `key`, so that most rows of a key filter skip the
 /// parse: an object whose text holds neither `"key"` nor any escape (through which a key could
 /// spell the same name differently) cannot have it. A text that does hold it may still not (it
@@ -145,47 +139,6 @@ impl KeyProbe {
         self.quoted.as_ref().is_some_and(|quoted| {
             quoted.find(json.as_bytes()).is_none() && memchr::memchr(b'\\', json.as_bytes()).is_none()
         })
-    }
-}
-
-/// The value of `key` in the JSON object `json`, as Trino's map would give it.
-fn element_at<'a>(json: &'a str, key: &str) -> Option<Cow<'a, str>> {
-    struct Find<'k>(&'k str);
-    impl<'de> DeserializeSeed<'de> for Find<'_> {
-        type Value = Option<&'de RawValue>;
-        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-            d.deserialize_map(self)
-        }
-    }
-    impl<'de> Visitor<'de> for Find<'_> {
-        type Value = Option<&'de RawValue>;
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut found = None;
-            while let Some(Key(k)) = map.next_key::<Key<'de>>()? {
-                if found.is_none() && k == self.0 {
-                    found = Some(map.next_value::<&'de RawValue>()?);
-                } else {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-            Ok(found)
-        }
-    }
-    let mut de = serde_json::Deserializer::from_str(json);
-    let raw = Find(key).deserialize(&mut de).ok()??;
-    scalar_text(raw.get())
-}
-
-/// A JSON value as text: a string unquoted, `null` as NULL, anything else as written.
-fn scalar_text(raw: &str) -> Option<Cow<'_, str>> {
-    match raw.as_bytes().first() {
-        Some(b'"') => serde_json::from_str::<Key<'_>>(raw).ok().map(|k| k.0),
-        Some(b'n') if raw == "null" => None,
-        Some(_) => Some(Cow::Borrowed(raw)),
-        None => None,
     }
 }
 

@@ -16,7 +16,10 @@
 mod bounds;
 pub mod dialect;
 mod functions;
+mod older;
 pub mod queries;
+#[cfg(test)]
+mod tests;
 
 use std::{
     path::Path,
@@ -325,24 +328,39 @@ impl Engine {
 /// A store as a table: its Parquet files and in-memory batches, within retention. Only the parts
 /// that may hold events past retention filter each row by it (on a store whose events are all
 /// retained, that filter cost a scan as much as the rest of it); files wholly past it are left out.
+/// A file written by an older lake, without some of today's parameter columns, has them read from
+/// its JSON text (`older::OlderFiles`).
 async fn store_frame(ctx: &SessionContext, store: &StoreView) -> Result<DataFrame, DataFusionError> {
+    use datafusion::datasource::{
+        file_format::options::ReadOptions,
+        listing::{ListingTable, ListingTableConfig, ListingTableUrl},
+    };
     let schema = schema();
     let from = store.retain_from_ms;
     let retention = || ident("eventTime").gt_eq(lit(ScalarValue::TimestampMillisecond(Some(from), None)));
     let (kept, straddling): (Vec<_>, Vec<_>) =
         store.snapshot.files.iter().filter(|f| f.latest_ms >= from).partition(|f| f.earliest_ms >= from);
+    let older = Arc::new(older::OlderFiles::new(ctx)?);
     let mut parts = Vec::new();
     for (files, filtered) in [(kept, false), (straddling, true)] {
         if files.is_empty() {
             continue;
         }
-        let paths: Vec<String> = files
+        let urls = files
             .iter()
             .map(|f| std::path::absolute(&f.path).unwrap_or(f.path.clone()))
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect();
-        let options = ParquetReadOptions::default().schema(&schema).file_extension(".parquet");
-        let frame = ctx.read_parquet(paths, options).await?;
+            .map(|p| ListingTableUrl::parse(p.to_string_lossy()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let options = ParquetReadOptions::default()
+            .file_extension(".parquet")
+            .to_listing_options(&ctx.copied_config(), ctx.copied_table_options());
+        let config = ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(schema.clone())
+            .with_expr_adapter_factory(older.clone());
+        let table =
+            ListingTable::try_new(config)?.with_cache(ctx.runtime_env().cache_manager.get_file_statistic_cache());
+        let frame = ctx.read_table(Arc::new(table))?;
         parts.push(if filtered { frame.filter(retention())? } else { frame });
     }
     if !store.snapshot.batches.is_empty() || parts.is_empty() {
@@ -470,7 +488,7 @@ fn render(batch: &RecordBatch, rows: &mut Vec<Vec<String>>, left: u64) -> Result
 }
 
 /// Renders a column's values: leaves as Arrow displays them, structs as JSON objects (a map
-/// column's JSON text embedded as is).
+/// column's JSON text embedded as is; `eventData` without its parameter columns).
 enum Renderer<'a> {
     Leaf(ArrayFormatter<'a>, &'a ArrayRef),
     Struct(&'a ArrayRef, Vec<(String, bool, Renderer<'a>)>),
@@ -486,6 +504,9 @@ impl<'a> Renderer<'a> {
                 let children = array.as_struct();
                 let mut parts = Vec::new();
                 for (field, child) in fields.iter().zip(children.columns()) {
+                    if crate::columnar::params::is_column(field.name()) {
+                        continue; // a copy of a requestParameters key, for queries only
+                    }
                     let json = JSON_FIELDS.contains(&field.name().as_str());
                     parts.push((field.name().clone(), json, Renderer::new(child, options)?));
                 }

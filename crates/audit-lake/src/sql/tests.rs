@@ -1,0 +1,155 @@
+//! Queries over parameter columns (`columnar::params`): a catalog key read from its column
+//! answers what `element_at` over the JSON text answers, in files written with the columns, in
+//! files written before them and in memory, while reading less.
+
+use std::{path::Path, sync::Arc};
+
+use datafusion::{
+    arrow::{
+        array::{Array, ArrayRef, AsArray, RecordBatch, StructArray},
+        datatypes::{DataType, Field, Schema},
+    },
+    parquet::arrow::ArrowWriter,
+};
+
+use super::{Engine, Output, QueryConfig, StoreView, dialect};
+use crate::columnar::{RecordsBuilder, Row, Segment, Snapshot, params, schema_with};
+
+const STORE: &str = "a-b-c-d-e";
+
+/// Events whose `resourceType` is a string, absent, `null`, a number, an object, or spelled
+/// with an escape; `region` is a string in each.
+fn events(from: usize, count: usize) -> RecordBatch {
+    let kinds = [
+        r#""resourceType":"EC2""#,
+        r#""resourceType":"RDS""#,
+        r#""other":"EC2""#,
+        r#""resourceType":null"#,
+        r#""resourceType":5"#,
+        r#""resourceType":{"a":[1]}"#,
+        r#""resource\u0054ype":"EC2""#,
+    ];
+    let mut builder = RecordsBuilder::default();
+    let texts: Vec<String> = (from..from + count)
+        .map(|i| {
+            format!(
+                r#"{{"version":"1","userIdentity":{{"type":"USER","principalId":"p"}},"eventSource":"s","eventName":"n{}","eventTime":"t","UID":"u{i}","requestParameters":{{{},"region":"eu-west-{}"}}}}"#,
+                i % 3,
+                kinds[i % kinds.len()],
+                i % 2
+            )
+        })
+        .collect();
+    for (i, text) in texts.iter().enumerate() {
+        let id = format!("e{:04}", from + i);
+        let row = Row {
+            event_id: &id,
+            event_time_ms: 1000,
+            ingestion_time_ms: 0,
+            channel_arn: "a:b:c:r:1:c",
+            event_data: text,
+        };
+        builder.append(row).unwrap();
+    }
+    builder.finish()
+}
+
+/// Writes `batch` as a file with parameter columns for `keys` only (as a lake whose catalog
+/// declared those would have), and returns it as a segment. With no keys, the file is as lakes
+/// before parameter columns wrote it: those `eventData` fields an event must have were not nullable.
+fn write(path: &Path, batch: &RecordBatch, keys: &[String]) -> Segment {
+    let mut schema = schema_with(keys);
+    if keys.is_empty() {
+        let required = ["version", "userIdentity", "eventSource", "eventName", "eventTime", "UID"];
+        let fields = schema.fields().iter().map(|field| match field.data_type() {
+            DataType::Struct(children) if field.name() == "eventData" => {
+                let children: Vec<Field> = children
+                    .iter()
+                    .map(|c| c.as_ref().clone().with_nullable(!required.contains(&c.name().as_str())))
+                    .collect();
+                Field::new("eventData", DataType::Struct(children.into()), false)
+            }
+            _ => field.as_ref().clone(),
+        });
+        schema = Arc::new(Schema::new(fields.collect::<Vec<_>>()));
+    }
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let column = batch.column_by_name(field.name()).unwrap().clone();
+            let DataType::Struct(fields) = field.data_type() else { return column };
+            let full = column.as_struct();
+            let children = fields.iter().map(|f| full.column_by_name(f.name()).unwrap().clone()).collect();
+            Arc::new(StructArray::new(fields.clone(), children, full.nulls().cloned())) as ArrayRef
+        })
+        .collect();
+    let mut writer = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema.clone(), None).unwrap();
+    writer.write(&RecordBatch::try_new(schema, columns).unwrap()).unwrap();
+    writer.close().unwrap();
+    Segment::of_file(path)
+}
+
+async fn query(engine: &Engine, snapshot: &Snapshot, sql: &str) -> Output {
+    let prepared = dialect::parse(sql).unwrap();
+    let store = StoreView { id: STORE.into(), snapshot: snapshot.clone(), retain_from_ms: i64::MIN };
+    let planned = engine.plan(prepared.statement, vec![store]).await.unwrap();
+    engine.run(planned, 10_000, 1 << 24).await.unwrap_or_else(|_| panic!("{sql} runs"))
+}
+
+#[tokio::test]
+async fn a_catalog_key_reads_as_element_at_does_in_every_part_of_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new(&QueryConfig::default(), &dir.path().join("spill")).unwrap();
+    let all = params::keys().to_vec();
+    let some: Vec<String> = all.iter().filter(|k| *k != "resourceType").cloned().collect();
+    let snapshot = Snapshot {
+        files: vec![
+            write(&dir.path().join("now.parquet"), &events(0, 40), &all),
+            write(&dir.path().join("before.parquet"), &events(40, 40), &[]),
+            write(&dir.path().join("other.parquet"), &events(80, 40), &some),
+        ],
+        batches: vec![events(120, 40)],
+    };
+
+    // The same query with the key as a literal (the column) and as an expression (the JSON text).
+    let json_key = "concat('resource', 'Type')";
+    for template in [
+        "SELECT eventID, element_at(eventData.requestParameters, KEY) AS v FROM a-b-c-d-e ORDER BY eventID",
+        "SELECT element_at(eventData.requestParameters, KEY) AS v, count(*) AS n FROM a-b-c-d-e GROUP BY 1 ORDER BY 1",
+        "SELECT count(*) AS n FROM a-b-c-d-e WHERE element_at(eventData.requestParameters, KEY) = 'EC2'",
+        "SELECT eventData.eventName AS e, count(element_at(eventData.requestParameters, KEY)) AS n \
+         FROM (SELECT * FROM a-b-c-d-e) t GROUP BY 1 ORDER BY 1",
+    ] {
+        let column = query(&engine, &snapshot, &template.replace("KEY", "'resourceType'")).await;
+        let json = query(&engine, &snapshot, &template.replace("KEY", json_key)).await;
+        assert_eq!(column.rows, json.rows, "{template}");
+        assert!(!column.rows.is_empty());
+    }
+    let ec2 = query(
+        &engine,
+        &snapshot,
+        "SELECT count(*) FROM a-b-c-d-e WHERE eventData.requestParameters['resourceType'] = 'EC2'",
+    )
+    .await;
+    let expected = (0..160).filter(|i| i % 7 == 0 || i % 7 == 6).count(); // the key plain or escaped
+    assert_eq!(ec2.rows, vec![vec![expected.to_string()]]);
+
+    // Results show eventData as the events had it, without the columns.
+    let rendered = query(&engine, &snapshot, "SELECT eventData FROM a-b-c-d-e").await;
+    assert_eq!(rendered.rows.len(), 160);
+    assert!(rendered.rows.iter().all(|r| !r[0].contains(params::PREFIX) && r[0].contains("requestParameters")));
+
+    // Over files with the column, the filter reads it and not the JSON text.
+    let now = Snapshot { files: snapshot.files[..1].to_vec(), batches: vec![] };
+    let filter = "SELECT count(*) FROM a-b-c-d-e WHERE element_at(eventData.requestParameters, KEY) = 'EC2'";
+    let column = query(&engine, &now, &filter.replace("KEY", "'resourceType'")).await;
+    let json = query(&engine, &now, &filter.replace("KEY", json_key)).await;
+    assert_eq!(column.rows, json.rows);
+    assert!(
+        column.stats.bytes_scanned * 2 < json.stats.bytes_scanned,
+        "column {} bytes, JSON {} bytes",
+        column.stats.bytes_scanned,
+        json.stats.bytes_scanned
+    );
+}
