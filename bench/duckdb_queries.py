@@ -10,8 +10,10 @@ number of threads.
 
 Prints one JSON object: {"engine": ..., "version": ..., "queries": {name: {"fastest_ms", "median_ms", "rows", "value"}}}
 ("value": the one cell of a one-column answer, such as a count, to check it against the lake's).
-The lake's Parquet keeps requestParameters as JSON text, so the map-key query reads it with
-json_extract_string, as the lake's own engine has to. DataFusion from PyPI has no JSON functions, so it
+The lake's Parquet keeps requestParameters as JSON text, and each key the catalog declares also as a column
+of its own (eventData."$rp:<key>"), which the lake's engine reads for the map-key query. Here that query reads
+the JSON text with json_extract_string, as a team pointing DuckDB at the files without knowing those columns
+would (BENCHMARKS.md also gives DuckDB reading the column). DataFusion from PyPI has no JSON functions, so it
 runs the first two queries only.
 """
 

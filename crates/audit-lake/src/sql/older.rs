@@ -61,7 +61,7 @@ struct Adapter {
 
 impl PhysicalExprAdapter for Adapter {
     fn rewrite(&self, expr: Arc<dyn PhysicalExpr>) -> Result<Arc<dyn PhysicalExpr>> {
-        let expr = if self.missing.is_empty() { expr } else { expr.transform_up(|e| self.from_json(e)).data()? };
+        let expr = if self.missing.is_empty() { expr } else { expr.transform_up(|e| self.read_from_json(e)).data()? };
         self.default.rewrite(expr)
     }
 }
@@ -69,7 +69,7 @@ impl PhysicalExprAdapter for Adapter {
 impl Adapter {
     /// `get_field(eventData, '$rp:<key>')` of a key the file lacks as `element_at` over the
     /// file's `requestParameters`.
-    fn from_json(&self, expr: Arc<dyn PhysicalExpr>) -> Result<Transformed<Arc<dyn PhysicalExpr>>> {
+    fn read_from_json(&self, expr: Arc<dyn PhysicalExpr>) -> Result<Transformed<Arc<dyn PhysicalExpr>>> {
         let Some(call) = ScalarFunctionExpr::try_downcast_func::<GetFieldFunc>(expr.as_ref()) else {
             return Ok(Transformed::no(expr));
         };
