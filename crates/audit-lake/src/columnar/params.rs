@@ -176,4 +176,36 @@ mod tests {
         values(None, &mut out, &mut seen);
         assert!(out.iter().all(Option::is_none));
     }
+
+    proptest::proptest! {
+        /// Any object of catalog keys (some spelled with escapes, some repeated) and other keys,
+        /// with values of every JSON kind: each column holds what `element_at` answers.
+        #[test]
+        fn every_column_holds_what_element_at_answers(
+            members in proptest::collection::vec((0usize..40, proptest::bool::ANY, 0usize..6), 0..12)
+        ) {
+            let keys = keys();
+            let values_of = ["\"text\"", "\"a \\\"quoted\\\" é\"", "12", "null", "true", "{\"n\":[1,{\"k\":null}]}"];
+            let text = members
+                .iter()
+                .map(|&(k, escaped, v)| {
+                    let key = keys.get(k).cloned().unwrap_or_else(|| format!("other{k}"));
+                    // The first letter as a \u escape: the same key, spelled otherwise.
+                    let key = match (escaped, key.chars().next()) {
+                        (true, Some(c)) => format!("\\u{:04x}{}", c as u32, &key[c.len_utf8()..]),
+                        _ => key,
+                    };
+                    format!("\"{key}\":{}", values_of[v])
+                })
+                .collect::<Vec<_>>()
+                .join(",");
+            let text = format!("{{{text}}}");
+            proptest::prop_assert!(serde_json::from_str::<serde_json::Value>(&text).is_ok(), "{}", text);
+            let (mut out, mut seen) = (Vec::new(), Vec::new());
+            values(Some(&text), &mut out, &mut seen);
+            for (key, value) in keys.iter().zip(&out) {
+                proptest::prop_assert_eq!(value, &element_at(&text, key), "{} in {}", key, text);
+            }
+        }
+    }
 }

@@ -16,6 +16,8 @@
 //!    A map column's subscript (`eventData.requestParameters['ruleId']`) becomes
 //!    `element_at(…, 'ruleId')` (see `functions`), and an unnamed select item is named as Trino
 //!    names it: a column path by its last field (`eventName`), anything else `_col<position>`.
+//!    `element_at(eventData.requestParameters, '<key>')` of a key the catalog declares, with a
+//!    literal key, becomes that key's parameter column (`columnar::params`).
 //!
 //! Known gap: a select alias equal to a top-level column name, ignoring case, is read as that
 //! column where it is referenced again (`ORDER BY eventid` after `count(*) AS eventID`).
