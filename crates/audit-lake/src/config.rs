@@ -39,6 +39,10 @@ pub struct LakeConfig {
     pub secrets_key_file: PathBuf,
     /// CloudTrail's API rate quotas, enforced when set (off by default).
     pub quotas: crate::quota::QuotaConfig,
+    /// The size, in bytes, at which the event log (the texts of events not yet in Parquet files)
+    /// starts a new segment file. Texts leave the disk a segment at a time once every store has
+    /// their events in files, so this is also about the most disk texts already in files take.
+    pub event_log_segment_bytes: u64,
 }
 
 /// One account hosted by the lake.
@@ -119,6 +123,7 @@ impl Default for LakeConfig {
             metrics_token_sha256: String::new(),
             secrets_key_file: PathBuf::new(),
             quotas: Default::default(),
+            event_log_segment_bytes: wal_db::log::SEGMENT_BYTES,
         }
     }
 }
@@ -135,6 +140,12 @@ impl LakeConfig {
 
     /// Checks the configuration; the error says what to fix.
     pub fn validate(&self) -> Result<(), String> {
+        if self.event_log_segment_bytes < 64 << 10 {
+            return Err(format!(
+                "event_log_segment_bytes is {}; it must be at least 64 KiB (65536)",
+                self.event_log_segment_bytes
+            ));
+        }
         self.http.check()?;
         let mut keys = std::collections::HashSet::new();
         let mut ids = std::collections::HashSet::new();

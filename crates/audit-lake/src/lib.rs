@@ -75,7 +75,7 @@ impl Lake {
     pub fn open(config: LakeConfig) -> Result<Arc<Lake>, LakeError> {
         config.validate().map_err(LakeError::Config)?;
         let sealer = Arc::new(secrets::Sealer::load_or_create(&config.secrets_key_path())?);
-        let store = Store::open(&config.data_dir, sealer.clone())?;
+        let store = Store::open(&config.data_dir, sealer.clone(), config.event_log_segment_bytes)?;
         let identity = Identity::new(&config, store.clone(), sealer);
         let stores = store.clone();
         let retention: columnar::Retention = Box::new(move |id| stores.retention_of(id));

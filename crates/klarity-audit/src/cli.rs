@@ -809,7 +809,8 @@ pub(crate) struct LakeArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum LakeCommand {
-    /// Print the stored records of an event data store as NDJSON, in ingestion order.
+    /// Print the stored records of an event data store as NDJSON: those in its Parquet files, file
+    /// by file (each in eventTime order), then the newest, in ingestion order.
     Dump(LakeDumpArgs),
     /// List the lake's accounts, or create one (its keys are printed once).
     ///

@@ -25,9 +25,18 @@
 //! fsynced, renamed and its directory fsynced: the rename is the commit, and `*.tmp` leftovers are
 //! deleted at start. `columnar/converted` records a seq below which every store's events are in
 //! files; after a crash the compactor starts there and skips, per store, the rows its files
-//! already hold (a store's files end at its highest `last seq`). Nothing is lost (the store keeps every
-//! event until it is in files and past retention) and nothing is read twice (seq ranges of a store's
-//! files never overlap).
+//! already hold (a store's files end at its highest `last seq`). Nothing is lost and nothing is
+//! read twice: the store keeps every event's text until `columnar/converted` (written and its
+//! directory synced after the files) has passed it, and its row until it is past retention; seq
+//! ranges of a store's files never overlap.
+//!
+//! # One copy of each event
+//!
+//! Once `columnar/converted` has passed an event, its text is deleted from the database's event
+//! log ([`Columnar::forget_texts_in_files`]; the compactor does it after a pass that moved the
+//! mark): the files keep every field the record has, so `lake dump` ([`scan_store`]) reads the
+//! files and then the events after them. What a dump shows of such an event differs from its text
+//! only where the text had an explicit `null` (left out, as an absent field) or spacing.
 //!
 //! # Retention
 //!
@@ -63,7 +72,7 @@ use datafusion::{
 };
 use serde::{Deserialize, Serialize};
 
-pub use records::{JSON_FIELDS, RecordsBuilder, Row, Sizes, schema, schema_with};
+pub use records::{JSON_FIELDS, RecordsBuilder, Row, Sizes, event_data_json, schema, schema_with};
 
 use crate::{
     error::LakeError,
@@ -455,6 +464,8 @@ impl Columnar {
         let mut reader = None;
         let mut retention_checked = Instant::now() - Duration::from_secs(3600);
         let mut behind = false;
+        // The `columnar/converted` mark the stored texts were last deleted up to.
+        let mut texts_forgotten_at = 0;
         while !self.stop.load(Ordering::Relaxed) {
             // The wait comes first, even at start: queries convert what the compactor has not yet.
             // A full step means more is waiting, and the next one follows at once.
@@ -481,6 +492,19 @@ impl Columnar {
                 self.flush(false)?;
                 Ok(n)
             })();
+            // Once a pass has caught up and the files moved the mark on, the texts they hold go.
+            if let Ok(n) = result
+                && n < STEP_ROWS
+                && let Ok(converted) = read_converted(&self.dir)
+                && converted > texts_forgotten_at
+            {
+                match self.forget_texts_in_files() {
+                    Ok(_) => texts_forgotten_at = converted,
+                    Err(err) => {
+                        tracing::error!(error = %err, "Deleting stored texts already in files failed; it retries.")
+                    }
+                }
+            }
             behind = matches!(result, Ok(n) if n == STEP_ROWS);
             match result {
                 Ok(_) => {}
@@ -494,6 +518,20 @@ impl Columnar {
     }
 
     /// Converts the next rows of the database into hot batches; returns how many rows it read.
+    /// Deletes the stored texts of the events every store has in synced files (at and below
+    /// `columnar/converted`): the files keep every stored field, so the texts were a second full
+    /// copy (three quarters of the lake's disk before this); `lake dump` reads the files
+    /// ([`scan_store`]). The text of an event set aside as undecodable (`Quarantine`) stays while
+    /// this lake runs. Returns the seq through which texts are gone. The compactor calls it after
+    /// a pass that moved the mark; blocking, so not for async code.
+    pub fn forget_texts_in_files(&self) -> Result<i64, LakeError> {
+        let converted = read_converted(&self.dir)?;
+        let quarantined = self.quarantine.seqs.lock().expect("quarantine lock").iter().min().copied();
+        let through = quarantined.map_or(converted, |q| converted.min(q - 1));
+        self.store.forget_texts_through(through)?;
+        Ok(through)
+    }
+
     fn convert_step(&self, conn: &rusqlite::Connection, log: &mut wal_db::log::LogReader) -> Result<usize, LakeError> {
         let (after, flushed, sizes): (i64, HashMap<String, i64>, HashMap<String, LastBatch>) = {
             let state = self.state.read().expect("columnar lock");
@@ -655,6 +693,117 @@ impl Columnar {
     }
 }
 
+/// Reads the stored records of the store `store_id` of the lake whose database is `db`, calling
+/// `each` with every record's JSON until it returns `false`; returns how many it was given. The
+/// store's files first, in `seq` order of files (each file's events in `eventTime` order), then the
+/// events committed after them in `seq` order, from the database. Opens its own readers; safe while
+/// the lake runs (a file written meanwhile is read, and the events it holds are not read again).
+pub fn scan_store(db: &Path, store_id: &str, mut each: impl FnMut(&str) -> bool) -> Result<u64, LakeError> {
+    let dir = db.parent().unwrap_or(Path::new(".")).join(DIR).join(store_id);
+    let conn = Store::reader(db)?;
+    let mut log = log_reader(db);
+    let (mut n, mut after, mut retries) = (0u64, 0i64, 0);
+    loop {
+        // Files past what was read: at start all of them, later those written meanwhile.
+        let mut files: Vec<(i64, i64, PathBuf)> = match fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter_map(|p| {
+                    let (first, last, _) = parse_name(&p.file_name()?.to_string_lossy())?;
+                    Some((first, last, p))
+                })
+                .filter(|(_, last, _)| *last > after)
+                .collect(),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(err) => return Err(err.into()),
+        };
+        files.sort();
+        for (_, last, path) in files {
+            match read_file(&path, &mut |record| {
+                n += 1;
+                each(record)
+            }) {
+                Ok(true) => {}
+                Ok(false) => return Ok(n),
+                // Dropped past retention since it was listed: its events are gone, as they should.
+                Err(LakeError::Io(err)) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => return Err(err),
+            }
+            after = after.max(last);
+        }
+        // Then the events after the files, a chunk at a time. A chunk whose texts went meanwhile
+        // (a new file took them) is read again from the files.
+        let mut chunk = Vec::new();
+        let read = Store::events_after(&conn, &mut log, after, STEP_ROWS, Some(store_id), |seq, _, row| {
+            let record = crate::store::stored_record_json(
+                row.event_id,
+                row.event_time_ms,
+                row.ingestion_time_ms,
+                row.channel_arn,
+                row.event_data,
+            )?;
+            chunk.push((seq, record));
+            Ok(())
+        });
+        let read = match read {
+            Ok(read) => read,
+            Err(_) if retries < 3 => {
+                retries += 1;
+                continue;
+            }
+            Err(err) => return Err(err),
+        };
+        for (seq, record) in chunk {
+            after = seq;
+            n += 1;
+            if !each(&record) {
+                return Ok(n);
+            }
+        }
+        if read < STEP_ROWS {
+            return Ok(n);
+        }
+    }
+}
+
+/// Calls `each` with the stored record of every event of a file; `false` when `each` asked to stop.
+fn read_file(path: &Path, each: &mut dyn FnMut(&str) -> bool) -> Result<bool, LakeError> {
+    use datafusion::{
+        arrow::{array::AsArray, datatypes::TimestampMillisecondType},
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder,
+    };
+    let corrupt = |why: &str| LakeError::Corrupt(format!("{}: {why}", path.display()));
+    let reader = ParquetRecordBatchReaderBuilder::try_new(fs::File::open(path)?)
+        .map_err(parquet_error)?
+        .build()
+        .map_err(parquet_error)?;
+    for batch in reader {
+        let batch = batch.map_err(arrow_error)?;
+        let column = |name: &str| batch.column_by_name(name).ok_or_else(|| corrupt(&format!("no column {name}")));
+        let ids = column("eventID")?.as_string::<i32>();
+        let times = column("eventTime")?.as_primitive::<TimestampMillisecondType>();
+        let metadata = column("metadata")?.as_struct();
+        let event_data = column("eventData")?.as_struct();
+        let field = |name: &str| metadata.column_by_name(name).ok_or_else(|| corrupt(&format!("no metadata.{name}")));
+        let (ingestion, arns) = (field("ingestionTime")?.as_string::<i32>(), field("channelARN")?.as_string::<i32>());
+        for row in 0..batch.num_rows() {
+            let ingested = audit_event::EventTime::parse(ingestion.value(row))
+                .map_err(|e| corrupt(&format!("ingestionTime {:?}: {e}", ingestion.value(row))))?;
+            let record = crate::store::stored_record_json(
+                ids.value(row),
+                times.value(row),
+                ingested.unix_millis(),
+                arns.value(row),
+                &event_data_json(event_data, row),
+            )?;
+            if !each(&record) {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
 /// Every row of the batches as (eventTime, batch, row), in eventTime order (arrival order among
 /// equal times).
 fn time_order(batches: &[RecordBatch]) -> Vec<(i64, u32, u32)> {
@@ -710,6 +859,8 @@ fn write_converted(dir: &Path, seq: i64) -> Result<(), LakeError> {
     fs::write(&tmp, seq.to_string())?;
     fs::File::open(&tmp)?.sync_all()?;
     fs::rename(&tmp, dir.join(CONVERTED_FILE))?;
+    // The mark must outlast a crash: the texts below it are deleted once it is written.
+    fs::File::open(dir)?.sync_all()?;
     Ok(())
 }
 

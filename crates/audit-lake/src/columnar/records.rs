@@ -372,6 +372,45 @@ impl RecordsBuilder {
     }
 }
 
+/// Row `row` of an `eventData` struct column as the JSON object the event sent (its fields in
+/// schema order; absent and `null` fields left out; map fields embedded as their JSON text; the
+/// parameter columns, copies of `requestParameters` keys, left out).
+pub fn event_data_json(event_data: &StructArray, row: usize) -> String {
+    use datafusion::arrow::array::{Array, AsArray};
+    fn object(array: &StructArray, row: usize, out: &mut String) {
+        out.push('{');
+        let mut first = true;
+        for (field, column) in array.fields().iter().zip(array.columns()) {
+            if column.is_null(row) || params::is_column(field.name()) {
+                continue;
+            }
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            out.push_str(&serde_json::to_string(field.name()).expect("a string serializes"));
+            out.push(':');
+            match column.data_type() {
+                DataType::Struct(_) => object(column.as_struct(), row, out),
+                DataType::Utf8 if JSON_FIELDS.contains(&field.name().as_str()) => {
+                    out.push_str(column.as_string::<i32>().value(row));
+                }
+                DataType::Utf8 => {
+                    out.push_str(
+                        &serde_json::to_string(column.as_string::<i32>().value(row)).expect("a string serializes"),
+                    );
+                }
+                // No other type is written; a file that had one would not read as a store's.
+                _ => out.push_str("null"),
+            }
+        }
+        out.push('}');
+    }
+    let mut out = String::new();
+    object(event_data, row, &mut out);
+    out
+}
+
 /// The row count and value bytes of each of a builder's string buffers.
 #[derive(Debug, Clone, Default)]
 pub struct Sizes(Vec<(usize, usize)>);

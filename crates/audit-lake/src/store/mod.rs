@@ -14,8 +14,11 @@
 //!   stores at ingestion, each wrapped in `/` (`/id1/id2/`). The producer's `eventData` text is the
 //!   frame at `log_offset` in the event log, as sent; rows written before the log have `log_offset`
 //!   NULL and the text in `event_data`, as an LZ4 block with its length prepended
-//!   (`audit_event::compression`), and `event_data` is empty otherwise. The unique index is also
-//!   the de-duplication ledger: the eventID first assigned to each entry id of a channel.
+//!   (`audit_event::compression`), and `event_data` is empty otherwise. Once every store has the
+//!   event in synced Parquet files, its text is deleted (the log's segments that held only such
+//!   events; an older row keeps its `event_data` until retention): the files keep every stored
+//!   field, and the row stays. The unique index is also the de-duplication ledger: the eventID first assigned to
+//!   each entry id of a channel.
 //! - `channel_arns(channel_id PRIMARY KEY, arn)`: every channel that ever stored an event (kept
 //!   after the channel is deleted).
 //! - `log_events(seq PRIMARY KEY, group_arn, stream, timestamp_ms, ingestion_ms, message)` with an
@@ -190,6 +193,11 @@ enum Job {
     },
     /// Deletes the events with `seq <= through`, except the newest one.
     ForgetEvents {
+        through: i64,
+        done: oneshot::Sender<Result<(), LakeError>>,
+    },
+    /// Deletes the texts of the events with `seq <= through` (their rows stay).
+    ForgetTexts {
         through: i64,
         done: oneshot::Sender<Result<(), LakeError>>,
     },
@@ -395,7 +403,7 @@ impl Store {
 impl Store {
     /// Opens (creating if needed) the database in `dir`, loads resources (opening secrets with
     /// `sealer`; those an older lake stored in the clear are sealed now) and starts the writer.
-    pub fn open(dir: &Path, sealer: Arc<Sealer>) -> Result<Store, LakeError> {
+    pub fn open(dir: &Path, sealer: Arc<Sealer>, log_segment_bytes: u64) -> Result<Store, LakeError> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(DB_FILE);
         let conn = open_connection(&path)?;
@@ -426,7 +434,7 @@ impl Store {
         seal_plain_secrets(&conn, &sealer)?;
         let resources = load_resources(&conn, Some(&sealer))?;
         let committed = Store::last_seq(&conn)?;
-        let log = LogWriter::open(&dir.join(LOG_DIR), committed)?;
+        let log = LogWriter::open(&dir.join(LOG_DIR), committed)?.with_segment_bytes(log_segment_bytes);
         let (jobs, rx) = mpsc::channel(1024);
         let commits = Arc::new(AtomicU64::new(0));
         let counter = commits.clone();
@@ -761,6 +769,17 @@ impl Store {
         wait.blocking_recv().map_err(|_| LakeError::WriterGone)?
     }
 
+    /// Deletes the texts of the stored events with `seq <= through`, durably: the event log's
+    /// segments that hold only such events (rows of a lake from before the log keep theirs). The
+    /// rows stay (de-duplication, seqs). For the columnar side, once every store's events up to
+    /// `through` are in synced files, which keep every stored field ([`crate::columnar`]). Blocks
+    /// until done, so it is for a thread of its own, not for async code.
+    pub(crate) fn forget_texts_through(&self, through: i64) -> Result<(), LakeError> {
+        let (done, wait) = oneshot::channel();
+        self.jobs.blocking_send(Job::ForgetTexts { through, done }).map_err(|_| LakeError::WriterGone)?;
+        wait.blocking_recv().map_err(|_| LakeError::WriterGone)?
+    }
+
     /// How many log events the log group `group_arn` holds, in the database at `path`. Opens its
     /// own read connection; safe while the lake runs.
     pub fn count_log_events(path: &Path, group_arn: &str) -> Result<u64, LakeError> {
@@ -784,37 +803,6 @@ impl Store {
             n += 1;
         }
         Ok(n)
-    }
-
-    /// Reads the stored records of an event data store (by id) in ingestion order, calling `each`
-    /// with every record's JSON. Opens its own read connection; safe while the lake runs.
-    pub fn scan_store(path: &Path, store_id: &str, mut each: impl FnMut(&str) -> bool) -> Result<u64, LakeError> {
-        let conn = open_connection(path)?;
-        let mut log = log_reader(path);
-        let mut n = 0;
-        let mut after = 0;
-        loop {
-            let mut stop = false;
-            let read = Store::events_after(&conn, &mut log, after, 10_000, Some(store_id), |seq, _, row| {
-                after = seq;
-                if stop {
-                    return Ok(());
-                }
-                let record = stored_record_json(
-                    row.event_id,
-                    row.event_time_ms,
-                    row.ingestion_time_ms,
-                    row.channel_arn,
-                    row.event_data,
-                )?;
-                n += 1;
-                stop = !each(&record);
-                Ok(())
-            })?;
-            if stop || read < 10_000 {
-                return Ok(n);
-            }
-        }
     }
 
     /// The highest `seq` stored (0 when none is).
@@ -1050,7 +1038,8 @@ impl Writer {
                         | Job::DeleteResource { done, .. }
                         | Job::LogEvents { done, .. }
                         | Job::DeleteObject { done, .. }
-                        | Job::ForgetEvents { done, .. },
+                        | Job::ForgetEvents { done, .. }
+                        | Job::ForgetTexts { done, .. },
                         Outcome::Unit(r),
                     ) => {
                         let _ = done.send(r);
@@ -1183,6 +1172,12 @@ impl Writer {
                             let through = (*through).min(newest - 1);
                             tx.prepare_cached("DELETE FROM events WHERE seq <= ?1")?.execute(params![through])?;
                             forgotten = forgotten.max(Some(through));
+                            results.push(Done::Unit);
+                        }
+                        Job::ForgetTexts { through, .. } => {
+                            // Only the log's segments go: rows of a lake from before the event log
+                            // keep their texts until retention (emptying them would scan the table).
+                            forgotten = forgotten.max(Some(*through));
                             results.push(Done::Unit);
                         }
                     }

@@ -506,7 +506,7 @@ async fn events_past_retention_are_not_returned() {
     let columnar = lake.lake.columnar().clone();
     tokio::task::spawn_blocking(move || columnar.forget_expired_events(now * 1000)).await.unwrap().unwrap();
     let mut kept = Vec::new();
-    audit_lake::store::Store::scan_store(&lake.db(), id(&arn), |record| {
+    audit_lake::columnar::scan_store(&lake.db(), id(&arn), |record| {
         let record: Value = serde_json::from_str(record).unwrap();
         kept.push(record["eventData"]["UID"].as_str().unwrap().to_owned());
         true
@@ -570,6 +570,68 @@ async fn events_after_everything_expired_are_still_returned() {
 
 /// Databases written before the event log hold each event's text in its row (`event_data`, no
 /// `log_offset` column); the lake opens them and reads those texts, and new events go to the log.
+/// Once every store has an event in synced files, its text leaves the event log (a segment at a
+/// time): the lake keeps one full copy. De-duplication, queries and `lake dump` answer as before,
+/// also after a restart, and events stored later are kept and read as usual.
+#[tokio::test]
+async fn texts_in_files_leave_the_event_log() {
+    let small = |c: &mut audit_lake::config::LakeConfig| c.event_log_segment_bytes = 64 << 10;
+    let lake = TestLake::start_with(tempfile::tempdir().unwrap(), small).await;
+    let (arn, channel) = store(&lake, "texts").await;
+    let events: Vec<String> = fixture().into_iter().cycle().take(450).collect();
+    let entries: Vec<(String, String)> =
+        events.iter().enumerate().map(|(i, e)| (format!("texts-{i}"), e.clone())).collect();
+    let put = |lake: &TestLake, entries: Vec<(String, String)>| {
+        let client = lake.data(Who::Customer);
+        let channel = channel.clone();
+        async move {
+            let mut ids = Vec::new();
+            for chunk in entries.chunks(100) {
+                let batch = chunk.iter().map(|(id, e)| entry(id, e)).collect();
+                let out =
+                    client.put_audit_events().channel_arn(&channel).set_audit_events(Some(batch)).send().await.unwrap();
+                assert!(out.failed().is_empty(), "{:?}", out.failed());
+                ids.extend(out.successful().iter().map(|s| (s.id().to_owned(), s.event_id().to_owned())));
+            }
+            ids.sort();
+            ids
+        }
+    };
+    let ids = put(&lake, entries.clone()).await;
+    let log = lake.db().parent().unwrap().join(audit_lake::store::LOG_DIR);
+    let segments =
+        || std::fs::read_dir(&log).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some()).count();
+    let dump = |lake: &TestLake| {
+        let mut records: Vec<String> = records(&lake.db(), &arn).iter().map(Value::to_string).collect();
+        records.sort();
+        records
+    };
+    let before = dump(&lake);
+    assert_eq!(before.len(), 450);
+    let held = segments();
+    assert!(held >= 3, "the texts fill several segments: {held}");
+
+    lake.lake.columnar().flush_all().unwrap();
+    let columnar = lake.lake.columnar().clone();
+    tokio::task::spawn_blocking(move || columnar.forget_texts_in_files()).await.unwrap().unwrap();
+    assert_eq!(segments(), 1, "only the open segment is left of {held}");
+    assert_eq!(dump(&lake), before, "the dump reads the files");
+    let count = format!("SELECT count(*), count(DISTINCT eventID) FROM {}", id(&arn));
+    let ct = lake.cloudtrail(Who::Customer);
+    assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["450".to_owned(), "450".to_owned()]]);
+    assert_eq!(put(&lake, entries.clone()).await, ids, "entries sent again are known by their rows");
+
+    let dir = lake.stop().await;
+    let lake = TestLake::start_with(dir, small).await;
+    assert_eq!(dump(&lake), before);
+    assert_eq!(put(&lake, entries).await, ids, "and after a restart");
+    let ct = lake.cloudtrail(Who::Customer);
+    assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["450".to_owned(), "450".to_owned()]]);
+    publish(&lake, Who::Customer, &channel, &events[..5]).await;
+    assert_eq!(records(&lake.db(), &arn).len(), 455, "new events are read from the log after the files");
+    assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["455".to_owned(), "455".to_owned()]]);
+}
+
 #[tokio::test]
 async fn a_database_from_before_the_event_log_is_read_and_extended() {
     let dir = tempfile::tempdir().unwrap();

@@ -152,7 +152,7 @@ fn dump(args: &LakeDumpArgs) -> anyhow::Result<ExitCode> {
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut failure = None;
-    let count = Store::scan_store(&path, &store.id, |record| {
+    let count = audit_lake::columnar::scan_store(&path, &store.id, |record| {
         // One record per line: re-serialize compactly in case eventData was sent pretty-printed.
         let line = match serde_json::from_str::<serde_json::Value>(record) {
             Ok(value) => value.to_string(),

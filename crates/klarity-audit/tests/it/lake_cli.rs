@@ -455,7 +455,7 @@ fn wait(aws: &Aws<'_>, query_id: &str) -> serde_json::Value {
 fn stored_uids(lake_dir: &std::path::Path, store_arn: &str) -> Vec<String> {
     let id = store_arn.rsplit('/').next().unwrap();
     let mut uids = Vec::new();
-    audit_lake::store::Store::scan_store(&lake_dir.join(audit_lake::store::DB_FILE), id, |record| {
+    audit_lake::columnar::scan_store(&lake_dir.join(audit_lake::store::DB_FILE), id, |record| {
         let value: serde_json::Value = serde_json::from_str(record).unwrap();
         uids.push(value["eventData"]["UID"].as_str().unwrap().to_owned());
         true

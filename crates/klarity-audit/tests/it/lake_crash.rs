@@ -147,7 +147,7 @@ fn sigkill_loses_no_acknowledged_event_and_stores_none_twice() {
     // What is on disk.
     let store_id = store_arn.rsplit('/').next().unwrap();
     let mut stored: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    audit_lake::store::Store::scan_store(&data_dir.join(audit_lake::store::DB_FILE), store_id, |record| {
+    audit_lake::columnar::scan_store(&data_dir.join(audit_lake::store::DB_FILE), store_id, |record| {
         let value: serde_json::Value = serde_json::from_str(record).unwrap();
         stored
             .entry(value["eventData"]["UID"].as_str().unwrap().to_owned())

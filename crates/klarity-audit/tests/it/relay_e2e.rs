@@ -251,7 +251,7 @@ async fn events_of_every_application_reach_the_right_store_once_in_both_modes() 
     let db = dir.path().join("lake").join(audit_lake::store::DB_FILE);
     for (store, expected) in [(&store_a, &expected_a), (&store_b, &expected_b)] {
         let mut uids = Vec::new();
-        audit_lake::store::Store::scan_store(&db, store, |record| {
+        audit_lake::columnar::scan_store(&db, store, |record| {
             let value: Value = serde_json::from_str(record).unwrap();
             assert_eq!(value["recipientAccountId"], "123456789012");
             assert_eq!(value["eventData"]["recipientAccountId"], "123456789012");
@@ -342,7 +342,7 @@ async fn a_refusing_channel_pauses_its_tenant_until_it_works_again() {
     delivering.await.unwrap();
 
     let db = dir.path().join("lake").join(audit_lake::store::DB_FILE);
-    assert_eq!(audit_lake::store::Store::scan_store(&db, &store, |_| true).unwrap(), 5);
+    assert_eq!(audit_lake::columnar::scan_store(&db, &store, |_| true).unwrap(), 5);
 }
 
 /// The crash window, made deterministic: events are accepted while delivery is held, then the
@@ -469,7 +469,7 @@ async fn after_a_crash_events_the_store_already_holds_are_not_sent_again() {
     task.await.unwrap();
 
     let mut uids = Vec::new();
-    audit_lake::store::Store::scan_store(&db, &store, |record| {
+    audit_lake::columnar::scan_store(&db, &store, |record| {
         let record: Value = serde_json::from_str(record).unwrap();
         uids.push(record["eventData"]["UID"].as_str().unwrap().to_owned());
         true
@@ -549,7 +549,7 @@ async fn within_the_quota_calls_are_spaced_not_throttled_and_every_event_arrives
         stop.cancel();
         delivering.await.unwrap();
         let db = dir.path().join("lake").join(audit_lake::store::DB_FILE);
-        let count = audit_lake::store::Store::scan_store(&db, &store, |_| true).unwrap();
+        let count = audit_lake::columnar::scan_store(&db, &store, |_| true).unwrap();
         assert_eq!(count, 4000, "every event once (spacing {spacing})");
         retried.push(state.metrics.tenant("quota").retried.load(std::sync::atomic::Ordering::Relaxed));
     }

@@ -446,7 +446,7 @@ async fn send(
 fn stored(dir: &std::path::Path, store: &str) -> BTreeMap<String, usize> {
     let db = dir.join("lake").join(audit_lake::store::DB_FILE);
     let mut stored: BTreeMap<String, usize> = BTreeMap::new();
-    audit_lake::store::Store::scan_store(&db, store, |record| {
+    audit_lake::columnar::scan_store(&db, store, |record| {
         let value: Value = serde_json::from_str(record).unwrap();
         *stored.entry(value["eventData"]["UID"].as_str().unwrap().to_owned()).or_default() += 1;
         true

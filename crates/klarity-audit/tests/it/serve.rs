@@ -91,7 +91,7 @@ fn token_in(banner: &str, source: &str) -> String {
 
 fn stored_uids(data: &Path, store: &str) -> Vec<String> {
     let mut uids = Vec::new();
-    audit_lake::store::Store::scan_store(&data.join("lake").join(audit_lake::store::DB_FILE), store, |record| {
+    audit_lake::columnar::scan_store(&data.join("lake").join(audit_lake::store::DB_FILE), store, |record| {
         let value: Value = serde_json::from_str(record).unwrap();
         uids.push(value["eventData"]["UID"].as_str().unwrap().to_owned());
         true

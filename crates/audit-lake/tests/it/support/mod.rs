@@ -301,7 +301,7 @@ pub(crate) fn entry(id: &str, data: &str) -> aws_sdk_cloudtraildata::types::Audi
 pub(crate) fn records(db: &Path, store_arn: &str) -> Vec<serde_json::Value> {
     let id = store_arn.rsplit('/').next().unwrap();
     let mut out = Vec::new();
-    audit_lake::store::Store::scan_store(db, id, |r| {
+    audit_lake::columnar::scan_store(db, id, |r| {
         out.push(serde_json::from_str(r).unwrap());
         true
     })

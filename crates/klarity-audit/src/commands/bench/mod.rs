@@ -355,7 +355,7 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
         let mut total = 0;
         for t in &tenants {
             total += match args.destination {
-                DestinationKind::CloudtrailLake => audit_lake::store::Store::scan_store(&db, &t.store_id, |_| true)?,
+                DestinationKind::CloudtrailLake => audit_lake::columnar::scan_store(&db, &t.store_id, |_| true)?,
                 DestinationKind::CloudwatchLogs => audit_lake::store::Store::count_log_events(&db, &t.store_id)?,
                 DestinationKind::S3 => {
                     let mut lines = 0u64;
@@ -402,7 +402,7 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
         load::put_directly(&lake_endpoint, &channel_arn, load.clone(), count, args.clients).await?;
         let seconds = started.elapsed().as_secs_f64();
         let db = lake_dir.join(audit_lake::store::DB_FILE);
-        let stored = audit_lake::store::Store::scan_store(&db, &store_id, |_| true)?;
+        let stored = audit_lake::columnar::scan_store(&db, &store_id, |_| true)?;
         progress.clear();
         Some(Baseline { events: count as u64, stored, seconds, events_per_second: count as f64 / seconds })
     };
