@@ -244,6 +244,8 @@ pub struct Columnar {
     stop: AtomicBool,
     /// Stored events no reader can decode, set aside.
     quarantine: Quarantine,
+    /// `columnar/converted` as last written (durably): the stored texts at and below it may go.
+    marked: std::sync::atomic::AtomicI64,
 }
 
 /// Stored events that cannot be turned into records (their text does not decode: an event a lake
@@ -280,7 +282,8 @@ impl Columnar {
     ) -> Result<Arc<Columnar>, LakeError> {
         let dir = data_dir.join(DIR);
         fs::create_dir_all(&dir)?;
-        let mut state = State { converted_upto: read_converted(&dir)?, stores: HashMap::new() };
+        let marked = read_converted(&dir)?;
+        let mut state = State { converted_upto: marked, stores: HashMap::new() };
         for entry in fs::read_dir(&dir)? {
             let entry = entry?;
             if !entry.file_type()?.is_dir() {
@@ -315,6 +318,7 @@ impl Columnar {
             work: Mutex::new(()),
             retention,
             stop: false.into(),
+            marked: marked.into(),
             quarantine: Quarantine::default(),
         });
         let worker = columnar.clone();
@@ -493,13 +497,10 @@ impl Columnar {
                 Ok(n)
             })();
             // Once a pass has caught up and the files moved the mark on, the texts they hold go.
-            if let Ok(n) = result
-                && n < STEP_ROWS
-                && let Ok(converted) = read_converted(&self.dir)
-                && converted > texts_forgotten_at
-            {
+            let marked = self.marked.load(Ordering::Acquire);
+            if matches!(result, Ok(n) if n < STEP_ROWS) && marked > texts_forgotten_at {
                 match self.forget_texts_in_files() {
-                    Ok(_) => texts_forgotten_at = converted,
+                    Ok(_) => texts_forgotten_at = marked,
                     Err(err) => {
                         tracing::error!(error = %err, "Deleting stored texts already in files failed; it retries.")
                     }
@@ -517,7 +518,6 @@ impl Columnar {
         }
     }
 
-    /// Converts the next rows of the database into hot batches; returns how many rows it read.
     /// Deletes the stored texts of the events every store has in synced files (at and below
     /// `columnar/converted`): the files keep every stored field, so the texts were a second full
     /// copy (three quarters of the lake's disk before this); `lake dump` reads the files
@@ -525,13 +525,14 @@ impl Columnar {
     /// this lake runs. Returns the seq through which texts are gone. The compactor calls it after
     /// a pass that moved the mark; blocking, so not for async code.
     pub fn forget_texts_in_files(&self) -> Result<i64, LakeError> {
-        let converted = read_converted(&self.dir)?;
+        let converted = self.marked.load(Ordering::Acquire);
         let quarantined = self.quarantine.seqs.lock().expect("quarantine lock").iter().min().copied();
         let through = quarantined.map_or(converted, |q| converted.min(q - 1));
         self.store.forget_texts_through(through)?;
         Ok(through)
     }
 
+    /// Converts the next rows of the database into hot batches; returns how many rows it read.
     fn convert_step(&self, conn: &rusqlite::Connection, log: &mut wal_db::log::LogReader) -> Result<usize, LakeError> {
         let (after, flushed, sizes): (i64, HashMap<String, i64>, HashMap<String, LastBatch>) = {
             let state = self.state.read().expect("columnar lock");
@@ -635,6 +636,7 @@ impl Columnar {
                 pending.unwrap_or(state.converted_upto).min(state.converted_upto)
             };
             write_converted(&self.dir, low)?;
+            self.marked.store(low, Ordering::Release);
         }
         Ok(())
     }

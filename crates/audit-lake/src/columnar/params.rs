@@ -10,7 +10,7 @@
 //! column instead of the whole text; results render `eventData` without these leaves.
 //!
 //! A file written before a key was in the catalog lacks its leaf; a query computes it from the
-//! JSON text for that file (`sql::store_frame`). Which keys a file holds is read from its schema.
+//! JSON text for that file (`sql::older`). Which keys a file holds is read from its schema.
 
 use std::{borrow::Cow, sync::OnceLock};
 
@@ -72,7 +72,7 @@ struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
 
 /// Calls `each` with every member of the JSON object `json`, in order (a key may repeat: Trino's
 /// map keeps the first); `false` when `json` is not an object.
-pub fn members<'a>(json: &'a str, each: &mut dyn FnMut(&str, &'a RawValue)) -> bool {
+fn members<'a>(json: &'a str, each: &mut dyn FnMut(&str, &'a RawValue)) -> bool {
     struct Members<'f, 'a>(&'f mut dyn FnMut(&str, &'a RawValue));
     impl<'a> DeserializeSeed<'a> for Members<'_, 'a> {
         type Value = ();
@@ -99,7 +99,7 @@ pub fn members<'a>(json: &'a str, each: &mut dyn FnMut(&str, &'a RawValue)) -> b
 
 /// The value of `key` in the JSON object `json`, as Trino's map would give it (see
 /// [`scalar_text`]); NULL when `json` is not an object or lacks the key.
-pub fn element_at<'a>(json: &'a str, key: &str) -> Option<Cow<'a, str>> {
+pub(crate) fn element_at<'a>(json: &'a str, key: &str) -> Option<Cow<'a, str>> {
     let mut found = None;
     let object = members(json, &mut |k, v| {
         if found.is_none() && k == key {
@@ -110,7 +110,7 @@ pub fn element_at<'a>(json: &'a str, key: &str) -> Option<Cow<'a, str>> {
 }
 
 /// A JSON value as a map's string: a string unquoted, `null` as NULL, anything else as written.
-pub fn scalar_text(raw: &str) -> Option<Cow<'_, str>> {
+fn scalar_text(raw: &str) -> Option<Cow<'_, str>> {
     match raw.as_bytes().first() {
         Some(b'"') => serde_json::from_str::<Key<'_>>(raw).ok().map(|k| k.0),
         Some(b'n') if raw == "null" => None,
@@ -121,7 +121,7 @@ pub fn scalar_text(raw: &str) -> Option<Cow<'_, str>> {
 
 /// Each of [`keys`]' values in one `requestParameters` text, in the order of [`keys`], into `out`
 /// (`seen` is scratch space).
-pub fn values<'a>(json: Option<&'a str>, out: &mut Vec<Option<Cow<'a, str>>>, seen: &mut Vec<bool>) {
+pub(crate) fn values<'a>(json: Option<&'a str>, out: &mut Vec<Option<Cow<'a, str>>>, seen: &mut Vec<bool>) {
     let keys = keys();
     out.clear();
     out.resize(keys.len(), None);

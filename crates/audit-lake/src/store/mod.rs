@@ -17,8 +17,8 @@
 //!   (`audit_event::compression`), and `event_data` is empty otherwise. Once every store has the
 //!   event in synced Parquet files, its text is deleted (the log's segments that held only such
 //!   events; an older row keeps its `event_data` until retention): the files keep every stored
-//!   field, and the row stays. The unique index is also the de-duplication ledger: the eventID first assigned to
-//!   each entry id of a channel.
+//!   field, and the row stays. The unique index is also the de-duplication ledger: the eventID
+//!   first assigned to each entry id of a channel.
 //! - `channel_arns(channel_id PRIMARY KEY, arn)`: every channel that ever stored an event (kept
 //!   after the channel is deleted).
 //! - `log_events(seq PRIMARY KEY, group_arn, stream, timestamp_ms, ingestion_ms, message)` with an
