@@ -488,10 +488,12 @@ fn render(batch: &RecordBatch, rows: &mut Vec<Vec<String>>, left: u64) -> Result
 }
 
 /// Renders a column's values: leaves as Arrow displays them, structs as JSON objects (a map
-/// column's JSON text embedded as is; `eventData` without its parameter columns).
+/// column's JSON text embedded as is; `eventData` without its parameter columns), lists of
+/// structs (`array_agg(eventData)`) as JSON arrays of those objects.
 enum Renderer<'a> {
     Leaf(ArrayFormatter<'a>, &'a ArrayRef),
     Struct(&'a ArrayRef, Vec<(String, bool, Renderer<'a>)>),
+    List(&'a ArrayRef, Box<Renderer<'a>>),
 }
 
 impl<'a> Renderer<'a> {
@@ -512,13 +514,19 @@ impl<'a> Renderer<'a> {
                 }
                 Ok(Renderer::Struct(array, parts))
             }
+            DataType::List(item) if matches!(item.data_type(), DataType::Struct(_)) => {
+                Ok(Renderer::List(array, Box::new(Renderer::new(array.as_list::<i32>().values(), options)?)))
+            }
+            DataType::LargeList(item) if matches!(item.data_type(), DataType::Struct(_)) => {
+                Ok(Renderer::List(array, Box::new(Renderer::new(array.as_list::<i64>().values(), options)?)))
+            }
             _ => Ok(Renderer::Leaf(ArrayFormatter::try_new(array.as_ref(), options)?, array)),
         }
     }
 
     fn is_null(&self, row: usize) -> bool {
         match self {
-            Renderer::Leaf(_, array) | Renderer::Struct(array, _) => array.is_null(row),
+            Renderer::Leaf(_, array) | Renderer::Struct(array, _) | Renderer::List(array, _) => array.is_null(row),
         }
     }
 
@@ -569,6 +577,32 @@ impl<'a> Renderer<'a> {
                     }
                 }
                 out.push('}');
+            }
+            Renderer::List(array, items) => {
+                if array.is_null(row) {
+                    if nested {
+                        out.push_str("null");
+                    }
+                    return;
+                }
+                let items_of_row = match array.data_type() {
+                    DataType::LargeList(_) => {
+                        let offsets = array.as_list::<i64>().value_offsets();
+                        offsets[row] as usize..offsets[row + 1] as usize
+                    }
+                    _ => {
+                        let offsets = array.as_list::<i32>().value_offsets();
+                        offsets[row] as usize..offsets[row + 1] as usize
+                    }
+                };
+                out.push('[');
+                for (n, item) in items_of_row.enumerate() {
+                    if n > 0 {
+                        out.push(',');
+                    }
+                    items.write(item, out, true);
+                }
+                out.push(']');
             }
         }
     }

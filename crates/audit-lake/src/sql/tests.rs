@@ -139,6 +139,12 @@ async fn a_catalog_key_reads_as_element_at_does_in_every_part_of_a_store() {
     let rendered = query(&engine, &snapshot, "SELECT eventData FROM a-b-c-d-e").await;
     assert_eq!(rendered.rows.len(), 160);
     assert!(rendered.rows.iter().all(|r| !r[0].contains(params::PREFIX) && r[0].contains("requestParameters")));
+    // And so does a list of them: a JSON array of the same objects.
+    let listed = query(&engine, &snapshot, "SELECT array_agg(eventData ORDER BY eventID) FROM a-b-c-d-e").await;
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&listed.rows[0][0]).expect("a JSON array");
+    let each = query(&engine, &snapshot, "SELECT eventData FROM a-b-c-d-e ORDER BY eventID").await;
+    let each: Vec<serde_json::Value> = each.rows.iter().map(|r| serde_json::from_str(&r[0]).unwrap()).collect();
+    assert_eq!(listed, each);
 
     // Over files with the column, the filter reads it and not the JSON text.
     let now = Snapshot { files: snapshot.files[..1].to_vec(), batches: vec![] };
