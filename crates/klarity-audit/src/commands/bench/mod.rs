@@ -73,6 +73,10 @@ pub(crate) fn run(global: &GlobalArgs, args: &BenchArgs) -> anyhow::Result<ExitC
         None => Some(tempfile::tempdir().context("creating a temporary data directory")?),
     };
     let root = args.data_dir.clone().or_else(|| temp.as_ref().map(|t| t.path().to_owned())).expect("a data dir");
+    let free = rustix::fs::statvfs(&root).map(|v| v.f_bavail.saturating_mul(v.f_frsize)).ok();
+    if let Some(free) = free {
+        check_disk(&root, disk_needed(args), free)?;
+    }
     let runtime = |name: &str| {
         tokio::runtime::Builder::new_multi_thread()
             .thread_name(name)
@@ -852,9 +856,55 @@ impl Progress {
     }
 }
 
+/// About how many bytes of disk a run keeps at its fullest (BENCHMARKS.md's figures with a
+/// margin): `--sql` keeps one lake of ~255–280 B per event; the flow keeps the relay's spool and the
+/// lake's store, ~1.7 KB per 1 KB event in the runs measured, ~2.1 KB with a 10M-event backlog.
+fn disk_needed(args: &BenchArgs) -> u64 {
+    let per_event = if args.sql { 320 } else { 2 * args.event_size as u64 + 400 };
+    (args.events as u64).saturating_mul(per_event)
+}
+
+/// Refuses a run that would fill the disk of `root` (`free` bytes there) long before it ends.
+fn check_disk(root: &Path, needed: u64, free: u64) -> anyhow::Result<()> {
+    if needed > free {
+        let gb = |bytes: u64| bytes as f64 / 1e9;
+        bail!(
+            "this run needs about {:.1} GB of disk in {} and {:.1} GB are free there: \
+             lower --events, or point --data-dir at a larger disk",
+            gb(needed),
+            root.display(),
+            gb(free)
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_larger_than_the_free_disk_is_refused_before_it_starts() {
+        let root = Path::new("/data");
+        assert!(check_disk(root, 30_000_000_000, 30_000_000_001).is_ok());
+        let err = check_disk(root, 32_000_000_000, 18_200_000_000).unwrap_err().to_string();
+        assert!(err.contains("32.0 GB") && err.contains("18.2 GB") && err.contains("/data"), "{err}");
+        assert!(err.contains("--events") && err.contains("--data-dir"), "{err}");
+    }
+
+    #[test]
+    fn the_disk_a_run_needs_follows_its_kind_and_size() {
+        use clap::Parser;
+        let needed = |line: &str| {
+            let cli = crate::cli::Cli::try_parse_from(line.split(' ')).unwrap();
+            let crate::cli::Command::Bench(args) = cli.command else { panic!("{line} is a bench") };
+            disk_needed(&args)
+        };
+        // BENCHMARKS.md: 25.4 GB for the lake of 100M --sql events; ~21 GB for a 10M backlog.
+        assert_eq!(needed("klarity-audit bench --sql --events 100000000"), 32_000_000_000);
+        assert_eq!(needed("klarity-audit bench --hold --events 10000000"), 24_000_000_000);
+        assert_eq!(needed("klarity-audit bench --events 1000 --event-size 5000"), 10_400_000);
+    }
 
     #[test]
     fn metrics_are_summed_over_tenants() {
