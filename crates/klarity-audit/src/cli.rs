@@ -488,7 +488,8 @@ pub(crate) struct BenchArgs {
     pub(crate) unpaced: bool,
     /// Keep the data here instead of a temporary directory (which is removed afterwards). A run
     /// that would need more disk than is free there (about 320 B per event with --sql, 2 ×
-    /// --event-size + 400 B otherwise) is refused before it starts.
+    /// --event-size + 400 B otherwise; a --duration run counts what its seconds allow) is refused
+    /// before it starts.
     #[arg(long, value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
     /// Keep the relays' state in PostgreSQL: a server (postgres://user@host:port/postgres) where

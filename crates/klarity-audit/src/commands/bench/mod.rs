@@ -859,9 +859,17 @@ impl Progress {
 /// About how many bytes of disk a run keeps at its fullest (BENCHMARKS.md's figures with a
 /// margin): `--sql` keeps one lake of ~255–280 B per event; the flow keeps the relay's spool and the
 /// lake's store, ~1.7 KB per 1 KB event in the runs measured, ~2.1 KB with a 10M-event backlog.
+/// A timed run (`--duration`) sends at most what its seconds allow at 200,000 events/s (above any
+/// ingest measured here), or at its `--rate`.
 fn disk_needed(args: &BenchArgs) -> u64 {
+    const FASTEST: u64 = 200_000;
     let per_event = if args.sql { 320 } else { 2 * args.event_size as u64 + 400 };
-    (args.events as u64).saturating_mul(per_event)
+    let mut events = args.events as u64;
+    if args.duration > 0 {
+        let rate = if args.rate > 0 { args.rate.min(FASTEST) } else { FASTEST };
+        events = events.min(args.duration.saturating_mul(rate));
+    }
+    events.saturating_mul(per_event)
 }
 
 /// Refuses a run that would fill the disk of `root` (`free` bytes there) long before it ends.
@@ -904,6 +912,10 @@ mod tests {
         assert_eq!(needed("klarity-audit bench --sql --events 100000000"), 32_000_000_000);
         assert_eq!(needed("klarity-audit bench --hold --events 10000000"), 24_000_000_000);
         assert_eq!(needed("klarity-audit bench --events 1000 --event-size 5000"), 10_400_000);
+        // A timed run sends what its seconds allow, at most.
+        assert_eq!(needed("klarity-audit bench --duration 1 --events 100000000"), 200_000 * 2_400);
+        assert_eq!(needed("klarity-audit bench --duration 10 --rate 1000 --events 100000000"), 10_000 * 2_400);
+        assert_eq!(needed("klarity-audit bench --duration 10 --events 1000"), 1_000 * 2_400);
     }
 
     #[test]
