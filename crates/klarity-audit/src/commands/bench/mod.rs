@@ -73,9 +73,9 @@ pub(crate) fn run(global: &GlobalArgs, args: &BenchArgs) -> anyhow::Result<ExitC
         None => Some(tempfile::tempdir().context("creating a temporary data directory")?),
     };
     let root = args.data_dir.clone().or_else(|| temp.as_ref().map(|t| t.path().to_owned())).expect("a data dir");
-    let free = rustix::fs::statvfs(&root).map(|v| v.f_bavail.saturating_mul(v.f_frsize)).ok();
-    if let Some(free) = free {
-        check_disk(&root, disk_needed(args), free)?;
+    // A file system that cannot say how much is free is not checked: the run finds out as it writes.
+    if let Ok(fs) = rustix::fs::statvfs(&root) {
+        check_disk(&root, disk_needed(args), fs.f_bavail.saturating_mul(fs.f_frsize))?;
     }
     let runtime = |name: &str| {
         tokio::runtime::Builder::new_multi_thread()
@@ -399,7 +399,7 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
         None
     } else {
         progress.say("baseline: PutAuditEvents straight into the lake");
-        let count = (events as usize).min(500_000);
+        let count = (events as usize).min(BASELINE_MOST_EVENTS);
         let (store_id, channel_arn) =
             store_and_channel(&cloudtrail, "bench-baseline", audit_lake::ops::trail::CHANNEL_SOURCES[0], false).await?;
         let started = Instant::now();
@@ -856,20 +856,29 @@ impl Progress {
     }
 }
 
+/// The most events the lake-alone baseline sends.
+const BASELINE_MOST_EVENTS: usize = 500_000;
+
 /// About how many bytes of disk a run keeps at its fullest (BENCHMARKS.md's figures with a
-/// margin): `--sql` keeps one lake of ~255–280 B per event; the flow keeps the relay's spool and the
-/// lake's store, ~1.7 KB per 1 KB event in the runs measured, ~2.1 KB with a 10M-event backlog.
-/// A timed run (`--duration`) sends at most what its seconds allow at 200,000 events/s (above any
-/// ingest measured here), or at its `--rate`.
+/// margin): `--sql` keeps one lake of 254–277 B per event it stores; the flow keeps the relay's
+/// spool and the lake's store, ~1.7 KB per 1 KB event in the runs measured, ~2.1 KB with a
+/// 10M-event backlog, and its baselines' events in the lake. A timed run (`--duration`) sends at
+/// most what its seconds allow at 200,000 events/s (above any ingest measured here), or at its
+/// `--rate`.
 fn disk_needed(args: &BenchArgs) -> u64 {
     const FASTEST: u64 = 200_000;
-    let per_event = if args.sql { 320 } else { 2 * args.event_size as u64 + 400 };
+    if args.sql {
+        return sql::stored_events(args.events).saturating_mul(300);
+    }
     let mut events = args.events as u64;
     if args.duration > 0 {
         let rate = if args.rate > 0 { args.rate.min(FASTEST) } else { FASTEST };
         events = events.min(args.duration.saturating_mul(rate));
     }
-    events.saturating_mul(per_event)
+    let flow = events.saturating_mul(2 * args.event_size as u64 + 400);
+    let baselines =
+        if args.no_baseline { 0 } else { events.min(BASELINE_MOST_EVENTS as u64) + args.boto3_events as u64 };
+    flow.saturating_add(baselines.saturating_mul(args.event_size as u64 + 400))
 }
 
 /// Refuses a run that would fill the disk of `root` (`free` bytes there) long before it ends.
@@ -908,14 +917,23 @@ mod tests {
             let crate::cli::Command::Bench(args) = cli.command else { panic!("{line} is a bench") };
             disk_needed(&args)
         };
-        // BENCHMARKS.md: 25.4 GB for the lake of 100M --sql events; ~21 GB for a 10M backlog.
-        assert_eq!(needed("klarity-audit bench --sql --events 100000000"), 32_000_000_000);
-        assert_eq!(needed("klarity-audit bench --hold --events 10000000"), 24_000_000_000);
-        assert_eq!(needed("klarity-audit bench --events 1000 --event-size 5000"), 10_400_000);
+        // BENCHMARKS.md: 25.4 GB for the lake of 100M --sql events (then 3M more); ~21 GB for a 10M backlog.
+        assert_eq!(needed("klarity-audit bench --sql --events 100000000"), 103_000_000 * 300);
+        assert_eq!(needed("klarity-audit bench --sql --events 10000000"), 13_000_000 * 300);
+        assert_eq!(needed("klarity-audit bench --hold --events 10000000 --no-baseline"), 10_000_000 * 2_400);
+        assert_eq!(needed("klarity-audit bench --events 1000 --event-size 5000 --no-baseline"), 1_000 * 10_400);
+        // The baselines' events land in the same lake.
+        assert_eq!(
+            needed("klarity-audit bench --events 1000000 --boto3-events 20000"),
+            1_000_000 * 2_400 + (500_000 + 20_000) * 1_400
+        );
         // A timed run sends what its seconds allow, at most.
-        assert_eq!(needed("klarity-audit bench --duration 1 --events 100000000"), 200_000 * 2_400);
-        assert_eq!(needed("klarity-audit bench --duration 10 --rate 1000 --events 100000000"), 10_000 * 2_400);
-        assert_eq!(needed("klarity-audit bench --duration 10 --events 1000"), 1_000 * 2_400);
+        assert_eq!(needed("klarity-audit bench --duration 1 --events 100000000 --no-baseline"), 200_000 * 2_400);
+        assert_eq!(
+            needed("klarity-audit bench --duration 10 --rate 1000 --events 100000000 --no-baseline"),
+            10_000 * 2_400
+        );
+        assert_eq!(needed("klarity-audit bench --duration 10 --events 1000 --no-baseline"), 1_000 * 2_400);
     }
 
     #[test]

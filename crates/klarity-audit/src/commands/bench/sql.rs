@@ -331,7 +331,7 @@ pub(crate) async fn run(
             .await?;
 
     // 4. Ingest alone, then while a client queries back to back.
-    let extra = (args.events / 10).clamp(1, 1_000_000);
+    let extra = extra_events(args.events);
     let started = Instant::now();
     put(&endpoint, &channel_arn, &generator, 1 << 40, extra, args.clients, &progress, "ingest alone").await?;
     let alone = extra as f64 / started.elapsed().as_secs_f64();
@@ -699,6 +699,16 @@ async fn put(
         }
     }
     Ok(())
+}
+
+/// Events each of the three ingest measurements after the queries adds to the store.
+fn extra_events(events: usize) -> usize {
+    (events / 10).clamp(1, 1_000_000)
+}
+
+/// Events a run of `events` leaves in its store: the load, then the three ingest measurements.
+pub(super) fn stored_events(events: usize) -> u64 {
+    events as u64 + 3 * extra_events(events) as u64
 }
 
 #[cfg(test)]
