@@ -46,6 +46,7 @@
 //! `columnar/converted` ([`Columnar::forget_expired_events`]), so that disk use follows retention. The
 //! newest row always stays, so new events keep getting seqs above those the files cover.
 
+pub mod merge;
 pub mod params;
 mod records;
 
@@ -123,11 +124,20 @@ pub struct ColumnarConfig {
     pub flush_age_secs: u64,
     /// How often the compactor looks for new events, in milliseconds.
     pub poll_millis: u64,
+    /// Files below this many events are merged, oldest first, into files of up to this many
+    /// ([`merge`]), so that a store of N events has about N / `merge_rows` files; 0 merges none.
+    pub merge_rows: u64,
 }
 
 impl Default for ColumnarConfig {
     fn default() -> Self {
-        ColumnarConfig { flush_rows: 65_536, max_memory_rows: 131_072, flush_age_secs: 30, poll_millis: 200 }
+        ColumnarConfig {
+            flush_rows: 65_536,
+            max_memory_rows: 131_072,
+            flush_age_secs: 30,
+            poll_millis: 200,
+            merge_rows: 1 << 20,
+        }
     }
 }
 
@@ -148,6 +158,10 @@ pub struct Segment {
     /// this was kept; `i64::MIN` when they cannot be read): a query reads a file whose events are
     /// all within retention without filtering each row by it.
     pub earliest_ms: i64,
+    /// The events in it.
+    pub rows: u64,
+    /// Written in today's layout (a file an older lake wrote is read as it is, never merged).
+    pub current_layout: bool,
     /// Shared by the store's listing and every query snapshot holding the file: a file dropped
     /// past retention is deleted when the last of them lets go, so a query planned over it still
     /// reads it.
@@ -158,10 +172,20 @@ pub struct Segment {
 impl Segment {
     /// A file written elsewhere, for a query to read (never retired).
     pub(crate) fn of_file(path: &Path) -> Segment {
-        let earliest_ms = earliest_in(path).unwrap_or(i64::MIN);
+        let (rows, earliest_ms, current_layout) = merge::footer_facts(path).expect("a readable file");
         let bytes = fs::metadata(path).map_or(0, |m| m.len());
         let pin = FilePin::new(path);
-        Segment { path: path.to_owned(), first_seq: 0, last_seq: 0, bytes, latest_ms: i64::MAX, earliest_ms, pin }
+        Segment {
+            path: path.to_owned(),
+            first_seq: 0,
+            last_seq: 0,
+            bytes,
+            latest_ms: i64::MAX,
+            earliest_ms,
+            rows,
+            current_layout,
+            pin,
+        }
     }
 }
 
@@ -182,10 +206,10 @@ impl Drop for FilePin {
     fn drop(&mut self) {
         if self.retired.load(Ordering::Relaxed) {
             match fs::remove_file(&self.path) {
-                Ok(()) => tracing::info!(file = %self.path.display(), "Deleted a file past its store's retention."),
+                Ok(()) => tracing::debug!(file = %self.path.display(), "Deleted a retired columnar file."),
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
                 Err(err) => {
-                    tracing::error!(error = %err, file = %self.path.display(), "Deleting a file past retention failed.")
+                    tracing::error!(error = %err, file = %self.path.display(), "Deleting a retired columnar file failed.")
                 }
             }
         }
@@ -239,6 +263,11 @@ pub struct Columnar {
     state: RwLock<State>,
     /// Held by whoever converts or writes (the compactor, or [`Columnar::flush_all`]).
     work: Mutex<()>,
+    /// Held by the merge under way (the merger's, or [`Columnar::merge_all`]'s).
+    merging: Mutex<()>,
+    /// Held by whoever takes files out of a store's listing (a merge, retention), so that a merge
+    /// never replaces a file retention dropped meanwhile.
+    retiring: Mutex<()>,
     /// A store's retention period in days, if the store exists.
     retention: Retention,
     stop: AtomicBool,
@@ -291,6 +320,7 @@ impl Columnar {
             }
             let store_id = entry.file_name().to_string_lossy().into_owned();
             let mut data = StoreData::default();
+            let mut listed = Vec::new();
             for file in fs::read_dir(entry.path())? {
                 let path = file?.path();
                 let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -300,13 +330,39 @@ impl Columnar {
                     continue;
                 }
                 let Some((first_seq, last_seq, latest_ms)) = parse_name(&name) else { continue };
+                listed.push((first_seq, last_seq, (path, latest_ms)));
+            }
+            // The inputs of a merge that committed before the lake stopped: their events are in
+            // the merged file.
+            let (files, covered) = merge::outermost(listed);
+            for (path, _) in covered {
+                tracing::info!(file = %path.display(), "Removing a columnar file a merged file holds.");
+                fs::remove_file(&path)?;
+            }
+            for (first_seq, last_seq, (path, latest_ms)) in files {
                 let bytes = fs::metadata(&path)?.len();
                 data.flushed_upto = data.flushed_upto.max(last_seq);
                 let pin = FilePin::new(&path);
-                let earliest_ms = earliest_in(&path).unwrap_or(i64::MIN);
-                data.segments.push(Segment { path, first_seq, last_seq, bytes, latest_ms, earliest_ms, pin });
+                let (rows, earliest_ms, current_layout) = match merge::footer_facts(&path) {
+                    Ok(facts) => facts,
+                    // Queries will say what is wrong with it; it is never merged.
+                    Err(err) => {
+                        tracing::error!(error = %err, file = %path.display(), "A columnar file's footer cannot be read.");
+                        (0, i64::MIN, false)
+                    }
+                };
+                data.segments.push(Segment {
+                    path,
+                    first_seq,
+                    last_seq,
+                    bytes,
+                    latest_ms,
+                    earliest_ms,
+                    rows,
+                    current_layout,
+                    pin,
+                });
             }
-            data.segments.sort_by_key(|s| s.first_seq);
             state.stores.insert(store_id, data);
         }
         let columnar = Arc::new(Columnar {
@@ -316,6 +372,8 @@ impl Columnar {
             config,
             state: RwLock::new(state),
             work: Mutex::new(()),
+            merging: Mutex::new(()),
+            retiring: Mutex::new(()),
             retention,
             stop: false.into(),
             marked: marked.into(),
@@ -323,6 +381,10 @@ impl Columnar {
         });
         let worker = columnar.clone();
         thread::Builder::new().name("lake-compactor".into()).spawn(move || worker.compactor())?;
+        if columnar.config.merge_rows > 0 {
+            let worker = columnar.clone();
+            thread::Builder::new().name("lake-merger".into()).spawn(move || worker.merger())?;
+        }
         Ok(columnar)
     }
 
@@ -392,6 +454,7 @@ impl Columnar {
     /// Deletes the files whose every event is past its store's retention (queries already leave
     /// such events out; this gives the disk back). Returns how many files went.
     pub fn drop_expired(&self, now_ms: i64) -> Result<usize, LakeError> {
+        let _retiring = self.retiring.lock().expect("columnar retiring lock");
         let expired: Vec<(String, PathBuf)> = {
             let state = self.state.read().expect("columnar lock");
             state
@@ -657,18 +720,7 @@ impl Columnar {
         let sorted_already = order.windows(2).all(|w| (w[0].1, w[0].2) < (w[1].1, w[1].2));
         let path = dir.join(format!("{first:020}-{last:020}-{latest_ms}.parquet"));
         let tmp = path.with_extension("parquet.tmp");
-        let mut props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("a valid level")))
-            .set_max_row_group_row_count(Some(rows.max(1)))
-            .set_statistics_enabled(EnabledStatistics::Page);
-        // Columns unique per event gain nothing from a dictionary, and building one costs.
-        for column in UNIQUE_COLUMNS {
-            props = props.set_column_dictionary_enabled(
-                ColumnPath::new(column.iter().map(|s| (*s).to_owned()).collect()),
-                false,
-            );
-        }
-        let props = props.build();
+        let props = writer_props(rows);
         let file = fs::File::create(&tmp)?;
         let mut writer = ArrowWriter::try_new(file, schema(), Some(props)).map_err(parquet_error)?;
         // Written in eventTime order, a slice at a time: memory holds one slice beyond the batches.
@@ -691,8 +743,139 @@ impl Columnar {
         let bytes = fs::metadata(&path)?.len();
         tracing::debug!(store = store_id, rows, bytes, "Wrote a columnar file.");
         let pin = FilePin::new(&path);
-        Ok(Segment { path, first_seq: first, last_seq: last, bytes, latest_ms, earliest_ms, pin })
+        Ok(Segment {
+            path,
+            first_seq: first,
+            last_seq: last,
+            bytes,
+            latest_ms,
+            earliest_ms,
+            rows: rows as u64,
+            current_layout: true,
+            pin,
+        })
     }
+
+    fn merger(self: Arc<Self>) {
+        // A merge is worth little before several files have come; at the compactor's pace.
+        let every = Duration::from_millis(self.config.poll_millis.max(1).saturating_mul(25));
+        while !self.stop.load(Ordering::Relaxed) {
+            thread::sleep(every);
+            if let Err(err) = self.merge_all() {
+                tracing::error!(error = %err, "Merging columnar files failed; it retries.");
+            }
+        }
+    }
+
+    /// Merges every store's small files ([`merge`]) until no run is due; returns how many merges
+    /// it made. The merger thread calls it every few seconds; tests and benchmarks call it to
+    /// measure the merged files. Blocking.
+    pub fn merge_all(&self) -> Result<usize, LakeError> {
+        let ids: Vec<String> = self.state.read().expect("columnar lock").stores.keys().cloned().collect();
+        let mut merges = 0;
+        for id in ids {
+            while !self.stop.load(Ordering::Relaxed) && self.merge_once(&id)? {
+                merges += 1;
+            }
+        }
+        Ok(merges)
+    }
+
+    /// Makes the first merge [`merge::plan`] finds in the store `id`; `false` when none is due (or
+    /// a dump is reading the store's files, or retention took an input meanwhile).
+    fn merge_once(&self, id: &str) -> Result<bool, LakeError> {
+        let merge_rows = self.config.merge_rows;
+        let Some(days) = (self.retention)(id) else { return Ok(false) };
+        let max_span_ms = days.saturating_mul(86_400_000) / merge::SPAN_OF_RETENTION;
+        let _merging = self.merging.lock().expect("columnar merging lock");
+        let inputs: Vec<Segment> = {
+            let state = self.state.read().expect("columnar lock");
+            let Some(data) = state.stores.get(id) else { return Ok(false) };
+            let candidates: Vec<merge::Candidate> = data.segments.iter().map(merge::Candidate::of).collect();
+            let Some(run) = merge::plan(&candidates, merge_rows, max_span_ms) else { return Ok(false) };
+            data.segments[run].to_vec()
+        };
+        let dir = self.dir.join(id);
+        let lock = merge::lock_file(&dir)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Ok(false),
+            Err(fs::TryLockError::Error(err)) => return Err(err.into()),
+        }
+        let (first, last) = (inputs[0].first_seq, inputs[inputs.len() - 1].last_seq);
+        let latest_ms = inputs.iter().map(|s| s.latest_ms).max().unwrap_or(0);
+        let earliest_ms = inputs.iter().map(|s| s.earliest_ms).min().unwrap_or(i64::MIN);
+        let rows: u64 = inputs.iter().map(|s| s.rows).sum();
+        let path = dir.join(format!("{first:020}-{last:020}-{latest_ms}.parquet"));
+        let tmp = path.with_extension("parquet.tmp");
+        let group_rows = self.config.flush_rows.max(1);
+        let copied = match merge::write(&inputs, &tmp, group_rows, writer_props(group_rows)) {
+            Ok(copied) => copied,
+            Err(err) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(err);
+            }
+        };
+        let _retiring = self.retiring.lock().expect("columnar retiring lock");
+        let at = {
+            let state = self.state.read().expect("columnar lock");
+            let segments = state.stores.get(id).map(|d| d.segments.as_slice()).unwrap_or_default();
+            let at = segments.iter().position(|s| s.path == inputs[0].path);
+            at.filter(|&at| {
+                segments
+                    .get(at..at + inputs.len())
+                    .is_some_and(|run| run.iter().zip(&inputs).all(|(a, b)| a.path == b.path))
+            })
+        };
+        let Some(at) = at else {
+            // Retention dropped an input meanwhile: what is left is merged on a later turn.
+            fs::remove_file(&tmp)?;
+            return Ok(false);
+        };
+        fs::rename(&tmp, &path)?;
+        fs::File::open(&dir)?.sync_all()?;
+        let bytes = fs::metadata(&path)?.len();
+        let pin = FilePin::new(&path);
+        let merged = Segment {
+            path,
+            first_seq: first,
+            last_seq: last,
+            bytes,
+            latest_ms,
+            earliest_ms,
+            rows,
+            current_layout: true,
+            pin,
+        };
+        self.state
+            .write()
+            .expect("columnar lock")
+            .stores
+            .entry(id.to_owned())
+            .or_default()
+            .segments
+            .splice(at..at + inputs.len(), [merged]);
+        // Deleted once no query holds them.
+        for input in &inputs {
+            input.pin.retired.store(true, Ordering::Relaxed);
+        }
+        tracing::debug!(store = id, files = inputs.len(), rows, bytes, copied, "Merged columnar files.");
+        Ok(true)
+    }
+}
+
+/// How the lake writes Parquet: zstd, page statistics, row groups of up to `group_rows`.
+fn writer_props(group_rows: usize) -> WriterProperties {
+    let mut props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("a valid level")))
+        .set_max_row_group_row_count(Some(group_rows.max(1)))
+        .set_statistics_enabled(EnabledStatistics::Page);
+    // Columns unique per event gain nothing from a dictionary, and building one costs.
+    for column in UNIQUE_COLUMNS {
+        props = props
+            .set_column_dictionary_enabled(ColumnPath::new(column.iter().map(|s| (*s).to_owned()).collect()), false);
+    }
+    props.build()
 }
 
 /// Reads the stored records of the store `store_id` of the lake whose database is `db`, calling
@@ -702,12 +885,16 @@ impl Columnar {
 /// the lake runs (a file written meanwhile is read, and the events it holds are not read again).
 pub fn scan_store(db: &Path, store_id: &str, mut each: impl FnMut(&str) -> bool) -> Result<u64, LakeError> {
     let dir = db.parent().unwrap_or(Path::new(".")).join(DIR).join(store_id);
+    // No merge replaces files while this reads them (a merged file holds events already read).
+    fs::create_dir_all(&dir)?;
+    let no_merge = merge::lock_file(&dir)?;
+    no_merge.lock_shared()?;
     let conn = Store::reader(db)?;
     let mut log = log_reader(db);
     let (mut n, mut after, mut retries) = (0u64, 0i64, 0);
     loop {
         // Files past what was read: at start all of them, later those written meanwhile.
-        let mut files: Vec<(i64, i64, PathBuf)> = match fs::read_dir(&dir) {
+        let files: Vec<(i64, i64, PathBuf)> = match fs::read_dir(&dir) {
             Ok(entries) => entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter_map(|p| {
@@ -719,7 +906,9 @@ pub fn scan_store(db: &Path, store_id: &str, mut each: impl FnMut(&str) -> bool)
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Vec::new(),
             Err(err) => return Err(err.into()),
         };
-        files.sort();
+        // A merge's inputs may still be there (a query held them): their events are read from
+        // the merged file.
+        let (files, _) = merge::outermost(files);
         for (_, last, path) in files {
             match read_file(&path, &mut |record| {
                 n += 1;
@@ -824,26 +1013,6 @@ fn time_order(batches: &[RecordBatch]) -> Vec<(i64, u32, u32)> {
 fn parse_name(name: &str) -> Option<(i64, i64, i64)> {
     let mut parts = name.strip_suffix(".parquet")?.splitn(3, '-');
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
-}
-
-/// The earliest `eventTime` of a file, from its footer's statistics (every row group's minimum).
-fn earliest_in(path: &Path) -> Option<i64> {
-    use datafusion::parquet::file::{
-        reader::{FileReader, SerializedFileReader},
-        statistics::Statistics,
-    };
-    let reader = SerializedFileReader::new(fs::File::open(path).ok()?).ok()?;
-    let metadata = reader.metadata();
-    let column =
-        metadata.file_metadata().schema_descr().columns().iter().position(|c| c.path().string() == "eventTime")?;
-    metadata
-        .row_groups()
-        .iter()
-        .map(|group| match group.column(column).statistics() {
-            Some(Statistics::Int64(stats)) => stats.min_opt().copied(),
-            _ => None,
-        })
-        .try_fold(i64::MAX, |earliest, min| Some(earliest.min(min?)))
 }
 
 fn read_converted(dir: &Path) -> Result<i64, LakeError> {

@@ -760,3 +760,121 @@ async fn an_unreadable_stored_event_is_quarantined_and_its_store_stays_queryable
     lake.lake.columnar().flush_all().unwrap();
     assert_eq!(query(&ct, &count).await.unwrap().1, vec![vec!["14".to_owned(), "14".to_owned()]]);
 }
+
+/// A store's small files merge into larger ones (`columnar::merge`): queries and `lake dump` read
+/// the same events before and after, each once; a dump in progress puts merges off; the inputs
+/// of a merge that committed are removed at start when a crash left them.
+#[tokio::test]
+async fn small_files_merge_into_larger_ones_and_read_the_same() {
+    // Row groups of 16: files of 3 events are rewritten, files of 10 copied as they are.
+    let small = |c: &mut audit_lake::config::LakeConfig| {
+        c.columnar.flush_rows = 16;
+        c.columnar.merge_rows = 1000;
+    };
+    let lake = TestLake::start_with(tempfile::tempdir().unwrap(), small).await;
+    let (arn, channel) = store(&lake, "merged").await;
+    let events: Vec<String> = fixture().into_iter().cycle().take(16 * 3 + 16 * 10).collect();
+    let dir = lake.db().parent().unwrap().join(audit_lake::columnar::DIR).join(id(&arn));
+    let files = || {
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|f| f.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".parquet"))
+            .collect();
+        names.sort();
+        names
+    };
+    let columnar = lake.lake.columnar().clone();
+    let merge_all = || {
+        let columnar = columnar.clone();
+        async move { tokio::task::spawn_blocking(move || columnar.merge_all()).await.unwrap().unwrap() }
+    };
+    let (threes, tens) = events.split_at(16 * 3);
+    // While a dump reads the store's files, no merge replaces them.
+    let dump_lock = audit_lake::columnar::merge::lock_file(&dir).ok();
+    for chunk in threes.chunks(3) {
+        publish(&lake, Who::Customer, &channel, chunk).await;
+        lake.lake.columnar().flush_all().unwrap();
+    }
+    let dump_lock = dump_lock.unwrap_or_else(|| audit_lake::columnar::merge::lock_file(&dir).unwrap());
+    dump_lock.lock_shared().unwrap();
+    assert_eq!(merge_all().await, 0, "a dump is reading");
+    assert_eq!(files().len(), 16);
+    dump_lock.unlock().unwrap();
+    for chunk in tens.chunks(10) {
+        publish(&lake, Who::Customer, &channel, chunk).await;
+        lake.lake.columnar().flush_all().unwrap();
+    }
+    let dump = |lake: &TestLake| {
+        let mut records: Vec<String> = records(&lake.db(), &arn).iter().map(Value::to_string).collect();
+        records.sort();
+        records
+    };
+    let statements = [
+        format!("SELECT count(*), count(DISTINCT eventID) FROM {}", id(&arn)),
+        format!("SELECT eventData.eventName, count(*) FROM {} GROUP BY 1 ORDER BY 1", id(&arn)),
+        format!(
+            "SELECT eventData.UID, eventTime, eventData.requestParameters FROM {} WHERE eventTime >= '2026-10-02 00:00:00' ORDER BY eventData.UID, eventID",
+            id(&arn)
+        ),
+    ];
+    let answers = |lake: &TestLake| {
+        let ct = lake.cloudtrail(Who::Customer);
+        let statements = statements.clone();
+        async move {
+            let mut out = Vec::new();
+            for sql in &statements {
+                out.push(query(&ct, sql).await.unwrap().1);
+            }
+            out
+        }
+    };
+    let before = (dump(&lake), answers(&lake).await);
+    assert_eq!(before.0.len(), events.len());
+    assert_eq!(before.1[0], vec![vec![events.len().to_string(), events.len().to_string()]]);
+
+    // The files an unmerged lake wrote, to put back afterwards as a crash would leave them.
+    let saved = tempfile::tempdir().unwrap();
+    for name in files() {
+        std::fs::hard_link(dir.join(&name), saved.path().join(&name)).unwrap();
+    }
+    let held = lake.lake.columnar().snapshot(id(&arn)).unwrap();
+    merge_all().await;
+    assert_eq!(merge_all().await, 0, "nothing more is due");
+    assert!(files().len() > 2, "a query's files stay until it is done");
+    drop(held);
+    // 16 files of 3 rewritten as one of 48; that one and 15 of 10 copied into one; one of 10 left.
+    let merged = files();
+    assert_eq!(merged.len(), 2, "{merged:?}");
+    let seqs = |name: &str| -> (i64, i64) {
+        let mut parts = name.split('-');
+        (parts.next().unwrap().parse().unwrap(), parts.next().unwrap().parse().unwrap())
+    };
+    assert!(seqs(&merged[0]).1 < seqs(&merged[1]).0, "ranges in order, apart: {merged:?}");
+    let footer = datafusion::parquet::file::metadata::ParquetMetaDataReader::new()
+        .parse_and_finish(&std::fs::File::open(dir.join(&merged[0])).unwrap())
+        .unwrap();
+    let groups: Vec<i64> = footer.row_groups().iter().map(|g| g.num_rows()).collect();
+    let mut expected = vec![16, 16, 16];
+    expected.extend([10; 15]);
+    assert_eq!(groups, expected, "the 3s rewritten in groups of 16, the 10s' groups copied");
+    assert_eq!((dump(&lake), answers(&lake).await), before, "the same events, each once");
+
+    let lake = TestLake::start_with(lake.stop().await, small).await;
+    assert_eq!((dump(&lake), answers(&lake).await), before, "after a restart");
+    // A crash between a merge's commit and its inputs' deletion leaves both; a start keeps the
+    // merged file only.
+    let dir_again = lake.db().parent().unwrap().join(audit_lake::columnar::DIR).join(id(&arn));
+    let stopped = lake.stop().await;
+    for entry in std::fs::read_dir(saved.path()).unwrap() {
+        let entry = entry.unwrap();
+        let target = dir_again.join(entry.file_name());
+        if !target.exists() {
+            std::fs::hard_link(entry.path(), target).unwrap();
+        }
+    }
+    assert!(files().len() > 2);
+    let lake = TestLake::start_with(stopped, small).await;
+    assert_eq!(files(), merged, "the inputs are removed at start");
+    assert_eq!((dump(&lake), answers(&lake).await), before, "after the crash");
+}

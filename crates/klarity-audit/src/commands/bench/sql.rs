@@ -142,6 +142,10 @@ pub(crate) struct SqlReport {
     load_seconds: f64,
     load_events_per_second: f64,
     compaction_wait_seconds: f64,
+    /// Merging the small files the load left after it (most merge during the load).
+    merge_seconds: f64,
+    /// The store's Parquet files the queries read.
+    files: usize,
     parquet_bytes: u64,
     parquet_bytes_per_event: f64,
     lake_bytes: u64,
@@ -221,6 +225,14 @@ pub(crate) async fn run(
     let flushing = columnar.clone();
     tokio::task::spawn_blocking(move || flushing.flush_all()).await??;
     let compaction_wait_seconds = started.elapsed().as_secs_f64();
+    progress.say("waiting for the merges of small files");
+    let started = Instant::now();
+    let merging = columnar.clone();
+    tokio::task::spawn_blocking(move || merging.merge_all()).await??;
+    let merge_seconds = started.elapsed().as_secs_f64();
+    let files = std::fs::read_dir(lake_dir.join(audit_lake::columnar::DIR).join(&store_id))?
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "parquet")))
+        .count();
     let parquet_bytes = disk_usage(&lake_dir.join(audit_lake::columnar::DIR));
     let lake_bytes = disk_usage(&lake_dir);
 
@@ -374,6 +386,8 @@ pub(crate) async fn run(
         load_seconds,
         load_events_per_second: events as f64 / load_seconds,
         compaction_wait_seconds,
+        merge_seconds,
+        files,
         parquet_bytes,
         parquet_bytes_per_event: parquet_bytes as f64 / events as f64,
         lake_bytes,
@@ -409,6 +423,12 @@ impl SqlReport {
             self.load_seconds
         )?;
         writeln!(out, "compactor {:>10.1} s to finish after the load", self.compaction_wait_seconds)?;
+        writeln!(
+            out,
+            "merges    {:>10.1} s to finish after it; the store is {} Parquet files",
+            self.merge_seconds,
+            group(self.files as u64)
+        )?;
         writeln!(
             out,
             "disk      {:>10.1} bytes/event in Parquet ({:.2} GB); {:.1} bytes/event for the whole lake ({:.2} GB, SQLite's durable copy included)",
