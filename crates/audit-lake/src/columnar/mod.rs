@@ -30,6 +30,14 @@
 //! directory synced after the files) has passed it, and its row until it is past retention; seq
 //! ranges of a store's files never overlap.
 //!
+//! # Fewer, larger files
+//!
+//! A merger thread merges a store's small files, oldest first, into files of up to
+//! [`ColumnarConfig::merge_rows`] events ([`merge`]): a merged file is named for the whole range
+//! of its inputs, committed by its rename like any other, and its inputs leave the listing (and
+//! the disk once no query holds them). At start a file whose range lies within another's is such
+//! an input, left by a crash, and is deleted.
+//!
 //! # One copy of each event
 //!
 //! Once `columnar/converted` has passed an event, its text is deleted from the database's event
