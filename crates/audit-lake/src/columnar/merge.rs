@@ -225,7 +225,11 @@ fn rewrite(inputs: &[Segment], out: fs::File, props: WriterProperties) -> Result
 
 /// A store directory's lock file, opened (created when missing).
 pub fn lock_file(dir: &Path) -> std::io::Result<fs::File> {
-    fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))
+    let mut options = fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(dir.join(LOCK_FILE))
 }
 
 /// The files of a listing (`(first seq, last seq, what)`) that lie within no other's range, in

@@ -746,22 +746,9 @@ impl Columnar {
         let file = writer.into_inner().map_err(parquet_error)?;
         file.sync_all()?;
         drop(file);
-        fs::rename(&tmp, &path)?;
-        fs::File::open(&dir)?.sync_all()?;
-        let bytes = fs::metadata(&path)?.len();
-        tracing::debug!(store = store_id, rows, bytes, "Wrote a columnar file.");
-        let pin = FilePin::new(&path);
-        Ok(Segment {
-            path,
-            first_seq: first,
-            last_seq: last,
-            bytes,
-            latest_ms,
-            earliest_ms,
-            rows: rows as u64,
-            current_layout: true,
-            pin,
-        })
+        let segment = commit(&tmp, path, (first, last), (earliest_ms, latest_ms), rows as u64)?;
+        tracing::debug!(store = store_id, rows, bytes = segment.bytes, "Wrote a columnar file.");
+        Ok(segment)
     }
 
     fn merger(self: Arc<Self>) {
@@ -840,21 +827,8 @@ impl Columnar {
             fs::remove_file(&tmp)?;
             return Ok(false);
         };
-        fs::rename(&tmp, &path)?;
-        fs::File::open(&dir)?.sync_all()?;
-        let bytes = fs::metadata(&path)?.len();
-        let pin = FilePin::new(&path);
-        let merged = Segment {
-            path,
-            first_seq: first,
-            last_seq: last,
-            bytes,
-            latest_ms,
-            earliest_ms,
-            rows,
-            current_layout: true,
-            pin,
-        };
+        let merged = commit(&tmp, path, (first, last), (earliest_ms, latest_ms), rows)?;
+        let bytes = merged.bytes;
         self.state
             .write()
             .expect("columnar lock")
@@ -870,6 +844,32 @@ impl Columnar {
         tracing::debug!(store = id, files = inputs.len(), rows, bytes, copied, "Merged columnar files.");
         Ok(true)
     }
+}
+
+/// Renames the synced file `tmp` to `path` and syncs its directory (the commit of a file of
+/// today's layout holding the seqs `first..=last` and `eventTime`s `earliest..=latest`).
+fn commit(
+    tmp: &Path,
+    path: PathBuf,
+    (first, last): (i64, i64),
+    (earliest_ms, latest_ms): (i64, i64),
+    rows: u64,
+) -> Result<Segment, LakeError> {
+    fs::rename(tmp, &path)?;
+    fs::File::open(path.parent().unwrap_or(Path::new(".")))?.sync_all()?;
+    let bytes = fs::metadata(&path)?.len();
+    let pin = FilePin::new(&path);
+    Ok(Segment {
+        path,
+        first_seq: first,
+        last_seq: last,
+        bytes,
+        latest_ms,
+        earliest_ms,
+        rows,
+        current_layout: true,
+        pin,
+    })
 }
 
 /// How the lake writes Parquet: zstd, page statistics, row groups of up to `group_rows`.
@@ -893,14 +893,23 @@ fn writer_props(group_rows: usize) -> WriterProperties {
 /// the lake runs (a file written meanwhile is read, and the events it holds are not read again).
 pub fn scan_store(db: &Path, store_id: &str, mut each: impl FnMut(&str) -> bool) -> Result<u64, LakeError> {
     let dir = db.parent().unwrap_or(Path::new(".")).join(DIR).join(store_id);
-    // No merge replaces files while this reads them (a merged file holds events already read).
-    fs::create_dir_all(&dir)?;
-    let no_merge = merge::lock_file(&dir)?;
-    no_merge.lock_shared()?;
+    // No merge replaces files while this reads them (a merged file holds events already read),
+    // from when the store has a directory (this creates nothing in the lake's).
+    let mut no_merge = None;
     let conn = Store::reader(db)?;
     let mut log = log_reader(db);
     let (mut n, mut after, mut retries) = (0u64, 0i64, 0);
     loop {
+        if no_merge.is_none() {
+            no_merge = match merge::lock_file(&dir) {
+                Ok(lock) => {
+                    lock.lock_shared()?;
+                    Some(lock)
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+                Err(err) => return Err(err.into()),
+            };
+        }
         // Files past what was read: at start all of them, later those written meanwhile.
         let files: Vec<(i64, i64, PathBuf)> = match fs::read_dir(&dir) {
             Ok(entries) => entries
