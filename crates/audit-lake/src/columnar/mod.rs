@@ -1105,6 +1105,19 @@ mod tests {
         assert_eq!(times(&merged), vec![1, 1, 3, 5]);
     }
 
+    /// After a restart a file's layout is known from its footer alone: the lake's own files must
+    /// read as today's, or a restart would stop every merge.
+    #[test]
+    fn a_file_the_lake_writes_reads_as_todays_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.parquet");
+        let mut writer =
+            ArrowWriter::try_new(fs::File::create(&path).unwrap(), schema(), Some(writer_props(2))).unwrap();
+        writer.write(&batch(&[5, 1, 3])).unwrap();
+        writer.close().unwrap();
+        assert_eq!(merge::footer_facts(&path).unwrap(), (3, 1000, true), "rows, the earliest time, today's layout");
+    }
+
     #[test]
     fn file_names_carry_their_ranges() {
         assert_eq!(
