@@ -790,17 +790,21 @@ async fn small_files_merge_into_larger_ones_and_read_the_same() {
         async move { tokio::task::spawn_blocking(move || columnar.merge_all()).await.unwrap().unwrap() }
     };
     let (threes, tens) = events.split_at(16 * 3);
-    // While a dump reads the store's files, no merge replaces them.
-    let dump_lock = audit_lake::columnar::merge::lock_file(&dir).ok();
+    // While a dump reads the store's files, no merge replaces them: a lock as a dump takes it,
+    // from the store's first file until every file is written (nor does the merger thread merge
+    // meanwhile, so what follows does not depend on when it wakes).
+    let mut dump_lock = None;
     for chunk in threes.chunks(3) {
         publish(&lake, Who::Customer, &channel, chunk).await;
         lake.lake.columnar().flush_all().unwrap();
+        dump_lock.get_or_insert_with(|| {
+            let lock = audit_lake::columnar::merge::lock_file(&dir).unwrap();
+            lock.lock_shared().unwrap();
+            lock
+        });
     }
-    let dump_lock = dump_lock.unwrap_or_else(|| audit_lake::columnar::merge::lock_file(&dir).unwrap());
-    dump_lock.lock_shared().unwrap();
     assert_eq!(merge_all().await, 0, "a dump is reading");
     assert_eq!(files().len(), 16);
-    dump_lock.unlock().unwrap();
     for chunk in tens.chunks(10) {
         publish(&lake, Who::Customer, &channel, chunk).await;
         lake.lake.columnar().flush_all().unwrap();
@@ -839,6 +843,8 @@ async fn small_files_merge_into_larger_ones_and_read_the_same() {
         std::fs::hard_link(dir.join(&name), saved.path().join(&name)).unwrap();
     }
     let held = lake.lake.columnar().snapshot(id(&arn)).unwrap();
+    assert_eq!(files().len(), 32, "nothing merged while the dump's lock was held");
+    dump_lock.unwrap().unlock().unwrap();
     merge_all().await;
     assert_eq!(merge_all().await, 0, "nothing more is due");
     assert!(files().len() > 2, "a query's files stay until it is done");
