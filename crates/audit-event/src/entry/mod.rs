@@ -186,51 +186,5 @@ pub fn check_request(request: &PutAuditEventsRequest, body_len: usize) -> Vec<Re
     found
 }
 
-/// The exact number of bytes `entries` take as a serialized `PutAuditEvents` body, so a batcher can
-/// fill requests up to the 1 MiB limit without going over.
-pub fn request_size(entries: &[AuditEvent]) -> usize {
-    // `{"auditEvents":[` + entries joined by `,` + `]}`
-    let commas = entries.len().saturating_sub(1);
-    16 + commas + 2 + entries.iter().map(entry_size).sum::<usize>()
-}
-
-/// The serialized size of one entry inside a request body, counted from the escaped lengths of its
-/// strings (a serializer counting bytes into a sink cost the relay about 1.5 % of its CPU).
-pub fn entry_size(entry: &AuditEvent) -> usize {
-    // {"id":"…","eventData":"…","eventDataChecksum":"…"}
-    let checksum =
-        entry.event_data_checksum.as_deref().map_or(0, |c| r#"","eventDataChecksum":""#.len() + escaped_len(c));
-    r#"{"id":""#.len()
-        + escaped_len(&entry.id)
-        + r#"","eventData":""#.len()
-        + escaped_len(&entry.event_data)
-        + checksum
-        + r#""}"#.len()
-}
-
-/// The length of `text` escaped as the contents of a JSON string, as serde_json and the AWS SDKs
-/// escape it: `"` and `\` and the control characters with a short form take 2 bytes, other
-/// control characters 6 (`\u00XX`), everything else (UTF-8 included) itself.
-pub fn escaped_len(text: &str) -> usize {
-    /// Bytes each byte adds when escaped.
-    const EXTRA: [u8; 256] = {
-        let mut extra = [0u8; 256];
-        let mut b = 0;
-        while b < 0x20 {
-            extra[b] = 5;
-            b += 1;
-        }
-        extra[b'"' as usize] = 1;
-        extra[b'\\' as usize] = 1;
-        extra[0x08] = 1;
-        extra[0x0c] = 1;
-        extra[b'\n' as usize] = 1;
-        extra[b'\r' as usize] = 1;
-        extra[b'\t' as usize] = 1;
-        extra
-    };
-    text.len() + text.bytes().map(|b| usize::from(EXTRA[usize::from(b)])).sum::<usize>()
-}
-
 #[cfg(test)]
 mod tests;

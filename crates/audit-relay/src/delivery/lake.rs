@@ -11,7 +11,11 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_cloudtraildata::error::ProvideErrorMetadata;
+use aws_sdk_cloudtraildata::{
+    config::{ConfigBag, Intercept, RuntimeComponents, interceptors::BeforeTransmitInterceptorContextMut},
+    error::ProvideErrorMetadata,
+};
+use aws_smithy_types::body::SdkBody;
 
 use super::{
     Sent,
@@ -40,15 +44,15 @@ pub(super) async fn send(client: &aws_sdk_cloudtraildata::Client, tenant: &Tenan
         DeliveryMode::ResourcePolicy { external_id } => external_id.clone(),
         DeliveryMode::AssumeRole { .. } => None,
     };
-    let seq_of: HashMap<String, i64> =
-        batch.entries.iter().map(|e| e.id.clone()).zip(batch.seqs.iter().copied()).collect();
-    let entries: Vec<aws_sdk_cloudtraildata::types::AuditEvent> =
-        batch.entries.into_iter().filter_map(sdk_entry).collect();
+    let seq_of: HashMap<&str, i64> = batch.entries.iter().map(|e| (e.id.as_str(), e.seq)).collect();
+    // The SDK builds the request (URI, channel and external id in the query, headers), signs,
+    // retries and parses the answer; its body is the batch's ([`WrittenBody`]).
     let result = client
         .put_audit_events()
         .channel_arn(&tenant.channel_arn)
         .set_external_id(external_id)
-        .set_audit_events(Some(entries))
+        .customize()
+        .interceptor(WrittenBody(batch.body.clone()))
         .send()
         .await;
     let mut sent = Sent::default();
@@ -80,10 +84,145 @@ pub(super) async fn send(client: &aws_sdk_cloudtraildata::Client, tenant: &Tenan
                 }
                 _ => {
                     let code = code.unwrap_or_else(|| status.map_or("NetworkError".into(), |s| format!("HTTP {s}")));
-                    sent.outcomes.extend(batch.seqs.iter().map(|&seq| Outcome::Retry { seq, code: code.clone() }));
+                    sent.outcomes
+                        .extend(batch.entries.iter().map(|e| Outcome::Retry { seq: e.seq, code: code.clone() }));
                 }
             }
         }
     }
     sent
+}
+
+/// Puts a request body written by [`super::request_builder`] in place of the one the SDK serialized
+/// from an input without entries (`{}`), once before the SDK's retry loop, so that every attempt
+/// sends and signs it. The body holds the same JSON the SDK's serializer writes for those entries
+/// (tested in `tests`); only its escaping of `eventData` is cheaper. Should the hook ever not run,
+/// CloudTrail refuses a request without entries as a whole, and the events stay pending.
+#[derive(Debug)]
+struct WrittenBody(bytes::Bytes);
+
+impl Intercept for WrittenBody {
+    fn name(&self) -> &'static str {
+        "WrittenBody"
+    }
+
+    fn modify_before_retry_loop(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let request = context.request_mut();
+        *request.body_mut() = SdkBody::from(self.0.clone());
+        request.headers_mut().insert("content-length", self.0.len().to_string());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::spool::Pending;
+
+    /// Records the body and its declared length as they stand before the retry loop, then stops
+    /// the call there (a test double: nothing is sent anywhere).
+    #[derive(Debug, Default, Clone)]
+    struct Capture(Arc<Mutex<Option<(Vec<u8>, String)>>>);
+
+    impl Intercept for Capture {
+        fn name(&self) -> &'static str {
+            "Capture"
+        }
+
+        fn modify_before_retry_loop(
+            &self,
+            context: &mut BeforeTransmitInterceptorContextMut<'_>,
+            _: &RuntimeComponents,
+            _: &mut ConfigBag,
+        ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            let request = context.request();
+            let body = request.body().bytes().expect("an in-memory body").to_vec();
+            let length = request.headers().get("content-length").unwrap_or_default().to_owned();
+            *self.0.lock().unwrap() = Some((body, length));
+            Err("captured".into())
+        }
+    }
+
+    fn client() -> aws_sdk_cloudtraildata::Client {
+        let config = aws_sdk_cloudtraildata::Config::builder()
+            .behavior_version(aws_sdk_cloudtraildata::config::BehaviorVersion::latest())
+            .region(aws_sdk_cloudtraildata::config::Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_cloudtraildata::config::Credentials::new(
+                "AKIDTEST", "secret", None, None, "test",
+            ))
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        aws_sdk_cloudtraildata::Client::from_conf(config)
+    }
+
+    /// Every ASCII byte (each control character, quote and backslash among them), characters of two,
+    /// three and four bytes, U+2028 and U+2029, as the text of events.
+    fn events() -> Vec<Pending> {
+        let mut texts: Vec<String> = (0u8..0x80).map(|b| format!("{{\"p\":\"a{}b\"}}", char::from(b))).collect();
+        texts.push("{\"p\":\"é€😀\u{2028}\u{2029}\u{7f}\"}".into());
+        texts.push(format!("{{\"notes\":\"{}\"}}", "\\\"x\\\\".repeat(2_000)));
+        texts
+            .into_iter()
+            .enumerate()
+            .map(|(i, event_data)| Pending {
+                seq: i as i64 + 1,
+                entry_id: format!("{i:032x}"),
+                event_data,
+                attempts: 0,
+                accepted_ms: 0,
+                object: None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_sdk_sends_the_body_its_own_serializer_writes() {
+        let client = client();
+        let mut pending = events();
+        while !pending.is_empty() {
+            let (batch, oversized) = super::super::request_builder::build(pending.clone());
+            assert!(oversized.is_empty());
+            pending.drain(..batch.entries.len());
+
+            // What the SDK writes from the entries themselves.
+            let serialized = Capture::default();
+            let entries: Vec<_> = batch
+                .entries
+                .iter()
+                .zip(events().into_iter().skip(batch.entries[0].seq as usize - 1))
+                .map(|(e, p)| sdk_entry(audit_event::AuditEvent::new(e.id.clone(), p.event_data)).unwrap())
+                .collect();
+            let _ = client
+                .put_audit_events()
+                .channel_arn("arn:aws:cloudtrail:eu-west-1:123456789012:channel/c")
+                .set_audit_events(Some(entries))
+                .customize()
+                .interceptor(serialized.clone())
+                .send()
+                .await;
+            // What it sends with the relay's body.
+            let written = Capture::default();
+            let _ = client
+                .put_audit_events()
+                .channel_arn("arn:aws:cloudtrail:eu-west-1:123456789012:channel/c")
+                .customize()
+                .interceptor(WrittenBody(batch.body.clone()))
+                .interceptor(written.clone())
+                .send()
+                .await;
+
+            let (expected, expected_length) = serialized.0.lock().unwrap().take().expect("the SDK serialized");
+            let (sent, sent_length) = written.0.lock().unwrap().take().expect("the SDK built the request");
+            assert_eq!(String::from_utf8_lossy(&sent), String::from_utf8_lossy(&expected));
+            assert_eq!(sent_length, expected_length);
+            assert_eq!(sent_length, sent.len().to_string());
+        }
+    }
 }

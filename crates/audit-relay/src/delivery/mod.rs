@@ -485,7 +485,7 @@ impl Deliverer {
         let (load, accepted, dead): (Load, Vec<(i64, i64)>, Vec<Outcome>) = match tenant.destination {
             Destination::CloudtrailLake => {
                 let (batch, oversized) = request_builder::build(pending);
-                let accepted = batch.seqs.iter().copied().zip(batch.accepted_ms.iter().copied()).collect();
+                let accepted = batch.entries.iter().map(|e| (e.seq, e.accepted_ms)).collect();
                 let dead = oversized
                     .into_iter()
                     .map(|seq| Outcome::Dead {
