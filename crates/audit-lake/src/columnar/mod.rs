@@ -59,7 +59,7 @@ pub mod params;
 mod records;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     fs,
     path::{Path, PathBuf},
     sync::{
@@ -899,6 +899,10 @@ pub fn scan_store(db: &Path, store_id: &str, mut each: impl FnMut(&str) -> bool)
     let conn = Store::reader(db)?;
     let mut log = log_reader(db);
     let (mut n, mut after, mut retries) = (0u64, 0i64, 0);
+    // The events read from the log, by seq and eventID, until a file is read past them: a file
+    // the compactor writes meanwhile may hold some of them (it takes the log's events up to its
+    // last, and a chunk read may end inside that), and they are not read twice.
+    let mut from_log: Vec<(i64, String)> = Vec::new();
     loop {
         if no_merge.is_none() {
             no_merge = match merge::lock_file(&dir) {
@@ -926,11 +930,19 @@ pub fn scan_store(db: &Path, store_id: &str, mut each: impl FnMut(&str) -> bool)
         // A merge's inputs may still be there (a query held them): their events are read from
         // the merged file.
         let (files, _) = merge::outermost(files);
-        for (_, last, path) in files {
-            match read_file(&path, &mut |record| {
+        for (first, last, path) in files {
+            let read: HashSet<&str> =
+                from_log.iter().filter(|(seq, _)| (first..=last).contains(seq)).map(|(_, id)| id.as_str()).collect();
+            let outcome = read_file(&path, &mut |id, record| {
+                if read.contains(id) {
+                    return true;
+                }
                 n += 1;
                 each(record)
-            }) {
+            });
+            drop(read);
+            from_log.retain(|(seq, _)| *seq > last);
+            match outcome {
                 Ok(true) => {}
                 Ok(false) => return Ok(n),
                 // Dropped past retention since it was listed: its events are gone, as they should.
@@ -950,7 +962,7 @@ pub fn scan_store(db: &Path, store_id: &str, mut each: impl FnMut(&str) -> bool)
                 row.channel_arn,
                 row.event_data,
             )?;
-            chunk.push((seq, record));
+            chunk.push((seq, row.event_id.to_owned(), record));
             Ok(())
         });
         let read = match read {
@@ -961,8 +973,9 @@ pub fn scan_store(db: &Path, store_id: &str, mut each: impl FnMut(&str) -> bool)
             }
             Err(err) => return Err(err),
         };
-        for (seq, record) in chunk {
+        for (seq, event_id, record) in chunk {
             after = seq;
+            from_log.push((seq, event_id));
             n += 1;
             if !each(&record) {
                 return Ok(n);
@@ -974,8 +987,9 @@ pub fn scan_store(db: &Path, store_id: &str, mut each: impl FnMut(&str) -> bool)
     }
 }
 
-/// Calls `each` with the stored record of every event of a file; `false` when `each` asked to stop.
-fn read_file(path: &Path, each: &mut dyn FnMut(&str) -> bool) -> Result<bool, LakeError> {
+/// Calls `each` with the eventID and the stored record of every event of a file; `false` when
+/// `each` asked to stop.
+fn read_file(path: &Path, each: &mut dyn FnMut(&str, &str) -> bool) -> Result<bool, LakeError> {
     use datafusion::{
         arrow::{array::AsArray, datatypes::TimestampMillisecondType},
         parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder,
@@ -1004,7 +1018,7 @@ fn read_file(path: &Path, each: &mut dyn FnMut(&str) -> bool) -> Result<bool, La
                 arns.value(row),
                 &event_data_json(event_data, row),
             )?;
-            if !each(&record) {
+            if !each(ids.value(row), &record) {
                 return Ok(false);
             }
         }

@@ -129,7 +129,10 @@ mod tests {
     /// Records the body and its declared length as they stand before the retry loop, then stops
     /// the call there (a test double: nothing is sent anywhere).
     #[derive(Debug, Default, Clone)]
-    struct Capture(Arc<Mutex<Option<(Vec<u8>, String)>>>);
+    struct Capture(Arc<Mutex<Option<Captured>>>);
+
+    /// A request's body and its `Content-Length`.
+    type Captured = (Vec<u8>, String);
 
     impl Intercept for Capture {
         fn name(&self) -> &'static str {
