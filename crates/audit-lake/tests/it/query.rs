@@ -887,8 +887,8 @@ async fn small_files_merge_into_larger_ones_and_read_the_same() {
 
 /// `lake dump` reads each event once while the compactor moves events from the log into a file
 /// under it: the dump reads the log a chunk (20,000 events) at a time, and a file written after
-/// the first chunk holds that chunk's events too. (Session 19's `bench` counted 320,000 of 300,000
-/// events once, before the dump skipped them.)
+/// the first chunk holds that chunk's events too. (Before the dump skipped them, a `bench` run
+/// counted 320,000 of its 300,000 events.)
 #[tokio::test]
 async fn a_dump_reads_each_event_once_while_a_file_takes_events_it_read_from_the_log() {
     // No file until the test writes one.

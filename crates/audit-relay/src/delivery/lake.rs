@@ -44,7 +44,8 @@ pub(super) async fn send(client: &aws_sdk_cloudtraildata::Client, tenant: &Tenan
         DeliveryMode::ResourcePolicy { external_id } => external_id.clone(),
         DeliveryMode::AssumeRole { .. } => None,
     };
-    let seq_of: HashMap<&str, i64> = batch.entries.iter().map(|e| (e.id.as_str(), e.seq)).collect();
+    let Batch { body, entries } = batch;
+    let seq_of: HashMap<&str, i64> = entries.iter().map(|e| (e.id.as_str(), e.seq)).collect();
     // The SDK builds the request (URI, channel and external id in the query, headers), signs,
     // retries and parses the answer; its body is the batch's ([`WrittenBody`]).
     let result = client
@@ -52,7 +53,7 @@ pub(super) async fn send(client: &aws_sdk_cloudtraildata::Client, tenant: &Tenan
         .channel_arn(&tenant.channel_arn)
         .set_external_id(external_id)
         .customize()
-        .interceptor(WrittenBody(batch.body.clone()))
+        .interceptor(WrittenBody(body))
         .send()
         .await;
     let mut sent = Sent::default();
@@ -84,8 +85,7 @@ pub(super) async fn send(client: &aws_sdk_cloudtraildata::Client, tenant: &Tenan
                 }
                 _ => {
                     let code = code.unwrap_or_else(|| status.map_or("NetworkError".into(), |s| format!("HTTP {s}")));
-                    sent.outcomes
-                        .extend(batch.entries.iter().map(|e| Outcome::Retry { seq: e.seq, code: code.clone() }));
+                    sent.outcomes.extend(entries.iter().map(|e| Outcome::Retry { seq: e.seq, code: code.clone() }));
                 }
             }
         }
@@ -192,15 +192,13 @@ mod tests {
         while !pending.is_empty() {
             let (batch, oversized) = super::super::request_builder::build(pending.clone());
             assert!(oversized.is_empty());
-            pending.drain(..batch.entries.len());
+            let taken: Vec<Pending> = pending.drain(..batch.entries.len()).collect();
 
             // What the SDK writes from the entries themselves.
             let serialized = Capture::default();
-            let entries: Vec<_> = batch
-                .entries
-                .iter()
-                .zip(events().into_iter().skip(batch.entries[0].seq as usize - 1))
-                .map(|(e, p)| sdk_entry(audit_event::AuditEvent::new(e.id.clone(), p.event_data)).unwrap())
+            let entries: Vec<_> = taken
+                .into_iter()
+                .map(|p| sdk_entry(audit_event::AuditEvent::new(p.entry_id, p.event_data)).unwrap())
                 .collect();
             let _ = client
                 .put_audit_events()
