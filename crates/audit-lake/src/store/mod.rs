@@ -440,7 +440,7 @@ impl Store {
         let counter = commits.clone();
         let checkpointer = wal_db::Checkpointer::start(&path, "lake-checkpointer")?;
         thread::Builder::new().name("lake-writer".into()).spawn(move || {
-            let mut writer = Writer { conn, log, next_seq: committed + 1 };
+            let mut writer = Writer { conn, log, next_seq: committed + 1, frames: Default::default() };
             writer.run(rx, &counter, &checkpointer);
             checkpointer.stop();
         })?;
@@ -1012,6 +1012,8 @@ struct Writer {
     /// Only ever grows while the writer runs, even past a failed commit, so that no seq (and no
     /// log frame) ever stands for two events.
     next_seq: i64,
+    /// The frames of the commit being written.
+    frames: log::Frames,
 }
 
 impl Writer {
@@ -1058,12 +1060,12 @@ impl Writer {
     /// Writes a batch of jobs in one transaction: new events' texts to the log (synced) first, then
     /// their rows. On a failed commit every job fails.
     fn commit(&mut self, batch: &[Job]) -> Vec<Outcome> {
-        let Writer { conn, log, next_seq } = self;
+        let Writer { conn, log, next_seq, frames } = self;
         let mut forgotten = None;
         let result = (|| -> Result<Vec<Done>, LakeError> {
             let tx = conn.transaction()?;
             let mut results = Vec::with_capacity(batch.len());
-            let mut frames = Vec::new();
+            frames.start();
             let base = match batch.iter().any(|job| matches!(job, Job::Events { .. })) {
                 true => log.begin(*next_seq)?,
                 false => 0,
@@ -1102,7 +1104,7 @@ impl Writer {
                                     stored.push(Stored { event_id: first, duplicate: true });
                                 } else {
                                     *next_seq += 1;
-                                    log::push_frame(&mut frames, seq, event.event_data.as_bytes());
+                                    frames.push(seq, event.event_data.as_bytes());
                                     stored.push(Stored { event_id: event.event_id.clone(), duplicate: false });
                                 }
                             }
@@ -1184,7 +1186,7 @@ impl Writer {
                 }
             }
             if !frames.is_empty() {
-                log.append(&frames)?;
+                log.append(frames.bytes())?;
             }
             tx.commit()?;
             Ok(results)

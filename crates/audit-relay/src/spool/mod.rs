@@ -412,6 +412,7 @@ impl Spool {
             next_seq: committed + 1,
             swept: std::time::Instant::now(),
             sweep_every: settings.sweep_every,
+            frames: log::Frames::default(),
         };
         let (jobs, rx) = mpsc::channel(1024);
         let commits = Arc::new(AtomicU64::new(0));
@@ -728,6 +729,8 @@ struct PayloadLog {
     /// When segments were last looked at for deletion, and how often they are.
     swept: std::time::Instant,
     sweep_every: std::time::Duration,
+    /// The frames of the commit being written.
+    frames: log::Frames,
 }
 
 impl PayloadLog {
@@ -945,7 +948,8 @@ fn commit(
         }
         let tx = conn.transaction()?;
         let mut results = Vec::with_capacity(batch.len());
-        let mut frames = Vec::new();
+        let frames = &mut log.frames;
+        frames.start();
         let base = match batch.iter().any(|job| matches!(job, Job::Append { .. })) {
             true => log.writer.begin(log.next_seq)?,
             false => 0,
@@ -1007,7 +1011,7 @@ fn commit(
                                 offset as i64
                             ])?;
                             log.next_seq += 1;
-                            log::push_frame(&mut frames, seq, e.data.as_bytes());
+                            frames.push(seq, e.data.as_bytes());
                             keys.insert(tag, seq);
                             used += e.data.len() as u64 + 100;
                             *changes.entry(e.tenant.clone()).or_default() += 1;
@@ -1078,7 +1082,7 @@ fn commit(
             }
         }
         if !frames.is_empty() {
-            log.writer.append(&frames)?;
+            log.writer.append(frames.bytes())?;
         }
         tx.commit()?;
         Ok(results)
