@@ -11,14 +11,11 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_cloudtraildata::{
-    config::{ConfigBag, Intercept, RuntimeComponents, interceptors::BeforeTransmitInterceptorContextMut},
-    error::ProvideErrorMetadata,
-};
-use aws_smithy_types::body::SdkBody;
+use aws_sdk_cloudtraildata::error::ProvideErrorMetadata;
 
 use super::{
     Sent,
+    body::WrittenBody,
     request_builder::Batch,
     retry::{Class, classify_call, classify_entry},
 };
@@ -93,65 +90,13 @@ pub(super) async fn send(client: &aws_sdk_cloudtraildata::Client, tenant: &Tenan
     sent
 }
 
-/// Puts a request body written by [`super::request_builder`] in place of the one the SDK serialized
-/// from an input without entries (`{}`), once before the SDK's retry loop, so that every attempt
-/// sends and signs it. The body holds the same JSON the SDK's serializer writes for those entries
-/// (tested in `tests`); only its escaping of `eventData` is cheaper. Should the hook ever not run,
-/// CloudTrail refuses a request without entries as a whole, and the events stay pending.
-#[derive(Debug)]
-struct WrittenBody(bytes::Bytes);
-
-impl Intercept for WrittenBody {
-    fn name(&self) -> &'static str {
-        "WrittenBody"
-    }
-
-    fn modify_before_retry_loop(
-        &self,
-        context: &mut BeforeTransmitInterceptorContextMut<'_>,
-        _: &RuntimeComponents,
-        _: &mut ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let request = context.request_mut();
-        *request.body_mut() = SdkBody::from(self.0.clone());
-        request.headers_mut().insert("content-length", self.0.len().to_string());
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
     use super::*;
-    use crate::spool::Pending;
-
-    /// Records the body and its declared length as they stand before the retry loop, then stops
-    /// the call there (a test double: nothing is sent anywhere).
-    #[derive(Debug, Default, Clone)]
-    struct Capture(Arc<Mutex<Option<Captured>>>);
-
-    /// A request's body and its `Content-Length`.
-    type Captured = (Vec<u8>, String);
-
-    impl Intercept for Capture {
-        fn name(&self) -> &'static str {
-            "Capture"
-        }
-
-        fn modify_before_retry_loop(
-            &self,
-            context: &mut BeforeTransmitInterceptorContextMut<'_>,
-            _: &RuntimeComponents,
-            _: &mut ConfigBag,
-        ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-            let request = context.request();
-            let body = request.body().bytes().expect("an in-memory body").to_vec();
-            let length = request.headers().get("content-length").unwrap_or_default().to_owned();
-            *self.0.lock().unwrap() = Some((body, length));
-            Err("captured".into())
-        }
-    }
+    use crate::{
+        delivery::body::testing::{Capture, assert_same, texts},
+        spool::Pending,
+    };
 
     fn client() -> aws_sdk_cloudtraildata::Client {
         let config = aws_sdk_cloudtraildata::Config::builder()
@@ -165,13 +110,8 @@ mod tests {
         aws_sdk_cloudtraildata::Client::from_conf(config)
     }
 
-    /// Every ASCII byte (each control character, quote and backslash among them), characters of two,
-    /// three and four bytes, U+2028 and U+2029, as the text of events.
     fn events() -> Vec<Pending> {
-        let mut texts: Vec<String> = (0u8..0x80).map(|b| format!("{{\"p\":\"a{}b\"}}", char::from(b))).collect();
-        texts.push("{\"p\":\"é€😀\u{2028}\u{2029}\u{7f}\"}".into());
-        texts.push(format!("{{\"notes\":\"{}\"}}", "\\\"x\\\\".repeat(2_000)));
-        texts
+        texts()
             .into_iter()
             .enumerate()
             .map(|(i, event_data)| Pending {
@@ -218,12 +158,7 @@ mod tests {
                 .interceptor(written.clone())
                 .send()
                 .await;
-
-            let (expected, expected_length) = serialized.0.lock().unwrap().take().expect("the SDK serialized");
-            let (sent, sent_length) = written.0.lock().unwrap().take().expect("the SDK built the request");
-            assert_eq!(String::from_utf8_lossy(&sent), String::from_utf8_lossy(&expected));
-            assert_eq!(sent_length, expected_length);
-            assert_eq!(sent_length, sent.len().to_string());
+            assert_same(&written, &serialized);
         }
     }
 }

@@ -19,12 +19,9 @@
 //!   answer lost without a crash (a dropped connection after CloudWatch took the call) is retried,
 //!   and its events stored twice.
 
-use aws_sdk_cloudwatchlogs::{
-    error::ProvideErrorMetadata,
-    types::{InputLogEvent, RejectedLogEventsInfo},
-};
+use aws_sdk_cloudwatchlogs::{error::ProvideErrorMetadata, types::RejectedLogEventsInfo};
 
-use super::{Sent, retry};
+use super::{Sent, body::WrittenBody, retry};
 use crate::{
     registry::{Destination, Tenant},
     spool::{Outcome, Pending},
@@ -130,6 +127,26 @@ enum Failure {
     Refused(String),
 }
 
+/// The JSON body of a `PutLogEvents` call, as the SDK's serializer writes it (members in the model's
+/// order); written once per call with serde_json instead (see [`super::body`]).
+fn body(group: &str, stream: &str, run: &[(i64, Pending)]) -> bytes::Bytes {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Input<'a> {
+        log_group_name: &'a str,
+        log_stream_name: &'a str,
+        log_events: Vec<LogEvent<'a>>,
+    }
+    #[derive(serde::Serialize)]
+    struct LogEvent<'a> {
+        timestamp: i64,
+        message: &'a str,
+    }
+    let log_events = run.iter().map(|(ts, p)| LogEvent { timestamp: *ts, message: &p.event_data }).collect();
+    let input = Input { log_group_name: group, log_stream_name: stream, log_events };
+    serde_json::to_vec(&input).expect("strings and numbers always serialize").into()
+}
+
 /// One `PutLogEvents` call, making the stream first when it is missing.
 async fn put(
     client: &aws_sdk_cloudwatchlogs::Client,
@@ -137,20 +154,17 @@ async fn put(
     stream: &str,
     run: &[(i64, Pending)],
 ) -> Result<Option<RejectedLogEventsInfo>, Failure> {
-    // The SDK takes the events by value: they are built for each attempt (one copy of each
-    // message), not built once and copied again per attempt.
-    let events = || -> Vec<InputLogEvent> {
-        run.iter()
-            .filter_map(|(ts, p)| InputLogEvent::builder().timestamp(*ts).message(p.event_data.clone()).build().ok())
-            .collect()
-    };
+    // The SDK builds the request (headers, the target), signs, retries and parses the answer; the
+    // body, with the events, is the relay's ([`WrittenBody`]).
+    let body = body(group, stream, run);
     let mut made_stream = false;
     loop {
         let result = client
             .put_log_events()
             .log_group_name(group)
             .log_stream_name(stream)
-            .set_log_events(Some(events()))
+            .customize()
+            .interceptor(WrittenBody(body.clone()))
             .send()
             .await;
         let err = match result {
@@ -255,6 +269,58 @@ mod tests {
             accepted_ms: 7,
             object: None,
         }
+    }
+
+    #[tokio::test]
+    async fn the_sdk_sends_the_body_its_own_serializer_writes() {
+        use crate::delivery::body::testing::{Capture, assert_same, texts};
+        use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+
+        let config = aws_sdk_cloudwatchlogs::Config::builder()
+            .behavior_version(aws_sdk_cloudwatchlogs::config::BehaviorVersion::latest())
+            .region(aws_sdk_cloudwatchlogs::config::Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_cloudwatchlogs::config::Credentials::new(
+                "AKIDTEST", "secret", None, None, "test",
+            ))
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        let client = aws_sdk_cloudwatchlogs::Client::from_conf(config);
+        // Timestamps before 1970 and far ahead too, and names with characters JSON escapes.
+        let run: Vec<(i64, Pending)> = texts()
+            .into_iter()
+            .enumerate()
+            .map(|(i, event_data)| {
+                let ts = [-86_400_000, 0, 1_764_892_800_123, i64::MAX / 2][i % 4] + i as i64;
+                (ts, Pending { seq: i as i64 + 1, entry_id: format!("{i:032x}"), event_data, ..pending(0, "", 0) })
+            })
+            .collect();
+        let (group, stream) = ("/klarity/audit/t1", "klarity \"relay\" é/\u{1}");
+
+        let serialized = Capture::default();
+        let events: Vec<InputLogEvent> = run
+            .iter()
+            .map(|(ts, p)| InputLogEvent::builder().timestamp(*ts).message(&p.event_data).build().unwrap())
+            .collect();
+        let _ = client
+            .put_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .set_log_events(Some(events))
+            .customize()
+            .interceptor(serialized.clone())
+            .send()
+            .await;
+        let written = Capture::default();
+        let _ = client
+            .put_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .customize()
+            .interceptor(WrittenBody(body(group, stream, &run)))
+            .interceptor(written.clone())
+            .send()
+            .await;
+        assert_same(&written, &serialized);
     }
 
     #[test]

@@ -27,6 +27,7 @@
 //! re-sent with the same ids. AWS does not de-duplicate across requests, so the window between a
 //! successful call and the spool's commit is kept to one local fsync.
 
+mod body;
 pub mod credentials;
 pub mod lake;
 pub mod logs;
