@@ -78,6 +78,19 @@ pub(super) mod testing {
         }
     }
 
+    /// The configuration of a test's SDK clients: made-up keys, and an endpoint nothing is sent to
+    /// (each call stops at [`Capture`]).
+    pub(in crate::delivery) fn sdk_config() -> aws_config::SdkConfig {
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .credentials_provider(aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new("AKIDTEST", "secret", None, None, "test"),
+            ))
+            .endpoint_url("http://127.0.0.1:9")
+            .build()
+    }
+
     /// Every ASCII byte (each control character, quote and backslash among them), characters of
     /// two, three and four bytes, U+2028 and U+2029, and a long run of escapes, as event texts.
     pub(in crate::delivery) fn texts() -> Vec<String> {

@@ -94,21 +94,9 @@ pub(super) async fn send(client: &aws_sdk_cloudtraildata::Client, tenant: &Tenan
 mod tests {
     use super::*;
     use crate::{
-        delivery::body::testing::{Capture, assert_same, texts},
+        delivery::body::testing::{Capture, assert_same, sdk_config, texts},
         spool::Pending,
     };
-
-    fn client() -> aws_sdk_cloudtraildata::Client {
-        let config = aws_sdk_cloudtraildata::Config::builder()
-            .behavior_version(aws_sdk_cloudtraildata::config::BehaviorVersion::latest())
-            .region(aws_sdk_cloudtraildata::config::Region::new("eu-west-1"))
-            .credentials_provider(aws_sdk_cloudtraildata::config::Credentials::new(
-                "AKIDTEST", "secret", None, None, "test",
-            ))
-            .endpoint_url("http://127.0.0.1:9")
-            .build();
-        aws_sdk_cloudtraildata::Client::from_conf(config)
-    }
 
     fn events() -> Vec<Pending> {
         texts()
@@ -127,7 +115,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_sdk_sends_the_body_its_own_serializer_writes() {
-        let client = client();
+        let client = aws_sdk_cloudtraildata::Client::new(&sdk_config());
         let mut pending = events();
         while !pending.is_empty() {
             let (batch, oversized) = super::super::request_builder::build(pending.clone());

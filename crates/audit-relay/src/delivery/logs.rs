@@ -273,18 +273,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_sdk_sends_the_body_its_own_serializer_writes() {
-        use crate::delivery::body::testing::{Capture, assert_same, texts};
+        use crate::delivery::body::testing::{Capture, assert_same, sdk_config, texts};
         use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 
-        let config = aws_sdk_cloudwatchlogs::Config::builder()
-            .behavior_version(aws_sdk_cloudwatchlogs::config::BehaviorVersion::latest())
-            .region(aws_sdk_cloudwatchlogs::config::Region::new("eu-west-1"))
-            .credentials_provider(aws_sdk_cloudwatchlogs::config::Credentials::new(
-                "AKIDTEST", "secret", None, None, "test",
-            ))
-            .endpoint_url("http://127.0.0.1:9")
-            .build();
-        let client = aws_sdk_cloudwatchlogs::Client::from_conf(config);
+        let client = aws_sdk_cloudwatchlogs::Client::new(&sdk_config());
         // Timestamps before 1970 and far ahead too, and names with characters JSON escapes.
         let run: Vec<(i64, Pending)> = texts()
             .into_iter()
