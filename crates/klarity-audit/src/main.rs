@@ -18,7 +18,7 @@ mod logging;
 /// thread, which glibc's allocator served at ~9% of a whole-flow profile. Built without its
 /// transparent huge pages (the `no_thp` feature): each 2 MiB page is zeroed whole on first touch,
 /// and the lake's compactor, whose column builders take fresh memory every 20,000 events, spent a
-/// third of its time there (the lake's CPU per event fell 10 % without them, session 20).
+/// third of its time there (the lake's CPU per event fell 5–10 % without them, session 20).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

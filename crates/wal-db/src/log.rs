@@ -67,8 +67,8 @@ fn check(seq: i64, payload: &[u8]) -> u32 {
 /// The frames of one commit, in a buffer kept from one commit to the next.
 ///
 /// A new buffer per commit grew by doubling to a few MiB, and each growth that large took fresh
-/// pages the kernel had to zero: 14–16 % of the relay's and the lake's writer threads in a profile
-/// of the bench (session 20).
+/// pages the kernel had to zero: 13.7 % of the relay's spool writer and 16.2 % of the lake's writer
+/// in a profile of the bench (session 20).
 #[derive(Debug, Default)]
 pub struct Frames(Vec<u8>);
 
