@@ -4,10 +4,15 @@
 //! part. Threads come and go (Tokio's blocking pool), so each is sampled as the run goes and its
 //! last reading kept. With the relays on PostgreSQL, the server's processes on this machine
 //! (named `postgres`) are sampled too, as a part of their own.
+//!
+//! CPU per event depends on the host as much as on the code (runs of one build on the hosts this
+//! project met differ by a third), so the bench also times a **reference work** through the same
+//! run ([`ReferenceProbe`]). The relay's and the lake's costs are reported as multiples of it too.
 
 use std::collections::HashMap;
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 /// A part of the flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -126,6 +131,119 @@ fn ticks_per_second() -> f64 {
     rustix::param::clock_ticks_per_second() as f64
 }
 
+/// Events per request body in the reference work (the bench's default batch).
+const REFERENCE_BATCH: usize = 100;
+/// Events per sample of the reference work: ~4-6 ms of it on the hosts met so far.
+const PROBE_EVENTS: usize = 1_000;
+/// Time between samples: with ~5 ms samples, ~2 % of one core.
+const PROBE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+/// Samples kept (an hour and more of them); later ones are not taken.
+const PROBE_MOST_SAMPLES: usize = 20_000;
+
+/// The same run's reference work: what any relay or lake must at least do with each event —
+/// parse it (serde_json, into a `Value`), compute its SHA-256, and write it as a JSON string into
+/// a request body of [`REFERENCE_BATCH`] events — on a thread of its own, in short samples every
+/// [`PROBE_INTERVAL`] from before the load to the last delivery, each timed by the CPU time the
+/// thread spent on it.
+///
+/// Why samples through the run: this host's speed is not steady. The same loop measured ~3.4 and
+/// ~5.2-5.8 µs in stretches of seconds (session 21), so a reference timed once, before the load,
+/// compared the run with whichever stretch it fell in. Samples through the run meet the stretches
+/// (and the sharing of cores) the run met, at ~2 % of one core (counted in the producers' part).
+/// Why CPU time: the flow keeps both cores busy, so a sample's wall time would count its waits.
+pub(crate) struct ReferenceProbe {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<f64>>,
+}
+
+/// What the probe measured: microseconds per event of the reference work.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct Reference {
+    /// The median sample.
+    pub(crate) us_per_event: f64,
+    pub(crate) least_us_per_event: f64,
+    pub(crate) most_us_per_event: f64,
+    pub(crate) samples: usize,
+}
+
+impl ReferenceProbe {
+    /// Starts sampling over `events` (taken in turn, [`PROBE_EVENTS`] per sample); the first
+    /// sample is taken at once.
+    pub(crate) fn start(events: Vec<String>) -> std::io::Result<ReferenceProbe> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::Builder::new().name("bench-reference".into()).spawn(move || {
+            let longest = events.iter().map(String::len).max().unwrap_or(0);
+            let mut body = Vec::with_capacity(REFERENCE_BATCH * (longest * 2 + 16));
+            let mut samples = Vec::new();
+            let mut sink = 0u8;
+            let mut next = 0;
+            let mut before = thread_cpu_ns();
+            loop {
+                let mut done = 0;
+                while done < PROBE_EVENTS && !events.is_empty() {
+                    let batch = &events[next..(next + REFERENCE_BATCH).min(events.len())];
+                    body.clear();
+                    for text in batch {
+                        sink ^= reference_work(text, &mut body);
+                    }
+                    done += batch.len();
+                    next = (next + batch.len()) % events.len();
+                }
+                // Read after sleeping: the kernel brought this thread's CPU time up to date when it
+                // went to sleep, so the reading is exact (read while running, it may lag a tick).
+                std::thread::park_timeout(PROBE_INTERVAL);
+                let now = thread_cpu_ns();
+                if let (Some(before), Some(now), true) = (before, now, done > 0) {
+                    samples.push(now.saturating_sub(before) as f64 / 1e3 / done as f64);
+                }
+                before = now;
+                if stopped.load(Relaxed) || samples.len() >= PROBE_MOST_SAMPLES {
+                    break;
+                }
+            }
+            std::hint::black_box(sink);
+            samples
+        })?;
+        Ok(ReferenceProbe { stop, thread })
+    }
+
+    /// Stops sampling; what was measured (zeros if nothing was).
+    pub(crate) fn finish(self) -> Reference {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.thread().unpark();
+        let mut samples = self.thread.join().unwrap_or_default();
+        samples.sort_by(f64::total_cmp);
+        let round = |us: f64| (us * 100.0).round() / 100.0;
+        Reference {
+            us_per_event: round(samples.get(samples.len() / 2).copied().unwrap_or(0.0)),
+            least_us_per_event: round(samples.first().copied().unwrap_or(0.0)),
+            most_us_per_event: round(samples.last().copied().unwrap_or(0.0)),
+            samples: samples.len(),
+        }
+    }
+}
+
+/// This thread's CPU time in nanoseconds, as the kernel last brought it up to date (the first
+/// field of `/proc/thread-self/schedstat`); `None` where there is no such file.
+fn thread_cpu_ns() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// One event's reference work; a byte of its results, so that none of it can be left out.
+fn reference_work(text: &str, body: &mut Vec<u8>) -> u8 {
+    let parsed: serde_json::Value = serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
+    let digest = Sha256::digest(text.as_bytes());
+    if !body.is_empty() {
+        body.push(b',');
+    }
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *body, text);
+    digest[0] ^ u8::from(parsed.is_object())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +255,34 @@ mod tests {
         let odd = "7 (a (b) c) R 1 2 3 4 5 6 7 8 9 10 5 6 0 0";
         assert_eq!(parse_stat(odd), Some(("a (b) c", 11)));
         assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn the_reference_work_parses_hashes_and_writes_each_event() {
+        let event = r#"{"eventName":"backup.completed","notes":"a \"quoted\" word"}"#;
+        let mut body = Vec::new();
+        let first = reference_work(event, &mut body);
+        reference_work("not json", &mut body);
+        // The body holds each text as a JSON string, in order.
+        let written: Vec<String> = serde_json::from_slice(&[b"[", body.as_slice(), b"]"].concat()).unwrap();
+        assert_eq!(written, [event, "not json"]);
+        // Its result carries the digest and whether the text parsed as an object.
+        assert_eq!(first, Sha256::digest(event.as_bytes())[0] ^ 1);
+        assert_eq!(reference_work("not json", &mut Vec::new()), Sha256::digest(b"not json")[0]);
+    }
+
+    #[test]
+    fn the_probe_samples_at_once_and_stops_when_asked() {
+        let events = vec![r#"{"eventName":"a"}"#.to_owned(); 3];
+        // Stopped at once: the first sample is still there, over PROBE_EVENTS events taken in turn.
+        let reference = ReferenceProbe::start(events).unwrap().finish();
+        assert!(reference.samples >= 1, "{reference:?}");
+        assert!(reference.us_per_event > 0.0 && reference.us_per_event.is_finite(), "{reference:?}");
+        assert!(reference.least_us_per_event <= reference.us_per_event, "{reference:?}");
+        assert!(reference.us_per_event <= reference.most_us_per_event, "{reference:?}");
+        // No events: no samples, and zeros rather than a division by nothing.
+        let none = ReferenceProbe::start(Vec::new()).unwrap().finish();
+        assert_eq!((none.samples, none.us_per_event), (0, 0.0));
     }
 
     #[test]

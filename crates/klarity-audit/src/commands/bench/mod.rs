@@ -42,6 +42,10 @@ use report::{Baseline, Report};
 /// The event source the bench publishes (AutoBackup's `backup.completed`).
 const SOURCE: &str = "com.nordcloudapp.com.autobackup";
 
+/// Events the reference work takes in turn (see `cpu::ReferenceProbe`): ~10 MiB of the default
+/// events.
+const REFERENCE_EVENTS: usize = 10_000;
+
 pub(crate) fn run(global: &GlobalArgs, args: &BenchArgs) -> anyhow::Result<ExitCode> {
     if args.sql && args.duration > 0 {
         bail!("--duration times the flow bench; --sql loads --events and times queries");
@@ -268,6 +272,7 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
 
     // Ingest (and delivery, unless held).
     let load = Arc::new(load::Load::new(args.event_size, args.uids));
+    let reference = cpu::ReferenceProbe::start((0..REFERENCE_EVENTS).map(|n| load.event(n)).collect())?;
     let rss_before = memory().rss_bytes;
     let mut cpu = if database.is_some() { cpu::Ledger::with_database() } else { cpu::Ledger::default() };
     cpu.sample();
@@ -351,6 +356,8 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
     let drain_seconds = drain_started.elapsed().as_secs_f64();
     cpu.sample();
     let cpu_delivered = cpu.totals();
+    // At most one sample (a few ms) to wait for.
+    let reference = reference.finish();
     progress.clear();
 
     // Every event is in its tenant's store (or log group), once.
@@ -454,6 +461,7 @@ async fn bench(root: &Path, args: &BenchArgs, catalog: audit_event::Catalog, par
         rss_drain_peak_bytes: rss_drain_peak,
         cpu_ingest: cpu_ingested.since(&cpu_before),
         cpu_whole: cpu_delivered.since(&cpu_before),
+        reference,
         relay_disk_bytes: disk_usage(&relay_dir),
         lake_disk_bytes: disk_usage(&lake_dir),
     }))

@@ -4,7 +4,12 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use super::{Scraped, cpu::Seconds, group, load::Ingested};
+use super::{
+    Scraped,
+    cpu::{Reference, Seconds},
+    group,
+    load::Ingested,
+};
 use crate::cli::BenchArgs;
 
 /// What a run measured.
@@ -51,6 +56,11 @@ pub(crate) struct Cpu {
     /// they ran only the relay (the lake elsewhere, as CloudTrail Lake is in production), at the
     /// relay's CPU cost per event in this run.
     pub(crate) relay_only_events_per_second: f64,
+    /// The same run's reference work (see `cpu::ReferenceProbe`), and the whole run's relay and
+    /// lake CPU per event as multiples of its median: figures that compare across hosts.
+    pub(crate) reference: Reference,
+    pub(crate) relay_per_reference: f64,
+    pub(crate) lake_per_reference: f64,
 }
 
 /// CPU seconds and microseconds per event, per part.
@@ -193,6 +203,7 @@ pub(crate) struct Inputs<'a> {
     pub(crate) boto3: Option<Boto3>,
     pub(crate) cpu_ingest: Seconds,
     pub(crate) cpu_whole: Seconds,
+    pub(crate) reference: Reference,
     pub(crate) peak_rss_bytes: u64,
     pub(crate) rss_before_bytes: u64,
     pub(crate) rss_ingest_peak_bytes: u64,
@@ -214,6 +225,10 @@ impl Report {
         // With PostgreSQL, the relay's cost includes the database's.
         let relay_us = whole_run.relay_us_per_event + whole_run.database_us_per_event.unwrap_or(0.0);
         let relay_only_events_per_second = if relay_us > 0.0 { cores as f64 * 1e6 / relay_us } else { 0.0 };
+        let multiple = |us: f64| {
+            let reference = i.reference.us_per_event;
+            if reference > 0.0 { (us / reference * 10.0).round() / 10.0 } else { 0.0 }
+        };
         Report {
             setup: Setup {
                 events,
@@ -265,10 +280,13 @@ impl Report {
             baseline: i.baseline,
             boto3: i.boto3,
             cpu: Cpu {
-                whole_run,
                 ingest_only: i.args.hold.then(|| CpuPerPart::new(i.cpu_ingest, events)),
                 delivery_only: i.args.hold.then(|| CpuPerPart::new(i.cpu_whole.since(&i.cpu_ingest), events)),
                 relay_only_events_per_second,
+                reference: i.reference,
+                relay_per_reference: multiple(relay_us),
+                lake_per_reference: multiple(whole_run.lake_us_per_event),
+                whole_run,
             },
             memory: MemoryFigures {
                 peak_rss_mib: mib(i.peak_rss_bytes),
@@ -393,6 +411,17 @@ impl Report {
             "  CPU per event       {}   ({:.1} CPU s in all)",
             parts(w),
             w.seconds.relay + w.seconds.lake + w.seconds.load + w.seconds.database
+        )?;
+        let r = &c.reference;
+        writeln!(
+            out,
+            "    reference work    {:.2} µs per event on one core (parse, SHA-256 and write each event once; median of {} samples through the run, {:.2}–{:.2}): relay {:.1}×, lake {:.1}× of it",
+            r.us_per_event,
+            r.samples,
+            r.least_us_per_event,
+            r.most_us_per_event,
+            c.relay_per_reference,
+            c.lake_per_reference
         )?;
         if let (Some(ingest), Some(delivery)) = (&c.ingest_only, &c.delivery_only) {
             writeln!(out, "    accepting alone   {}", parts(ingest))?;
