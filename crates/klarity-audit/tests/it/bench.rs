@@ -43,6 +43,17 @@ fn a_small_bench_delivers_every_event_once_and_reports_it() {
     let cpu = &report["cpu"]["whole_run"];
     assert!(cpu["relay_us_per_event"].as_f64().unwrap() > 0.0, "{cpu}");
     assert!(cpu["lake_us_per_event"].as_f64().unwrap() > 0.0, "{cpu}");
+    // The reference work was sampled through the run, and the costs are given as multiples of it.
+    let reference = &report["cpu"]["reference"];
+    assert!(reference["samples"].as_u64().unwrap() >= 1, "{reference}");
+    let median = reference["us_per_event"].as_f64().unwrap();
+    assert!(median > 0.0 && median <= reference["most_us_per_event"].as_f64().unwrap(), "{reference}");
+    for (multiple, part) in [("relay_per_reference", "relay_us_per_event"), ("lake_per_reference", "lake_us_per_event")]
+    {
+        let expected = cpu[part].as_f64().unwrap() / median;
+        let given = report["cpu"][multiple].as_f64().unwrap();
+        assert!((given - expected).abs() <= 0.051, "{multiple}: {given} against {expected}: {}", report["cpu"]);
+    }
 }
 
 #[test]
