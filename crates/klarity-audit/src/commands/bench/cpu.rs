@@ -151,9 +151,11 @@ const PROBE_MOST_SAMPLES: usize = 20_000;
 /// compared the run with whichever stretch it fell in. Samples through the run meet the stretches
 /// (and the sharing of cores) the run met, at ~2 % of one core (counted in the producers' part).
 /// Why CPU time: the flow keeps both cores busy, so a sample's wall time would count its waits.
+///
+/// Dropped without [`ReferenceProbe::finish`] (a run that failed), it stops its thread too.
 pub(crate) struct ReferenceProbe {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<Vec<f64>>,
+    thread: Option<std::thread::JoinHandle<Vec<f64>>>,
 }
 
 /// What the probe measured: microseconds per event of the reference work.
@@ -206,14 +208,12 @@ impl ReferenceProbe {
             std::hint::black_box(sink);
             samples
         })?;
-        Ok(ReferenceProbe { stop, thread })
+        Ok(ReferenceProbe { stop, thread: Some(thread) })
     }
 
-    /// Stops sampling; what was measured (zeros if nothing was).
-    pub(crate) fn finish(self) -> Reference {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.thread.thread().unpark();
-        let mut samples = self.thread.join().unwrap_or_default();
+    /// Stops sampling; what was measured (zeros and no samples if nothing was).
+    pub(crate) fn finish(mut self) -> Reference {
+        let mut samples = self.halt().and_then(|thread| thread.join().ok()).unwrap_or_default();
         samples.sort_by(f64::total_cmp);
         let round = |us: f64| (us * 100.0).round() / 100.0;
         Reference {
@@ -222,6 +222,20 @@ impl ReferenceProbe {
             most_us_per_event: round(samples.last().copied().unwrap_or(0.0)),
             samples: samples.len(),
         }
+    }
+
+    /// Tells the thread to stop and wakes it; its handle, the first time.
+    fn halt(&mut self) -> Option<std::thread::JoinHandle<Vec<f64>>> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let thread = self.thread.take()?;
+        thread.thread().unpark();
+        Some(thread)
+    }
+}
+
+impl Drop for ReferenceProbe {
+    fn drop(&mut self) {
+        self.halt();
     }
 }
 
@@ -283,6 +297,14 @@ mod tests {
         // No events: no samples, and zeros rather than a division by nothing.
         let none = ReferenceProbe::start(Vec::new()).unwrap().finish();
         assert_eq!((none.samples, none.us_per_event), (0, 0.0));
+    }
+
+    #[test]
+    fn a_probe_dropped_unfinished_tells_its_thread_to_stop() {
+        let probe = ReferenceProbe::start(vec![r#"{"eventName":"a"}"#.to_owned()]).unwrap();
+        let stop = probe.stop.clone();
+        drop(probe);
+        assert!(stop.load(std::sync::atomic::Ordering::Relaxed));
     }
 
     #[test]

@@ -413,16 +413,20 @@ impl Report {
             w.seconds.relay + w.seconds.lake + w.seconds.load + w.seconds.database
         )?;
         let r = &c.reference;
-        writeln!(
-            out,
-            "    reference work    {:.2} µs per event on one core (parse, SHA-256 and write each event once; median of {} samples through the run, {:.2}–{:.2}): relay {:.1}×, lake {:.1}× of it",
-            r.us_per_event,
-            r.samples,
-            r.least_us_per_event,
-            r.most_us_per_event,
-            c.relay_per_reference,
-            c.lake_per_reference
-        )?;
+        if r.samples == 0 {
+            writeln!(out, "    reference work    not measured (this system has no /proc/thread-self/schedstat)")?;
+        } else {
+            writeln!(
+                out,
+                "    reference work    {:.2} µs per event on one core (parse, SHA-256 and write each event once; median of {} samples through the run, {:.2}–{:.2}): relay {:.1}×, lake {:.1}× of it",
+                r.us_per_event,
+                r.samples,
+                r.least_us_per_event,
+                r.most_us_per_event,
+                c.relay_per_reference,
+                c.lake_per_reference
+            )?;
+        }
         if let (Some(ingest), Some(delivery)) = (&c.ingest_only, &c.delivery_only) {
             writeln!(out, "    accepting alone   {}", parts(ingest))?;
             writeln!(out, "    delivering alone  {}", parts(delivery))?;
