@@ -14,6 +14,7 @@
 //! request workers.
 
 mod bounds;
+mod codes;
 pub mod dialect;
 mod functions;
 mod older;
@@ -193,6 +194,9 @@ pub struct Engine {
     functions: Vec<Arc<ScalarUDF>>,
     limits: ValueLimits,
     max_recursion_depth: usize,
+    /// Whether grouped counts over Parquet scans count dictionary codes (`codes`); off only to
+    /// compare results with DataFusion's own aggregation.
+    count_codes: bool,
 }
 
 impl Engine {
@@ -230,7 +234,15 @@ impl Engine {
             functions,
             limits,
             max_recursion_depth: config.max_recursion_depth,
+            count_codes: true,
         })
+    }
+
+    /// This engine with grouped counts done by DataFusion's own aggregation only.
+    #[cfg(test)]
+    fn without_count_codes(mut self) -> Engine {
+        self.count_codes = false;
+        self
     }
 
     /// Queries planned or running now (each holds a share of the memory pool).
@@ -254,8 +266,10 @@ impl Engine {
             .with_table_functions(Default::default())
             .with_analyzer_rule(Arc::new(bounds::GuardRule(self.limits)))
             .with_optimizer_rule(Arc::new(bounds::GuardRule(self.limits)))
-            .with_physical_optimizer_rule(Arc::new(bounds::RecursionBound(self.max_recursion_depth)))
-            .build();
+            .with_physical_optimizer_rule(Arc::new(bounds::RecursionBound(self.max_recursion_depth)));
+        let state =
+            if self.count_codes { state.with_physical_optimizer_rule(Arc::new(codes::CountCodes)) } else { state };
+        let state = state.build();
         SessionContext::new_with_state(state)
     }
 
@@ -421,10 +435,13 @@ fn count(plan: &Arc<dyn ExecutionPlan>, under_filter: bool, stats: &mut Stats) {
     let output_rows = metrics.as_ref().and_then(|m| m.output_rows());
     let rows = output_rows.unwrap_or(0) as u64;
     if plan.children().is_empty() {
-        // An in-memory scan keeps no metrics; it reads every row it holds.
-        let rows = match output_rows {
-            Some(_) => rows,
-            None => memory_rows(plan),
+        // An in-memory scan keeps no metrics; it reads every row it holds. A count of codes
+        // outputs groups, and says what it read.
+        let scanned = metrics.as_ref().and_then(|m| m.sum_by_name(codes::ROWS_SCANNED)).map(|v| v.as_usize() as u64);
+        let rows = match (scanned, output_rows) {
+            (Some(scanned), _) => scanned,
+            (None, Some(_)) => rows,
+            (None, None) => memory_rows(plan),
         };
         stats.events_scanned += rows;
         stats.bytes_scanned +=

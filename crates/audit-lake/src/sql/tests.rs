@@ -1,6 +1,7 @@
 //! Queries over parameter columns (`columnar::params`): a catalog key read from its column
 //! answers what `element_at` over the JSON text answers, in files written with the columns, in
-//! files written before them and in memory, while reading less.
+//! files written before them and in memory, while reading less. Grouped counts from dictionary
+//! codes (`codes`) answer what DataFusion's own aggregation answers.
 
 use std::{path::Path, sync::Arc};
 
@@ -9,7 +10,7 @@ use datafusion::{
         array::{Array, ArrayRef, AsArray, RecordBatch, StructArray},
         datatypes::{DataType, Field, Schema},
     },
-    parquet::arrow::ArrowWriter,
+    parquet::{arrow::ArrowWriter, file::properties::WriterProperties},
 };
 
 use super::{Engine, Output, QueryConfig, StoreView, dialect};
@@ -58,6 +59,11 @@ fn events(from: usize, count: usize) -> RecordBatch {
 /// declared those would have), and returns it as a segment. With no keys, the file is as lakes
 /// before parameter columns wrote it: those `eventData` fields an event must have were not nullable.
 fn write(path: &Path, batch: &RecordBatch, keys: &[String]) -> Segment {
+    write_with(path, batch, keys, None)
+}
+
+/// [`write`], with the writer's properties.
+fn write_with(path: &Path, batch: &RecordBatch, keys: &[String], props: Option<WriterProperties>) -> Segment {
     let mut schema = schema_with(keys);
     if keys.is_empty() {
         let required = ["version", "userIdentity", "eventSource", "eventName", "eventTime", "UID"];
@@ -84,17 +90,31 @@ fn write(path: &Path, batch: &RecordBatch, keys: &[String]) -> Segment {
             Arc::new(StructArray::new(fields.clone(), children, full.nulls().cloned())) as ArrayRef
         })
         .collect();
-    let mut writer = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema.clone(), None).unwrap();
+    let mut writer = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema.clone(), props).unwrap();
     writer.write(&RecordBatch::try_new(schema, columns).unwrap()).unwrap();
     writer.close().unwrap();
     Segment::of_file(path)
 }
 
 async fn query(engine: &Engine, snapshot: &Snapshot, sql: &str) -> Output {
+    query_from(engine, snapshot, sql, i64::MIN).await
+}
+
+/// [`query`] over a store that retains events from `retain_from_ms`.
+async fn query_from(engine: &Engine, snapshot: &Snapshot, sql: &str, retain_from_ms: i64) -> Output {
     let prepared = dialect::parse(sql).unwrap();
-    let store = StoreView { id: STORE.into(), snapshot: snapshot.clone(), retain_from_ms: i64::MIN };
+    let store = StoreView { id: STORE.into(), snapshot: snapshot.clone(), retain_from_ms };
     let planned = engine.plan(prepared.statement, vec![store]).await.unwrap();
     engine.run(planned, 10_000, 1 << 24).await.unwrap_or_else(|_| panic!("{sql} runs"))
+}
+
+/// The physical plan of `sql`, as `EXPLAIN` shows it.
+async fn physical(engine: &Engine, snapshot: &Snapshot, sql: &str, retain_from_ms: i64) -> String {
+    let prepared = dialect::parse(sql).unwrap();
+    let store = StoreView { id: STORE.into(), snapshot: snapshot.clone(), retain_from_ms };
+    let planned = engine.plan(prepared.statement, vec![store]).await.unwrap();
+    let plan = planned.ctx.state().create_physical_plan(&planned.plan).await.unwrap();
+    datafusion::physical_plan::displayable(plan.as_ref()).indent(true).to_string()
 }
 
 #[tokio::test]
@@ -158,4 +178,104 @@ async fn a_catalog_key_reads_as_element_at_does_in_every_part_of_a_store() {
         column.stats.bytes_scanned,
         json.stats.bytes_scanned
     );
+}
+
+/// Events of two sources and five names, from three principals; a third without a userAgent,
+/// some in another region; their times 1000 + n ms.
+fn varied(from: usize, count: usize) -> RecordBatch {
+    let mut builder = RecordsBuilder::default();
+    for i in from..from + count {
+        let agent = if i % 3 == 0 { String::new() } else { format!(r#","userAgent":"agent {}""#, i % 2) };
+        let text = format!(
+            r#"{{"version":"1","userIdentity":{{"type":"USER","principalId":"p{}"}},"eventSource":"s{}","eventName":"n{}","eventTime":"t","UID":"u{i}"{agent}}}"#,
+            i % 3,
+            i % 2,
+            i % 5,
+        );
+        let id = format!("e{i:05}");
+        let channel = if i % 4 == 0 {
+            "arn:aws:cloudtrail:eu-west-1:1:channel/c"
+        } else {
+            "arn:aws:cloudtrail:us-east-1:1:channel/c"
+        };
+        let row = Row {
+            event_id: &id,
+            event_time_ms: 1000 + i as i64,
+            ingestion_time_ms: 0,
+            channel_arn: channel,
+            event_data: &text,
+        };
+        builder.append(row).unwrap();
+    }
+    builder.finish()
+}
+
+#[tokio::test]
+async fn grouped_counts_from_dictionary_codes_answer_as_datafusion_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = QueryConfig::default();
+    let codes = Engine::new(&config, &dir.path().join("spill")).unwrap();
+    let plain = Engine::new(&config, &dir.path().join("spill-plain")).unwrap().without_count_codes();
+    let all = params::keys().to_vec();
+    let no_dictionary = WriterProperties::builder().set_dictionary_enabled(false).build();
+    let files = vec![
+        write(&dir.path().join("a.parquet"), &varied(0, 300), &all),
+        write(&dir.path().join("b.parquet"), &varied(300, 500), &all),
+        // Written before parameter columns, and without dictionaries (as a column past the
+        // writer's dictionary limit is).
+        write(&dir.path().join("older.parquet"), &varied(800, 200), &[]),
+        write_with(&dir.path().join("plain.parquet"), &varied(1000, 200), &all, Some(no_dictionary)),
+    ];
+    let files_only = Snapshot { files: files.clone(), batches: vec![] };
+    let with_memory = Snapshot { files, batches: vec![varied(1200, 100)] };
+
+    let taken = [
+        "SELECT eventData.eventName, count(*) FROM a-b-c-d-e GROUP BY eventData.eventName ORDER BY 2 DESC, 1",
+        "SELECT eventData.eventSource, eventData.eventName, count(*) AS events, count(1) FROM a-b-c-d-e GROUP BY 1, 2",
+        "SELECT eventData.userAgent, count(*) FROM a-b-c-d-e GROUP BY 1",
+        "SELECT eventData.userIdentity.principalId, count(*) FROM a-b-c-d-e GROUP BY 1 HAVING count(*) > 50",
+        "SELECT eventID, count(*) FROM a-b-c-d-e GROUP BY 1",
+        "SELECT awsRegion, eventData.userAgent, eventData.eventSource, eventData.userIdentity.type, count(*) \
+         FROM a-b-c-d-e GROUP BY 1, 2, 3, 4",
+        "SELECT eventData.eventName, count(*) FROM a-b-c-d-e GROUP BY 1 ORDER BY 2 DESC LIMIT 2",
+    ];
+    let kept = [
+        "SELECT eventData.eventName, count(*) FROM a-b-c-d-e WHERE eventData.eventSource = 's0' GROUP BY 1",
+        "SELECT eventData.eventName, count(eventData.userAgent) FROM a-b-c-d-e GROUP BY 1",
+        "SELECT eventData.eventName, count(DISTINCT eventData.userAgent) FROM a-b-c-d-e GROUP BY 1",
+        "SELECT element_at(eventData.requestParameters, 'resourceType'), count(*) FROM a-b-c-d-e GROUP BY 1",
+        "SELECT eventTime, count(*) FROM a-b-c-d-e GROUP BY 1",
+        "SELECT eventData.eventName, eventData.eventSource, eventData.userAgent, eventID, awsRegion, count(*) \
+         FROM a-b-c-d-e GROUP BY 1, 2, 3, 4, 5",
+    ];
+    // Retaining from 1100 ms: the first file straddles it (its rows are filtered), the rest are
+    // kept whole.
+    for (snapshot, from) in [(&files_only, i64::MIN), (&with_memory, i64::MIN), (&with_memory, 1100)] {
+        for sql in taken.iter().chain(&kept) {
+            let mut ours = query_from(&codes, snapshot, sql, from).await;
+            let mut theirs = query_from(&plain, snapshot, sql, from).await;
+            if !sql.contains("ORDER BY") {
+                ours.rows.sort();
+                theirs.rows.sort();
+            }
+            assert_eq!(ours.rows, theirs.rows, "{sql} from {from}");
+            assert!(!ours.rows.is_empty(), "{sql}");
+            assert_eq!(
+                (ours.stats.events_scanned, ours.stats.events_matched),
+                (theirs.stats.events_scanned, theirs.stats.events_matched),
+                "{sql} from {from}"
+            );
+            let plan = physical(&codes, snapshot, sql, from).await;
+            assert_eq!(plan.contains("CountCodesExec"), taken.contains(sql), "{sql} from {from}:\n{plan}");
+            assert!(!physical(&plain, snapshot, sql, from).await.contains("CountCodesExec"));
+        }
+    }
+    // NULL is a group: the events without a userAgent.
+    let agents =
+        query(&codes, &files_only, "SELECT eventData.userAgent, count(*) FROM a-b-c-d-e GROUP BY 1 ORDER BY 1").await;
+    let without = (0..1200).filter(|i| i % 3 == 0).count();
+    assert_eq!(agents.rows.last(), Some(&vec![String::new(), without.to_string()]), "{:?}", agents.rows);
+    // The straddling file keeps DataFusion's plan beside the codes.
+    let plan = physical(&codes, &files_only, taken[0], 1100).await;
+    assert!(plan.contains("CountCodesExec") && plan.contains("FilterExec"), "{plan}");
 }
