@@ -8,6 +8,8 @@
 //!   as CloudTrail returns them (every value a string).
 //! - [`queries`]: the asynchronous queries of the API: status, statistics, results, cancellation,
 //!   the limit of concurrent queries.
+//! - `codes`: grouped counts (`SELECT eventData.eventName, count(*) … GROUP BY 1`) counted from the
+//!   files' dictionary codes instead of DataFusion's hashing of every row's string.
 //!
 //! Queries run on their own Tokio runtime ([`QueryConfig::threads`] workers), so a heavy query
 //! competes with ingestion for the CPU only as the OS shares it, never by holding the lake's

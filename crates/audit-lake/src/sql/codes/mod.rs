@@ -373,6 +373,19 @@ impl Values {
         id
     }
 
+    /// The number of each value of a dictionary (mapped again only when the dictionary changes:
+    /// a column chunk's batches share theirs).
+    fn map(&mut self, values: &ArrayRef, grown: &mut usize) -> Result<&[u32]> {
+        if !self.mapped.as_ref().is_some_and(|(v, _)| Arc::ptr_eq(v, values)) {
+            let strings = values.as_string_opt::<i32>().ok_or_else(|| unexpected(values.data_type()))?;
+            let map = (0..strings.len())
+                .map(|i| if strings.is_null(i) { 0 } else { self.id(strings.value(i), grown) })
+                .collect();
+            self.mapped = Some((values.clone(), map));
+        }
+        Ok(&self.mapped.as_ref().expect("mapped above").1)
+    }
+
     /// Each row's value number, for a column read as a dictionary or as strings; `nulls` are the
     /// rows whose value or a struct above it is NULL.
     fn number(
@@ -384,15 +397,7 @@ impl Values {
     ) -> Result<()> {
         out.clear();
         if let Some(dictionary) = column.as_dictionary_opt::<Int32Type>() {
-            let values = dictionary.values();
-            if !self.mapped.as_ref().is_some_and(|(v, _)| Arc::ptr_eq(v, values)) {
-                let strings = values.as_string_opt::<i32>().ok_or_else(|| unexpected(values.data_type()))?;
-                let map = (0..strings.len())
-                    .map(|i| if strings.is_null(i) { 0 } else { self.id(strings.value(i), grown) })
-                    .collect();
-                self.mapped = Some((values.clone(), map));
-            }
-            let (_, map) = self.mapped.as_ref().expect("mapped above");
+            let map = self.map(dictionary.values(), grown)?;
             out.extend(dictionary.keys().values().iter().map(|&k| map.get(k as usize).copied().unwrap_or(0)));
         } else {
             let strings = column.as_string_opt::<i32>().ok_or_else(|| unexpected(column.data_type()))?;
@@ -406,6 +411,52 @@ impl Values {
                 out[i] = 0;
             }
         }
+        Ok(())
+    }
+
+    /// Adds the rows of a column to `counts` (by value number), for a count grouped by this
+    /// column alone: a dictionary's codes are counted first, and each code's count added to its
+    /// value's once per batch.
+    fn tally(
+        &mut self,
+        column: &ArrayRef,
+        nulls: Option<&NullBuffer>,
+        counts: &mut Vec<u64>,
+        codes: &mut Vec<u64>,
+        grown: &mut usize,
+    ) -> Result<()> {
+        let Some(dictionary) = column.as_dictionary_opt::<Int32Type>() else {
+            let mut numbers = Vec::with_capacity(column.len());
+            self.number(column, nulls, &mut numbers, grown)?;
+            counts.resize(self.names.len(), 0);
+            numbers.iter().for_each(|&id| counts[id as usize] += 1);
+            return Ok(());
+        };
+        codes.clear();
+        codes.resize(dictionary.values().len(), 0);
+        let keys = dictionary.keys().values();
+        let out_of_range = || DataFusionError::Internal("CountCodesExec read a code past its dictionary".into());
+        match nulls {
+            None => {
+                for &k in keys.iter() {
+                    *codes.get_mut(k as usize).ok_or_else(out_of_range)? += 1;
+                }
+            }
+            Some(nulls) => {
+                for (&k, valid) in keys.iter().zip(nulls.iter()) {
+                    if valid {
+                        *codes.get_mut(k as usize).ok_or_else(out_of_range)? += 1;
+                    }
+                }
+            }
+        }
+        self.map(dictionary.values(), grown)?;
+        counts.resize(self.names.len(), 0);
+        let (_, map) = self.mapped.as_ref().expect("mapped above");
+        for (&id, &n) in map.iter().zip(codes.iter()) {
+            counts[id as usize] += n;
+        }
+        counts[0] += nulls.map_or(0, |n| n.null_count() as u64);
         Ok(())
     }
 }
@@ -433,6 +484,8 @@ struct Counting {
     /// Each key column's value numbers of the batch at hand, and one row's of them.
     numbers: Vec<Vec<u32>>,
     row: Vec<u32>,
+    /// The count of each code of the dictionary at hand (grouped by one column).
+    codes: Vec<u64>,
 }
 
 impl Counting {
@@ -443,6 +496,7 @@ impl Counting {
             counts: if keys == 1 { Counts::One(Vec::new()) } else { Counts::Many(HashMap::new()) },
             numbers: vec![Vec::new(); keys],
             row: vec![0; keys],
+            codes: Vec::new(),
             leaves,
             schema,
             reservation,
@@ -507,6 +561,15 @@ impl Counting {
             let rows = batch.num_rows();
             self.metrics.rows_scanned.add(rows);
             let mut grown = 0;
+            if let Counts::One(counts) = &mut self.counts {
+                // Present, as a file lacking the only key has no leaf to read.
+                let (column, nulls) = column_at(&batch, &self.leaves[0])?;
+                self.values[0].tally(&column, nulls.as_ref(), counts, &mut self.codes, &mut grown)?;
+                if !self.reserve(grown, out)? {
+                    return Ok(false);
+                }
+                continue;
+            }
             for ((leaf, found), (values, numbers)) in
                 self.leaves.iter().zip(&found).zip(self.values.iter_mut().zip(self.numbers.iter_mut()))
             {
@@ -551,10 +614,16 @@ impl Counting {
                 }
             }
         }
+        self.reserve(grown, out)
+    }
+
+    /// Reserves `grown` more bytes for the groups; past this query's share, emits every group
+    /// through `out` (they go to the final aggregation now) and gives the memory back.
+    /// `Ok(false)`: the query is gone.
+    fn reserve(&mut self, grown: usize, out: &Sender<Result<RecordBatch>>) -> Result<bool> {
         if self.reservation.try_grow(grown).is_ok() {
             return Ok(true);
         }
-        // Past this query's share: what is counted goes to the final aggregation now.
         self.reservation.grow(grown);
         self.emit(out)
     }
@@ -598,15 +667,19 @@ impl Counting {
 }
 
 /// The column at `leaf` of a batch read with only the keys' leaves, and the rows where it or a
-/// struct above it is NULL.
+/// struct above it is NULL (a dictionary's NULL values are not among them: they map to NULL).
 fn column_at(batch: &RecordBatch, leaf: &Leaf) -> Result<(ArrayRef, Option<NullBuffer>)> {
     let missing = || DataFusionError::Internal(format!("CountCodesExec read no column {}", leaf.join(".")));
+    let nulls_of = |c: &ArrayRef| c.nulls().filter(|n| n.null_count() > 0).cloned();
     let (first, rest) = leaf.split_first().ok_or_else(missing)?;
     let mut column = batch.column_by_name(first).ok_or_else(missing)?.clone();
-    let mut nulls = column.logical_nulls();
+    let mut nulls = nulls_of(&column);
     for name in rest {
         let child = column.as_struct_opt().and_then(|s| s.column_by_name(name)).ok_or_else(missing)?.clone();
-        nulls = NullBuffer::union(nulls.as_ref(), child.logical_nulls().as_ref());
+        nulls = match (nulls, nulls_of(&child)) {
+            (Some(a), Some(b)) => NullBuffer::union(Some(&a), Some(&b)),
+            (a, b) => a.or(b),
+        };
         column = child;
     }
     Ok((column, nulls))
