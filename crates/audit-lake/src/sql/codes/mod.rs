@@ -38,17 +38,21 @@ use datafusion::{
         tree_node::{Transformed, TreeNode, TreeNodeRecursion},
     },
     datasource::{
-        physical_plan::{FileScanConfig, FileSource, ParquetSource},
+        physical_plan::{FileScanConfig, FileSource, ParquetSource, parquet::metadata::CachedParquetMetaData},
         source::DataSourceExec,
     },
     execution::{
         SendableRecordBatchStream, TaskContext,
+        cache::cache_manager::{CachedFileMetadataEntry, FileMetadataCache},
         memory_pool::{MemoryConsumer, MemoryReservation},
     },
-    object_store::{local::LocalFileSystem, path::Path as ObjectPath},
-    parquet::arrow::{
-        ProjectionMask,
-        arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder},
+    object_store::{ObjectMeta, local::LocalFileSystem},
+    parquet::{
+        arrow::{
+            ProjectionMask,
+            arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder},
+        },
+        file::metadata::{ParquetMetaData, ParquetMetaDataReader},
     },
     physical_expr::{
         EquivalenceProperties, PhysicalExpr, ScalarFunctionExpr,
@@ -160,8 +164,8 @@ type Leaf = Vec<String>;
 /// are those of the partial aggregation it stands for (see the module).
 #[derive(Debug)]
 pub(super) struct CountCodesExec {
-    /// Each partition's files, local paths.
-    partitions: Vec<Vec<PathBuf>>,
+    /// Each partition's files: local paths, and what the listing said of them.
+    partitions: Vec<Vec<(PathBuf, ObjectMeta)>>,
     leaves: Vec<Leaf>,
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
@@ -243,22 +247,18 @@ fn leaf_of(expr: &Arc<dyn PhysicalExpr>, schema: &Schema) -> Option<Leaf> {
 
 /// The scan's files (each once, though a large one may be split in ranges), as local paths, in
 /// `partitions` parts of about equal size.
-fn spread(config: &FileScanConfig, partitions: usize) -> Option<Vec<Vec<PathBuf>>> {
+fn spread(config: &FileScanConfig, partitions: usize) -> Option<Vec<Vec<(PathBuf, ObjectMeta)>>> {
     let local = LocalFileSystem::new();
-    let mut files: Vec<(u64, ObjectPath)> = config
-        .file_groups
-        .iter()
-        .flat_map(|g| g.iter())
-        .map(|f| (f.object_meta.size, f.object_meta.location.clone()))
-        .collect();
-    files.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    files.dedup_by(|a, b| a.1 == b.1);
+    let mut files: Vec<&ObjectMeta> =
+        config.file_groups.iter().flat_map(|g| g.iter()).map(|f| &f.object_meta).collect();
+    files.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.location.cmp(&b.location)));
+    files.dedup_by(|a, b| a.location == b.location);
     let mut parts = vec![(0u64, Vec::new()); partitions.min(files.len()).max(1)];
-    for (size, location) in files {
-        let path = local.path_to_filesystem(&location).ok()?;
+    for meta in files {
+        let path = local.path_to_filesystem(&meta.location).ok()?;
         let least = parts.iter_mut().min_by_key(|(bytes, _)| *bytes).expect("at least one part");
-        least.0 += size;
-        least.1.push(path);
+        least.0 += meta.size;
+        least.1.push((path, meta.clone()));
     }
     Some(parts.into_iter().map(|(_, files)| files).collect())
 }
@@ -317,11 +317,12 @@ impl ExecutionPlan for CountCodesExec {
         let mut builder = RecordBatchReceiverStream::builder(self.schema.clone(), 2);
         let tx = builder.tx();
         let mut count = Counting::new(self.leaves.clone(), self.schema.clone(), reservation, metrics);
+        let cache = context.runtime_env().cache_manager.get_file_metadata_cache();
         builder.spawn_blocking(move || {
             let time = count.metrics.elapsed_compute.clone();
             let _timer = time.timer();
-            for path in files {
-                if !count.file(&path, &tx)? {
+            for (path, meta) in files {
+                if !count.file(&path, Some((&meta, cache.as_ref())), &tx)? {
                     return Ok(()); // the query is gone
                 }
             }
@@ -351,6 +352,8 @@ struct Values {
     names: Vec<Option<Box<str>>>,
     /// The dictionary last mapped, and the number of each of its values.
     mapped: Option<(ArrayRef, Vec<u32>)>,
+    /// How many dictionaries were mapped (one per column chunk read).
+    maps: usize,
 }
 
 impl Values {
@@ -376,12 +379,14 @@ impl Values {
     /// The number of each value of a dictionary (mapped again only when the dictionary changes:
     /// a column chunk's batches share theirs).
     fn map(&mut self, values: &ArrayRef, grown: &mut usize) -> Result<&[u32]> {
-        if !self.mapped.as_ref().is_some_and(|(v, _)| Arc::ptr_eq(v, values)) {
+        // Each batch's array is new; a column chunk's share its buffers.
+        if !self.mapped.as_ref().is_some_and(|(v, _)| v.to_data().ptr_eq(&values.to_data())) {
             let strings = values.as_string_opt::<i32>().ok_or_else(|| unexpected(values.data_type()))?;
             let map = (0..strings.len())
                 .map(|i| if strings.is_null(i) { 0 } else { self.id(strings.value(i), grown) })
                 .collect();
             self.mapped = Some((values.clone(), map));
+            self.maps += 1;
         }
         Ok(&self.mapped.as_ref().expect("mapped above").1)
     }
@@ -516,11 +521,32 @@ impl Counting {
     }
 
     /// Counts the rows of the file at `path`, emitting the groups through `out` when memory runs
-    /// short. `Ok(false)`: the query is gone.
-    fn file(&mut self, path: &std::path::Path, out: &Sender<Result<RecordBatch>>) -> Result<bool> {
+    /// short. Its footer is taken from, or put in, the file metadata `cache` DataFusion's own
+    /// scans share, when given with what the listing said of the file. `Ok(false)`: the query is
+    /// gone.
+    fn file(
+        &mut self,
+        path: &std::path::Path,
+        cache: Option<(&ObjectMeta, &FileMetadataCache)>,
+        out: &Sender<Result<RecordBatch>>,
+    ) -> Result<bool> {
         let file =
             File::open(path).map_err(|e| DataFusionError::External(format!("{}: {e}", path.display()).into()))?;
-        let metadata = ArrowReaderMetadata::load(&file, ArrowReaderOptions::new())?;
+        let footer = match cache.and_then(|(meta, cache)| cached_footer(meta, cache)) {
+            Some(footer) => footer,
+            None => {
+                let footer = Arc::new(ParquetMetaDataReader::new().parse_and_finish(&file)?);
+                if let Some((meta, cache)) = cache {
+                    let entry = CachedFileMetadataEntry::new(
+                        meta.clone(),
+                        Arc::new(CachedParquetMetaData::new(footer.clone())),
+                    );
+                    cache.put(&meta.location, entry);
+                }
+                footer
+            }
+        };
+        let metadata = ArrowReaderMetadata::try_new(footer, ArrowReaderOptions::new())?;
         let descriptor = metadata.parquet_schema();
         let found: Vec<bool> = self
             .leaves
@@ -548,44 +574,54 @@ impl Counting {
         let options = ArrowReaderOptions::new().with_schema(Arc::new(as_dictionaries(metadata.schema(), &self.leaves)));
         let metadata = ArrowReaderMetadata::try_new(metadata.metadata().clone(), options)?;
         let mask = ProjectionMask::leaves(metadata.parquet_schema(), present);
-        let mut reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata)
-            .with_projection(mask)
-            .with_batch_size(READ_ROWS)
-            .build()?;
-        loop {
-            if out.is_closed() {
-                return Ok(false);
-            }
-            let Some(batch) = reader.next() else { break };
-            let batch = batch?;
-            let rows = batch.num_rows();
-            self.metrics.rows_scanned.add(rows);
-            let mut grown = 0;
-            if let Counts::One(counts) = &mut self.counts {
-                // Present, as a file lacking the only key has no leaf to read.
-                let (column, nulls) = column_at(&batch, &self.leaves[0])?;
-                self.values[0].tally(&column, nulls.as_ref(), counts, &mut self.codes, &mut grown)?;
-                if !self.reserve(grown, out)? {
+        // One row group at a time. A batch across two column chunks holds codes of two
+        // dictionaries, which the reader turns back into strings and encodes again, hashing every
+        // row: merged files, whose row groups are their inputs' (65,536 rows, then the rest),
+        // would be read that way nearly batch by batch.
+        for group in 0..groups.len() {
+            let file =
+                file.try_clone().map_err(|e| DataFusionError::External(format!("{}: {e}", path.display()).into()))?;
+            let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata.clone())
+                .with_projection(mask.clone())
+                .with_row_groups(vec![group])
+                .with_batch_size(READ_ROWS)
+                .build()?;
+            for batch in reader {
+                if out.is_closed() {
                     return Ok(false);
                 }
-                continue;
-            }
-            for ((leaf, found), (values, numbers)) in
-                self.leaves.iter().zip(&found).zip(self.values.iter_mut().zip(self.numbers.iter_mut()))
-            {
-                if *found {
-                    let (column, nulls) = column_at(&batch, leaf)?;
-                    values.number(&column, nulls.as_ref(), numbers, &mut grown)?;
-                } else {
-                    numbers.clear();
-                    numbers.resize(rows, 0);
+                if !self.batch(&batch?, &found, out)? {
+                    return Ok(false);
                 }
-            }
-            if !self.add(rows, grown, out)? {
-                return Ok(false);
             }
         }
         Ok(true)
+    }
+
+    /// Counts the rows of `batch`, in which the keys `found` are present. `Ok(false)`: the query
+    /// is gone.
+    fn batch(&mut self, batch: &RecordBatch, found: &[bool], out: &Sender<Result<RecordBatch>>) -> Result<bool> {
+        let rows = batch.num_rows();
+        self.metrics.rows_scanned.add(rows);
+        let mut grown = 0;
+        if let Counts::One(counts) = &mut self.counts {
+            // Present, as a file lacking the only key has no leaf to read.
+            let (column, nulls) = column_at(batch, &self.leaves[0])?;
+            self.values[0].tally(&column, nulls.as_ref(), counts, &mut self.codes, &mut grown)?;
+            return self.reserve(grown, out);
+        }
+        for ((leaf, found), (values, numbers)) in
+            self.leaves.iter().zip(found).zip(self.values.iter_mut().zip(self.numbers.iter_mut()))
+        {
+            if *found {
+                let (column, nulls) = column_at(batch, leaf)?;
+                values.number(&column, nulls.as_ref(), numbers, &mut grown)?;
+            } else {
+                numbers.clear();
+                numbers.resize(rows, 0);
+            }
+        }
+        self.add(rows, grown, out)
     }
 
     /// Adds the `rows` whose value numbers are in `numbers`, whose new values took `grown` bytes;
@@ -683,6 +719,13 @@ fn column_at(batch: &RecordBatch, leaf: &Leaf) -> Result<(ArrayRef, Option<NullB
         column = child;
     }
     Ok((column, nulls))
+}
+
+/// The footer of the file `meta` from `cache`, while the file is as it was when cached.
+fn cached_footer(meta: &ObjectMeta, cache: &FileMetadataCache) -> Option<Arc<ParquetMetaData>> {
+    let entry = cache.get(&meta.location).filter(|entry| entry.is_valid_for(meta))?;
+    let footer = entry.file_metadata.as_any().downcast_ref::<CachedParquetMetaData>()?;
+    Some(footer.parquet_metadata().clone())
 }
 
 /// `schema` with each of `leaves` read as a dictionary of strings.

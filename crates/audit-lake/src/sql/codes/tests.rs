@@ -7,8 +7,12 @@ use datafusion::{
         array::{Array, ArrayRef, AsArray, RecordBatch, StringArray},
         datatypes::{DataType, Field, Int64Type, Schema, SchemaRef},
     },
-    execution::memory_pool::{GreedyMemoryPool, MemoryConsumer, MemoryPool},
-    parquet::arrow::ArrowWriter,
+    execution::{
+        cache::{Cache, cache_manager::CachedFileMetadataEntry, default_cache::DefaultCache},
+        memory_pool::{GreedyMemoryPool, MemoryConsumer, MemoryPool},
+    },
+    object_store::{ObjectStoreExt, local::LocalFileSystem, path::Path as ObjectPath},
+    parquet::{arrow::ArrowWriter, file::properties::WriterProperties},
     physical_plan::metrics::{ExecutionPlanMetricsSet, MetricBuilder},
 };
 
@@ -75,7 +79,7 @@ fn past_its_share_of_memory_it_emits_what_it_has_and_counts_on() {
         let pool: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(256 * 1024));
         let mut counting = counting(leaves, &pool);
         let (tx, mut rx) = tokio::sync::mpsc::channel(10_000);
-        assert!(counting.file(&path, &tx).unwrap());
+        assert!(counting.file(&path, None, &tx).unwrap());
         assert!(counting.emit(&tx).unwrap());
         drop(tx);
         assert_eq!(pool.reserved(), 0, "{leaves:?}: emitting gives the memory back");
@@ -108,6 +112,55 @@ fn a_query_gone_stops_the_reading() {
     let mut counting = counting(&["a"], &pool);
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     drop(rx);
-    assert!(!counting.file(&path, &tx).unwrap(), "the query is gone");
+    assert!(!counting.file(&path, None, &tx).unwrap(), "the query is gone");
     assert_eq!(counting.metrics.rows_scanned.value(), 0, "nothing was read for it");
+}
+
+#[test]
+fn each_column_chunk_is_read_with_its_own_dictionary_across_row_groups_unlike_batches() {
+    // Row groups of 100,000 rows against batches of 65,536: a batch read across two row groups
+    // would mix two dictionaries, which the reader encodes again per batch (a dictionary each).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.parquet");
+    let (groups, group_rows) = (3, 100_000);
+    let rows = groups * group_rows;
+    // Each row group its own five values, so each column chunk has its own dictionary.
+    let a: StringArray = (0..rows).map(|i| Some(format!("group {} value {}", i / group_rows, i % 5))).collect();
+    let b: StringArray = (0..rows).map(|i| Some(if i % 2 == 0 { "x" } else { "y" })).collect();
+    let schema =
+        Arc::new(Schema::new(vec![Field::new("a", DataType::Utf8, true), Field::new("b", DataType::Utf8, true)]));
+    let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(a) as ArrayRef, Arc::new(b)]).unwrap();
+    let props = WriterProperties::builder().set_max_row_group_row_count(Some(group_rows)).build();
+    let mut writer = ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, Some(props)).unwrap();
+    writer.write(&batch).unwrap();
+    assert_eq!(writer.close().unwrap().num_row_groups(), groups);
+    let pool: Arc<dyn MemoryPool> = Arc::new(GreedyMemoryPool::new(1 << 30));
+    // The footer read first is kept in the file metadata cache DataFusion's scans share.
+    let cache = DefaultCache::<ObjectPath, CachedFileMetadataEntry>::new(1 << 24);
+    let location = ObjectPath::from_filesystem_path(&path).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let meta = runtime.block_on(LocalFileSystem::new().head(&location)).unwrap();
+    for leaves in [&["a"][..], &["a", "b"], &["a"]] {
+        let mut counting = counting(leaves, &pool);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1 << 10);
+        assert!(counting.file(&path, Some((&meta, &cache)), &tx).unwrap());
+        assert!(cache.get(&location).is_some_and(|entry| entry.is_valid_for(&meta)), "the footer is cached");
+        for (key, values) in leaves.iter().zip(&counting.values) {
+            assert_eq!(values.maps, groups, "{key}: one dictionary mapped per column chunk, none per batch");
+        }
+        assert!(counting.emit(&tx).unwrap());
+        drop(tx);
+        let mut batches = Vec::new();
+        while let Ok(batch) = rx.try_recv() {
+            batches.push(batch.unwrap());
+        }
+        let (totals, _) = totals(&batches);
+        // Five values of `a` per row group; with `b`, each of them with both of its values.
+        let expected = if leaves.len() == 1 { groups * 5 } else { groups * 10 };
+        assert_eq!(totals.len(), expected, "{leaves:?}: {totals:?}");
+        assert_eq!(totals.values().sum::<i64>(), rows as i64, "{leaves:?}");
+        let first = Some("group 0 value 0".to_owned());
+        let count = totals.iter().filter(|(k, _)| k[0] == first).map(|(_, n)| n).sum::<i64>();
+        assert_eq!(count, (group_rows / 5) as i64, "{leaves:?}");
+    }
 }
