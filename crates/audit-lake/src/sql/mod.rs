@@ -21,6 +21,7 @@ pub mod dialect;
 mod functions;
 mod older;
 pub mod queries;
+mod spans;
 #[cfg(test)]
 mod tests;
 
@@ -347,10 +348,7 @@ impl Engine {
 /// A file written by an older lake, without some of today's parameter columns, has them read from
 /// its JSON text (`older::OlderFiles`).
 async fn store_frame(ctx: &SessionContext, store: &StoreView) -> Result<DataFrame, DataFusionError> {
-    use datafusion::datasource::{
-        file_format::options::ReadOptions,
-        listing::{ListingTable, ListingTableConfig, ListingTableUrl},
-    };
+    use datafusion::datasource::{file_format::options::ReadOptions, listing::ListingTableUrl};
     let schema = schema();
     let from = store.retain_from_ms;
     let retention = || ident("eventTime").gt_eq(lit(ScalarValue::TimestampMillisecond(Some(from), None)));
@@ -362,20 +360,18 @@ async fn store_frame(ctx: &SessionContext, store: &StoreView) -> Result<DataFram
         if files.is_empty() {
             continue;
         }
-        let urls = files
+        let files = files
             .iter()
-            .map(|f| std::path::absolute(&f.path).unwrap_or(f.path.clone()))
-            .map(|p| ListingTableUrl::parse(p.to_string_lossy()))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|f| {
+                let path = std::path::absolute(&f.path).unwrap_or(f.path.clone());
+                Ok((ListingTableUrl::parse(path.to_string_lossy())?, f.earliest_ms, f.latest_ms))
+            })
+            .collect::<Result<Vec<_>, DataFusionError>>()?;
         let options = ParquetReadOptions::default()
             .file_extension(".parquet")
             .to_listing_options(&ctx.copied_config(), ctx.copied_table_options());
-        let config = ListingTableConfig::new_with_multi_paths(urls)
-            .with_listing_options(options)
-            .with_schema(schema.clone())
-            .with_expr_adapter_factory(older.clone());
-        let table =
-            ListingTable::try_new(config)?.with_cache(ctx.runtime_env().cache_manager.get_file_statistic_cache());
+        let statistics = ctx.runtime_env().cache_manager.get_file_statistic_cache();
+        let table = spans::SpannedFiles::new(files, schema.clone(), options, older.clone(), statistics);
         let frame = ctx.read_table(Arc::new(table))?;
         parts.push(if filtered { frame.filter(retention())? } else { frame });
     }

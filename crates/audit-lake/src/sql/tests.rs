@@ -294,3 +294,77 @@ async fn grouped_counts_from_dictionary_codes_answer_as_datafusion_does() {
     let plan = physical(&codes, &files_only, taken[0], 1100).await;
     assert!(plan.contains("CountCodesExec") && plan.contains("FilterExec"), "{plan}");
 }
+
+/// `count` events whose times are `base_s`, `base_s + 1` … seconds (the lake keeps whole seconds).
+fn at(base_s: i64, count: usize) -> RecordBatch {
+    let mut builder = RecordsBuilder::default();
+    for i in 0..count {
+        let id = format!("t{base_s}-{i}");
+        let text = format!(
+            r#"{{"version":"1","userIdentity":{{"type":"USER","principalId":"p"}},"eventSource":"s","eventName":"n","eventTime":"t","UID":"{id}"}}"#
+        );
+        let row = Row {
+            event_id: &id,
+            event_time_ms: (base_s + i as i64) * 1000,
+            ingestion_time_ms: 0,
+            channel_arn: "a:b:c:r:1:c",
+            event_data: &text,
+        };
+        builder.append(row).unwrap();
+    }
+    builder.finish()
+}
+
+#[tokio::test]
+async fn a_query_bounded_in_event_time_opens_only_the_files_whose_span_meets_its_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new(&QueryConfig::default(), &dir.path().join("spill")).unwrap();
+    let all = params::keys().to_vec();
+    // Three files of ten events each: at 100–109 s, 200–209 s and 300–309 s.
+    let bases = [100, 200, 300];
+    let files: Vec<Segment> = bases
+        .iter()
+        .map(|&base| {
+            let mut segment = write(&dir.path().join(format!("f{base}.parquet")), &at(base, 10), &all);
+            segment.latest_ms = (base + 9) * 1000;
+            assert_eq!(segment.earliest_ms, base * 1000, "the span as the lake knows it");
+            segment
+        })
+        .collect();
+    let snapshot = Snapshot { files, batches: vec![] };
+    // The same events in memory, where nothing is left out: the answers to match.
+    let memory = Snapshot { files: vec![], batches: bases.iter().map(|&base| at(base, 10)).collect() };
+    let t = |ms: i64| format!("'1970-01-01 00:{:02}:{:02}.{:03}'", ms / 60_000, ms / 1000 % 60, ms % 1000);
+    // (the filter, the files that must be opened)
+    let cases = [
+        (format!("eventTime >= {} AND eventTime < {}", t(200_000), t(300_000)), vec![200]),
+        (format!("eventTime <= {}", t(200_000)), vec![100, 200]),
+        (format!("eventTime < {}", t(200_000)), vec![100]),
+        (format!("eventTime > {}", t(209_000)), vec![200, 300]),
+        (format!("eventTime > {}", t(209_500)), vec![300]),
+        (format!("eventTime < {}", t(200_500)), vec![100, 200]),
+        (format!("{} <= eventTime", t(300_000)), vec![300]),
+        (format!("eventTime = {}", t(104_000)), vec![100]),
+        (format!("eventTime BETWEEN {} AND {}", t(105_000), t(203_000)), vec![100, 200]),
+        (format!("eventTime > {}", t(3_599_000)), vec![]),
+        // Not a conjunction of bounds: every file.
+        (format!("eventTime < {} OR eventTime > {}", t(105_000), t(305_000)), vec![100, 200, 300]),
+        (format!("eventID <> 'x' AND eventTime > {}", t(250_000)), vec![300]),
+    ];
+    for (filter, opened) in cases {
+        let sql = format!("SELECT count(*) FROM a-b-c-d-e WHERE {filter}");
+        let out = query(&engine, &snapshot, &sql).await;
+        let expected = query(&engine, &memory, &sql).await;
+        assert_eq!(out.rows, expected.rows, "{filter}");
+        let plan = physical(&engine, &snapshot, &sql, i64::MIN).await;
+        for base in bases {
+            let name = format!("f{base}.parquet");
+            assert_eq!(plan.contains(&name), opened.contains(&base), "{filter}: {name} in the plan\n{plan}");
+        }
+        assert!(out.stats.events_scanned <= 10 * opened.len() as u64, "{filter}: {:?}", out.stats);
+    }
+    // The bounds matched rows: not a vacuous comparison.
+    let some =
+        query(&engine, &snapshot, &format!("SELECT count(*) FROM a-b-c-d-e WHERE eventTime <= {}", t(200_000))).await;
+    assert_eq!(some.rows, vec![vec!["11".to_owned()]]);
+}
