@@ -144,12 +144,12 @@ fn narrow(expr: &Expr, span: &mut (i64, i64)) {
             match op {
                 Operator::Eq => {
                     span.0 = span.0.max(ms);
-                    span.1 = span.1.min(if exact { ms } else { ms + 1 });
+                    span.1 = span.1.min(if exact { ms } else { ms.saturating_add(1) });
                 }
                 Operator::Gt | Operator::GtEq => span.0 = span.0.max(ms),
                 // `< t` with t within a millisecond holds for that millisecond too.
                 Operator::Lt | Operator::LtEq => {
-                    span.1 = span.1.min(if exact && op == Operator::Lt { ms - 1 } else { ms })
+                    span.1 = span.1.min(if exact && op == Operator::Lt { ms.saturating_sub(1) } else { ms })
                 }
                 _ => {}
             }
@@ -159,7 +159,7 @@ fn narrow(expr: &Expr, span: &mut (i64, i64)) {
                 span.0 = span.0.max(ms);
             }
             if let Some((ms, exact)) = millis(high) {
-                span.1 = span.1.min(if exact { ms } else { ms + 1 });
+                span.1 = span.1.min(if exact { ms } else { ms.saturating_add(1) });
             }
         }
         _ => {}
@@ -181,4 +181,30 @@ fn millis(expr: &Expr) -> Option<(i64, bool)> {
         _ => return None,
     };
     Some((value.div_euclid(per_ms), value.rem_euclid(per_ms) == 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::{
+        common::{Column, ScalarValue},
+        logical_expr::{Expr, lit},
+    };
+
+    use super::bounds;
+
+    fn ms(v: i64) -> Expr {
+        lit(ScalarValue::TimestampMillisecond(Some(v), None))
+    }
+
+    #[test]
+    fn bounds_at_the_ends_of_time_saturate_instead_of_overflowing() {
+        let time = || Expr::Column(Column::new_unqualified("eventTime"));
+        assert_eq!(bounds(&[time().lt(ms(i64::MIN))]), (i64::MIN, i64::MIN));
+        assert_eq!(bounds(&[time().gt(ms(i64::MAX))]), (i64::MAX, i64::MAX));
+        let nanos = lit(ScalarValue::TimestampNanosecond(Some(i64::MAX), None));
+        assert_eq!(bounds(&[time().eq(nanos)]).1, i64::MAX / 1_000_000 + 1);
+        let seconds = lit(ScalarValue::TimestampSecond(Some(i64::MAX), None));
+        assert_eq!(bounds(&[time().gt(seconds)]), (i64::MIN, i64::MAX), "past milliseconds' range: no bound");
+        assert_eq!(bounds(&[ms(5).lt_eq(time()), time().lt(ms(9))]), (5, 8));
+    }
 }
