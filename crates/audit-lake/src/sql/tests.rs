@@ -350,6 +350,11 @@ async fn a_query_bounded_in_event_time_opens_only_the_files_whose_span_meets_its
         // Not a conjunction of bounds: every file.
         (format!("eventTime < {} OR eventTime > {}", t(105_000), t(305_000)), vec![100, 200, 300]),
         (format!("eventID <> 'x' AND eventTime > {}", t(250_000)), vec![300]),
+        // As users write the bounds: names in any case, typed literals, casts, functions.
+        (format!("eventtime >= {} AND EVENTTIME < {}", t(200_000), t(300_000)), vec![200]),
+        (format!("eventTime >= TIMESTAMP {} AND eventTime < TIMESTAMP {}", t(200_000), t(300_000)), vec![200]),
+        (format!("eventTime > CAST({} AS TIMESTAMP)", t(250_000)), vec![300]),
+        (format!("eventTime < to_timestamp({})", t(150_000)), vec![100]),
     ];
     for (filter, opened) in cases {
         let sql = format!("SELECT count(*) FROM a-b-c-d-e WHERE {filter}");
