@@ -346,7 +346,7 @@ fn log_segments(dir: &Path) -> Vec<String> {
 async fn log_segments_go_once_no_pending_event_needs_them_and_dead_letters_keep_their_payloads() {
     let dir = tempfile::tempdir().unwrap();
     // Every commit closes its segment; every commit looks for segments to delete.
-    let settings = LogSettings { segment_bytes: 1, sweep_every: std::time::Duration::ZERO };
+    let settings = LogSettings { segment_bytes: 1, sweep_every: std::time::Duration::ZERO, ..LogSettings::default() };
     let spool = Spool::open_with(dir.path(), 1 << 30, Fingerprint::Constant, settings).unwrap();
     for uid in ["u1", "u2", "u3"] {
         spool.append(vec![event("t1", A, uid)]).await.unwrap();
@@ -380,6 +380,55 @@ async fn log_segments_go_once_no_pending_event_needs_them_and_dead_letters_keep_
     let after = spool.pending("t1", 0, 10).unwrap();
     assert_eq!(after.len(), 2);
     assert!(after[1].event_data.contains("\"UID\":\"u5\""));
+}
+
+#[tokio::test]
+async fn delivery_reads_recent_texts_from_memory_within_its_bound_and_the_rest_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let texts: Vec<NewEvent> = ["u1", "u2", "u3"].iter().map(|uid| event("t1", A, uid)).collect();
+    let each = texts[0].event_data.len();
+    assert!(texts.iter().all(|e| e.event_data.len() == each));
+    // Room for two of the three texts.
+    let settings = LogSettings { recent_bytes: 2 * (each + 64), ..LogSettings::default() };
+    let spool = Spool::open_with(dir.path(), 1 << 30, Fingerprint::Constant, settings).unwrap();
+    spool.append(texts.clone()).await.unwrap();
+    assert_eq!(spool.recent.lock().unwrap().len(), 2);
+
+    // With the log out of reach, the two kept texts are still read; the third is not.
+    let away = dir.path().join("away");
+    std::fs::rename(dir.path().join(LOG_DIR), &away).unwrap();
+    let first = spool.pending("t1", 0, 2).unwrap();
+    assert_eq!(
+        first.iter().map(|p| p.event_data.as_str()).collect::<Vec<_>>(),
+        [&texts[0].event_data, &texts[1].event_data]
+    );
+    assert!(spool.pending("t1", first[1].seq, 10).is_err(), "the third text is only in the log");
+    std::fs::rename(&away, dir.path().join(LOG_DIR)).unwrap();
+    let all = spool.pending("t1", 0, 10).unwrap();
+    assert_eq!(
+        all.iter().map(|p| &p.event_data).collect::<Vec<_>>(),
+        texts.iter().map(|e| &e.event_data).collect::<Vec<_>>()
+    );
+
+    // Delivered and dead-lettered events' texts are let go of; a retried one's is kept.
+    spool
+        .settle(vec![
+            Outcome::Delivered { seq: all[0].seq, event_id: "ev1".into() },
+            Outcome::Retry { seq: all[1].seq, code: "ThrottlingException".into() },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(spool.recent.lock().unwrap().len(), 1);
+    spool
+        .settle(vec![Outcome::Dead { seq: all[1].seq, code: "InvalidData".into(), message: "m".into() }])
+        .await
+        .unwrap();
+    let recent = spool.recent.lock().unwrap();
+    assert_eq!((recent.len(), recent.bytes()), (0, 0));
+    drop(recent);
+    // The room is there again for the next events.
+    spool.append(vec![event("t1", A, "u4")]).await.unwrap();
+    assert_eq!(spool.recent.lock().unwrap().len(), 1);
 }
 
 /// A spool that filled up and then drained takes events again, also after a reopen: what it counts
