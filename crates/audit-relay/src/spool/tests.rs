@@ -423,9 +423,10 @@ async fn delivery_reads_recent_texts_from_memory_within_its_bound_and_the_rest_f
         .settle(vec![Outcome::Dead { seq: all[1].seq, code: "InvalidData".into(), message: "m".into() }])
         .await
         .unwrap();
-    let recent = spool.recent.lock().unwrap();
-    assert_eq!((recent.len(), recent.bytes()), (0, 0));
-    drop(recent);
+    {
+        let recent = spool.recent.lock().unwrap();
+        assert_eq!((recent.len(), recent.bytes()), (0, 0));
+    }
     // The room is there again for the next events.
     spool.append(vec![event("t1", A, "u4")]).await.unwrap();
     assert_eq!(spool.recent.lock().unwrap().len(), 1);
