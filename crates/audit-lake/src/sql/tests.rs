@@ -183,8 +183,7 @@ async fn a_catalog_key_reads_as_element_at_does_in_every_part_of_a_store() {
 /// Events of two sources and five names, from three principals; a third without a userAgent, a
 /// seventh without a userIdentity, a quarter in another region; their times 1000 + n ms.
 fn varied(from: usize, count: usize) -> RecordBatch {
-    let mut builder = RecordsBuilder::default();
-    for i in from..from + count {
+    records((from..from + count).map(|i| {
         let agent = if i % 3 == 0 { String::new() } else { format!(r#","userAgent":"agent {}""#, i % 2) };
         // Every seventh without a userIdentity.
         let identity = if i % 7 == 0 {
@@ -197,15 +196,22 @@ fn varied(from: usize, count: usize) -> RecordBatch {
             i % 2,
             i % 5,
         );
-        let id = format!("e{i:05}");
         let channel = if i % 4 == 0 {
             "arn:aws:cloudtrail:eu-west-1:1:channel/c"
         } else {
             "arn:aws:cloudtrail:us-east-1:1:channel/c"
         };
+        (format!("e{i:05}"), 1000 + i as i64, channel, text)
+    }))
+}
+
+/// A record batch of events given as (eventID, eventTime in ms, channel ARN, eventData text).
+fn records<'a>(events: impl Iterator<Item = (String, i64, &'a str, String)>) -> RecordBatch {
+    let mut builder = RecordsBuilder::default();
+    for (id, time_ms, channel, text) in events {
         let row = Row {
             event_id: &id,
-            event_time_ms: 1000 + i as i64,
+            event_time_ms: time_ms,
             ingestion_time_ms: 0,
             channel_arn: channel,
             event_data: &text,
@@ -297,22 +303,13 @@ async fn grouped_counts_from_dictionary_codes_answer_as_datafusion_does() {
 
 /// `count` events whose times are `base_s`, `base_s + 1` … seconds (the lake keeps whole seconds).
 fn at(base_s: i64, count: usize) -> RecordBatch {
-    let mut builder = RecordsBuilder::default();
-    for i in 0..count {
+    records((0..count).map(|i| {
         let id = format!("t{base_s}-{i}");
         let text = format!(
             r#"{{"version":"1","userIdentity":{{"type":"USER","principalId":"p"}},"eventSource":"s","eventName":"n","eventTime":"t","UID":"{id}"}}"#
         );
-        let row = Row {
-            event_id: &id,
-            event_time_ms: (base_s + i as i64) * 1000,
-            ingestion_time_ms: 0,
-            channel_arn: "a:b:c:r:1:c",
-            event_data: &text,
-        };
-        builder.append(row).unwrap();
-    }
-    builder.finish()
+        (id, (base_s + i as i64) * 1000, "a:b:c:r:1:c", text)
+    }))
 }
 
 #[tokio::test]

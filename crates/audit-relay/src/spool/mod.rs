@@ -540,11 +540,15 @@ impl Spool {
         let rows: Vec<_> = rows.collect::<Result<_, _>>()?;
         drop(stmt);
         drop(conn);
+        // The texts kept in memory, taken before the log is read for the others, so the writer's
+        // next commit never waits for those reads.
+        let kept: Vec<Option<String>> = {
+            let recent = self.recent.lock().expect("spool recent texts lock");
+            rows.iter().map(|row| row.2.and_then(|_| recent.get(row.0))).collect()
+        };
         let mut out = Vec::with_capacity(rows.len());
-        let recent = self.recent.lock().expect("spool recent texts lock");
         let mut log = self.log.lock().expect("spool log reader lock");
-        for (seq, entry_id, offset, data, attempts, accepted_ms, object) in rows {
-            let kept = if offset.is_some() { recent.get(seq) } else { None };
+        for ((seq, entry_id, offset, data, attempts, accepted_ms, object), kept) in rows.into_iter().zip(kept) {
             let event_data = match kept {
                 Some(text) => text,
                 None => payload(&mut log, seq, offset, data.as_deref())?,
