@@ -272,6 +272,11 @@ impl VisitorMut for Rewrite {
             *expr = rewritten;
         } else if let Some(column) = element_at_call(expr).and_then(|(map, key)| parameter_column(map, key)) {
             *expr = column;
+        } else if let Some(rewritten) = approx_percentile(expr) {
+            match rewritten {
+                Ok(rewritten) => *expr = rewritten,
+                Err(refused) => return ControlFlow::Break(refused),
+            }
         } else if let Expr::BinaryOp { op: BinaryOperator::StringConcat, left, right } = expr {
             // `a || b` as a function, whose calls are bounded like every function's (`bounds`).
             let (left, right) = (
@@ -493,6 +498,58 @@ fn parameter_column(map: &Expr, key: &Expr) -> Option<Expr> {
     Some(Expr::CompoundIdentifier(out))
 }
 
+/// Trino's `approx_percentile(x, p)` and `approx_percentile(x, w, p)` as DataFusion spells them:
+/// `approx_percentile_cont(p) WITHIN GROUP (ORDER BY x)` and
+/// `approx_percentile_cont_with_weight(w, p) WITHIN GROUP (ORDER BY x)`. `None` for any other
+/// expression; refused for the forms DataFusion has no counterpart of (an array of percentiles).
+fn approx_percentile(expr: &Expr) -> Option<Result<Expr, Refused>> {
+    let Expr::Function(function) = expr else { return None };
+    let [ObjectNamePart::Identifier(name)] = function.name.0.as_slice() else { return None };
+    if !name.value.eq_ignore_ascii_case("approx_percentile") || !function.within_group.is_empty() {
+        return None;
+    }
+    let FunctionArguments::List(list) = &function.args else { return None };
+    let args: Vec<&Expr> = list
+        .args
+        .iter()
+        .filter_map(|arg| match arg {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Some(e),
+            _ => None,
+        })
+        .collect();
+    let forms =
+        || Some(Err(Refused("approx_percentile takes (value, percentage) or (value, weight, percentage).".into())));
+    if args.len() != list.args.len() {
+        return forms();
+    }
+    let (value, rest, template) = match args.as_slice() {
+        [value, percentile] => (*value, vec![*percentile], "approx_percentile_cont(p) WITHIN GROUP (ORDER BY x)"),
+        [value, weight, percentile] => {
+            (*value, vec![*weight, *percentile], "approx_percentile_cont_with_weight(w, p) WITHIN GROUP (ORDER BY x)")
+        }
+        _ => return forms(),
+    };
+    if rest.last().is_some_and(|p| matches!(p, Expr::Array(_))) {
+        return Some(Err(Refused(
+            "approx_percentile with an array of percentages is not supported; call it once for each percentage.".into(),
+        )));
+    }
+    let mut call = Parser::new(&GenericDialect {})
+        .try_with_sql(template)
+        .and_then(|mut p| p.parse_expr())
+        .expect("a valid template");
+    if let Expr::Function(rewritten) = &mut call
+        && let FunctionArguments::List(list) = &mut rewritten.args
+        && let Some(order) = rewritten.within_group.first_mut()
+    {
+        list.args = rest.into_iter().map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e.clone()))).collect();
+        order.expr = value.clone();
+        rewritten.filter.clone_from(&function.filter);
+        rewritten.over.clone_from(&function.over);
+    }
+    Some(Ok(call))
+}
+
 /// `name(first, second)`, built from a parsed template so every field of the call is valid.
 fn call(name: &str, first: Expr, second: Expr) -> Expr {
     let mut call = Parser::new(&GenericDialect {})
@@ -570,6 +627,21 @@ mod tests {
             sql("SELECT e.EVENTDATA.eventName AS n FROM a-b-c-d-e e WHERE EventTime > '2022-01-01 00:00:00'"),
             r#"SELECT e."eventData"."eventName" AS n FROM "a-b-c-d-e" e WHERE "eventTime" > '2022-01-01 00:00:00'"#
         );
+    }
+
+    #[test]
+    fn approx_percentile_is_spelled_as_datafusion_spells_it() {
+        assert_eq!(
+            sql("SELECT approx_percentile(n, 0.9) AS p, APPROX_PERCENTILE(n, w, 0.5) AS q FROM a-b-c-d-e"),
+            r#"SELECT approx_percentile_cont(0.9) WITHIN GROUP (ORDER BY n) AS p, approx_percentile_cont_with_weight(w, 0.5) WITHIN GROUP (ORDER BY n) AS q FROM "a-b-c-d-e""#
+        );
+        for (statement, refused) in [
+            ("SELECT approx_percentile(n, ARRAY[0.5, 0.9]) FROM a-b-c-d-e", "once for each percentage"),
+            ("SELECT approx_percentile(n) FROM a-b-c-d-e", "takes (value, percentage)"),
+        ] {
+            let message = parse(statement).unwrap_err().0;
+            assert!(message.contains(refused), "{statement}: {message}");
+        }
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //! - `json_extract_scalar(json, '$.a.b[0]')`: the scalar at a JSONPath as a string; NULL for an
 //!   object, an array or no match.
 //! - `json_extract(json, path)`: the JSON text at a JSONPath.
+//!
+//! And Trino's date functions (`date_add`, `date_diff`, `from_iso8601_timestamp`,
+//! `from_iso8601_date`): see `dates`.
 
 use std::{borrow::Cow, sync::Arc};
 
@@ -30,6 +33,9 @@ pub(super) fn all() -> Vec<ScalarUDF> {
         ScalarUDF::from(JsonFunction::new("json_extract_scalar", Kind::ExtractScalar)),
         ScalarUDF::from(JsonFunction::new("json_extract", Kind::Extract)),
     ]
+    .into_iter()
+    .chain(super::dates::all())
+    .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -17,6 +17,7 @@
 
 mod bounds;
 mod codes;
+mod dates;
 pub mod dialect;
 mod functions;
 mod older;

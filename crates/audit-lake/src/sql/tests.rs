@@ -352,6 +352,11 @@ async fn a_query_bounded_in_event_time_opens_only_the_files_whose_span_meets_its
         (format!("eventTime >= TIMESTAMP {} AND eventTime < TIMESTAMP {}", t(200_000), t(300_000)), vec![200]),
         (format!("eventTime > CAST({} AS TIMESTAMP)", t(250_000)), vec![300]),
         (format!("eventTime < to_timestamp({})", t(150_000)), vec![100]),
+        // Trino's date functions, which CloudTrail Lake users write, fold into the same bounds.
+        ("eventTime > from_iso8601_timestamp('1970-01-01T00:04:10Z')".to_owned(), vec![300]),
+        ("eventTime < from_iso8601_timestamp('1970-01-01T01:02:30+01:00')".to_owned(), vec![100]),
+        (format!("eventTime >= date_add('second', -100, TIMESTAMP {})", t(300_000)), vec![200, 300]),
+        (format!("eventTime < date_add('minute', -2, from_iso8601_timestamp({}))", t(300_000)), vec![100]),
     ];
     for (filter, opened) in cases {
         let sql = format!("SELECT count(*) FROM a-b-c-d-e WHERE {filter}");
@@ -369,4 +374,30 @@ async fn a_query_bounded_in_event_time_opens_only_the_files_whose_span_meets_its
     let some =
         query(&engine, &snapshot, &format!("SELECT count(*) FROM a-b-c-d-e WHERE eventTime <= {}", t(200_000))).await;
     assert_eq!(some.rows, vec![vec!["11".to_owned()]]);
+}
+
+/// Trino's date functions and `approx_percentile`, as CloudTrail Lake users write them, run
+/// through the engine over stored events (at 100–109 s past the epoch).
+#[tokio::test]
+async fn trino_date_functions_and_approx_percentile_answer_over_a_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new(&QueryConfig::default(), &dir.path().join("spill")).unwrap();
+    let snapshot = Snapshot { files: vec![], batches: vec![at(100, 10)] };
+    let epoch = "from_iso8601_timestamp('1970-01-01T00:00:00Z')";
+    let cases = [
+        (format!("SELECT count(*) FROM a-b-c-d-e WHERE eventTime >= date_add('second', 105, {epoch})"), "5"),
+        (format!("SELECT max(date_diff('second', {epoch}, eventTime)) FROM a-b-c-d-e"), "109"),
+        (format!("SELECT min(date_diff('minute', eventTime, date_add('hour', 1, {epoch}))) FROM a-b-c-d-e"), "58"),
+        ("SELECT count(*) FROM a-b-c-d-e WHERE eventTime > date_add('day', -7, now())".to_owned(), "0"),
+        ("SELECT count(*) FROM a-b-c-d-e WHERE eventTime < from_iso8601_date('1970-01-02')".to_owned(), "10"),
+        (
+            format!("SELECT approx_percentile(date_diff('second', {epoch}, eventTime), 0.5) AS median FROM a-b-c-d-e"),
+            "104",
+        ),
+    ];
+    for (sql, expected) in cases {
+        let out = query(&engine, &snapshot, &sql).await;
+        let got = out.rows.first().and_then(|row| row.first()).cloned();
+        assert!(got.as_deref().is_some_and(|v| v.starts_with(expected)), "{sql}: {:?}", out.rows);
+    }
 }
