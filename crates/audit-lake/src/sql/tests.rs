@@ -400,4 +400,18 @@ async fn trino_date_functions_and_approx_percentile_answer_over_a_store() {
         let got = out.rows.first().and_then(|row| row.first()).cloned();
         assert!(got.as_deref().is_some_and(|v| v.starts_with(expected)), "{sql}: {:?}", out.rows);
     }
+    // A misspelt unit fails the query as it is planned, even over a store with no events to read.
+    let empty = Snapshot { files: vec![], batches: vec![] };
+    for sql in [
+        "SELECT count(*) FROM a-b-c-d-e WHERE eventTime > date_add('days', -7, now())",
+        "SELECT date_diff('hours', eventTime, now()) FROM a-b-c-d-e",
+    ] {
+        let prepared = dialect::parse(sql).unwrap();
+        let store = StoreView { id: STORE.into(), snapshot: empty.clone(), retain_from_ms: i64::MIN };
+        let Err(refused) = engine.plan(prepared.statement, vec![store]).await else {
+            panic!("{sql} was planned");
+        };
+        let refused = refused.to_string();
+        assert!(refused.contains("is not a unit; use one of millisecond"), "{sql}: {refused}");
+    }
 }

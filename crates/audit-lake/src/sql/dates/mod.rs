@@ -20,10 +20,12 @@ use datafusion::{
     arrow::{
         array::{Array, ArrayRef, AsArray, Int32Array, Int64Array},
         compute::{cast, kernels::cast_utils::string_to_datetime},
-        datatypes::{DataType, Int32Type, Int64Type, TimeUnit},
+        datatypes::{DataType, Field, FieldRef, Int32Type, Int64Type, TimeUnit},
     },
     common::{Result, exec_err, plan_err},
-    logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility},
+    logical_expr::{
+        ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    },
     scalar::ScalarValue,
 };
 
@@ -162,6 +164,19 @@ impl ScalarUDFImpl for DateFunction {
             Kind::Timestamp => Ok(DataType::Timestamp(TimeUnit::Millisecond, None)),
             Kind::Date => Ok(DataType::Date32),
         }
+    }
+
+    /// Also checks a literal unit while the query is planned, so that a misspelt one fails the
+    /// query as Trino's analyzer does, even when no row is ever read.
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        if matches!(self.kind, Kind::Add | Kind::Diff)
+            && let Some(Some(unit)) = args.scalar_arguments.first()
+            && let Some(text) = unit.try_as_str().flatten()
+        {
+            Unit::parse(self.kind.name(), text)?;
+        }
+        let types: Vec<DataType> = args.arg_fields.iter().map(|f| f.data_type().clone()).collect();
+        Ok(Arc::new(Field::new(self.name(), self.return_type(&types)?, true)))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
