@@ -30,8 +30,9 @@ use datafusion::{
         parser::{DFParser, Statement as DfStatement},
         sqlparser::{
             ast::{
-                AccessExpr, BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName,
-                ObjectNamePart, Query, SelectItem, SetExpr, Statement, Subscript, Value, VisitMut, VisitorMut,
+                AccessExpr, BinaryOperator, CaseWhen, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
+                ObjectName, ObjectNamePart, Query, SelectItem, SetExpr, Statement, Subscript, Value, VisitMut,
+                VisitorMut, helpers::attached_token::AttachedToken,
             },
             dialect::GenericDialect,
             parser::Parser,
@@ -272,6 +273,11 @@ impl VisitorMut for Rewrite {
             *expr = rewritten;
         } else if let Some(column) = element_at_call(expr).and_then(|(map, key)| parameter_column(map, key)) {
             *expr = column;
+        } else if let Some(rewritten) = trino_if(expr) {
+            match rewritten {
+                Ok(rewritten) => *expr = rewritten,
+                Err(refused) => return ControlFlow::Break(refused),
+            }
         } else if let Some(rewritten) = approx_percentile(expr) {
             match rewritten {
                 Ok(rewritten) => *expr = rewritten,
@@ -498,14 +504,12 @@ fn parameter_column(map: &Expr, key: &Expr) -> Option<Expr> {
     Some(Expr::CompoundIdentifier(out))
 }
 
-/// Trino's `approx_percentile(x, p)` and `approx_percentile(x, w, p)` as DataFusion spells them:
-/// `approx_percentile_cont(p) WITHIN GROUP (ORDER BY x)` and
-/// `approx_percentile_cont_with_weight(w, p) WITHIN GROUP (ORDER BY x)`. `None` for any other
-/// expression; refused for the forms DataFusion has no counterpart of (an array of percentiles).
-fn approx_percentile(expr: &Expr) -> Option<Result<Expr, Refused>> {
+/// The unnamed arguments of a call of `name` (without WITHIN GROUP); `Some(None)` when the call
+/// has an argument of another kind.
+fn plain_call<'e>(expr: &'e Expr, name: &str) -> Option<Option<Vec<&'e Expr>>> {
     let Expr::Function(function) = expr else { return None };
-    let [ObjectNamePart::Identifier(name)] = function.name.0.as_slice() else { return None };
-    if !name.value.eq_ignore_ascii_case("approx_percentile") || !function.within_group.is_empty() {
+    let [ObjectNamePart::Identifier(called)] = function.name.0.as_slice() else { return None };
+    if !called.value.eq_ignore_ascii_case(name) || !function.within_group.is_empty() {
         return None;
     }
     let FunctionArguments::List(list) = &function.args else { return None };
@@ -517,11 +521,43 @@ fn approx_percentile(expr: &Expr) -> Option<Result<Expr, Refused>> {
             _ => None,
         })
         .collect();
+    Some((args.len() == list.args.len() && list.duplicate_treatment.is_none()).then_some(args))
+}
+
+/// Trino's `if(condition, value[, otherwise])` as `CASE WHEN condition THEN value [ELSE otherwise]
+/// END`.
+fn trino_if(expr: &Expr) -> Option<Result<Expr, Refused>> {
+    if let Expr::Function(function) = expr
+        && (function.filter.is_some() || function.over.is_some())
+    {
+        return None;
+    }
+    let args = plain_call(expr, "if")?;
+    let (condition, value, otherwise) = match args.as_deref() {
+        Some([condition, value]) => (*condition, *value, None),
+        Some([condition, value, otherwise]) => (*condition, *value, Some(*otherwise)),
+        _ => return Some(Err(Refused("if takes (condition, value) or (condition, value, otherwise).".into()))),
+    };
+    Some(Ok(Expr::Case {
+        case_token: AttachedToken::empty(),
+        end_token: AttachedToken::empty(),
+        operand: None,
+        conditions: vec![CaseWhen { condition: condition.clone(), result: value.clone() }],
+        else_result: otherwise.map(|e| Box::new(e.clone())),
+    }))
+}
+
+/// Trino's `approx_percentile(x, p)` and `approx_percentile(x, w, p)` as DataFusion spells them:
+/// `approx_percentile_cont(p) WITHIN GROUP (ORDER BY x)` and
+/// `approx_percentile_cont_with_weight(w, p) WITHIN GROUP (ORDER BY x)`. `None` for any other
+/// expression; refused for the forms DataFusion has no counterpart of (an array of percentiles).
+fn approx_percentile(expr: &Expr) -> Option<Result<Expr, Refused>> {
     let forms =
         || Some(Err(Refused("approx_percentile takes (value, percentage) or (value, weight, percentage).".into())));
-    if args.len() != list.args.len() {
+    let Some(args) = plain_call(expr, "approx_percentile")? else {
         return forms();
-    }
+    };
+    let Expr::Function(function) = expr else { return None };
     let (value, rest, template) = match args.as_slice() {
         [value, percentile] => (*value, vec![*percentile], "approx_percentile_cont(p) WITHIN GROUP (ORDER BY x)"),
         [value, weight, percentile] => {
@@ -627,6 +663,16 @@ mod tests {
             sql("SELECT e.EVENTDATA.eventName AS n FROM a-b-c-d-e e WHERE EventTime > '2022-01-01 00:00:00'"),
             r#"SELECT e."eventData"."eventName" AS n FROM "a-b-c-d-e" e WHERE "eventTime" > '2022-01-01 00:00:00'"#
         );
+    }
+
+    #[test]
+    fn trinos_if_becomes_a_case() {
+        assert_eq!(
+            sql("SELECT if(eventTime > now(), 'future', 'past') AS w, IF(eventID = 'x', 1) AS o FROM a-b-c-d-e"),
+            r#"SELECT CASE WHEN "eventTime" > now() THEN 'future' ELSE 'past' END AS w, CASE WHEN "eventID" = 'x' THEN 1 END AS o FROM "a-b-c-d-e""#
+        );
+        let message = parse("SELECT if(true) FROM a-b-c-d-e").unwrap_err().0;
+        assert!(message.contains("if takes (condition, value)"), "{message}");
     }
 
     #[test]

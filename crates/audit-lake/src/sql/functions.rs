@@ -8,8 +8,8 @@
 //!   object, an array or no match.
 //! - `json_extract(json, path)`: the JSON text at a JSONPath.
 //!
-//! And Trino's date functions (`date_add`, `date_diff`, `from_iso8601_timestamp`,
-//! `from_iso8601_date`): see `dates`.
+//! And Trino's date functions (`date_add`, `date_diff`, `from_iso8601_timestamp`, the fields of a
+//! time, `date_format`, …; see `dates`) and `regexp_extract` (see `strings`).
 
 use std::{borrow::Cow, sync::Arc};
 
@@ -35,6 +35,7 @@ pub(super) fn all() -> Vec<ScalarUDF> {
     ]
     .into_iter()
     .chain(super::dates::all())
+    .chain(super::strings::all())
     .collect()
 }
 
@@ -113,12 +114,16 @@ impl ScalarUDFImpl for JsonFunction {
             };
             out.append_option(value);
         }
-        let array: ArrayRef = Arc::new(out.finish());
-        if scalar {
-            Ok(ColumnarValue::Scalar(datafusion::scalar::ScalarValue::try_from_array(&array, 0)?))
-        } else {
-            Ok(ColumnarValue::Array(array))
-        }
+        answer(Arc::new(out.finish()), scalar)
+    }
+}
+
+/// A function's answer: one value when every argument was one (a scalar call), else the array.
+pub(super) fn answer(array: ArrayRef, scalar: bool) -> Result<ColumnarValue> {
+    if scalar {
+        Ok(ColumnarValue::Scalar(datafusion::scalar::ScalarValue::try_from_array(&array, 0)?))
+    } else {
+        Ok(ColumnarValue::Array(array))
     }
 }
 

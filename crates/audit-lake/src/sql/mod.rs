@@ -23,6 +23,7 @@ mod functions;
 mod older;
 pub mod queries;
 mod spans;
+mod strings;
 #[cfg(test)]
 mod tests;
 

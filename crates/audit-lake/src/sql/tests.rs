@@ -390,6 +390,12 @@ async fn trino_date_functions_and_approx_percentile_answer_over_a_store() {
         (format!("SELECT min(date_diff('minute', eventTime, date_add('hour', 1, {epoch}))) FROM a-b-c-d-e"), "58"),
         ("SELECT count(*) FROM a-b-c-d-e WHERE eventTime > date_add('day', -7, now())".to_owned(), "0"),
         ("SELECT count(*) FROM a-b-c-d-e WHERE eventTime < from_iso8601_date('1970-01-02')".to_owned(), "10"),
+        // Trino's date_format, in place of DataFusion's, and the fields of a time.
+        ("SELECT min(date_format(eventTime, '%Y-%m-%d %H:%i:%s')) FROM a-b-c-d-e".to_owned(), "1970-01-01 00:01:40"),
+        ("SELECT max(second(eventTime)) + 60 * max(minute(eventTime)) FROM a-b-c-d-e".to_owned(), "109"),
+        // regexp_extract and if, over the stored UIDs (t100-0 … t100-9).
+        ("SELECT max(regexp_extract(eventData.UID, '-([0-9]+)$', 1)) FROM a-b-c-d-e".to_owned(), "9"),
+        ("SELECT sum(if(second(eventTime) >= 45, 1, 0)) FROM a-b-c-d-e".to_owned(), "5"),
         (
             format!("SELECT approx_percentile(date_diff('second', {epoch}, eventTime), 0.5) AS median FROM a-b-c-d-e"),
             "104",

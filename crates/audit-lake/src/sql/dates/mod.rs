@@ -5,6 +5,8 @@
 //!   second (negative when the second is earlier), a bigint.
 //! - `from_iso8601_timestamp(text)`, `from_iso8601_date(text)`: an ISO 8601 text as a timestamp
 //!   (UTC; an offset in the text is applied) or a date.
+//! - The fields of a time (`year`, `hour`, `day_of_week`, …), `date_format` with Trino's specifiers
+//!   and `to_iso8601`: see `fields`.
 //!
 //! Units are Trino's: `millisecond`, `second`, `minute`, `hour`, `day`, `week`, `month`, `quarter`,
 //! `year`. Months, quarters and years follow the calendar in UTC and, as Trino's do, end on the
@@ -26,14 +28,16 @@ use datafusion::{
     logical_expr::{
         ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
     },
-    scalar::ScalarValue,
 };
+
+mod fields;
 
 /// The functions to register on a query's session.
 pub(super) fn all() -> Vec<ScalarUDF> {
     [Kind::Add, Kind::Diff, Kind::Timestamp, Kind::Date]
         .into_iter()
         .map(|kind| ScalarUDF::from(DateFunction { kind, signature: Signature::user_defined(Volatility::Immutable) }))
+        .chain(fields::all())
         .collect()
 }
 
@@ -100,10 +104,10 @@ impl Unit {
 }
 
 /// A text argument's type, as the function takes it.
-fn text(kind: Kind, what: &str, given: &DataType) -> Result<DataType> {
+fn text(function: &str, what: &str, given: &DataType) -> Result<DataType> {
     match given {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => Ok(DataType::Utf8),
-        other => plan_err!("{}: the {what} must be text, found {other}; call it as {}", kind.name(), kind.usage()),
+        other => plan_err!("{function}: the {what} must be text, found {other}"),
     }
 }
 
@@ -142,14 +146,14 @@ impl ScalarUDFImpl for DateFunction {
                         );
                     }
                 };
-                Ok(vec![text(kind, "unit", unit)?, value, moment(kind, time)?])
+                Ok(vec![text(kind.name(), "unit", unit)?, value, moment(kind, time)?])
             }
             // Both as milliseconds since the epoch: a date is its midnight.
             (Kind::Diff, [unit, first, second]) => {
                 let ms = |t: &DataType| moment(kind, t).map(|_| DataType::Timestamp(TimeUnit::Millisecond, None));
-                Ok(vec![text(kind, "unit", unit)?, ms(first)?, ms(second)?])
+                Ok(vec![text(kind.name(), "unit", unit)?, ms(first)?, ms(second)?])
             }
-            (Kind::Timestamp | Kind::Date, [value]) => Ok(vec![text(kind, "argument", value)?]),
+            (Kind::Timestamp | Kind::Date, [value]) => Ok(vec![text(kind.name(), "argument", value)?]),
             _ => plan_err!("{} takes {} arguments; call it as {}", kind.name(), self.arity(), kind.usage()),
         }
     }
@@ -218,11 +222,7 @@ impl ScalarUDFImpl for DateFunction {
             }
             _ => return exec_err!("{name} takes {} arguments; call it as {}", self.arity(), self.kind.usage()),
         };
-        if scalar {
-            Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?))
-        } else {
-            Ok(ColumnarValue::Array(array))
-        }
+        super::functions::answer(array, scalar)
     }
 }
 

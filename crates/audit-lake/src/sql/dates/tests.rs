@@ -136,3 +136,55 @@ async fn a_wrong_argument_is_named_with_what_to_write_instead() {
         .expect_err("a column unit");
     assert!(message.contains("the unit must be a constant such as 'day'"), "{message}");
 }
+
+#[tokio::test]
+async fn the_fields_of_a_time_read_as_trino_reads_them() {
+    let at = "TIMESTAMP '2024-12-30 13:05:09.250'";
+    let cases = [
+        (format!("year({at})"), "2024"),
+        (format!("quarter({at})"), "4"),
+        (format!("month({at})"), "12"),
+        // 2024-12-30 is a Monday in the ISO week 1 of 2025.
+        (format!("week({at})"), "1"),
+        (format!("week_of_year({at})"), "1"),
+        (format!("year_of_week({at})"), "2025"),
+        (format!("day({at})"), "30"),
+        (format!("day_of_week({at})"), "1"),
+        ("dow(TIMESTAMP '2024-12-29 00:00:00')".to_owned(), "7"),
+        (format!("day_of_year({at})"), "365"),
+        ("doy(DATE '2024-02-01')".to_owned(), "32"),
+        (format!("hour({at})"), "13"),
+        (format!("minute({at})"), "5"),
+        (format!("second({at})"), "9"),
+        (format!("millisecond({at})"), "250"),
+        ("hour('2024-07-12T10:55:00+02:00')".to_owned(), "8"),
+        ("hour(CAST(NULL AS TIMESTAMP))".to_owned(), "NULL"),
+    ];
+    let cases: Vec<(&str, &str)> = cases.iter().map(|(sql, value)| (sql.as_str(), *value)).collect();
+    answers(&cases).await;
+}
+
+#[tokio::test]
+async fn date_format_takes_trinos_specifiers_and_to_iso8601_writes_iso_text() {
+    let at = "TIMESTAMP '2024-07-05 09:03:07.250'";
+    let cases = [
+        (format!("date_format({at}, '%Y-%m-%d %H:%i:%s')"), "2024-07-05 09:03:07"),
+        (format!("date_format({at}, '%W %e %M %Y, %l:%i %p')"), "Friday 5 July 2024, 9:03 AM"),
+        (format!("date_format({at}, '%a %b %c/%d %T.%f %j %y 100%%')"), "Fri Jul 7/05 09:03:07.250000 187 24 100%"),
+        (format!("date_format({at}, '%r|%h|%k|%w')"), "09:03:07 AM|09|9|5"),
+        (format!("to_iso8601({at})"), "2024-07-05T09:03:07.250"),
+        ("to_iso8601(DATE '2024-07-05')".to_owned(), "2024-07-05"),
+        ("date_format(CAST(NULL AS TIMESTAMP), '%Y')".to_owned(), "NULL"),
+    ];
+    let cases: Vec<(&str, &str)> = cases.iter().map(|(sql, value)| (sql.as_str(), *value)).collect();
+    answers(&cases).await;
+    for (sql, expected) in [
+        ("date_format(now(), '%Y-%Q')", "%Q is not a specifier Trino supports"),
+        ("date_format(now(), '100%')", "ends with a lone %"),
+        ("hour(42)", "hour: expected a timestamp, found Int64"),
+        ("to_iso8601()", "to_iso8601: wrong number of arguments"),
+    ] {
+        let message = error(sql).await;
+        assert!(message.contains(expected), "{sql}: {message}");
+    }
+}
