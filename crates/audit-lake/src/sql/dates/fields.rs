@@ -10,12 +10,15 @@
 //!
 //! A time is read in UTC, to the millisecond.
 
-use std::sync::Arc;
+use std::{fmt::Write, sync::Arc};
 
-use chrono::{DateTime, Datelike, NaiveDateTime, Timelike};
+use chrono::{
+    DateTime, Datelike, NaiveDateTime, Timelike,
+    format::{Item, StrftimeItems},
+};
 use datafusion::{
     arrow::{
-        array::{Array, ArrayRef, AsArray, Int64Array, StringArray},
+        array::{Array, ArrayRef, AsArray, Int64Array, StringBuilder},
         compute::cast,
         datatypes::{DataType, Int64Type, TimeUnit},
     },
@@ -190,34 +193,58 @@ impl ScalarUDFImpl for TimeFunction {
             What::Field(part) => Arc::new(
                 moments(self.name, &time)?.into_iter().map(|at| at.map(|at| part.of(at))).collect::<Int64Array>(),
             ),
-            What::Iso8601 => Arc::new(
-                moments(self.name, &time)?
-                    .into_iter()
-                    .map(|at| at.map(|at| at.format("%Y-%m-%dT%H:%M:%S%.3f").to_string()))
-                    .collect::<StringArray>(),
-            ),
+            What::Iso8601 => {
+                let items = strftime_items("%Y-%m-%dT%H:%M:%S%.3f")?;
+                let moments = moments(self.name, &time)?;
+                let mut out = StringBuilder::with_capacity(moments.len(), moments.len() * 23);
+                for at in moments {
+                    append(&mut out, at, &items);
+                }
+                Arc::new(out.finish())
+            }
             What::Format => {
                 let Some(format) = args.args.get(1) else {
                     return exec_err!("date_format: call it as {}", self.usage());
                 };
                 let format = cast(&format.to_array(rows)?, &DataType::Utf8)?;
-                let mut last: Option<(String, String)> = None;
-                let mut out = Vec::with_capacity(rows);
+                // The format is translated and parsed once for each run of rows that share it.
+                let mut last: Option<(String, Vec<Item<'static>>)> = None;
+                let mut out = StringBuilder::with_capacity(rows, rows * 16);
                 for (at, format) in moments(self.name, &time)?.into_iter().zip(format.as_string::<i32>().iter()) {
-                    let (Some(at), Some(format)) = (at, format) else {
-                        out.push(None);
+                    let Some(format) = format else {
+                        out.append_null();
                         continue;
                     };
                     if last.as_ref().is_none_or(|(given, _)| given != format) {
-                        last = Some((format.to_owned(), strftime(format)?));
+                        last = Some((format.to_owned(), strftime_items(&strftime(format)?)?));
                     }
-                    let (_, translated) = last.as_ref().expect("just set");
-                    out.push(Some(at.format(translated).to_string()));
+                    let (_, items) = last.as_ref().expect("just set");
+                    append(&mut out, at, items);
                 }
-                Arc::new(StringArray::from(out))
+                Arc::new(out.finish())
             }
         };
         super::super::functions::answer(array, scalar)
+    }
+}
+
+/// Appends `at` written with `items` (NULL for no time), without a string of its own.
+fn append(out: &mut StringBuilder, at: Option<NaiveDateTime>, items: &[Item<'static>]) {
+    match at {
+        Some(at) => {
+            // Writing into the builder's buffer cannot fail; the items were parsed without error.
+            let _ = write!(out, "{}", at.format_with_items(items.iter()));
+            out.append_value("");
+        }
+        None => out.append_null(),
+    }
+}
+
+/// A strftime format, parsed once.
+fn strftime_items(format: &str) -> Result<Vec<Item<'static>>> {
+    match StrftimeItems::new(format).parse_to_owned() {
+        Ok(items) => Ok(items),
+        Err(err) => exec_err!("date_format: the format {format:?} cannot be written: {err}"),
     }
 }
 
