@@ -30,8 +30,8 @@ use datafusion::{
         parser::{DFParser, Statement as DfStatement},
         sqlparser::{
             ast::{
-                AccessExpr, BinaryOperator, CaseWhen, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
-                ObjectName, ObjectNamePart, Query, SelectItem, SetExpr, Statement, Subscript, Value, VisitMut,
+                AccessExpr, BinaryOperator, CaseWhen, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments,
+                Ident, ObjectName, ObjectNamePart, Query, SelectItem, SetExpr, Statement, Subscript, Value, VisitMut,
                 VisitorMut, helpers::attached_token::AttachedToken,
             },
             dialect::GenericDialect,
@@ -461,22 +461,12 @@ fn element_at(map: Expr, key: Expr) -> Expr {
 
 /// The arguments of a call `element_at(map, key)`.
 fn element_at_call(expr: &Expr) -> Option<(&Expr, &Expr)> {
-    let Expr::Function(function) = expr else { return None };
-    let [ObjectNamePart::Identifier(name)] = function.name.0.as_slice() else { return None };
-    if !name.value.eq_ignore_ascii_case("element_at")
-        || function.filter.is_some()
-        || function.over.is_some()
-        || !function.within_group.is_empty()
-    {
+    let (function, args) = plain_call(expr, "element_at")?;
+    if function.filter.is_some() || function.over.is_some() {
         return None;
     }
-    let FunctionArguments::List(list) = &function.args else { return None };
-    match list.args.as_slice() {
-        [FunctionArg::Unnamed(FunctionArgExpr::Expr(map)), FunctionArg::Unnamed(FunctionArgExpr::Expr(key))]
-            if list.duplicate_treatment.is_none() && list.clauses.is_empty() =>
-        {
-            Some((map, key))
-        }
+    match args?.as_slice() {
+        [map, key] => Some((map, key)),
         _ => None,
     }
 }
@@ -504,9 +494,9 @@ fn parameter_column(map: &Expr, key: &Expr) -> Option<Expr> {
     Some(Expr::CompoundIdentifier(out))
 }
 
-/// The unnamed arguments of a call of `name` (without WITHIN GROUP); `Some(None)` when the call
-/// has an argument of another kind.
-fn plain_call<'e>(expr: &'e Expr, name: &str) -> Option<Option<Vec<&'e Expr>>> {
+/// A call of `name` (without WITHIN GROUP) and its arguments: `None` for the arguments when one
+/// is not a plain unnamed expression, or the list has DISTINCT or clauses of its own.
+fn plain_call<'e>(expr: &'e Expr, name: &str) -> Option<(&'e Function, Option<Vec<&'e Expr>>)> {
     let Expr::Function(function) = expr else { return None };
     let [ObjectNamePart::Identifier(called)] = function.name.0.as_slice() else { return None };
     if !called.value.eq_ignore_ascii_case(name) || !function.within_group.is_empty() {
@@ -521,18 +511,17 @@ fn plain_call<'e>(expr: &'e Expr, name: &str) -> Option<Option<Vec<&'e Expr>>> {
             _ => None,
         })
         .collect();
-    Some((args.len() == list.args.len() && list.duplicate_treatment.is_none()).then_some(args))
+    let plain = args.len() == list.args.len() && list.duplicate_treatment.is_none() && list.clauses.is_empty();
+    Some((function, plain.then_some(args)))
 }
 
 /// Trino's `if(condition, value[, otherwise])` as `CASE WHEN condition THEN value [ELSE otherwise]
 /// END`.
 fn trino_if(expr: &Expr) -> Option<Result<Expr, Refused>> {
-    if let Expr::Function(function) = expr
-        && (function.filter.is_some() || function.over.is_some())
-    {
+    let (function, args) = plain_call(expr, "if")?;
+    if function.filter.is_some() || function.over.is_some() {
         return None;
     }
-    let args = plain_call(expr, "if")?;
     let (condition, value, otherwise) = match args.as_deref() {
         Some([condition, value]) => (*condition, *value, None),
         Some([condition, value, otherwise]) => (*condition, *value, Some(*otherwise)),
@@ -554,10 +543,9 @@ fn trino_if(expr: &Expr) -> Option<Result<Expr, Refused>> {
 fn approx_percentile(expr: &Expr) -> Option<Result<Expr, Refused>> {
     let forms =
         || Some(Err(Refused("approx_percentile takes (value, percentage) or (value, weight, percentage).".into())));
-    let Some(args) = plain_call(expr, "approx_percentile")? else {
+    let (function, Some(args)) = plain_call(expr, "approx_percentile")? else {
         return forms();
     };
-    let Expr::Function(function) = expr else { return None };
     let (value, rest, template) = match args.as_slice() {
         [value, percentile] => (*value, vec![*percentile], "approx_percentile_cont(p) WITHIN GROUP (ORDER BY x)"),
         [value, weight, percentile] => {

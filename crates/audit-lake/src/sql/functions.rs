@@ -118,6 +118,14 @@ impl ScalarUDFImpl for JsonFunction {
     }
 }
 
+/// The type a text argument of `function` is taken as (`Utf8`), or what is wrong with `given`.
+pub(super) fn text_argument(function: &str, what: &str, given: &DataType) -> Result<DataType> {
+    match given {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => Ok(DataType::Utf8),
+        other => datafusion::common::plan_err!("{function}: the {what} must be text, found {other}"),
+    }
+}
+
 /// A function's answer: one value when every argument was one (a scalar call), else the array.
 pub(super) fn answer(array: ArrayRef, scalar: bool) -> Result<ColumnarValue> {
     if scalar {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use datafusion::{
     arrow::{
-        array::{Array, ArrayRef, AsArray, StringArray},
+        array::{Array, AsArray, StringArray, StringBuilder},
         compute::cast,
         datatypes::{DataType, Int64Type},
     },
@@ -19,6 +19,8 @@ use datafusion::{
     logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility},
 };
 use regex::{Regex, RegexBuilder};
+
+use super::functions::{answer, text_argument};
 
 /// The most memory one compiled pattern may take.
 const MAX_PATTERN_BYTES: usize = 1 << 20;
@@ -45,14 +47,14 @@ impl ScalarUDFImpl for RegexpExtract {
     }
 
     fn coerce_types(&self, given: &[DataType]) -> Result<Vec<DataType>> {
-        let text = |t: &DataType| match t {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => Ok(DataType::Utf8),
-            other => plan_err!("regexp_extract: expected text, found {other}; call it as {USAGE}"),
+        let texts = |value, pattern| -> Result<[DataType; 2]> {
+            Ok([text_argument(self.name(), "value", value)?, text_argument(self.name(), "pattern", pattern)?])
         };
         match given {
-            [value, pattern] => Ok(vec![text(value)?, text(pattern)?]),
+            [value, pattern] => Ok(texts(value, pattern)?.to_vec()),
             [value, pattern, group] if group.is_integer() || group == &DataType::Null => {
-                Ok(vec![text(value)?, text(pattern)?, DataType::Int64])
+                let [value, pattern] = texts(value, pattern)?;
+                Ok(vec![value, pattern, DataType::Int64])
             }
             [_, _, other] => {
                 plan_err!("regexp_extract: the group must be an integer, found {other}; call it as {USAGE}")
@@ -68,31 +70,51 @@ impl ScalarUDFImpl for RegexpExtract {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         let rows = args.number_rows;
         let scalar = args.args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = args.args.iter().map(|a| a.to_array(rows)).collect::<Result<Vec<ArrayRef>>>()?;
-        let (texts, patterns) = match arrays.as_slice() {
-            [texts, patterns, ..] => (cast(texts, &DataType::Utf8)?, cast(patterns, &DataType::Utf8)?),
+        let (texts, pattern, group) = match args.args.as_slice() {
+            [texts, pattern] => (texts, pattern, None),
+            [texts, pattern, group] => (texts, pattern, Some(group)),
             _ => return exec_err!("regexp_extract takes 2 or 3 arguments; call it as {USAGE}"),
         };
-        let groups = arrays.get(2).map(|g| cast(g, &DataType::Int64)).transpose()?;
+        let texts = cast(&texts.to_array(rows)?, &DataType::Utf8)?;
+        let texts = texts.as_string::<i32>();
+        let groups = group.map(|g| g.to_array(rows).and_then(|g| Ok(cast(&g, &DataType::Int64)?))).transpose()?;
         let groups = groups.as_ref().map(|g| g.as_primitive::<Int64Type>());
-        let (texts, patterns) = (texts.as_string::<i32>(), patterns.as_string::<i32>());
-        let mut compiled: Option<(String, Regex)> = None;
-        let mut out = Vec::with_capacity(rows);
+        // A constant pattern, as queries write it, is compiled once; one from a column, once for
+        // each run of rows that share it.
+        let patterns = match pattern {
+            ColumnarValue::Scalar(_) => None,
+            ColumnarValue::Array(patterns) => Some(cast(patterns, &DataType::Utf8)?),
+        };
+        let patterns = patterns.as_ref().map(|p| p.as_string::<i32>());
+        let mut compiled: Option<(String, Regex)> = match pattern {
+            ColumnarValue::Scalar(value) => match value.try_as_str().flatten() {
+                Some(text) => Some((text.to_owned(), compile(text)?)),
+                None => return answer(Arc::new(StringArray::new_null(rows)), scalar),
+            },
+            ColumnarValue::Array(_) => None,
+        };
+        let mut out = StringBuilder::with_capacity(rows, 0);
         for row in 0..rows {
             let group = match groups {
-                Some(groups) if groups.is_null(row) => None,
-                Some(groups) => Some(groups.value(row)),
+                Some(groups) => groups.is_valid(row).then(|| groups.value(row)),
                 None => Some(0),
             };
-            if texts.is_null(row) || patterns.is_null(row) || group.is_none() {
-                out.push(None);
+            let pattern = match patterns {
+                Some(patterns) => patterns.is_valid(row).then(|| patterns.value(row)),
+                None => compiled.as_ref().map(|(text, _)| text.as_str()),
+            };
+            let (Some(pattern), Some(group)) = (pattern, group) else {
+                out.append_null();
+                continue;
+            };
+            if texts.is_null(row) {
+                out.append_null();
                 continue;
             }
-            let (text, pattern, group) = (texts.value(row), patterns.value(row), group.unwrap_or(0));
             if compiled.as_ref().is_none_or(|(given, _)| given != pattern) {
                 compiled = Some((pattern.to_owned(), compile(pattern)?));
             }
-            let (_, regex) = compiled.as_ref().expect("just compiled");
+            let (pattern, regex) = compiled.as_ref().expect("just compiled");
             let Ok(index) = usize::try_from(group) else {
                 return exec_err!("regexp_extract: group {group} is negative");
             };
@@ -102,15 +124,11 @@ impl ScalarUDFImpl for RegexpExtract {
                     regex.captures_len() - 1
                 );
             }
-            let found = if index == 0 {
-                regex.find(text).map(|m| m.as_str().to_owned())
-            } else {
-                regex.captures(text).and_then(|c| c.get(index)).map(|m| m.as_str().to_owned())
-            };
-            out.push(found);
+            let text = texts.value(row);
+            let found = if index == 0 { regex.find(text) } else { regex.captures(text).and_then(|c| c.get(index)) };
+            out.append_option(found.map(|m| m.as_str()));
         }
-        let array: ArrayRef = Arc::new(StringArray::from(out));
-        super::functions::answer(array, scalar)
+        answer(Arc::new(out.finish()), scalar)
     }
 }
 

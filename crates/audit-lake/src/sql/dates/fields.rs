@@ -26,7 +26,7 @@ use datafusion::{
     logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility},
 };
 
-use super::text;
+use super::text_argument;
 
 /// The functions to register.
 pub(super) fn all() -> Vec<ScalarUDF> {
@@ -167,7 +167,7 @@ impl ScalarUDFImpl for TimeFunction {
     fn coerce_types(&self, given: &[DataType]) -> Result<Vec<DataType>> {
         match (self.what, given) {
             (What::Field(_) | What::Iso8601, [time]) => Ok(vec![self.moment(time)?]),
-            (What::Format, [time, format]) => Ok(vec![self.moment(time)?, text_for(self.name, format)?]),
+            (What::Format, [time, format]) => Ok(vec![self.moment(time)?, text_argument(self.name, "format", format)?]),
             _ => plan_err!("{}: wrong number of arguments; call it as {}", self.name, self.usage()),
         }
     }
@@ -187,9 +187,7 @@ impl ScalarUDFImpl for TimeFunction {
         };
         let time = time.to_array(rows)?;
         let array: ArrayRef = match self.what {
-            What::Iso8601 if time.data_type() == &DataType::Date32 => {
-                Arc::new(cast(&time, &DataType::Utf8)?.as_string::<i32>().clone())
-            }
+            What::Iso8601 if time.data_type() == &DataType::Date32 => cast(&time, &DataType::Utf8)?,
             What::Field(part) => Arc::new(
                 moments(self.name, &time)?.into_iter().map(|at| at.map(|at| part.of(at))).collect::<Int64Array>(),
             ),
@@ -246,10 +244,6 @@ fn strftime_items(format: &str) -> Result<Vec<Item<'static>>> {
         Ok(items) => Ok(items),
         Err(err) => exec_err!("date_format: the format {format:?} cannot be written: {err}"),
     }
-}
-
-fn text_for(name: &str, given: &DataType) -> Result<DataType> {
-    text(name, "format", given)
 }
 
 /// Each row's time (milliseconds since the epoch, as coerced) in UTC.

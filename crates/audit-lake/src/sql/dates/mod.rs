@@ -30,6 +30,8 @@ use datafusion::{
     },
 };
 
+use super::functions::text_argument;
+
 mod fields;
 
 /// The functions to register on a query's session.
@@ -103,14 +105,6 @@ impl Unit {
     }
 }
 
-/// A text argument's type, as the function takes it.
-fn text(function: &str, what: &str, given: &DataType) -> Result<DataType> {
-    match given {
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => Ok(DataType::Utf8),
-        other => plan_err!("{function}: the {what} must be text, found {other}"),
-    }
-}
-
 /// A point in time's type, as the function takes it: a timestamp as it is, a date as a date, text
 /// parsed as a timestamp.
 fn moment(kind: Kind, given: &DataType) -> Result<DataType> {
@@ -146,14 +140,14 @@ impl ScalarUDFImpl for DateFunction {
                         );
                     }
                 };
-                Ok(vec![text(kind.name(), "unit", unit)?, value, moment(kind, time)?])
+                Ok(vec![text_argument(kind.name(), "unit", unit)?, value, moment(kind, time)?])
             }
             // Both as milliseconds since the epoch: a date is its midnight.
             (Kind::Diff, [unit, first, second]) => {
                 let ms = |t: &DataType| moment(kind, t).map(|_| DataType::Timestamp(TimeUnit::Millisecond, None));
-                Ok(vec![text(kind.name(), "unit", unit)?, ms(first)?, ms(second)?])
+                Ok(vec![text_argument(kind.name(), "unit", unit)?, ms(first)?, ms(second)?])
             }
-            (Kind::Timestamp | Kind::Date, [value]) => Ok(vec![text(kind.name(), "argument", value)?]),
+            (Kind::Timestamp | Kind::Date, [value]) => Ok(vec![text_argument(kind.name(), "argument", value)?]),
             _ => plan_err!("{} takes {} arguments; call it as {}", kind.name(), self.arity(), kind.usage()),
         }
     }
