@@ -76,8 +76,12 @@ pub async fn run(
     let limits = config.http.limits();
     http_serve::serve(listener, api::router(state), limits, async move { stop.cancelled().await }).await?;
     shutdown.cancel();
-    if delivering.await.is_ok() {
-        store.stopped_cleanly().await?;
+    match delivering.await {
+        Ok(true) => store.stopped_cleanly().await?,
+        Ok(false) => tracing::warn!(
+            "Some batches sent have no recorded outcome, or were not looked up after a takeover: the next start looks them up in the customers' stores before sending again."
+        ),
+        Err(_) => {}
     }
     Ok(())
 }

@@ -52,12 +52,25 @@ pub enum TrailError {
     },
     /// The query failed, or took too long.
     Query(String),
+    /// A call got no answer from the customer's store (network, timeout): it may work later.
+    Unreachable(String),
 }
 
 impl TrailError {
     /// Whether the customer's role does not allow the call (the customer withheld it).
     pub fn withheld(&self) -> bool {
         matches!(self, TrailError::Refused { code, .. } if code == "AccessDeniedException" || code == "AccessDenied")
+    }
+
+    /// Whether the call may work if tried again later (no answer, or throttled).
+    pub fn for_now(&self) -> bool {
+        match self {
+            TrailError::Unreachable(_) => true,
+            TrailError::Refused { code, .. } => {
+                crate::delivery::retry::classify_call(Some(code), Some(400)) == crate::delivery::retry::Class::Retry
+            }
+            TrailError::NoStore { .. } | TrailError::Credentials(_) | TrailError::Query(_) => false,
+        }
     }
 }
 
@@ -71,7 +84,7 @@ impl std::fmt::Display for TrailError {
             ),
             TrailError::Credentials(why) => write!(f, "the tenant's role chain could not be taken: {why}"),
             TrailError::Refused { call, code, message } => write!(f, "{call} was refused: {message} ({code})"),
-            TrailError::Query(why) => write!(f, "{why}"),
+            TrailError::Query(why) | TrailError::Unreachable(why) => write!(f, "{why}"),
         }
     }
 }
@@ -324,7 +337,7 @@ fn refused<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
             code: service.code().unwrap_or("Error").to_owned(),
             message: service.message().map_or_else(|| service.to_string(), str::to_owned),
         },
-        None => TrailError::Query(format!("{call} failed: {}", crate::delivery::credentials::chain(err))),
+        None => TrailError::Unreachable(format!("{call} failed: {}", crate::delivery::credentials::chain(err))),
     }
 }
 

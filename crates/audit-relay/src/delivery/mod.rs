@@ -170,6 +170,11 @@ pub struct Deliverer {
     clients: std::sync::Mutex<HashMap<String, (String, String, Sink)>>,
     /// S3 tenants whose objects are not due yet: until when delivery need not look again.
     s3_waits: std::sync::Mutex<HashMap<String, std::time::Instant>>,
+    /// Tenants whose batches may have reached their destination without the outcomes being
+    /// recorded (the store failed for longer than the lease), or whose look-up of such batches did
+    /// not finish: they are looked up before anything is sent again, and while any is left the
+    /// relay does not count as stopped cleanly.
+    unsettled: std::sync::Mutex<std::collections::HashSet<String>>,
     /// `PutAuditEvents` calls spaced within CloudTrail's quota.
     pacer: pacer::Pacer,
 }
@@ -186,14 +191,17 @@ impl Deliverer {
             metrics,
             clients: std::sync::Mutex::new(HashMap::new()),
             s3_waits: std::sync::Mutex::new(HashMap::new()),
+            unsettled: std::sync::Mutex::default(),
             pacer,
         })
     }
 
     /// Runs until `shutdown`: one task per tenant whose lease this relay holds, started as tenants
     /// appear and leases come free, up to a fair share. On shutdown each tenant finishes (and
-    /// records) the batches it has in flight, sends no more, and gives its lease back.
-    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+    /// records) the batches it has in flight, sends no more, and gives its lease back. Returns
+    /// whether every batch sent has its outcome recorded and every look-up after a takeover was
+    /// done (else the next start must look them up: the relay did not stop cleanly).
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) -> bool {
         let mut running: HashMap<String, (tokio::task::JoinHandle<()>, CancellationToken)> = HashMap::new();
         loop {
             running.retain(|_, (task, _)| !task.is_finished());
@@ -208,6 +216,7 @@ impl Deliverer {
         for (_, (task, _)) in running {
             let _ = task.await;
         }
+        self.unsettled.lock().expect("unsettled lock").is_empty()
     }
 
     /// Takes the leases of tenants nobody delivers, up to this relay's fair share, and gives one
@@ -293,27 +302,13 @@ impl Deliverer {
             let (me, held, stop) = (self.clone(), held.clone(), stop.clone());
             async move { me.keep(held, stop).await }
         });
-        if let Some(since) = held.lease.takeover
-            && let Ok(Some(tenant)) = self.store.tenant(&tenant_id).await
-        {
-            // Calls in flight when the previous holder stopped may land up to one attempt timeout
-            // later: the look-up waits out what is left of it.
-            if matches!(tenant.delivery, DeliveryMode::AssumeRole { .. }) {
-                let wait = self.config.attempt_timeout.saturating_sub(since);
-                tracing::warn!(
-                    tenant = %tenant_id,
-                    wait_secs = wait.as_secs(),
-                    "The tenant's previous delivery did not stop cleanly; batches it had in flight are looked up in the customer's store before they are sent again."
-                );
-                tokio::select! {
-                    () = stop.cancelled() => {}
-                    () = tokio::time::sleep(wait) => {}
-                }
-            }
-            if !stop.is_cancelled() {
-                self.reconcile(&tenant, &held.lease).await;
-            }
-        }
+        // A lease taken from a holder that did not stop cleanly, or a tenant this relay left
+        // unsettled earlier, is looked up first.
+        let unsettled = self.unsettled.lock().expect("unsettled lock").contains(&tenant_id);
+        let looked = match held.lease.takeover.or(unsettled.then_some(self.config.attempt_timeout)) {
+            Some(since) => self.take_over(&tenant_id, &held, since, &stop).await,
+            None => true,
+        };
         let mut failures = 0u32;
         let mut cursor = 0i64;
         let mut in_flight = tokio::task::JoinSet::new();
@@ -375,7 +370,7 @@ impl Deliverer {
                         let count = taken.count();
                         sent += count;
                         let (me, tenant, held) = (self.clone(), tenant.clone(), held.clone());
-                        in_flight.spawn(async move { (me.deliver(&tenant, &held.lease, taken).await, count) });
+                        in_flight.spawn(async move { (me.deliver(&tenant, &held, taken).await, count) });
                     }
                     Ok(None) => {
                         idle = true;
@@ -443,11 +438,66 @@ impl Deliverer {
         while in_flight.join_next().await.is_some() {}
         stop.cancel();
         let _ = keeping.await;
+        if !looked {
+            self.unsettled.lock().expect("unsettled lock").insert(tenant_id.clone());
+        }
+        // A lease is given back only when nothing is left to look up: else it runs out, and
+        // whoever takes it next looks up first.
         if !held.lost.load(std::sync::atomic::Ordering::Relaxed)
+            && !self.unsettled.lock().expect("unsettled lock").contains(&tenant_id)
             && let Err(err) = self.store.release(&held.lease).await
         {
             tracing::warn!(error = %err, tenant = %tenant_id, "Giving a delivery lease back failed; it runs out by itself.");
         }
+    }
+
+    /// Before a tenant taken over sends anything: waits out the previous holder's last call, then
+    /// looks up what it may have had in flight ([`reconcile`]). Sending first could store those
+    /// events twice, so when the relay's own store fails (a database restarting) or the look-up
+    /// fails for now (the customer's store unreachable, throttling), it is tried again after a
+    /// backoff, until it is done, the lease is lost or delivery stops. Returns whether it was done.
+    async fn take_over(&self, tenant_id: &str, held: &Held, since: Duration, stop: &CancellationToken) -> bool {
+        let mut waited = false;
+        let mut failures = 0u32;
+        while !stop.is_cancelled() && !held.lost.load(std::sync::atomic::Ordering::Relaxed) {
+            match self.store.tenant(tenant_id).await {
+                Ok(None) => {
+                    // Removed: nothing of it is sent any more.
+                    self.unsettled.lock().expect("unsettled lock").remove(tenant_id);
+                    return true;
+                }
+                Ok(Some(tenant)) => {
+                    if !waited && matches!(tenant.delivery, DeliveryMode::AssumeRole { .. }) {
+                        // Calls in flight when the previous holder stopped may land up to one
+                        // attempt timeout later: the look-up waits out what is left of it.
+                        let wait = self.config.attempt_timeout.saturating_sub(since);
+                        tracing::warn!(
+                            tenant = %tenant_id,
+                            wait_secs = wait.as_secs(),
+                            "The tenant's previous delivery did not stop cleanly; batches it had in flight are looked up in the customer's store before they are sent again."
+                        );
+                        tokio::select! {
+                            () = stop.cancelled() => return false,
+                            () = tokio::time::sleep(wait) => {}
+                        }
+                        waited = true;
+                    }
+                    if self.reconcile(&tenant, &held.lease).await == reconcile::Looked::Done {
+                        self.unsettled.lock().expect("unsettled lock").remove(tenant_id);
+                        return true;
+                    }
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, tenant = %tenant_id, "Reading the tenant failed; its look-up waits.");
+                }
+            }
+            tokio::select! {
+                () = stop.cancelled() => return false,
+                () = tokio::time::sleep(self.config.retry.backoff(failures)) => {}
+            }
+            failures = failures.saturating_add(1);
+        }
+        false
     }
 
     /// Opens or closes the circuit breaker, unless an operator holds the tenant.
@@ -570,7 +620,8 @@ impl Deliverer {
     }
 
     /// Sends a batch to the tenant's destination and settles every event it has an answer for.
-    async fn deliver(&self, tenant: &Tenant, lease: &Lease, taken: Taken) -> Round {
+    async fn deliver(&self, tenant: &Tenant, held: &Held, taken: Taken) -> Round {
+        let lease = &held.lease;
         let Taken { load, accepted, dead: mut outcomes, .. } = taken;
         if accepted.is_empty() {
             return self.settle(tenant, lease, outcomes, Round::Progress).await;
@@ -584,11 +635,16 @@ impl Deliverer {
                 };
             }
         };
+        if matches!(load, Load::Lake(_)) {
+            self.pacer.wait(tenant).await;
+        }
+        // Assuming the role and pacing take time: the lease is checked again just before the call,
+        // so a new holder's wait of one attempt timeout covers every call this one makes.
+        if !held.valid() {
+            return Round::Retry;
+        }
         let sent = match (self.client(tenant, credentials), load) {
-            (Sink::Lake(client), Load::Lake(batch)) => {
-                self.pacer.wait(tenant).await;
-                lake::send(&client, tenant, batch).await
-            }
+            (Sink::Lake(client), Load::Lake(batch)) => lake::send(&client, tenant, batch).await,
             (Sink::Logs(client), Load::Logs(events)) => logs::send(&client, tenant, events).await,
             (Sink::S3(client), Load::S3(batch)) => {
                 // The assignments are durable before any object is written: every later attempt
@@ -742,6 +798,7 @@ impl Deliverer {
             Err(err) => {
                 // Given up: the lease is not given back cleanly, so whoever takes it next (this
                 // relay too) first looks up what was sent.
+                self.unsettled.lock().expect("unsettled lock").insert(tenant.id.clone());
                 tracing::error!(error = %err, tenant = %tenant.id, "Recording delivery outcomes failed; the tenant's next lease looks them up before sending again.");
                 Round::Lost
             }
@@ -829,5 +886,69 @@ mod tests {
         let taken = later.next_objects(&tenant, seqs[5], 0).await.unwrap().expect("due at once");
         let Load::S3(new) = taken.load else { panic!("an S3 batch") };
         assert_eq!((new.objects.len(), new.assigned.len()), (1, 1));
+    }
+
+    /// A batch taken while the lease held, whose call would start only after the lease may have
+    /// run out (it waited for the pacer or for credentials), is not sent: a new holder waits only
+    /// one attempt timeout for the calls of the old one. The endpoint is a listener that counts
+    /// connections (the call is refused before it is made, so no lake is needed).
+    #[tokio::test]
+    async fn no_call_starts_once_the_lease_may_have_run_out() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(&crate::store::Engine::Sqlite { dir: dir.path().into(), max_bytes: 1 << 30 })
+            .await
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                drop(conn);
+            }
+        });
+        let tenant = Tenant {
+            id: "t1".into(),
+            channel_arn: "arn:aws:cloudtrail:eu-west-1:123456789012:channel/0f9c1e2d-3b4a-4c5d-8e6f-7a8b9c0d1e2f"
+                .into(),
+            destination: Destination::CloudtrailLake,
+            delivery: DeliveryMode::ResourcePolicy { external_id: None },
+            applications: vec!["a".into()],
+            paused: None,
+            held: false,
+            saved_queries: Vec::new(),
+        };
+        store.put_tenant(&tenant).await.unwrap();
+        let events = (0..3)
+            .map(|i| NewEvent {
+                tenant: "t1".into(),
+                source: "a".into(),
+                uid: format!("u{i}"),
+                event_data: format!(r#"{{"eventSource":"a","UID":"u{i}","eventTime":"2026-12-05T10:00:0{i}Z"}}"#),
+            })
+            .collect();
+        store.append(events).await.unwrap();
+        let mut config = crate::RelayConfig::default().delivery();
+        config.endpoint_url = Some(endpoint);
+        config.retry = RetryPolicy { base: Duration::from_millis(1), cap: Duration::from_millis(1) };
+        let deliverer = Deliverer::new(store.clone(), config, Arc::new(Metrics::default()));
+        let held = Held {
+            lease: store.acquire("t1").await.unwrap().unwrap(),
+            deadline: std::sync::Mutex::new(std::time::Instant::now() + Duration::from_secs(60)),
+            lost: std::sync::atomic::AtomicBool::new(false),
+        };
+        let taken = deliverer.next_batch(&tenant, 0).await.unwrap().unwrap();
+        // The lease runs out between taking the batch and sending it.
+        *held.deadline.lock().unwrap() = std::time::Instant::now();
+        assert_eq!(deliverer.deliver(&tenant, &held, taken).await, Round::Retry);
+        assert_eq!(connections.load(Ordering::SeqCst), 0, "no call was made");
+        assert_eq!(store.pending("t1", 0, 10).await.unwrap().len(), 3, "the events are still pending");
+        // Under a valid lease the same batch is sent (and reaches the listener).
+        *held.deadline.lock().unwrap() = std::time::Instant::now() + Duration::from_secs(60);
+        let taken = deliverer.next_batch(&tenant, 0).await.unwrap().unwrap();
+        assert_eq!(deliverer.deliver(&tenant, &held, taken).await, Round::Retry);
+        assert!(connections.load(Ordering::SeqCst) >= 1, "the call was made");
     }
 }

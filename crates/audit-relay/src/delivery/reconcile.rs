@@ -10,9 +10,12 @@
 //!
 //! This needs the customer's role to allow `cloudtrail:GetChannel`, `StartQuery`, `DescribeQuery`
 //! and `GetQueryResults` (the least-privilege policy of `onboard` grants them). A tenant in
-//! resource-policy mode cannot read the customer's store, and when the look-up fails the events
-//! are sent as before (at least once): both are logged. On AWS, events become queryable some
-//! minutes after ingestion, so a restart within that delay may still miss some.
+//! resource-policy mode cannot read the customer's store, and when the look-up is refused (the
+//! role does not allow it) the events are sent as before (at least once): both are logged. A
+//! look-up that fails for now — the relay's own store restarting, the customer's store unreachable
+//! or throttling — is tried again after a backoff, and nothing is sent until it is done. On AWS,
+//! events become queryable some minutes after ingestion, so a restart within that delay may still
+//! miss some.
 //!
 //! A CloudWatch Logs tenant's suspects (its oldest `concurrency × 1,000` pending events) are looked
 //! up in its log stream with `FilterLogEvents` over their time span, matched by event source and
@@ -30,7 +33,10 @@ use aws_sdk_cloudtrail::{
     types::QueryStatus,
 };
 
-use super::Deliverer;
+use super::{
+    Deliverer, Round,
+    retry::{Class, classify_call},
+};
 use crate::{
     registry::{DeliveryMode, Destination, Tenant},
     spool::Outcome,
@@ -43,13 +49,28 @@ const MAX_STATEMENT: usize = 10_000;
 /// The longest a look-up may take before the events are sent without it.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// How a look-up after a takeover ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Looked {
+    /// Done, or it cannot be done (the relay may not read the tenant's store): delivery goes on.
+    Done,
+    /// The relay's store or the customer's failed for now: look up again after a backoff.
+    Again,
+}
+
+/// A look-up that failed: why, and whether it may work when tried again.
+struct Failed {
+    why: String,
+    for_now: bool,
+}
+
 impl Deliverer {
     /// Records as delivered the tenant's pending events its store already holds (see the module).
-    pub(super) async fn reconcile(&self, tenant: &Tenant, lease: &Lease) {
+    pub(super) async fn reconcile(&self, tenant: &Tenant, lease: &Lease) -> Looked {
         if matches!(tenant.destination, Destination::S3 { .. }) {
             // Nothing to look up: objects in flight were assigned first, and are written again
             // under the same keys (`s3`).
-            return;
+            return Looked::Done;
         }
         if !matches!(tenant.delivery, DeliveryMode::AssumeRole { .. }) {
             tracing::warn!(
@@ -57,20 +78,20 @@ impl Deliverer {
                 "The relay did not stop cleanly and this tenant publishes through a channel policy, so its store cannot be \
                  read: batches that were in flight are sent again and may be stored twice."
             );
-            return;
+            return Looked::Done;
         }
         let per_batch = match tenant.destination {
             Destination::CloudtrailLake => audit_event::limits::MAX_EVENTS_PER_REQUEST,
             Destination::CloudwatchLogs { .. } => super::logs::MAX_PENDING,
-            Destination::S3 { .. } => return,
+            Destination::S3 { .. } => return Looked::Done,
         };
         let limit = self.config.concurrency.max(1) * per_batch;
         let suspects = match self.store.pending(&tenant.id, 0, limit).await {
-            Ok(pending) if pending.is_empty() => return,
+            Ok(pending) if pending.is_empty() => return Looked::Done,
             Ok(pending) => pending,
             Err(err) => {
-                tracing::error!(error = %err, tenant = %tenant.id, "Reading pending events failed.");
-                return;
+                tracing::error!(error = %err, tenant = %tenant.id, "Reading pending events failed; the look-up waits.");
+                return Looked::Again;
             }
         };
         match tokio::time::timeout(LOOKUP_TIMEOUT, self.lookup(tenant, &suspects)).await {
@@ -78,8 +99,9 @@ impl Deliverer {
                 let outcomes: Vec<Outcome> =
                     found.into_iter().map(|(seq, event_id)| Outcome::Delivered { seq, event_id }).collect();
                 let n = outcomes.len();
-                if n > 0 {
-                    self.settle(tenant, lease, outcomes, super::Round::Progress).await;
+                // Those found must be recorded before anything is sent, or they would be sent again.
+                if n > 0 && self.settle(tenant, lease, outcomes, Round::Progress).await != Round::Progress {
+                    return Looked::Again;
                 }
                 tracing::info!(
                     tenant = %tenant.id,
@@ -88,7 +110,16 @@ impl Deliverer {
                     "Looked up the events that could have been in flight when the relay stopped; those stored are not sent again."
                 );
             }
-            Ok(Err(why)) => tracing::warn!(
+            Ok(Err(Failed { why, for_now: true })) => {
+                tracing::warn!(
+                    tenant = %tenant.id,
+                    reason = %why,
+                    "Could not look up the events that were in flight when the relay stopped, for now; nothing is sent until the look-up is done."
+                );
+                self.metrics.tenant(&tenant.id).error(format!("looking up the batches in flight at a takeover: {why}"));
+                return Looked::Again;
+            }
+            Ok(Err(Failed { why, .. })) => tracing::warn!(
                 tenant = %tenant.id,
                 reason = %why,
                 "Could not look up the events that were in flight when the relay stopped; they are sent again and may be stored twice."
@@ -98,12 +129,15 @@ impl Deliverer {
                 "Looking up the events that were in flight when the relay stopped took too long; they are sent again and may be stored twice."
             ),
         }
+        Looked::Done
     }
 
     /// (spool position, eventID) of each suspect found in the tenant's store or log stream.
-    async fn lookup(&self, tenant: &Tenant, suspects: &[crate::spool::Pending]) -> Result<Vec<(i64, String)>, String> {
-        let credentials =
-            self.credentials.for_tenant(tenant).await.map_err(|e| format!("{} ({})", e.message, e.code))?;
+    async fn lookup(&self, tenant: &Tenant, suspects: &[crate::spool::Pending]) -> Result<Vec<(i64, String)>, Failed> {
+        let credentials = self.credentials.for_tenant(tenant).await.map_err(|e| Failed {
+            why: format!("{} ({})", e.message, e.code),
+            for_now: classify_call(Some(&e.code), None) == Class::Retry,
+        })?;
         if let Destination::CloudwatchLogs { log_stream } = &tenant.destination {
             return self.lookup_logs(tenant, log_stream, credentials, suspects).await;
         }
@@ -115,7 +149,9 @@ impl Deliverer {
             config = config.endpoint_url(endpoint);
         }
         let cloudtrail = aws_sdk_cloudtrail::Client::from_conf(config.build());
-        let store = crate::trail::store_behind(&cloudtrail, &tenant.channel_arn).await.map_err(|e| e.to_string())?;
+        let store = crate::trail::store_behind(&cloudtrail, &tenant.channel_arn)
+            .await
+            .map_err(|e| Failed { why: e.to_string(), for_now: e.for_now() })?;
 
         // Each suspect's (source, UID) and time, from the eventData the relay would send.
         let mut wanted: HashMap<(String, String), i64> = HashMap::new();
@@ -180,8 +216,9 @@ impl Deliverer {
         log_stream: &str,
         credentials: aws_sdk_sts::config::Credentials,
         suspects: &[crate::spool::Pending],
-    ) -> Result<Vec<(i64, String)>, String> {
-        let group = tenant.log_group().ok_or("the tenant has no log group")?;
+    ) -> Result<Vec<(i64, String)>, Failed> {
+        let group =
+            tenant.log_group().ok_or_else(|| Failed { why: "the tenant has no log group".into(), for_now: false })?;
         let mut config = aws_sdk_cloudwatchlogs::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(tenant.region().to_owned()))
@@ -220,7 +257,7 @@ impl Deliverer {
                 Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
                     return Ok(found);
                 }
-                Err(err) => return Err(describe("FilterLogEvents", &err)),
+                Err(err) => return Err(failed("FilterLogEvents", &err)),
             };
             for event in page.events() {
                 if let Some(seq) = event.message().and_then(source_and_uid).and_then(|key| wanted.remove(&key)) {
@@ -251,20 +288,20 @@ fn source_and_uid(event_data: &str) -> Option<(String, String)> {
 async fn query(
     cloudtrail: &aws_sdk_cloudtrail::Client,
     statement: String,
-) -> Result<Vec<(String, String, String)>, String> {
+) -> Result<Vec<(String, String, String)>, Failed> {
     let query_id = cloudtrail
         .start_query()
         .query_statement(statement)
         .send()
         .await
-        .map_err(|e| describe("StartQuery", &e))?
+        .map_err(|e| failed("StartQuery", &e))?
         .query_id()
         .unwrap_or_default()
         .to_owned();
     let mut pause = Duration::from_millis(20);
     loop {
         let described =
-            cloudtrail.describe_query().query_id(&query_id).send().await.map_err(|e| describe("DescribeQuery", &e))?;
+            cloudtrail.describe_query().query_id(&query_id).send().await.map_err(|e| failed("DescribeQuery", &e))?;
         match described.query_status() {
             Some(QueryStatus::Finished) => break,
             Some(QueryStatus::Queued | QueryStatus::Running) => {
@@ -272,11 +309,14 @@ async fn query(
                 pause = (pause * 2).min(Duration::from_secs(2));
             }
             other => {
-                return Err(format!(
-                    "the query ended {}: {}",
-                    other.map_or("without a status", |s| s.as_str()),
-                    described.error_message().unwrap_or("")
-                ));
+                return Err(Failed {
+                    why: format!(
+                        "the query ended {}: {}",
+                        other.map_or("without a status", |s| s.as_str()),
+                        described.error_message().unwrap_or("")
+                    ),
+                    for_now: false,
+                });
             }
         }
     }
@@ -289,7 +329,7 @@ async fn query(
             .set_next_token(token)
             .send()
             .await
-            .map_err(|e| describe("GetQueryResults", &e))?;
+            .map_err(|e| failed("GetQueryResults", &e))?;
         for row in page.query_result_rows() {
             let cell = |i: usize| row.get(i).and_then(|c| c.values().next()).cloned().unwrap_or_default();
             rows.push((cell(0), cell(1), cell(2)));
@@ -302,14 +342,18 @@ async fn query(
     Ok(rows)
 }
 
-/// A failed call's code and message. (Every SDK's `SdkError` is smithy's, so one function serves
-/// CloudTrail's and CloudWatch Logs' calls.)
-fn describe<E: aws_sdk_cloudtrail::error::ProvideErrorMetadata + std::fmt::Display>(
+/// A failed call's code and message, and whether it may work later (no answer, throttling, a
+/// server error). (Every SDK's `SdkError` is smithy's, so one function serves CloudTrail's and
+/// CloudWatch Logs' calls.)
+fn failed<E: aws_sdk_cloudtrail::error::ProvideErrorMetadata + std::fmt::Display>(
     call: &str,
     err: &aws_sdk_cloudtrail::error::SdkError<E>,
-) -> String {
+) -> Failed {
     match err.as_service_error() {
-        Some(e) => format!("{call}: {} ({})", e.message().unwrap_or(""), e.code().unwrap_or("error")),
-        None => format!("{call}: {err}"),
+        Some(e) => Failed {
+            why: format!("{call}: {} ({})", e.message().unwrap_or(""), e.code().unwrap_or("error")),
+            for_now: classify_call(e.code(), err.raw_response().map(|r| r.status().as_u16())) == Class::Retry,
+        },
+        None => Failed { why: format!("{call}: {err}"), for_now: true },
     }
 }

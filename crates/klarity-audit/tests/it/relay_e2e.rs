@@ -353,6 +353,20 @@ async fn a_refusing_channel_pauses_its_tenant_until_it_works_again() {
 /// other 130. The store ends with every event once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_crash_events_the_store_already_holds_are_not_sent_again() {
+    crash_and_restart(0).await;
+}
+
+/// The same crash, but the customer's store fails the look-up for now (its first queries are
+/// answered 503 by a fault-injecting proxy, a test double in front of the lake): nothing is sent
+/// until a look-up works, so still nothing is stored twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_a_look_up_that_fails_for_now_is_tried_again_before_anything_is_sent() {
+    crash_and_restart(3).await;
+}
+
+/// The crash window of the two tests above; after the restart, the first `failing` StartQuery
+/// calls are answered 503.
+async fn crash_and_restart(failing: usize) {
     let dir = tempfile::tempdir().unwrap();
     let stop = tokio_util::sync::CancellationToken::new();
     let endpoint = start_lake(dir.path(), &stop).await;
@@ -458,7 +472,28 @@ async fn after_a_crash_events_the_store_already_holds_are_not_sent_again() {
     }
 
     // The restart: the spool knows the last run did not stop cleanly.
-    let (_state, spool, registry, deliverer) = relay(dir.path(), &endpoint, catalog.clone());
+    let injected = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let through = if failing == 0 {
+        endpoint.clone()
+    } else {
+        use crate::relay_faults::{Act, answer, headers_of, start_planned_proxy};
+        let counted = injected.clone();
+        start_planned_proxy(
+            &tokio::runtime::Handle::current(),
+            endpoint.trim_start_matches("http://").to_owned(),
+            vec![(); failing],
+            |head| {
+                headers_of(head)
+                    .iter()
+                    .any(|(k, v)| k.eq_ignore_ascii_case("x-amz-target") && v.ends_with(".StartQuery"))
+            },
+            |()| Act::Answer(answer("503 Service Unavailable", "ServiceUnavailableException")),
+            move |(), _, _, _| {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            },
+        )
+    };
+    let (_state, spool, registry, deliverer) = relay(dir.path(), &through, catalog.clone());
     assert!(spool.crashed());
     registry.resume("crashy").unwrap();
     let delivering = tokio_util::sync::CancellationToken::new();
@@ -481,6 +516,7 @@ async fn after_a_crash_events_the_store_already_holds_are_not_sent_again() {
     unique.dedup();
     assert_eq!((uids.len(), unique.len()), (250, 250), "every event is in the store once");
     assert_eq!(unique, expected);
+    assert_eq!(injected.load(std::sync::atomic::Ordering::SeqCst), failing, "the look-ups failed as planned");
     for (uid, event_id) in &stored_before {
         let status = spool.status("crashy", &maestro.event_source, uid).unwrap().unwrap();
         assert_eq!(

@@ -124,19 +124,22 @@ pub(crate) enum Act {
 /// of it (then calls pass); every other call is forwarded untouched. `noted` hears of each fault
 /// injected with the call's head and body, and whether the lake took a call whose answer was lost.
 /// Returns the proxy's endpoint.
+/// (`runtime`: where it runs; a handle, so that async tests can start one too.)
 pub(crate) fn start_planned_proxy<F: Copy + PartialEq + Send + Sync + 'static>(
-    runtime: &tokio::runtime::Runtime,
+    runtime: &tokio::runtime::Handle,
     upstream: String,
     plan: Vec<F>,
     selects: fn(&str) -> bool,
     act: fn(F) -> Act,
     noted: impl Fn(F, &str, &[u8], bool) + Send + Sync + 'static,
 ) -> String {
-    let listener = runtime.block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let endpoint = format!("http://{}", listener.local_addr().unwrap());
     let counter = Arc::new(AtomicUsize::new(0));
     let noted = Arc::new(noted);
     runtime.spawn(async move {
+        let listener = TcpListener::from_std(listener).unwrap();
         while let Ok((mut conn, _)) = listener.accept().await {
             let (upstream, counter, plan, noted) = (upstream.clone(), counter.clone(), plan.clone(), noted.clone());
             tokio::spawn(async move {

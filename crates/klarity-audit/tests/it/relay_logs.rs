@@ -372,7 +372,7 @@ fn start_logs_proxy(runtime: &tokio::runtime::Runtime, upstream: String, plan: V
     let record: ProxyRecord = std::sync::Arc::default();
     let kept = record.clone();
     let endpoint = start_planned_proxy(
-        runtime,
+        runtime.handle(),
         upstream,
         plan,
         |head| {

@@ -434,7 +434,7 @@ fn start_s3_proxy(runtime: &tokio::runtime::Runtime, upstream: String, plan: Vec
     let record: Injected = std::sync::Arc::default();
     let kept = record.clone();
     let endpoint = start_planned_proxy(
-        runtime,
+        runtime.handle(),
         upstream,
         plan,
         |head| head.starts_with("PUT "),

@@ -219,7 +219,7 @@ fn unreadable(viewer: &Viewer, err: &TrailError) -> Response {
     let status = match err {
         TrailError::NoStore { .. } => StatusCode::NOT_IMPLEMENTED,
         TrailError::Refused { .. } | TrailError::Credentials(_) => StatusCode::FORBIDDEN,
-        TrailError::Query(_) => StatusCode::BAD_GATEWAY,
+        TrailError::Query(_) | TrailError::Unreachable(_) => StatusCode::BAD_GATEWAY,
     };
     let body = html! {
         h1 { "Audit trail of " (viewer.tenant.id) }
