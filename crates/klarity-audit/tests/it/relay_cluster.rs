@@ -73,12 +73,14 @@ fn run(database: &str, fault: Fault, server: Option<&OwnPostgres>) {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let token = out.stdout.lines().nth(1).unwrap().to_owned();
 
-    // Short leases and attempts, so takeovers happen within the test's time.
+    // Short leases, so takeovers happen within the test's time. Attempts are given 6 s: a call that
+    // times out after the lake stored it is re-sent with the same ids (the lake counts them as
+    // repeated), which on a loaded machine with 2 s attempts happened without any takeover.
     let settings = [
         ("KLARITY_RELAY__DATABASE__URL", database),
         ("KLARITY_RELAY__DATABASE__LEASE_SECS", "3"),
         ("KLARITY_RELAY__DATABASE__CONNECT_TIMEOUT_SECS", "2"),
-        ("KLARITY_RELAY__ATTEMPT_TIMEOUT_SECS", "2"),
+        ("KLARITY_RELAY__ATTEMPT_TIMEOUT_SECS", "6"),
     ];
     let start = |i: usize| RelayProcess::start_with(&dir.path().join(format!("relay{i}")), &lake.endpoint, &settings);
     let relays: Arc<Mutex<Vec<Option<RelayProcess>>>> = Arc::new(Mutex::new((0..3).map(|i| Some(start(i))).collect()));
