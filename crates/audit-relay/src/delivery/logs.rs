@@ -17,7 +17,10 @@
 //!   Where the role may not read the log group, they are sent again: at most the batches in
 //!   flight, `concurrency` × [`MAX_PENDING`] events per tenant, each with the same `UID`. An
 //!   answer lost without a crash (a dropped connection after CloudWatch took the call) is retried,
-//!   and its events stored twice.
+//!   and its events stored twice — unless the look-up before re-sending it finds them: a call that
+//!   got no answer saying it was not taken (a dropped connection, a timeout, a 5xx) makes the
+//!   tenant look up its oldest pending events in the stream first ([`super::reconcile`]), as after
+//!   a crash.
 
 use aws_sdk_cloudwatchlogs::{error::ProvideErrorMetadata, types::RejectedLogEventsInfo};
 
@@ -109,7 +112,8 @@ pub(super) async fn send(client: &aws_sdk_cloudwatchlogs::Client, tenant: &Tenan
                 sent.refused = Some(reason);
                 break;
             }
-            Err(Failure::Retry(code)) => {
+            Err(Failure::Retry { code, unsure }) => {
+                sent.unsure |= unsure;
                 sent.outcomes.extend(run.iter().map(|(_, p)| Outcome::Retry { seq: p.seq, code: code.clone() }));
                 // Later runs wait for the retry too: they are not sent now, and stay pending.
                 break;
@@ -121,8 +125,9 @@ pub(super) async fn send(client: &aws_sdk_cloudwatchlogs::Client, tenant: &Tenan
 
 /// Why a call did not go through.
 enum Failure {
-    /// For now (throttling, 5xx, network, timeout): retry, with this code.
-    Retry(String),
+    /// For now (throttling, 5xx, network, timeout): retry, with this code; `unsure` when no answer
+    /// said the call was not taken (no answer at all, or a 5xx).
+    Retry { code: String, unsure: bool },
     /// The destination refuses the relay: pause, for this reason.
     Refused(String),
 }
@@ -195,7 +200,11 @@ async fn create_stream(client: &aws_sdk_cloudwatchlogs::Client, group: &str, str
         Err(err) => {
             let status = err.raw_response().map(|r| r.status().as_u16());
             let message = err.message().map(str::to_owned).unwrap_or_else(|| format!("{err}"));
-            Err(classify(err.code().map(str::to_owned), status, &message, "CreateLogStream", group))
+            Err(match classify(err.code().map(str::to_owned), status, &message, "CreateLogStream", group) {
+                // Making a stream stores no event.
+                Failure::Retry { code, .. } => Failure::Retry { code, unsure: false },
+                refused => refused,
+            })
         }
     }
 }
@@ -213,7 +222,10 @@ fn classify(code: Option<String>, status: Option<u16>, message: &str, call: &str
             retry::Class::Pause => {
                 Failure::Refused(format!("{call} is refused: {} ({message})", code.unwrap_or_else(|| "error".into())))
             }
-            _ => Failure::Retry(code.unwrap_or_else(|| status.map_or("NetworkError".into(), |s| format!("HTTP {s}")))),
+            _ => Failure::Retry {
+                unsure: status.is_none_or(|s| s >= 500),
+                code: code.unwrap_or_else(|| status.map_or("NetworkError".into(), |s| format!("HTTP {s}"))),
+            },
         },
     }
 }
@@ -269,6 +281,28 @@ mod tests {
             accepted_ms: 7,
             object: None,
         }
+    }
+
+    /// A failure is unsure (the call may have been taken, so its events are looked up before they
+    /// are sent again) unless an answer said the call was not taken.
+    #[test]
+    fn only_an_answer_that_refuses_the_call_makes_its_retry_sure() {
+        let unsure = |code: Option<&str>, status: Option<u16>| match classify(
+            code.map(str::to_owned),
+            status,
+            "m",
+            "PutLogEvents",
+            "g",
+        ) {
+            Failure::Retry { unsure, .. } => Some(unsure),
+            Failure::Refused(_) => None,
+        };
+        assert_eq!(unsure(None, None), Some(true), "no answer (a dropped connection, a timeout)");
+        assert_eq!(unsure(Some("ServiceUnavailableException"), Some(503)), Some(true));
+        assert_eq!(unsure(None, Some(500)), Some(true));
+        assert_eq!(unsure(Some("ThrottlingException"), Some(400)), Some(false));
+        assert_eq!(unsure(None, Some(429)), Some(false));
+        assert_eq!(unsure(Some("AccessDeniedException"), Some(400)), None, "refused: the tenant pauses");
     }
 
     #[tokio::test]

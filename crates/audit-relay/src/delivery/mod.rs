@@ -85,6 +85,10 @@ pub enum Round {
     Progress,
     /// Some events must be retried after a backoff.
     Retry,
+    /// As [`Round::Retry`], and a call may have been taken although its answer never came (no
+    /// answer, a timeout, a 5xx): its events are looked up in the destination before they are sent
+    /// again ([`reconcile`]).
+    Unsure,
     /// The channel refuses the relay: pause with this reason.
     Pause(String),
     /// The tenant's lease was lost: another relay delivers it now.
@@ -128,11 +132,14 @@ pub(crate) struct Sent {
     /// The destination refuses the relay (pause the tenant): why. Events without an outcome stay
     /// pending.
     refused: Option<String>,
+    /// A call failed without an answer saying it was not taken: its events may be stored, and are
+    /// looked up before they are sent again (CloudWatch Logs; see [`logs`]).
+    unsure: bool,
 }
 
 impl Sent {
     fn refused(reason: String) -> Sent {
-        Sent { outcomes: Vec::new(), refused: Some(reason) }
+        Sent { outcomes: Vec::new(), refused: Some(reason), unsure: false }
     }
 }
 
@@ -317,6 +324,8 @@ impl Deliverer {
         let mut window = retry::Window::new(self.config.concurrency);
         let mut looked_behind = std::time::Instant::now();
         let mut rewind = false;
+        // A call may have been taken without an answer: look up before sending again.
+        let mut look_up = false;
         let mut known: Option<Tenant> = None;
         loop {
             let tenant = match self.store.tenant(&tenant_id).await {
@@ -358,7 +367,7 @@ impl Deliverer {
                 }
             }
             let mut idle = false;
-            while wait.is_none() && !rewind && !stop.is_cancelled() && in_flight.len() < limit {
+            while wait.is_none() && !rewind && !look_up && !stop.is_cancelled() && in_flight.len() < limit {
                 if !held.valid() {
                     // The lease may have run out (renewals failed): send nothing until it is renewed.
                     wait = Some(self.config.idle_poll);
@@ -393,6 +402,14 @@ impl Deliverer {
                     () = stop.cancelled() => {}
                     () = tokio::time::sleep(pause) => {}
                 }
+                if look_up && !stop.is_cancelled() {
+                    look_up = self.reconcile(&tenant, &held.lease, reconcile::Why::Unanswered).await
+                        == reconcile::Looked::Again;
+                    if look_up {
+                        wait = Some(self.config.retry.backoff(failures));
+                        failures = failures.saturating_add(1);
+                    }
+                }
                 continue;
             }
             let round = match in_flight.join_next().await {
@@ -407,6 +424,7 @@ impl Deliverer {
                 }
                 None => continue,
             };
+            look_up |= round == Round::Unsure;
             match round {
                 Round::Progress => {
                     failures = 0;
@@ -415,7 +433,7 @@ impl Deliverer {
                         self.set_breaker(&tenant.id, None).await;
                     }
                 }
-                Round::Retry => {
+                Round::Retry | Round::Unsure => {
                     failures += 1;
                     window.narrow();
                     wait = Some(self.config.retry.backoff(failures - 1));
@@ -438,7 +456,7 @@ impl Deliverer {
         while in_flight.join_next().await.is_some() {}
         stop.cancel();
         let _ = keeping.await;
-        if !looked {
+        if !looked || look_up {
             self.unsettled.lock().expect("unsettled lock").insert(tenant_id.clone());
         }
         // A lease is given back only when nothing is left to look up: else it runs out, and
@@ -482,7 +500,7 @@ impl Deliverer {
                         }
                         waited = true;
                     }
-                    if self.reconcile(&tenant, &held.lease).await == reconcile::Looked::Done {
+                    if self.reconcile(&tenant, &held.lease, reconcile::Why::Takeover).await == reconcile::Looked::Done {
                         self.unsettled.lock().expect("unsettled lock").remove(tenant_id);
                         return true;
                     }
@@ -677,6 +695,7 @@ impl Deliverer {
         outcomes.extend(sent.outcomes);
         let round = match sent.refused {
             Some(reason) => Round::Pause(reason),
+            None if retry && sent.unsure => Round::Unsure,
             None if retry => Round::Retry,
             None => Round::Progress,
         };

@@ -21,7 +21,11 @@
 //! up in its log stream with `FilterLogEvents` over their time span, matched by event source and
 //! `UID` in each message. This needs `logs:FilterLogEvents` on the log group, which `onboard`
 //! grants unless told `--no-verify-permissions`; without it the events are sent again, at most
-//! the batches that were in flight.
+//! the batches that were in flight. A CloudWatch Logs tenant also looks up before re-sending a
+//! call that got no answer ([`Why::Unanswered`]: a dropped connection, a timeout, a 5xx), since
+//! CloudWatch may have stored it and does not de-duplicate. (CloudTrail Lake tenants do not: on
+//! AWS an event becomes queryable only minutes after ingestion, so a look-up right after the
+//! failure would find nothing and cost a query.)
 
 use std::{
     collections::HashMap,
@@ -49,7 +53,26 @@ const MAX_STATEMENT: usize = 10_000;
 /// The longest a look-up may take before the events are sent without it.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// How a look-up after a takeover ended.
+/// Why a tenant's pending events are looked up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Why {
+    /// The previous holder of the lease (or this relay before a restart) did not stop cleanly.
+    Takeover,
+    /// A call of this relay got no answer (it may have been taken).
+    Unanswered,
+}
+
+impl Why {
+    /// The events looked up, for logs.
+    fn what(self) -> &'static str {
+        match self {
+            Why::Takeover => "the events that could have been in flight when the relay stopped",
+            Why::Unanswered => "the events of a call that got no answer",
+        }
+    }
+}
+
+/// How a look-up ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Looked {
     /// Done, or it cannot be done (the relay may not read the tenant's store): delivery goes on.
@@ -66,13 +89,17 @@ struct Failed {
 
 impl Deliverer {
     /// Records as delivered the tenant's pending events its store already holds (see the module).
-    pub(super) async fn reconcile(&self, tenant: &Tenant, lease: &Lease) -> Looked {
+    pub(super) async fn reconcile(&self, tenant: &Tenant, lease: &Lease, why: Why) -> Looked {
         if matches!(tenant.destination, Destination::S3 { .. }) {
             // Nothing to look up: objects in flight were assigned first, and are written again
             // under the same keys (`s3`).
             return Looked::Done;
         }
         if !matches!(tenant.delivery, DeliveryMode::AssumeRole { .. }) {
+            if why == Why::Unanswered {
+                // Said where the destination's answers are described (CloudWatch Logs).
+                return Looked::Done;
+            }
             tracing::warn!(
                 tenant = %tenant.id,
                 "The relay did not stop cleanly and this tenant publishes through a channel policy, so its store cannot be \
@@ -107,26 +134,30 @@ impl Deliverer {
                     tenant = %tenant.id,
                     checked = suspects.len(),
                     already_stored = n,
-                    "Looked up the events that could have been in flight when the relay stopped; those stored are not sent again."
+                    "Looked up {}; those stored are not sent again.",
+                    why.what()
                 );
             }
-            Ok(Err(Failed { why, for_now: true })) => {
+            Ok(Err(Failed { why: reason, for_now: true })) => {
                 tracing::warn!(
                     tenant = %tenant.id,
-                    reason = %why,
-                    "Could not look up the events that were in flight when the relay stopped, for now; nothing is sent until the look-up is done."
+                    reason = %reason,
+                    "Could not look up {} for now; nothing is sent until the look-up is done.",
+                    why.what()
                 );
-                self.metrics.tenant(&tenant.id).error(format!("looking up the batches in flight at a takeover: {why}"));
+                self.metrics.tenant(&tenant.id).error(format!("looking up {}: {reason}", why.what()));
                 return Looked::Again;
             }
-            Ok(Err(Failed { why, .. })) => tracing::warn!(
+            Ok(Err(Failed { why: reason, .. })) => tracing::warn!(
                 tenant = %tenant.id,
-                reason = %why,
-                "Could not look up the events that were in flight when the relay stopped; they are sent again and may be stored twice."
+                reason = %reason,
+                "Could not look up {}; they are sent again and may be stored twice.",
+                why.what()
             ),
             Err(_) => tracing::warn!(
                 tenant = %tenant.id,
-                "Looking up the events that were in flight when the relay stopped took too long; they are sent again and may be stored twice."
+                "Looking up {} took too long; they are sent again and may be stored twice.",
+                why.what()
             ),
         }
         Looked::Done

@@ -344,7 +344,7 @@ enum Fault {
     /// Close the connection without forwarding or answering.
     Drop,
     /// Forward it (the lake stores the events), then close without answering: the relay cannot
-    /// know, sends them again, and CloudWatch Logs (which does not de-duplicate) stores them twice.
+    /// know, and CloudWatch Logs does not de-duplicate, so it looks them up before re-sending.
     LoseAnswer,
 }
 
@@ -401,7 +401,7 @@ fn start_logs_proxy(runtime: &tokio::runtime::Runtime, upstream: String, plan: V
 }
 
 #[test]
-fn through_throttling_503s_dropped_calls_and_lost_answers_nothing_is_lost_and_only_lost_answers_repeat() {
+fn through_throttling_503s_dropped_calls_and_lost_answers_nothing_is_lost_and_nothing_repeats() {
     let dir = Dir::new();
     let lake = LakeProcess::start(&dir.path().join("lake"));
     let (role_arn, external_id, group_arn) = onboard(&dir, &lake.endpoint, "audit-faults");
@@ -454,23 +454,15 @@ fn through_throttling_503s_dropped_calls_and_lost_answers_nothing_is_lost_and_on
     for fault in [Throttle, Unavailable, Drop, LoseAnswer] {
         assert!(faults.contains(&fault), "{fault:?} was injected: {faults:?}");
     }
-    // Nothing lost; an event is stored more than once only as often as an answer carrying it was
-    // lost (the lake had stored it), which is the bound the relay states for CloudWatch Logs.
-    for uid in &uids {
-        let copies = stored[uid];
-        let lost = lost_answers.iter().filter(|u| *u == uid).count();
-        assert!(copies <= 1 + lost, "{uid} stored {copies} times with {lost} lost answers");
-    }
-    let repeated: usize = stored.values().map(|n| n - 1).sum();
-    assert!(
-        !lost_answers.is_empty() && repeated == lost_answers.len(),
-        "{repeated} repeats, {} events in lost answers",
-        lost_answers.len()
-    );
+    // Nothing lost, and nothing stored twice: the events of each lost answer (the lake had stored
+    // them) were looked up in the stream before they would have been sent again.
+    assert!(!lost_answers.is_empty(), "answers carrying stored events were lost");
+    let twice: Vec<_> = stored.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "{} events stored more than once, e.g. {:?}", twice.len(), twice.first());
     let (_, last) = get(&relay.address, &format!("/v1/tenants/acme/events/{}", uids.last().unwrap()), &token);
     assert_eq!(last["state"], "delivered", "{last}");
     eprintln!(
-        "CloudWatch Logs faults: {} injected, {} events in lost answers, {repeated} stored twice, 0 lost",
+        "CloudWatch Logs faults: {} injected, {} events in lost answers, none stored twice, none lost",
         faults.len(),
         lost_answers.len()
     );
