@@ -118,13 +118,14 @@ pub(crate) enum Command {
     #[command(display_order = 6)]
     Tokens(TokensArgs),
 
-    /// List or replay a tenant's dead letters (events CloudTrail refused for good).
+    /// List or replay a tenant's dead letters (events its destination refused for good).
     ///
-    /// Dead letters are kept with CloudTrail's error code and message. This talks to the running
-    /// relay's admin API.
+    /// Dead letters are kept with the destination's error code and message (CloudTrail's per-entry
+    /// code, CloudWatch Logs' too-old or too-new, an event larger than a call may be). This talks
+    /// to the running relay's admin API.
     ///
     /// Replay puts them back in the queue with their original ids, once the cause is fixed (the
-    /// customer's channel, a catalog change). The admin token comes from KLARITY_ADMIN_TOKEN or
+    /// customer's channel or log group's retention, a catalog change). The admin token comes from KLARITY_ADMIN_TOKEN or
     /// --admin-token-file; the relay is configured with its SHA-256 (admin_token_sha256).
     #[command(after_help = "Examples:\n  export KLARITY_ADMIN_TOKEN=…\n  klarity-audit dlq list acme\n  \
         klarity-audit dlq list acme --json | jq .\n  klarity-audit dlq replay acme --relay-url https://relay.example.com")]

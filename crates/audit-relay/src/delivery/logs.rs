@@ -97,8 +97,15 @@ fn runs(mut events: Vec<(i64, Pending)>) -> Vec<Vec<(i64, Pending)>> {
     runs
 }
 
-/// Sends `events` into the tenant's log group and stream, and says what became of each.
-pub(super) async fn send(client: &aws_sdk_cloudwatchlogs::Client, tenant: &Tenant, events: Vec<Pending>) -> Sent {
+/// Sends `events` into the tenant's log group and stream, and says what became of each. A batch
+/// may take several calls (one per day of events, and the stream made first): each starts only
+/// while `leased` holds, so no call starts after the lease may have run out.
+pub(super) async fn send(
+    client: &aws_sdk_cloudwatchlogs::Client,
+    tenant: &Tenant,
+    events: Vec<Pending>,
+    leased: &(dyn Fn() -> bool + Sync),
+) -> Sent {
     let (Some(group), Destination::CloudwatchLogs { log_stream }) = (tenant.log_group(), &tenant.destination) else {
         return Sent::refused(format!("tenant {} has no CloudWatch Logs log group", tenant.id));
     };
@@ -106,7 +113,7 @@ pub(super) async fn send(client: &aws_sdk_cloudwatchlogs::Client, tenant: &Tenan
     let runs = runs(events.into_iter().map(|p| (timestamp(&p), p)).collect());
     let mut runs = runs.into_iter();
     for run in runs.by_ref() {
-        match put(client, group, log_stream, &run).await {
+        match put(client, group, log_stream, &run, leased).await {
             Ok(rejected) => settle(&mut sent, group, log_stream, &run, rejected.as_ref()),
             Err(Failure::Refused(reason)) => {
                 sent.refused = Some(reason);
@@ -158,12 +165,16 @@ async fn put(
     group: &str,
     stream: &str,
     run: &[(i64, Pending)],
+    leased: &(dyn Fn() -> bool + Sync),
 ) -> Result<Option<RejectedLogEventsInfo>, Failure> {
     // The SDK builds the request (headers, the target), signs, retries and parses the answer; the
     // body, with the events, is the relay's ([`WrittenBody`]).
     let body = body(group, stream, run);
     let mut made_stream = false;
     loop {
+        if !leased() {
+            return Err(Failure::Retry { code: "LeaseExpired".into(), unsure: false });
+        }
         let result = client
             .put_log_events()
             .log_group_name(group)
@@ -281,6 +292,44 @@ mod tests {
             accepted_ms: 7,
             object: None,
         }
+    }
+
+    /// A batch whose lease may have run out before its call starts makes no call: its events are
+    /// retried (by whoever holds the lease then), and nothing is looked up for them.
+    #[tokio::test]
+    async fn no_call_starts_once_the_lease_may_have_run_out() {
+        use crate::registry::{DeliveryMode, Tenant};
+        let client = aws_sdk_cloudwatchlogs::Client::new(&crate::delivery::body::testing::sdk_config());
+        let tenant = Tenant {
+            id: "t1".into(),
+            channel_arn: "arn:aws:logs:eu-west-1:123456789012:log-group:audit".into(),
+            destination: Destination::CloudwatchLogs { log_stream: "s".into() },
+            delivery: DeliveryMode::AssumeRole {
+                role_arn: "arn:aws:iam::123456789012:role/r".into(),
+                external_id: None,
+                proxy_role_arn: None,
+            },
+            applications: vec!["a".into()],
+            paused: None,
+            held: false,
+            saved_queries: Vec::new(),
+        };
+        // Two days of events: two calls, the first of which would be made now.
+        let events = vec![pending(1, "2026-12-05T10:00:00Z", 0), pending(2, "2026-12-07T10:00:00Z", 0)];
+        let asked = std::sync::atomic::AtomicUsize::new(0);
+        let leased = || {
+            asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            false
+        };
+        let sent = send(&client, &tenant, events, &leased).await;
+        // (A call made would have failed as a network error: nothing listens at the endpoint.)
+        assert!(
+            matches!(&sent.outcomes[..], [Outcome::Retry { seq: 1, code }] if code == "LeaseExpired"),
+            "{:?}",
+            sent.outcomes
+        );
+        assert!(!sent.unsure && sent.refused.is_none());
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1, "the later run waits for the retry");
     }
 
     /// A failure is unsure (the call may have been taken, so its events are looked up before they

@@ -663,7 +663,7 @@ impl Deliverer {
         }
         let sent = match (self.client(tenant, credentials), load) {
             (Sink::Lake(client), Load::Lake(batch)) => lake::send(&client, tenant, batch).await,
-            (Sink::Logs(client), Load::Logs(events)) => logs::send(&client, tenant, events).await,
+            (Sink::Logs(client), Load::Logs(events)) => logs::send(&client, tenant, events, &|| held.valid()).await,
             (Sink::S3(client), Load::S3(batch)) => {
                 // The assignments are durable before any object is written: every later attempt
                 // writes the same objects.
