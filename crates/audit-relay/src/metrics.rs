@@ -79,6 +79,9 @@ pub struct TenantMetrics {
     pub failed: AtomicU64,
     /// Event deliveries that failed for now and will be retried.
     pub retried: AtomicU64,
+    /// Events a look-up found already stored in the destination (after a crash, a takeover or a
+    /// lost answer): recorded as delivered, not sent again. (Counted in `delivered` too.)
+    pub found: AtomicU64,
     /// From acceptance to delivery.
     pub latency: Histogram,
     /// The last delivery error (a dead letter's or a retried event's): when (milliseconds since
@@ -230,13 +233,18 @@ impl Metrics {
         let tenants: BTreeMap<String, Arc<TenantMetrics>> =
             self.tenants.lock().expect("metrics lock").iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let mut out = String::new();
-        let counters: [CounterSeries; 6] = [
+        let counters: [CounterSeries; 7] = [
             ("accepted", "Events accepted (made durable).", |m| &m.accepted),
             ("rejected", "Events refused at ingest for a validation error.", |m| &m.rejected),
             ("duplicate", "Resubmitted events (same tenant, source and UID); nothing stored.", |m| &m.duplicates),
             ("delivered", "Events stored by CloudTrail (an eventID was returned).", |m| &m.delivered),
             ("failed", "Events dead-lettered with a permanent error.", |m| &m.failed),
             ("retried", "Event deliveries that failed for now and are retried.", |m| &m.retried),
+            (
+                "found_stored",
+                "Events a look-up found already stored (after a crash, a takeover or a lost answer); not sent again.",
+                |m| &m.found,
+            ),
         ];
         for (name, help, field) in counters {
             let _ = writeln!(out, "# HELP klarity_relay_events_{name}_total {help}");
@@ -359,12 +367,14 @@ mod tests {
         metrics.tenant("acme").accepted.fetch_add(3, Relaxed);
         metrics.tenant("acme").latency.observe_ms(20);
         metrics.tenant("globex").failed.fetch_add(1, Relaxed);
+        metrics.tenant("globex").found.fetch_add(4, Relaxed);
         let gauges =
             BTreeMap::from([("acme".to_owned(), TenantGauges { queued: 2, oldest_age_seconds: 1.5, paused: true })]);
         let text = metrics.render(&gauges);
         for line in [
             "klarity_relay_events_accepted_total{tenant=\"acme\"} 3",
             "klarity_relay_events_failed_total{tenant=\"globex\"} 1",
+            "klarity_relay_events_found_stored_total{tenant=\"globex\"} 4",
             "klarity_relay_queue_depth{tenant=\"acme\"} 2",
             "klarity_relay_oldest_queued_age_seconds{tenant=\"acme\"} 1.5",
             "klarity_relay_tenant_paused{tenant=\"acme\"} 1",

@@ -130,6 +130,7 @@ impl Deliverer {
                 if n > 0 && self.settle(tenant, lease, outcomes, Round::Progress).await != Round::Progress {
                     return Looked::Again;
                 }
+                self.metrics.tenant(&tenant.id).found.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(
                     tenant = %tenant.id,
                     checked = suspects.len(),

@@ -493,7 +493,7 @@ async fn crash_and_restart(failing: usize) {
             },
         )
     };
-    let (_state, spool, registry, deliverer) = relay(dir.path(), &through, catalog.clone());
+    let (state, spool, registry, deliverer) = relay(dir.path(), &through, catalog.clone());
     assert!(spool.crashed());
     registry.resume("crashy").unwrap();
     let delivering = tokio_util::sync::CancellationToken::new();
@@ -517,6 +517,8 @@ async fn crash_and_restart(failing: usize) {
     assert_eq!((uids.len(), unique.len()), (250, 250), "every event is in the store once");
     assert_eq!(unique, expected);
     assert_eq!(injected.load(std::sync::atomic::Ordering::SeqCst), failing, "the look-ups failed as planned");
+    let found = state.metrics.tenant("crashy").found.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(found, 120, "the look-up counts what it found stored");
     for (uid, event_id) in &stored_before {
         let status = spool.status("crashy", &maestro.event_source, uid).unwrap().unwrap();
         assert_eq!(
