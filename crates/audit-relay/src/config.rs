@@ -72,6 +72,10 @@ pub struct DatabaseConfig {
     /// With `sslmode=require` in the URL (TLS, the server's certificate and host name verified):
     /// a PEM file of the certificate authorities to trust; empty for the system's roots.
     pub ca_file: String,
+    /// The longest one operation on the database may take, in seconds: past it, ingest and
+    /// readiness answer 503 and delivery tries again, instead of waiting on a server that hangs or
+    /// a network that drops packets (the server cancels a statement that runs this long, too).
+    pub statement_timeout_secs: u64,
 }
 
 impl Default for DatabaseConfig {
@@ -82,6 +86,7 @@ impl Default for DatabaseConfig {
             connect_timeout_secs: 5,
             lease_secs: 15,
             ca_file: String::new(),
+            statement_timeout_secs: 15,
         }
     }
 }
@@ -94,6 +99,7 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("connect_timeout_secs", &self.connect_timeout_secs)
             .field("lease_secs", &self.lease_secs)
             .field("ca_file", &self.ca_file)
+            .field("statement_timeout_secs", &self.statement_timeout_secs)
             .finish()
     }
 }
@@ -223,6 +229,12 @@ impl RelayConfig {
             if db.lease_secs < 3 {
                 return Err(format!("database.lease_secs must be at least 3, not {}", db.lease_secs));
             }
+            if !(1..=3600).contains(&db.statement_timeout_secs) {
+                return Err(format!(
+                    "database.statement_timeout_secs must be 1 to 3600, not {}",
+                    db.statement_timeout_secs
+                ));
+            }
         }
         let c = &self.credentials;
         if c.access_key_id.is_empty() != c.secret_access_key.is_empty() {
@@ -267,6 +279,7 @@ impl RelayConfig {
             lease: Duration::from_secs(self.database.lease_secs),
             max_bytes: self.spool_max_bytes,
             ca_file: (!self.database.ca_file.is_empty()).then(|| self.database.ca_file.clone().into()),
+            statement_timeout: Duration::from_secs(self.database.statement_timeout_secs),
         })
     }
 }

@@ -63,6 +63,8 @@ pub struct PgSettings {
     /// With `sslmode=require`: the PEM file of the certificate authorities the server's
     /// certificate must chain to; `None` for the system's roots.
     pub ca_file: Option<std::path::PathBuf>,
+    /// The longest one operation may take (the server cancels a statement running as long).
+    pub statement_timeout: Duration,
 }
 
 impl std::fmt::Debug for PgSettings {
@@ -74,6 +76,7 @@ impl std::fmt::Debug for PgSettings {
             .field("lease", &self.lease)
             .field("max_bytes", &self.max_bytes)
             .field("ca_file", &self.ca_file)
+            .field("statement_timeout", &self.statement_timeout)
             .finish()
     }
 }
@@ -142,6 +145,8 @@ pub struct PgStore {
     /// The pending events per tenant, counted at most once a second (a count walks the pending
     /// index: a scrape every few seconds from each of N relays must not add up to a load).
     depth: Mutex<Option<(Instant, HashMap<String, u64>)>>,
+    /// The longest one operation may take ([`PgStore::bounded`]).
+    statement_timeout: Duration,
 }
 
 /// How often the table's size is measured for the bound.
@@ -254,10 +259,28 @@ impl PgStore {
     pub fn connect(settings: &PgSettings) -> Result<PgStore, SpoolError> {
         let mut config = tokio_postgres::Config::from_str(&settings.url)
             .map_err(|e| SpoolError::Config(format!("database.url is not a PostgreSQL connection string: {e}")))?;
-        // Acknowledge only what is flushed, whatever the server's default.
-        config.options("-c synchronous_commit=on");
+        // Acknowledge only what is flushed, whatever the server's default; and the server cancels a
+        // statement that runs longer than the relay waits for it.
+        config.options(format!(
+            "-c synchronous_commit=on -c statement_timeout={}",
+            settings.statement_timeout.as_millis()
+        ));
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(settings.connect_timeout);
+        }
+        // A peer that vanished (a failover, a partition) is noticed within seconds, not the kernel's
+        // two hours of keepalive or quarter hour of retransmissions, unless the URL says otherwise.
+        if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+            config.keepalives_idle(Duration::from_secs(10));
+        }
+        if config.get_keepalives_interval().is_none() {
+            config.keepalives_interval(Duration::from_secs(5));
+        }
+        if config.get_keepalives_retries().is_none() {
+            config.keepalives_retries(3);
+        }
+        if config.get_tcp_user_timeout().is_none() {
+            config.tcp_user_timeout(settings.statement_timeout.max(Duration::from_secs(10)));
         }
         config.application_name("klarity-audit-relay");
         let manager_config = ManagerConfig { recycling_method: RecyclingMethod::Fast };
@@ -286,7 +309,22 @@ impl PgStore {
             measured: Mutex::new(None),
             touched: LastUse::default(),
             depth: Mutex::default(),
+            statement_timeout: settings.statement_timeout,
         })
+    }
+
+    /// Runs one operation, or fails it as the database being unavailable once it has taken
+    /// `statement_timeout` (a server that hangs, a network that drops packets). The work already
+    /// sent may still be done: every operation is safe to repeat (ingest de-duplicates, settling is
+    /// fenced and idempotent).
+    async fn bounded<T>(&self, op: impl Future<Output = Result<T, SpoolError>>) -> Result<T, SpoolError> {
+        match tokio::time::timeout(self.statement_timeout, op).await {
+            Ok(result) => result,
+            Err(_) => Err(SpoolError::Unavailable(format!(
+                "the database did not answer within {} s (database.statement_timeout_secs)",
+                self.statement_timeout.as_secs_f64()
+            ))),
+        }
     }
 
     /// Brings the schema to this build's version, once, however many relays start together.
@@ -370,111 +408,136 @@ fn state_of(code: i16) -> Result<State, SpoolError> {
 #[async_trait::async_trait]
 impl Directory for PgStore {
     async fn put_tenant(&self, tenant: &Tenant) -> Result<(), SpoolError> {
-        let body = serde_json::to_string(tenant).expect("serializable");
-        let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO tenants (id, body) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
-                &[&tenant.id, &body],
-            )
-            .await
-            .map_err(pg)?;
-        Ok(())
-    }
-
-    async fn update_tenant(&self, id: &str, change: &TenantChange<'_>) -> Result<Option<Tenant>, SpoolError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
-        let Some(row) = tx.query_opt("SELECT body FROM tenants WHERE id = $1 FOR UPDATE", &[&id]).await.map_err(pg)?
-        else {
-            return Ok(None);
-        };
-        let mut tenant = tenant_from(id, row.get(0))?;
-        if change(&mut tenant) {
-            let body = serde_json::to_string(&tenant).expect("serializable");
-            tx.execute("UPDATE tenants SET body = $2 WHERE id = $1", &[&id, &body]).await.map_err(pg)?;
-            tx.commit().await.map_err(pg)?;
-        }
-        Ok(Some(tenant))
-    }
-
-    async fn tenant(&self, id: &str) -> Result<Option<Tenant>, SpoolError> {
-        let client = self.client().await?;
-        let stmt = client.prepare_cached("SELECT body FROM tenants WHERE id = $1").await.map_err(pg)?;
-        let row = client.query_opt(&stmt, &[&id]).await.map_err(pg)?;
-        row.map(|r| tenant_from(id, r.get(0))).transpose()
-    }
-
-    async fn remove_tenant(&self, id: &str) -> Result<bool, SpoolError> {
-        let client = self.client().await?;
-        Ok(client.execute("DELETE FROM tenants WHERE id = $1", &[&id]).await.map_err(pg)? > 0)
-    }
-
-    async fn tenants(&self) -> Result<Vec<Tenant>, SpoolError> {
-        let client = self.client().await?;
-        let rows = client.query("SELECT id, body FROM tenants ORDER BY id", &[]).await.map_err(pg)?;
-        rows.iter().map(|r| tenant_from(r.get(0), r.get(1))).collect()
-    }
-
-    async fn issue(&self, grant: &Grant, expires_ms: Option<i64>) -> Result<(String, TokenRecord), SpoolError> {
-        let (token, record) = crate::registry::new_token(grant, expires_ms);
-        let client = self.client().await?;
-        client
-            .execute(
-                "INSERT INTO tokens (sha256, body, id, hint, created_ms, expires_ms) VALUES ($1, $2, $3, $4, $5, $6)",
-                &[
-                    &token_hash(&token),
-                    &serde_json::to_string(grant).expect("serializable"),
-                    &record.id,
-                    &record.hint,
-                    &record.created_ms,
-                    &expires_ms,
-                ],
-            )
-            .await
-            .map_err(pg)?;
-        Ok((token, record))
-    }
-
-    async fn check_token(&self, token: &str) -> Result<TokenCheck, SpoolError> {
-        let now = now_ms();
-        let hash = token_hash(token);
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached("SELECT body, expires_ms, revoked_ms FROM tokens WHERE sha256 = $1")
-            .await
-            .map_err(pg)?;
-        let Some(row) = client.query_opt(&stmt, &[&hash]).await.map_err(pg)? else {
-            return Ok(TokenCheck::Unknown);
-        };
-        let check = judge(row.get(0), row.get(1), row.get(2), now)?;
-        if matches!(check, TokenCheck::Valid(_)) && self.touched.due(&hash, now) {
+        self.bounded(async {
+            let body = serde_json::to_string(tenant).expect("serializable");
+            let client = self.client().await?;
             client
                 .execute(
-                    "UPDATE tokens SET last_used_ms = greatest(last_used_ms, $2) WHERE sha256 = $1",
-                    &[&hash, &now],
+                    "INSERT INTO tenants (id, body) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+                    &[&tenant.id, &body],
                 )
                 .await
                 .map_err(pg)?;
-        }
-        Ok(check)
+            Ok(())
+        })
+        .await
+    }
+
+    async fn update_tenant(&self, id: &str, change: &TenantChange<'_>) -> Result<Option<Tenant>, SpoolError> {
+        self.bounded(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(pg)?;
+            let Some(row) =
+                tx.query_opt("SELECT body FROM tenants WHERE id = $1 FOR UPDATE", &[&id]).await.map_err(pg)?
+            else {
+                return Ok(None);
+            };
+            let mut tenant = tenant_from(id, row.get(0))?;
+            if change(&mut tenant) {
+                let body = serde_json::to_string(&tenant).expect("serializable");
+                tx.execute("UPDATE tenants SET body = $2 WHERE id = $1", &[&id, &body]).await.map_err(pg)?;
+                tx.commit().await.map_err(pg)?;
+            }
+            Ok(Some(tenant))
+        })
+        .await
+    }
+
+    async fn tenant(&self, id: &str) -> Result<Option<Tenant>, SpoolError> {
+        self.bounded(async {
+            let client = self.client().await?;
+            let stmt = client.prepare_cached("SELECT body FROM tenants WHERE id = $1").await.map_err(pg)?;
+            let row = client.query_opt(&stmt, &[&id]).await.map_err(pg)?;
+            row.map(|r| tenant_from(id, r.get(0))).transpose()
+        })
+        .await
+    }
+
+    async fn remove_tenant(&self, id: &str) -> Result<bool, SpoolError> {
+        self.bounded(async {
+            let client = self.client().await?;
+            Ok(client.execute("DELETE FROM tenants WHERE id = $1", &[&id]).await.map_err(pg)? > 0)
+        })
+        .await
+    }
+
+    async fn tenants(&self) -> Result<Vec<Tenant>, SpoolError> {
+        self.bounded(async {
+            let client = self.client().await?;
+            let rows = client.query("SELECT id, body FROM tenants ORDER BY id", &[]).await.map_err(pg)?;
+            rows.iter().map(|r| tenant_from(r.get(0), r.get(1))).collect()
+        })
+        .await
+    }
+
+    async fn issue(&self, grant: &Grant, expires_ms: Option<i64>) -> Result<(String, TokenRecord), SpoolError> {
+        self.bounded(async {
+            let (token, record) = crate::registry::new_token(grant, expires_ms);
+            let client = self.client().await?;
+            client
+                .execute(
+                    "INSERT INTO tokens (sha256, body, id, hint, created_ms, expires_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+                    &[
+                        &token_hash(&token),
+                        &serde_json::to_string(grant).expect("serializable"),
+                        &record.id,
+                        &record.hint,
+                        &record.created_ms,
+                        &expires_ms,
+                    ],
+                )
+                .await
+                .map_err(pg)?;
+            Ok((token, record))
+        })
+        .await
+    }
+
+    async fn check_token(&self, token: &str) -> Result<TokenCheck, SpoolError> {
+        self.bounded(async {
+            let now = now_ms();
+            let hash = token_hash(token);
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached("SELECT body, expires_ms, revoked_ms FROM tokens WHERE sha256 = $1")
+                .await
+                .map_err(pg)?;
+            let Some(row) = client.query_opt(&stmt, &[&hash]).await.map_err(pg)? else {
+                return Ok(TokenCheck::Unknown);
+            };
+            let check = judge(row.get(0), row.get(1), row.get(2), now)?;
+            if matches!(check, TokenCheck::Valid(_)) && self.touched.due(&hash, now) {
+                client
+                    .execute(
+                        "UPDATE tokens SET last_used_ms = greatest(last_used_ms, $2) WHERE sha256 = $1",
+                        &[&hash, &now],
+                    )
+                    .await
+                    .map_err(pg)?;
+            }
+            Ok(check)
+        })
+        .await
     }
 
     async fn tokens(&self) -> Result<Vec<TokenRecord>, SpoolError> {
-        self.token_records(None).await
+        self.bounded(async { self.token_records(None).await }).await
     }
 
     async fn revoke_token(&self, id: &str) -> Result<Option<TokenRecord>, SpoolError> {
-        let client = self.client().await?;
-        let changed = client
-            .execute("UPDATE tokens SET revoked_ms = coalesce(revoked_ms, $2) WHERE id = $1", &[&id, &now_ms()])
-            .await
-            .map_err(pg)?;
-        drop(client);
-        if changed == 0 {
-            return Ok(None);
-        }
-        Ok(self.token_records(Some(id)).await?.pop())
+        self.bounded(async {
+            let client = self.client().await?;
+            let changed = client
+                .execute("UPDATE tokens SET revoked_ms = coalesce(revoked_ms, $2) WHERE id = $1", &[&id, &now_ms()])
+                .await
+                .map_err(pg)?;
+            drop(client);
+            if changed == 0 {
+                return Ok(None);
+            }
+            Ok(self.token_records(Some(id)).await?.pop())
+        })
+        .await
     }
 }
 
@@ -485,448 +548,505 @@ impl Storage for PgStore {
     }
 
     async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Accepted>, SpoolError> {
-        if events.is_empty() {
-            return Ok(Vec::new());
-        }
-        let client = self.client().await?;
-        let incoming: u64 = events.iter().map(|e| e.event_data.len() as u64 + 200).sum();
-        let used = self.used_bytes(&client).await?;
-        if used + incoming > self.max_bytes {
-            return Err(SpoolError::Full { used, limit: self.max_bytes });
-        }
-        let n = events.len();
-        let (mut tenants, mut sources, mut uids, mut ids, mut payloads) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        for e in events {
-            tenants.push(e.tenant);
-            sources.push(e.source);
-            uids.push(e.uid);
-            ids.push(new_entry_id());
-            payloads.push(e.event_data);
-        }
-        let insert = client
-            .prepare_cached(
-                "INSERT INTO events (tenant, source, uid, entry_id, size, accepted_ms, payload)
-                 SELECT t, s, u, i, octet_length(p), $6, p
-                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS x(t, s, u, i, p, n)
-                 ORDER BY n
-                 ON CONFLICT ON CONSTRAINT events_key DO NOTHING
-                 RETURNING entry_id",
-            )
-            .await
-            .map_err(pg)?;
-        // Two appends sharing keys in different orders (a batch resubmitted to another relay while
-        // the first is under way) can each wait for the other's key: PostgreSQL ends one as a
-        // deadlock, rolled back whole, and it is simply run again.
-        let mut attempts = 0;
-        let rows = loop {
-            match client.query(&insert, &[&tenants, &sources, &uids, &ids, &payloads, &now_ms()]).await {
-                Err(err)
-                    if err.code() == Some(&tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED) && attempts < 5 =>
-                {
-                    attempts += 1;
-                }
-                other => break other.map_err(pg)?,
+        self.bounded(async {
+            if events.is_empty() {
+                return Ok(Vec::new());
             }
-        };
-        let stored: std::collections::HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
-        let mut accepted: Vec<Option<Accepted>> = ids
-            .iter()
-            .map(|id| {
-                stored.contains(id).then(|| Accepted { entry_id: id.clone(), duplicate: false, state: State::Pending })
-            })
-            .collect();
-        let repeated: Vec<usize> = (0..n).filter(|&i| accepted[i].is_none()).collect();
-        if !repeated.is_empty() {
-            // Resubmissions (of this request's own events too): the first acceptance's result.
-            let pick = |v: &[String]| repeated.iter().map(|&i| v[i].clone()).collect::<Vec<_>>();
-            let first = client
+            let client = self.client().await?;
+            let incoming: u64 = events.iter().map(|e| e.event_data.len() as u64 + 200).sum();
+            let used = self.used_bytes(&client).await?;
+            if used + incoming > self.max_bytes {
+                return Err(SpoolError::Full { used, limit: self.max_bytes });
+            }
+            let n = events.len();
+            let (mut tenants, mut sources, mut uids, mut ids, mut payloads) = (
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+                Vec::with_capacity(n),
+            );
+            for e in events {
+                tenants.push(e.tenant);
+                sources.push(e.source);
+                uids.push(e.uid);
+                ids.push(new_entry_id());
+                payloads.push(e.event_data);
+            }
+            let insert = client
                 .prepare_cached(
-                    "SELECT e.tenant, e.source, e.uid, e.entry_id, e.state FROM events e
-                     JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(t, s, u)
-                       ON e.tenant = k.t AND e.source = k.s AND e.uid = k.u",
+                    "INSERT INTO events (tenant, source, uid, entry_id, size, accepted_ms, payload)
+                     SELECT t, s, u, i, octet_length(p), $6, p
+                     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS x(t, s, u, i, p, n)
+                     ORDER BY n
+                     ON CONFLICT ON CONSTRAINT events_key DO NOTHING
+                     RETURNING entry_id",
                 )
                 .await
                 .map_err(pg)?;
-            let found = client.query(&first, &[&pick(&tenants), &pick(&sources), &pick(&uids)]).await.map_err(pg)?;
-            let mut by_key: HashMap<(String, String, String), (String, i16)> = HashMap::new();
-            for r in found {
-                by_key.insert((r.get(0), r.get(1), r.get(2)), (r.get(3), r.get(4)));
+            // Two appends sharing keys in different orders (a batch resubmitted to another relay while
+            // the first is under way) can each wait for the other's key: PostgreSQL ends one as a
+            // deadlock, rolled back whole, and it is simply run again.
+            let mut attempts = 0;
+            let rows = loop {
+                match client.query(&insert, &[&tenants, &sources, &uids, &ids, &payloads, &now_ms()]).await {
+                    Err(err)
+                        if err.code() == Some(&tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED) && attempts < 5 =>
+                    {
+                        attempts += 1;
+                    }
+                    other => break other.map_err(pg)?,
+                }
+            };
+            let stored: std::collections::HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+            let mut accepted: Vec<Option<Accepted>> = ids
+                .iter()
+                .map(|id| {
+                    stored.contains(id).then(|| Accepted { entry_id: id.clone(), duplicate: false, state: State::Pending })
+                })
+                .collect();
+            let repeated: Vec<usize> = (0..n).filter(|&i| accepted[i].is_none()).collect();
+            if !repeated.is_empty() {
+                // Resubmissions (of this request's own events too): the first acceptance's result.
+                let pick = |v: &[String]| repeated.iter().map(|&i| v[i].clone()).collect::<Vec<_>>();
+                let first = client
+                    .prepare_cached(
+                        "SELECT e.tenant, e.source, e.uid, e.entry_id, e.state FROM events e
+                         JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(t, s, u)
+                           ON e.tenant = k.t AND e.source = k.s AND e.uid = k.u",
+                    )
+                    .await
+                    .map_err(pg)?;
+                let found = client.query(&first, &[&pick(&tenants), &pick(&sources), &pick(&uids)]).await.map_err(pg)?;
+                let mut by_key: HashMap<(String, String, String), (String, i16)> = HashMap::new();
+                for r in found {
+                    by_key.insert((r.get(0), r.get(1), r.get(2)), (r.get(3), r.get(4)));
+                }
+                for i in repeated {
+                    let key = (tenants[i].clone(), sources[i].clone(), uids[i].clone());
+                    let (entry_id, state) = by_key.get(&key).cloned().ok_or_else(|| {
+                        SpoolError::Corrupt(format!("event {}/{} was neither stored nor found", key.1, key.2))
+                    })?;
+                    accepted[i] = Some(Accepted { entry_id, duplicate: true, state: state_of(state)? });
+                }
             }
-            for i in repeated {
-                let key = (tenants[i].clone(), sources[i].clone(), uids[i].clone());
-                let (entry_id, state) = by_key.get(&key).cloned().ok_or_else(|| {
-                    SpoolError::Corrupt(format!("event {}/{} was neither stored nor found", key.1, key.2))
-                })?;
-                accepted[i] = Some(Accepted { entry_id, duplicate: true, state: state_of(state)? });
-            }
-        }
-        self.used.fetch_add(incoming, Ordering::Relaxed);
-        Ok(accepted.into_iter().map(|a| a.expect("every event has a result")).collect())
+            self.used.fetch_add(incoming, Ordering::Relaxed);
+            Ok(accepted.into_iter().map(|a| a.expect("every event has a result")).collect())
+        })
+        .await
     }
 
     async fn settle(&self, lease: &Lease, outcomes: std::sync::Arc<[Outcome]>) -> Result<(), SpoolError> {
-        if outcomes.is_empty() {
-            return Ok(());
-        }
-        let (mut delivered, mut delivered_ids) = (Vec::new(), Vec::new());
-        let (mut dead, mut dead_codes, mut dead_messages) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut retry, mut retry_codes) = (Vec::new(), Vec::new());
-        let (mut assigned, mut objects) = (Vec::new(), Vec::new());
-        for outcome in outcomes.iter() {
-            match outcome {
-                Outcome::Delivered { seq, event_id } => {
-                    delivered.push(*seq);
-                    delivered_ids.push(event_id.as_str());
-                }
-                Outcome::Dead { seq, code, message } => {
-                    dead.push(*seq);
-                    dead_codes.push(code.as_str());
-                    dead_messages.push(message.as_str());
-                }
-                Outcome::Retry { seq, code } => {
-                    retry.push(*seq);
-                    retry_codes.push(code.as_str());
-                }
-                Outcome::Assigned { seq, object } => {
-                    assigned.push(*seq);
-                    objects.push(object.as_str());
+        self.bounded(async {
+            if outcomes.is_empty() {
+                return Ok(());
+            }
+            let (mut delivered, mut delivered_ids) = (Vec::new(), Vec::new());
+            let (mut dead, mut dead_codes, mut dead_messages) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut retry, mut retry_codes) = (Vec::new(), Vec::new());
+            let (mut assigned, mut objects) = (Vec::new(), Vec::new());
+            for outcome in outcomes.iter() {
+                match outcome {
+                    Outcome::Delivered { seq, event_id } => {
+                        delivered.push(*seq);
+                        delivered_ids.push(event_id.as_str());
+                    }
+                    Outcome::Dead { seq, code, message } => {
+                        dead.push(*seq);
+                        dead_codes.push(code.as_str());
+                        dead_messages.push(message.as_str());
+                    }
+                    Outcome::Retry { seq, code } => {
+                        retry.push(*seq);
+                        retry_codes.push(code.as_str());
+                    }
+                    Outcome::Assigned { seq, object } => {
+                        assigned.push(*seq);
+                        objects.push(object.as_str());
+                    }
                 }
             }
-        }
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
-        // The fence: the lease row stays locked (shared) until the commit, so no takeover can
-        // commit in between.
-        let held = tx
-            .query_opt(
-                "SELECT 1 FROM leases WHERE tenant = $1 AND holder = $2 AND epoch = $3 FOR SHARE",
-                &[&lease.tenant, &self.holder, &lease.epoch],
-            )
-            .await
-            .map_err(pg)?;
-        if held.is_none() {
-            return Err(SpoolError::LeaseLost(lease.tenant.clone()));
-        }
-        let now = now_ms();
-        // Each statement finds its rows by primary key: `state < 1` (pending) rather than
-        // `state = 0`, so the planner cannot take the pending index, which statistics lagging a
-        // fast-growing table made it scan whole (180 ms a batch at 300k pending; 1 ms by key). The
-        // positions are the lease's tenant's: delivery read them from its pending events.
-        if !delivered.is_empty() {
-            let stmt = tx
-                .prepare_cached(
-                    "UPDATE events SET state = 1, event_id = ($2::text[])[array_position($1::bigint[], seq)],
-                         settled_ms = $3, payload = NULL
-                     WHERE seq = ANY($1::bigint[]) AND state < 1",
+            let mut client = self.client().await?;
+            let tx = client.transaction().await.map_err(pg)?;
+            // The fence: the lease row stays locked (shared) until the commit, so no takeover can
+            // commit in between.
+            let held = tx
+                .query_opt(
+                    "SELECT 1 FROM leases WHERE tenant = $1 AND holder = $2 AND epoch = $3 FOR SHARE",
+                    &[&lease.tenant, &self.holder, &lease.epoch],
                 )
                 .await
                 .map_err(pg)?;
-            tx.execute(&stmt, &[&delivered, &delivered_ids, &now]).await.map_err(pg)?;
-        }
-        if !dead.is_empty() {
-            let stmt = tx
-                .prepare_cached(
-                    "UPDATE events SET state = 2, error_code = ($2::text[])[array_position($1::bigint[], seq)],
-                         error_message = ($3::text[])[array_position($1::bigint[], seq)], attempts = attempts + 1,
-                         settled_ms = $4
-                     WHERE seq = ANY($1::bigint[]) AND state < 1",
-                )
-                .await
-                .map_err(pg)?;
-            tx.execute(&stmt, &[&dead, &dead_codes, &dead_messages, &now]).await.map_err(pg)?;
-        }
-        if !retry.is_empty() {
-            let stmt = tx
-                .prepare_cached(
-                    "UPDATE events SET attempts = attempts + 1, error_code = ($2::text[])[array_position($1::bigint[], seq)]
-                     WHERE seq = ANY($1::bigint[]) AND state < 1",
-                )
-                .await
-                .map_err(pg)?;
-            tx.execute(&stmt, &[&retry, &retry_codes]).await.map_err(pg)?;
-        }
-        if !assigned.is_empty() {
-            let stmt = tx
-                .prepare_cached(
-                    "UPDATE events SET event_id = ($2::text[])[array_position($1::bigint[], seq)]
-                     WHERE seq = ANY($1::bigint[]) AND state < 1",
-                )
-                .await
-                .map_err(pg)?;
-            tx.execute(&stmt, &[&assigned, &objects]).await.map_err(pg)?;
-        }
-        tx.commit().await.map_err(pg)
+            if held.is_none() {
+                return Err(SpoolError::LeaseLost(lease.tenant.clone()));
+            }
+            let now = now_ms();
+            // Each statement finds its rows by primary key: `state < 1` (pending) rather than
+            // `state = 0`, so the planner cannot take the pending index, which statistics lagging a
+            // fast-growing table made it scan whole (180 ms a batch at 300k pending; 1 ms by key). The
+            // positions are the lease's tenant's: delivery read them from its pending events.
+            if !delivered.is_empty() {
+                let stmt = tx
+                    .prepare_cached(
+                        "UPDATE events SET state = 1, event_id = ($2::text[])[array_position($1::bigint[], seq)],
+                             settled_ms = $3, payload = NULL
+                         WHERE seq = ANY($1::bigint[]) AND state < 1",
+                    )
+                    .await
+                    .map_err(pg)?;
+                tx.execute(&stmt, &[&delivered, &delivered_ids, &now]).await.map_err(pg)?;
+            }
+            if !dead.is_empty() {
+                let stmt = tx
+                    .prepare_cached(
+                        "UPDATE events SET state = 2, error_code = ($2::text[])[array_position($1::bigint[], seq)],
+                             error_message = ($3::text[])[array_position($1::bigint[], seq)], attempts = attempts + 1,
+                             settled_ms = $4
+                         WHERE seq = ANY($1::bigint[]) AND state < 1",
+                    )
+                    .await
+                    .map_err(pg)?;
+                tx.execute(&stmt, &[&dead, &dead_codes, &dead_messages, &now]).await.map_err(pg)?;
+            }
+            if !retry.is_empty() {
+                let stmt = tx
+                    .prepare_cached(
+                        "UPDATE events SET attempts = attempts + 1, error_code = ($2::text[])[array_position($1::bigint[], seq)]
+                         WHERE seq = ANY($1::bigint[]) AND state < 1",
+                    )
+                    .await
+                    .map_err(pg)?;
+                tx.execute(&stmt, &[&retry, &retry_codes]).await.map_err(pg)?;
+            }
+            if !assigned.is_empty() {
+                let stmt = tx
+                    .prepare_cached(
+                        "UPDATE events SET event_id = ($2::text[])[array_position($1::bigint[], seq)]
+                         WHERE seq = ANY($1::bigint[]) AND state < 1",
+                    )
+                    .await
+                    .map_err(pg)?;
+                tx.execute(&stmt, &[&assigned, &objects]).await.map_err(pg)?;
+            }
+            tx.commit().await.map_err(pg)
+        })
+        .await
     }
 
     async fn pending(&self, tenant: &str, after: i64, limit: usize) -> Result<Vec<Pending>, SpoolError> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "SELECT seq, entry_id, payload, attempts, accepted_ms, event_id FROM events
-                 WHERE tenant = $1 AND state = 0 AND seq > $2 ORDER BY seq LIMIT $3",
-            )
-            .await
-            .map_err(pg)?;
-        let rows = client.query(&stmt, &[&tenant, &after, &(limit as i64)]).await.map_err(pg)?;
-        rows.iter()
-            .map(|r| {
-                let seq: i64 = r.get(0);
-                let event_data: Option<String> = r.get(2);
-                Ok(Pending {
-                    seq,
-                    entry_id: r.get(1),
-                    event_data: event_data
-                        .ok_or_else(|| SpoolError::Corrupt(format!("pending event {seq} has no payload")))?,
-                    attempts: r.get::<_, i32>(3) as u32,
-                    accepted_ms: r.get(4),
-                    object: r.get(5),
+        self.bounded(async {
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT seq, entry_id, payload, attempts, accepted_ms, event_id FROM events
+                     WHERE tenant = $1 AND state = 0 AND seq > $2 ORDER BY seq LIMIT $3",
+                )
+                .await
+                .map_err(pg)?;
+            let rows = client.query(&stmt, &[&tenant, &after, &(limit as i64)]).await.map_err(pg)?;
+            rows.iter()
+                .map(|r| {
+                    let seq: i64 = r.get(0);
+                    let event_data: Option<String> = r.get(2);
+                    Ok(Pending {
+                        seq,
+                        entry_id: r.get(1),
+                        event_data: event_data
+                            .ok_or_else(|| SpoolError::Corrupt(format!("pending event {seq} has no payload")))?,
+                        attempts: r.get::<_, i32>(3) as u32,
+                        accepted_ms: r.get(4),
+                        object: r.get(5),
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
+        .await
     }
 
     async fn pending_through(&self, tenant: &str, through: i64) -> Result<u64, SpoolError> {
-        let client = self.client().await?;
-        let row = client
-            .query_one(
-                "SELECT count(*) FROM events WHERE tenant = $1 AND state = 0 AND seq <= $2",
-                &[&tenant, &through],
-            )
-            .await
-            .map_err(pg)?;
-        Ok(row.get::<_, i64>(0) as u64)
+        self.bounded(async {
+            let client = self.client().await?;
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM events WHERE tenant = $1 AND state = 0 AND seq <= $2",
+                    &[&tenant, &through],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(row.get::<_, i64>(0) as u64)
+        })
+        .await
     }
 
     async fn status(&self, tenant: &str, source: &str, uid: &str) -> Result<Option<EventStatus>, SpoolError> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT entry_id, state, CASE WHEN state = 1 THEN event_id END, attempts, error_code, error_message, accepted_ms FROM events
-                 WHERE tenant = $1 AND source = $2 AND uid = $3",
-                &[&tenant, &source, &uid],
-            )
-            .await
-            .map_err(pg)?;
-        row.map(|r| {
-            Ok(EventStatus {
-                entry_id: r.get(0),
-                state: state_of(r.get(1))?,
-                event_id: r.get(2),
-                attempts: r.get::<_, i32>(3) as u32,
-                error_code: r.get(4),
-                error_message: r.get(5),
-                accepted_ms: r.get(6),
+        self.bounded(async {
+            let client = self.client().await?;
+            let row = client
+                .query_opt(
+                    "SELECT entry_id, state, CASE WHEN state = 1 THEN event_id END, attempts, error_code, error_message, accepted_ms FROM events
+                     WHERE tenant = $1 AND source = $2 AND uid = $3",
+                    &[&tenant, &source, &uid],
+                )
+                .await
+                .map_err(pg)?;
+            row.map(|r| {
+                Ok(EventStatus {
+                    entry_id: r.get(0),
+                    state: state_of(r.get(1))?,
+                    event_id: r.get(2),
+                    attempts: r.get::<_, i32>(3) as u32,
+                    error_code: r.get(4),
+                    error_message: r.get(5),
+                    accepted_ms: r.get(6),
+                })
             })
+            .transpose()
         })
-        .transpose()
+        .await
     }
 
     async fn dead_letters(&self, tenant: &str, limit: usize) -> Result<Vec<DeadLetter>, SpoolError> {
-        let client = self.client().await?;
-        let rows = client
-            .query(
-                "SELECT uid, source, entry_id, error_code, error_message, attempts FROM events
-                 WHERE tenant = $1 AND state = 2 ORDER BY seq LIMIT $2",
-                &[&tenant, &(limit as i64)],
-            )
-            .await
-            .map_err(pg)?;
-        Ok(rows
-            .iter()
-            .map(|r| DeadLetter {
-                uid: r.get(0),
-                source: r.get(1),
-                entry_id: r.get(2),
-                code: r.get::<_, Option<String>>(3).unwrap_or_default(),
-                message: r.get::<_, Option<String>>(4).unwrap_or_default(),
-                attempts: r.get::<_, i32>(5) as u32,
-            })
-            .collect())
+        self.bounded(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT uid, source, entry_id, error_code, error_message, attempts FROM events
+                     WHERE tenant = $1 AND state = 2 ORDER BY seq LIMIT $2",
+                    &[&tenant, &(limit as i64)],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(rows
+                .iter()
+                .map(|r| DeadLetter {
+                    uid: r.get(0),
+                    source: r.get(1),
+                    entry_id: r.get(2),
+                    code: r.get::<_, Option<String>>(3).unwrap_or_default(),
+                    message: r.get::<_, Option<String>>(4).unwrap_or_default(),
+                    attempts: r.get::<_, i32>(5) as u32,
+                })
+                .collect())
+        })
+        .await
     }
 
     async fn replay(&self, tenant: &str) -> Result<u64, SpoolError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "UPDATE events SET state = 0, error_code = NULL, error_message = NULL, settled_ms = NULL, event_id = NULL
-                 WHERE tenant = $1 AND state = 2",
-                &[&tenant],
-            )
-            .await
-            .map_err(pg)
+        self.bounded(async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "UPDATE events SET state = 0, error_code = NULL, error_message = NULL, settled_ms = NULL, event_id = NULL
+                     WHERE tenant = $1 AND state = 2",
+                    &[&tenant],
+                )
+                .await
+                .map_err(pg)
+        })
+        .await
     }
 
     async fn replay_only(&self, tenant: &str, uids: Vec<String>) -> Result<u64, SpoolError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "UPDATE events SET state = 0, error_code = NULL, error_message = NULL, settled_ms = NULL, event_id = NULL
-                 WHERE tenant = $1 AND state = 2 AND uid = ANY($2::text[])",
-                &[&tenant, &uids],
-            )
-            .await
-            .map_err(pg)
+        self.bounded(async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "UPDATE events SET state = 0, error_code = NULL, error_message = NULL, settled_ms = NULL, event_id = NULL
+                     WHERE tenant = $1 AND state = 2 AND uid = ANY($2::text[])",
+                    &[&tenant, &uids],
+                )
+                .await
+                .map_err(pg)
+        })
+        .await
     }
 
     async fn forget(&self, accepted_before_ms: i64, limit: usize) -> Result<u64, SpoolError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "DELETE FROM events WHERE seq IN
-                     (SELECT seq FROM events WHERE state = 1 AND accepted_ms < $1 ORDER BY seq LIMIT $2)",
-                &[&accepted_before_ms, &(limit as i64)],
-            )
-            .await
-            .map_err(pg)
+        self.bounded(async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "DELETE FROM events WHERE seq IN
+                         (SELECT seq FROM events WHERE state = 1 AND accepted_ms < $1 ORDER BY seq LIMIT $2)",
+                    &[&accepted_before_ms, &(limit as i64)],
+                )
+                .await
+                .map_err(pg)
+        })
+        .await
     }
 
     async fn depth(&self) -> Result<HashMap<String, u64>, SpoolError> {
-        if let Some((at, depth)) = &*self.depth.lock().expect("depth cache lock")
-            && at.elapsed() < DEPTH_EVERY
-        {
-            return Ok(depth.clone());
-        }
-        let client = self.client().await?;
-        let rows = client
-            .query("SELECT tenant, count(*) FROM events WHERE state = 0 GROUP BY tenant", &[])
-            .await
-            .map_err(pg)?;
-        let depth: HashMap<String, u64> = rows.iter().map(|r| (r.get(0), r.get::<_, i64>(1) as u64)).collect();
-        *self.depth.lock().expect("depth cache lock") = Some((Instant::now(), depth.clone()));
-        Ok(depth)
+        self.bounded(async {
+            if let Some((at, depth)) = &*self.depth.lock().expect("depth cache lock")
+                && at.elapsed() < DEPTH_EVERY
+            {
+                return Ok(depth.clone());
+            }
+            let client = self.client().await?;
+            let rows = client
+                .query("SELECT tenant, count(*) FROM events WHERE state = 0 GROUP BY tenant", &[])
+                .await
+                .map_err(pg)?;
+            let depth: HashMap<String, u64> = rows.iter().map(|r| (r.get(0), r.get::<_, i64>(1) as u64)).collect();
+            *self.depth.lock().expect("depth cache lock") = Some((Instant::now(), depth.clone()));
+            Ok(depth)
+        })
+        .await
     }
 
     async fn oldest_pending_ms(&self, tenant: &str) -> Result<Option<i64>, SpoolError> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT accepted_ms FROM events WHERE tenant = $1 AND state = 0 ORDER BY seq LIMIT 1",
-                &[&tenant],
-            )
-            .await
-            .map_err(pg)?;
-        Ok(row.map(|r| r.get(0)))
+        self.bounded(async {
+            let client = self.client().await?;
+            let row = client
+                .query_opt(
+                    "SELECT accepted_ms FROM events WHERE tenant = $1 AND state = 0 ORDER BY seq LIMIT 1",
+                    &[&tenant],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(row.map(|r| r.get(0)))
+        })
+        .await
     }
 
     async fn counts(&self) -> Result<(u64, u64, u64), SpoolError> {
-        let client = self.client().await?;
-        let mut counts = [0u64; 3];
-        for r in client.query("SELECT state, count(*) FROM events GROUP BY state", &[]).await.map_err(pg)? {
-            if let Some(slot) = usize::try_from(r.get::<_, i16>(0)).ok().and_then(|i| counts.get_mut(i)) {
-                *slot = r.get::<_, i64>(1) as u64;
+        self.bounded(async {
+            let client = self.client().await?;
+            let mut counts = [0u64; 3];
+            for r in client.query("SELECT state, count(*) FROM events GROUP BY state", &[]).await.map_err(pg)? {
+                if let Some(slot) = usize::try_from(r.get::<_, i16>(0)).ok().and_then(|i| counts.get_mut(i)) {
+                    *slot = r.get::<_, i64>(1) as u64;
+                }
             }
-        }
-        Ok((counts[0], counts[1], counts[2]))
+            Ok((counts[0], counts[1], counts[2]))
+        })
+        .await
     }
 
     async fn check(&self) -> Result<(), SpoolError> {
-        let client = self.client().await?;
-        client.query_one("SELECT 1", &[]).await.map_err(pg)?;
-        Ok(())
+        self.bounded(async {
+            let client = self.client().await?;
+            client.query_one("SELECT 1", &[]).await.map_err(pg)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn acquire(&self, tenant: &str) -> Result<Option<Lease>, SpoolError> {
-        let client = self.client().await?;
-        // A tenant never leased gets a released row of epoch 0 to take.
-        let seed = client
-            .prepare_cached(
-                "INSERT INTO leases (tenant, holder, epoch, expires_at, released) VALUES ($1, '', 0, now(), true)
-                 ON CONFLICT (tenant) DO NOTHING",
-            )
-            .await
-            .map_err(pg)?;
-        client.execute(&seed, &[&tenant]).await.map_err(pg)?;
-        let take = client
-            .prepare_cached(
-                "UPDATE leases l SET holder = $2, epoch = l.epoch + 1, released = false,
-                     expires_at = now() + $3::float8 * interval '1 millisecond'
-                 FROM (SELECT tenant, holder, released, expires_at FROM leases WHERE tenant = $1 FOR UPDATE) old
-                 WHERE l.tenant = old.tenant AND (old.released OR old.expires_at <= now())
-                 RETURNING l.epoch, old.released,
-                     (extract(epoch FROM now() - old.expires_at) * 1000)::bigint",
-            )
-            .await
-            .map_err(pg)?;
-        let ttl_ms = self.lease.as_millis() as f64;
-        let Some(row) = client.query_opt(&take, &[&tenant, &self.holder, &ttl_ms]).await.map_err(pg)? else {
-            return Ok(None);
-        };
-        let (epoch, clean, since_ms): (i64, bool, i64) = (row.get(0), row.get(1), row.get(2));
-        Ok(Some(Lease {
-            tenant: tenant.to_owned(),
-            epoch,
-            ttl: self.lease,
-            takeover: (!clean).then(|| Duration::from_millis(since_ms.max(0) as u64)),
-        }))
+        self.bounded(async {
+            let client = self.client().await?;
+            // A tenant never leased gets a released row of epoch 0 to take.
+            let seed = client
+                .prepare_cached(
+                    "INSERT INTO leases (tenant, holder, epoch, expires_at, released) VALUES ($1, '', 0, now(), true)
+                     ON CONFLICT (tenant) DO NOTHING",
+                )
+                .await
+                .map_err(pg)?;
+            client.execute(&seed, &[&tenant]).await.map_err(pg)?;
+            let take = client
+                .prepare_cached(
+                    "UPDATE leases l SET holder = $2, epoch = l.epoch + 1, released = false,
+                         expires_at = now() + $3::float8 * interval '1 millisecond'
+                     FROM (SELECT tenant, holder, released, expires_at FROM leases WHERE tenant = $1 FOR UPDATE) old
+                     WHERE l.tenant = old.tenant AND (old.released OR old.expires_at <= now())
+                     RETURNING l.epoch, old.released,
+                         (extract(epoch FROM now() - old.expires_at) * 1000)::bigint",
+                )
+                .await
+                .map_err(pg)?;
+            let ttl_ms = self.lease.as_millis() as f64;
+            let Some(row) = client.query_opt(&take, &[&tenant, &self.holder, &ttl_ms]).await.map_err(pg)? else {
+                return Ok(None);
+            };
+            let (epoch, clean, since_ms): (i64, bool, i64) = (row.get(0), row.get(1), row.get(2));
+            Ok(Some(Lease {
+                tenant: tenant.to_owned(),
+                epoch,
+                ttl: self.lease,
+                takeover: (!clean).then(|| Duration::from_millis(since_ms.max(0) as u64)),
+            }))
+        })
+        .await
     }
 
     async fn leasable(&self, tenants: Vec<String>) -> Result<Vec<String>, SpoolError> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "SELECT t FROM unnest($1::text[]) AS t WHERE NOT EXISTS
-                     (SELECT 1 FROM leases l WHERE l.tenant = t AND NOT l.released AND l.expires_at > now())",
-            )
-            .await
-            .map_err(pg)?;
-        Ok(client.query(&stmt, &[&tenants]).await.map_err(pg)?.iter().map(|r| r.get(0)).collect())
+        self.bounded(async {
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT t FROM unnest($1::text[]) AS t WHERE NOT EXISTS
+                         (SELECT 1 FROM leases l WHERE l.tenant = t AND NOT l.released AND l.expires_at > now())",
+                )
+                .await
+                .map_err(pg)?;
+            Ok(client.query(&stmt, &[&tenants]).await.map_err(pg)?.iter().map(|r| r.get(0)).collect())
+        })
+        .await
     }
 
     async fn renew(&self, lease: &Lease) -> Result<bool, SpoolError> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "UPDATE leases SET expires_at = now() + $4::float8 * interval '1 millisecond'
-                 WHERE tenant = $1 AND holder = $2 AND epoch = $3 AND NOT released",
-            )
-            .await
-            .map_err(pg)?;
-        let ttl_ms = self.lease.as_millis() as f64;
-        Ok(client.execute(&stmt, &[&lease.tenant, &self.holder, &lease.epoch, &ttl_ms]).await.map_err(pg)? > 0)
+        self.bounded(async {
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached(
+                    "UPDATE leases SET expires_at = now() + $4::float8 * interval '1 millisecond'
+                     WHERE tenant = $1 AND holder = $2 AND epoch = $3 AND NOT released",
+                )
+                .await
+                .map_err(pg)?;
+            let ttl_ms = self.lease.as_millis() as f64;
+            Ok(client.execute(&stmt, &[&lease.tenant, &self.holder, &lease.epoch, &ttl_ms]).await.map_err(pg)? > 0)
+        })
+        .await
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), SpoolError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                "UPDATE leases SET released = true, expires_at = now() WHERE tenant = $1 AND holder = $2 AND epoch = $3",
-                &[&lease.tenant, &self.holder, &lease.epoch],
-            )
-            .await
-            .map_err(pg)?;
-        Ok(())
+        self.bounded(async {
+            let client = self.client().await?;
+            client
+                .execute(
+                    "UPDATE leases SET released = true, expires_at = now() WHERE tenant = $1 AND holder = $2 AND epoch = $3",
+                    &[&lease.tenant, &self.holder, &lease.epoch],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn relays(&self) -> Result<usize, SpoolError> {
-        let client = self.client().await?;
-        let ttl_ms = self.lease.as_millis() as f64;
-        client
-            .execute(
-                "INSERT INTO relays (id, seen_at) VALUES ($1, now()) ON CONFLICT (id) DO UPDATE SET seen_at = now()",
-                &[&self.holder],
-            )
-            .await
-            .map_err(pg)?;
-        let row = client
-            .query_one(
-                "WITH gone AS (DELETE FROM relays WHERE seen_at < now() - 10 * $1::float8 * interval '1 millisecond')
-                 SELECT count(*) FROM relays WHERE seen_at >= now() - $1::float8 * interval '1 millisecond'",
-                &[&ttl_ms],
-            )
-            .await
-            .map_err(pg)?;
-        Ok((row.get::<_, i64>(0) as usize).max(1))
+        self.bounded(async {
+            let client = self.client().await?;
+            let ttl_ms = self.lease.as_millis() as f64;
+            client
+                .execute(
+                    "INSERT INTO relays (id, seen_at) VALUES ($1, now()) ON CONFLICT (id) DO UPDATE SET seen_at = now()",
+                    &[&self.holder],
+                )
+                .await
+                .map_err(pg)?;
+            let row = client
+                .query_one(
+                    "WITH gone AS (DELETE FROM relays WHERE seen_at < now() - 10 * $1::float8 * interval '1 millisecond')
+                     SELECT count(*) FROM relays WHERE seen_at >= now() - $1::float8 * interval '1 millisecond'",
+                    &[&ttl_ms],
+                )
+                .await
+                .map_err(pg)?;
+            Ok((row.get::<_, i64>(0) as usize).max(1))
+        })
+        .await
     }
 
     async fn stopped_cleanly(&self) -> Result<(), SpoolError> {
-        let client = self.client().await?;
-        client.execute("DELETE FROM relays WHERE id = $1", &[&self.holder]).await.map_err(pg)?;
-        Ok(())
+        self.bounded(async {
+            let client = self.client().await?;
+            client.execute("DELETE FROM relays WHERE id = $1", &[&self.holder]).await.map_err(pg)?;
+            Ok(())
+        })
+        .await
     }
 }

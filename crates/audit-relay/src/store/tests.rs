@@ -35,6 +35,7 @@ fn settings(url: &str) -> PgSettings {
         lease: Duration::from_secs(15),
         max_bytes: 1 << 40,
         ca_file: None,
+        statement_timeout: Duration::from_secs(15),
     }
 }
 

@@ -523,6 +523,17 @@ impl OwnPostgres {
         self.script_does("resume");
     }
 
+    /// Stops the server's processes (SIGSTOP) until [`OwnPostgres::thaw`]: connections stay open
+    /// and nothing answers, as when a server hangs or a network drops packets.
+    pub(crate) fn freeze(&self) {
+        self.script_does("freeze");
+    }
+
+    /// Lets the server's processes go on after [`OwnPostgres::freeze`].
+    pub(crate) fn thaw(&self) {
+        self.script_does("thaw");
+    }
+
     fn script_does(&self, what: &str) {
         let out = Command::new(OwnPostgres::script()).arg(what).arg(self.dir.path()).output().unwrap();
         assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
@@ -531,6 +542,8 @@ impl OwnPostgres {
 
 impl Drop for OwnPostgres {
     fn drop(&mut self) {
+        // A frozen server could not stop.
+        let _ = Command::new(OwnPostgres::script()).arg("thaw").arg(self.dir.path()).output();
         let _ = Command::new(OwnPostgres::script()).arg("stop").arg(self.dir.path()).output();
     }
 }
