@@ -61,6 +61,9 @@ pub struct CredentialError {
 /// Renew this long before expiry.
 const RENEW_BEFORE: Duration = Duration::from_secs(300);
 
+/// The longest an `AssumeRole` call may take unless told otherwise ([`CredentialCache::with_timeout`]).
+const ASSUME_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The session name of the relay's assumed roles (CloudTrail shows it in the customer's account).
 const SESSION_NAME: &str = "klarity-relay";
 
@@ -74,6 +77,8 @@ pub struct CredentialCache {
     /// The base identity's credentials, while they are good.
     base_cached: Mutex<Option<Credentials>>,
     cache: Mutex<HashMap<String, (String, Credentials, SystemTime)>>,
+    /// The longest one `AssumeRole` call may take: STS that hangs fails the call for now.
+    timeout: Duration,
 }
 
 impl CredentialCache {
@@ -85,7 +90,13 @@ impl CredentialCache {
             sdk: tokio::sync::OnceCell::new(),
             base_cached: Mutex::new(None),
             cache: Mutex::new(HashMap::new()),
+            timeout: ASSUME_TIMEOUT,
         }
+    }
+
+    /// The same cache, giving up on an `AssumeRole` call after `timeout` (delivery's attempt timeout).
+    pub fn with_timeout(self, timeout: Duration) -> CredentialCache {
+        CredentialCache { timeout, ..self }
     }
 
     async fn sdk(&self) -> &SdkConfig {
@@ -184,7 +195,13 @@ impl CredentialCache {
             builder = builder.external_id(id);
         }
         let provider = builder.build_from_provider(with).await;
-        provider.provide_credentials().await.map_err(|err| {
+        let Ok(provided) = tokio::time::timeout(self.timeout, provider.provide_credentials()).await else {
+            return Err(CredentialError {
+                code: "Network".into(),
+                message: format!("assuming {role_arn}: STS did not answer within {} s", self.timeout.as_secs_f64()),
+            });
+        };
+        provided.map_err(|err| {
             let (code, message) = sts_refusal(&err).unwrap_or_else(|| ("Network".into(), chain(&err)));
             CredentialError { code, message: format!("assuming {role_arn}: {message}") }
         })

@@ -189,7 +189,8 @@ pub struct Deliverer {
 impl Deliverer {
     /// A deliverer over the store, counting into `metrics`.
     pub fn new(store: Store, config: DeliveryConfig, metrics: Arc<Metrics>) -> Arc<Deliverer> {
-        let credentials = CredentialCache::new(config.credentials.clone(), config.endpoint_url.clone());
+        let credentials = CredentialCache::new(config.credentials.clone(), config.endpoint_url.clone())
+            .with_timeout(config.attempt_timeout);
         let pacer = pacer::Pacer::new(config.put_audit_events_tps);
         Arc::new(Deliverer {
             store,

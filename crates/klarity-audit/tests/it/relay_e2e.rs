@@ -364,6 +364,106 @@ async fn after_a_crash_a_look_up_that_fails_for_now_is_tried_again_before_anythi
     crash_and_restart(3).await;
 }
 
+/// A store and channel named `name` in the lake at `endpoint`, and the customer's role
+/// `CTEventPublisher` (external ID `ext-c-789`) with onboard's least-privilege policy: publish into
+/// the channel, read it, query its store. Returns (store id, channel ARN).
+fn publisher_role(e: &str, name: &str) -> (String, String) {
+    let (store, channel) = store_and_channel(e, name);
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::855341727128:root"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"sts:ExternalId":"ext-c-789"}}}]}"#;
+    let (status, body) = lake_call(
+        e,
+        "iam",
+        "",
+        &format!(
+            "Action=CreateRole&Version=2010-05-08&RoleName=CTEventPublisher&AssumeRolePolicyDocument={}",
+            urlencode(trust)
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    let store_arn = format!("arn:aws:cloudtrail:us-east-1:123456789012:eventdatastore/{store}");
+    let permissions = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "cloudtrail-data:PutAuditEvents", "Resource": channel},
+        {"Effect": "Allow", "Action": "cloudtrail:GetChannel", "Resource": channel},
+        {"Effect": "Allow", "Action": ["cloudtrail:StartQuery", "cloudtrail:DescribeQuery", "cloudtrail:GetQueryResults"], "Resource": store_arn}
+    ]});
+    let (status, body) = lake_call(
+        e,
+        "iam",
+        "",
+        &format!(
+            "Action=PutRolePolicy&Version=2010-05-08&RoleName=CTEventPublisher&PolicyName=publish&PolicyDocument={}",
+            urlencode(&permissions.to_string())
+        ),
+    );
+    assert_eq!(status, 200, "{body}");
+    (store, channel)
+}
+
+/// STS that never answers an `AssumeRole` (a fault-injecting proxy, a test double in front of the
+/// lake, holds the first one open) fails the call after the attempt timeout instead of holding the
+/// tenant's delivery forever: delivery tries again, and every event arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assume_role_call_that_never_answers_is_given_up_and_tried_again() {
+    use crate::relay_faults::{Act, start_planned_proxy};
+    let dir = tempfile::tempdir().unwrap();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let endpoint = start_lake(dir.path(), &stop).await;
+    let e = endpoint.clone();
+    let (store, channel) = tokio::task::spawn_blocking(move || publisher_role(&e, "hung-sts")).await.unwrap();
+    let hung = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hung.clone();
+    let proxy = start_planned_proxy(
+        &tokio::runtime::Handle::current(),
+        endpoint.trim_start_matches("http://").to_owned(),
+        vec![()],
+        // STS's calls are the ones to "/" without a target header (CloudTrail's carry one).
+        |head| head.starts_with("POST / ") && !head.to_ascii_lowercase().contains("x-amz-target"),
+        |()| Act::Hang,
+        move |(), _, _, _| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        },
+    );
+    let catalog = Arc::new(Catalog::embedded());
+    let maestro = catalog.applications().iter().find(|a| a.event_source == "com.nordcloudapp.com.maestro").unwrap();
+    let (state, spool, registry, deliverer) = relay(dir.path(), &proxy, catalog.clone());
+    registry
+        .put_tenant(&Tenant {
+            id: "hung".into(),
+            channel_arn: channel,
+            destination: Default::default(),
+            delivery: DeliveryMode::AssumeRole {
+                role_arn: "arn:aws:iam::123456789012:role/CTEventPublisher".into(),
+                external_id: Some("ext-c-789".into()),
+                proxy_role_arn: None,
+            },
+            applications: vec![maestro.event_source.clone()],
+            paused: None,
+            held: false,
+            saved_queries: Vec::new(),
+        })
+        .unwrap();
+    let token = registry
+        .issue_token(&Grant { name: "m".into(), source: maestro.event_source.clone(), tenants: vec!["hung".into()] })
+        .unwrap();
+    for n in 0..5 {
+        let mut event = Value::Object(maestro.event_types[0].example.clone());
+        event["UID"] = json!(format!("0190a6b9-dddd-7a3f-9d2b-{n:012}"));
+        event["eventTime"] = json!(audit_event::EventTime::now().to_string());
+        let (status, body) = post(&state, "hung", &token, &event).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let delivering = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(deliverer.run(delivering.clone()));
+    eventually("the events are delivered after the hung call is given up", || spool.counts().unwrap() == (0, 5, 0))
+        .await;
+    delivering.cancel();
+    task.await.unwrap();
+    assert_eq!(hung.load(std::sync::atomic::Ordering::SeqCst), 1, "an AssumeRole call was held");
+    let db = dir.path().join("lake").join(audit_lake::store::DB_FILE);
+    assert_eq!(audit_lake::columnar::scan_store(&db, &store, |_| true).unwrap(), 5);
+    stop.cancel();
+}
+
 /// The crash window of the two tests above; after the restart, the first `failing` StartQuery
 /// calls are answered 503.
 async fn crash_and_restart(failing: usize) {
@@ -371,29 +471,7 @@ async fn crash_and_restart(failing: usize) {
     let stop = tokio_util::sync::CancellationToken::new();
     let endpoint = start_lake(dir.path(), &stop).await;
     let e = endpoint.clone();
-    let (store, channel) = tokio::task::spawn_blocking(move || {
-        let (store, channel) = store_and_channel(&e, "crashy");
-        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::855341727128:root"},"Action":"sts:AssumeRole","Condition":{"StringEquals":{"sts:ExternalId":"ext-c-789"}}}]}"#;
-        let (status, body) = lake_call(&e, "iam", "", &format!("Action=CreateRole&Version=2010-05-08&RoleName=CTEventPublisher&AssumeRolePolicyDocument={}", urlencode(trust)));
-        assert_eq!(status, 200, "{body}");
-        // onboard's least-privilege policy: publish into the channel, read it, query its store.
-        let store_arn = format!("arn:aws:cloudtrail:us-east-1:123456789012:eventdatastore/{store}");
-        let permissions = json!({"Version": "2012-10-17", "Statement": [
-            {"Effect": "Allow", "Action": "cloudtrail-data:PutAuditEvents", "Resource": channel},
-            {"Effect": "Allow", "Action": "cloudtrail:GetChannel", "Resource": channel},
-            {"Effect": "Allow", "Action": ["cloudtrail:StartQuery", "cloudtrail:DescribeQuery", "cloudtrail:GetQueryResults"], "Resource": store_arn}
-        ]});
-        let (status, body) = lake_call(
-            &e,
-            "iam",
-            "",
-            &format!("Action=PutRolePolicy&Version=2010-05-08&RoleName=CTEventPublisher&PolicyName=publish&PolicyDocument={}", urlencode(&permissions.to_string())),
-        );
-        assert_eq!(status, 200, "{body}");
-        (store, channel)
-    })
-    .await
-    .unwrap();
+    let (store, channel) = tokio::task::spawn_blocking(move || publisher_role(&e, "crashy")).await.unwrap();
 
     let catalog = Arc::new(Catalog::embedded());
     let maestro = catalog.applications().iter().find(|a| a.event_source == "com.nordcloudapp.com.maestro").unwrap();

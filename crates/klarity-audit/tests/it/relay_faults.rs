@@ -117,6 +117,8 @@ pub(crate) enum Act {
     Drop,
     /// Forward it, then close without answering (the answer is lost).
     LoseAnswer,
+    /// Neither forward nor answer, and keep the connection open: a server that hangs.
+    Hang,
 }
 
 /// A fault-injecting HTTP proxy in front of `upstream` (a test double: the faults must be injected
@@ -164,6 +166,11 @@ pub(crate) fn start_planned_proxy<F: Copy + PartialEq + Send + Sync + 'static>(
                     }
                     Some((f, Act::Drop)) => {
                         noted(f, &head, &body, false);
+                        return;
+                    }
+                    Some((f, Act::Hang)) => {
+                        noted(f, &head, &body, false);
+                        std::future::pending::<()>().await;
                         return;
                     }
                     Some((f, Act::LoseAnswer)) => {
