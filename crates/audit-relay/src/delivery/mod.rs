@@ -245,12 +245,14 @@ impl Deliverer {
             if running.len() >= fair || shutdown.is_cancelled() {
                 break;
             }
-            // Another relay may take it first: then there is no lease to run.
+            // Another relay may take it first: then there is no lease to run. The lease lasts from
+            // before it was asked for: the database started its time no earlier.
+            let asked = std::time::Instant::now();
             let Some(lease) = self.store.acquire(&tenant).await? else { continue };
             let stop = shutdown.child_token();
             let (me, token) = (self.clone(), stop.clone());
             tracing::debug!(tenant = %tenant, epoch = lease.epoch, "Took a tenant's delivery lease.");
-            running.insert(tenant, (tokio::spawn(async move { me.tenant_loop(lease, token).await }), stop));
+            running.insert(tenant, (tokio::spawn(async move { me.tenant_loop(lease, asked, token).await }), stop));
         }
         // Tenants given back earlier may still be settling their batches: only those kept count, so
         // one scan gives back one tenant, and the next gives back more only if still over.
@@ -299,10 +301,10 @@ impl Deliverer {
     /// waits (backoff, or the probe interval while paused) and starts again from its oldest
     /// pending event. It starts again the same way when events were committed behind the cursor
     /// (PostgreSQL hands out positions before commits), looked for once a second.
-    async fn tenant_loop(self: Arc<Self>, lease: Lease, stop: CancellationToken) {
+    async fn tenant_loop(self: Arc<Self>, lease: Lease, asked: std::time::Instant, stop: CancellationToken) {
         let tenant_id = lease.tenant.clone();
         let held = Arc::new(Held {
-            deadline: std::sync::Mutex::new(std::time::Instant::now() + lease.ttl),
+            deadline: std::sync::Mutex::new(asked + lease.ttl),
             lost: std::sync::atomic::AtomicBool::new(false),
             lease,
         });
