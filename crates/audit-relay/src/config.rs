@@ -5,6 +5,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
+/// How long a CloudTrail Lake tenant delivering to AWS waits after a crash before looking up what
+/// was in flight (see [`RelayConfig::lookup_delay_secs`]): twice the five minutes measured.
+pub const AWS_LOOKUP_DELAY_SECS: u64 = 600;
+
 /// Everything the relay needs to run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -36,6 +40,13 @@ pub struct RelayConfig {
     pub put_audit_events_tps: u32,
     /// The longest one PutAuditEvents call may take before it is abandoned and retried, in seconds.
     pub attempt_timeout_secs: u64,
+    /// After a relay stopped without recording its last calls (a crash; a lease taken over), how
+    /// long a CloudTrail Lake tenant waits, in seconds, before it looks those calls' events up in
+    /// the customer's store: CloudTrail Lake answers queries for an event only some minutes after
+    /// ingesting it (about 5 measured; AWS publishes no bound), and events it cannot see yet would
+    /// be sent again and stored twice. Unset: 600 when delivering to AWS (`endpoint_url` empty), 0
+    /// for a local lake, which answers at once. The tenant's delivery waits as long after a crash.
+    pub lookup_delay_secs: Option<u64>,
     /// How long a delivered event's record is kept, in hours: its status stays readable and a
     /// resubmission of its UID is recognized (not delivered again) for this long after acceptance.
     /// Each kept event costs 9–18 bytes of memory (the spool's idempotency index).
@@ -163,6 +174,7 @@ impl Default for RelayConfig {
             delivery_concurrency: 8,
             put_audit_events_tps: 100,
             attempt_timeout_secs: 30,
+            lookup_delay_secs: None,
             delivered_retention_hours: 168,
             admin_token_sha256: String::new(),
             console_code_sha256: String::new(),
@@ -184,6 +196,12 @@ impl RelayConfig {
         }
         if self.delivered_retention_hours == 0 {
             return Err("delivered_retention_hours must be at least 1".into());
+        }
+        if self.lookup_delay_secs.is_some_and(|d| d > 3600) {
+            return Err(format!(
+                "lookup_delay_secs must be at most 3600 (an hour), not {}",
+                self.lookup_delay_secs.unwrap_or_default()
+            ));
         }
         if self.attempt_timeout_secs == 0 {
             return Err("attempt_timeout_secs must be at least 1".into());
@@ -262,6 +280,11 @@ impl RelayConfig {
             probe_interval: Duration::from_secs(self.probe_interval_secs),
             tenant_scan: Duration::from_secs(1),
             attempt_timeout: Duration::from_secs(self.attempt_timeout_secs),
+            lookup_delay: Duration::from_secs(self.lookup_delay_secs.unwrap_or(if self.endpoint_url.is_empty() {
+                AWS_LOOKUP_DELAY_SECS
+            } else {
+                0
+            })),
             concurrency: self.delivery_concurrency,
             put_audit_events_tps: self.put_audit_events_tps,
         }
@@ -306,6 +329,23 @@ mod tests {
         assert!(matches!(with("", "", "").credentials.base(), BaseCredentials::Chain { profile: None }));
         assert!(with("AKIAX", "", "").validate().unwrap_err().contains("go together"));
         assert!(with("AKIAX", "secret", "vendor").validate().unwrap_err().contains("cannot go with static keys"));
+    }
+
+    /// After a crash, a CloudTrail Lake tenant on AWS waits for the store to answer for what was in
+    /// flight (minutes); the local lake answers at once; an operator's setting wins either way.
+    #[test]
+    fn the_look_up_delay_is_aws_s_unless_a_local_lake_or_a_setting_says_otherwise() {
+        let delay = |endpoint: &str, secs: Option<u64>| {
+            RelayConfig { endpoint_url: endpoint.into(), lookup_delay_secs: secs, ..RelayConfig::default() }
+                .delivery()
+                .lookup_delay
+        };
+        assert_eq!(delay("", None), Duration::from_secs(AWS_LOOKUP_DELAY_SECS));
+        assert_eq!(delay("http://127.0.0.1:4566", None), Duration::ZERO);
+        assert_eq!(delay("", Some(0)), Duration::ZERO);
+        assert_eq!(delay("http://127.0.0.1:4566", Some(60)), Duration::from_secs(60));
+        let long = RelayConfig { lookup_delay_secs: Some(7200), ..RelayConfig::default() };
+        assert_eq!(long.validate().unwrap_err(), "lookup_delay_secs must be at most 3600 (an hour), not 7200");
     }
 
     #[test]

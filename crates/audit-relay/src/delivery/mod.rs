@@ -71,6 +71,9 @@ pub struct DeliveryConfig {
     pub tenant_scan: Duration,
     /// The longest one PutAuditEvents attempt may take before it counts as failed (and retried).
     pub attempt_timeout: Duration,
+    /// After a takeover, how much longer than one attempt timeout a CloudTrail Lake tenant waits
+    /// before looking up what was in flight, so the customer's store can answer for it.
+    pub lookup_delay: Duration,
     /// PutAuditEvents calls in flight at once per tenant (each with different events).
     pub concurrency: usize,
     /// PutAuditEvents calls a second per calling account and region (CloudTrail's quota); 0 for
@@ -490,8 +493,13 @@ impl Deliverer {
                 Ok(Some(tenant)) => {
                     if !waited && matches!(tenant.delivery, DeliveryMode::AssumeRole { .. }) {
                         // Calls in flight when the previous holder stopped may land up to one
-                        // attempt timeout later: the look-up waits out what is left of it.
-                        let wait = self.config.attempt_timeout.saturating_sub(since);
+                        // attempt timeout later, and CloudTrail Lake answers for an event only
+                        // some time after that: the look-up waits out what is left of both.
+                        let delay = match tenant.destination {
+                            Destination::CloudtrailLake => self.config.lookup_delay,
+                            _ => Duration::ZERO,
+                        };
+                        let wait = (self.config.attempt_timeout + delay).saturating_sub(since);
                         tracing::warn!(
                             tenant = %tenant_id,
                             wait_secs = wait.as_secs(),

@@ -83,6 +83,18 @@ pub(crate) fn relay_spacing(
     catalog: Arc<Catalog>,
     tps: u32,
 ) -> (Arc<RelayState>, Spool, Registry, Arc<Deliverer>) {
+    relay_with(dir, endpoint, catalog, tps, Duration::ZERO)
+}
+
+/// [`relay_spacing`], a CloudTrail Lake tenant waiting `lookup_delay` more after a crash before it
+/// looks up what was in flight.
+fn relay_with(
+    dir: &std::path::Path,
+    endpoint: &str,
+    catalog: Arc<Catalog>,
+    tps: u32,
+    lookup_delay: Duration,
+) -> (Arc<RelayState>, Spool, Registry, Arc<Deliverer>) {
     let registry = Registry::open(&dir.join("relay")).unwrap();
     let spool = Spool::open(&dir.join("relay/spool"), 1 << 30).unwrap();
     let metrics = Arc::new(audit_relay::metrics::Metrics::default());
@@ -113,6 +125,7 @@ pub(crate) fn relay_spacing(
             probe_interval: Duration::from_millis(200),
             tenant_scan: Duration::from_millis(100),
             attempt_timeout: Duration::from_secs(3),
+            lookup_delay,
             concurrency: 4,
             put_audit_events_tps: tps,
         },
@@ -353,7 +366,7 @@ async fn a_refusing_channel_pauses_its_tenant_until_it_works_again() {
 /// other 130. The store ends with every event once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_crash_events_the_store_already_holds_are_not_sent_again() {
-    crash_and_restart(0).await;
+    crash_and_restart(0, Duration::ZERO).await;
 }
 
 /// The same crash, but the customer's store fails the look-up for now (its first queries are
@@ -361,7 +374,7 @@ async fn after_a_crash_events_the_store_already_holds_are_not_sent_again() {
 /// until a look-up works, so still nothing is stored twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_crash_a_look_up_that_fails_for_now_is_tried_again_before_anything_is_sent() {
-    crash_and_restart(3).await;
+    crash_and_restart(3, Duration::ZERO).await;
 }
 
 /// A store and channel named `name` in the lake at `endpoint`, and the customer's role
@@ -464,9 +477,21 @@ async fn an_assume_role_call_that_never_answers_is_given_up_and_tried_again() {
     stop.cancel();
 }
 
-/// The crash window of the two tests above; after the restart, the first `failing` StartQuery
-/// calls are answered 503.
-async fn crash_and_restart(failing: usize) {
+/// The same crash, the relay told that the customer's store answers for an event only 4 s after
+/// ingesting it (as CloudTrail Lake on AWS does, after minutes): it waits that long more before
+/// looking up, and so before sending anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_a_cloudtrail_tenant_waits_the_lookup_delay_before_it_looks_up() {
+    let waited = crash_and_restart(0, Duration::from_secs(4)).await;
+    // One attempt timeout (3 s) since the last write before the crash, plus the delay: at least
+    // the delay (the test posted its events in under a second before).
+    assert!(waited >= Duration::from_secs(5), "delivery waited {waited:?}");
+}
+
+/// The crash window of the tests above; after the restart, the first `failing` StartQuery calls
+/// are answered 503 and the relay waits `lookup_delay` more before looking up. Returns how long
+/// delivery took after the restart.
+async fn crash_and_restart(failing: usize, lookup_delay: Duration) -> Duration {
     let dir = tempfile::tempdir().unwrap();
     let stop = tokio_util::sync::CancellationToken::new();
     let endpoint = start_lake(dir.path(), &stop).await;
@@ -571,13 +596,15 @@ async fn crash_and_restart(failing: usize) {
             },
         )
     };
-    let (state, spool, registry, deliverer) = relay(dir.path(), &through, catalog.clone());
+    let (state, spool, registry, deliverer) = relay_with(dir.path(), &through, catalog.clone(), 100, lookup_delay);
     assert!(spool.crashed());
     registry.resume("crashy").unwrap();
     let delivering = tokio_util::sync::CancellationToken::new();
+    let started = std::time::Instant::now();
     let task = tokio::spawn(deliverer.run(delivering.clone()));
     let db = dir.path().join("lake").join(audit_lake::store::DB_FILE);
     eventually("all 250 events are settled", || spool.pending("crashy", 0, 1).unwrap().is_empty()).await;
+    let waited = started.elapsed();
     delivering.cancel();
     task.await.unwrap();
 
@@ -606,6 +633,7 @@ async fn crash_and_restart(failing: usize) {
         );
     }
     stop.cancel();
+    waited
 }
 
 /// CloudTrail's quota, enforced by the lake at 5 calls a second: a relay that spaces its calls
