@@ -14,8 +14,9 @@
 //! role does not allow it) the events are sent as before (at least once): both are logged. A
 //! look-up that fails for now — the relay's own store restarting, the customer's store unreachable
 //! or throttling — is tried again after a backoff, and nothing is sent until it is done. On AWS,
-//! events become queryable some minutes after ingestion, so a restart within that delay may still
-//! miss some.
+//! events become queryable some minutes after ingestion: after a crash a CloudTrail Lake tenant
+//! waits `lookup_delay_secs` (600 s on AWS) before it looks up; an event still not answered for is
+//! sent again.
 //!
 //! A CloudWatch Logs tenant's suspects (its oldest `concurrency × 1,000` pending events) are looked
 //! up in its log stream with `FilterLogEvents` over their time span, matched by event source and
