@@ -147,6 +147,12 @@ impl LakeConfig {
             ));
         }
         self.http.check()?;
+        if self.query.visibility_delay_secs > 86_400 {
+            return Err(format!(
+                "query.visibility_delay_secs is {}; it must be at most 86400 (a day)",
+                self.query.visibility_delay_secs
+            ));
+        }
         let mut keys = std::collections::HashSet::new();
         let mut ids = std::collections::HashSet::new();
         for account in &self.accounts {

@@ -102,6 +102,10 @@ pub struct QueryConfig {
     /// The niceness of those threads (Linux; 0 to 19): above 0, ingestion keeps the CPU when both
     /// want it, and queries take what is left. 0 shares the CPU evenly.
     pub nice: i32,
+    /// How long after ingesting an event queries answer for it, in seconds (to the second of its
+    /// `ingestionTime`): CloudTrail Lake on AWS answers only minutes later, and a publisher that
+    /// looks its events up can be tested against that. 0 (the default): at once.
+    pub visibility_delay_secs: u64,
 }
 
 impl Default for QueryConfig {
@@ -120,6 +124,7 @@ impl Default for QueryConfig {
             max_kept_result_bytes: 1 << 30,
             threads: 2,
             nice: 15,
+            visibility_delay_secs: 0,
         }
     }
 }
@@ -202,6 +207,8 @@ pub struct Engine {
     /// Whether grouped counts over Parquet scans count dictionary codes (`codes`); off only to
     /// compare results with DataFusion's own aggregation.
     count_codes: bool,
+    /// Events ingested less than this long ago are not answered for ([`QueryConfig::visibility_delay_secs`]).
+    visibility_delay_secs: u64,
 }
 
 impl Engine {
@@ -240,6 +247,7 @@ impl Engine {
             limits,
             max_recursion_depth: config.max_recursion_depth,
             count_codes: true,
+            visibility_delay_secs: config.visibility_delay_secs,
         })
     }
 
@@ -288,9 +296,20 @@ impl Engine {
         // Messages name columns without the store qualifier DataFusion puts before each.
         let message =
             |e: &DataFusionError| ids.iter().fold(message(e), |text, id| text.replace(&format!("\"{id}\"."), ""));
+        // The last second of ingestion queries answer for, when they answer late.
+        let visible = (self.visibility_delay_secs > 0).then(|| {
+            let now = audit_event::EventTime::now().unix_seconds();
+            audit_event::EventTime::from_unix(now.saturating_sub(self.visibility_delay_secs as i64), 0).to_string()
+        });
         for store in stores {
             memory_bytes += store.snapshot.batches.iter().map(used_bytes).sum::<u64>();
-            let view = store_frame(&ctx, &store).await.map_err(|e| message(&e))?;
+            let mut view = store_frame(&ctx, &store).await.map_err(|e| message(&e))?;
+            if let Some(last) = &visible {
+                // `ingestionTime` is written as `EventTime` writes a whole second: text order is
+                // time order.
+                let ingested = datafusion::functions::core::expr_fn::get_field(ident("metadata"), "ingestionTime");
+                view = view.filter(ingested.lt_eq(lit(last.as_str()))).map_err(|e| message(&e))?;
+            }
             ctx.register_table(TableReference::bare(store.id.clone()), view.into_view()).map_err(|e| message(&e))?;
         }
         let plan = ctx.state().statement_to_plan(statement).await.map_err(|e| message(&e))?;
