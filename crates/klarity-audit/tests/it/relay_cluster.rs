@@ -199,52 +199,7 @@ fn run(database: &str, fault: Fault, server: Option<&OwnPostgres>) {
 /// database is back it takes events again by itself.
 #[test]
 fn a_relay_whose_database_is_away_is_not_ready_and_acknowledges_nothing() {
-    let server = OwnPostgres::start();
-    let database = fresh_database(&server.url);
-    let dir = Dir::new();
-    let channel = "arn:aws:cloudtrail:eu-west-1:123456789012:channel/0f9c1e2d-3b4a-4c5d-8e6f-7a8b9c0d1e2f";
-    let out = dir.run(
-        &["tenants", "add", "acme", "--channel-arn", channel, "--resource-policy", "--database-url", &database],
-        None,
-    );
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let out = dir.run(&["tokens", "issue", "--app", SOURCE, "--tenants", "acme", "--database-url", &database], None);
-    let token = out.stdout.lines().nth(1).unwrap().to_owned();
-    let settings =
-        [("KLARITY_RELAY__DATABASE__URL", database.as_str()), ("KLARITY_RELAY__DATABASE__CONNECT_TIMEOUT_SECS", "1")];
-    let relay = RelayProcess::start_with(&dir.path().join("relay"), "http://127.0.0.1:9", &settings);
-    let event = |uid: &str| {
-        json!({"version": "v1", "userIdentity": {"type": "SERVICE", "principalId": "cluster"}, "eventSource": SOURCE,
-               "eventName": "baselinePatching.started", "eventTime": "2026-12-04T10:00:00Z", "UID": uid,
-               "requestParameters": {"machinesCount": 3}})
-        .to_string()
-    };
-    let ready = || crate::support::http_get(&relay.address, "/readyz");
-    assert_eq!(ready().0, 200);
-    let (status, body) =
-        http_post(&relay.address, "/v1/tenants/acme/events", &token, &event("0190a6b5-5555-7a3f-9d2b-000000000001"));
-    assert_eq!(status, 202, "{body}");
-
-    server.pause();
-    let (status, body) = ready();
-    assert_eq!((status, body.as_str()), (503, "the relay's database is unavailable"));
-    let (status, body) =
-        http_post(&relay.address, "/v1/tenants/acme/events", &token, &event("0190a6b5-5555-7a3f-9d2b-000000000002"));
-    assert_eq!(status, 503, "{body}");
-    assert!(body.contains("\"Unavailable\"") && body.contains("nothing was accepted"), "{body}");
-
-    server.resume();
-    // The pool opens new connections as requests come: the next ones work.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while ready().0 != 200 && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(ready().0, 200, "ready again once the database is back");
-    let (status, body) =
-        http_post(&relay.address, "/v1/tenants/acme/events", &token, &event("0190a6b5-5555-7a3f-9d2b-000000000002"));
-    assert_eq!(status, 202, "{body}");
-    let answer: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(answer["accepted"][0]["duplicate"], false, "the refused event had not been stored: {answer}");
+    database_away(Away::Down);
 }
 
 /// A database that hangs (its processes stopped: connections stay open, nothing answers): the
@@ -252,6 +207,19 @@ fn a_relay_whose_database_is_away_is_not_ready_and_acknowledges_nothing() {
 /// on the server; once the server answers again, it takes events by itself, and nothing is lost.
 #[test]
 fn a_relay_whose_database_hangs_answers_503_within_its_statement_timeout() {
+    database_away(Away::Hung);
+}
+
+/// How the database goes away.
+#[derive(PartialEq)]
+enum Away {
+    /// Stopped: connections are refused.
+    Down,
+    /// Its processes stopped (SIGSTOP): connections stay open and nothing answers.
+    Hung,
+}
+
+fn database_away(how: Away) {
     let server = OwnPostgres::start();
     let database = fresh_database(&server.url);
     let dir = Dir::new();
@@ -269,40 +237,47 @@ fn a_relay_whose_database_hangs_answers_503_within_its_statement_timeout() {
         ("KLARITY_RELAY__DATABASE__STATEMENT_TIMEOUT_SECS", "2"),
     ];
     let relay = RelayProcess::start_with(&dir.path().join("relay"), "http://127.0.0.1:9", &settings);
-    let event = |uid: &str| {
-        json!({"version": "v1", "userIdentity": {"type": "SERVICE", "principalId": "cluster"}, "eventSource": SOURCE,
-               "eventName": "baselinePatching.started", "eventTime": "2026-12-04T10:00:00Z", "UID": uid,
-               "requestParameters": {"machinesCount": 3}})
-        .to_string()
+    let post = |uid: &str| {
+        let event = json!({"version": "v1", "userIdentity": {"type": "SERVICE", "principalId": "cluster"},
+            "eventSource": SOURCE, "eventName": "baselinePatching.started", "eventTime": "2026-12-04T10:00:00Z",
+            "UID": uid, "requestParameters": {"machinesCount": 3}});
+        http_post(&relay.address, "/v1/tenants/acme/events", &token, &event.to_string())
     };
     let ready = || crate::support::http_get(&relay.address, "/readyz");
     assert_eq!(ready().0, 200);
-    let (status, body) =
-        http_post(&relay.address, "/v1/tenants/acme/events", &token, &event("0190a6b5-7777-7a3f-9d2b-000000000001"));
+    let (status, body) = post("0190a6b5-5555-7a3f-9d2b-000000000001");
     assert_eq!(status, 202, "{body}");
 
-    server.freeze();
+    match how {
+        Away::Down => server.pause(),
+        Away::Hung => server.freeze(),
+    }
     // Each answer comes (the test's reads give up after 10 s): the relay does not wait on the server.
     let (status, body) = ready();
     assert_eq!((status, body.as_str()), (503, "the relay's database is unavailable"));
-    let (status, body) =
-        http_post(&relay.address, "/v1/tenants/acme/events", &token, &event("0190a6b5-7777-7a3f-9d2b-000000000002"));
+    let (status, body) = post("0190a6b5-5555-7a3f-9d2b-000000000002");
     assert_eq!(status, 503, "{body}");
-    assert!(body.contains("\"Unavailable\""), "{body}");
+    assert!(body.contains("\"Unavailable\"") && body.contains("nothing was accepted"), "{body}");
 
-    server.thaw();
+    match how {
+        Away::Down => server.resume(),
+        Away::Hung => server.thaw(),
+    }
+    // The pool opens new connections as requests come: the next ones work.
     let deadline = Instant::now() + Duration::from_secs(30);
     while ready().0 != 200 && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(ready().0, 200, "ready again once the database answers");
-    // The refused event, posted again, is taken (the statement sent before the timeout may have
-    // been done once the server went on: then it is answered as a duplicate, stored once).
-    let (status, body) =
-        http_post(&relay.address, "/v1/tenants/acme/events", &token, &event("0190a6b5-7777-7a3f-9d2b-000000000002"));
+    assert_eq!(ready().0, 200, "ready again once the database is back");
+    let (status, body) = post("0190a6b5-5555-7a3f-9d2b-000000000002");
     assert_eq!(status, 202, "{body}");
-    let (status, body) =
-        http_post(&relay.address, "/v1/tenants/acme/events", &token, &event("0190a6b5-7777-7a3f-9d2b-000000000003"));
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    // A statement sent to a server that hung may be done once it goes on: then the refused event
+    // is answered as a duplicate, stored once. A server that was down never got it.
+    if how == Away::Down {
+        assert_eq!(answer["accepted"][0]["duplicate"], false, "the refused event had not been stored: {answer}");
+    }
+    let (status, body) = post("0190a6b5-5555-7a3f-9d2b-000000000003");
     assert_eq!(status, 202, "{body}");
     let answer: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(answer["accepted"][0]["duplicate"], false, "{answer}");

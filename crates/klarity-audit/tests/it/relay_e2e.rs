@@ -426,6 +426,25 @@ fn publisher_role(e: &str, name: &str) -> (String, String) {
     (store, channel)
 }
 
+/// A CloudTrail Lake tenant `id` publishing `source` into `channel` through [`publisher_role`]'s
+/// role; `held` by an operator (paused) or delivering.
+fn publisher_tenant(id: &str, channel: &str, source: &str, held: bool) -> Tenant {
+    Tenant {
+        id: id.into(),
+        channel_arn: channel.into(),
+        destination: Default::default(),
+        delivery: DeliveryMode::AssumeRole {
+            role_arn: "arn:aws:iam::123456789012:role/CTEventPublisher".into(),
+            external_id: Some("ext-c-789".into()),
+            proxy_role_arn: None,
+        },
+        applications: vec![source.into()],
+        paused: held.then(|| "held by the test".into()),
+        held,
+        saved_queries: Vec::new(),
+    }
+}
+
 /// STS that never answers an `AssumeRole` (a fault-injecting proxy, a test double in front of the
 /// lake, holds the first one open) fails the call after the attempt timeout instead of holding the
 /// tenant's delivery forever: delivery tries again, and every event arrives once.
@@ -453,22 +472,7 @@ async fn an_assume_role_call_that_never_answers_is_given_up_and_tried_again() {
     let catalog = Arc::new(Catalog::embedded());
     let maestro = catalog.applications().iter().find(|a| a.event_source == "com.nordcloudapp.com.maestro").unwrap();
     let (state, spool, registry, deliverer) = relay(dir.path(), &proxy, catalog.clone());
-    registry
-        .put_tenant(&Tenant {
-            id: "hung".into(),
-            channel_arn: channel,
-            destination: Default::default(),
-            delivery: DeliveryMode::AssumeRole {
-                role_arn: "arn:aws:iam::123456789012:role/CTEventPublisher".into(),
-                external_id: Some("ext-c-789".into()),
-                proxy_role_arn: None,
-            },
-            applications: vec![maestro.event_source.clone()],
-            paused: None,
-            held: false,
-            saved_queries: Vec::new(),
-        })
-        .unwrap();
+    registry.put_tenant(&publisher_tenant("hung", &channel, &maestro.event_source, false)).unwrap();
     let token = registry
         .issue_token(&Grant { name: "m".into(), source: maestro.event_source.clone(), tenants: vec!["hung".into()] })
         .unwrap();
@@ -541,22 +545,7 @@ async fn crash_and_restart(failing: usize, lookup_delay: Duration, visibility_de
     let mut stored_before = std::collections::HashMap::new();
     {
         let (state, spool, registry, _deliverer) = relay(dir.path(), &endpoint, catalog.clone());
-        registry
-            .put_tenant(&Tenant {
-                id: "crashy".into(),
-                channel_arn: channel.clone(),
-                destination: Default::default(),
-                delivery: DeliveryMode::AssumeRole {
-                    role_arn: "arn:aws:iam::123456789012:role/CTEventPublisher".into(),
-                    external_id: Some("ext-c-789".into()),
-                    proxy_role_arn: None,
-                },
-                applications: vec![maestro.event_source.clone()],
-                paused: Some("held by the test".into()),
-                held: true,
-                saved_queries: Vec::new(),
-            })
-            .unwrap();
+        registry.put_tenant(&publisher_tenant("crashy", &channel, &maestro.event_source, true)).unwrap();
         let token = registry
             .issue_token(&Grant {
                 name: "m".into(),
