@@ -98,7 +98,8 @@ impl Deliverer {
         }
         if !matches!(tenant.delivery, DeliveryMode::AssumeRole { .. }) {
             if why == Why::Unanswered {
-                // Said where the destination's answers are described (CloudWatch Logs).
+                // Nothing to read the store with: the call's events are sent again, as for any
+                // retry (the destination's module says what that may repeat).
                 return Looked::Done;
             }
             tracing::warn!(
