@@ -11,7 +11,7 @@ use std::{
     fmt::Write as _,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering::Relaxed},
+        atomic::{AtomicI64, AtomicU64, Ordering::Relaxed},
     },
 };
 
@@ -90,6 +90,10 @@ pub struct TenantMetrics {
     /// The minute (since the epoch) the tenant was first counted in: its counts start from zero
     /// then, so its first minute shows in the charts.
     pub first_minute: i64,
+    /// Since when (milliseconds since the epoch) the tenant waits for, or runs, a look-up of
+    /// events that may already be stored (after a crash, a takeover or a lost answer); 0 when it
+    /// does not. Nothing is sent to it meanwhile.
+    looking_up_since_ms: AtomicI64,
 }
 
 impl TenantMetrics {
@@ -101,6 +105,22 @@ impl TenantMetrics {
     /// The last delivery error, if any: when and what.
     pub fn last_error(&self) -> Option<(i64, String)> {
         self.last_error.lock().expect("metrics lock").clone()
+    }
+
+    /// Notes that the tenant now waits for a look-up (from now, unless it did already), or no
+    /// longer does.
+    pub fn looking_up(&self, on: bool) {
+        if on {
+            let now = audit_event::EventTime::now().unix_millis().max(1);
+            let _ = self.looking_up_since_ms.compare_exchange(0, now, Relaxed, Relaxed);
+        } else {
+            self.looking_up_since_ms.store(0, Relaxed);
+        }
+    }
+
+    /// Since when the tenant waits for a look-up, if it does.
+    pub fn looking_up_since(&self) -> Option<i64> {
+        Some(self.looking_up_since_ms.load(Relaxed)).filter(|ms| *ms != 0)
     }
 }
 
@@ -257,6 +277,15 @@ impl Metrics {
                 );
             }
         }
+        let name = "klarity_relay_tenant_looking_up";
+        let _ = writeln!(
+            out,
+            "# HELP {name} 1 while the tenant waits for or runs a look-up of events that may already be stored (after a \
+             crash, a takeover or a lost answer); nothing is sent to it meanwhile.\n# TYPE {name} gauge"
+        );
+        for (tenant, m) in &tenants {
+            let _ = writeln!(out, "{name}{{tenant=\"{tenant}\"}} {}", u8::from(m.looking_up_since().is_some()));
+        }
         let gauge_lines: [GaugeSeries; 3] = [
             ("klarity_relay_queue_depth", "Events accepted and not yet delivered or dead-lettered.", |g| {
                 g.queued as f64
@@ -368,6 +397,7 @@ mod tests {
         metrics.tenant("acme").latency.observe_ms(20);
         metrics.tenant("globex").failed.fetch_add(1, Relaxed);
         metrics.tenant("globex").found.fetch_add(4, Relaxed);
+        metrics.tenant("globex").looking_up(true);
         let gauges =
             BTreeMap::from([("acme".to_owned(), TenantGauges { queued: 2, oldest_age_seconds: 1.5, paused: true })]);
         let text = metrics.render(&gauges);
@@ -375,6 +405,8 @@ mod tests {
             "klarity_relay_events_accepted_total{tenant=\"acme\"} 3",
             "klarity_relay_events_failed_total{tenant=\"globex\"} 1",
             "klarity_relay_events_found_stored_total{tenant=\"globex\"} 4",
+            "klarity_relay_tenant_looking_up{tenant=\"acme\"} 0",
+            "klarity_relay_tenant_looking_up{tenant=\"globex\"} 1",
             "klarity_relay_queue_depth{tenant=\"acme\"} 2",
             "klarity_relay_oldest_queued_age_seconds{tenant=\"acme\"} 1.5",
             "klarity_relay_tenant_paused{tenant=\"acme\"} 1",

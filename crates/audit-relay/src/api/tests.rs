@@ -540,6 +540,34 @@ async fn console(s: &Setup, method: &str, uri: &str, cookie: Option<&str>, body:
     (response.status(), header(header::LOCATION), header(header::SET_COOKIE))
 }
 
+/// A tenant that waits for a look-up of what may already be stored says so on the console's
+/// tenants page, and `/metrics` counts it.
+#[tokio::test]
+async fn a_tenant_looking_up_what_may_be_stored_says_so_on_the_console_and_in_metrics() {
+    let s = setup(1 << 30);
+    let (_, _, cookie) = console(&s, "POST", "/console/sign-in", None, &format!("token={ADMIN}")).await;
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let page = || async {
+        let request = Request::get("/console").header("cookie", &session).body(Body::empty()).unwrap();
+        let response = router(s.state.clone()).oneshot(request).await.unwrap();
+        String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+    };
+    let metrics = || async {
+        let request =
+            Request::get("/metrics").header("authorization", format!("Bearer {ADMIN}")).body(Body::empty()).unwrap();
+        let response = router(s.state.clone()).oneshot(request).await.unwrap();
+        String::from_utf8(response.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+    };
+    let said = "what may already be stored before sending it again";
+    assert!(!page().await.contains(said));
+    s.state.metrics.tenant("t1").looking_up(true);
+    assert!(page().await.contains(said));
+    assert!(metrics().await.contains("klarity_relay_tenant_looking_up{tenant=\"t1\"} 1"));
+    s.state.metrics.tenant("t1").looking_up(false);
+    assert!(!page().await.contains(said));
+    assert!(metrics().await.contains("klarity_relay_tenant_looking_up{tenant=\"t1\"} 0"));
+}
+
 #[tokio::test]
 async fn the_console_needs_a_session_and_every_change_its_csrf_token() {
     let s = setup(1 << 30);

@@ -319,7 +319,13 @@ impl Deliverer {
         // unsettled earlier, is looked up first.
         let unsettled = self.unsettled.lock().expect("unsettled lock").contains(&tenant_id);
         let looked = match held.lease.takeover.or(unsettled.then_some(self.config.attempt_timeout)) {
-            Some(since) => self.take_over(&tenant_id, &held, since, &stop).await,
+            Some(since) => {
+                let metrics = self.metrics.tenant(&tenant_id);
+                metrics.looking_up(true);
+                let looked = self.take_over(&tenant_id, &held, since, &stop).await;
+                metrics.looking_up(false);
+                looked
+            }
             None => true,
         };
         let mut failures = 0u32;
@@ -411,6 +417,7 @@ impl Deliverer {
                 if look_up && !stop.is_cancelled() {
                     look_up = self.reconcile(&tenant, &held.lease, reconcile::Why::Unanswered).await
                         == reconcile::Looked::Again;
+                    self.metrics.tenant(&tenant.id).looking_up(look_up);
                     if look_up {
                         wait = Some(self.config.retry.backoff(failures));
                         failures = failures.saturating_add(1);
@@ -430,7 +437,10 @@ impl Deliverer {
                 }
                 None => continue,
             };
-            look_up |= round == Round::Unsure;
+            if round == Round::Unsure {
+                look_up = true;
+                self.metrics.tenant(&tenant.id).looking_up(true);
+            }
             match round {
                 Round::Progress => {
                     failures = 0;
@@ -465,6 +475,7 @@ impl Deliverer {
         if !looked || look_up {
             self.unsettled.lock().expect("unsettled lock").insert(tenant_id.clone());
         }
+        self.metrics.tenant(&tenant_id).looking_up(false);
         // A lease is given back only when nothing is left to look up: else it runs out, and
         // whoever takes it next looks up first.
         if !held.lost.load(std::sync::atomic::Ordering::Relaxed)

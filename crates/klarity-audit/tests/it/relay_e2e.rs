@@ -628,8 +628,12 @@ async fn crash_and_restart(failing: usize, lookup_delay: Duration, visibility_de
     let started = std::time::Instant::now();
     let task = tokio::spawn(deliverer.run(delivering.clone()));
     let db = dir.path().join("lake").join(audit_lake::store::DB_FILE);
+    // Operators see the wait (the console, /metrics), while nothing is sent.
+    let looking = || state.metrics.tenant("crashy").looking_up_since();
+    eventually("the tenant shows it is looking up", || looking().is_some()).await;
     eventually("all 250 events are settled", || spool.pending("crashy", 0, 1).unwrap().is_empty()).await;
     let waited = started.elapsed();
+    assert_eq!(looking(), None, "the look-up is over");
     delivering.cancel();
     task.await.unwrap();
 

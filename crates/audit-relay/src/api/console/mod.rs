@@ -414,6 +414,11 @@ async fn tenants_page(
                             td {
                                 span class=(class) { (text) }
                                 @if let Some(reason) = reason { span.reason { (reason) } }
+                                @if let Some(since) = state.metrics.tenant(&t.id).looking_up_since() {
+                                    span.reason.looking-up {
+                                        "Looking up, for " (age(now - since)) ", what may already be stored before sending it again"
+                                    }
+                                }
                                 @if let Some((at, error)) = state.metrics.tenant(&t.id).last_error() {
                                     span.reason.last-error { "Last error " (age(now - at)) " ago: " (error) }
                                 }
