@@ -52,7 +52,8 @@ pub enum TrailError {
     },
     /// The query failed, or took too long.
     Query(String),
-    /// A call got no answer from the customer's store (network, timeout): it may work later.
+    /// A call the customer's store did not take for now (no answer, throttling, a 5xx): it may
+    /// work later.
     Unreachable(String),
 }
 
@@ -62,15 +63,9 @@ impl TrailError {
         matches!(self, TrailError::Refused { code, .. } if code == "AccessDeniedException" || code == "AccessDenied")
     }
 
-    /// Whether the call may work if tried again later (no answer, or throttled).
+    /// Whether the call may work if tried again later (no answer, throttled, a 5xx).
     pub fn for_now(&self) -> bool {
-        match self {
-            TrailError::Unreachable(_) => true,
-            TrailError::Refused { code, .. } => {
-                crate::delivery::retry::classify_call(Some(code), Some(400)) == crate::delivery::retry::Class::Retry
-            }
-            TrailError::NoStore { .. } | TrailError::Credentials(_) | TrailError::Query(_) => false,
-        }
+        matches!(self, TrailError::Unreachable(_))
     }
 }
 
@@ -326,18 +321,21 @@ pub(crate) async fn store_behind(client: &aws_sdk_cloudtrail::Client, channel_ar
         .ok_or_else(|| TrailError::Query("the channel delivers to no event data store".into()))
 }
 
-/// A refused call, with its code and message.
+/// A failed call, with its code and message: refused, or (no answer, throttled, a 5xx) not taken
+/// for now, as delivery classifies a call ([`crate::delivery::retry::classify_call`]).
 fn refused<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
     call: &'static str,
     err: &aws_sdk_cloudtrail::error::SdkError<E>,
 ) -> TrailError {
-    match err.as_service_error() {
-        Some(service) => TrailError::Refused {
-            call,
-            code: service.code().unwrap_or("Error").to_owned(),
-            message: service.message().map_or_else(|| service.to_string(), str::to_owned),
-        },
-        None => TrailError::Unreachable(format!("{call} failed: {}", crate::delivery::credentials::chain(err))),
+    use crate::delivery::retry::{Class, classify_call};
+    let Some(service) = err.as_service_error() else {
+        return TrailError::Unreachable(format!("{call} failed: {}", crate::delivery::credentials::chain(err)));
+    };
+    let code = service.code().unwrap_or("Error").to_owned();
+    let message = service.message().map_or_else(|| service.to_string(), str::to_owned);
+    match classify_call(Some(&code), err.raw_response().map(|r| r.status().as_u16())) {
+        Class::Retry => TrailError::Unreachable(format!("{call} failed for now: {message} ({code})")),
+        _ => TrailError::Refused { call, code, message },
     }
 }
 
